@@ -1,0 +1,206 @@
+# localcap — top-level GNU Makefile.
+#
+#   make                build every binary into build/bin/
+#   make deps           install Debian build/test packages, build mbedTLS 3.6 once
+#   make check          build and run every test (unit + integration)
+#   make SANITIZE=1 …   the same with ASan + UBSan (objects rebuilt when flags change)
+#   make fuzz           build and run the libFuzzer harnesses for FUZZ_SECONDS each
+#   make demo           the README's first command
+#   make install DESTDIR= PREFIX=/usr/local
+#
+# Layout: common/ (shared by every process) and proto/ (generated with protoc-c
+# into build/gen/) form libcommon.a.  Each daemon directory D/ holds D.c (main)
+# and its modules, which form libD.a so that unit tests can link them.
+
+BUILD   := build
+BIN     := $(BUILD)/bin
+OBJ     := $(BUILD)/obj
+GEN     := $(BUILD)/gen
+TESTBIN := $(BUILD)/test
+PREFIX  ?= /usr/local
+DESTDIR ?=
+FUZZ_SECONDS ?= 30
+
+CC      ?= cc
+
+# mbedTLS 3.6 built by scripts/build-mbedtls.sh when the system lacks it.
+# (make 4.3's $(shell) does not see exported variables: pass the path inline.)
+MBEDTLS_PREFIX := $(CURDIR)/$(BUILD)/deps/mbedtls
+PKG_CONFIG := PKG_CONFIG_PATH=$(MBEDTLS_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) pkg-config
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+# --- flags -----------------------------------------------------------------
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
+	-Wstrict-prototypes -Wcast-qual -Wpointer-arith -Wformat=2 \
+	-Wundef -Wvla -Wnull-dereference -Wimplicit-fallthrough
+
+CPPFLAGS += -D_GNU_SOURCE -DLOCALCAP_VERSION='"$(VERSION)"' \
+	-I. -Icommon -I$(GEN) -MMD -MP
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 $(WARNINGS) -fPIE -fstack-protector-strong \
+	-fno-strict-aliasing
+LDFLAGS  += -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+
+ifeq ($(SANITIZE),1)
+CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+else
+CPPFLAGS += -D_FORTIFY_SOURCE=2
+endif
+
+# Every library comes through pkg-config.  mbedTLS is linked statically.
+COMMON_PKGS := libprotobuf-c
+COMMON_LIBS  = $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS)) -lev
+MBEDTLS_LIBS = -Wl,-Bstatic $(shell $(PKG_CONFIG) --libs-only-l --static mbedtls mbedx509 mbedcrypto) -Wl,-Bdynamic \
+	$(shell $(PKG_CONFIG) --libs-only-L mbedtls)
+CPPFLAGS    += $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) mbedtls 2>/dev/null)
+CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
+
+redirectord_LIBS =
+netstackd_LIBS   =
+proxyd_LIBS      = $(MBEDTLS_LIBS)
+localcapctl_LIBS =
+
+# --- sources -----------------------------------------------------------------
+
+PROTOS      := $(wildcard proto/*.proto)
+GEN_SRC     := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+GEN_HDR     := $(GEN_SRC:.c=.h)
+COMMON_SRC  := $(wildcard common/*.c)
+DAEMONS     := redirectord netstackd proxyd
+
+define daemon_vars
+$(1)_MAIN    := $(1)/$(1).c
+$(1)_LIBSRC  := $$(filter-out $(1)/$(1).c,$$(wildcard $(1)/*.c))
+$(1)_LIB     := $(BUILD)/lib/lib$(1).a
+endef
+$(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
+
+CTL_SRC     := $(wildcard ctl/*.c)
+UNIT_SRC    := $(wildcard test/unit/test_*.c)
+UNIT_BINS   := $(patsubst test/unit/%.c,$(TESTBIN)/%,$(UNIT_SRC))
+TEST_HELPER_SRC := $(wildcard test/unit/helpers/*.c)
+
+obj = $(patsubst %.c,$(OBJ)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
+
+COMMON_LIB  := $(BUILD)/lib/libcommon.a
+DAEMON_LIBS := $(foreach d,$(DAEMONS),$($(d)_LIB))
+BINARIES    := $(addprefix $(BIN)/,$(DAEMONS) localcapctl)
+
+# --- rules -----------------------------------------------------------------
+
+.SECONDARY:
+.DELETE_ON_ERROR:
+.PHONY: all deps check unit-tests test-bins fuzz demo install clean distclean bench
+.DEFAULT_GOAL := all
+
+all: $(BINARIES)
+
+deps:
+	./scripts/deps.sh
+
+# Rebuild everything when the compiler flags change (e.g. SANITIZE=1 after a
+# plain build): objects depend on this file, rewritten only on change.
+FLAGS_STAMP := $(BUILD)/flags.stamp
+FLAGS_NOW   := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_NOW)' ]; then echo '$(FLAGS_NOW)' >$@; fi
+FORCE:
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(@D)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+# Generated code is protoc-c's, not ours: it gets the warnings it was written for.
+$(OBJ)/gen/%.o: $(GEN)/%.c $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(filter-out -Wcast-qual -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
+
+$(OBJ)/%.o: %.c $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(COMMON_LIB): $(call obj,$(COMMON_SRC) $(GEN_SRC))
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+define daemon_rules
+$$($(1)_LIB): $$(call obj,$$($(1)_LIBSRC))
+	@mkdir -p $$(@D)
+	rm -f $$@ && ar rcs $$@ $$^ $(BUILD)/lib/empty.o
+
+$(BIN)/$(1): $$(call obj,$$($(1)_MAIN)) $$($(1)_LIB) $(COMMON_LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$($(1)_LIBS) $$(COMMON_LIBS)
+endef
+$(foreach d,$(DAEMONS),$(eval $(call daemon_rules,$(d))))
+
+# An archive needs at least one member even before a daemon has modules.
+$(BUILD)/lib/empty.o: $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	echo 'typedef int localcap_empty_unit;' | $(CC) $(CFLAGS) -x c -c - -o $@
+$(DAEMON_LIBS): $(BUILD)/lib/empty.o
+
+$(BIN)/localcapctl: $(call obj,$(CTL_SRC)) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(localcapctl_LIBS) $(COMMON_LIBS)
+
+# Unit tests link every module library, so they need every daemon's libraries.
+ALL_DAEMON_LIBS = $(foreach d,$(DAEMONS) localcapctl,$($(d)_LIBS))
+
+$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
+
+test-bins: $(BINARIES) $(UNIT_BINS)
+
+check: test-bins
+	BUILD=$(BUILD) SANITIZE=$(SANITIZE) ./test/run-tests.sh
+
+# --- fuzzing (clang + libFuzzer) ------------------------------------------------
+FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC))
+FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
+
+$(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_SRC) $(GEN_HDR)
+	@mkdir -p $(@D)
+	clang $(filter-out -MMD -MP,$(CPPFLAGS)) $(FUZZ_CFLAGS) -o $@ $< \
+		$(FUZZ_LIB_SRC) $(GEN_SRC) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) ./test/run-fuzz.sh
+
+# --- the main job ---------------------------------------------------------------
+demo: all
+	./scripts/demo.sh
+
+bench: all
+	@if [ -x ./test/bench/run.sh ]; then ./test/bench/run.sh; \
+	else echo "bench: no benchmarks yet"; fi
+
+# --- install ------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/libexec/localcap $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(addprefix $(BIN)/,$(DAEMONS)) $(DESTDIR)$(PREFIX)/libexec/localcap/
+	install -m 0755 $(BIN)/localcapctl $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/localcap
+	install -m 0644 README.md docs/architecture.md docs/localcap.conf.example \
+		$(DESTDIR)$(PREFIX)/share/doc/localcap/
+
+clean:
+	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz $(FLAGS_STAMP)
+
+# Also forgets the locally built mbedTLS.
+distclean:
+	rm -rf $(BUILD)
+
+# eBPF programs and their skeletons (clang -target bpf, bpftool gen skeleton).
+-include ebpf/ebpf.mk
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

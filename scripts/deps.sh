@@ -1,0 +1,47 @@
+#!/bin/sh
+# Install what localcap needs to build and test on Debian bookworm, then make
+# sure an mbedTLS >= 3.6 is available (building it once from Debian's own
+# trixie source package when the system has none).  Idempotent: run it as often
+# as you like; it is what `make deps`, the README and .ci/run call.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+# Build: compilers, generators, libraries.  Tests: cmocka and the real peers
+# the integration tests talk to.  Each is a stock bookworm package.
+PACKAGES="
+  build-essential pkg-config cmake python3 dpkg-dev xz-utils bzip2
+  clang llvm libclang-rt-14-dev
+  libev-dev libprotobuf-c-dev protobuf-c-compiler
+  libbpf-dev bpftool linux-libc-dev
+  libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev
+  libcmocka-dev
+  iproute2 procps psmisc curl openssl
+"
+
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: installing packages needs root (try: sudo make deps)" >&2
+		exit 1
+	fi
+}
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	need_root
+	echo "deps: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing
+else
+	echo "deps: all Debian packages present"
+fi
+
+exec "$top/scripts/build-mbedtls.sh"
