@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel side of localcap's capture decision (CO-RE; loaded by
+ * redirectord/bpf.c through the generated capture.skel.h).
+ *
+ *   cgroup/sock_create     decide whether a new TCP/UDP socket is captured
+ *                          (daemon exclusion, then the ordered spec); if so
+ *                          bind it to the TUN and remember its owner by
+ *                          socket cookie.
+ *   cgroup/connect4|6      a captured socket connecting to loopback or one of
+ *                          the host's own addresses is unbound again: replies
+ *                          to such packets could never come back through the
+ *                          TUN, so the connect would hang.
+ *   cgroup_skb/egress      for captured sockets, join the cookie to the flow
+ *                          key of the packets netstackd will see on the TUN.
+ *
+ * Every program returns 1 (allow): a capture decision never makes socket(),
+ * connect() or a send fail.  GPL because bpf_probe_read_kernel (the leader's
+ * comm) is GPL-only.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "capture.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define SOL_SOCKET_		1
+#define SO_BINDTOIFINDEX_	62
+#define IPPROTO_TCP_		6
+#define IPPROTO_UDP_		17
+#define ETH_P_IP_		0x0800
+#define ETH_P_IPV6_		0x86DD
+
+/* Single element, key 0; NO_PREALLOC so an update is an RCU swap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct lc_config);
+} lc_config SEC(".maps");
+
+/* Two halves of LC_MAX_RULES; lc_config.rules_half names the live one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * LC_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct lc_rule);
+} lc_rules SEC(".maps");
+
+/* The daemons: never captured, whatever the spec. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LC_MAX_EXCLUDED);
+	__type(key, __u64);
+	__type(value, __u8);
+} lc_excl_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LC_MAX_EXCLUDED);
+	__type(key, __u32);
+	__type(value, __u8);
+} lc_excl_uids SEC(".maps");
+
+/* The host's own addresses in the TUN's namespace (filled by the loader). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LC_MAX_LOCAL_ADDRS);
+	__type(key, struct lc_addr_key);
+	__type(value, __u8);
+} lc_local_addrs SEC(".maps");
+
+/* Captured socket cookie -> owner; outlives the process (short-lived ones). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LC_MAX_OWNERS);
+	__type(key, __u64);
+	__type(value, struct lc_owner);
+} lc_owners SEC(".maps");
+
+/* Flow key as seen on the TUN -> owner. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LC_MAX_OWNERS);
+	__type(key, struct lc_flow_key);
+	__type(value, struct lc_owner);
+} lc_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LC_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lc_counters SEC(".maps");
+
+/* The facts about the creating task that rules are matched against. */
+struct proc_facts {
+	__u32	tgid;
+	__u32	uid;
+	__u32	gid;
+	__u32	ncgroups;
+	__u64	cgroups[LC_MAX_CGROUP_DEPTH];	/* own cgroup and ancestors */
+	char	comm[LC_COMM_LEN];
+};
+
+static __always_inline void
+count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&lc_counters, &idx);
+
+	if (v)
+		*v += 1;	/* per-CPU: no atomics needed */
+}
+
+/*
+ * comm is per thread and a thread may rename itself (prctl PR_SET_NAME):
+ * the thread-group leader's name is the program's name.
+ */
+static __always_inline int
+read_leader_comm(char comm[LC_COMM_LEN])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader;
+
+	leader = BPF_CORE_READ(task, group_leader);
+	if (!leader)
+		return -1;
+	if (bpf_probe_read_kernel_str(comm, LC_COMM_LEN, &leader->comm) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Ancestor levels are absolute (0 = the hierarchy's root), so walk up from
+ * the root until the id runs out instead of computing a rule's level in
+ * user space (which a cgroup namespace would get wrong).
+ */
+static __always_inline void
+read_cgroups(struct proc_facts *p)
+{
+	__u32 n = 0;
+	int level;
+
+	for (level = 0; level < LC_MAX_CGROUP_DEPTH; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (id == 0)
+			break;
+		p->cgroups[level] = id;
+		n++;
+	}
+	p->ncgroups = n;
+	/* Deeper than LC_MAX_CGROUP_DEPTH: the own cgroup is still known. */
+	if (n == LC_MAX_CGROUP_DEPTH)
+		p->cgroups[LC_MAX_CGROUP_DEPTH - 1] = bpf_get_current_cgroup_id();
+}
+
+static __always_inline int
+in_cgroup(const struct proc_facts *p, __u64 id)
+{
+	int i;
+
+	for (i = 0; i < LC_MAX_CGROUP_DEPTH; i++) {
+		if ((__u32)i >= p->ncgroups)
+			break;
+		if (p->cgroups[i] == id)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int
+is_daemon(const struct proc_facts *p)
+{
+	int i;
+
+	if (bpf_map_lookup_elem(&lc_excl_uids, &p->uid))
+		return 1;
+	for (i = 0; i < LC_MAX_CGROUP_DEPTH; i++) {
+		if ((__u32)i >= p->ncgroups)
+			break;
+		if (bpf_map_lookup_elem(&lc_excl_cgroups, &p->cgroups[i]))
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int
+comm_equal(const char *a, const char *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+static __always_inline int
+rule_matches(const struct lc_rule *r, const struct proc_facts *p)
+{
+	switch (r->kind) {
+	case LC_RULE_PID:
+		return r->id == p->tgid;
+	case LC_RULE_UID:
+		return r->id == p->uid;
+	case LC_RULE_COMM:
+		return comm_equal(r->comm, p->comm);
+	case LC_RULE_CGROUP:
+		return in_cgroup(p, r->cgroup_id);
+	default:
+		return 0;
+	}
+}
+
+/* mitmproxy's ordered semantics: include ORs a match in, exclude ANDs it out. */
+static __always_inline int
+spec_captures(const struct lc_config *cfg, const struct proc_facts *p)
+{
+	int capture = cfg->default_capture != 0;
+	__u32 base = cfg->rules_half ? LC_MAX_RULES : 0;
+	__u32 i;
+
+	for (i = 0; i < LC_MAX_RULES; i++) {
+		__u32 key = base + i;
+		const struct lc_rule *r;
+		int m;
+
+		if (i >= cfg->nrules)
+			break;
+		r = bpf_map_lookup_elem(&lc_rules, &key);
+		if (!r)
+			break;
+		m = rule_matches(r, p);
+		if (r->exclude)
+			capture = capture && !m;
+		else
+			capture = capture || m;
+	}
+	return capture;
+}
+
+SEC("cgroup/sock_create")
+int lc_sock_create(struct bpf_sock *sk)
+{
+	struct proc_facts p = {};
+	struct lc_owner owner = {};
+	const struct lc_config *cfg;
+	__u32 key = 0;
+	__u64 v;
+
+	count(LC_CNT_SOCK_SEEN);
+	if (sk->protocol != IPPROTO_TCP_ && sk->protocol != IPPROTO_UDP_)
+		return 1;
+	cfg = bpf_map_lookup_elem(&lc_config, &key);
+	if (!cfg || cfg->tun_ifindex == 0)
+		return 1;
+	/* The ifindex means another device (or none) in another netns. */
+	if (bpf_get_netns_cookie(sk) != cfg->tun_netns_cookie) {
+		count(LC_CNT_SOCK_OTHER_NETNS);
+		return 1;
+	}
+
+	v = bpf_get_current_pid_tgid();
+	p.tgid = v >> 32;
+	v = bpf_get_current_uid_gid();
+	p.uid = (__u32)v;
+	p.gid = v >> 32;
+	read_cgroups(&p);
+	if (is_daemon(&p)) {
+		count(LC_CNT_SOCK_DAEMON);
+		return 1;
+	}
+	if (!cfg->enabled) {
+		count(LC_CNT_SOCK_PAUSED);
+		return 1;
+	}
+	if (read_leader_comm(p.comm) < 0) {
+		/* Leave comm empty: no name rule matches an empty name. */
+		__builtin_memset(p.comm, 0, sizeof(p.comm));
+		count(LC_CNT_COMM_READ_FAILED);
+	}
+	if (!spec_captures(cfg, &p))
+		return 1;
+
+	sk->bound_dev_if = cfg->tun_ifindex;
+	count(LC_CNT_SOCK_CAPTURED);
+
+	owner.tgid = p.tgid;
+	owner.uid = p.uid;
+	owner.gid = p.gid;
+	owner.cgroup_id = bpf_get_current_cgroup_id();
+	owner.cookie = bpf_get_socket_cookie(sk);
+	__builtin_memcpy(owner.comm, p.comm, sizeof(owner.comm));
+	if (bpf_map_update_elem(&lc_owners, &owner.cookie, &owner, BPF_ANY) == 0)
+		count(LC_CNT_OWNER_RECORDED);
+	return 1;
+}
+
+static __always_inline int
+is_local(__u32 family, const __u8 *addr)
+{
+	struct lc_addr_key k = {};
+
+	k.family = family;
+	if (family == 4)
+		__builtin_memcpy(k.addr, addr, 4);
+	else
+		__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&lc_local_addrs, &k) != NULL;
+}
+
+static __always_inline void
+unbind(struct bpf_sock_addr *ctx)
+{
+	int zero = 0;
+
+	bpf_setsockopt(ctx, SOL_SOCKET_, SO_BINDTOIFINDEX_, &zero, sizeof(zero));
+	count(LC_CNT_CONNECT_LOCAL);
+}
+
+static __always_inline int
+bound_to_tun(struct bpf_sock_addr *ctx)
+{
+	const struct lc_config *cfg;
+	struct bpf_sock *sk;
+	__u32 key = 0;
+
+	cfg = bpf_map_lookup_elem(&lc_config, &key);
+	if (!cfg || cfg->tun_ifindex == 0)
+		return 0;
+	sk = ctx->sk;
+	if (!sk)
+		return 0;
+	return sk->bound_dev_if == cfg->tun_ifindex;
+}
+
+static __always_inline int
+v4_is_local(__u32 ip /* network order */)
+{
+	__u32 h = bpf_ntohl(ip);
+
+	/* 127/8 and 0.0.0.0 (which Linux connects to loopback). */
+	if ((h >> 24) == 127 || h == 0)
+		return 1;
+	return is_local(4, (const __u8 *)&ip);
+}
+
+SEC("cgroup/connect4")
+int lc_connect4(struct bpf_sock_addr *ctx)
+{
+	if (!bound_to_tun(ctx))
+		return 1;
+	if (v4_is_local(ctx->user_ip4))
+		unbind(ctx);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int lc_connect6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4];
+
+	if (!bound_to_tun(ctx))
+		return 1;
+	a[0] = ctx->user_ip6[0];
+	a[1] = ctx->user_ip6[1];
+	a[2] = ctx->user_ip6[2];
+	a[3] = ctx->user_ip6[3];
+	/* ::, ::1 */
+	if (a[0] == 0 && a[1] == 0 && a[2] == 0 &&
+	    (a[3] == 0 || a[3] == bpf_htonl(1))) {
+		unbind(ctx);
+		return 1;
+	}
+	/* ::ffff:a.b.c.d on a dual-stack socket */
+	if (a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff)) {
+		if (v4_is_local(a[3]))
+			unbind(ctx);
+		return 1;
+	}
+	if (is_local(6, (const __u8 *)a))
+		unbind(ctx);
+	return 1;
+}
+
+/*
+ * Runs for every egress packet of every socket in the cgroup, so the common
+ * case (not a captured socket) is one hash lookup by cookie.  TCP: the SYN
+ * names the flow (and replaces whatever an earlier socket left under the
+ * same key); UDP: each datagram may go elsewhere, so look before writing.
+ */
+SEC("cgroup_skb/egress")
+int lc_egress(struct __sk_buff *skb)
+{
+	struct lc_flow_key k = {};
+	struct lc_owner *owner, *prev;
+	__u64 cookie;
+	__u32 l4off;
+	__u8 tcpflags;
+
+	cookie = bpf_get_socket_cookie(skb);
+	if (cookie == 0)
+		return 1;
+	owner = bpf_map_lookup_elem(&lc_owners, &cookie);
+	if (!owner)
+		return 1;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP_)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
+			return 1;
+		if (ip.ihl < 5 || (ip.frag_off & bpf_htons(0x1fff)))
+			return 1;	/* not a first fragment: no ports */
+		k.family = 4;
+		k.proto = ip.protocol;
+		__builtin_memcpy(k.saddr, &ip.saddr, 4);
+		__builtin_memcpy(k.daddr, &ip.daddr, 4);
+		l4off = ip.ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
+			return 1;
+		k.family = 6;
+		k.proto = ip6.nexthdr;	/* extension headers: not joined */
+		__builtin_memcpy(k.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(k.daddr, &ip6.daddr, 16);
+		l4off = sizeof(ip6);
+	} else {
+		return 1;
+	}
+	if (k.proto != IPPROTO_TCP_ && k.proto != IPPROTO_UDP_)
+		return 1;
+	if (bpf_skb_load_bytes(skb, l4off, &k.sport, 4) < 0)
+		return 1;	/* sport and dport are adjacent */
+
+	if (k.proto == IPPROTO_TCP_) {
+		/* flags byte: offset 13; SYN without ACK opens the flow */
+		if (bpf_skb_load_bytes(skb, l4off + 13, &tcpflags, 1) < 0)
+			return 1;
+		if ((tcpflags & 0x12) != 0x02)
+			return 1;
+	} else {
+		prev = bpf_map_lookup_elem(&lc_flows, &k);
+		if (prev && prev->cookie == cookie)
+			return 1;
+	}
+	if (bpf_map_update_elem(&lc_flows, &k, owner, BPF_ANY) == 0)
+		count(LC_CNT_FLOW_RECORDED);
+	return 1;
+}

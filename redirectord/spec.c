@@ -1,0 +1,653 @@
+/*
+ * Intercept spec parser and reference evaluator (see spec.h for the
+ * language, docs/capture.md for the decisions behind it).
+ *
+ * The parser turns untrusted text from the control socket into at most
+ * LC_MAX_RULES struct lc_rule for the BPF rules map.  Every refusal names
+ * the item (1-based) and its byte offset.  Names are resolved here, once:
+ * user:NAME via getpwnam_r, cgroup:PATH and unit:NAME to cgroup ids.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include "redirectord/spec.h"
+
+#define UNIT_SEARCH_MAX_DEPTH	8
+#define UNIT_SEARCH_MAX_DIRS	20000
+
+struct parse_ctx {
+	const char			*text;
+	const struct rd_spec_resolver	*res;
+	struct rd_spec_error		*err;
+	char				 root[PATH_MAX];
+};
+
+static int spec_fail(struct parse_ctx *, size_t, size_t, size_t,
+	    const char *, ...) __attribute__((format(printf, 5, 6)));
+
+/* Always returns -1, so callers can `return spec_fail(...)`. */
+static int
+spec_fail(struct parse_ctx *c, size_t item, size_t off, size_t len,
+    const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+
+	if (c->err == NULL)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	c->err->item = item;
+	c->err->offset = off;
+	if (item == 0)
+		snprintf(c->err->msg, sizeof(c->err->msg), "intercept spec: %s",
+		    what);
+	else
+		snprintf(c->err->msg, sizeof(c->err->msg),
+		    "intercept spec item %zu at offset %zu ('%.*s'): %s", item,
+		    off, (int)(len > 60 ? 60 : len), c->text + off, what);
+	return -1;
+}
+
+/* ASCII whitespace only: the C locale's isspace. */
+static int
+is_ws(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
+	    ch == '\v' || ch == '\f';
+}
+
+static int
+all_digits(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* Decimal digits to a value <= max; -1 on overflow. */
+static int
+parse_u32(const char *s, size_t n, uint32_t max, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > max)
+			return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int
+has_prefix(const char *s, size_t n, const char *prefix)
+{
+	size_t pn = strlen(prefix);
+
+	return n >= pn && memcmp(s, prefix, pn) == 0;
+}
+
+static int
+system_user_uid(const char *name, uint32_t *uid)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	int rc;
+
+	rc = getpwnam_r(name, &pw, buf, sizeof(buf), &found);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	if (found == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	*uid = (uint32_t)pw.pw_uid;
+	return 0;
+}
+
+static int
+resolve_cgroup_id(struct parse_ctx *c, const char *abs, uint64_t *id)
+{
+	if (c->res != NULL && c->res->cgroup_id != NULL)
+		return c->res->cgroup_id(abs, id, c->res->arg);
+	return rd_cgroup_id(abs, id);
+}
+
+static const char *
+cgroup_root(struct parse_ctx *c)
+{
+	if (c->root[0] == '\0') {
+		if (c->res != NULL && c->res->cgroup_root != NULL)
+			snprintf(c->root, sizeof(c->root), "%s",
+			    c->res->cgroup_root);
+		else if (rd_cgroup2_root(c->root, sizeof(c->root)) < 0)
+			c->root[0] = '\0';
+	}
+	return c->root[0] != '\0' ? c->root : NULL;
+}
+
+/* "/a/b" with no empty, "." or ".." components (no escaping the root). */
+static int
+cgroup_path_ok(const char *p)
+{
+	const char *s = p;
+
+	if (*s != '/')
+		return 0;
+	while (*s != '\0') {
+		const char *e;
+		size_t n;
+
+		while (*s == '/')
+			s++;
+		if (*s == '\0')
+			break;
+		e = strchr(s, '/');
+		n = e != NULL ? (size_t)(e - s) : strlen(s);
+		if ((n == 1 && s[0] == '.') ||
+		    (n == 2 && s[0] == '.' && s[1] == '.'))
+			return 0;
+		s += n;
+	}
+	return 1;
+}
+
+/*
+ * Breadth-first search under the root for a directory called `name`, for
+ * units outside system.slice (user@1000.service, session scopes, ...).
+ * Bounded in depth and directories visited.  Returns the number of matches
+ * (0, 1 or 2: two means ambiguous) and the first one's path.
+ */
+static int
+find_unit_dir(const char *root, const char *name, char *found, size_t flen)
+{
+	char (*queue)[PATH_MAX];
+	int *depth;
+	size_t head = 0, tail = 0, cap = 256;
+	int matches = 0;
+
+	queue = malloc(cap * sizeof(*queue));
+	depth = malloc(cap * sizeof(*depth));
+	if (queue == NULL || depth == NULL) {
+		free(queue);
+		free(depth);
+		return -1;
+	}
+	snprintf(queue[tail], PATH_MAX, "%s", root);
+	depth[tail++] = 0;
+	while (head < tail && head < UNIT_SEARCH_MAX_DIRS && matches < 2) {
+		size_t cur = head++;
+		DIR *d = opendir(queue[cur]);
+		struct dirent *de;
+
+		if (d == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL && matches < 2) {
+			char path[PATH_MAX];
+			struct stat st;
+			int n;
+
+			if (de->d_name[0] == '.')
+				continue;
+			n = snprintf(path, sizeof(path), "%s/%s", queue[cur],
+			    de->d_name);
+			if (n < 0 || (size_t)n >= sizeof(path))
+				continue;
+			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+				continue;
+			if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+				continue;
+			if (strcmp(de->d_name, name) == 0) {
+				if (matches++ == 0)
+					snprintf(found, flen, "%s", path);
+				continue;	/* a unit's children are not units */
+			}
+			if (depth[cur] + 1 >= UNIT_SEARCH_MAX_DEPTH)
+				continue;
+			if (tail == cap) {
+				size_t ncap = cap * 2;
+				void *nq, *nd;
+
+				if (ncap > UNIT_SEARCH_MAX_DIRS)
+					continue;
+				nq = realloc(queue, ncap * sizeof(*queue));
+				if (nq == NULL)
+					continue;
+				queue = nq;
+				nd = realloc(depth, ncap * sizeof(*depth));
+				if (nd == NULL)
+					continue;
+				depth = nd;
+				cap = ncap;
+			}
+			snprintf(queue[tail], PATH_MAX, "%s", path);
+			depth[tail++] = depth[cur] + 1;
+		}
+		closedir(d);
+	}
+	free(queue);
+	free(depth);
+	return matches;
+}
+
+static int
+unit_name_ok(const char *name)
+{
+	static const char *const suffixes[] = {
+		".service", ".scope", ".slice", ".socket",
+	};
+	size_t n = strlen(name), i;
+
+	if (n == 0 || name[0] == '.' || strchr(name, '/') != NULL)
+		return 0;
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t sn = strlen(suffixes[i]);
+
+		if (n > sn && strcmp(name + n - sn, suffixes[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+parse_pattern(struct parse_ctx *c, size_t item, size_t ioff, size_t ilen,
+    const char *pat, size_t plen, struct lc_rule *r, bool *truncated)
+{
+	char buf[PATH_MAX], path[PATH_MAX];
+	const char *root;
+	uint64_t cgid;
+	size_t n;
+
+	*truncated = false;
+	if (all_digits(pat, plen)) {
+		if (parse_u32(pat, plen, UINT32_MAX, &r->id) < 0)
+			return spec_fail(c, item, ioff, ilen,
+			    "pid out of range");
+		if (r->id == 0)
+			return spec_fail(c, item, ioff, ilen,
+			    "pid 0 is not a process");
+		r->kind = LC_RULE_PID;
+		return 0;
+	}
+	if (has_prefix(pat, plen, "uid:")) {
+		pat += 4;
+		plen -= 4;
+		if (!all_digits(pat, plen))
+			return spec_fail(c, item, ioff, ilen,
+			    "uid: expects a decimal number");
+		/* (uid_t)-1 means "no uid" to the kernel */
+		if (parse_u32(pat, plen, UINT32_MAX - 1, &r->id) < 0)
+			return spec_fail(c, item, ioff, ilen,
+			    "uid out of range");
+		r->kind = LC_RULE_UID;
+		return 0;
+	}
+	if (has_prefix(pat, plen, "user:")) {
+		pat += 5;
+		plen -= 5;
+		if (plen == 0 || plen >= 256)
+			return spec_fail(c, item, ioff, ilen,
+			    "user: expects a user name");
+		memcpy(buf, pat, plen);
+		buf[plen] = '\0';
+		if ((c->res != NULL && c->res->user_uid != NULL ?
+		    c->res->user_uid(buf, &r->id, c->res->arg) :
+		    system_user_uid(buf, &r->id)) < 0)
+			return spec_fail(c, item, ioff, ilen,
+			    "no such user '%s'%s%s", buf,
+			    errno == ENOENT ? "" : ": ",
+			    errno == ENOENT ? "" : strerror(errno));
+		r->kind = LC_RULE_UID;
+		return 0;
+	}
+	if (has_prefix(pat, plen, "cgroup:") || has_prefix(pat, plen, "unit:")) {
+		int is_unit = pat[0] == 'u';
+
+		n = is_unit ? 5 : 7;
+		pat += n;
+		plen -= n;
+		if (plen == 0 || plen >= sizeof(buf) - 64)
+			return spec_fail(c, item, ioff, ilen, "%s",
+			    is_unit ? "unit: expects a unit name" :
+			    "cgroup: expects a path");
+		memcpy(buf, pat, plen);
+		buf[plen] = '\0';
+		if (is_unit && !unit_name_ok(buf))
+			return spec_fail(c, item, ioff, ilen,
+			    "unit: expects NAME.service, .scope, .slice or "
+			    ".socket, without '/'");
+		if (!is_unit && !cgroup_path_ok(buf))
+			return spec_fail(c, item, ioff, ilen,
+			    "cgroup: expects an absolute path as in "
+			    "/proc/PID/cgroup, without '.' or '..'");
+		if ((root = cgroup_root(c)) == NULL)
+			return spec_fail(c, item, ioff, ilen,
+			    "no cgroup v2 hierarchy mounted");
+		if (is_unit) {
+			int m;
+
+			snprintf(path, sizeof(path), "%s/system.slice/%s",
+			    root, buf);
+			if (resolve_cgroup_id(c, path, &cgid) == 0)
+				goto resolved;
+			m = find_unit_dir(root, buf, path, sizeof(path));
+			if (m == 0 || m < 0)
+				return spec_fail(c, item, ioff, ilen,
+				    "unit %s has no cgroup under %s "
+				    "(not running?)", buf, root);
+			if (m > 1)
+				return spec_fail(c, item, ioff, ilen,
+				    "unit %s is ambiguous: more than one "
+				    "cgroup of that name; use cgroup:PATH",
+				    buf);
+		} else {
+			snprintf(path, sizeof(path), "%s%s", root, buf);
+		}
+		if (resolve_cgroup_id(c, path, &cgid) < 0)
+			return spec_fail(c, item, ioff, ilen,
+			    "cannot use cgroup %s: %s", path, strerror(errno));
+resolved:
+		r->kind = LC_RULE_CGROUP;
+		r->cgroup_id = cgid;
+		return 0;
+	}
+
+	/* A process name, compared with the leader's comm: the kernel keeps
+	 * only the first 15 bytes of a program's name, so do we. */
+	n = plen;
+	if (n > LC_COMM_LEN - 1) {
+		n = LC_COMM_LEN - 1;
+		*truncated = true;
+	}
+	memcpy(r->comm, pat, n);
+	r->kind = LC_RULE_COMM;
+	return 0;
+}
+
+int
+rd_spec_parse(const char *text, const struct rd_spec_resolver *res,
+    struct rd_spec *out, struct rd_spec_error *err)
+{
+	struct parse_ctx c;
+	size_t len, start, end, pos, items, item;
+
+	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
+	c.text = text != NULL ? text : "";
+	c.res = res;
+	c.err = err;
+	if (err != NULL)
+		memset(err, 0, sizeof(*err));
+
+	len = strnlen(c.text, RD_SPEC_MAX_TEXT + 1);
+	if (len > RD_SPEC_MAX_TEXT)
+		return spec_fail(&c, 0, 0, 0, "longer than %d bytes",
+		    RD_SPEC_MAX_TEXT);
+	start = 0;
+	end = len;
+	while (start < end && is_ws(c.text[start]))
+		start++;
+	while (end > start && is_ws(c.text[end - 1]))
+		end--;
+	if (start == end)
+		return 0;	/* capture nothing */
+
+	/* Count first, so that an oversized spec is refused as a whole. */
+	items = 1;
+	for (pos = start; pos < end; pos++)
+		if (c.text[pos] == ',')
+			items++;
+	if (items > LC_MAX_RULES) {
+		size_t k = 0;
+
+		for (pos = start; pos < end && k < LC_MAX_RULES; pos++)
+			if (c.text[pos] == ',')
+				k++;
+		return spec_fail(&c, 0, pos, 0,
+		    "%zu rules, but at most %d fit in the BPF rules map "
+		    "(rule %d starts at offset %zu)", items, LC_MAX_RULES,
+		    LC_MAX_RULES + 1, pos);
+	}
+
+	pos = start;
+	for (item = 1; item <= items; item++) {
+		const char *comma = memchr(c.text + pos, ',', end - pos);
+		size_t iend = comma != NULL ? (size_t)(comma - c.text) : end;
+		size_t s = pos, e = iend, ps;
+		struct lc_rule *r = &out->rules[out->nrules];
+		bool truncated;
+
+		while (s < e && is_ws(c.text[s]))
+			s++;
+		while (e > s && is_ws(c.text[e - 1]))
+			e--;
+		if (s == e)
+			return spec_fail(&c, item, pos, 0, "empty item");
+		ps = s;
+		if (c.text[s] == '!') {
+			r->exclude = 1;
+			ps++;
+			while (ps < e && is_ws(c.text[ps]))
+				ps++;
+			if (ps == e)
+				return spec_fail(&c, item, s, e - s,
+				    "nothing after '!'");
+		}
+		if (memchr(c.text + ps, '\0', e - ps) != NULL)
+			return spec_fail(&c, item, s, e - s, "NUL byte");
+		if (parse_pattern(&c, item, s, e - s, c.text + ps, e - ps, r,
+		    &truncated) < 0) {
+			memset(out, 0, sizeof(*out));
+			return -1;
+		}
+		out->src_offset[out->nrules] = (uint32_t)s;
+		out->src_len[out->nrules] = (uint32_t)(e - s);
+		out->name_truncated[out->nrules] = truncated;
+		out->nrules++;
+		pos = iend + 1;
+	}
+	out->default_capture = out->rules[0].exclude != 0;
+	return 0;
+}
+
+static bool
+rule_matches(const struct lc_rule *r, const struct rd_proc *p)
+{
+	size_t i;
+
+	switch (r->kind) {
+	case LC_RULE_PID:
+		return r->id == p->tgid;
+	case LC_RULE_UID:
+		return r->id == p->uid;
+	case LC_RULE_COMM:
+		/* Both NUL-padded to 16 bytes, as in the BPF program. */
+		return memcmp(r->comm, p->comm, LC_COMM_LEN) == 0;
+	case LC_RULE_CGROUP:
+		for (i = 0; i < p->ncgroups && i < LC_MAX_CGROUP_DEPTH; i++)
+			if (p->cgroups[i] == r->cgroup_id)
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+bool
+rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p)
+{
+	bool capture = spec->default_capture;
+	size_t i;
+
+	for (i = 0; i < spec->nrules; i++) {
+		bool m = rule_matches(&spec->rules[i], p);
+
+		if (spec->rules[i].exclude)
+			capture = capture && !m;
+		else
+			capture = capture || m;
+	}
+	return capture;
+}
+
+void
+rd_spec_format(const struct rd_spec *spec, char *buf, size_t len)
+{
+	size_t i, used = 0;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < spec->nrules && used < len; i++) {
+		const struct lc_rule *r = &spec->rules[i];
+		const char *sep = i > 0 ? "," : "";
+		const char *bang = r->exclude ? "!" : "";
+		int n;
+
+		switch (r->kind) {
+		case LC_RULE_PID:
+			n = snprintf(buf + used, len - used, "%s%s%u", sep,
+			    bang, r->id);
+			break;
+		case LC_RULE_UID:
+			n = snprintf(buf + used, len - used, "%s%suid:%u", sep,
+			    bang, r->id);
+			break;
+		case LC_RULE_CGROUP:
+			n = snprintf(buf + used, len - used,
+			    "%s%scgroup-id:%llu", sep, bang,
+			    (unsigned long long)r->cgroup_id);
+			break;
+		default:
+			n = snprintf(buf + used, len - used, "%s%s%.*s", sep,
+			    bang, LC_COMM_LEN, r->comm);
+			break;
+		}
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void
+unescape_mountinfo(char *s)
+{
+	char *w = s;
+
+	while (*s != '\0') {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+			    (s[3] - '0'));
+			s += 4;
+		} else
+			*w++ = *s++;
+	}
+	*w = '\0';
+}
+
+int
+rd_cgroup2_root(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	int found = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *save = NULL, *tok, *root = NULL, *mnt = NULL, *sep;
+		int field = 0;
+
+		/* Fields after " - " are: fstype source options. */
+		sep = strstr(line, " - ");
+		if (sep == NULL || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+			continue;
+		*sep = '\0';
+		for (tok = strtok_r(line, " ", &save); tok != NULL;
+		    tok = strtok_r(NULL, " ", &save), field++) {
+			if (field == 3)
+				root = tok;
+			else if (field == 4)
+				mnt = tok;
+		}
+		if (root == NULL || mnt == NULL)
+			continue;
+		unescape_mountinfo(mnt);
+		if (strlen(mnt) >= len)
+			continue;
+		/* Prefer a mount of the hierarchy's root over a bind of a
+		 * subtree. */
+		if (!found || strcmp(root, "/") == 0) {
+			snprintf(buf, len, "%s", mnt);
+			found = strcmp(root, "/") == 0 ? 2 : 1;
+			if (found == 2)
+				break;
+		}
+	}
+	fclose(f);
+	if (!found) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+int
+rd_cgroup_id(const char *path, uint64_t *id)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char bytes[sizeof(uint64_t)];
+	} h;
+	struct statfs sfs;
+	struct stat st;
+	int mount_id;
+
+	if (statfs(path, &sfs) < 0)
+		return -1;
+	if (sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		errno = EMEDIUMTYPE;
+		return -1;
+	}
+	if (stat(path, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	/* The kernfs file handle of a cgroup is its 64-bit id (this is how
+	 * libbpf's get_cgroup_id finds it). */
+	memset(&h, 0, sizeof(h));
+	h.fh.handle_bytes = sizeof(uint64_t);
+	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0) == 0 &&
+	    h.fh.handle_bytes == sizeof(uint64_t)) {
+		memcpy(id, h.fh.f_handle, sizeof(*id));
+		return 0;
+	}
+	*id = (uint64_t)st.st_ino;
+	return 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * Intercept specs: which processes' sockets are captured.
+ *
+ * Syntax and ordered semantics follow mitmproxy's local mode
+ * (mitmproxy_rs intercept_conf.rs): a comma-separated list of actions, each
+ * trimmed of whitespace; `!X` excludes X, otherwise X is included; a
+ * pattern of only digits is a pid, anything else a process name.  The
+ * result starts as "capture" if the first action is an exclusion and
+ * "don't" otherwise, then every action in order ORs in (include) or ANDs
+ * out (exclude) its match.  An empty spec captures nothing.
+ *
+ * Extensions: `uid:N`, `user:NAME`, `cgroup:PATH` (as in /proc/PID/cgroup,
+ * matching the cgroup and everything below it), `unit:NAME.service` (the
+ * unit's cgroup).  Names and cgroups are resolved at parse time into the
+ * fixed-size rules the BPF program evaluates (struct lc_rule); a spec that
+ * does not fit is refused, never truncated.  docs/capture.md has details.
+ */
+#ifndef LOCALCAP_REDIRECTORD_SPEC_H
+#define LOCALCAP_REDIRECTORD_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "ebpf/capture.h"
+
+/* Longest spec text accepted (it arrives over the control socket). */
+#define RD_SPEC_MAX_TEXT	8192
+
+struct rd_spec {
+	size_t		nrules;
+	bool		default_capture;	/* first action is an exclusion */
+	struct lc_rule	rules[LC_MAX_RULES];
+	/* Where each rule came from in the text, and whether its process
+	 * name was longer than a comm and so compared on 15 bytes. */
+	uint32_t	src_offset[LC_MAX_RULES];
+	uint32_t	src_len[LC_MAX_RULES];
+	bool		name_truncated[LC_MAX_RULES];
+};
+
+struct rd_spec_error {
+	size_t	offset;		/* byte offset of the bad item in the text */
+	size_t	item;		/* 1-based item number; 0: the spec as a whole */
+	char	msg[320];	/* complete message, naming item and offset */
+};
+
+/*
+ * How names become ids.  Any member may be NULL/0 for the system default:
+ * getpwnam_r for users; the cgroup v2 mount found in /proc/self/mountinfo;
+ * rd_cgroup_id() for directory -> cgroup id.  Tests inject their own.
+ */
+struct rd_spec_resolver {
+	const char *cgroup_root;
+	int	(*user_uid)(const char *name, uint32_t *uid, void *arg);
+	int	(*cgroup_id)(const char *abs_path, uint64_t *id, void *arg);
+	void	*arg;
+};
+
+/* Returns 0, or -1 with *err filled (err may be NULL). */
+int	rd_spec_parse(const char *text, const struct rd_spec_resolver *res,
+	    struct rd_spec *out, struct rd_spec_error *err);
+
+/* What a rule is matched against: the facts the BPF program reads. */
+struct rd_proc {
+	uint32_t	tgid;
+	uint32_t	uid;
+	char		comm[LC_COMM_LEN];	/* thread-group leader's */
+	const uint64_t	*cgroups;		/* own cgroup and ancestors */
+	size_t		ncgroups;
+};
+
+/* The reference evaluator; ebpf/capture.bpf.c implements the same. */
+bool	rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p);
+
+/* A canonical one-line rendering (for status / list spec). */
+void	rd_spec_format(const struct rd_spec *spec, char *buf, size_t len);
+
+/* The cgroup v2 mount point, from /proc/self/mountinfo. */
+int	rd_cgroup2_root(char *buf, size_t len);
+/* The cgroup id of a cgroup v2 directory (what bpf_get_current_cgroup_id
+ * returns for tasks in it). */
+int	rd_cgroup_id(const char *path, uint64_t *id);
+
+#endif
