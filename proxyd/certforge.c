@@ -313,7 +313,8 @@ forge(struct certforge *cf, const struct certname *want, const mbedtls_x509_crt 
 	/* The name the client asked for goes first: it must survive any cap. */
 	(void)san_add(set, want);
 	cn = *want;
-	not_after = now + (int64_t)cf->days * 86400;
+	/* Lifetime counts from notBefore, as browsers count it (≤ 398 days). */
+	not_after = now - CERTFORGE_BACKDATE + (int64_t)cf->days * 86400;
 	if (up != NULL) {
 		int64_t up_after = x509u_time_to_epoch(&up->valid_to);
 
