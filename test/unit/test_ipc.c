@@ -1,0 +1,992 @@
+/*
+ * Unit tests for the framing library (common/ipc.c): round trips, the
+ * handshake and its refusals, partial I/O, every malformed-frame shape, fd
+ * passing, peer death, back-pressure, listeners and connectors.
+ *
+ * Each test runs its own libev loop over a socketpair.  One end is an
+ * ipc_peer under test; the other is either another ipc_peer or a raw fd the
+ * test writes bytes to by hand, so malformed input can be anything.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "control.pb-c.h"
+#include "data.pb-c.h"
+
+struct rec {
+	struct ipc_peer	*peer;
+	int		 ready;
+	int		 closed;
+	char		 reason[256];
+	int		 nmsg;
+	Lc__MsgType	 last_type;
+	size_t		 last_npackets;
+	uint8_t		 last_packet[64];
+	size_t		 last_packet_len;
+	int		 keep_fd;	/* take fds[0] from the next message */
+	int		 kept_fd;
+	int		 drained;
+	int		 pause_after_first;
+};
+
+static void
+rec_ready(struct ipc_peer *p)
+{
+	struct rec *r = ipc_user(p);
+
+	r->ready++;
+}
+
+static void
+rec_message(struct ipc_peer *p, Lc__MsgType type, const ProtobufCMessage *msg,
+    int *fds, size_t nfds)
+{
+	struct rec *r = ipc_user(p);
+
+	r->nmsg++;
+	r->last_type = type;
+	if (type == LC__MSG_TYPE__MSG_PACKET_BATCH) {
+		const Lc__PacketBatch *b = (const Lc__PacketBatch *)(const void *)msg;
+
+		r->last_npackets = b->n_packets;
+		if (b->n_packets > 0 && b->packets[0].len <= sizeof(r->last_packet)) {
+			memcpy(r->last_packet, b->packets[0].data, b->packets[0].len);
+			r->last_packet_len = b->packets[0].len;
+		}
+	}
+	if (r->keep_fd && nfds > 0) {
+		r->kept_fd = fds[0];
+		fds[0] = -1;
+	}
+	if (r->pause_after_first)
+		ipc_pause_read(p);
+}
+
+static void
+rec_close(struct ipc_peer *p, const char *reason)
+{
+	struct rec *r = ipc_user(p);
+
+	r->closed++;
+	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	r->peer = NULL;
+}
+
+static void
+rec_drain(struct ipc_peer *p)
+{
+	struct rec *r = ipc_user(p);
+
+	r->drained++;
+}
+
+static const struct ipc_callbacks rec_cb = {
+	.on_ready = rec_ready,
+	.on_message = rec_message,
+	.on_close = rec_close,
+	.on_drain = rec_drain,
+};
+
+struct fixture {
+	struct ev_loop	*loop;
+	struct rec	 server;	/* accepting side, data channel */
+	struct rec	 client;
+	int		 raw;		/* the other end, when raw */
+	char		 dir[64];
+};
+
+static struct ipc_peer_config
+server_cfg(struct rec *r)
+{
+	struct ipc_peer_config cfg = {
+		.channel = IPC_CHAN_DATA,
+		.self_role = LC__ROLE__ROLE_REDIRECTORD,
+		.accept_roles = 1u << LC__ROLE__ROLE_NETSTACKD,
+		.cb = &rec_cb,
+		.user = r,
+		.name = "test-server",
+	};
+	return cfg;
+}
+
+static struct ipc_peer_config
+client_cfg(struct rec *r)
+{
+	struct ipc_peer_config cfg = {
+		.channel = IPC_CHAN_DATA,
+		.self_role = LC__ROLE__ROLE_NETSTACKD,
+		.accept_roles = 1u << LC__ROLE__ROLE_REDIRECTORD,
+		.cb = &rec_cb,
+		.user = r,
+		.name = "test-client",
+	};
+	return cfg;
+}
+
+/* Turn the loop until *flag becomes true, or fail after 2 s. */
+static void
+run_until(struct ev_loop *loop, const int *flag)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!*flag) {
+		ev_run(loop, EVRUN_NOWAIT);
+		if (*flag)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000 > 2000)
+			fail_msg("condition not reached within 2 s");
+		usleep(1000);
+	}
+}
+
+static void
+spin(struct ev_loop *loop, int rounds)
+{
+	while (rounds-- > 0) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(500);
+	}
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	log_init("test_ipc", 1, LOG_LEVEL_WARN - 1);	/* quiet */
+	f->loop = ev_loop_new(EVFLAG_AUTO);
+	f->raw = -1;
+	f->client.kept_fd = -1;
+	f->server.kept_fd = -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f->server.peer)
+		ipc_close(f->server.peer, "teardown");
+	if (f->client.peer)
+		ipc_close(f->client.peer, "teardown");
+	if (f->raw >= 0)
+		close(f->raw);
+	if (f->client.kept_fd >= 0)
+		close(f->client.kept_fd);
+	if (f->server.kept_fd >= 0)
+		close(f->server.kept_fd);
+	ev_loop_destroy(f->loop);
+	free(f);
+	return 0;
+}
+
+/* Server peer on one end of a socketpair, raw fd on the other. */
+static void
+make_raw_pair(struct fixture *f)
+{
+	int sv[2];
+	struct ipc_peer_config cfg = server_cfg(&f->server);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	f->server.peer = ipc_peer_new(f->loop, sv[0], 0, &cfg);
+	assert_non_null(f->server.peer);
+	f->raw = sv[1];
+}
+
+/* Two real peers, handshaken. */
+static void
+make_peer_pair(struct fixture *f)
+{
+	int sv[2];
+	struct ipc_peer_config scfg = server_cfg(&f->server);
+	struct ipc_peer_config ccfg = client_cfg(&f->client);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	f->server.peer = ipc_peer_new(f->loop, sv[0], 0, &scfg);
+	f->client.peer = ipc_peer_new(f->loop, sv[1], 1, &ccfg);
+	run_until(f->loop, &f->client.ready);
+	run_until(f->loop, &f->server.ready);
+}
+
+/* Encode one frame by hand: header fields as given, payload = msg. */
+static size_t
+frame(uint8_t *buf, size_t cap, unsigned type, uint8_t nfds, uint8_t reserved,
+    const ProtobufCMessage *msg)
+{
+	size_t plen = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+
+	assert_true(IPC_HDR_LEN + plen <= cap);
+	buf[0] = (uint8_t)(plen >> 24);
+	buf[1] = (uint8_t)(plen >> 16);
+	buf[2] = (uint8_t)(plen >> 8);
+	buf[3] = (uint8_t)plen;
+	buf[4] = (uint8_t)(type >> 8);
+	buf[5] = (uint8_t)type;
+	buf[6] = nfds;
+	buf[7] = reserved;
+	if (msg)
+		protobuf_c_message_pack(msg, buf + IPC_HDR_LEN);
+	return IPC_HDR_LEN + plen;
+}
+
+static size_t
+hello_frame(uint8_t *buf, size_t cap, uint32_t version, Lc__Role role)
+{
+	Lc__Hello hello;
+
+	lc__hello__init(&hello);
+	hello.protocol_version = version;
+	hello.role = role;
+	hello.software_version = (char *)(uintptr_t)"test";
+	return frame(buf, cap, LC__MSG_TYPE__MSG_HELLO, 0, 0, &hello.base);
+}
+
+static size_t
+batch_frame(uint8_t *buf, size_t cap, const char *packet)
+{
+	Lc__PacketBatch b;
+	ProtobufCBinaryData pk = { strlen(packet), (uint8_t *)(uintptr_t)packet };
+
+	lc__packet_batch__init(&b);
+	b.n_packets = 1;
+	b.packets = &pk;
+	return frame(buf, cap, LC__MSG_TYPE__MSG_PACKET_BATCH, 0, 0, &b.base);
+}
+
+static void
+raw_write(int fd, const void *buf, size_t len)
+{
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+}
+
+/* Read one whole frame from the raw end; returns its type, payload in buf. */
+static unsigned
+raw_read_frame(struct fixture *f, uint8_t *buf, size_t cap, size_t *plen)
+{
+	size_t got = 0, want = IPC_HDR_LEN;
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	fcntl(f->raw, F_SETFL, O_NONBLOCK);
+	while (got < want) {
+		ssize_t n = read(f->raw, buf + got, want - got);
+
+		if (n > 0) {
+			got += (size_t)n;
+			if (got == IPC_HDR_LEN) {
+				want = IPC_HDR_LEN + ((size_t)buf[0] << 24 |
+				    (size_t)buf[1] << 16 | (size_t)buf[2] << 8 | buf[3]);
+				assert_true(want <= cap);
+			}
+			continue;
+		}
+		assert_true(n == -1 && errno == EAGAIN);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		assert_true(now.tv_sec - start.tv_sec < 3);
+		usleep(500);
+	}
+	*plen = want - IPC_HDR_LEN;
+	return (unsigned)buf[4] << 8 | buf[5];
+}
+
+/* Handshake a raw client against the server peer. */
+static void
+raw_handshake(struct fixture *f)
+{
+	uint8_t buf[256];
+	size_t len, plen;
+
+	len = hello_frame(buf, sizeof(buf), LC__PROTOCOL__PROTOCOL_VERSION,
+	    LC__ROLE__ROLE_NETSTACKD);
+	raw_write(f->raw, buf, len);
+	assert_int_equal(raw_read_frame(f, buf, sizeof(buf), &plen),
+	    LC__MSG_TYPE__MSG_HELLO_REPLY);
+	run_until(f->loop, &f->server.ready);
+}
+
+/* --- tests --------------------------------------------------------------- */
+
+static void
+handshake_then_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	Lc__PacketBatch b;
+	ProtobufCBinaryData pk[3] = {
+		{ 3, (uint8_t *)(uintptr_t)"one" },
+		{ 3, (uint8_t *)(uintptr_t)"two" },
+		{ 5, (uint8_t *)(uintptr_t)"three" },
+	};
+
+	make_peer_pair(f);
+	assert_int_equal(ipc_peer_role(f->server.peer), LC__ROLE__ROLE_NETSTACKD);
+	assert_int_equal(ipc_peer_role(f->client.peer), LC__ROLE__ROLE_REDIRECTORD);
+	assert_int_equal(ipc_cred(f->server.peer)->pid, getpid());
+
+	lc__packet_batch__init(&b);
+	b.n_packets = 3;
+	b.packets = pk;
+	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    &b.base, NULL, 0), 0);
+	run_until(f->loop, &f->server.nmsg);
+	assert_int_equal(f->server.last_type, LC__MSG_TYPE__MSG_PACKET_BATCH);
+	assert_int_equal(f->server.last_npackets, 3);
+	assert_memory_equal(f->server.last_packet, "one", 3);
+
+	/* And back the other way. */
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    &b.base, NULL, 0), 0);
+	run_until(f->loop, &f->client.nmsg);
+	assert_int_equal(f->client.last_npackets, 3);
+	assert_int_equal(f->server.closed + f->client.closed, 0);
+}
+
+static void
+frames_split_one_byte_at_a_time(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[512];
+	size_t len, i, plen;
+
+	make_raw_pair(f);
+	len = hello_frame(buf, sizeof(buf), LC__PROTOCOL__PROTOCOL_VERSION,
+	    LC__ROLE__ROLE_NETSTACKD);
+	for (i = 0; i < len; i++) {
+		raw_write(f->raw, buf + i, 1);
+		spin(f->loop, 2);
+		assert_int_equal(f->server.ready, i + 1 == len);
+	}
+	assert_int_equal(raw_read_frame(f, buf, sizeof(buf), &plen),
+	    LC__MSG_TYPE__MSG_HELLO_REPLY);
+
+	len = batch_frame(buf, sizeof(buf), "split-me-anywhere");
+	for (i = 0; i < len; i++) {
+		raw_write(f->raw, buf + i, 1);
+		spin(f->loop, 2);
+		assert_int_equal(f->server.nmsg, i + 1 == len);
+	}
+	assert_int_equal(f->server.last_packet_len, strlen("split-me-anywhere"));
+	assert_memory_equal(f->server.last_packet, "split-me-anywhere", 17);
+	assert_int_equal(f->server.closed, 0);
+}
+
+static void
+several_frames_in_one_write(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[1024];
+	size_t len = 0;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	len += batch_frame(buf + len, sizeof(buf) - len, "a");
+	len += batch_frame(buf + len, sizeof(buf) - len, "b");
+	len += batch_frame(buf + len, sizeof(buf) - len, "c");
+	raw_write(f->raw, buf, len);
+	spin(f->loop, 20);
+	assert_int_equal(f->server.nmsg, 3);
+	assert_memory_equal(f->server.last_packet, "c", 1);
+}
+
+/* Send raw bytes after a handshake; expect the server to close with reason. */
+static void
+expect_close_after(struct fixture *f, const uint8_t *bytes, size_t len,
+    const char *reason_part)
+{
+	raw_write(f->raw, bytes, len);
+	run_until(f->loop, &f->server.closed);
+	if (strstr(f->server.reason, reason_part) == NULL)
+		fail_msg("close reason '%s' lacks '%s'", f->server.reason, reason_part);
+}
+
+static void
+oversized_length_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t hdr[IPC_HDR_LEN] = { 0, 0x10, 0, 1, 0, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    0, 0 };	/* 1 MiB + 1 */
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	/* Judged on the header alone: no payload needs to arrive. */
+	expect_close_after(f, hdr, sizeof(hdr), "exceeds");
+}
+
+static void
+maximum_length_is_accepted(void **state)
+{
+	struct fixture *f = *state;
+	Lc__PacketBatch b;
+	ProtobufCBinaryData pk;
+	size_t big = IPC_MAX_PAYLOAD - 16;
+
+	make_peer_pair(f);
+	pk.len = big;
+	pk.data = calloc(1, big);
+	lc__packet_batch__init(&b);
+	b.n_packets = 1;
+	b.packets = &pk;
+	assert_true(protobuf_c_message_get_packed_size(&b.base) <= IPC_MAX_PAYLOAD);
+	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    &b.base, NULL, 0), 0);
+	run_until(f->loop, &f->server.nmsg);
+	assert_int_equal(f->server.last_npackets, 1);
+
+	/* One byte over the limit is refused at the sender. */
+	pk.len = IPC_MAX_PAYLOAD;
+	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    &b.base, NULL, 0), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	free(pk.data);
+}
+
+static void
+undecodable_payload_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t bad[IPC_HDR_LEN + 4] = { 0, 0, 0, 4, 0, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    0, 0, 0x0a, 0xff, 0xff, 0xff };	/* field 1, length runs off */
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	expect_close_after(f, bad, sizeof(bad), "undecodable");
+}
+
+static void
+unknown_type_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t hdr[IPC_HDR_LEN] = { 0, 0, 0, 0, 0x7f, 0x7f, 0, 0 };
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	expect_close_after(f, hdr, sizeof(hdr), "unknown message type 32639");
+}
+
+static void
+reserved_byte_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[64];
+	size_t len;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	len = batch_frame(buf, sizeof(buf), "x");
+	buf[7] = 1;
+	expect_close_after(f, buf, len, "reserved");
+}
+
+static void
+type_not_permitted_on_channel_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	Lc__CtlRequest req;
+	uint8_t buf[64];
+	size_t len;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	lc__ctl_request__init(&req);
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_CTL_REQUEST, 0, 0, &req.base);
+	expect_close_after(f, buf, len, "not permitted");
+}
+
+static void
+message_before_hello_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[64];
+	size_t len;
+
+	make_raw_pair(f);
+	len = batch_frame(buf, sizeof(buf), "early");
+	expect_close_after(f, buf, len, "expected Hello");
+	assert_int_equal(f->server.nmsg, 0);
+}
+
+static void
+second_hello_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[64];
+	size_t len;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	len = hello_frame(buf, sizeof(buf), LC__PROTOCOL__PROTOCOL_VERSION,
+	    LC__ROLE__ROLE_NETSTACKD);
+	expect_close_after(f, buf, len, "after the handshake");
+}
+
+static void
+version_mismatch_is_refused_with_error(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[512];
+	size_t len, plen;
+	Lc__Error *err;
+
+	make_raw_pair(f);
+	len = hello_frame(buf, sizeof(buf), 99, LC__ROLE__ROLE_NETSTACKD);
+	raw_write(f->raw, buf, len);
+	assert_int_equal(raw_read_frame(f, buf, sizeof(buf), &plen),
+	    LC__MSG_TYPE__MSG_ERROR);
+	err = lc__error__unpack(NULL, plen, buf + IPC_HDR_LEN);
+	assert_non_null(err);
+	assert_int_equal(err->code, LC__ERROR_CODE__ERR_VERSION_MISMATCH);
+	assert_non_null(strstr(err->message, "version 99"));
+	lc__error__free_unpacked(err, NULL);
+	run_until(f->loop, &f->server.closed);
+	assert_int_equal(f->server.ready, 0);
+}
+
+static void
+wrong_role_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[512];
+	size_t len, plen;
+	Lc__Error *err;
+
+	make_raw_pair(f);
+	len = hello_frame(buf, sizeof(buf), LC__PROTOCOL__PROTOCOL_VERSION,
+	    LC__ROLE__ROLE_CTL);
+	raw_write(f->raw, buf, len);
+	assert_int_equal(raw_read_frame(f, buf, sizeof(buf), &plen),
+	    LC__MSG_TYPE__MSG_ERROR);
+	err = lc__error__unpack(NULL, plen, buf + IPC_HDR_LEN);
+	assert_non_null(err);
+	assert_int_equal(err->code, LC__ERROR_CODE__ERR_ROLE_REFUSED);
+	lc__error__free_unpacked(err, NULL);
+	run_until(f->loop, &f->server.closed);
+}
+
+static void
+connecting_side_reports_refusal(void **state)
+{
+	struct fixture *f = *state;
+	int sv[2];
+	struct ipc_peer_config scfg = server_cfg(&f->server);
+	struct ipc_peer_config ccfg = client_cfg(&f->client);
+
+	/* The client claims a role this server does not serve. */
+	ccfg.self_role = LC__ROLE__ROLE_PROXYD;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	f->server.peer = ipc_peer_new(f->loop, sv[0], 0, &scfg);
+	f->client.peer = ipc_peer_new(f->loop, sv[1], 1, &ccfg);
+	run_until(f->loop, &f->client.closed);
+	assert_non_null(strstr(f->client.reason, "refused by peer"));
+	assert_non_null(strstr(f->client.reason, "does not serve proxyd"));
+	assert_int_equal(f->client.ready, 0);
+}
+
+static void
+fd_passing_delivers_a_working_fd(void **state)
+{
+	struct fixture *f = *state;
+	Lc__TunHandover th;
+	int pfd[2];
+	char got[8] = { 0 };
+
+	make_peer_pair(f);
+	assert_int_equal(pipe(pfd), 0);
+	lc__tun_handover__init(&th);
+	th.ifname = (char *)(uintptr_t)"tun-test";
+	th.mtu = 1500;
+	/* Only the server may hand a TUN over... */
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_TUN_HANDOVER,
+	    &th.base, &pfd[1], 1), 0);
+	/* ...and the sender keeps its own copy, so closing it is fine. */
+	close(pfd[1]);
+	f->client.keep_fd = 1;
+	run_until(f->loop, &f->client.nmsg);
+	assert_int_equal(f->client.last_type, LC__MSG_TYPE__MSG_TUN_HANDOVER);
+	assert_true(f->client.kept_fd >= 0);
+	assert_int_equal(fcntl(f->client.kept_fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	assert_int_equal(write(f->client.kept_fd, "hi", 2), 2);
+	close(f->client.kept_fd);
+	f->client.kept_fd = -1;
+	assert_int_equal(read(pfd[0], got, sizeof(got)), 2);
+	assert_string_equal(got, "hi");
+	close(pfd[0]);
+}
+
+static void
+wrong_fd_count_on_send_is_einval(void **state)
+{
+	struct fixture *f = *state;
+	Lc__TunHandover th;
+	Lc__PacketBatch b;
+
+	make_peer_pair(f);
+	lc__tun_handover__init(&th);
+	lc__packet_batch__init(&b);
+	/* TunHandover must carry exactly one fd. */
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_TUN_HANDOVER,
+	    &th.base, NULL, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	/* A type with the wrong message body is refused too. */
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_TUN_HANDOVER,
+	    &b.base, NULL, 0), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+static void
+fd_claimed_but_missing_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	Lc__TunHandover th;
+	uint8_t buf[64];
+	size_t len;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	lc__tun_handover__init(&th);
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_TUN_HANDOVER, 1, 0, &th.base);
+	expect_close_after(f, buf, len, "did not arrive");
+}
+
+static void
+unclaimed_fd_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cmsg;
+	uint8_t buf[64];
+	struct iovec iov;
+	struct msghdr mh = { 0 };
+	struct cmsghdr *c;
+	int fd = open("/dev/null", O_RDONLY);
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	iov.iov_base = buf;
+	iov.iov_len = batch_frame(buf, sizeof(buf), "x");
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cmsg.buf;
+	mh.msg_controllen = sizeof(cmsg.buf);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	assert_true(sendmsg(f->raw, &mh, 0) > 0);
+	close(fd);
+	run_until(f->loop, &f->server.closed);
+	assert_non_null(strstr(f->server.reason, "no frame claims"));
+}
+
+static void
+peer_death_is_reported(void **state)
+{
+	struct fixture *f = *state;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	close(f->raw);
+	f->raw = -1;
+	run_until(f->loop, &f->server.closed);
+	assert_non_null(strstr(f->server.reason, "closed the connection"));
+}
+
+static void
+truncated_frame_is_reported(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[64];
+	size_t len;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	len = batch_frame(buf, sizeof(buf), "cut short");
+	raw_write(f->raw, buf, len - 3);
+	spin(f->loop, 5);
+	assert_int_equal(f->server.closed, 0);
+	close(f->raw);
+	f->raw = -1;
+	run_until(f->loop, &f->server.closed);
+	assert_non_null(strstr(f->server.reason, "middle of a frame"));
+	assert_int_equal(f->server.nmsg, 0);
+}
+
+static void
+output_queue_is_bounded_and_drains(void **state)
+{
+	struct fixture *f = *state;
+	Lc__PacketBatch b;
+	ProtobufCBinaryData pk;
+	uint8_t sink[65536];
+	int sent = 0, rc;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	pk.len = 60000;
+	pk.data = calloc(1, pk.len);
+	lc__packet_batch__init(&b);
+	b.n_packets = 1;
+	b.packets = &pk;
+	/* The raw end reads nothing: the kernel buffer, then our queue, fill up. */
+	while ((rc = ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    &b.base, NULL, 0)) == 0)
+		assert_true(++sent < 1000);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(ipc_outq_bytes(f->server.peer) <= IPC_DEFAULT_OUTQ_LIMIT);
+	assert_true(ipc_outq_bytes(f->server.peer) > IPC_DEFAULT_OUTQ_LIMIT / 2);
+	assert_int_equal(f->server.drained, 0);
+
+	/* The peer starts reading: the producer hears once it is half empty. */
+	fcntl(f->raw, F_SETFL, O_NONBLOCK);
+	while (!f->server.drained) {
+		while (read(f->raw, sink, sizeof(sink)) > 0)
+			;
+		ev_run(f->loop, EVRUN_NOWAIT);
+	}
+	assert_true(ipc_outq_bytes(f->server.peer) <= IPC_DEFAULT_OUTQ_LIMIT / 2);
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    &b.base, NULL, 0), 0);
+	free(pk.data);
+}
+
+static void
+paused_peer_keeps_frames_until_resumed(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[256];
+	size_t len = 0;
+
+	make_raw_pair(f);
+	raw_handshake(f);
+	f->server.pause_after_first = 1;
+	len += batch_frame(buf + len, sizeof(buf) - len, "1");
+	len += batch_frame(buf + len, sizeof(buf) - len, "2");
+	raw_write(f->raw, buf, len);
+	spin(f->loop, 10);
+	assert_int_equal(f->server.nmsg, 1);
+	f->server.pause_after_first = 0;
+	ipc_resume_read(f->server.peer);
+	spin(f->loop, 10);
+	assert_int_equal(f->server.nmsg, 2);
+	assert_memory_equal(f->server.last_packet, "2", 1);
+}
+
+static void
+send_before_handshake_is_enotconn(void **state)
+{
+	struct fixture *f = *state;
+	Lc__PacketBatch b;
+
+	make_raw_pair(f);
+	lc__packet_batch__init(&b);
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
+	    &b.base, NULL, 0), -1);
+	assert_int_equal(errno, ENOTCONN);
+}
+
+/* --- listeners and connectors ------------------------------------------- */
+
+static struct rec *accepted_rec;
+
+static void
+accept_into_rec(struct ipc_listener *l, struct ipc_peer *p)
+{
+	(void)l;
+	accepted_rec->peer = p;
+	ipc_set_user(p, accepted_rec);
+}
+
+static int
+refuse_everyone(const struct ipc_cred *cred, void *user)
+{
+	(void)cred;
+	(void)user;
+	return 0;
+}
+
+static void
+make_dir(struct fixture *f)
+{
+	snprintf(f->dir, sizeof(f->dir), "/tmp/lc-ipc-test.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+}
+
+static void
+listener_replaces_stale_socket_and_refuses_live_one(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_peer_config cfg = server_cfg(&f->server);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct ipc_listener *l, *l2;
+	char path[128], file[128];
+	int fd;
+
+	make_dir(f);
+	snprintf(path, sizeof(path), "%s/s.sock", f->dir);
+	/* A stale socket: bound, never listening, its owner gone. */
+	assert_true(strlen(path) < sizeof(sun.sun_path));
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(fd);
+	l = ipc_listen(f->loop, path, 0600, &cfg, NULL, NULL);
+	assert_non_null(l);
+	/* A live one is not taken over. */
+	l2 = ipc_listen(f->loop, path, 0600, &cfg, NULL, NULL);
+	assert_null(l2);
+	assert_int_equal(errno, EADDRINUSE);
+	ipc_listener_free(l);
+	assert_int_equal(access(path, F_OK), -1);	/* unlinked */
+
+	/* A file that is not a socket is never removed. */
+	snprintf(file, sizeof(file), "%s/plain", f->dir);
+	fd = open(file, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	assert_null(ipc_listen(f->loop, file, 0600, &cfg, NULL, NULL));
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(access(file, F_OK), 0);
+	unlink(file);
+	rmdir(f->dir);
+}
+
+static void
+listener_sets_socket_mode(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_peer_config cfg = server_cfg(&f->server);
+	struct ipc_listener *l;
+	struct stat st;
+	char path[128];
+
+	make_dir(f);
+	snprintf(path, sizeof(path), "%s/m.sock", f->dir);
+	l = ipc_listen(f->loop, path, 0660, &cfg, NULL, NULL);
+	assert_non_null(l);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0660);
+	ipc_listener_free(l);
+	rmdir(f->dir);
+}
+
+static void
+connector_waits_connects_and_reconnects(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_peer_config scfg = server_cfg(&f->server);
+	struct ipc_peer_config ccfg = client_cfg(&f->client);
+	struct ipc_connector *c;
+	struct ipc_listener *l;
+	char path[128];
+
+	make_dir(f);
+	snprintf(path, sizeof(path), "%s/c.sock", f->dir);
+	c = ipc_connector_new(f->loop, path, &ccfg);
+	assert_non_null(c);
+	spin(f->loop, 20);
+	assert_null(ipc_connector_peer(c));
+	assert_int_equal(f->client.ready, 0);
+
+	accepted_rec = &f->server;
+	l = ipc_listen(f->loop, path, 0600, &scfg, NULL, accept_into_rec);
+	assert_non_null(l);
+	run_until(f->loop, &f->client.ready);
+	assert_non_null(ipc_connector_peer(c));
+
+	/* The server side drops the connection: the connector comes back. */
+	ipc_close(f->server.peer, "test drops it");
+	run_until(f->loop, &f->client.closed);
+	assert_null(ipc_connector_peer(c));
+	f->server.ready = 0;
+	run_until(f->loop, &f->server.ready);
+	run_until(f->loop, &f->client.ready);	/* already 1; wait for the peer */
+	while (ipc_connector_peer(c) == NULL)
+		ev_run(f->loop, EVRUN_ONCE);
+	assert_int_equal(f->client.closed, 1);
+
+	ipc_connector_free(c);
+	f->client.peer = NULL;
+	ipc_listener_free(l);
+	rmdir(f->dir);
+}
+
+static void
+listener_authorize_refusal_reaches_client(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_peer_config scfg = server_cfg(&f->server);
+	struct ipc_peer_config ccfg = client_cfg(&f->client);
+	struct ipc_listener *l;
+	char path[128];
+	int fd;
+
+	make_dir(f);
+	snprintf(path, sizeof(path), "%s/a.sock", f->dir);
+	l = ipc_listen(f->loop, path, 0600, &scfg, refuse_everyone, NULL);
+	assert_non_null(l);
+	fd = ipc_connect_path(path);
+	assert_true(fd >= 0);
+	f->client.peer = ipc_peer_new(f->loop, fd, 1, &ccfg);
+	run_until(f->loop, &f->client.closed);
+	assert_non_null(strstr(f->client.reason, "may not use"));
+	ipc_listener_free(l);
+	rmdir(f->dir);
+}
+
+int
+main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(handshake_then_round_trip),
+		T(frames_split_one_byte_at_a_time),
+		T(several_frames_in_one_write),
+		T(oversized_length_closes_peer),
+		T(maximum_length_is_accepted),
+		T(undecodable_payload_closes_peer),
+		T(unknown_type_closes_peer),
+		T(reserved_byte_closes_peer),
+		T(type_not_permitted_on_channel_closes_peer),
+		T(message_before_hello_closes_peer),
+		T(second_hello_closes_peer),
+		T(version_mismatch_is_refused_with_error),
+		T(wrong_role_is_refused),
+		T(connecting_side_reports_refusal),
+		T(fd_passing_delivers_a_working_fd),
+		T(wrong_fd_count_on_send_is_einval),
+		T(fd_claimed_but_missing_closes_peer),
+		T(unclaimed_fd_closes_peer),
+		T(peer_death_is_reported),
+		T(truncated_frame_is_reported),
+		T(output_queue_is_bounded_and_drains),
+		T(paused_peer_keeps_frames_until_resumed),
+		T(send_before_handshake_is_enotconn),
+		T(listener_replaces_stale_socket_and_refuses_live_one),
+		T(listener_sets_socket_mode),
+		T(connector_waits_connects_and_reconnects),
+		T(listener_authorize_refusal_reaches_client),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
