@@ -887,6 +887,51 @@ cache_disabled_signs_every_time(void **state)
 	forged_cert_release(b);
 }
 
+/* --- a CA the user brings ------------------------------------------------ */
+
+static void
+user_supplied_rsa_ca_with_comma_in_name_signs_verifiable_leaves(void **state)
+{
+	char dir[128], cmd[1024], err[512], pem[160];
+	struct certforge_request req = { .sni = "user.example", .sni_len = 12 };
+	struct certforge *cf;
+	struct forged_cert *fc;
+	struct signer *s;
+	struct ca *ca;
+	const char *out;
+	int status;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/userca", g_dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	/* An RSA CA made by openssl, with a comma that needs escaping in its name. */
+	snprintf(cmd, sizeof(cmd), "cd '%s' && umask 077 && openssl req -x509 -newkey rsa:2048 "
+	    "-nodes -keyout k.pem -out c.pem -days 30 -subj '/C=DE/O=Acme, Inc./CN=Acme Root' "
+	    "-addext basicConstraints=critical,CA:TRUE "
+	    "-addext keyUsage=critical,keyCertSign,cRLSign 2>&1 && cat k.pem c.pem > %s",
+	    dir, CA_SECRET_FILE);
+	(void)run(cmd, &status);
+	assert_int_equal(status, 0);
+	if (ca_open(dir, CA_LOAD_ONLY, &ca, err, sizeof(err)) != 0)
+		fail_msg("ca_open: %s", err);
+	assert_non_null(s = signer_new(ca));
+	cf = certforge_new(s, ca_cert(ca), 4, 0, err, sizeof(err));
+	if (cf == NULL)
+		fail_msg("certforge_new: %s", err);
+	assert_int_equal(certforge_get(cf, &req, &fc, err, sizeof(err)), 0);
+	(void)leaf_pem_file(fc);
+	snprintf(pem, sizeof(pem), "%s/%s", dir, CA_EXPORT_PEM_FILE);
+	snprintf(cmd, sizeof(cmd), "openssl verify -x509_strict -purpose sslserver "
+	    "-verify_hostname user.example -CAfile '%s' '%s/leaf.pem' 2>&1", pem, g_dir);
+	out = run(cmd, &status);
+	if (status != 0)
+		fail_msg("openssl verify: %s", out);
+	forged_cert_release(fc);
+	certforge_free(cf);
+	signer_free(s);
+	ca_free(ca);
+}
+
 /* --- TLS handshake ------------------------------------------------------- */
 
 static int
@@ -1014,6 +1059,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(cache_without_sni_is_keyed_by_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(cache_evicts_least_recently_used, setup_tiny_cache, teardown),
 		cmocka_unit_test(cache_disabled_signs_every_time),
+		cmocka_unit_test(user_supplied_rsa_ca_with_comma_in_name_signs_verifiable_leaves),
 		cmocka_unit_test_setup_teardown(tls_handshake_with_forged_leaf_passes_s_client, setup, teardown),
 	};
 
