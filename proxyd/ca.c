@@ -11,6 +11,7 @@
  *
  * Key type: ECDSA P-256 (docs/proxyd-tls.md says why).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -414,6 +415,38 @@ wipe:
 	return rc;
 }
 
+/*
+ * A creation killed between writing its temporary key file and publishing
+ * it leaves a private key behind under ".localcap-ca.pem.<pid>.tmp".  Once
+ * a CA exists nobody is creating one, so such leftovers are removed.
+ */
+static void
+remove_stale_temporaries(int dfd, const char *dir)
+{
+	static const char prefix[] = "." CA_SECRET_FILE ".";
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	if ((fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) != 0 || len < 4 ||
+		    strcmp(de->d_name + len - 4, ".tmp") != 0)
+			continue;
+		if (unlinkat(dfd, de->d_name, 0) == 0)
+			log_warnx("%s/%s: removed a key file left by an interrupted "
+			    "CA creation", dir, de->d_name);
+	}
+	closedir(d);
+}
+
 static struct ca *
 ca_alloc(void)
 {
@@ -477,8 +510,11 @@ ca_open(const char *dir, enum ca_open_mode mode, struct ca **out, char *err, siz
 			}
 		}
 	}
-	if (!ca->created && load_secret(ca, dfd, dir, err, errlen) == -1)
-		goto fail;
+	if (!ca->created) {
+		if (load_secret(ca, dfd, dir, err, errlen) == -1)
+			goto fail;
+		remove_stale_temporaries(dfd, dir);
+	}
 	if (ensure_exports(ca, dfd, dir, err, errlen) == -1)
 		goto fail;
 	close(dfd);

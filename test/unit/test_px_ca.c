@@ -415,6 +415,24 @@ ca_exports_pem_and_der_match(void **state)
 	assert_int_equal(status, 0);
 }
 
+static void
+ca_removes_key_left_by_interrupted_creation(void **state)
+{
+	struct fixture *f = *state;
+	char stale[128], other[128];
+	struct stat st;
+
+	ca_free(open_ok(f));
+	path_in(f, "." CA_SECRET_FILE ".4242.tmp", stale, sizeof(stale));
+	path_in(f, "unrelated.tmp", other, sizeof(other));
+	spew(stale, "secret", 6, 0600);
+	spew(other, "keep", 4, 0600);
+	ca_free(open_ok(f));
+	assert_int_equal(stat(stale, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(stat(other, &st), 0);
+}
+
 int
 main(void)
 {
@@ -431,6 +449,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(ca_two_installs_have_distinct_subjects, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_extensions_as_openssl_sees_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_exports_pem_and_der_match, setup, teardown),
+		cmocka_unit_test_setup_teardown(ca_removes_key_left_by_interrupted_creation, setup, teardown),
 	};
 
 	log_init("test_px_ca", 1, LOG_LEVEL_WARN);
