@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -417,8 +418,9 @@ wipe:
 
 /*
  * A creation killed between writing its temporary key file and publishing
- * it leaves a private key behind under ".localcap-ca.pem.<pid>.tmp".  Once
- * a CA exists nobody is creating one, so such leftovers are removed.
+ * it leaves a private key behind under ".localcap-ca.pem.<pid>.tmp".  Such
+ * a file is removed once its creator is gone; one whose process is alive may
+ * belong to a creation racing with us (it will unlink it itself).
  */
 static void
 remove_stale_temporaries(int dfd, const char *dir)
@@ -437,9 +439,18 @@ remove_stale_temporaries(int dfd, const char *dir)
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 
+		char *end;
+		long pid;
+
 		if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) != 0 || len < 4 ||
 		    strcmp(de->d_name + len - 4, ".tmp") != 0)
 			continue;
+		errno = 0;
+		pid = strtol(de->d_name + sizeof(prefix) - 1, &end, 10);
+		if (errno != 0 || pid <= 0 || pid > INT_MAX || strcmp(end, ".tmp") != 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;	/* alive (or not ours to know): leave it */
 		if (unlinkat(dfd, de->d_name, 0) == 0)
 			log_warnx("%s/%s: removed a key file left by an interrupted "
 			    "CA creation", dir, de->d_name);

@@ -4,6 +4,7 @@
  * DER, and refused with a message naming the file when it looks wrong.
  * Certificate fields are checked both through mbedTLS and with openssl(1).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -419,11 +421,22 @@ static void
 ca_removes_key_left_by_interrupted_creation(void **state)
 {
 	struct fixture *f = *state;
-	char stale[128], other[128];
+	char stale[128], other[128], live[128], name[64];
 	struct stat st;
+	pid_t dead;
 
 	ca_free(open_ok(f));
-	path_in(f, "." CA_SECRET_FILE ".4242.tmp", stale, sizeof(stale));
+	/* A pid that no longer exists: a child we have reaped. */
+	fflush(NULL);
+	if ((dead = fork()) == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	snprintf(name, sizeof(name), "." CA_SECRET_FILE ".%ld.tmp", (long)dead);
+	path_in(f, name, stale, sizeof(stale));
+	/* Our own pid stands for a creation still running: left alone. */
+	snprintf(name, sizeof(name), "." CA_SECRET_FILE ".%ld.tmp", (long)getpid());
+	path_in(f, name, live, sizeof(live));
+	spew(live, "racing", 6, 0600);
 	path_in(f, "unrelated.tmp", other, sizeof(other));
 	spew(stale, "secret", 6, 0600);
 	spew(other, "keep", 4, 0600);
@@ -431,6 +444,68 @@ ca_removes_key_left_by_interrupted_creation(void **state)
 	assert_int_equal(stat(stale, &st), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(stat(other, &st), 0);
+	assert_int_equal(stat(live, &st), 0);
+}
+
+/* Several first starts at once must all end up with the same CA. */
+static void
+ca_concurrent_first_starts_share_one_ca(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 4 };
+	unsigned char first[2048], buf[2048];
+	struct dirent *de;
+	DIR *dir;
+	int entries = 0;
+	pid_t pids[N];
+	int pipes[N][2], i, status;
+	size_t firstlen = 0;
+	struct ca *ca;
+
+	fflush(NULL);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(pipe(pipes[i]), 0);
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			const unsigned char *der;
+			size_t len;
+
+			alarm(20);
+			if (ca_open(f->dir, CA_LOAD_OR_CREATE, &ca, f->err, sizeof(f->err)) != 0)
+				_exit(1);
+			der = ca_cert_der(ca, &len);
+			_exit(write(pipes[i][1], der, len) == (ssize_t)len ? 0 : 2);
+		}
+		close(pipes[i][1]);
+	}
+	for (i = 0; i < N; i++) {
+		ssize_t n = read(pipes[i][0], buf, sizeof(buf));
+
+		close(pipes[i][0]);
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		assert_true(n > 0);
+		if (i == 0) {
+			memcpy(first, buf, (size_t)n);
+			firstlen = (size_t)n;
+		} else {
+			assert_int_equal((size_t)n, firstlen);
+			assert_memory_equal(buf, first, firstlen);
+		}
+	}
+	ca = open_ok(f);
+	assert_false(ca_was_created(ca));
+	assert_memory_equal(ca_cert_der(ca, &firstlen), first, firstlen);
+	ca_free(ca);
+	/* Nothing but the CA and its two exports: no temporary survives. */
+	dir = opendir(f->dir);
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			entries++;
+	closedir(dir);
+	assert_int_equal(entries, 3);
 }
 
 int
@@ -450,6 +525,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(ca_extensions_as_openssl_sees_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_exports_pem_and_der_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_removes_key_left_by_interrupted_creation, setup, teardown),
+		cmocka_unit_test_setup_teardown(ca_concurrent_first_starts_share_one_ca, setup, teardown),
 	};
 
 	log_init("test_px_ca", 1, LOG_LEVEL_WARN);
