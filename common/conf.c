@@ -1,0 +1,247 @@
+/*
+ * Reader for localcap.conf (format in conf.h).  Strict on purpose: an unknown
+ * section or key, a value of the wrong shape, a duplicate key or a line that
+ * is not `key = value` is an error naming file and line, so a misspelt option
+ * never silently does nothing.
+ */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+#define CONF_MAX_LINE	1024
+#define CONF_MAX_ITEMS	256
+
+enum conf_type {
+	CONF_PATH,	/* absolute path */
+	CONF_LOG_LEVEL,
+};
+
+struct conf_key {
+	const char	*key;
+	enum conf_type	 type;
+	const char	*sections;	/* where it may appear, comma-framed */
+};
+
+/* The schema.  A key is listed once, with every section it may appear in. */
+static const struct conf_key conf_schema[] = {
+	{ "runtime_dir",	CONF_PATH,	",global,redirectord,netstackd,proxyd," },
+	{ "log_level",		CONF_LOG_LEVEL,	",global,redirectord,netstackd,proxyd," },
+	{ "state_dir",		CONF_PATH,	",proxyd," },
+};
+
+static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };
+
+struct conf_item {
+	char	*section;	/* "" for global */
+	char	*key;
+	char	*value;
+};
+
+struct conf {
+	struct conf_item items[CONF_MAX_ITEMS];
+	size_t		 n;
+};
+
+int
+conf_parse_log_level(const char *s)
+{
+	static const char *names[] = { "warn", "info", "debug", "trace" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static const struct conf_key *
+schema_lookup(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(conf_schema) / sizeof(conf_schema[0]); i++)
+		if (strcmp(conf_schema[i].key, key) == 0)
+			return &conf_schema[i];
+	return NULL;
+}
+
+static int
+section_allows(const struct conf_key *k, const char *section)
+{
+	char pattern[64];
+
+	snprintf(pattern, sizeof(pattern), ",%s,", section[0] ? section : "global");
+	return strstr(k->sections, pattern) != NULL;
+}
+
+static int
+known_section(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(conf_sections) / sizeof(conf_sections[0]); i++)
+		if (strcmp(s, conf_sections[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* NULL if the value fits its type, else what is wrong. */
+static const char *
+check_value(const struct conf_key *k, const char *v)
+{
+	switch (k->type) {
+	case CONF_PATH:
+		if (v[0] != '/')
+			return "must be an absolute path";
+		if (strlen(v) > 200)
+			return "path too long (at most 200 bytes)";
+		return NULL;
+	case CONF_LOG_LEVEL:
+		return conf_parse_log_level(v) < 0 ?
+		    "must be one of warn, info, debug, trace" : NULL;
+	}
+	return "unknown type";
+}
+
+void
+conf_free(struct conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->n; i++) {
+		free(c->items[i].section);
+		free(c->items[i].key);
+		free(c->items[i].value);
+	}
+	free(c);
+}
+
+const char *
+conf_get(const struct conf *c, const char *daemon, const char *key)
+{
+	const char *global = NULL;
+	size_t i;
+
+	if (c == NULL)
+		return NULL;
+	for (i = 0; i < c->n; i++) {
+		if (strcmp(c->items[i].key, key) != 0)
+			continue;
+		if (daemon && strcmp(c->items[i].section, daemon) == 0)
+			return c->items[i].value;
+		if (c->items[i].section[0] == '\0')
+			global = c->items[i].value;
+	}
+	return global;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	char line[CONF_MAX_LINE + 2], section[64] = "";
+	struct conf *c;
+	unsigned lineno = 0;
+	FILE *f;
+
+#define FAIL(...) do {							\
+		int n_ = snprintf(err, errlen, "%s:%u: ", path, lineno); \
+		if (n_ >= 0 && (size_t)n_ < errlen)			\
+			snprintf(err + n_, errlen - (size_t)n_, __VA_ARGS__); \
+		goto fail;						\
+	} while (0)
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(c);
+		return NULL;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const struct conf_key *k;
+		const char *why;
+		char *s, *eq, *key, *value;
+		size_t i;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f))
+			FAIL("line longer than %d bytes", CONF_MAX_LINE);
+		s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		if (*s == '[') {
+			char *end = strchr(s, ']');
+
+			if (end == NULL || end[1] != '\0')
+				FAIL("malformed section header, expected [name]");
+			*end = '\0';
+			s = trim(s + 1);
+			if (!known_section(s))
+				FAIL("unknown section [%s] (known: redirectord, "
+				    "netstackd, proxyd)", s);
+			snprintf(section, sizeof(section), "%s", s);
+			continue;
+		}
+		if ((eq = strchr(s, '=')) == NULL)
+			FAIL("expected 'key = value'");
+		*eq = '\0';
+		key = trim(s);
+		value = trim(eq + 1);
+		if (*key == '\0')
+			FAIL("missing key before '='");
+		if ((k = schema_lookup(key)) == NULL)
+			FAIL("unknown key '%s'", key);
+		if (!section_allows(k, section))
+			FAIL("key '%s' does not belong in %s%s%s", key,
+			    section[0] ? "[" : "the global section",
+			    section, section[0] ? "]" : "");
+		if (*value == '\0')
+			FAIL("missing value for '%s'", key);
+		if ((why = check_value(k, value)) != NULL)
+			FAIL("%s: %s", key, why);
+		for (i = 0; i < c->n; i++)
+			if (strcmp(c->items[i].key, key) == 0 &&
+			    strcmp(c->items[i].section, section) == 0)
+				FAIL("duplicate key '%s'", key);
+		if (c->n == CONF_MAX_ITEMS)
+			FAIL("too many settings (at most %d)", CONF_MAX_ITEMS);
+		c->items[c->n].section = strdup(section);
+		c->items[c->n].key = strdup(key);
+		c->items[c->n].value = strdup(value);
+		c->n++;
+		if (!c->items[c->n - 1].section || !c->items[c->n - 1].key ||
+		    !c->items[c->n - 1].value)
+			FAIL("out of memory");
+	}
+	if (ferror(f))
+		FAIL("read error: %s", strerror(errno));
+	fclose(f);
+	return c;
+fail:
+	fclose(f);
+	conf_free(c);
+	return NULL;
+#undef FAIL
+}

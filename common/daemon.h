@@ -1,0 +1,76 @@
+/*
+ * What every localcap daemon does the same way: common options, the config
+ * file, logging set-up, the runtime directory, a pid file, and the signals
+ * (SIGTERM/SIGINT: shutdown; SIGHUP: reload; SIGCHLD: reap).  Each daemon's
+ * main parses its own options, lets daemon_common_opt() take the shared ones,
+ * then calls daemon_start() and runs the libev loop.
+ */
+#ifndef LOCALCAP_DAEMON_H
+#define LOCALCAP_DAEMON_H
+
+#include <getopt.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "conf.h"
+
+#define DAEMON_DEFAULT_RUNTIME_DIR	"/run/localcap"
+
+/* Short options shared by every daemon, and their long forms. */
+#define DAEMON_SHORTOPTS	"c:r:fvhV"
+#define DAEMON_LONGOPTS							\
+	{ "config",		required_argument,	NULL, 'c' },	\
+	{ "runtime-dir",	required_argument,	NULL, 'r' },	\
+	{ "foreground",		no_argument,		NULL, 'f' },	\
+	{ "verbose",		no_argument,		NULL, 'v' },	\
+	{ "help",		no_argument,		NULL, 'h' },	\
+	{ "version",		no_argument,		NULL, 'V' }
+
+#define DAEMON_COMMON_HELP						\
+	"  -c, --config FILE       read localcap.conf FILE\n"		\
+	"  -r, --runtime-dir DIR   sockets and pid files (default "	\
+	    DAEMON_DEFAULT_RUNTIME_DIR ")\n"				\
+	"  -f, --foreground        stay in the foreground, log to stderr\n" \
+	"  -v, --verbose           more log detail (repeat for more)\n"	\
+	"  -h, --help              this text\n"				\
+	"  -V, --version           print the version and exit\n"
+
+struct daemon_hooks {
+	void	(*shutdown)(void *);		/* stop everything, then return */
+	void	(*reload)(void *, const struct conf *);	/* after a good SIGHUP read */
+	void	(*child_exited)(void *, pid_t, int status);
+	void	*arg;
+};
+
+struct daemon {
+	const char	*name;		/* "proxyd" */
+	const char	*config_path;	/* NULL: no config file */
+	const char	*runtime_dir_opt;
+	int		 foreground;
+	int		 verbose;
+	/* Set by daemon_start: */
+	char		 runtime_dir[256];
+	char		 pidfile[300];
+	int		 pidfd;		/* holds the single-instance lock */
+	struct conf	*conf;
+	struct ev_loop	*loop;
+	struct daemon_hooks hooks;
+	ev_signal	 sigterm, sigint, sighup, sigchld;
+	ev_tstamp	 started;
+};
+
+/* 1 if c was a common option (handled), 0 if not.  Exits for -h/-V/errors. */
+int	daemon_common_opt(struct daemon *, int c, const char *optarg,
+	    const char *usage, void (*print_version)(void));
+
+/* Read config, set up logging, runtime dir, pid file and signals; fatal on error. */
+void	daemon_start(struct daemon *, struct ev_loop *, const struct daemon_hooks *);
+
+/* Remove the pid file; called on the way out. */
+void	daemon_finish(struct daemon *);
+
+/* "<runtime_dir>/<name>" into buf; fatal if it does not fit. */
+void	daemon_path(const struct daemon *, const char *name, char *buf, size_t len);
+
+#endif
