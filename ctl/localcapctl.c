@@ -1,0 +1,300 @@
+/*
+ * localcapctl — the admin CLI: a thin client of redirectord's ctl.sock.
+ *
+ * Each command is one request and one reply over the same framing and
+ * handshake as the daemons use (common/ipc.c), run on a private libev loop
+ * with a deadline.  Errors are one line on stderr and a non-zero exit:
+ * 1 for a failed command, 2 for a usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "daemon.h"
+#include "ipc.h"
+#include "log.h"
+#include "control.pb-c.h"
+
+#define CTL_TIMEOUT	5.0	/* seconds for one request */
+
+struct ctl {
+	struct ev_loop		*loop;
+	const char		*sock_path;
+	Lc__CtlRequest		*request;
+	int			 json;
+	int			 exit_code;
+	int			 done;
+	ev_timer		 deadline;
+	void			(*print)(const struct ctl *, const Lc__CtlReply *);
+};
+
+static const char usage[] =
+    "usage: localcapctl [-r DIR] [--json] COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  status                 the daemons and the capture state\n"
+    "  version                this program's version\n"
+    "\n"
+    "options:\n"
+    "  -r, --runtime-dir DIR  where the daemons' sockets are (default: "
+    "$LOCALCAP_RUNTIME_DIR,\n"
+    "                         else " DAEMON_DEFAULT_RUNTIME_DIR ")\n"
+    "  -j, --json             machine-readable output\n"
+    "  -h, --help             this text\n";
+
+static void
+json_string(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static void
+print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
+{
+	const Lc__StatusReply *st = reply->status;
+	size_t i;
+
+	if (ctl->json) {
+		printf("{\"runtime_dir\":");
+		json_string(st->runtime_dir);
+		printf(",\"capturing\":%s,\"fail_closed\":%s,\"spec\":",
+		    st->capturing ? "true" : "false",
+		    st->fail_closed ? "true" : "false");
+		json_string(st->spec);
+		printf(",\"note\":");
+		json_string(st->note);
+		printf(",\"daemons\":[");
+		for (i = 0; i < st->n_daemons; i++) {
+			const Lc__DaemonStatus *d = st->daemons[i];
+
+			printf("%s{\"name\":", i ? "," : "");
+			json_string(d->name);
+			printf(",\"running\":%s,\"pid\":%u,\"version\":",
+			    d->running ? "true" : "false", d->pid);
+			json_string(d->software_version);
+			printf(",\"uptime_s\":%llu}", (unsigned long long)d->uptime_s);
+		}
+		printf("]}\n");
+		return;
+	}
+	printf("runtime dir  %s\n", st->runtime_dir ? st->runtime_dir : "?");
+	for (i = 0; i < st->n_daemons; i++) {
+		const Lc__DaemonStatus *d = st->daemons[i];
+
+		if (d->running)
+			printf("%-12s running  pid %-7u version %s\n", d->name,
+			    d->pid, d->software_version);
+		else
+			printf("%-12s DOWN\n", d->name);
+	}
+	printf("capture      %s%s%s\n", st->capturing ? "on" : "off",
+	    st->note && st->note[0] ? " — " : "", st->note ? st->note : "");
+	if (st->spec && st->spec[0])
+		printf("spec         %s\n", st->spec);
+}
+
+static void
+finish(struct ctl *ctl, int code)
+{
+	ctl->exit_code = code;
+	ctl->done = 1;
+	ev_break(ctl->loop, EVBREAK_ALL);
+}
+
+static void
+ctl_ready(struct ipc_peer *peer)
+{
+	struct ctl *ctl = ipc_user(peer);
+
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_CTL_REQUEST, &ctl->request->base,
+	    NULL, 0) == -1) {
+		fprintf(stderr, "localcapctl: cannot send the request: %s\n",
+		    strerror(errno));
+		finish(ctl, 1);
+	}
+}
+
+static void
+ctl_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg,
+    int *fds, size_t nfds)
+{
+	struct ctl *ctl = ipc_user(peer);
+	const Lc__CtlReply *reply = (const Lc__CtlReply *)(const void *)msg;
+
+	(void)fds;
+	(void)nfds;
+	if (type != LC__MSG_TYPE__MSG_CTL_REPLY ||
+	    reply->request_id != ctl->request->request_id) {
+		fprintf(stderr, "localcapctl: unexpected %s from redirectord\n",
+		    ipc_type_name(type));
+		finish(ctl, 1);
+	} else if (reply->reply_case == LC__CTL_REPLY__REPLY_ERROR) {
+		fprintf(stderr, "localcapctl: %s\n", reply->error->message ?
+		    reply->error->message : "request failed");
+		finish(ctl, 1);
+	} else {
+		ctl->print(ctl, reply);
+		finish(ctl, 0);
+	}
+	ipc_close(peer, "done");
+}
+
+static void
+ctl_close(struct ipc_peer *peer, const char *reason)
+{
+	struct ctl *ctl = ipc_user(peer);
+
+	if (!ctl->done) {
+		fprintf(stderr, "localcapctl: redirectord closed the connection: %s\n",
+		    reason);
+		finish(ctl, 1);
+	}
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl *ctl = w->data;
+
+	(void)loop;
+	(void)revents;
+	fprintf(stderr, "localcapctl: no answer from redirectord within %.0f s\n",
+	    CTL_TIMEOUT);
+	finish(ctl, 1);
+}
+
+static const struct ipc_callbacks ctl_cb = {
+	.on_ready = ctl_ready,
+	.on_message = ctl_message,
+	.on_close = ctl_close,
+};
+
+static int
+run_request(struct ctl *ctl)
+{
+	const struct ipc_peer_config cfg = {
+		.channel = IPC_CHAN_CTL,
+		.self_role = LC__ROLE__ROLE_CTL,
+		.accept_roles = 1u << LC__ROLE__ROLE_REDIRECTORD,
+		.cb = &ctl_cb,
+		.user = ctl,
+		.name = "ctl.sock",
+	};
+	struct ipc_peer *peer;
+	int fd;
+
+	if ((fd = ipc_connect_path(ctl->sock_path)) == -1) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			fprintf(stderr, "localcapctl: redirectord is not running "
+			    "(nothing listens on %s)\n", ctl->sock_path);
+		else if (errno == EACCES || errno == EPERM)
+			fprintf(stderr, "localcapctl: permission denied on %s: "
+			    "run as root or join the 'localcap' group\n",
+			    ctl->sock_path);
+		else
+			fprintf(stderr, "localcapctl: %s: %s\n", ctl->sock_path,
+			    strerror(errno));
+		return 1;
+	}
+	ctl->loop = ev_default_loop(EVFLAG_AUTO);
+	if ((peer = ipc_peer_new(ctl->loop, fd, 1, &cfg)) == NULL) {
+		fprintf(stderr, "localcapctl: out of memory\n");
+		return 1;
+	}
+	ev_timer_init(&ctl->deadline, deadline_cb, CTL_TIMEOUT, 0.);
+	ctl->deadline.data = ctl;
+	ev_timer_start(ctl->loop, &ctl->deadline);
+	ev_run(ctl->loop, 0);
+	return ctl->exit_code;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "runtime-dir",	required_argument,	NULL, 'r' },
+		{ "json",		no_argument,		NULL, 'j' },
+		{ "help",		no_argument,		NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl ctl = { .exit_code = 1 };
+	Lc__CtlRequest req;
+	Lc__StatusRequest status;
+	const char *runtime_dir = getenv("LOCALCAP_RUNTIME_DIR");
+	char path[300];
+	const char *cmd;
+	int c, n;
+
+	while ((c = getopt_long(argc, argv, "+r:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			runtime_dir = optarg;
+			break;
+		case 'j':
+			ctl.json = 1;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	/* Client errors are printed by us; keep the library's log quiet. */
+	log_init("localcapctl", 1, LOG_LEVEL_WARN - 1);
+
+	if (strcmp(cmd, "version") == 0) {
+		printf("localcapctl %s (protocol %d)\n", LOCALCAP_VERSION,
+		    LC__PROTOCOL__PROTOCOL_VERSION);
+		return 0;
+	}
+	if (runtime_dir == NULL || runtime_dir[0] == '\0')
+		runtime_dir = DAEMON_DEFAULT_RUNTIME_DIR;
+	n = snprintf(path, sizeof(path), "%s/ctl.sock", runtime_dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		fprintf(stderr, "localcapctl: runtime dir too long\n");
+		return 2;
+	}
+	ctl.sock_path = path;
+
+	lc__ctl_request__init(&req);
+	req.request_id = (uint64_t)getpid();
+	if (strcmp(cmd, "status") == 0) {
+		if (optind != argc) {
+			fprintf(stderr, "localcapctl: status takes no arguments\n");
+			return 2;
+		}
+		lc__status_request__init(&status);
+		req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
+		req.status = &status;
+		ctl.print = print_status;
+	} else {
+		fprintf(stderr, "localcapctl: unknown command '%s'\n", cmd);
+		fputs(usage, stderr);
+		return 2;
+	}
+	ctl.request = &req;
+	return run_request(&ctl);
+}

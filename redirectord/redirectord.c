@@ -1,0 +1,367 @@
+/*
+ * redirectord — the privileged part of localcap.
+ *
+ * Serves the admin CLI on <runtime>/ctl.sock (root, our own uid and members
+ * of the "localcap" group; every change logged with the caller's uid and
+ * pid) and netstackd on <runtime>/data.sock (one netstackd at a time).  It
+ * owns the capture machinery — eBPF cgroup programs, the TUN device, policy
+ * routes — built in redirectord/'s other modules and ebpf/.  This file is the
+ * process: options, the two listeners, the control requests and the status
+ * of the whole chain.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "daemon.h"
+#include "ipc.h"
+#include "log.h"
+#include "control.pb-c.h"
+#include "data.pb-c.h"
+
+#define CTL_GROUP	"localcap"
+
+struct client {
+	TAILQ_ENTRY(client)	 entry;
+	struct ipc_peer		*peer;
+};
+
+struct redirectord {
+	struct daemon		 d;
+	struct ipc_listener	*ctl_listener;
+	struct ipc_listener	*data_listener;
+	TAILQ_HEAD(, client)	 clients;
+	struct ipc_peer		*netstack;	/* the one netstackd, when ready */
+	/* What netstackd last told us about proxyd. */
+	int			 proxyd_connected;
+	uint32_t		 proxyd_pid;
+	char			 proxyd_version[32];
+	uint64_t		 netstack_packets_in;
+};
+
+static struct redirectord rd = { .d = { .name = "redirectord" } };
+
+static const char usage[] =
+    "usage: redirectord [options]\n"
+    "The privileged part of localcap: capture by eBPF + TUN, and the control socket.\n"
+    "\n"
+    DAEMON_COMMON_HELP;
+
+static void
+print_version(void)
+{
+	printf("redirectord %s (protobuf-c %s, libev %d.%d, protocol %d)\n",
+	    LOCALCAP_VERSION, protobuf_c_version(), ev_version_major(),
+	    ev_version_minor(), LC__PROTOCOL__PROTOCOL_VERSION);
+}
+
+/* --- control plane (ctl.sock) ------------------------------------------------ */
+
+/*
+ * Root, our own uid, and members of the localcap group (primary gid, or
+ * listed in the group) may use the control socket.
+ */
+static int
+ctl_authorize(const struct ipc_cred *cred, void *arg)
+{
+	struct group grp, *found = NULL;
+	char gbuf[4096], pbuf[4096];
+	char **member;
+
+	(void)arg;
+	if (cred->uid == 0 || cred->uid == geteuid())
+		return 1;
+	if (getgrnam_r(CTL_GROUP, &grp, gbuf, sizeof(gbuf), &found) != 0 || !found)
+		return 0;
+	if (cred->gid == grp.gr_gid)
+		return 1;
+	for (member = grp.gr_mem; member && *member; member++) {
+		struct passwd pwd, *res = NULL;
+
+		if (getpwnam_r(*member, &pwd, pbuf, sizeof(pbuf), &res) == 0 &&
+		    res && res->pw_uid == cred->uid)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+fill_daemon(Lc__DaemonStatus *ds, const char *name, int running, uint32_t pid,
+    const char *version)
+{
+	lc__daemon_status__init(ds);
+	ds->name = (char *)(uintptr_t)name;
+	ds->running = running;
+	ds->pid = pid;
+	ds->software_version = (char *)(uintptr_t)(version ? version : "");
+}
+
+static void
+ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
+    Lc__DaemonStatus *dsp[3])
+{
+	int have_ns = rd.netstack != NULL;
+
+	lc__status_reply__init(st);
+	fill_daemon(&ds[0], "redirectord", 1, (uint32_t)getpid(), LOCALCAP_VERSION);
+	ds[0].uptime_s = (uint64_t)(ev_now(rd.d.loop) - rd.d.started);
+	fill_daemon(&ds[1], "netstackd", have_ns,
+	    have_ns ? (uint32_t)ipc_cred(rd.netstack)->pid : 0,
+	    have_ns ? ipc_peer_version(rd.netstack) : NULL);
+	fill_daemon(&ds[2], "proxyd", have_ns && rd.proxyd_connected,
+	    have_ns && rd.proxyd_connected ? rd.proxyd_pid : 0,
+	    have_ns && rd.proxyd_connected ? rd.proxyd_version : NULL);
+	dsp[0] = &ds[0];
+	dsp[1] = &ds[1];
+	dsp[2] = &ds[2];
+	st->n_daemons = 3;
+	st->daemons = dsp;
+	st->spec = (char *)(uintptr_t)"";
+	st->capturing = 0;
+	st->runtime_dir = rd.d.runtime_dir;
+	st->note = (char *)(uintptr_t)"capture (eBPF + TUN) is not built into "
+	    "this version yet";
+	reply->reply_case = LC__CTL_REPLY__REPLY_STATUS;
+	reply->status = st;
+}
+
+static void
+ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
+{
+	const struct ipc_cred *cred = ipc_cred(peer);
+	Lc__CtlReply reply;
+	Lc__StatusReply st;
+	Lc__DaemonStatus ds[3], *dsp[3];
+	Lc__Error err;
+	const char *what = "status";
+
+	lc__ctl_reply__init(&reply);
+	lc__error__init(&err);
+	reply.request_id = req->request_id;
+	switch (req->request_case) {
+	case LC__CTL_REQUEST__REQUEST_STATUS:
+		ctl_status(&reply, &st, ds, dsp);
+		break;
+	case LC__CTL_REQUEST__REQUEST_ATTACH:
+	case LC__CTL_REQUEST__REQUEST_DETACH:
+	case LC__CTL_REQUEST__REQUEST_RUN:
+		what = req->request_case == LC__CTL_REQUEST__REQUEST_ATTACH ?
+		    "attach" : req->request_case == LC__CTL_REQUEST__REQUEST_DETACH ?
+		    "detach" : "run";
+		err.code = LC__ERROR_CODE__ERR_UNAVAILABLE;
+		err.message = (char *)(uintptr_t)"capture is not built into this "
+		    "version of redirectord yet";
+		reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
+		reply.error = &err;
+		/* Every change request is logged with who asked. */
+		log_info("%s requested by uid %d pid %d: unavailable", what,
+		    (int)cred->uid, (int)cred->pid);
+		break;
+	default:
+		err.code = LC__ERROR_CODE__ERR_BAD_REQUEST;
+		err.message = (char *)(uintptr_t)"unknown or empty request";
+		reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
+		reply.error = &err;
+		what = "unknown";
+	}
+	log_debug("ctl %s from uid %d pid %d", what, (int)cred->uid, (int)cred->pid);
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_CTL_REPLY, &reply.base, NULL, 0) == -1)
+		ipc_close(peer, "cannot queue the reply");
+}
+
+static void
+client_message(struct ipc_peer *peer, Lc__MsgType type,
+    const ProtobufCMessage *msg, int *fds, size_t nfds)
+{
+	(void)fds;
+	(void)nfds;
+	if (type == LC__MSG_TYPE__MSG_CTL_REQUEST)
+		ctl_request(peer, (const Lc__CtlRequest *)(const void *)msg);
+	else
+		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
+		    "ctl.sock takes CtlRequest, not %s", ipc_type_name(type));
+}
+
+static void
+client_close(struct ipc_peer *peer, const char *reason)
+{
+	struct client *cl = ipc_user(peer);
+
+	(void)reason;
+	if (cl) {
+		TAILQ_REMOVE(&rd.clients, cl, entry);
+		free(cl);
+	}
+}
+
+static const struct ipc_callbacks client_cb = {
+	.on_message = client_message,
+	.on_close = client_close,
+};
+
+static void
+client_accept(struct ipc_listener *l, struct ipc_peer *peer)
+{
+	struct client *cl;
+
+	(void)l;
+	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
+		ipc_close(peer, "out of memory");
+		return;
+	}
+	cl->peer = peer;
+	ipc_set_user(peer, cl);
+	TAILQ_INSERT_TAIL(&rd.clients, cl, entry);
+}
+
+/* --- data plane (data.sock) -------------------------------------------------- */
+
+static int
+data_authorize(const struct ipc_cred *cred, void *arg)
+{
+	(void)arg;
+	return cred->uid == 0 || cred->uid == geteuid();
+}
+
+static void
+netstack_ready(struct ipc_peer *peer)
+{
+	if (rd.netstack != NULL) {
+		ipc_refuse(peer, LC__ERROR_CODE__ERR_BUSY,
+		    "another netstackd (pid %d) is connected",
+		    (int)ipc_cred(rd.netstack)->pid);
+		return;
+	}
+	rd.netstack = peer;
+	rd.proxyd_connected = 0;
+	log_info("netstackd connected (pid %d, version %s)",
+	    (int)ipc_cred(peer)->pid, ipc_peer_version(peer));
+}
+
+static void
+netstack_message(struct ipc_peer *peer, Lc__MsgType type,
+    const ProtobufCMessage *msg, int *fds, size_t nfds)
+{
+	(void)fds;
+	(void)nfds;
+	switch (type) {
+	case LC__MSG_TYPE__MSG_NETSTACK_STATUS: {
+		const Lc__NetstackStatus *st =
+		    (const Lc__NetstackStatus *)(const void *)msg;
+		size_t i;
+
+		if (st->proxyd_connected != rd.proxyd_connected)
+			log_info("proxyd %s (as netstackd reports)",
+			    st->proxyd_connected ? "reachable" : "unreachable");
+		rd.proxyd_connected = st->proxyd_connected;
+		rd.proxyd_pid = st->proxyd_pid;
+		snprintf(rd.proxyd_version, sizeof(rd.proxyd_version), "%s",
+		    st->proxyd_version ? st->proxyd_version : "");
+		for (i = 0; i < st->n_counters; i++)
+			if (st->counters[i]->name &&
+			    strcmp(st->counters[i]->name, "packets_in") == 0)
+				rd.netstack_packets_in = st->counters[i]->value;
+		break;
+	}
+	case LC__MSG_TYPE__MSG_PACKET_BATCH:
+	case LC__MSG_TYPE__MSG_OWNER_QUERY:
+		/* Served once capture lands (redirectord issue). */
+		break;
+	default:
+		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
+		    "redirectord does not take %s", ipc_type_name(type));
+	}
+}
+
+static void
+netstack_close(struct ipc_peer *peer, const char *reason)
+{
+	if (peer != rd.netstack)
+		return;
+	log_warnx("lost netstackd (pid %d): %s", (int)ipc_cred(peer)->pid, reason);
+	rd.netstack = NULL;
+	rd.proxyd_connected = 0;
+}
+
+static const struct ipc_callbacks netstack_cb = {
+	.on_ready = netstack_ready,
+	.on_message = netstack_message,
+	.on_close = netstack_close,
+};
+
+static void
+redirectord_shutdown(void *arg)
+{
+	struct client *cl;
+
+	(void)arg;
+	ipc_listener_free(rd.ctl_listener);
+	rd.ctl_listener = NULL;
+	ipc_listener_free(rd.data_listener);
+	rd.data_listener = NULL;
+	while ((cl = TAILQ_FIRST(&rd.clients)) != NULL)
+		ipc_close(cl->peer, "redirectord shutting down");
+	if (rd.netstack)
+		ipc_close(rd.netstack, "redirectord shutting down");
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		DAEMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct ipc_peer_config ctl_cfg = {
+		.channel = IPC_CHAN_CTL,
+		.self_role = LC__ROLE__ROLE_REDIRECTORD,
+		.accept_roles = 1u << LC__ROLE__ROLE_CTL,
+		.cb = &client_cb,
+		.name = "ctl.sock",
+	};
+	const struct ipc_peer_config data_cfg = {
+		.channel = IPC_CHAN_DATA,
+		.self_role = LC__ROLE__ROLE_REDIRECTORD,
+		.accept_roles = 1u << LC__ROLE__ROLE_NETSTACKD,
+		.cb = &netstack_cb,
+		.name = "data.sock",
+	};
+	const struct daemon_hooks hooks = { .shutdown = redirectord_shutdown };
+	struct ev_loop *loop;
+	char path[300];
+	int c;
+
+	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS, longopts, NULL)) != -1)
+		(void)daemon_common_opt(&rd.d, c, optarg, usage, print_version);
+	if (optind != argc) {
+		fprintf(stderr, "redirectord: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	TAILQ_INIT(&rd.clients);
+	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+		fatalx("cannot initialise libev");
+	daemon_start(&rd.d, loop, &hooks);
+
+	daemon_path(&rd.d, "data.sock", path, sizeof(path));
+	if ((rd.data_listener = ipc_listen(loop, path, 0660, &data_cfg,
+	    data_authorize, NULL)) == NULL)
+		fatal("cannot listen on %s", path);
+	daemon_path(&rd.d, "ctl.sock", path, sizeof(path));
+	/* 0666: who may use it is decided by SO_PEERCRED, with a clear refusal. */
+	if ((rd.ctl_listener = ipc_listen(loop, path, 0666, &ctl_cfg,
+	    ctl_authorize, client_accept)) == NULL)
+		fatal("cannot listen on %s", path);
+	log_info("control socket %s ready", path);
+
+	ev_run(loop, 0);
+	daemon_finish(&rd.d);
+	return 0;
+}
