@@ -202,6 +202,23 @@ ca_refuses_key_readable_by_group(void **state)
 }
 
 static void
+ca_refuses_key_owned_by_someone_else(void **state)
+{
+	struct fixture *f = *state;
+	struct ca *ca;
+	char path[128];
+
+	if (geteuid() != 0)
+		skip();		/* only root can give a file away */
+	ca_free(open_ok(f));
+	path_in(f, CA_SECRET_FILE, path, sizeof(path));
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(ca_open(f->dir, CA_LOAD_OR_CREATE, &ca, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, path));
+	assert_non_null(strstr(f->err, "owned by uid 65534"));
+}
+
+static void
 ca_refuses_symlinked_key(void **state)
 {
 	struct fixture *f = *state;
@@ -516,6 +533,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(ca_state_dir_created_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_load_only_refuses_missing_ca, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_refuses_key_readable_by_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(ca_refuses_key_owned_by_someone_else, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_refuses_symlinked_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_refuses_writable_state_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(ca_refuses_mismatched_key, setup, teardown),
