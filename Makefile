@@ -3,7 +3,7 @@
 #   make                build every binary into build/bin/
 #   make deps           install Debian build/test packages, build mbedTLS 3.6 once
 #   make check          build and run every test (unit + integration)
-#   make SANITIZE=1 …   the same with ASan + UBSan (objects rebuilt when flags change)
+#   make SANITIZE=1 …   the same with ASan + UBSan, built in build/sanitize/
 #   make fuzz           build and run the libFuzzer harnesses for FUZZ_SECONDS each
 #   make demo           the README's first command
 #   make install DESTDIR= PREFIX=/usr/local
@@ -12,7 +12,12 @@
 # into build/gen/) form libcommon.a.  Each daemon directory D/ holds D.c (main)
 # and its modules, which form libD.a so that unit tests can link them.
 
-BUILD   := build
+# A sanitizer build lives beside the plain one, so switching costs nothing.
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/sanitize
+else
+BUILD   ?= build
+endif
 BIN     := $(BUILD)/bin
 OBJ     := $(BUILD)/obj
 GEN     := $(BUILD)/gen
@@ -25,7 +30,7 @@ CC      ?= cc
 
 # mbedTLS 3.6 built by scripts/build-mbedtls.sh when the system lacks it.
 # (make 4.3's $(shell) does not see exported variables: pass the path inline.)
-MBEDTLS_PREFIX := $(CURDIR)/$(BUILD)/deps/mbedtls
+MBEDTLS_PREFIX := $(CURDIR)/build/deps/mbedtls
 PKG_CONFIG := PKG_CONFIG_PATH=$(MBEDTLS_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) pkg-config
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -63,6 +68,13 @@ redirectord_LIBS =
 netstackd_LIBS   =
 proxyd_LIBS      = $(MBEDTLS_LIBS)
 localcapctl_LIBS =
+
+# Fail early and clearly on a machine without the dependencies.
+ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
+ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c cmocka libbpf && echo ok),ok)
+$(error build dependencies missing: run 'make deps' as root first (it installs Debian packages and builds mbedTLS 3.6))
+endif
+endif
 
 # --- sources -----------------------------------------------------------------
 
@@ -158,7 +170,11 @@ $(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS)
 
 test-bins: $(BINARIES) $(UNIT_BINS)
 
-check: test-bins
+# check and demo install what is missing first (scripts/deps.sh is quick
+# when nothing is), then build in a fresh make that sees the new packages.
+check:
+	@./scripts/deps.sh
+	@$(MAKE) --no-print-directory test-bins
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) ./test/run-tests.sh
 
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
@@ -177,8 +193,10 @@ fuzz: $(FUZZ_BINS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) ./test/run-fuzz.sh
 
 # --- the main job ---------------------------------------------------------------
-demo: all
-	./scripts/demo.sh
+demo:
+	@./scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	BUILD=$(BUILD) ./scripts/demo.sh
 
 bench: all
 	@if [ -x ./test/bench/run.sh ]; then ./test/bench/run.sh; \
@@ -190,11 +208,12 @@ install: all
 	install -m 0755 $(addprefix $(BIN)/,$(DAEMONS)) $(DESTDIR)$(PREFIX)/libexec/localcap/
 	install -m 0755 $(BIN)/localcapctl $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/doc/localcap
-	install -m 0644 README.md docs/architecture.md docs/localcap.conf.example \
+	install -m 0644 README.md docs/*.md \
 		$(DESTDIR)$(PREFIX)/share/doc/localcap/
 
 clean:
-	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz $(FLAGS_STAMP)
+	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz \
+		$(FLAGS_STAMP) build/sanitize
 
 # Also forgets the locally built mbedTLS.
 distclean:

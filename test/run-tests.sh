@@ -11,7 +11,7 @@ BUILD=${BUILD:-build}
 export BUILD
 logs="$BUILD/test-logs"
 rm -rf "$logs"
-mkdir -p "$logs"
+mkdir -p "$logs/unit" "$logs/integration"
 
 if [ "${SANITIZE:-}" = 1 ]; then
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23:strict_string_checks=1"

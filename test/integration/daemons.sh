@@ -79,10 +79,10 @@ logged() { grep -q "$2" "$T/$1.log"; }
 
 # netstackd first: it must wait for the others, not give up.
 start netstackd
+wait_for "netstackd alone waits for its peers" logged netstackd "waiting for proxyd"
 start redirectord
 start proxyd
 wait_for "all three daemons up and handshaken" all_up
-check "netstackd waited for its peers" logged netstackd "waiting for"
 check "state dir created 0700" test "$(stat -c %a "$STATE")" = 700
 check "flow.sock is 0660" test "$(stat -c %a "$T/flow.sock")" = 660
 
