@@ -240,9 +240,9 @@ static void
 ring_consume(struct tcp_ring *r, uint32_t n)
 {
 	r->head = (uint32_t)(((uint64_t)r->head + n) % r->cap);
+	/* head is not reset when the ring empties: out-of-order bytes may
+	 * sit beyond len, at positions relative to head + len. */
 	r->len -= n;
-	if (r->len == 0)
-		r->head = 0;	/* keeps later writes contiguous */
 }
 
 /* ------------------------------------------------------------------ init */
@@ -1428,30 +1428,40 @@ tcp_on_timer(struct tcp_conn *c, uint64_t now)
 /* ------------------------------------------------------------------ RST */
 
 size_t
-tcp_build_rst_reply(const struct tcp_tuple *t, const struct tcp_seg *seg,
-    uint8_t *out, size_t cap)
+tcp_build_bare(const struct tcp_tuple *t, uint32_t seq, uint32_t ack,
+    uint8_t flags, uint16_t wnd, uint8_t *out, size_t cap)
 {
 	size_t hl = ip_hdr_len(t->version), total = hl + TCP_HDR_LEN;
 	uint8_t *th = out + hl;
-	uint32_t seglen;
 
-	if ((seg->flags & TH_RST) || cap < total)
+	if (cap < total)
 		return 0;
-	seglen = seg->len + ((seg->flags & TH_SYN) ? 1 : 0) +
-	    ((seg->flags & TH_FIN) ? 1 : 0);
 	ip_write_hdr(out, t->version, t->laddr, t->raddr, IPPROTO_NS_TCP,
 	    TCP_HDR_LEN);
 	memset(th, 0, TCP_HDR_LEN);
 	wr16(th, t->lport);
 	wr16(th + 2, t->rport);
-	if (seg->flags & TH_ACK) {
-		wr32(th + 4, seg->ack);
-		th[13] = TH_RST;
-	} else {
-		wr32(th + 8, seg->seq + seglen);
-		th[13] = TH_RST | TH_ACK;
-	}
+	wr32(th + 4, seq);
+	wr32(th + 8, (flags & TH_ACK) ? ack : 0);
 	th[12] = 5 << 4;
+	th[13] = flags;
+	wr16(th + 14, wnd);
 	ip_set_l4_csum(out, total, 16);
 	return total;
+}
+
+size_t
+tcp_build_rst_reply(const struct tcp_tuple *t, const struct tcp_seg *seg,
+    uint8_t *out, size_t cap)
+{
+	uint32_t seglen;
+
+	if (seg->flags & TH_RST)
+		return 0;
+	if (seg->flags & TH_ACK)
+		return tcp_build_bare(t, seg->ack, 0, TH_RST, 0, out, cap);
+	seglen = seg->len + ((seg->flags & TH_SYN) ? 1 : 0) +
+	    ((seg->flags & TH_FIN) ? 1 : 0);
+	return tcp_build_bare(t, 0, seg->seq + seglen, TH_RST | TH_ACK, 0, out,
+	    cap);
 }

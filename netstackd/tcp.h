@@ -279,6 +279,12 @@ void	tcp_on_timer(struct tcp_conn *c, uint64_t now);
 uint64_t tcp_poll_at(const struct tcp_conn *c);
 unsigned tcp_take_events(struct tcp_conn *c);
 
+/* Build a bare segment (no options, no payload) from t's local side to its
+ * remote side: RSTs and TIME_WAIT ACKs for tuples without a connection.
+ * Returns the packet length, 0 if cap is too small. */
+size_t	tcp_build_bare(const struct tcp_tuple *t, uint32_t seq, uint32_t ack,
+	    uint8_t flags, uint16_t wnd, uint8_t *out, size_t cap);
+
 /*
  * Build the RST answering seg (from the packet whose addresses are in t,
  * local = destination of seg) for a tuple with no connection: RFC 9293
