@@ -86,10 +86,15 @@ schema_lookup(const char *key)
 static int
 section_allows(const struct conf_key *k, const char *section)
 {
-	char pattern[64];
+	const char *name = section[0] ? section : "global";
+	size_t len = strlen(name);
+	const char *at;
 
-	snprintf(pattern, sizeof(pattern), ",%s,", section[0] ? section : "global");
-	return strstr(k->sections, pattern) != NULL;
+	/* Look for ",name," in the comma-framed list. */
+	for (at = strstr(k->sections, name); at; at = strstr(at + 1, name))
+		if (at[-1] == ',' && at[len] == ',')
+			return 1;
+	return 0;
 }
 
 static int

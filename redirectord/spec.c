@@ -348,8 +348,10 @@ parse_pattern(struct parse_ctx *c, size_t item, size_t ioff, size_t ilen,
 		if (is_unit) {
 			int m;
 
-			snprintf(path, sizeof(path), "%s/system.slice/%s",
-			    root, buf);
+			if ((size_t)snprintf(path, sizeof(path), "%s/system.slice/%s",
+			    root, buf) >= sizeof(path))
+				return spec_fail(c, item, ioff, ilen,
+				    "cgroup path too long");
 			if (resolve_cgroup_id(c, path, &cgid) == 0)
 				goto resolved;
 			m = find_unit_dir(root, buf, path, sizeof(path));
@@ -363,7 +365,10 @@ parse_pattern(struct parse_ctx *c, size_t item, size_t ioff, size_t ilen,
 				    "cgroup of that name; use cgroup:PATH",
 				    buf);
 		} else {
-			snprintf(path, sizeof(path), "%s%s", root, buf);
+			if ((size_t)snprintf(path, sizeof(path), "%s%s", root,
+			    buf) >= sizeof(path))
+				return spec_fail(c, item, ioff, ilen,
+				    "cgroup path too long");
 		}
 		if (resolve_cgroup_id(c, path, &cgid) < 0)
 			return spec_fail(c, item, ioff, ilen,
