@@ -25,6 +25,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "msg.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
 
@@ -954,6 +955,32 @@ listener_authorize_refusal_reaches_client(void **state)
 	rmdir(f->dir);
 }
 
+/* Every MsgType in proto/common.proto has a row in common/msg.c, and back. */
+static void
+every_message_type_has_a_table_row(void **state)
+{
+	const ProtobufCEnumDescriptor *d = &lc__msg_type__descriptor;
+	unsigned i, v, rows = 0;
+
+	(void)state;
+	for (i = 0; i < d->n_values; i++) {
+		const struct msg_spec *spec;
+
+		if (d->values[i].value == LC__MSG_TYPE__MSG_NONE)
+			continue;
+		spec = msg_lookup((unsigned)d->values[i].value);
+		if (spec == NULL)
+			fail_msg("%s has no row in common/msg.c", d->values[i].name);
+		assert_int_equal(spec->type, d->values[i].value);
+		assert_non_null(spec->desc);
+		assert_true(spec->channels != 0);
+	}
+	for (v = 0; v < 65536; v++)
+		rows += msg_lookup(v) != NULL;
+	assert_int_equal(rows, d->n_values - 1);
+	assert_null(msg_lookup(LC__MSG_TYPE__MSG_NONE));
+}
+
 int
 main(void)
 {
@@ -986,6 +1013,7 @@ main(void)
 		T(listener_sets_socket_mode),
 		T(connector_waits_connects_and_reconnects),
 		T(listener_authorize_refusal_reaches_client),
+		cmocka_unit_test(every_message_type_has_a_table_row),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
