@@ -50,6 +50,22 @@ daemon_common_opt(struct daemon *d, int c, const char *arg, const char *usage,
 }
 
 void
+daemon_abspath(const char *in, char *out, size_t len)
+{
+	char cwd[4096];
+	int n;
+
+	if (in[0] == '/')
+		n = snprintf(out, len, "%s", in);
+	else if (getcwd(cwd, sizeof(cwd)) == NULL)
+		fatal("getcwd");
+	else
+		n = snprintf(out, len, "%s/%s", cwd, in);
+	if (n < 0 || (size_t)n >= len)
+		fatalx("path %s is too long", in);
+}
+
+void
 daemon_path(const struct daemon *d, const char *name, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s/%s", d->runtime_dir, name);
@@ -227,10 +243,13 @@ daemon_start(struct daemon *d, struct ev_loop *loop, const struct daemon_hooks *
 	    conf_get(d->conf, d->name, "runtime_dir");
 	if (rd == NULL)
 		rd = DAEMON_DEFAULT_RUNTIME_DIR;
-	n = snprintf(d->runtime_dir, sizeof(d->runtime_dir), "%s", rd);
+	/* Absolute, because a daemon works from / (and relative may be long). */
+	daemon_abspath(rd, d->runtime_dir, sizeof(d->runtime_dir));
+	n = (int)strlen(d->runtime_dir);
 	/* Socket paths must fit sun_path (108 bytes) with a file name. */
-	if (n < 0 || (size_t)n >= sizeof(d->runtime_dir) || n > 90)
-		fatalx("runtime dir %s is too long (at most 90 bytes)", rd);
+	if (n > 90)
+		fatalx("runtime dir %s is too long (at most 90 bytes)",
+		    d->runtime_dir);
 	prepare_runtime_dir(d->runtime_dir);
 
 	if (!d->foreground)

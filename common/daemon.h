@@ -70,6 +70,9 @@ void	daemon_start(struct daemon *, struct ev_loop *, const struct daemon_hooks *
 /* Remove the pid file; called on the way out. */
 void	daemon_finish(struct daemon *);
 
+/* in made absolute against the current directory; fatal if it does not fit. */
+void	daemon_abspath(const char *in, char *out, size_t len);
+
 /* "<runtime_dir>/<name>" into buf; fatal if it does not fit. */
 void	daemon_path(const struct daemon *, const char *name, char *buf, size_t len);
 

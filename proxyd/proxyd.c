@@ -204,9 +204,7 @@ prepare_state_dir(void)
 
 	if (sd == NULL)
 		sd = PROXYD_DEFAULT_STATE_DIR;
-	if ((size_t)snprintf(proxyd.state_dir, sizeof(proxyd.state_dir), "%s", sd) >=
-	    sizeof(proxyd.state_dir))
-		fatalx("state dir %s is too long", sd);
+	daemon_abspath(sd, proxyd.state_dir, sizeof(proxyd.state_dir));
 	/* The state dir will hold the CA key: proxyd's alone. */
 	if (mkdir(proxyd.state_dir, 0700) == -1 && errno != EEXIST)
 		fatal("cannot create state dir %s", proxyd.state_dir);
@@ -249,6 +247,13 @@ main(int argc, char *argv[])
 	if (optind != argc) {
 		fprintf(stderr, "proxyd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
+	}
+	if (proxyd.state_dir_opt) {
+		/* Resolved before daemon_start, which moves us to /. */
+		static char abs_state[256];
+
+		daemon_abspath(proxyd.state_dir_opt, abs_state, sizeof(abs_state));
+		proxyd.state_dir_opt = abs_state;
 	}
 	TAILQ_INIT(&proxyd.sources);
 	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)

@@ -75,7 +75,7 @@ all_up() {
 	    running proxyd "$PROXYD_PID"
 }
 alive() { kill -0 "$1" 2>/dev/null; }
-logged() { grep -q "$2" "$T/$1.log"; }
+logged() { grep -qs "$2" "$T/$1.log"; }
 
 # netstackd first: it must wait for the others, not give up.
 start netstackd
@@ -156,6 +156,21 @@ PROXYD_PID="" REDIRECTORD_PID="" NETSTACKD_PID=""
 check "all three exit 0 on SIGTERM (got $rcs)" test "$rcs" = "000"
 left=$(cd "$T" && ls *.sock *.pid 2>/dev/null)
 check "no socket or pid file left behind ($left)" test -z "$left"
+
+# As a daemon (no -f): detaches, relative paths made absolute, pid file
+# names the detached process, SIGTERM removes it.
+mkdir -m 755 "$T/bg"
+(cd "$T" && "$BIN/proxyd" -r bg -s bg/state); rc=$?
+check "proxyd without -f returns 0 once detached" test "$rc" -eq 0
+i=0; while [ ! -s "$T/bg/proxyd.pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+bgpid=$(cat "$T/bg/proxyd.pid" 2>/dev/null)
+check "the detached proxyd left our session" \
+    test "$(ps -o sid= -p "${bgpid:-0}")" != "$(ps -o sid= -p $$)"
+check "its socket is where the relative path said" test -S "$T/bg/flow.sock"
+kill -TERM "${bgpid:-0}" 2>/dev/null
+i=0; while kill -0 "${bgpid:-0}" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+check "SIGTERM stops it and removes its pid file and socket" \
+    test ! -e "$T/bg/proxyd.pid" -a ! -e "$T/bg/flow.sock"
 
 if [ $failed -ne 0 ]; then
 	for d in redirectord netstackd proxyd; do
