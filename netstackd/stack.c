@@ -484,9 +484,13 @@ tw_input(struct ns_stack *s, struct ns_tw *w, const struct tcp_seg *seg)
 static bool
 unicast_dst(const struct ip_pkt *p)
 {
+	static const uint8_t zero[16];
+
+	/* Replies are sent from the destination: it must be a unicast
+	 * address we can speak as (ip_parse() already vetted the source). */
 	if (p->version == 4)
-		return p->dst[0] < 224 && !(p->dst[0] == 0);
-	return p->dst[0] != 0xff;
+		return p->dst[0] != 0 && p->dst[0] < 224;
+	return p->dst[0] != 0xff && memcmp(p->dst, zero, 16) != 0;
 }
 
 static void
@@ -520,7 +524,7 @@ tcp_demux(struct ns_stack *s, const struct ip_pkt *p, uint64_t now,
 		s->stats.tcp_bad_csum++;
 		return;
 	}
-	if (!unicast_dst(p) || seg.sport == 0 || seg.dport == 0) {
+	if (seg.sport == 0 || seg.dport == 0) {
 		s->stats.drop_multicast_dst++;
 		return;
 	}
@@ -624,7 +628,7 @@ udp_demux(struct ns_stack *s, const struct ip_pkt *p, uint64_t now,
 	}
 	fill_tuple(&t, p, (uint16_t)(p->l4[0] << 8 | p->l4[1]),
 	    (uint16_t)(p->l4[2] << 8 | p->l4[3]));
-	if (!unicast_dst(p) || t.lport == 0 || t.rport == 0) {
+	if (t.lport == 0 || t.rport == 0) {
 		s->stats.drop_multicast_dst++;
 		return;
 	}
@@ -666,6 +670,10 @@ ns_stack_input(struct ns_stack *s, const uint8_t *pkt, size_t len,
 	memset(res, 0, sizeof(*res));
 	if (ip_parse(pkt, len, &p, &s->stats.ip) != 0)
 		return;
+	if (!unicast_dst(&p)) {
+		s->stats.drop_multicast_dst++;
+		return;
+	}
 	switch (p.proto) {
 	case IPPROTO_NS_TCP:
 		tcp_demux(s, &p, now, res);

@@ -71,7 +71,7 @@ struct ns_stack_stats {
 	uint64_t	udp_flows_expired;
 	uint64_t	udp_refused_limit;
 	uint64_t	udp_too_big;		/* ns_udp_send over the MTU */
-	uint64_t	drop_multicast_dst;	/* not a unicast destination */
+	uint64_t	drop_multicast_dst;	/* not a unicast destination, or port 0 */
 };
 
 struct ns_tcp_flow {
