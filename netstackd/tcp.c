@@ -557,7 +557,8 @@ tcp_output(struct tcp_conn *c, uint64_t now)
 		if (len < pmax && len < avail) {
 			/* Window-limited runt: sender SWS avoidance (RFC 9293
 			 * §3.8.6.2.1) unless it is half the largest window. */
-			if (len < c->max_snd_wnd / 2 || len == 0)
+			if (len == 0 || (len < c->max_snd_wnd / 2 &&
+			    !c->sws_override))
 				break;
 		} else if (len < pmax && flight > 0 && c->cfg->nagle && !fin) {
 			break;	/* Nagle: one small segment in flight at a time */
@@ -587,9 +588,12 @@ tcp_output(struct tcp_conn *c, uint64_t now)
 		if (fin)
 			break;
 	}
-	/* Zero window with data waiting and nothing in flight to elicit an
-	 * ACK: only the persist timer can learn that the window opened. */
-	if (c->snd_wnd == 0 && SEQ_LT(c->snd_nxt, c->snd_una + c->sndbuf.len) &&
+	c->sws_override = false;
+	/* Data waiting, nothing in flight to elicit an ACK: the window is
+	 * zero, or too small for SWS avoidance to send into.  Only the
+	 * persist timer can move things (probe, or send the runt anyway:
+	 * RFC 9293's SWS override timeout). */
+	if (SEQ_LT(c->snd_nxt, c->snd_una + c->sndbuf.len) &&
 	    c->snd_nxt == c->snd_una && c->t_rtx == TCP_NEVER &&
 	    c->t_persist == TCP_NEVER) {
 		c->persist_backoff = 0;
@@ -1362,6 +1366,13 @@ on_persist(struct tcp_conn *c, uint64_t now)
 {
 	uint32_t backoff;
 
+	if (c->snd_wnd > 0) {
+		/* A window too small for SWS avoidance: send into it now. */
+		c->t_persist = TCP_NEVER;
+		c->sws_override = true;
+		tcp_output(c, now);
+		return;
+	}
 	/* A segment just below the window elicits an ACK carrying the
 	 * current window (RFC 9293 §3.8.6.1); it consumes no sequence
 	 * space, so it never needs retransmission. */

@@ -241,6 +241,7 @@ struct tcp_conn {
 	uint64_t	t_keepalive;
 	uint64_t	t_close;	/* TIME_WAIT end, FIN_WAIT_2 limit */
 	uint32_t	persist_backoff;
+	bool		sws_override;	/* persist expired: send a runt once */
 	uint32_t	ka_probes;	/* unanswered keep-alive probes */
 	uint32_t	unacked_segs;	/* segments received since our last ACK */
 	bool		ack_now;	/* an ACK must go out in this call */

@@ -822,6 +822,27 @@ zero_window_probe(void **state)
 }
 
 static void
+small_peer_window_runt_sent_by_persist(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+
+	establish(f, ISS, IRS, 0);
+	s = ack_seg(f, ISS + 1);
+	s.wnd = 100;	/* far below half the largest window seen */
+	input(f, s);
+	tcp_send(&f->c, payload, 1000, f->now);
+	assert_int_equal(f->nout, 0);	/* sender SWS avoidance */
+	f->now = tcp_poll_at(&f->c);
+	tcp_on_timer(&f->c, f->now);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->len, 100);
+	assert_int_equal(last(f)->seq, ISS + 1);
+	assert_int_equal(f->c.t_persist, TCP_NEVER);
+	assert_int_not_equal(f->c.t_rtx, TCP_NEVER);
+}
+
+static void
 zero_window_receiver_probe_acked(void **state)
 {
 	struct fx *f = *state;
@@ -1267,6 +1288,7 @@ main(void)
 		T(sack_retransmits_each_hole),
 		T(sack_blocks_outside_window_ignored),
 		T(zero_window_probe),
+		T(small_peer_window_runt_sent_by_persist),
 		T(zero_window_receiver_probe_acked),
 		T(close_wait_on_peer_fin_then_last_ack),
 		T(active_close_fin_wait_to_time_wait),
