@@ -168,7 +168,16 @@ $(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
-test-bins: $(BINARIES) $(UNIT_BINS)
+# Helper programs of the integration scripts: test/integration/NAME.c becomes
+# $(TESTBIN)/integration/NAME, linked like a unit test (minus cmocka).
+ITEST_SRC  := $(wildcard test/integration/*.c)
+ITEST_BINS := $(patsubst test/integration/%.c,$(TESTBIN)/integration/%,$(ITEST_SRC))
+
+$(TESTBIN)/integration/%: $(OBJ)/test/integration/%.o $(DAEMON_LIBS) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
+
+test-bins: $(BINARIES) $(UNIT_BINS) $(ITEST_BINS)
 
 # check and demo install what is missing first (scripts/deps.sh is quick
 # when nothing is), then build in a fresh make that sees the new packages.
