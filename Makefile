@@ -64,14 +64,14 @@ MBEDTLS_LIBS = -Wl,-Bstatic $(shell $(PKG_CONFIG) --libs-only-l --static mbedtls
 CPPFLAGS    += $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) mbedtls 2>/dev/null)
 CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 
-redirectord_LIBS =
+redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
 proxyd_LIBS      = $(MBEDTLS_LIBS)
 localcapctl_LIBS =
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
-ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c cmocka libbpf && echo ok),ok)
+ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c cmocka libbpf libmnl && echo ok),ok)
 $(error build dependencies missing: run 'make deps' as root first (it installs Debian packages and builds mbedTLS 3.6))
 endif
 endif
