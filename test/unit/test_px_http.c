@@ -362,6 +362,75 @@ python_http10_response_closes(void **state)
 	    "E\n");
 }
 
+/* Header shapes as Chrome 124 and Firefox 125 send them (typed from their
+ * devtools; no browser on the build machines). */
+static const char chrome_get[] =
+	"GET / HTTP/1.1\r\n"
+	"Host: example.com\r\n"
+	"Connection: keep-alive\r\n"
+	"Cache-Control: max-age=0\r\n"
+	"sec-ch-ua: \"Chromium\";v=\"124\", \"Google Chrome\";v=\"124\", "
+	"\"Not-A.Brand\";v=\"99\"\r\n"
+	"sec-ch-ua-mobile: ?0\r\n"
+	"sec-ch-ua-platform: \"Linux\"\r\n"
+	"Upgrade-Insecure-Requests: 1\r\n"
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+	"(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n"
+	"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,"
+	"image/avif,image/webp,image/apng,*/*;q=0.8,"
+	"application/signed-exchange;v=b3;q=0.7\r\n"
+	"Sec-Fetch-Site: none\r\n"
+	"Sec-Fetch-Mode: navigate\r\n"
+	"Sec-Fetch-User: ?1\r\n"
+	"Sec-Fetch-Dest: document\r\n"
+	"Accept-Encoding: gzip, deflate, br, zstd\r\n"
+	"Accept-Language: en-US,en;q=0.9\r\n"
+	"Cookie: sid=abc; theme=dark\r\n"
+	"\r\n";
+
+static const char firefox_websocket[] =
+	"GET /chat HTTP/1.1\r\n"
+	"Host: example.com\r\n"
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 "
+	"Firefox/125.0\r\n"
+	"Accept: */*\r\n"
+	"Sec-WebSocket-Version: 13\r\n"
+	"Origin: https://example.com\r\n"
+	"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	"Connection: keep-alive, Upgrade\r\n"
+	"Upgrade: websocket\r\n"
+	"\r\n";
+
+static void
+browser_requests(void **state)
+{
+	struct run r = { .kind = HTTP_REQUEST };
+	struct http_parser p;
+	const uint8_t *d;
+	size_t used, dl;
+	char *got;
+
+	(void)state;
+	got = parse_all(&r, chrome_get);
+	assert_non_null(strstr(got, "F Cookie=sid=abc; theme=dark\nE\n"));
+	free(got);
+	http_parser_init(&p, HTTP_REQUEST, NULL);
+	assert_int_equal(http_parse(&p, (const uint8_t *)chrome_get,
+	    strlen(chrome_get), &used, &d, &dl), HTTP_EV_HEADERS);
+	assert_int_equal(p.msg.nfields, 16);
+	assert_true(p.msg.keep_alive);
+	assert_false(p.msg.upgrade);
+	assert_true(http_field_has_token(p.msg.fields, p.msg.nfields,
+	    "accept-encoding", "br"));
+	http_parser_free(&p);
+
+	/* the WebSocket handshake pauses the request side for the 101 */
+	got = parse_all(&r, firefox_websocket);
+	assert_non_null(strstr(got, "F Upgrade=websocket\nE\nP\n"));
+	free(got);
+}
+
 static void
 pipelined_requests_keep_order(void **state)
 {
@@ -1068,6 +1137,7 @@ main(void)
 		cmocka_unit_test(wget_and_python_keep_alive_flags),
 		cmocka_unit_test(curl_chunked_put_expect_continue),
 		cmocka_unit_test(python_http10_response_closes),
+		cmocka_unit_test(browser_requests),
 		cmocka_unit_test(pipelined_requests_keep_order),
 		cmocka_unit_test(duplicate_fields_kept_and_ows_trimmed),
 		cmocka_unit_test(leading_empty_lines_before_request_ignored),
