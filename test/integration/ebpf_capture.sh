@@ -1,0 +1,439 @@
+#!/bin/bash
+# ebpf_capture.sh — the capture programs (ebpf/capture.bpf.c, loaded by
+# redirectord/bpf.c through build/test/ebpf-attach-helper) against real
+# processes and real sockets.
+#
+# Everything happens inside what this script creates and removes on every
+# exit path: two network namespaces, a child cgroup of the cgroup v2 root
+# (never the root itself), a TUN device (owned by build/test/tun-reader,
+# which logs every packet it reads) and a veth pair (dum0/dum1) standing for
+# "the network".  A captured connect shows up in the TUN log; an uncaptured one
+# leaves through dum0 (its TX counter) and not the TUN.
+#
+# Needs root and kernel BTF (otherwise exit 77, skipped).  Prints
+# "ebpf_capture: N passed, M failed"; exits non-zero on any failure.
+set -u
+
+BUILD=${BUILD:-build}
+HELPER=$BUILD/test/ebpf-attach-helper
+TUNR=$BUILD/test/tun-reader
+# The real interpreter (not a pyenv shim), readable by uid 65534.
+PY=$(readlink -f /usr/bin/python3 2>/dev/null)
+NAME=ebpf_capture
+
+skip() { echo "$NAME: skipped: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "needs root"
+[ -r /sys/kernel/btf/vmlinux ] || skip "no kernel BTF (/sys/kernel/btf/vmlinux)"
+for f in "$HELPER" "$TUNR"; do
+	[ -x "$f" ] || { echo "$NAME: missing $f (make test-bins)"; exit 1; }
+done
+[ -x "$PY" ] || { echo "$NAME: needs python3"; exit 1; }
+
+# The cgroup v2 mount: hybrid hosts have it at /sys/fs/cgroup/unified.
+CGROOT=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i+1) == "cgroup2") print $5; break } }' \
+	/proc/self/mountinfo | head -n 1)
+[ -n "$CGROOT" ] || { echo "$NAME: no cgroup v2 hierarchy mounted"; exit 1; }
+
+NS=lc-ebpf-$$
+NS2=lc-ebpf2-$$
+CGNAME=localcap-test-$$
+CG=$CGROOT/$CGNAME
+TMP=$(mktemp -d /tmp/lc-ebpf.XXXXXX)
+chmod 755 "$TMP"	# the uid tests run the client as nobody
+HELPER_PID=
+TUNR_PID=
+LISTEN_PIDS=
+PASS=0
+FAIL=0
+
+cleanup() {
+	local pid d
+	exec 3>&- 2>/dev/null
+	for pid in $HELPER_PID $TUNR_PID $LISTEN_PIDS; do
+		kill "$pid" 2>/dev/null
+	done
+	# Anything left in our cgroups was started by this script.
+	for d in "$CG"/*/ "$CG"; do
+		[ -f "$d/cgroup.procs" ] || continue
+		for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do
+			kill -9 "$pid" 2>/dev/null
+		done
+	done
+	for pid in $HELPER_PID $TUNR_PID $LISTEN_PIDS; do
+		wait "$pid" 2>/dev/null
+	done
+	for d in "$CG"/*/ "$CG"; do
+		[ -d "$d" ] && rmdir "$d" 2>/dev/null
+	done
+	ip netns del "$NS" 2>/dev/null
+	ip netns del "$NS2" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+pass() { PASS=$((PASS + 1)); echo "ok   $1"; }
+fail() { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
+die() { echo "$NAME: setup failed: $*"; echo "$NAME: $PASS passed, $((FAIL + 1)) failed"; exit 1; }
+
+nsx() { nsenter --net=/run/netns/"$NS" "$@"; }
+ns2x() { nsenter --net=/run/netns/"$NS2" "$@"; }
+
+# Wait (bounded) for a line matching $2 in file $1.
+wait_for() {
+	local i
+	for i in $(seq 1 100); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# --- namespaces, cgroups, devices ---------------------------------------------
+
+ip netns add "$NS" || die "ip netns add"
+ip netns add "$NS2" || die "ip netns add"
+mkdir "$CG" "$CG/sub" "$CG/daemon" || die "mkdir $CG"
+
+for x in nsx ns2x; do
+	$x ip link set lo up
+	# dum0's peer just swallows; static neighbours so that a connect
+	# puts its SYN on the wire at once (no ARP/ND in the way).
+	$x ip link add dum0 type veth peer name dum1 &&
+	$x ip link set dum0 up && $x ip link set dum1 up &&
+	$x ip addr add 10.77.0.1/24 dev dum0 &&
+	$x ip -6 addr add fd77::1/64 dev dum0 nodad &&
+	$x ip neigh add 10.77.0.9 lladdr 02:00:00:00:00:09 dev dum0 nud permanent &&
+	$x ip -6 neigh add fd77::9 lladdr 02:00:00:00:00:09 dev dum0 nud permanent
+done || die "network devices"
+
+# Background processes are started with nsenter itself (not through a
+# shell function), so that $! is the process to kill.
+nsenter --net=/run/netns/"$NS" "$TUNR" lct0 >"$TMP/tun.log" 2>&1 &
+TUNR_PID=$!
+wait_for "$TMP/tun.log" '^ready' || die "tun-reader: $(cat "$TMP/tun.log")"
+nsx ip link set lct0 up
+nsx ip addr add 10.100.0.1/24 dev lct0
+nsx ip -6 addr add fd00:100::1/64 dev lct0 nodad
+nsx sysctl -qw net.ipv4.conf.lct0.rp_filter=0
+# IPv6 sockets bound to the TUN still need a route through it.
+nsx ip -6 rule add oif lct0 lookup 100 || die "ip -6 rule"
+nsx ip -6 route add default dev lct0 table 100 || die "ip -6 route"
+
+# What leaves through dum0 arrives at dum1: log it as tun-reader logs the
+# TUN, from a packet socket (cooked: IP header first).
+cat >"$TMP/sniff.py" <<'EOF'
+import ipaddress, socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0003))
+s.bind((sys.argv[1], 0))
+s.settimeout(1.0)
+print("ready", flush=True)
+deadline = time.time() + 600
+while time.time() < deadline:
+    try:
+        p = s.recv(65536)
+    except socket.timeout:
+        continue
+    v = p[0] >> 4
+    if v == 4 and len(p) >= 24:
+        ihl = (p[0] & 15) * 4
+        src, dst = ipaddress.ip_address(p[12:16]), ipaddress.ip_address(p[16:20])
+        proto, l4, fmt = p[9], p[ihl:], "v4 %s %s:%d > %s:%d "
+    elif v == 6 and len(p) >= 44:
+        src, dst = ipaddress.ip_address(p[8:24]), ipaddress.ip_address(p[24:40])
+        proto, l4, fmt = p[6], p[40:], "v6 %s [%s]:%d > [%s]:%d "
+    else:
+        continue
+    if proto in (6, 17) and len(l4) >= 4:
+        print(fmt % ("tcp" if proto == 6 else "udp", src, l4[0] << 8 | l4[1],
+                     dst, l4[2] << 8 | l4[3]), flush=True)
+EOF
+for n in "$NS" "$NS2"; do
+	nsenter --net=/run/netns/"$n" "$PY" "$TMP/sniff.py" dum1 >"$TMP/wire-$n.log" 2>&1 &
+	LISTEN_PIDS="$LISTEN_PIDS $!"
+	wait_for "$TMP/wire-$n.log" '^ready' || die "sniffer: $(cat "$TMP/wire-$n.log")"
+done
+
+# Uncaptured listeners on loopback and on the namespace's own address.
+cat >"$TMP/listen.py" <<'EOF'
+import socket, sys, time
+fam, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if fam == 6 else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((host, port))
+s.listen(64)
+s.settimeout(1.0)
+deadline = time.time() + 600
+while time.time() < deadline:
+    try:
+        c, _ = s.accept()
+        c.close()
+    except socket.timeout:
+        pass
+EOF
+for l in "4 127.0.0.1 9001" "6 ::1 9002" "4 10.77.0.1 9003"; do
+	# shellcheck disable=SC2086
+	nsenter --net=/run/netns/"$NS" "$PY" "$TMP/listen.py" $l &
+	LISTEN_PIDS="$LISTEN_PIDS $!"
+done
+
+# The client: comm is the basename it is executed under (a symlink).
+cat >"$TMP/client.py" <<'EOF'
+import ctypes, os, socket, sys, threading, time
+proto, fam, host, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+opts = sys.argv[5:]
+print("pid", os.getpid(), flush=True)
+if "--wait" in opts:
+    go = opts[opts.index("--wait") + 1]
+    deadline = time.time() + 10
+    while not os.path.exists(go) and time.time() < deadline:
+        time.sleep(0.02)
+
+def attempt():
+    af = socket.AF_INET6 if fam == 6 else socket.AF_INET
+    s = socket.socket(af, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    s.settimeout(0.3)
+    try:
+        s.connect((host, port))
+        if proto == "udp":
+            s.send(b"ping")
+        return "connected"
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return "error %d" % e.errno
+    finally:
+        s.close()
+
+result = []
+def worker():
+    # A thread's comm is its own: rename it, as thread pools do.
+    ctypes.CDLL(None).prctl(15, b"lc-worker", 0, 0, 0)
+    result.append(attempt())
+if "--thread" in opts:
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+else:
+    result.append(attempt())
+print("result", result[0], flush=True)
+EOF
+mkdir "$TMP/bin"
+for c in lc-curl lc-other lc-a-very-long-program-name; do
+	ln -s "$PY" "$TMP/bin/$c"
+done
+
+# run_client NETNS-FN CGROUP-DIR COMM [setpriv args --] CLIENT-ARGS...
+# Joins the cgroup first, then execs the client (same pid).
+run_client() {
+	local x=$1 cg=$2 comm=$3
+	shift 3
+	local pre=()
+	if [ "${1:-}" = "--as" ]; then
+		pre=(setpriv --reuid="$2" --regid="$2" --clear-groups)
+		shift 2
+	fi
+	$x sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+		"${pre[@]}" "$TMP/bin/$comm" "$TMP/client.py" "$@"
+}
+
+
+# --- the helper: load, attach to the child cgroup, serve commands ------------
+
+mkfifo "$TMP/cmd"
+exec 3<>"$TMP/cmd"
+start_helper() {
+	: >"$TMP/helper.log"
+	"$HELPER" --cgroup "$CG" --netns "$NS" --tun lct0 --spec "$1" \
+		--exclude-uid 65533 --exclude-cgroup "$CG/daemon" \
+		<"$TMP/cmd" >"$TMP/helper.log" 2>&1 &
+	HELPER_PID=$!
+	wait_for "$TMP/helper.log" '^ready' || die "helper: $(cat "$TMP/helper.log")"
+}
+
+# hcmd CMD...: send one command, print its answer.
+hcmd() {
+	local before after i
+	before=$(grep -c '^done$' "$TMP/helper.log")
+	echo "$*" >&3
+	for i in $(seq 1 100); do
+		after=$(grep -c '^done$' "$TMP/helper.log")
+		[ "$after" -gt "$before" ] && break
+		sleep 0.05
+	done
+	awk -v n="$before" '/^done$/ { d++; next } d == n { print }' "$TMP/helper.log"
+}
+
+set_spec() {
+	local out
+	out=$(hcmd "spec $1")
+	case "$out" in
+	*ok*) return 0 ;;
+	*) fail "set spec '$1'" "$out"; return 1 ;;
+	esac
+}
+
+counter() { hcmd counters | awk -v c="$1" '$1 == "counter" && $2 == c { print $3 }'; }
+
+# captured LABEL PATTERN NS-FN -- client invocation...
+#   the client's packet must appear on the TUN (PATTERN in tun.log), not
+#   on the wire
+# direct LABEL PATTERN NS-FN -- ...
+#   the other way round
+check() {
+	local want=$1 label=$2 pat=$3 x=$4 wire out on_tun on_wire
+	shift 5
+	wire=$TMP/wire-$NS.log
+	[ "$x" = ns2x ] && wire=$TMP/wire-$NS2.log
+	out=$(run_client "$x" "$@" 2>&1)
+	if ! grep -q '^result \(timeout\|connected\)' <<<"$out"; then
+		fail "$label" "client: $out"
+		return
+	fi
+	sleep 0.1
+	on_tun=no
+	on_wire=no
+	grep -qF -- "$pat" "$TMP/tun.log" && on_tun=yes
+	grep -qF -- "$pat" "$wire" && on_wire=yes
+	if [ "$want" = tun ] && [ $on_tun = yes ] && [ $on_wire = no ]; then
+		pass "$label"
+	elif [ "$want" = direct ] && [ $on_tun = no ] && [ $on_wire = yes ]; then
+		pass "$label"
+	else
+		fail "$label" "on the TUN: $on_tun, on the wire: $on_wire ($out)"
+	fi
+}
+captured() { check tun "$@"; }
+direct() { check direct "$@"; }
+
+start_helper "lc-curl"
+
+# --- by name -------------------------------------------------------------------
+captured "name match: connect goes out the TUN" "> 10.77.0.9:8001 " nsx -- \
+	"$CG" lc-curl tcp 4 10.77.0.9 8001
+direct "name mismatch: connect goes direct" "> 10.77.0.9:8002 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8002
+captured "worker thread with its own comm: leader's name decides" \
+	"> 10.77.0.9:8003 " nsx -- "$CG" lc-curl tcp 4 10.77.0.9 8003 --thread
+captured "udp from a matched process" "v4 udp 10.100.0.1:" nsx -- \
+	"$CG" lc-curl udp 4 10.77.0.9 8004
+grep -q "> 10.77.0.9:8004" "$TMP/tun.log" || fail "udp destination port" "$(grep udp "$TMP/tun.log")"
+
+# --- IPv6 ----------------------------------------------------------------------
+captured "ipv6 name match: out the TUN" "> [fd77::9]:8011 " nsx -- \
+	"$CG" lc-curl tcp 6 fd77::9 8011
+direct "ipv6 mismatch: direct" "> [fd77::9]:8012 " nsx -- \
+	"$CG" lc-other tcp 6 fd77::9 8012
+
+# --- loopback and the host's own addresses stay reachable -----------------------
+for t in "4 127.0.0.1 9001" "6 ::1 9002" "4 10.77.0.1 9003"; do
+	# shellcheck disable=SC2086
+	out=$(run_client nsx "$CG" lc-curl tcp $t 2>&1)
+	if grep -q 'result connected' <<<"$out"; then
+		pass "captured process reaches local $t"
+	else
+		fail "captured process reaches local $t" "$out"
+	fi
+done
+[ "$(counter connects_local_unbound)" -ge 3 ] && pass "connect hook counted the local connects" ||
+	fail "connect hook counted the local connects" "$(counter connects_local_unbound)"
+
+# --- owner attribution ------------------------------------------------------------
+out=$(run_client nsx "$CG" lc-curl tcp 4 10.77.0.9 8021 --thread 2>&1)
+cpid=$(awk '$1 == "pid" { print $2 }' <<<"$out")
+flow=$(hcmd flows | grep " 10.77.0.9 8021 ")
+if grep -q "pid=$cpid uid=0 gid=0 cgroup=[1-9][0-9]* comm=lc-curl$" <<<"$flow"; then
+	pass "owner of a flow: pid, uid, cgroup and leader's comm"
+else
+	fail "owner of a flow" "client pid $cpid, flow: '$flow'"
+fi
+out=$(run_client nsx "$CG" lc-curl udp 6 fd77::9 8022 2>&1)
+cpid=$(awk '$1 == "pid" { print $2 }' <<<"$out")
+hcmd flows | grep -q "^flow v6 udp .* fd77::9 8022 pid=$cpid " &&
+	pass "owner of an ipv6 udp flow (process already exited)" ||
+	fail "owner of an ipv6 udp flow" "$(hcmd flows)"
+
+# --- exclusion, pid, uid, cgroup: spec changes without reloading ------------------
+set_spec "!lc-curl"
+direct "'!name' first: the named process is not captured" "> 10.77.0.9:8031 " nsx -- \
+	"$CG" lc-curl tcp 4 10.77.0.9 8031
+captured "'!name' first: everything else is" "> 10.77.0.9:8032 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8032
+
+set_spec "lc-a-very-long-p"
+captured "long name: compared on its first 15 bytes" "> 10.77.0.9:8035 " nsx -- \
+	"$CG" lc-a-very-long-program-name tcp 4 10.77.0.9 8035
+
+# pid by tgid: the spec names the process once it runs; a thread connects.
+rm -f "$TMP/go"
+run_client nsx "$CG" lc-other tcp 4 10.77.0.9 8041 --thread --wait "$TMP/go" >"$TMP/pidclient.out" 2>&1 &
+cpid_bg=$!
+wait_for "$TMP/pidclient.out" '^pid' || fail "pid client start"
+cpid=$(awk '$1 == "pid" { print $2 }' "$TMP/pidclient.out")
+set_spec "lc-nomatch,$cpid"
+touch "$TMP/go"
+wait "$cpid_bg"
+grep -qF "> 10.77.0.9:8041 " "$TMP/tun.log" && pass "pid match by tgid, from a worker thread" ||
+	fail "pid match by tgid, from a worker thread" "$(cat "$TMP/pidclient.out")"
+
+set_spec "uid:65534"
+captured "uid match" "> 10.77.0.9:8051 " nsx -- \
+	"$CG" lc-other --as 65534 tcp 4 10.77.0.9 8051
+direct "uid mismatch" "> 10.77.0.9:8052 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8052
+
+set_spec "cgroup:/$CGNAME/sub"
+captured "cgroup match (child of the attach point)" "> 10.77.0.9:8061 " nsx -- \
+	"$CG/sub" lc-other tcp 4 10.77.0.9 8061
+direct "cgroup mismatch (the parent)" "> 10.77.0.9:8062 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8062
+
+# --- the daemons are never captured --------------------------------------------------
+set_spec "!lc-nomatch"
+captured "capture-everything spec" "> 10.77.0.9:8071 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8071
+direct "excluded daemon uid, even when everything is captured" "> 10.77.0.9:8072 " nsx -- \
+	"$CG" lc-other --as 65533 tcp 4 10.77.0.9 8072
+direct "excluded daemon cgroup, even when everything is captured" "> 10.77.0.9:8073 " nsx -- \
+	"$CG/daemon" lc-other tcp 4 10.77.0.9 8073
+
+# --- paused (fail-open) -------------------------------------------------------------
+hcmd "enable 0" >/dev/null
+direct "paused: nothing new captured" "> 10.77.0.9:8081 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8081
+hcmd "enable 1" >/dev/null
+captured "resumed" "> 10.77.0.9:8082 " nsx -- "$CG" lc-other tcp 4 10.77.0.9 8082
+
+# --- another network namespace is left alone -------------------------------------------
+n_other=$(counter sockets_other_netns)
+direct "socket in another netns: untouched" "> 10.77.0.9:8091 " ns2x -- \
+	"$CG" lc-curl tcp 4 10.77.0.9 8091
+[ "$(counter sockets_other_netns)" -gt "$n_other" ] && pass "other-netns socket counted" ||
+	fail "other-netns socket counted"
+
+# --- a refused spec leaves the old one in force ----------------------------------------
+out=$(hcmd "spec lc-curl,,x")
+grep -q "error.*item 2.*empty item" <<<"$out" && pass "bad spec refused with the item named" ||
+	fail "bad spec refused" "$out"
+captured "old spec still in force after a refused one" "> 10.77.0.9:8095 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8095
+
+# --- SIGKILL: the links go with the process ---------------------------------------------
+links=$(sed -n 's/^ready .*links=//p' "$TMP/helper.log" | tr ',' ' ')
+[ -n "$links" ] || fail "link ids reported"
+for id in $links; do
+	bpftool link show id "$id" >/dev/null 2>&1 || fail "link $id present while attached"
+done
+{ kill -9 "$HELPER_PID"; wait "$HELPER_PID"; } 2>/dev/null
+HELPER_PID=
+sleep 0.2
+left=
+for id in $links; do
+	bpftool link show id "$id" >/dev/null 2>&1 && left="$left $id"
+done
+[ -z "$left" ] && pass "kill -9: no link left (ids $links)" || fail "kill -9: links left:$left"
+direct "after kill -9: new connections go direct" "> 10.77.0.9:8099 " nsx -- \
+	"$CG" lc-other tcp 4 10.77.0.9 8099
+
+echo "$NAME: $PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
