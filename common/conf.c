@@ -19,19 +19,24 @@
 enum conf_type {
 	CONF_PATH,	/* absolute path */
 	CONF_LOG_LEVEL,
+	CONF_IFNAME,	/* network interface name */
+	CONF_UINT,	/* decimal, within [min, max] */
 };
 
 struct conf_key {
 	const char	*key;
 	enum conf_type	 type;
 	const char	*sections;	/* where it may appear, comma-framed */
+	unsigned long	 min, max;	/* CONF_UINT */
 };
 
 /* The schema.  A key is listed once, with every section it may appear in. */
 static const struct conf_key conf_schema[] = {
-	{ "runtime_dir",	CONF_PATH,	",global,redirectord,netstackd,proxyd," },
-	{ "log_level",		CONF_LOG_LEVEL,	",global,redirectord,netstackd,proxyd," },
-	{ "state_dir",		CONF_PATH,	",proxyd," },
+	{ "runtime_dir",	CONF_PATH,	",global,redirectord,netstackd,proxyd,", 0, 0 },
+	{ "log_level",		CONF_LOG_LEVEL,	",global,redirectord,netstackd,proxyd,", 0, 0 },
+	{ "state_dir",		CONF_PATH,	",proxyd,", 0, 0 },
+	{ "tun_name",		CONF_IFNAME,	",redirectord,", 0, 0 },
+	{ "tun_mtu",		CONF_UINT,	",redirectord,", 1280, 65535 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };
@@ -122,6 +127,26 @@ check_value(const struct conf_key *k, const char *v)
 	case CONF_LOG_LEVEL:
 		return conf_parse_log_level(v) < 0 ?
 		    "must be one of warn, info, debug, trace" : NULL;
+	case CONF_IFNAME:
+		if (strlen(v) > 15 || strpbrk(v, "/% \t") != NULL)
+			return "must be an interface name (at most 15 "
+			    "characters, no '/', '%' or spaces)";
+		return NULL;
+	case CONF_UINT: {
+		static char why[64];
+		unsigned long n;
+		char *end;
+
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno ||
+		    n < k->min || n > k->max) {
+			snprintf(why, sizeof(why), "must be a number from %lu to %lu",
+			    k->min, k->max);
+			return why;
+		}
+		return NULL;
+	}
 	}
 	return "unknown type";
 }

@@ -100,10 +100,15 @@ redirector_message(struct ipc_peer *peer, Lc__MsgType type,
 		ns.packets_in += b->n_packets;
 		break;
 	}
-	case LC__MSG_TYPE__MSG_TUN_HANDOVER:
+	case LC__MSG_TYPE__MSG_TUN_HANDOVER: {
+		const Lc__TunHandover *th = (const Lc__TunHandover *)(const void *)msg;
+
 		ns.tun_handovers++;
-		log_info("TUN handover received; packet I/O on it is not built yet");
+		log_info("TUN %s (ifindex %u, MTU %u) received; packet I/O on it "
+		    "is not built yet", th->ifname ? th->ifname : "?", th->ifindex,
+		    th->mtu);
 		break;
+	}
 	case LC__MSG_TYPE__MSG_OWNER_REPLY:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
+#include "redirectord/tun.h"
 
 #define CTL_GROUP	"localcap"
 
@@ -45,6 +46,9 @@ struct redirectord {
 	uint32_t		 proxyd_pid;
 	char			 proxyd_version[32];
 	uint64_t		 netstack_packets_in;
+	const char		*tun_name_opt;
+	const char		*tun_mtu_opt;
+	struct tun		 tun;
 };
 
 static struct redirectord rd = { .d = { .name = "redirectord" } };
@@ -53,7 +57,10 @@ static const char usage[] =
     "usage: redirectord [options]\n"
     "The privileged part of localcap: capture by eBPF + TUN, and the control socket.\n"
     "\n"
-    DAEMON_COMMON_HELP;
+    DAEMON_COMMON_HELP
+    "  -t, --tun-name NAME     the capture TUN device (default "
+    TUN_DEFAULT_NAME ")\n"
+    "  -m, --tun-mtu N         its MTU, 1280-65535 (default 1500)\n";
 
 static void
 print_version(void)
@@ -231,6 +238,24 @@ data_authorize(const struct ipc_cred *cred, void *arg)
 	return cred->uid == 0 || cred->uid == geteuid();
 }
 
+/*
+ * netstackd reads and writes the TUN itself: no packet crosses a process
+ * boundary twice.  It gets the fd, nothing else (it cannot reconfigure the
+ * device without CAP_NET_ADMIN).
+ */
+static void
+send_tun(struct ipc_peer *peer)
+{
+	Lc__TunHandover th;
+
+	lc__tun_handover__init(&th);
+	th.ifname = rd.tun.name;
+	th.ifindex = rd.tun.ifindex;
+	th.mtu = rd.tun.mtu;
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_TUN_HANDOVER, &th.base, &rd.tun.fd, 1) == -1)
+		ipc_close(peer, "cannot hand the TUN over");
+}
+
 static void
 netstack_ready(struct ipc_peer *peer)
 {
@@ -244,6 +269,7 @@ netstack_ready(struct ipc_peer *peer)
 	rd.proxyd_connected = 0;
 	log_info("netstackd connected (pid %d, version %s)",
 	    (int)ipc_cred(peer)->pid, ipc_peer_version(peer));
+	send_tun(peer);
 }
 
 static void
@@ -311,6 +337,36 @@ redirectord_shutdown(void *arg)
 		ipc_close(cl->peer, "redirectord shutting down");
 	if (rd.netstack)
 		ipc_close(rd.netstack, "redirectord shutting down");
+	tun_close(&rd.tun);
+}
+
+static void
+close_tun_at_exit(void)
+{
+	tun_close(&rd.tun);
+}
+
+static void
+open_tun(void)
+{
+	const char *name = rd.tun_name_opt ? rd.tun_name_opt :
+	    conf_get(rd.d.conf, "redirectord", "tun_name");
+	const char *mtu_s = rd.tun_mtu_opt ? rd.tun_mtu_opt :
+	    conf_get(rd.d.conf, "redirectord", "tun_mtu");
+	unsigned long mtu = TUN_DEFAULT_MTU;
+	char err[256], *end;
+
+	if (mtu_s) {
+		mtu = strtoul(mtu_s, &end, 10);
+		if (*mtu_s == '\0' || *end != '\0' || mtu > TUN_MAX_MTU)
+			fatalx("--tun-mtu %s: not a number from %u to %u", mtu_s,
+			    TUN_MIN_MTU, TUN_MAX_MTU);
+	}
+	if (tun_open(&rd.tun, name ? name : TUN_DEFAULT_NAME, (unsigned)mtu,
+	    TUN_DEFAULT_TABLE, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	/* Even a fatal() later must not leave the IPv6 rule behind. */
+	atexit(close_tun_at_exit);
 }
 
 int
@@ -318,6 +374,8 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		DAEMON_LONGOPTS,
+		{ "tun-name",	required_argument,	NULL, 't' },
+		{ "tun-mtu",	required_argument,	NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct ipc_peer_config ctl_cfg = {
@@ -339,8 +397,15 @@ main(int argc, char *argv[])
 	char path[300];
 	int c;
 
-	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS, longopts, NULL)) != -1)
-		(void)daemon_common_opt(&rd.d, c, optarg, usage, print_version);
+	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "t:m:", longopts,
+	    NULL)) != -1) {
+		if (daemon_common_opt(&rd.d, c, optarg, usage, print_version))
+			continue;
+		if (c == 't')
+			rd.tun_name_opt = optarg;
+		else if (c == 'm')
+			rd.tun_mtu_opt = optarg;
+	}
 	if (optind != argc) {
 		fprintf(stderr, "redirectord: unexpected argument '%s'\n", argv[optind]);
 		return 2;
@@ -348,7 +413,9 @@ main(int argc, char *argv[])
 	TAILQ_INIT(&rd.clients);
 	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot initialise libev");
+	rd.tun.fd = -1;
 	daemon_start(&rd.d, loop, &hooks);
+	open_tun();
 
 	daemon_path(&rd.d, "data.sock", path, sizeof(path));
 	if ((rd.data_listener = ipc_listen(loop, path, 0660, &data_cfg,

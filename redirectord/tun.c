@@ -224,6 +224,7 @@ tun_open(struct tun *t, const char *name, unsigned mtu, uint32_t table,
     char *err, size_t errlen)
 {
 	struct ifreq ifr;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
@@ -302,11 +303,20 @@ tun_open(struct tun *t, const char *name, unsigned mtu, uint32_t table,
 		    t->name, table, strerror(errno));
 		goto fail;
 	}
-	if (rule6(t, 1) == -1) {
-		seterr(err, errlen, "IPv6 rule 'oif %s lookup %u': %s%s", t->name,
-		    table, strerror(errno), errno == EEXIST ?
-		    " (left over from a crashed instance? ip -6 rule del "
-		    "priority 1790)" : "");
+	rc = rule6(t, 1);
+	if (rc == -1 && errno == EEXIST) {
+		/*
+		 * Our priority and table for a device of our name that did not
+		 * exist a moment ago: a killed instance left it behind.
+		 */
+		log_warnx("removing a stale IPv6 rule for %s left by a previous "
+		    "instance", t->name);
+		if ((rc = rule6(t, 0)) == 0)
+			rc = rule6(t, 1);
+	}
+	if (rc == -1) {
+		seterr(err, errlen, "IPv6 rule 'oif %s lookup %u': %s", t->name,
+		    table, strerror(errno));
 		goto fail;
 	}
 	t->rule6 = 1;

@@ -25,7 +25,9 @@ trap 'exit 1' INT TERM
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 start() {
-	"$BIN/$1" -f -r "$T" ${2:-} >>"$T/$1.log" 2>&1 &
+	# redirectord's TUN goes in a network namespace of its own.
+	ns=""; [ "$1" = redirectord ] && ns="unshare --net --"
+	$ns "$BIN/$1" -f -r "$T" ${2:-} >>"$T/$1.log" 2>&1 &
 	eval "$1_pid=$!"
 	pids="$pids $!"
 }

@@ -46,7 +46,10 @@ good_file_with_sections_and_comments(void **state)
 	    "\tlog_level = debug\n"
 	    "state_dir = /var/lib/lc-test\n"
 	    "[netstackd]\n"
-	    "runtime_dir = /run/other\n");
+	    "runtime_dir = /run/other\n"
+	    "[redirectord]\n"
+	    "tun_name = lc1\n"
+	    "tun_mtu = 9000\n");
 	c = conf_load(path, err, sizeof(err));
 	unlink(path);
 	assert_non_null(c);
@@ -57,6 +60,8 @@ good_file_with_sections_and_comments(void **state)
 	assert_string_equal(conf_get(c, "netstackd", "runtime_dir"), "/run/other");
 	assert_string_equal(conf_get(c, "proxyd", "state_dir"), "/var/lib/lc-test");
 	assert_null(conf_get(c, "redirectord", "state_dir"));
+	assert_string_equal(conf_get(c, "redirectord", "tun_name"), "lc1");
+	assert_string_equal(conf_get(c, "redirectord", "tun_mtu"), "9000");
 	conf_free(c);
 }
 
@@ -92,6 +97,11 @@ bad_lines_name_file_and_line(void **state)
 	expect_error("log_level = info\nlog_level = debug\n", 2, "duplicate key");
 	expect_error("state_dir = /x\n", 1, "does not belong in the global section");
 	expect_error("[netstackd]\nstate_dir = /x\n", 2, "does not belong in [netstackd]");
+	expect_error("[redirectord]\ntun_mtu = 100\n", 2, "from 1280 to 65535");
+	expect_error("[redirectord]\ntun_mtu = 1500x\n", 2, "from 1280 to 65535");
+	expect_error("[redirectord]\ntun_mtu = -1\n", 2, "from 1280 to 65535");
+	expect_error("[redirectord]\ntun_name = a/b\n", 2, "interface name");
+	expect_error("[redirectord]\ntun_name = sixteen-chars-xx\n", 2, "interface name");
 }
 
 static void

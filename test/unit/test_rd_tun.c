@@ -112,6 +112,20 @@ strict_rp_filter_for_all_gives_loose_on_the_tun(void **state)
 }
 
 static void
+stale_rule_of_a_killed_instance_is_replaced(void **state)
+{
+	struct tun t;
+	char err[256];
+
+	(void)state;
+	/* What a SIGKILLed redirectord leaves: the rule, without the device. */
+	assert_int_equal(system("ip -6 rule add oif lctest6 lookup 2786 priority 1790"), 0);
+	assert_int_equal(tun_open(&t, "lctest6", 1500, 2786, err, sizeof(err)), 0);
+	tun_close(&t);
+	assert_null(strstr(run("ip -6 rule show"), "lctest6"));
+}
+
+static void
 existing_interface_is_never_adopted(void **state)
 {
 	struct tun a, b;
@@ -289,6 +303,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(open_configures_device_and_routing, setup),
 		cmocka_unit_test_setup(strict_rp_filter_for_all_gives_loose_on_the_tun, setup),
+		cmocka_unit_test_setup(stale_rule_of_a_killed_instance_is_replaced, setup),
 		cmocka_unit_test_setup(existing_interface_is_never_adopted, setup),
 		cmocka_unit_test_setup(bad_arguments_are_refused_clearly, setup),
 		cmocka_unit_test_setup(ipv4_socket_bound_to_tun_needs_no_route_and_gets_replies, setup),
