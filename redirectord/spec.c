@@ -448,25 +448,25 @@ rd_spec_parse(const char *text, const struct rd_spec_resolver *res,
 			s++;
 		while (e > s && is_ws(c.text[e - 1]))
 			e--;
-		if (s == e)
-			return spec_fail(&c, item, pos, 0, "empty item");
+		if (s == e) {
+			spec_fail(&c, item, pos, 0, "empty item");
+			goto fail;
+		}
 		ps = s;
 		if (c.text[s] == '!') {
 			r->exclude = 1;
 			ps++;
 			while (ps < e && is_ws(c.text[ps]))
 				ps++;
-			if (ps == e)
-				return spec_fail(&c, item, s, e - s,
+			if (ps == e) {
+				spec_fail(&c, item, s, e - s,
 				    "nothing after '!'");
+				goto fail;
+			}
 		}
-		if (memchr(c.text + ps, '\0', e - ps) != NULL)
-			return spec_fail(&c, item, s, e - s, "NUL byte");
 		if (parse_pattern(&c, item, s, e - s, c.text + ps, e - ps, r,
-		    &truncated) < 0) {
-			memset(out, 0, sizeof(*out));
-			return -1;
-		}
+		    &truncated) < 0)
+			goto fail;
 		out->src_offset[out->nrules] = (uint32_t)s;
 		out->src_len[out->nrules] = (uint32_t)(e - s);
 		out->name_truncated[out->nrules] = truncated;
@@ -475,6 +475,10 @@ rd_spec_parse(const char *text, const struct rd_spec_resolver *res,
 	}
 	out->default_capture = out->rules[0].exclude != 0;
 	return 0;
+fail:
+	/* All or nothing: a refused spec yields no rules. */
+	memset(out, 0, sizeof(*out));
+	return -1;
 }
 
 static bool
