@@ -1004,6 +1004,267 @@ shutdown_in_syn_rcvd_fins_after_handshake(void **state)
 	assert_int_equal(last(f)->len, 6);
 }
 
+static void
+fin_wait_1_peer_data_still_received(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[8];
+
+	establish(f, ISS, IRS, 1);
+	tcp_shutdown(&f->c, f->now);
+	assert_int_equal(f->c.state, TCP_FIN_WAIT_1);
+	/* Half-close: the peer keeps sending and we keep taking it. */
+	struct tcp_seg s = data_seg(f, IRS + 1, "late", 4);
+	s.ack = ISS + 1;	/* our FIN not acked yet */
+	input(f, s);
+	assert_int_equal(tcp_recv(&f->c, buf, sizeof(buf), f->now), 4);
+	assert_memory_equal(buf, "late", 4);
+	assert_int_equal(f->c.state, TCP_FIN_WAIT_1);
+}
+
+static void
+close_wait_more_data_only_reacked(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+
+	establish(f, ISS, IRS, 0);
+	s = data_seg(f, IRS + 1, NULL, 0);
+	s.flags |= TH_FIN;
+	input(f, s);
+	assert_int_equal(f->c.state, TCP_CLOSE_WAIT);
+	f->nout = 0;
+	/* Data "after" the FIN is a lie or a retransmission: not taken. */
+	input(f, data_seg(f, IRS + 2, "zz", 2));
+	assert_int_equal(tcp_recv_avail(&f->c), 0);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->ack, IRS + 2);
+}
+
+static void
+last_ack_fin_retransmitted_then_closed(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+
+	establish(f, ISS, IRS, 0);
+	s = data_seg(f, IRS + 1, NULL, 0);
+	s.flags |= TH_FIN;
+	input(f, s);
+	tcp_shutdown(&f->c, f->now);
+	assert_int_equal(f->c.state, TCP_LAST_ACK);
+	f->nout = 0;
+	f->now = tcp_poll_at(&f->c);
+	tcp_on_timer(&f->c, f->now);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->flags, TH_ACK | TH_FIN);
+	input(f, ack_seg(f, ISS + 2));
+	assert_int_equal(f->c.state, TCP_CLOSED);
+	assert_int_equal(f->c.error, 0);
+}
+
+static void
+closing_rst_closes(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+
+	establish(f, ISS, IRS, 0);
+	tcp_shutdown(&f->c, f->now);
+	s = data_seg(f, IRS + 1, NULL, 0);
+	s.ack = ISS + 1;
+	s.flags |= TH_FIN;
+	input(f, s);
+	assert_int_equal(f->c.state, TCP_CLOSING);
+	input(f, seg_tmpl(TH_RST, IRS + 2, 0));
+	assert_int_equal(f->c.state, TCP_CLOSED);
+	assert_int_equal(f->c.error, ECONNRESET);
+}
+
+static void
+syn_rcvd_ack_with_data_delivered(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+
+	init_conn(f, ISS);
+	input(f, seg_tmpl(TH_SYN, IRS, 0));
+	s = seg_tmpl(TH_ACK | TH_PSH, IRS + 1, ISS + 1);
+	s.data = (const uint8_t *)"GET /";
+	s.len = 5;
+	input(f, s);
+	assert_int_equal(f->c.state, TCP_ESTABLISHED);
+	assert_int_equal(tcp_take_events(&f->c),
+	    TCP_EV_ESTABLISHED | TCP_EV_READABLE);
+	assert_int_equal(tcp_recv_avail(&f->c), 5);
+}
+
+static void
+established_ooo_fin_ignored_until_in_order(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+
+	establish(f, ISS, IRS, 1);
+	s = data_seg(f, IRS + 101, payload + 100, 100);
+	s.flags |= TH_FIN;
+	input(f, s);
+	assert_int_equal(f->c.state, TCP_ESTABLISHED);
+	/* The hole is filled, the FIN was dropped: the peer resends it. */
+	input(f, data_seg(f, IRS + 1, payload, 100));
+	assert_int_equal(f->c.state, TCP_ESTABLISHED);
+	assert_int_equal(f->c.rcv_nxt, IRS + 201);
+	s = data_seg(f, IRS + 201, NULL, 0);
+	s.flags |= TH_FIN;
+	input(f, s);
+	assert_int_equal(f->c.state, TCP_CLOSE_WAIT);
+}
+
+static void
+window_update_is_not_a_dupack(void **state)
+{
+	struct fx *f = *state;
+	uint32_t sz = f->c.smss;
+	struct tcp_seg s;
+	int i;
+
+	establish(f, ISS, IRS, 1);
+	sz = f->c.smss;
+	tcp_send(&f->c, payload, 4 * (size_t)sz, f->now);
+	for (i = 0; i < 5; i++) {
+		s = ack_seg(f, ISS + 1);
+		s.wnd = (uint16_t)(1024 + i + 1);	/* growing window each time */
+		input(f, s);
+	}
+	assert_int_equal(f->c.dupacks, 0);
+	assert_false(f->c.in_recovery);
+}
+
+static void
+sack_blocks_reported_latest_first(void **state)
+{
+	struct fx *f = *state;
+
+	establish(f, ISS, IRS, 1);
+	input(f, data_seg(f, IRS + 1001, payload, 100));
+	input(f, data_seg(f, IRS + 2001, payload, 100));
+	input(f, data_seg(f, IRS + 3001, payload, 100));
+	input(f, data_seg(f, IRS + 4001, payload, 100));
+	/* With timestamps, three blocks fit; the newest range comes first. */
+	assert_int_equal(last(f)->nsack, 3);
+	assert_int_equal(last(f)->sack[0].start, IRS + 4001);
+	assert_int_equal(last(f)->sack[0].end, IRS + 4101);
+	/* Data segments carrying SACK blocks shrink to keep within the MSS. */
+	tcp_send(&f->c, payload, 3000, f->now);
+	assert_int_equal(f->out[f->nout - 2].seg.len, 1460 - 12 - 28);
+}
+
+static void
+seq_wraparound_ooo_reassembly(void **state)
+{
+	struct fx *f = *state;
+	uint32_t irs = 0xffffff00u;
+	uint8_t buf[1024];
+
+	establish(f, ISS, irs, 1);
+	/* Second half (past the wrap) first, then the first half. */
+	input(f, data_seg(f, irs + 1 + 400, payload + 400, 400));
+	assert_int_equal(f->c.nooo, 1);
+	input(f, data_seg(f, irs + 1, payload, 400));
+	assert_int_equal(f->c.nooo, 0);
+	assert_int_equal(f->c.rcv_nxt, irs + 801);
+	assert_int_equal(tcp_recv(&f->c, buf, sizeof(buf), f->now), 800);
+	assert_memory_equal(buf, payload, 800);
+}
+
+static void
+recv_peek_consume_zero_copy(void **state)
+{
+	struct fx *f = *state;
+	const uint8_t *p;
+	size_t n;
+
+	f->cfg.rcvbuf = 4096;
+	establish(f, ISS, IRS, 0);
+	input(f, data_seg(f, IRS + 1, payload, 3000));
+	tcp_recv_consume(&f->c, 2500, f->now);
+	/* Wraps in the ring: the peek returns the contiguous part. */
+	input(f, data_seg(f, IRS + 3001, payload + 3000, 2000));
+	n = tcp_recv_peek(&f->c, &p);
+	assert_int_equal(n, 4096 - 2500);
+	assert_memory_equal(p, payload + 2500, n);
+	tcp_recv_consume(&f->c, n, f->now);
+	n = tcp_recv_peek(&f->c, &p);
+	assert_int_equal(n, 500 + 2000 - (4096 - 2500));
+	assert_memory_equal(p, payload + 4096, n);
+}
+
+static void
+delayed_ack_piggybacks_on_data(void **state)
+{
+	struct fx *f = *state;
+
+	establish(f, ISS, IRS, 0);
+	input(f, data_seg(f, IRS + 1, "q", 1));
+	assert_int_equal(f->nout, 0);
+	tcp_send(&f->c, "answer", 6, f->now);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->ack, IRS + 2);
+	assert_int_equal(last(f)->len, 6);
+	assert_int_equal(f->c.t_delack, TCP_NEVER);
+}
+
+static void
+persist_backoff_capped_and_never_aborts(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+	int i;
+
+	f->cfg.rto_max_ms = 8000;
+	f->cfg.max_retries = 3;
+	establish(f, ISS, IRS, 0);
+	s = ack_seg(f, ISS + 1);
+	s.wnd = 0;
+	input(f, s);
+	tcp_send(&f->c, "x", 1, f->now);
+	for (i = 0; i < 20; i++) {
+		f->now = tcp_poll_at(&f->c);
+		tcp_on_timer(&f->c, f->now);
+		input(f, s);	/* the peer answers: still zero */
+	}
+	assert_int_equal(f->c.state, TCP_ESTABLISHED);
+	assert_int_equal(tcp_poll_at(&f->c) - f->now, 8000);
+}
+
+static void
+rto_into_zero_window_switches_to_persist(void **state)
+{
+	struct fx *f = *state;
+	struct tcp_seg s;
+	int i;
+
+	f->cfg.max_retries = 2;
+	establish(f, ISS, IRS, 0);
+	tcp_send(&f->c, payload, 1000, f->now);
+	/* The peer takes nothing and closes its window. */
+	s = ack_seg(f, ISS + 1);
+	s.wnd = 0;
+	input(f, s);
+	for (i = 0; i < 10; i++) {
+		f->now = tcp_poll_at(&f->c);
+		tcp_on_timer(&f->c, f->now);
+		input(f, s);
+	}
+	assert_int_equal(f->c.state, TCP_ESTABLISHED);
+	/* Window opens: the data goes again. */
+	s.wnd = 5000;
+	f->nout = 0;
+	input(f, s);
+	assert_int_equal(last(f)->seq, ISS + 1);
+	assert_int_equal(last(f)->len, 536);
+}
+
 /* ------------------------------------------------------------ RST, RFC 5961 */
 
 static void
@@ -1297,6 +1558,19 @@ main(void)
 		T(time_wait_fin_retransmission_reacked),
 		T(fin_wait_2_timeout_aborts),
 		T(shutdown_in_syn_rcvd_fins_after_handshake),
+		T(fin_wait_1_peer_data_still_received),
+		T(close_wait_more_data_only_reacked),
+		T(last_ack_fin_retransmitted_then_closed),
+		T(closing_rst_closes),
+		T(syn_rcvd_ack_with_data_delivered),
+		T(established_ooo_fin_ignored_until_in_order),
+		T(window_update_is_not_a_dupack),
+		T(sack_blocks_reported_latest_first),
+		T(seq_wraparound_ooo_reassembly),
+		T(recv_peek_consume_zero_copy),
+		T(delayed_ack_piggybacks_on_data),
+		T(persist_backoff_capped_and_never_aborts),
+		T(rto_into_zero_window_switches_to_persist),
 		T(established_rst_exact_resets),
 		T(rst_in_window_challenge_ack),
 		T(rst_out_of_window_dropped),
