@@ -11,6 +11,10 @@
  *                          the host's own addresses is unbound again: replies
  *                          to such packets could never come back through the
  *                          TUN, so the connect would hang.
+ *   sockops (listen), cgroup/bind4|6 (UDP port, IPv6 address)
+ *                          a captured socket that turns out to be a server
+ *                          is unbound: it serves whoever connects to it,
+ *                          which a socket bound to the TUN could not.
  *   cgroup_skb/egress      for captured sockets, join the cookie to the flow
  *                          key of the packets netstackd will see on the TUN.
  *
@@ -312,28 +316,30 @@ is_local(__u32 family, const __u8 *addr)
 }
 
 static __always_inline void
-unbind(struct bpf_sock_addr *ctx)
+unbind(struct bpf_sock_addr *ctx, __u32 why)
 {
 	int zero = 0;
 
 	bpf_setsockopt(ctx, SOL_SOCKET_, SO_BINDTOIFINDEX_, &zero, sizeof(zero));
-	count(LC_CNT_CONNECT_LOCAL);
+	count(why);
+}
+
+static __always_inline int
+sk_bound_to_tun(struct bpf_sock *sk)
+{
+	const struct lc_config *cfg;
+	__u32 key = 0;
+
+	cfg = bpf_map_lookup_elem(&lc_config, &key);
+	if (!cfg || cfg->tun_ifindex == 0 || !sk)
+		return 0;
+	return sk->bound_dev_if == cfg->tun_ifindex;
 }
 
 static __always_inline int
 bound_to_tun(struct bpf_sock_addr *ctx)
 {
-	const struct lc_config *cfg;
-	struct bpf_sock *sk;
-	__u32 key = 0;
-
-	cfg = bpf_map_lookup_elem(&lc_config, &key);
-	if (!cfg || cfg->tun_ifindex == 0)
-		return 0;
-	sk = ctx->sk;
-	if (!sk)
-		return 0;
-	return sk->bound_dev_if == cfg->tun_ifindex;
+	return sk_bound_to_tun(ctx->sk);
 }
 
 static __always_inline int
@@ -353,7 +359,7 @@ int lc_connect4(struct bpf_sock_addr *ctx)
 	if (!bound_to_tun(ctx))
 		return 1;
 	if (v4_is_local(ctx->user_ip4))
-		unbind(ctx);
+		unbind(ctx, LC_CNT_CONNECT_LOCAL);
 	return 1;
 }
 
@@ -371,17 +377,68 @@ int lc_connect6(struct bpf_sock_addr *ctx)
 	/* ::, ::1 */
 	if (a[0] == 0 && a[1] == 0 && a[2] == 0 &&
 	    (a[3] == 0 || a[3] == bpf_htonl(1))) {
-		unbind(ctx);
+		unbind(ctx, LC_CNT_CONNECT_LOCAL);
 		return 1;
 	}
 	/* ::ffff:a.b.c.d on a dual-stack socket */
 	if (a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff)) {
 		if (v4_is_local(a[3]))
-			unbind(ctx);
+			unbind(ctx, LC_CNT_CONNECT_LOCAL);
 		return 1;
 	}
 	if (is_local(6, (const __u8 *)a))
-		unbind(ctx);
+		unbind(ctx, LC_CNT_CONNECT_LOCAL);
+	return 1;
+}
+
+/*
+ * Servers.  A UDP socket bound to a chosen port serves (DNS, QUIC servers);
+ * a UDP client lets the kernel pick (port 0) and stays captured.  TCP is
+ * decided at listen() instead (sockops below), because a listener may well
+ * bind port 0 and a client may bind a port.
+ *
+ * IPv6 also refuses to bind a socket bound to the TUN to an address that
+ * is not on the TUN (EADDRNOTAVAIL: [::1]:0 for a test server, say), so an
+ * IPv6 bind to a specific address unbinds as well.  IPv4 checks addresses
+ * per routing table, not per device, and needs no such care.
+ */
+static __always_inline int
+on_bind(struct bpf_sock_addr *ctx, int v6)
+{
+	int server = ctx->protocol == IPPROTO_UDP_ && ctx->user_port != 0;
+
+	if (v6 && !server)
+		server = ctx->user_ip6[0] != 0 || ctx->user_ip6[1] != 0 ||
+		    ctx->user_ip6[2] != 0 || ctx->user_ip6[3] != 0;
+	if (server && bound_to_tun(ctx))
+		unbind(ctx, LC_CNT_SERVER_UNBOUND);
+	return 1;
+}
+
+SEC("cgroup/bind4")
+int lc_bind4(struct bpf_sock_addr *ctx)
+{
+	return on_bind(ctx, 0);
+}
+
+SEC("cgroup/bind6")
+int lc_bind6(struct bpf_sock_addr *ctx)
+{
+	return on_bind(ctx, 1);
+}
+
+SEC("sockops")
+int lc_sockops(struct bpf_sock_ops *skops)
+{
+	int zero = 0;
+
+	if (skops->op != BPF_SOCK_OPS_TCP_LISTEN_CB)
+		return 1;
+	if (!sk_bound_to_tun(skops->sk))
+		return 1;
+	bpf_setsockopt(skops, SOL_SOCKET_, SO_BINDTOIFINDEX_, &zero,
+	    sizeof(zero));
+	count(LC_CNT_SERVER_UNBOUND);
 	return 1;
 }
 

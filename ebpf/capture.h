@@ -100,6 +100,7 @@ enum lc_counter {
 	LC_CNT_SOCK_OTHER_NETNS,	/* skipped: not the TUN's netns */
 	LC_CNT_SOCK_PAUSED,		/* skipped: capture paused */
 	LC_CNT_CONNECT_LOCAL,		/* connect to a host address: unbound */
+	LC_CNT_SERVER_UNBOUND,		/* TCP listen / UDP bind to a port */
 	LC_CNT_OWNER_RECORDED,		/* socket cookie -> owner stored */
 	LC_CNT_FLOW_RECORDED,		/* flow key -> owner stored */
 	LC_CNT_COMM_READ_FAILED,	/* leader comm unreadable: name rules miss */

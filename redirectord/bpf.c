@@ -36,7 +36,7 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-#define RD_BPF_NPROGS	4
+#define RD_BPF_NPROGS	7
 
 struct rd_bpf {
 	struct capture		*skel;
@@ -52,6 +52,7 @@ static const char *const counter_names[LC_CNT_MAX] = {
 	[LC_CNT_SOCK_OTHER_NETNS] = "sockets_other_netns",
 	[LC_CNT_SOCK_PAUSED] = "sockets_while_paused",
 	[LC_CNT_CONNECT_LOCAL] = "connects_local_unbound",
+	[LC_CNT_SERVER_UNBOUND] = "servers_unbound",
 	[LC_CNT_OWNER_RECORDED] = "owners_recorded",
 	[LC_CNT_FLOW_RECORDED] = "flows_recorded",
 	[LC_CNT_COMM_READ_FAILED] = "comm_read_failed",
@@ -174,6 +175,9 @@ rd_bpf_attach_cgroup_fd(struct rd_bpf *b, int cgroup_fd)
 		b->skel->progs.lc_sock_create,
 		b->skel->progs.lc_connect4,
 		b->skel->progs.lc_connect6,
+		b->skel->progs.lc_bind4,
+		b->skel->progs.lc_bind6,
+		b->skel->progs.lc_sockops,
 		b->skel->progs.lc_egress,
 	};
 	size_t i;
@@ -184,8 +188,8 @@ rd_bpf_attach_cgroup_fd(struct rd_bpf *b, int cgroup_fd)
 		errno = EALREADY;
 		return -1;
 	}
-	/* The connect hooks and the flow recorder first: by the time a
-	 * socket can be bound to the TUN, they are in place. */
+	/* Everything else first, sock_create last: by the time a socket
+	 * can be bound to the TUN, the hooks that correct it are in place. */
 	for (i = RD_BPF_NPROGS; i-- > 0;) {
 		struct bpf_link *l = bpf_program__attach_cgroup(progs[i],
 		    cgroup_fd);

@@ -189,14 +189,40 @@ if "--wait" in opts:
     while not os.path.exists(go) and time.time() < deadline:
         time.sleep(0.02)
 
+af = socket.AF_INET6 if fam == 6 else socket.AF_INET
+if proto.startswith("serve-"):
+    # A server in a captured process: answer one peer, then exit.
+    tcp = proto == "serve-tcp"
+    s = socket.socket(af, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    if tcp:
+        s.listen(4)
+    s.settimeout(5)
+    print("listening", s.getsockname()[1], flush=True)
+    try:
+        if tcp:
+            c, _ = s.accept()
+            c.sendall(b"hi")
+            c.close()
+        else:
+            _, peer = s.recvfrom(100)
+            s.sendto(b"hi", peer)
+        print("result served", flush=True)
+    except socket.timeout:
+        print("result timeout", flush=True)
+    sys.exit(0)
+
 def attempt():
-    af = socket.AF_INET6 if fam == 6 else socket.AF_INET
     s = socket.socket(af, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-    s.settimeout(0.3)
+    s.settimeout(0.3 if proto != "udp-echo" else 2)
     try:
         s.connect((host, port))
         if proto == "udp":
             s.send(b"ping")
+        if proto == "udp-echo":
+            s.send(b"ping")
+            s.recv(100)
         return "connected"
     except socket.timeout:
         return "timeout"
@@ -337,6 +363,33 @@ for t in "4 127.0.0.1 9001" "6 ::1 9002" "4 10.77.0.1 9003"; do
 done
 [ "$(counter connects_local_unbound)" -ge 3 ] && pass "connect hook counted the local connects" ||
 	fail "connect hook counted the local connects" "$(counter connects_local_unbound)"
+
+# --- a captured process can still serve ---------------------------------------------
+# Its listening socket (TCP, explicit or ephemeral port) and its UDP socket
+# bound to a port are unbound from the TUN; an uncaptured peer reaches them.
+for t in "serve-tcp 4 127.0.0.1 9101" "serve-tcp 4 127.0.0.1 0" \
+	"serve-tcp 6 ::1 0" "serve-udp 4 127.0.0.1 9104" "serve-udp 6 ::1 9105"; do
+	# shellcheck disable=SC2086
+	run_client nsx "$CG" lc-curl $t >"$TMP/srv.out" 2>&1 &
+	spid=$!
+	if ! wait_for "$TMP/srv.out" '^listening'; then
+		fail "captured server $t" "$(cat "$TMP/srv.out")"
+		wait "$spid"
+		continue
+	fi
+	set -- $t
+	port=$(awk '$1 == "listening" { print $2 }' "$TMP/srv.out")
+	cproto=tcp
+	[ "$1" = serve-udp ] && cproto=udp-echo
+	out=$(run_client nsx "$CG" lc-other "$cproto" "$2" "$3" "$port" 2>&1)
+	wait "$spid"
+	if grep -q 'result connected' <<<"$out" && grep -q 'result served' "$TMP/srv.out"; then
+		pass "captured process serves: $t"
+	else
+		fail "captured process serves: $t" "client: $out; server: $(cat "$TMP/srv.out")"
+	fi
+done
+set --
 
 # --- owner attribution ------------------------------------------------------------
 out=$(run_client nsx "$CG" lc-curl tcp 4 10.77.0.9 8021 --thread 2>&1)
