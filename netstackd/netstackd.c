@@ -1,21 +1,36 @@
 /*
  * netstackd — the unprivileged user-space TCP/IP stack.
  *
- * Sits between redirectord (data.sock: raw packets from the capture TUN, or
- * the TUN fd itself) and proxyd (flow.sock: one NewFlow + socket per
- * connection).  It connects to both and keeps reconnecting whenever either
- * goes away, so each neighbour can be restarted alone.  It tells redirectord
- * whether proxyd is reachable, which is what capture fail-open/fail-closed
- * decides on.
+ * Sits between redirectord (data.sock: it hands us the capture TUN's fd)
+ * and proxyd (flow.sock: one NewFlow + socket per connection).  It connects
+ * to both and keeps reconnecting whenever either goes away, so each
+ * neighbour can be restarted alone, and tells redirectord whether proxyd is
+ * reachable (the capture side's fail-open/fail-closed decision).
  *
- * The protocol core (IP, TCP, UDP) lives in netstackd/'s other modules; this
- * file is the process around it.
+ * This file is the process around the protocol core (stack.c, tcp.c, ip.c):
+ *
+ *   TUN readable  -> ns_stack_input() per packet (a bounded batch per wakeup)
+ *   stack output  -> write() into the TUN, synchronously
+ *   stack events  -> per-flow actions: a new flow gets a socketpair whose
+ *                    other end goes to proxyd with its NewFlow; bytes move
+ *                    between the connection and the socket
+ *   one ev_timer  -> armed to ns_stack_poll_at(), the earliest deadline
+ *
+ * Flow control is end to end: bytes the application sends are taken from
+ * the connection (which opens its window) only as fast as the flow socket
+ * accepts them, and bytes from proxyd are read only while the connection's
+ * send ring has room.  A TCP flow's socket is SOCK_STREAM; a UDP flow's is
+ * SOCK_SEQPACKET, one datagram per record, with EOF when proxyd closes.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -25,23 +40,70 @@
 #include "log.h"
 #include "data.pb-c.h"
 #include "flow.pb-c.h"
+#include "netstackd/stack.h"
+
+#define TUN_BATCH	64		/* packets read per TUN wakeup */
+#define FLOW_BUF	(64u << 10)	/* per-direction staging buffer */
+#define STATUS_EVERY	1.0		/* seconds between status reports */
+
+#define container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+struct flow {
+	TAILQ_ENTRY(flow)	 entry;
+	int			 udp;		/* else TCP */
+	struct ns_tcp_flow	*tcp;		/* NULL once released */
+	struct ns_udp_flow	*uflow;		/* NULL once gone */
+	uint64_t		 id;
+	int			 sock;		/* our end of the socketpair */
+	ev_io			 rio;		/* sock readable: proxyd -> app */
+	ev_io			 wio;		/* sock writable: app -> proxyd */
+	/* app -> proxyd bytes taken from the connection, not yet written. */
+	uint8_t			*out;
+	size_t			 out_off, out_len;
+	/* proxyd -> app bytes read from sock, not yet accepted by TCP. */
+	uint8_t			*in;
+	size_t			 in_off, in_len;
+	int			 app_fin;	/* app shut its write side */
+	int			 app_fin_passed;	/* ...and proxyd was told */
+	int			 sock_eof;	/* proxyd shut its write side */
+	int			 sock_eof_passed;	/* ...and the app was told */
+};
 
 struct netstackd {
 	struct daemon		 d;
 	struct ipc_connector	*redirector;	/* data.sock */
 	struct ipc_connector	*proxy;		/* flow.sock */
 	ev_timer		 report;	/* status to redirectord, soon */
+	ev_timer		 status_tick;
+
+	/* The TUN and the stack on it; both exist only between a handover
+	 * and the loss of redirectord. */
+	int			 tun_fd;
+	unsigned		 tun_mtu;
+	ev_io			 tun_io;
+	struct ns_stack		*stack;
+	ev_timer		 stack_timer;
+	uint8_t			*pkt;		/* one packet, MTU-sized */
+	TAILQ_HEAD(, flow)	 flows;
+
 	uint64_t		 packets_in;
+	uint64_t		 tun_write_drops;
+	uint64_t		 flows_refused;	/* proxyd away or no resources */
 	uint64_t		 tun_handovers;
+	int			 status_dirty;
 };
 
-static struct netstackd ns = { .d = { .name = "netstackd" } };
+static struct netstackd ns = { .d = { .name = "netstackd" }, .tun_fd = -1 };
 
 static const char usage[] =
     "usage: netstackd [options]\n"
     "The localcap user-space TCP/IP stack: packets from redirectord, flows to proxyd.\n"
     "\n"
     DAEMON_COMMON_HELP;
+
+static void	process_events(void);
+static void	flow_free(struct flow *);
 
 static void
 print_version(void)
@@ -51,33 +113,548 @@ print_version(void)
 	    ev_version_minor(), LC__PROTOCOL__PROTOCOL_VERSION);
 }
 
-/* Tell redirectord what we know about proxyd. */
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- status to redirectord --------------------------------------------------- */
+
 static void
 report_status(void)
 {
 	struct ipc_peer *rd = ns.redirector ? ipc_connector_peer(ns.redirector) : NULL;
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
-	Lc__NetstackStatus st;
-	Lc__Counter packets, *counters[1] = { &packets };
+	const struct ns_stack_stats *st = ns.stack ? ns_stack_stats(ns.stack) : NULL;
+	Lc__NetstackStatus msg;
+	Lc__Counter c[8], *cp[8];
+	size_t n = 0;
 
 	if (rd == NULL)
 		return;
-	lc__netstack_status__init(&st);
-	lc__counter__init(&packets);
-	packets.name = (char *)(uintptr_t)"packets_in";
-	packets.value = ns.packets_in;
-	st.n_counters = 1;
-	st.counters = counters;
-	if (px) {
-		st.proxyd_connected = 1;
-		st.proxyd_pid = (uint32_t)ipc_cred(px)->pid;
-		st.proxyd_version = (char *)(uintptr_t)ipc_peer_version(px);
+	lc__netstack_status__init(&msg);
+#define COUNTER(label, v) do {						\
+		lc__counter__init(&c[n]);				\
+		c[n].name = (char *)(uintptr_t)(label);			\
+		c[n].value = (v);					\
+		cp[n] = &c[n];						\
+		n++;							\
+	} while (0)
+	COUNTER("packets_in", ns.packets_in);
+	COUNTER("flows_refused", ns.flows_refused);
+	COUNTER("tun_write_drops", ns.tun_write_drops);
+	if (st) {
+		COUNTER("packets_out", st->packets_out);
+		COUNTER("tcp_flows_active", st->tcp_flows_active);
+		COUNTER("tcp_flows_created", st->tcp_flows_created);
+		COUNTER("udp_flows_active", st->udp_flows_active);
+		COUNTER("udp_flows_created", st->udp_flows_created);
 	}
-	if (ipc_send(rd, LC__MSG_TYPE__MSG_NETSTACK_STATUS, &st.base, NULL, 0) == -1)
+#undef COUNTER
+	msg.n_counters = n;
+	msg.counters = cp;
+	if (px) {
+		msg.proxyd_connected = 1;
+		msg.proxyd_pid = (uint32_t)ipc_cred(px)->pid;
+		msg.proxyd_version = (char *)(uintptr_t)ipc_peer_version(px);
+	}
+	if (ipc_send(rd, LC__MSG_TYPE__MSG_NETSTACK_STATUS, &msg.base, NULL, 0) == -1)
 		log_warn("sending NetstackStatus");
+	ns.status_dirty = 0;
 }
 
-/* --- redirectord (data.sock) ---------------------------------------------- */
+static void
+report_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	report_status();
+}
+
+static void
+status_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	if (ns.status_dirty)
+		report_status();
+}
+
+/* --- the stack's output ------------------------------------------------------- */
+
+static void
+tun_output(void *ctx, const uint8_t *pkt, size_t len)
+{
+	(void)ctx;
+	if (ns.tun_fd < 0)
+		return;
+	/* The kernel takes TUN writes at once; if not, TCP retransmits. */
+	if (write(ns.tun_fd, pkt, len) != (ssize_t)len) {
+		if (ns.tun_write_drops++ == 0)
+			log_warn("write to TUN (further drops only counted)");
+	}
+}
+
+static void
+rearm_stack_timer(void)
+{
+	uint64_t at, now;
+
+	ev_timer_stop(ns.d.loop, &ns.stack_timer);
+	if (ns.stack == NULL || (at = ns_stack_poll_at(ns.stack)) == TCP_NEVER)
+		return;
+	now = now_ms();
+	ev_timer_set(&ns.stack_timer, at > now ? (double)(at - now) / 1000. : 0., 0.);
+	ev_timer_start(ns.d.loop, &ns.stack_timer);
+}
+
+static void
+stack_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	if (ns.stack == NULL)
+		return;
+	ns_stack_on_timer(ns.stack, now_ms());
+	process_events();
+}
+
+/* --- flows --------------------------------------------------------------------- */
+
+static void	flow_sock_read_cb(struct ev_loop *, ev_io *, int);
+static void	flow_sock_write_cb(struct ev_loop *, ev_io *, int);
+
+static void
+fill_endpoint(Lc__Endpoint *e, uint8_t version, const uint8_t *addr, uint16_t port)
+{
+	lc__endpoint__init(e);
+	e->addr.data = (uint8_t *)(uintptr_t)addr;
+	e->addr.len = version == 4 ? 4 : 16;
+	e->port = port;
+}
+
+/*
+ * A new flow: a socketpair, NewFlow + one end to proxyd.  Returns the flow,
+ * or NULL (proxyd away, no fds, ...): the caller refuses the connection.
+ */
+static struct flow *
+flow_new(int udp, uint64_t id, const struct tcp_tuple *t)
+{
+	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
+	Lc__NewFlow nf;
+	Lc__Endpoint src, dst;
+	Lc__ProcessInfo owner;
+	struct flow *f;
+	struct timespec ts;
+	int sv[2];
+
+	if (px == NULL)
+		return NULL;
+	if (socketpair(AF_UNIX, (udp ? SOCK_SEQPACKET : SOCK_STREAM) |
+	    SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("socketpair for flow %llu", (unsigned long long)id);
+		return NULL;
+	}
+	lc__new_flow__init(&nf);
+	lc__process_info__init(&owner);
+	/* "remote" is the application, "local" the destination it wanted. */
+	fill_endpoint(&src, t->version, t->raddr, t->rport);
+	fill_endpoint(&dst, t->version, t->laddr, t->lport);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	nf.flow_id = id;
+	nf.transport = udp ? LC__TRANSPORT__TRANSPORT_UDP : LC__TRANSPORT__TRANSPORT_TCP;
+	nf.src = &src;
+	nf.dst = &dst;
+	nf.owner = &owner;
+	nf.start_time_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	if (ipc_send(px, LC__MSG_TYPE__MSG_NEW_FLOW, &nf.base, &sv[1], 1) == -1) {
+		log_debug("flow %llu not handed to proxyd: %s",
+		    (unsigned long long)id, strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	close(sv[1]);	/* the framing layer sent its own duplicate */
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		close(sv[0]);
+		return NULL;
+	}
+	f->udp = udp;
+	f->id = id;
+	f->sock = sv[0];
+	ev_io_init(&f->rio, flow_sock_read_cb, f->sock, EV_READ);
+	ev_io_init(&f->wio, flow_sock_write_cb, f->sock, EV_WRITE);
+	ev_io_start(ns.d.loop, &f->rio);
+	TAILQ_INSERT_TAIL(&ns.flows, f, entry);
+	ns.status_dirty = 1;
+	return f;
+}
+
+static void
+flow_free(struct flow *f)
+{
+	ev_io_stop(ns.d.loop, &f->rio);
+	ev_io_stop(ns.d.loop, &f->wio);
+	if (f->sock >= 0)
+		close(f->sock);
+	if (f->tcp) {
+		f->tcp->user = NULL;
+		ns_tcp_release(ns.stack, f->tcp, now_ms());
+	}
+	if (f->uflow) {
+		f->uflow->user = NULL;
+		ns_udp_close(ns.stack, f->uflow);
+	}
+	TAILQ_REMOVE(&ns.flows, f, entry);
+	free(f->out);
+	free(f->in);
+	free(f);
+	ns.status_dirty = 1;
+}
+
+/* Move app -> proxyd bytes: from the connection into the flow socket. */
+static void
+tcp_to_sock(struct flow *f)
+{
+	uint64_t now = now_ms();
+
+	for (;;) {
+		ssize_t n;
+
+		if (f->out_len == 0) {
+			if (f->tcp == NULL)
+				break;
+			if (f->out == NULL && (f->out = malloc(FLOW_BUF)) == NULL)
+				return;
+			f->out_off = 0;
+			f->out_len = ns_tcp_recv(ns.stack, f->tcp, f->out, FLOW_BUF, now);
+			if (f->out_len == 0)
+				break;
+		}
+		n = send(f->sock, f->out + f->out_off, f->out_len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* proxyd is slower: the window closes behind us. */
+				ev_io_start(ns.d.loop, &f->wio);
+				return;
+			}
+			/* proxyd dropped the flow: reset the application. */
+			if (f->tcp)
+				ns_tcp_abort(ns.stack, f->tcp, now);
+			return;
+		}
+		f->out_off += (size_t)n;
+		f->out_len -= (size_t)n;
+	}
+	ev_io_stop(ns.d.loop, &f->wio);
+	if (f->app_fin && !f->app_fin_passed) {
+		f->app_fin_passed = 1;
+		shutdown(f->sock, SHUT_WR);
+	}
+}
+
+/* Move proxyd -> app bytes: from the flow socket into the connection. */
+static void
+sock_to_tcp(struct flow *f)
+{
+	uint64_t now = now_ms();
+
+	while (f->tcp) {
+		ssize_t n;
+
+		if (f->in_len == 0) {
+			if (f->sock_eof)
+				break;
+			if (f->in == NULL && (f->in = malloc(FLOW_BUF)) == NULL)
+				return;
+			n = recv(f->sock, f->in, FLOW_BUF, 0);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					ev_io_start(ns.d.loop, &f->rio);
+					return;
+				}
+				/* proxyd reset the flow: so do we. */
+				ns_tcp_abort(ns.stack, f->tcp, now);
+				return;
+			}
+			if (n == 0) {
+				f->sock_eof = 1;
+				break;
+			}
+			f->in_off = 0;
+			f->in_len = (size_t)n;
+		}
+		n = ns_tcp_send(ns.stack, f->tcp, f->in + f->in_off, f->in_len, now);
+		if (n < 0) {
+			/* Our side of the connection cannot send any more. */
+			f->in_len = 0;
+			ev_io_stop(ns.d.loop, &f->rio);
+			return;
+		}
+		if (n == 0) {
+			/* Send ring full: wait for TCP_EV_WRITABLE. */
+			ev_io_stop(ns.d.loop, &f->rio);
+			return;
+		}
+		f->in_off += (size_t)n;
+		f->in_len -= (size_t)n;
+	}
+	ev_io_stop(ns.d.loop, &f->rio);
+	if (f->tcp && f->sock_eof && !f->sock_eof_passed) {
+		f->sock_eof_passed = 1;
+		ns_tcp_shutdown(ns.stack, f->tcp, now);
+	}
+}
+
+/* proxyd -> app datagrams. */
+static void
+sock_to_udp(struct flow *f)
+{
+	int budget = TUN_BATCH;
+
+	while (f->uflow && budget-- > 0) {
+		ssize_t n = recv(f->sock, ns.pkt, ns.tun_mtu, MSG_TRUNC);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			flow_free(f);
+			return;
+		}
+		if (n == 0) {
+			/* proxyd is done with this flow. */
+			flow_free(f);
+			return;
+		}
+		if ((size_t)n > ns.tun_mtu ||
+		    ns_udp_send(ns.stack, f->uflow, ns.pkt, (size_t)n, now_ms()) == -1)
+			log_debug("flow %llu: %zd-byte datagram does not fit the "
+			    "MTU, dropped", (unsigned long long)f->id, n);
+	}
+}
+
+static void
+flow_sock_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct flow *f = container_of(w, struct flow, rio);
+
+	(void)loop;
+	(void)revents;
+	if (f->udp)
+		sock_to_udp(f);
+	else
+		sock_to_tcp(f);
+	process_events();
+}
+
+static void
+flow_sock_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct flow *f = container_of(w, struct flow, wio);
+
+	(void)loop;
+	(void)revents;
+	tcp_to_sock(f);
+	process_events();
+}
+
+/* Final counters of a flow, so proxyd can record them (and why it ended). */
+static void
+send_flow_closed(uint64_t id, uint64_t bytes_from_app, uint64_t bytes_to_app,
+    uint64_t packets_from_app, uint64_t packets_to_app, uint64_t retransmits,
+    uint32_t rtt_us, const char *reason)
+{
+	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
+	Lc__FlowClosed fc;
+
+	if (px == NULL)
+		return;
+	lc__flow_closed__init(&fc);
+	fc.flow_id = id;
+	fc.bytes_from_app = bytes_from_app;
+	fc.bytes_to_app = bytes_to_app;
+	fc.packets_from_app = packets_from_app;
+	fc.packets_to_app = packets_to_app;
+	fc.retransmits = retransmits;
+	fc.rtt_us = rtt_us;
+	fc.reason = (char *)(uintptr_t)reason;
+	/* Best effort: under back-pressure the record is only less complete. */
+	(void)ipc_send(px, LC__MSG_TYPE__MSG_FLOW_CLOSED, &fc.base, NULL, 0);
+}
+
+static void
+handle_tcp_event(const struct ns_event *ev)
+{
+	struct ns_tcp_flow *tf = ev->tcp;
+	struct flow *f = tf->user;
+
+	if (ev->tcp_events & NS_TCP_EV_NEW) {
+		if ((f = flow_new(0, tf->id, &tf->c.tuple)) == NULL) {
+			/* Released before CLOSED: the application gets a RST. */
+			ns.flows_refused++;
+			ns.status_dirty = 1;
+			ns_tcp_release(ns.stack, tf, now_ms());
+			return;
+		}
+		f->tcp = tf;
+		tf->user = f;
+	}
+	if (f == NULL)
+		return;
+	if (ev->tcp_events & TCP_EV_PEER_FIN)
+		f->app_fin = 1;
+	if (ev->tcp_events & (TCP_EV_READABLE | TCP_EV_PEER_FIN))
+		tcp_to_sock(f);
+	if (ev->tcp_events & (TCP_EV_WRITABLE | TCP_EV_ESTABLISHED))
+		sock_to_tcp(f);
+	if (ev->tcp_events & TCP_EV_CLOSED) {
+		const struct tcp_conn *c = &tf->c;
+
+		/* Hand proxyd what was already taken, then let go. */
+		tcp_to_sock(f);
+		send_flow_closed(f->id, c->stats.bytes_in, c->stats.bytes_out,
+		    c->stats.segs_in, c->stats.segs_out, c->stats.retransmits,
+		    c->srtt_x8 / 8 * 1000,
+		    c->error == ECONNRESET ? "reset by the application" :
+		    c->error == ETIMEDOUT ? "application timed out" :
+		    c->error == ECONNABORTED ? "aborted" : "closed");
+		flow_free(f);
+	}
+}
+
+static void
+handle_udp_datagram(const struct ns_input *in)
+{
+	struct ns_udp_flow *u = in->udp;
+	struct flow *f = u->user;
+
+	if (in->udp_new || f == NULL) {
+		if ((f = flow_new(1, u->id, &u->tuple)) == NULL) {
+			ns.flows_refused++;
+			ns.status_dirty = 1;
+			ns_udp_refuse(ns.stack, u);	/* ICMP port unreachable */
+			return;
+		}
+		f->uflow = u;
+		u->user = f;
+	}
+	/* One datagram per record; if proxyd is behind, UDP may drop. */
+	if (send(f->sock, in->data, in->len, MSG_NOSIGNAL | MSG_DONTWAIT) == -1 &&
+	    errno != EAGAIN && errno != EWOULDBLOCK)
+		flow_free(f);
+}
+
+static void
+process_events(void)
+{
+	struct ns_event ev;
+
+	if (ns.stack == NULL)
+		return;
+	while (ns_stack_next_event(ns.stack, &ev)) {
+		if (ev.type == NS_EV_TCP)
+			handle_tcp_event(&ev);
+		else if (ev.type == NS_EV_UDP_EXPIRED && ev.user) {
+			struct flow *f = ev.user;
+
+			f->uflow = NULL;	/* already freed by the stack */
+			send_flow_closed(f->id, 0, 0, 0, 0, 0, 0, "idle");
+			flow_free(f);
+		}
+	}
+	rearm_stack_timer();
+}
+
+/* --- the TUN ------------------------------------------------------------------- */
+
+static void
+tun_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	int i;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	for (i = 0; i < TUN_BATCH && ns.stack; i++) {
+		struct ns_input in;
+		ssize_t n = read(ns.tun_fd, ns.pkt, ns.tun_mtu);
+
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
+				log_warn("read from TUN");
+			break;
+		}
+		ns.packets_in++;
+		ns_stack_input(ns.stack, ns.pkt, (size_t)n, now_ms(), &in);
+		if (in.kind == NS_IN_UDP)
+			handle_udp_datagram(&in);
+		/* Events after each packet keep per-flow buffers small. */
+		process_events();
+	}
+	ns.status_dirty = 1;
+}
+
+static void
+tun_stop(const char *why)
+{
+	struct flow *f;
+
+	if (ns.tun_fd < 0)
+		return;
+	log_info("dropping the TUN and %s: %s",
+	    TAILQ_EMPTY(&ns.flows) ? "no flows" : "every flow on it", why);
+	while ((f = TAILQ_FIRST(&ns.flows)) != NULL)
+		flow_free(f);
+	ev_io_stop(ns.d.loop, &ns.tun_io);
+	ev_timer_stop(ns.d.loop, &ns.stack_timer);
+	ns_stack_free(ns.stack);
+	ns.stack = NULL;
+	close(ns.tun_fd);
+	ns.tun_fd = -1;
+	free(ns.pkt);
+	ns.pkt = NULL;
+}
+
+static void
+tun_start(int fd, const Lc__TunHandover *th)
+{
+	struct ns_stack_config cfg;
+
+	tun_stop("redirectord handed over a new TUN");
+	if (th->mtu < 1280 || th->mtu > 65535) {
+		log_warnx("TUN handover with MTU %u: refused", th->mtu);
+		close(fd);
+		return;
+	}
+	ns_stack_config_defaults(&cfg);
+	cfg.tcp.mtu = th->mtu;
+	cfg.output = tun_output;
+	if (getrandom(&cfg.secret, sizeof(cfg.secret), 0) != sizeof(cfg.secret))
+		fatal("getrandom");
+	if ((ns.pkt = malloc(th->mtu)) == NULL || (ns.stack = ns_stack_new(&cfg)) == NULL) {
+		log_warnx("out of memory for the stack");
+		free(ns.pkt);
+		ns.pkt = NULL;
+		close(fd);
+		return;
+	}
+	ns.tun_fd = fd;
+	ns.tun_mtu = th->mtu;
+	ev_io_init(&ns.tun_io, tun_read_cb, fd, EV_READ);
+	ev_io_start(ns.d.loop, &ns.tun_io);
+	log_info("TUN %s (ifindex %u, MTU %u) received: stack running",
+	    th->ifname ? th->ifname : "?", th->ifindex, th->mtu);
+}
+
+/* --- redirectord (data.sock) ---------------------------------------------------- */
 
 static void
 redirector_ready(struct ipc_peer *peer)
@@ -90,25 +667,18 @@ static void
 redirector_message(struct ipc_peer *peer, Lc__MsgType type,
     const ProtobufCMessage *msg, int *fds, size_t nfds)
 {
-	(void)fds;
 	(void)nfds;
 	switch (type) {
-	case LC__MSG_TYPE__MSG_PACKET_BATCH: {
-		const Lc__PacketBatch *b = (const Lc__PacketBatch *)(const void *)msg;
-
-		/* The TCP/IP core consumes these once it lands (netstackd issue). */
-		ns.packets_in += b->n_packets;
-		break;
-	}
 	case LC__MSG_TYPE__MSG_TUN_HANDOVER: {
 		const Lc__TunHandover *th = (const Lc__TunHandover *)(const void *)msg;
+		int fd = fds[0];
 
+		fds[0] = -1;	/* ours now */
 		ns.tun_handovers++;
-		log_info("TUN %s (ifindex %u, MTU %u) received; packet I/O on it "
-		    "is not built yet", th->ifname ? th->ifname : "?", th->ifindex,
-		    th->mtu);
+		tun_start(fd, th);
 		break;
 	}
+	case LC__MSG_TYPE__MSG_PACKET_BATCH:
 	case LC__MSG_TYPE__MSG_OWNER_REPLY:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
@@ -122,7 +692,11 @@ static void
 redirector_close(struct ipc_peer *peer, const char *reason)
 {
 	(void)peer;
-	(void)reason;	/* the connector logs the loss and reconnects */
+	/*
+	 * Our fd would keep redirectord's TUN alive, and a restarted
+	 * redirectord could not create it again: let it go.
+	 */
+	tun_stop(reason);
 }
 
 static const struct ipc_callbacks redirector_cb = {
@@ -131,7 +705,7 @@ static const struct ipc_callbacks redirector_cb = {
 	.on_close = redirector_close,
 };
 
-/* --- proxyd (flow.sock) ----------------------------------------------------- */
+/* --- proxyd (flow.sock) ------------------------------------------------------------ */
 
 static void
 proxy_ready(struct ipc_peer *peer)
@@ -149,6 +723,7 @@ proxy_message(struct ipc_peer *peer, Lc__MsgType type,
 	(void)nfds;
 	switch (type) {
 	case LC__MSG_TYPE__MSG_PROXY_STATUS:
+	case LC__MSG_TYPE__MSG_FLOW_CLOSED:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
 	default:
@@ -162,17 +737,12 @@ proxy_close(struct ipc_peer *peer, const char *reason)
 {
 	(void)peer;
 	(void)reason;
-	/* Runs before the connector forgets the peer: report from the loop. */
+	/*
+	 * Flows already handed over keep their sockets (proxyd's ends died
+	 * with it, so they end by themselves).  Report from the loop: the
+	 * connector forgets the peer after this returns.
+	 */
 	ev_timer_start(ns.d.loop, &ns.report);
-}
-
-static void
-report_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)w;
-	(void)revents;
-	report_status();
 }
 
 static const struct ipc_callbacks proxy_cb = {
@@ -189,7 +759,9 @@ netstackd_shutdown(void *arg)
 	ns.proxy = NULL;
 	ipc_connector_free(ns.redirector);
 	ns.redirector = NULL;
+	tun_stop("shutting down");
 	ev_timer_stop(ns.d.loop, &ns.report);
+	ev_timer_stop(ns.d.loop, &ns.status_tick);
 }
 
 int
@@ -224,10 +796,15 @@ main(int argc, char *argv[])
 		fprintf(stderr, "netstackd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	TAILQ_INIT(&ns.flows);
 	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot initialise libev");
 	daemon_start(&ns.d, loop, &hooks);
 	ev_timer_init(&ns.report, report_cb, 0., 0.);
+	ev_timer_init(&ns.stack_timer, stack_timer_cb, 0., 0.);
+	ev_timer_init(&ns.status_tick, status_tick_cb, STATUS_EVERY, STATUS_EVERY);
+	ev_timer_start(loop, &ns.status_tick);
+	ev_unref(loop);		/* the tick alone does not keep us running */
 
 	daemon_path(&ns.d, "data.sock", path, sizeof(path));
 	if ((ns.redirector = ipc_connector_new(loop, path, &rd_cfg)) == NULL)
