@@ -79,10 +79,11 @@ libbpf_to_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
+	/* libbpf prefixes its own lines with "libbpf: " */
 	if (level == LIBBPF_WARN)
-		log_warnx("libbpf: %s", buf);
+		log_warnx("%s", buf);
 	else
-		log_debug("libbpf: %s", buf);
+		log_debug("%s", buf);
 	return 0;
 }
 
@@ -296,13 +297,36 @@ rd_bpf_set_spec(struct rd_bpf *b, const struct rd_spec *spec)
 	return publish_config(b);
 }
 
+int
+rd_bpf_live(struct rd_bpf *b, struct lc_config *cfg, struct lc_rule *rules,
+    size_t max, size_t *nrules)
+{
+	int rfd = bpf_map__fd(b->skel->maps.lc_rules);
+	__u32 key = 0;
+	size_t i;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.lc_config), &key,
+	    cfg) < 0)
+		return -1;
+	*nrules = cfg->nrules;
+	for (i = 0; i < cfg->nrules && i < max && i < LC_MAX_RULES; i++) {
+		key = (cfg->rules_half ? LC_MAX_RULES : 0) + (__u32)i;
+		if (bpf_map_lookup_elem(rfd, &key, &rules[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
-set_flag(int fd, const void *key, const char *what)
+set_flag(int fd, const void *key, const char *what, int max)
 {
 	__u8 one = 1;
 
 	if (bpf_map_update_elem(fd, key, &one, BPF_ANY) < 0) {
-		log_warn("exclude %s", what);
+		if (errno == E2BIG)
+			log_warnx("%s: full (at most %d)", what, max);
+		else
+			log_warn("%s", what);
 		return -1;
 	}
 	return 0;
@@ -313,7 +337,8 @@ rd_bpf_exclude_uid(struct rd_bpf *b, uint32_t uid)
 {
 	__u32 k = uid;
 
-	return set_flag(bpf_map__fd(b->skel->maps.lc_excl_uids), &k, "uid");
+	return set_flag(bpf_map__fd(b->skel->maps.lc_excl_uids), &k,
+	    "excluded uids", LC_MAX_EXCLUDED);
 }
 
 int
@@ -322,7 +347,7 @@ rd_bpf_exclude_cgroup(struct rd_bpf *b, uint64_t cgroup_id)
 	__u64 k = cgroup_id;
 
 	return set_flag(bpf_map__fd(b->skel->maps.lc_excl_cgroups), &k,
-	    "cgroup");
+	    "excluded cgroups", LC_MAX_EXCLUDED);
 }
 
 int
@@ -350,14 +375,8 @@ rd_bpf_set_local_addrs(struct rd_bpf *b, const struct lc_addr_key *addrs,
 		cur = next;
 		prev = &cur;
 	}
-	/* Add the new set before removing stale entries, so an address in
-	 * both is never missing. */
-	for (i = 0; i < n; i++) {
-		if (set_flag(fd, &addrs[i], "host address") < 0) {
-			free(old);
-			return -1;
-		}
-	}
+	/* Remove only what is stale, then add: an address in both sets is
+	 * never missing, and the map never holds more than the new set. */
 	for (i = 0; i < nold; i++) {
 		size_t j;
 		bool keep = false;
@@ -366,6 +385,13 @@ rd_bpf_set_local_addrs(struct rd_bpf *b, const struct lc_addr_key *addrs,
 			keep = memcmp(&old[i], &addrs[j], sizeof(old[i])) == 0;
 		if (!keep)
 			bpf_map_delete_elem(fd, &old[i]);
+	}
+	for (i = 0; i < n; i++) {
+		if (set_flag(fd, &addrs[i], "host addresses",
+		    LC_MAX_LOCAL_ADDRS) < 0) {
+			free(old);
+			return -1;
+		}
 	}
 	free(old);
 	return 0;

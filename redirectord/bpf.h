@@ -53,6 +53,10 @@ int	rd_bpf_set_enabled(struct rd_bpf *b, bool enabled);
 int	rd_bpf_set_spec(struct rd_bpf *b, const struct rd_spec *spec);
 /* Generation of the published config (bumped by every change). */
 uint64_t rd_bpf_generation(const struct rd_bpf *b);
+/* What the programs see now, read back from the maps: the config and the
+ * live half's rules (up to max; *nrules is the live count). */
+int	rd_bpf_live(struct rd_bpf *b, struct lc_config *cfg,
+	    struct lc_rule *rules, size_t max, size_t *nrules);
 
 /* The daemons: never captured.  Up to LC_MAX_EXCLUDED of each. */
 int	rd_bpf_exclude_uid(struct rd_bpf *b, uint32_t uid);

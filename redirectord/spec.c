@@ -175,13 +175,17 @@ cgroup_path_ok(const char *p)
 }
 
 /*
- * Breadth-first search under the root for a directory called `name`, for
- * units outside system.slice (user@1000.service, session scopes, ...).
- * Bounded in depth and directories visited.  Returns the number of matches
- * (0, 1 or 2: two means ambiguous) and the first one's path.
+ * Breadth-first walk of the cgroup directories under root, bounded in depth
+ * and directories visited, calling match() on each.  A matching directory's
+ * children are not visited.  Returns the number of matches, stopping at
+ * `enough`, and the first one's path.
  */
+typedef int (*cg_match_fn)(const char *path, const char *name,
+    const struct stat *st, const void *arg);
+
 static int
-find_unit_dir(const char *root, const char *name, char *found, size_t flen)
+walk_cgroups(const char *root, cg_match_fn match, const void *arg,
+    int enough, char *found, size_t flen)
 {
 	char (*queue)[PATH_MAX];
 	int *depth;
@@ -197,32 +201,32 @@ find_unit_dir(const char *root, const char *name, char *found, size_t flen)
 	}
 	snprintf(queue[tail], PATH_MAX, "%s", root);
 	depth[tail++] = 0;
-	while (head < tail && head < UNIT_SEARCH_MAX_DIRS && matches < 2) {
+	while (head < tail && head < UNIT_SEARCH_MAX_DIRS && matches < enough) {
 		size_t cur = head++;
 		DIR *d = opendir(queue[cur]);
 		struct dirent *de;
 
 		if (d == NULL)
 			continue;
-		while ((de = readdir(d)) != NULL && matches < 2) {
+		while ((de = readdir(d)) != NULL && matches < enough) {
 			char path[PATH_MAX];
 			struct stat st;
 			int n;
 
 			if (de->d_name[0] == '.')
 				continue;
+			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+				continue;
 			n = snprintf(path, sizeof(path), "%s/%s", queue[cur],
 			    de->d_name);
 			if (n < 0 || (size_t)n >= sizeof(path))
 				continue;
-			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-				continue;
 			if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
 				continue;
-			if (strcmp(de->d_name, name) == 0) {
+			if (match(path, de->d_name, &st, arg)) {
 				if (matches++ == 0)
 					snprintf(found, flen, "%s", path);
-				continue;	/* a unit's children are not units */
+				continue;
 			}
 			if (depth[cur] + 1 >= UNIT_SEARCH_MAX_DEPTH)
 				continue;
@@ -250,6 +254,25 @@ find_unit_dir(const char *root, const char *name, char *found, size_t flen)
 	free(queue);
 	free(depth);
 	return matches;
+}
+
+static int
+match_name(const char *path, const char *name, const struct stat *st,
+    const void *arg)
+{
+	(void)path;
+	(void)st;
+	return strcmp(name, (const char *)arg) == 0;
+}
+
+/*
+ * A unit outside system.slice (user@1000.service, session scopes, ...):
+ * search the tree by name.  2 matches means ambiguous.
+ */
+static int
+find_unit_dir(const char *root, const char *name, char *found, size_t flen)
+{
+	return walk_cgroups(root, match_name, name, 2, found, flen);
 }
 
 static int
@@ -622,6 +645,46 @@ rd_cgroup2_root(char *buf, size_t len)
 		errno = ENOENT;
 		return -1;
 	}
+	return 0;
+}
+
+static int
+match_id(const char *path, const char *name, const struct stat *st,
+    const void *arg)
+{
+	uint64_t id;
+
+	(void)name;
+	(void)st;
+	return rd_cgroup_id(path, &id) == 0 && id == *(const uint64_t *)arg;
+}
+
+int
+rd_cgroup_path(const char *root, uint64_t id, char *buf, size_t len)
+{
+	char found[PATH_MAX];
+	size_t rl = strlen(root);
+	uint64_t rid;
+	int n;
+
+	if (rd_cgroup_id(root, &rid) < 0)
+		return -1;
+	if (rid == id) {
+		snprintf(buf, len, "/");
+		return 0;
+	}
+	/* A walk, not open_by_handle_at(): that needs CAP_DAC_READ_SEARCH,
+	 * which redirectord has dropped by the time it asks. */
+	n = walk_cgroups(root, match_id, &id, 1, found, sizeof(found));
+	if (n <= 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (strncmp(found, root, rl) != 0 || strlen(found + rl) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	snprintf(buf, len, "%s", found + rl);
 	return 0;
 }
 

@@ -81,5 +81,8 @@ int	rd_cgroup2_root(char *buf, size_t len);
 /* The cgroup id of a cgroup v2 directory (what bpf_get_current_cgroup_id
  * returns for tasks in it). */
 int	rd_cgroup_id(const char *path, uint64_t *id);
+/* The other way: the path of cgroup `id` relative to root ("/a/b"), by
+ * walking the tree (for owner attribution; the cgroup may be gone: ENOENT). */
+int	rd_cgroup_path(const char *root, uint64_t id, char *buf, size_t len);
 
 #endif

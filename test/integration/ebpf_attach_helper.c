@@ -67,19 +67,23 @@ apply_spec(struct rd_bpf *b, const char *text)
 	return 0;
 }
 
+static char cgroup_root[4096];
+
 static int
 print_flow(const struct lc_flow_key *k, const struct lc_owner *o, void *arg)
 {
-	char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+	char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN], cg[4096];
 	int af = k->family == 4 ? AF_INET : AF_INET6;
 
 	(void)arg;
 	inet_ntop(af, k->saddr, s, sizeof(s));
 	inet_ntop(af, k->daddr, d, sizeof(d));
+	if (rd_cgroup_path(cgroup_root, o->cgroup_id, cg, sizeof(cg)) < 0)
+		snprintf(cg, sizeof(cg), "?");
 	printf("flow v%u %s %s %u > %s %u pid=%u uid=%u gid=%u cgroup=%llu "
-	    "comm=%.16s\n", k->family, k->proto == 6 ? "tcp" : "udp", s,
-	    ntohs(k->sport), d, ntohs(k->dport), o->tgid, o->uid, o->gid,
-	    (unsigned long long)o->cgroup_id, o->comm);
+	    "cgpath=%s comm=%.16s\n", k->family, k->proto == 6 ? "tcp" : "udp",
+	    s, ntohs(k->sport), d, ntohs(k->dport), o->tgid, o->uid, o->gid,
+	    (unsigned long long)o->cgroup_id, cg, o->comm);
 	return 0;
 }
 
@@ -180,6 +184,8 @@ main(int argc, char **argv)
 
 	if ((cgfd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		fatal("open %s", cgroup);
+	if (rd_cgroup2_root(cgroup_root, sizeof(cgroup_root)) < 0)
+		fatal("no cgroup v2 mount");
 	if (netns != NULL) {
 		char path[256];
 		int nsfd;

@@ -395,7 +395,7 @@ set --
 out=$(run_client nsx "$CG" lc-curl tcp 4 10.77.0.9 8021 --thread 2>&1)
 cpid=$(awk '$1 == "pid" { print $2 }' <<<"$out")
 flow=$(hcmd flows | grep " 10.77.0.9 8021 ")
-if grep -q "pid=$cpid uid=0 gid=0 cgroup=[1-9][0-9]* comm=lc-curl$" <<<"$flow"; then
+if grep -q "pid=$cpid uid=0 gid=0 cgroup=[1-9][0-9]* cgpath=/$CGNAME comm=lc-curl$" <<<"$flow"; then
 	pass "owner of a flow: pid, uid, cgroup and leader's comm"
 else
 	fail "owner of a flow" "client pid $cpid, flow: '$flow'"
