@@ -4,16 +4,15 @@
  * Listens on <runtime>/flow.sock for flow sources (netstackd on Linux,
  * redirectord's macOS backend), each of which hands over flows as NewFlow +
  * one socket fd.  What proxyd does with a flow — TLS interception, HTTP, DNS,
- * raw relay and the flow store — is built in proxyd/'s other modules; this
- * file is the process: options, the flow.sock listener, the sources' life
- * cycle and shutdown.
+ * raw relay and the flow store — is built in proxyd/'s other modules
+ * (intake.c takes the sources' messages, relay.c runs the flows); this file
+ * is the process: options, the flow.sock listener, start-up and shutdown.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,12 +24,15 @@
 #include "ipc.h"
 #include "log.h"
 #include "flow.pb-c.h"
+#include "proxyd/intake.h"
+#include "proxyd/relay.h"
 
 #define PROXYD_DEFAULT_STATE_DIR	"/var/lib/localcap"
 
-struct source {
-	TAILQ_ENTRY(source)	 entry;
-	struct ipc_peer		*peer;
+enum {
+	OPT_CONNECT_TIMEOUT = 256,
+	OPT_IDLE_TIMEOUT,
+	OPT_UDP_TIMEOUT,
 };
 
 struct proxyd {
@@ -38,9 +40,9 @@ struct proxyd {
 	const char		*state_dir_opt;
 	char			 state_dir[256];
 	struct ipc_listener	*flow_listener;
-	TAILQ_HEAD(, source)	 sources;
-	uint64_t		 flows_received;
-	uint64_t		 flows_refused;
+	struct relay_config	 relay_cfg;
+	struct relay		*relay;
+	struct intake		*intake;
 };
 
 static struct proxyd proxyd = { .d = { .name = "proxyd" } };
@@ -51,7 +53,11 @@ static const char usage[] =
     "\n"
     DAEMON_COMMON_HELP
     "  -s, --state-dir DIR     CA and flow store (default "
-    PROXYD_DEFAULT_STATE_DIR ")\n";
+    PROXYD_DEFAULT_STATE_DIR ")\n"
+    "      --connect-timeout S upstream connect timeout (default 10)\n"
+    "      --idle-timeout S    end TCP flows idle this long (default: never)\n"
+    "      --udp-timeout S     end UDP flows idle this long (default 60;\n"
+    "                          DNS flows: half of it)\n";
 
 static void
 print_version(void)
@@ -65,114 +71,16 @@ print_version(void)
 }
 
 static void
-send_status(struct ipc_peer *peer)
+proxyd_shutdown(void *arg)
 {
-	Lc__ProxyStatus st;
-
-	lc__proxy_status__init(&st);
-	st.flows_active = 0;
-	if (ipc_send(peer, LC__MSG_TYPE__MSG_PROXY_STATUS, &st.base, NULL, 0) == -1)
-		log_warn("sending ProxyStatus");
-}
-
-static void
-source_ready(struct ipc_peer *peer)
-{
-	const struct ipc_cred *cred = ipc_cred(peer);
-
-	log_info("flow source connected: %s (pid %d, uid %d, version %s)",
-	    ipc_peer_role(peer) == LC__ROLE__ROLE_NETSTACKD ? "netstackd" :
-	    "redirectord", (int)cred->pid, (int)cred->uid, ipc_peer_version(peer));
-	send_status(peer);
-}
-
-/* A NewFlow's fd must be a socket of the transport it claims. */
-static int
-check_flow_fd(const Lc__NewFlow *nf, int fd)
-{
-	int type;
-	socklen_t len = sizeof(type);
-	struct stat st;
-
-	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
-		return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
-		return -1;
-	if (nf->transport == LC__TRANSPORT__TRANSPORT_TCP)
-		return type == SOCK_STREAM ? 0 : -1;
-	if (nf->transport == LC__TRANSPORT__TRANSPORT_UDP)
-		return type == SOCK_DGRAM || type == SOCK_SEQPACKET ? 0 : -1;
-	return -1;
-}
-
-static void
-source_message(struct ipc_peer *peer, Lc__MsgType type,
-    const ProtobufCMessage *msg, int *fds, size_t nfds)
-{
-	(void)nfds;
-	switch (type) {
-	case LC__MSG_TYPE__MSG_NEW_FLOW: {
-		const Lc__NewFlow *nf = (const Lc__NewFlow *)(const void *)msg;
-
-		if (check_flow_fd(nf, fds[0]) == -1) {
-			proxyd.flows_refused++;
-			ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
-			    "NewFlow %llu: fd is not a socket of its transport",
-			    (unsigned long long)nf->flow_id);
-			return;
-		}
-		proxyd.flows_received++;
-		/*
-		 * Flow handling (TLS, HTTP, DNS, relay, store) lands with the
-		 * proxyd issue; until then the flow is refused by closing its
-		 * socket, which the source sees as a reset.
-		 */
-		log_debug("flow %llu from %s: no flow handler yet, closing",
-		    (unsigned long long)nf->flow_id,
-		    nf->owner && nf->owner->name ? nf->owner->name : "?");
-		break;
-	}
-	case LC__MSG_TYPE__MSG_FLOW_CLOSED:
-		break;
-	default:
-		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
-		    "proxyd does not take %s", ipc_type_name(type));
-	}
-}
-
-static void
-source_close(struct ipc_peer *peer, const char *reason)
-{
-	struct source *s = ipc_user(peer);
-
-	if (s == NULL)
-		return;
-	if (ipc_peer_role(peer) != LC__ROLE__ROLE_UNSPECIFIED)
-		log_warnx("flow source (pid %d) gone: %s", (int)ipc_cred(peer)->pid,
-		    reason);
-	TAILQ_REMOVE(&proxyd.sources, s, entry);
-	free(s);
-}
-
-static const struct ipc_callbacks source_cb = {
-	.on_ready = source_ready,
-	.on_message = source_message,
-	.on_close = source_close,
-};
-
-static void
-source_accept(struct ipc_listener *l, struct ipc_peer *peer)
-{
-	struct source *s;
-
-	(void)l;
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		ipc_close(peer, "out of memory");
-		return;
-	}
-	s->peer = peer;
-	ipc_set_user(peer, s);
-	TAILQ_INSERT_TAIL(&proxyd.sources, s, entry);
+	(void)arg;
+	ipc_listener_free(proxyd.flow_listener);
+	proxyd.flow_listener = NULL;
+	intake_free(proxyd.intake);
+	proxyd.intake = NULL;
+	/* Running flows are reset: a cut stream must not pass for a whole one. */
+	relay_free(proxyd.relay);
+	proxyd.relay = NULL;
 }
 
 /* Root, or our own uid: the flow sources run as root or as a sibling user. */
@@ -183,16 +91,20 @@ source_authorize(const struct ipc_cred *cred, void *arg)
 	return cred->uid == 0 || cred->uid == geteuid();
 }
 
-static void
-proxyd_shutdown(void *arg)
+static double
+seconds_opt(const char *name, const char *arg)
 {
-	struct source *s;
+	char *end;
+	double v;
 
-	(void)arg;
-	ipc_listener_free(proxyd.flow_listener);
-	proxyd.flow_listener = NULL;
-	while ((s = TAILQ_FIRST(&proxyd.sources)) != NULL)
-		ipc_close(s->peer, "proxyd shutting down");
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end != '\0' || v < 0 || v > 86400 * 365) {
+		fprintf(stderr, "proxyd: --%s: '%s' is not a number of seconds\n",
+		    name, arg);
+		exit(2);
+	}
+	return v;
 }
 
 static void
@@ -222,14 +134,17 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		DAEMON_LONGOPTS,
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct ipc_peer_config cfg = {
+	struct ipc_peer_config cfg = {
 		.channel = IPC_CHAN_FLOW,
 		.self_role = LC__ROLE__ROLE_PROXYD,
 		.accept_roles = 1u << LC__ROLE__ROLE_NETSTACKD |
 		    1u << LC__ROLE__ROLE_REDIRECTORD,
-		.cb = &source_cb,
+		.cb = &intake_callbacks,
 		.name = "flow.sock",
 	};
 	const struct daemon_hooks hooks = { .shutdown = proxyd_shutdown };
@@ -237,12 +152,33 @@ main(int argc, char *argv[])
 	char path[300];
 	int c;
 
+	relay_config_default(&proxyd.relay_cfg);
 	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "s:", longopts,
 	    NULL)) != -1) {
 		if (daemon_common_opt(&proxyd.d, c, optarg, usage, print_version))
 			continue;
-		if (c == 's')
+		switch (c) {
+		case 's':
 			proxyd.state_dir_opt = optarg;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			proxyd.relay_cfg.connect_timeout =
+			    seconds_opt("connect-timeout", optarg);
+			break;
+		case OPT_IDLE_TIMEOUT:
+			proxyd.relay_cfg.tcp_idle_timeout =
+			    seconds_opt("idle-timeout", optarg);
+			break;
+		case OPT_UDP_TIMEOUT:
+			proxyd.relay_cfg.udp_idle_timeout =
+			    seconds_opt("udp-timeout", optarg);
+			proxyd.relay_cfg.dns_idle_timeout =
+			    proxyd.relay_cfg.udp_idle_timeout / 2;
+			break;
+		default:
+			fprintf(stderr, "%s", usage);
+			return 2;
+		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "proxyd: unexpected argument '%s'\n", argv[optind]);
@@ -255,15 +191,19 @@ main(int argc, char *argv[])
 		daemon_abspath(proxyd.state_dir_opt, abs_state, sizeof(abs_state));
 		proxyd.state_dir_opt = abs_state;
 	}
-	TAILQ_INIT(&proxyd.sources);
 	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot initialise libev");
 	daemon_start(&proxyd.d, loop, &hooks);
 	prepare_state_dir();
 
+	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||
+	    (proxyd.intake = intake_new(loop, proxyd.relay)) == NULL)
+		fatalx("out of memory");
+	cfg.user = proxyd.intake;
+
 	daemon_path(&proxyd.d, "flow.sock", path, sizeof(path));
 	if ((proxyd.flow_listener = ipc_listen(loop, path, 0660, &cfg,
-	    source_authorize, source_accept)) == NULL)
+	    source_authorize, intake_accept)) == NULL)
 		fatal("cannot listen on %s", path);
 	log_info("listening for flow sources on %s; state dir %s", path,
 	    proxyd.state_dir);

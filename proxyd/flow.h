@@ -1,0 +1,126 @@
+/*
+ * What proxyd knows about one flow, and the ring of finished flows.
+ *
+ * A flow source (netstackd, the macOS backend, later proxyd's own
+ * explicit-proxy listener) describes a flow with a NewFlow; flow_meta is that
+ * description once checked.  While a flow runs, its handler (the raw relay in
+ * relay.c, later TLS/HTTP) fills a flow_record; when it ends the record is
+ * moved into a bounded in-memory ring.  The record is shaped so that the flow
+ * store (SQLite, a later step) can persist it as one row: plain fields, two
+ * owned strings, no pointers into live state.
+ */
+#ifndef LOCALCAP_PROXYD_FLOW_H
+#define LOCALCAP_PROXYD_FLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "flow.pb-c.h"
+
+/* How many of the first bytes of each direction a record keeps. */
+#define FLOW_FIRST_BYTES	256
+
+enum flow_transport {
+	FLOW_TCP = 1,
+	FLOW_UDP = 2,
+};
+
+/* Why a flow ended; one per record. */
+enum flow_end {
+	FLOW_END_NONE = 0,		/* still running */
+	FLOW_END_CLOSED,		/* both sides finished cleanly */
+	FLOW_END_APP_RESET,		/* the application reset or failed */
+	FLOW_END_UPSTREAM_RESET,	/* the server reset or failed */
+	FLOW_END_CONNECT_FAILED,	/* error says why (ECONNREFUSED...) */
+	FLOW_END_CONNECT_TIMEOUT,
+	FLOW_END_IDLE,			/* idle timeout */
+	FLOW_END_SOURCE_CLOSED,		/* the source ended it (FlowClosed) */
+	FLOW_END_SHUTDOWN,		/* proxyd stopping */
+	FLOW_END_INTERNAL,		/* proxyd could not go on (memory...) */
+};
+
+struct flow_addr {
+	sa_family_t	family;		/* AF_INET or AF_INET6 */
+	uint8_t		addr[16];	/* network order; 4 used for AF_INET */
+	uint16_t	port;
+};
+
+struct flow_owner {
+	uint32_t	pid;
+	uint32_t	uid;
+	uint32_t	gid;
+	uint64_t	cgroup_id;
+	char		*name;		/* owned; never NULL once set */
+	char		*cgroup;	/* owned; never NULL once set */
+};
+
+/* A flow as its source described it, validated. */
+struct flow_meta {
+	uint64_t		source_flow_id;	/* unique per source connection */
+	enum flow_transport	transport;
+	struct flow_addr	src;		/* the application */
+	struct flow_addr	dst;		/* where it meant to go */
+	struct flow_owner	owner;
+	uint64_t		start_us;	/* CLOCK_REALTIME */
+};
+
+struct flow_record {
+	uint64_t	id;		/* proxyd's, unique per process run */
+	struct flow_meta meta;
+	uint64_t	end_us;		/* CLOCK_REALTIME; 0 while running */
+	uint64_t	connect_us;	/* upstream connect duration; 0 if none */
+	uint64_t	bytes_from_app;
+	uint64_t	bytes_to_app;
+	uint64_t	dgrams_from_app;	/* UDP only */
+	uint64_t	dgrams_to_app;
+	uint64_t	dgrams_dropped;		/* UDP: a side would block */
+	uint16_t	first_from_app_len;
+	uint16_t	first_to_app_len;
+	uint8_t		first_from_app[FLOW_FIRST_BYTES];
+	uint8_t		first_to_app[FLOW_FIRST_BYTES];
+	enum flow_end	end;
+	int		error;		/* errno behind end, 0 if none */
+	char		source_reason[32];	/* FlowClosed's reason, if any */
+};
+
+/*
+ * Check a NewFlow and copy it into meta (strings duplicated).  0, or -1 with
+ * one line for a log in err (meta left empty).  Refused: a transport other
+ * than TCP/UDP, a missing endpoint, an address not 4 or 16 bytes, source and
+ * destination of different families, a destination port of 0 or over 65535,
+ * an unspecified destination address.
+ */
+int	flow_meta_from_newflow(struct flow_meta *, const Lc__NewFlow *,
+	    char *err, size_t errlen);
+void	flow_meta_clear(struct flow_meta *);
+
+/* dst as a sockaddr for connect(2); returns its length. */
+socklen_t	flow_addr_sockaddr(const struct flow_addr *, struct sockaddr_storage *);
+/* "192.0.2.1:80", "[2001:db8::1]:443" into buf (always terminated). */
+const char	*flow_addr_str(const struct flow_addr *, char *buf, size_t len);
+const char	*flow_end_str(enum flow_end);
+const char	*flow_transport_str(enum flow_transport);
+
+/* Append up to what is left of FLOW_FIRST_BYTES to a record's first bytes. */
+void	flow_keep_first(uint8_t *first, uint16_t *len, const void *data, size_t n);
+
+/*
+ * Finished flows, oldest evicted first.  flow_ring_push moves a record in
+ * (it takes the owner strings; the caller's copy is left without them).
+ */
+struct flow_ring {
+	struct flow_record	*slots;
+	size_t			 cap;
+	size_t			 head;		/* next slot written */
+	size_t			 count;
+	uint64_t		 evicted;
+};
+
+int	flow_ring_init(struct flow_ring *, size_t cap);
+void	flow_ring_free(struct flow_ring *);
+void	flow_ring_push(struct flow_ring *, struct flow_record *);
+/* i = 0 is the oldest kept; NULL past the end. */
+const struct flow_record *flow_ring_get(const struct flow_ring *, size_t i);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * proxyd's flow intake (see intake.h): one struct source per connection on
+ * flow.sock, NewFlow/FlowClosed handed to the relay, and ProxyStatus sent
+ * back, coalesced by one timer so a burst of flows costs one message.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "proxyd/intake.h"
+#include "flow.pb-c.h"
+
+struct source {
+	TAILQ_ENTRY(source)	 entry;
+	struct intake		*in;
+	struct ipc_peer		*peer;
+};
+
+struct intake {
+	struct ev_loop		*loop;
+	struct relay		*relay;
+	TAILQ_HEAD(, source)	 sources;
+	size_t			 nsources;
+	uint64_t		 bad_fds;
+	ev_timer		 status_timer;
+	ev_tstamp		 status_sent;	/* loop time of the last round */
+};
+
+/* Counters of ProxyStatus, by name, so the set can grow without a proto change. */
+static void
+send_status(struct intake *in, struct ipc_peer *peer)
+{
+	const struct relay_stats *st = relay_stats(in->relay);
+	const struct { const char *name; uint64_t value; } vals[] = {
+		{ "flows_total",		st->flows_total },
+		{ "flows_refused",		st->flows_refused + in->bad_fds },
+		{ "bytes_from_app",		st->bytes_from_app },
+		{ "bytes_to_app",		st->bytes_to_app },
+		{ "connect_failed",		st->connect_failed },
+		{ "connect_timeouts",		st->connect_timeouts },
+		{ "resets_from_app",		st->resets_from_app },
+		{ "resets_from_upstream",	st->resets_from_upstream },
+		{ "idle_expired",		st->idle_expired },
+		{ "dgrams_dropped",		st->dgrams_dropped },
+		{ "buffered_bytes",		st->buffered },
+	};
+	enum { N = sizeof(vals) / sizeof(vals[0]) };
+	Lc__Counter counters[N], *cp[N];
+	Lc__ProxyStatus msg;
+	size_t i;
+
+	lc__proxy_status__init(&msg);
+	msg.flows_active = st->flows_active;
+	for (i = 0; i < N; i++) {
+		lc__counter__init(&counters[i]);
+		counters[i].name = (char *)(uintptr_t)vals[i].name;
+		counters[i].value = vals[i].value;
+		cp[i] = &counters[i];
+	}
+	msg.n_counters = N;
+	msg.counters = cp;
+	/* EAGAIN (a source not reading) just skips this round. */
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_PROXY_STATUS, &msg.base, NULL, 0) ==
+	    -1 && errno != EAGAIN)
+		log_warn("sending ProxyStatus");
+}
+
+static void
+status_round(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct intake *in = w->data;
+	struct source *s;
+
+	(void)revents;
+	in->status_sent = ev_now(loop);
+	TAILQ_FOREACH(s, &in->sources, entry)
+		if (ipc_is_ready(s->peer))
+			send_status(in, s->peer);
+}
+
+/* The relay's figures changed: a status round now, or when the interval allows. */
+static void
+relay_changed(void *arg)
+{
+	struct intake *in = arg;
+	ev_tstamp wait;
+
+	if (ev_is_active(&in->status_timer))
+		return;
+	wait = in->status_sent + INTAKE_STATUS_INTERVAL - ev_now(in->loop);
+	ev_timer_set(&in->status_timer, wait > 0 ? wait : 0, 0);
+	ev_timer_start(in->loop, &in->status_timer);
+}
+
+static void
+source_ready(struct ipc_peer *peer)
+{
+	struct source *s = ipc_user(peer);
+	const struct ipc_cred *cred = ipc_cred(peer);
+
+	log_info("flow source connected: %s (pid %d, uid %d, version %s)",
+	    ipc_peer_role(peer) == LC__ROLE__ROLE_NETSTACKD ? "netstackd" :
+	    "redirectord", (int)cred->pid, (int)cred->uid, ipc_peer_version(peer));
+	send_status(s->in, peer);
+}
+
+/* A NewFlow's fd must be a socket of the transport it claims. */
+static int
+check_flow_fd(const Lc__NewFlow *nf, int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+	struct stat st;
+
+	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+		return -1;
+	if (nf->transport == LC__TRANSPORT__TRANSPORT_TCP)
+		return type == SOCK_STREAM ? 0 : -1;
+	if (nf->transport == LC__TRANSPORT__TRANSPORT_UDP)
+		return type == SOCK_DGRAM || type == SOCK_SEQPACKET ? 0 : -1;
+	return -1;
+}
+
+static void
+source_message(struct ipc_peer *peer, Lc__MsgType type,
+    const ProtobufCMessage *msg, int *fds, size_t nfds)
+{
+	struct source *s = ipc_user(peer);
+
+	switch (type) {
+	case LC__MSG_TYPE__MSG_NEW_FLOW: {
+		const Lc__NewFlow *nf = (const Lc__NewFlow *)(const void *)msg;
+		int fd;
+
+		/*
+		 * The fd is the source's own doing, not the application's: a
+		 * wrong kind is a bug there, and the source is dropped.  Bad
+		 * addresses come from the application's packets: only that
+		 * flow is refused (relay_new_flow).
+		 */
+		if (nfds != 1 || check_flow_fd(nf, fds[0]) == -1) {
+			s->in->bad_fds++;
+			ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
+			    "NewFlow %llu: fd is not a socket of its transport",
+			    (unsigned long long)nf->flow_id);
+			return;
+		}
+		fd = fds[0];
+		fds[0] = -1;
+		(void)relay_new_flow(s->in->relay, s, nf, fd);
+		break;
+	}
+	case LC__MSG_TYPE__MSG_FLOW_CLOSED: {
+		const Lc__FlowClosed *fc =
+		    (const Lc__FlowClosed *)(const void *)msg;
+
+		relay_source_flow_closed(s->in->relay, s, fc->flow_id, fc->reason);
+		break;
+	}
+	default:
+		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
+		    "proxyd does not take %s", ipc_type_name(type));
+	}
+}
+
+static void
+source_close(struct ipc_peer *peer, const char *reason)
+{
+	struct source *s = ipc_user(peer);
+
+	if (s == NULL)
+		return;
+	if (ipc_peer_role(peer) != LC__ROLE__ROLE_UNSPECIFIED)
+		log_warnx("flow source (pid %d) gone: %s", (int)ipc_cred(peer)->pid,
+		    reason);
+	/* Its flows keep their sockets; only FlowClosed can no longer reach them. */
+	relay_source_gone(s->in->relay, s);
+	TAILQ_REMOVE(&s->in->sources, s, entry);
+	s->in->nsources--;
+	free(s);
+}
+
+const struct ipc_callbacks intake_callbacks = {
+	.on_ready = source_ready,
+	.on_message = source_message,
+	.on_close = source_close,
+};
+
+void
+intake_accept(struct ipc_listener *l, struct ipc_peer *peer)
+{
+	struct intake *in = ipc_listener_user(l);
+	struct source *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		ipc_set_user(peer, NULL);
+		ipc_close(peer, "out of memory");
+		return;
+	}
+	s->in = in;
+	s->peer = peer;
+	ipc_set_user(peer, s);
+	TAILQ_INSERT_TAIL(&in->sources, s, entry);
+	in->nsources++;
+}
+
+struct intake *
+intake_new(struct ev_loop *loop, struct relay *relay)
+{
+	struct intake *in;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return NULL;
+	in->loop = loop;
+	in->relay = relay;
+	TAILQ_INIT(&in->sources);
+	ev_init(&in->status_timer, status_round);
+	in->status_timer.data = in;
+	in->status_sent = ev_now(loop) - INTAKE_STATUS_INTERVAL;
+	relay_set_on_change(relay, relay_changed, in);
+	return in;
+}
+
+void
+intake_close_sources(struct intake *in, const char *reason)
+{
+	struct source *s;
+
+	while ((s = TAILQ_FIRST(&in->sources)) != NULL)
+		ipc_close(s->peer, reason);
+	ev_timer_stop(in->loop, &in->status_timer);
+}
+
+void
+intake_free(struct intake *in)
+{
+	if (in == NULL)
+		return;
+	intake_close_sources(in, "proxyd shutting down");
+	relay_set_on_change(in->relay, NULL, NULL);
+	free(in);
+}
+
+size_t
+intake_nsources(const struct intake *in)
+{
+	return in->nsources;
+}
+
+uint64_t
+intake_bad_fds(const struct intake *in)
+{
+	return in->bad_fds;
+}

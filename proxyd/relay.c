@@ -1,0 +1,978 @@
+/*
+ * proxyd's raw relay (see relay.h and docs/proxyd-relay.md).
+ *
+ * One struct rflow per flow: the application side (the flow socket from the
+ * source) and the upstream side (our socket to the original destination),
+ * each with a read and a write watcher.  TCP bytes move through one bounded
+ * ring buffer per direction; after every event tcp_settle() recomputes which
+ * watchers should run from the flow's state, so flow control, half-close and
+ * the end of the flow are decided in one place:
+ *
+ *	read app     while a2u has room        write upstream  while a2u has data
+ *	read upstream while u2a has room       write app       while u2a has data
+ *	EOF from a side + its buffer drained  =>  shutdown(SHUT_WR) the other
+ *	both sides shut for writing           =>  the flow is done
+ *
+ * Timeouts follow libev's advice for many equal timeouts: one ev_timer per
+ * kind (connect, TCP idle, UDP idle, DNS idle) over a list kept in deadline
+ * order, since every entry of a list has the same duration and is only ever
+ * moved to the tail.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proxyd/relay.h"
+
+#define RELAY_HASH_BUCKETS	1024	/* (source, flow id) -> flow */
+#define UDP_MAX_DGRAM		65536
+#define UDP_BATCH		64	/* datagrams per readiness event */
+
+/* A flow's place in one deadline list. */
+struct dl_entry {
+	TAILQ_ENTRY(dl_entry)	 e;
+	struct dlist		*list;		/* NULL: in none */
+	struct rflow		*flow;
+	ev_tstamp		 stamp;		/* when the clock started */
+};
+
+/* Entries of equal duration, oldest stamp first, one timer for all. */
+struct dlist {
+	TAILQ_HEAD(, dl_entry)	 head;
+	struct relay		*relay;
+	ev_tstamp		 timeout;	/* 0: list unused */
+	enum flow_end		 why;		/* what expiry means */
+	ev_timer		 timer;
+};
+
+/* Ring buffer of one direction; memory only while it holds data. */
+struct rbuf {
+	uint8_t		*data;
+	size_t		 head;			/* offset of the oldest byte */
+	size_t		 len;			/* bytes held */
+};
+
+struct side {
+	int		 fd;
+	ev_io		 rd;
+	ev_io		 wr;
+	int		 domain;		/* AF_UNIX, AF_INET, AF_INET6 */
+	int		 type;			/* SOCK_STREAM, SOCK_DGRAM... */
+	unsigned	 eof:1;			/* read returned 0 */
+	unsigned	 shut_wr:1;		/* we sent it our EOF */
+};
+
+struct rflow {
+	struct relay		*relay;
+	const void		*source;	/* NULL once the source is gone */
+	struct flow_record	 rec;
+	struct side		 app;
+	struct side		 up;
+	struct rbuf		 a2u;		/* app -> upstream */
+	struct rbuf		 u2a;		/* upstream -> app */
+	unsigned		 connecting:1;
+	unsigned		 hashed:1;
+	ev_tstamp		 started;	/* loop time */
+	struct dl_entry		 connect_dl;
+	struct dl_entry		 idle_dl;
+	TAILQ_ENTRY(rflow)	 all;
+	struct rflow		*hnext;
+};
+
+struct relay {
+	struct ev_loop		*loop;
+	struct relay_config	 cfg;
+	struct relay_stats	 stats;
+	struct flow_ring	 ring;
+	uint64_t		 next_id;
+	TAILQ_HEAD(, rflow)	 flows;
+	struct rflow		*hash[RELAY_HASH_BUCKETS];
+	struct dlist		 connect_list;
+	struct dlist		 tcp_idle;
+	struct dlist		 udp_idle;
+	struct dlist		 dns_idle;
+	uint8_t			*dgram;		/* UDP scratch, UDP_MAX_DGRAM */
+	void			(*on_change)(void *);
+	void			*on_change_arg;
+};
+
+static void	flow_end(struct rflow *, enum flow_end, int error);
+static void	tcp_settle(struct rflow *);
+
+/* --- small things ------------------------------------------------------------ */
+
+static uint64_t
+realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void
+changed(struct relay *r)
+{
+	if (r->on_change)
+		r->on_change(r->on_change_arg);
+}
+
+static void
+watch(struct ev_loop *loop, ev_io *w, int on)
+{
+	if (on && !ev_is_active(w))
+		ev_io_start(loop, w);
+	else if (!on && ev_is_active(w))
+		ev_io_stop(loop, w);
+}
+
+static size_t
+hash_slot(const void *source, uint64_t id)
+{
+	uint64_t h = (uint64_t)(uintptr_t)source * 0x9e3779b97f4a7c15ULL ^ id;
+
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return (size_t)(h & (RELAY_HASH_BUCKETS - 1));
+}
+
+static void
+hash_remove(struct relay *r, struct rflow *f)
+{
+	struct rflow **pp;
+
+	if (!f->hashed)
+		return;
+	for (pp = &r->hash[hash_slot(f->source, f->rec.meta.source_flow_id)];
+	    *pp; pp = &(*pp)->hnext) {
+		if (*pp == f) {
+			*pp = f->hnext;
+			break;
+		}
+	}
+	f->hashed = 0;
+	f->hnext = NULL;
+}
+
+/* --- deadline lists ---------------------------------------------------------- */
+
+static void
+dlist_arm(struct dlist *l)
+{
+	struct ev_loop *loop = l->relay->loop;
+	struct dl_entry *first = TAILQ_FIRST(&l->head);
+	ev_tstamp after;
+
+	ev_timer_stop(loop, &l->timer);
+	if (first == NULL)
+		return;
+	after = first->stamp + l->timeout - ev_now(loop);
+	ev_timer_set(&l->timer, after > 0 ? after : 0, 0);
+	ev_timer_start(loop, &l->timer);
+}
+
+static void
+dlist_remove(struct dl_entry *d)
+{
+	struct dlist *l = d->list;
+	int was_first;
+
+	if (l == NULL)
+		return;
+	was_first = TAILQ_FIRST(&l->head) == d;
+	TAILQ_REMOVE(&l->head, d, e);
+	d->list = NULL;
+	if (was_first)
+		dlist_arm(l);
+}
+
+/* (Re)start d's clock in l; l unused (timeout 0) leaves d in no list. */
+static void
+dlist_touch(struct dlist *l, struct dl_entry *d)
+{
+	ev_tstamp now = ev_now(l->relay->loop);
+
+	if (l->timeout <= 0)
+		return;
+	if (d->list == l) {
+		/* The common case on a busy flow: cheap unless it was first. */
+		if (d->stamp == now)
+			return;
+		if (TAILQ_NEXT(d, e) == NULL) {
+			d->stamp = now;
+			return;
+		}
+	}
+	dlist_remove(d);
+	d->stamp = now;
+	d->list = l;
+	TAILQ_INSERT_TAIL(&l->head, d, e);
+	if (!ev_is_active(&l->timer))
+		dlist_arm(l);
+}
+
+static void
+dlist_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dlist *l = (struct dlist *)(void *)((char *)w -
+	    offsetof(struct dlist, timer));
+	struct dl_entry *d;
+	ev_tstamp now = ev_now(loop);
+
+	(void)revents;
+	while ((d = TAILQ_FIRST(&l->head)) != NULL &&
+	    d->stamp + l->timeout <= now + 0.0005) {
+		TAILQ_REMOVE(&l->head, d, e);
+		d->list = NULL;
+		flow_end(d->flow, l->why, l->why == FLOW_END_CONNECT_TIMEOUT ?
+		    ETIMEDOUT : 0);
+	}
+	dlist_arm(l);
+}
+
+static void
+dlist_init(struct dlist *l, struct relay *r, double timeout, enum flow_end why)
+{
+	TAILQ_INIT(&l->head);
+	l->relay = r;
+	l->timeout = timeout;
+	l->why = why;
+	ev_init(&l->timer, dlist_expired);
+}
+
+/* --- buffers ------------------------------------------------------------------ */
+
+/* Free segments of b as up to two iovecs; 0 if full.  Allocates on demand. */
+static int
+rbuf_space(struct relay *r, struct rbuf *b, struct iovec iov[2])
+{
+	size_t cap = r->cfg.bufsize, end;
+
+	if (b->len == cap)
+		return 0;
+	if (b->data == NULL && (b->data = malloc(cap)) == NULL)
+		return -1;
+	if (b->len == 0)
+		b->head = 0;
+	end = b->head + b->len;
+	if (end < cap) {
+		/* Data does not wrap: free space after it, then before it. */
+		iov[0].iov_base = b->data + end;
+		iov[0].iov_len = cap - end;
+		iov[1].iov_base = b->data;
+		iov[1].iov_len = b->head;
+		return b->head ? 2 : 1;
+	}
+	/* Data wraps (or ends at cap): free space is between its end and head. */
+	iov[0].iov_base = b->data + (end - cap);
+	iov[0].iov_len = b->head - (end - cap);
+	return 1;
+}
+
+/* Held segments of b as up to two iovecs; 0 if empty. */
+static int
+rbuf_data(struct relay *r, const struct rbuf *b, struct iovec iov[2])
+{
+	size_t cap = r->cfg.bufsize, first;
+
+	if (b->len == 0)
+		return 0;
+	first = cap - b->head < b->len ? cap - b->head : b->len;
+	iov[0].iov_base = b->data + b->head;
+	iov[0].iov_len = first;
+	if (first == b->len)
+		return 1;
+	iov[1].iov_base = b->data;
+	iov[1].iov_len = b->len - first;
+	return 2;
+}
+
+static void
+rbuf_release(struct relay *r, struct rbuf *b)
+{
+	r->stats.buffered -= b->len;
+	free(b->data);
+	b->data = NULL;
+	b->head = b->len = 0;
+}
+
+/* --- ending a flow -------------------------------------------------------------- */
+
+/*
+ * Close a side so that its peer sees a reset rather than an orderly end.  A
+ * TCP socket sends RST when closed with a zero linger.  A Unix stream socket
+ * (netstackd's flow sockets) has no reset: it gets one out-of-band byte, the
+ * reset marker (docs/proxyd-relay.md), which a reader unaware of it never
+ * sees inline; the close that follows reads as EOF.
+ */
+static void
+side_abort(struct side *s)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (s->fd == -1)
+		return;
+	if (s->domain == AF_INET || s->domain == AF_INET6)
+		(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	else if (s->domain == AF_UNIX && s->type == SOCK_STREAM)
+		(void)send(s->fd, "R", 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void
+side_close(struct relay *r, struct side *s)
+{
+	ev_io_stop(r->loop, &s->rd);
+	ev_io_stop(r->loop, &s->wr);
+	if (s->fd != -1)
+		close(s->fd);
+	s->fd = -1;
+}
+
+static void
+log_end(const struct rflow *f)
+{
+	const struct flow_record *rec = &f->rec;
+	char src[64], dst[64];
+
+	log_debug("flow %llu %s %s -> %s (%s pid %u): %s%s%s%s, %llu bytes out, "
+	    "%llu in, %.3f s", (unsigned long long)rec->id,
+	    flow_transport_str(rec->meta.transport),
+	    flow_addr_str(&rec->meta.src, src, sizeof(src)),
+	    flow_addr_str(&rec->meta.dst, dst, sizeof(dst)),
+	    rec->meta.owner.name && rec->meta.owner.name[0] ?
+	    rec->meta.owner.name : "?",
+	    rec->meta.owner.pid, flow_end_str(rec->end),
+	    rec->error ? " (" : "", rec->error ? strerror(rec->error) : "",
+	    rec->error ? ")" : "", (unsigned long long)rec->bytes_from_app,
+	    (unsigned long long)rec->bytes_to_app,
+	    (double)(rec->end_us - rec->meta.start_us) / 1e6);
+}
+
+static void
+flow_end(struct rflow *f, enum flow_end end, int error)
+{
+	struct relay *r = f->relay;
+	int tcp = f->rec.meta.transport == FLOW_TCP;
+
+	f->rec.end = end;
+	if (error)
+		f->rec.error = error;
+	f->rec.end_us = realtime_us();
+	if (f->rec.end_us < f->rec.meta.start_us)
+		f->rec.end_us = f->rec.meta.start_us;
+	switch (end) {
+	case FLOW_END_APP_RESET:
+		r->stats.resets_from_app++;
+		if (tcp)
+			side_abort(&f->up);
+		break;
+	case FLOW_END_CONNECT_TIMEOUT:
+		r->stats.connect_timeouts++;
+		/* FALLTHROUGH */
+	case FLOW_END_CONNECT_FAILED:
+		r->stats.connect_failed++;
+		if (tcp)
+			side_abort(&f->app);
+		break;
+	case FLOW_END_UPSTREAM_RESET:
+		r->stats.resets_from_upstream++;
+		if (tcp)
+			side_abort(&f->app);
+		break;
+	case FLOW_END_IDLE:
+		r->stats.idle_expired++;
+		/* FALLTHROUGH */
+	case FLOW_END_SHUTDOWN:
+	case FLOW_END_INTERNAL:
+		/* Neither side may take a cut-off stream for a complete one. */
+		if (tcp) {
+			side_abort(&f->app);
+			side_abort(&f->up);
+		}
+		break;
+	case FLOW_END_NONE:
+	case FLOW_END_CLOSED:
+	case FLOW_END_SOURCE_CLOSED:
+		break;
+	}
+	side_close(r, &f->app);
+	side_close(r, &f->up);
+	rbuf_release(r, &f->a2u);
+	rbuf_release(r, &f->u2a);
+	dlist_remove(&f->connect_dl);
+	dlist_remove(&f->idle_dl);
+	hash_remove(r, f);
+	TAILQ_REMOVE(&r->flows, f, all);
+	r->stats.flows_active--;
+	log_end(f);
+	flow_ring_push(&r->ring, &f->rec);
+	flow_meta_clear(&f->rec.meta);
+	free(f);
+	changed(r);
+}
+
+/* --- TCP ---------------------------------------------------------------------- */
+
+static struct dlist *
+idle_list(struct rflow *f)
+{
+	struct relay *r = f->relay;
+
+	if (f->rec.meta.transport == FLOW_TCP)
+		return &r->tcp_idle;
+	return f->rec.meta.dst.port == 53 ? &r->dns_idle : &r->udp_idle;
+}
+
+/*
+ * Read what s has into b.  0 to go on, -1 if the flow ended (f is freed).
+ */
+static int
+tcp_read(struct rflow *f, struct side *s, struct rbuf *b, int from_app)
+{
+	struct relay *r = f->relay;
+	struct iovec iov[2];
+	ssize_t n;
+	int niov;
+
+	if ((niov = rbuf_space(r, b, iov)) <= 0) {
+		if (niov == -1) {
+			log_warnx("flow %llu: out of memory for its buffer",
+			    (unsigned long long)f->rec.id);
+			flow_end(f, FLOW_END_INTERNAL, ENOMEM);
+			return -1;
+		}
+		return 0;
+	}
+	n = readv(s->fd, iov, niov);
+	if (n > 0) {
+		size_t got = (size_t)n;
+		uint8_t *first = from_app ? f->rec.first_from_app :
+		    f->rec.first_to_app;
+		uint16_t *first_len = from_app ? &f->rec.first_from_app_len :
+		    &f->rec.first_to_app_len;
+
+		if (from_app) {
+			f->rec.bytes_from_app += got;
+			r->stats.bytes_from_app += got;
+		} else {
+			f->rec.bytes_to_app += got;
+			r->stats.bytes_to_app += got;
+		}
+		if (*first_len < FLOW_FIRST_BYTES) {
+			size_t in0 = got < iov[0].iov_len ? got : iov[0].iov_len;
+
+			flow_keep_first(first, first_len, iov[0].iov_base, in0);
+			if (got > in0)
+				flow_keep_first(first, first_len, iov[1].iov_base,
+				    got - in0);
+		}
+		b->len += got;
+		r->stats.buffered += got;
+		if (b->len > r->stats.buffer_high_water)
+			r->stats.buffer_high_water = b->len;
+		dlist_touch(&r->tcp_idle, &f->idle_dl);
+		return 0;
+	}
+	if (n == 0) {
+		s->eof = 1;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		/* Nothing pending and nothing held: give the memory back. */
+		if (b->len == 0)
+			rbuf_release(r, b);
+		return 0;
+	}
+	flow_end(f, from_app ? FLOW_END_APP_RESET : FLOW_END_UPSTREAM_RESET,
+	    errno);
+	return -1;
+}
+
+/* Write what b holds to s.  0 to go on, -1 if the flow ended. */
+static int
+tcp_write(struct rflow *f, struct side *s, struct rbuf *b, int to_app)
+{
+	struct relay *r = f->relay;
+	struct iovec iov[2];
+	struct msghdr mh;
+	ssize_t n;
+	int niov;
+
+	if ((niov = rbuf_data(r, b, iov)) == 0)
+		return 0;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = (size_t)niov;
+	n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n >= 0) {
+		b->head = (b->head + (size_t)n) % r->cfg.bufsize;
+		b->len -= (size_t)n;
+		r->stats.buffered -= (size_t)n;
+		if (b->len == 0)
+			b->head = 0;
+		dlist_touch(&r->tcp_idle, &f->idle_dl);
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR || errno == ENOBUFS)
+		return 0;
+	flow_end(f, to_app ? FLOW_END_APP_RESET : FLOW_END_UPSTREAM_RESET, errno);
+	return -1;
+}
+
+static void
+tcp_connected(struct rflow *f)
+{
+	struct relay *r = f->relay;
+
+	f->connecting = 0;
+	f->rec.connect_us = (uint64_t)((ev_now(r->loop) - f->started) * 1e6);
+	dlist_remove(&f->connect_dl);
+	dlist_touch(&r->tcp_idle, &f->idle_dl);
+}
+
+static void
+tcp_settle(struct rflow *f)
+{
+	struct relay *r = f->relay;
+	size_t cap = r->cfg.bufsize;
+
+	if (!f->connecting) {
+		if (f->app.eof && f->a2u.len == 0 && !f->up.shut_wr) {
+			(void)shutdown(f->up.fd, SHUT_WR);
+			f->up.shut_wr = 1;
+			rbuf_release(r, &f->a2u);
+		}
+		if (f->up.eof && f->u2a.len == 0 && !f->app.shut_wr) {
+			(void)shutdown(f->app.fd, SHUT_WR);
+			f->app.shut_wr = 1;
+			rbuf_release(r, &f->u2a);
+		}
+		if (f->app.shut_wr && f->up.shut_wr) {
+			flow_end(f, FLOW_END_CLOSED, 0);
+			return;
+		}
+	}
+	watch(r->loop, &f->app.rd, !f->app.eof && f->a2u.len < cap);
+	watch(r->loop, &f->up.wr, f->connecting || f->a2u.len > 0);
+	watch(r->loop, &f->up.rd, !f->connecting && !f->up.eof &&
+	    f->u2a.len < cap);
+	watch(r->loop, &f->app.wr, f->u2a.len > 0);
+}
+
+static void
+tcp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct rflow *f = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (tcp_read(f, &f->app, &f->a2u, 1) == -1)
+		return;
+	/* Pass it on at once rather than a loop iteration later. */
+	if (!f->connecting && tcp_write(f, &f->up, &f->a2u, 0) == -1)
+		return;
+	tcp_settle(f);
+}
+
+static void
+tcp_up_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct rflow *f = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (tcp_read(f, &f->up, &f->u2a, 0) == -1)
+		return;
+	if (tcp_write(f, &f->app, &f->u2a, 1) == -1)
+		return;
+	tcp_settle(f);
+}
+
+static void
+tcp_app_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct rflow *f = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (tcp_write(f, &f->app, &f->u2a, 1) == -1)
+		return;
+	tcp_settle(f);
+}
+
+static void
+tcp_up_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct rflow *f = w->data;
+	socklen_t len;
+	int err;
+
+	(void)loop;
+	(void)revents;
+	if (f->connecting) {
+		len = sizeof(err);
+		if (getsockopt(f->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		if (err == EINPROGRESS || err == EALREADY)
+			return;
+		if (err != 0) {
+			flow_end(f, FLOW_END_CONNECT_FAILED, err);
+			return;
+		}
+		tcp_connected(f);
+	}
+	if (tcp_write(f, &f->up, &f->a2u, 0) == -1)
+		return;
+	tcp_settle(f);
+}
+
+/* --- UDP ---------------------------------------------------------------------- */
+
+/* Relay up to UDP_BATCH datagrams from one side to the other. */
+static void
+udp_pump(struct rflow *f, int from_app)
+{
+	struct relay *r = f->relay;
+	struct side *in = from_app ? &f->app : &f->up;
+	struct side *out = from_app ? &f->up : &f->app;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		n = recv(in->fd, r->dgram, UDP_MAX_DGRAM, MSG_DONTWAIT);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (!from_app && (errno == ECONNREFUSED ||
+			    errno == EHOSTUNREACH || errno == ENETUNREACH)) {
+				/* ICMP about an earlier datagram: UDP goes on. */
+				f->rec.error = errno;
+				continue;
+			}
+			flow_end(f, from_app ? FLOW_END_APP_RESET :
+			    FLOW_END_UPSTREAM_RESET, errno);
+			return;
+		}
+		/*
+		 * A SEQPACKET flow socket reads 0 once the source closed it; on
+		 * a DGRAM one, 0 is an empty datagram (its close is not seen:
+		 * idle expiry or FlowClosed end the flow).
+		 */
+		if (n == 0 && from_app && in->type == SOCK_SEQPACKET) {
+			flow_end(f, FLOW_END_CLOSED, 0);
+			return;
+		}
+		dlist_touch(idle_list(f), &f->idle_dl);
+		if (from_app) {
+			f->rec.dgrams_from_app++;
+			f->rec.bytes_from_app += (size_t)n;
+			r->stats.bytes_from_app += (size_t)n;
+			if (f->rec.first_from_app_len == 0)
+				flow_keep_first(f->rec.first_from_app,
+				    &f->rec.first_from_app_len, r->dgram, (size_t)n);
+		} else {
+			f->rec.dgrams_to_app++;
+			f->rec.bytes_to_app += (size_t)n;
+			r->stats.bytes_to_app += (size_t)n;
+			if (f->rec.first_to_app_len == 0)
+				flow_keep_first(f->rec.first_to_app,
+				    &f->rec.first_to_app_len, r->dgram, (size_t)n);
+		}
+		/* A side that cannot take it loses it, as on any UDP path. */
+		if (send(out->fd, r->dgram, (size_t)n, MSG_DONTWAIT |
+		    MSG_NOSIGNAL) == -1) {
+			f->rec.dgrams_dropped++;
+			r->stats.dgrams_dropped++;
+			if (errno != EAGAIN && errno != ENOBUFS &&
+			    errno != EMSGSIZE && errno != ECONNREFUSED)
+				f->rec.error = errno;
+		}
+	}
+}
+
+static void
+udp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	udp_pump(w->data, 1);
+}
+
+static void
+udp_up_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	udp_pump(w->data, 0);
+}
+
+/* --- starting flows ------------------------------------------------------------ */
+
+static int
+set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		return -1;
+	return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+uint64_t
+relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
+{
+	struct sockaddr_storage ss;
+	struct rflow *f;
+	socklen_t len, sslen;
+	int tcp = meta->transport == FLOW_TCP, one = 1, rc;
+	char dst[64];
+
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		log_warnx("flow to %s: out of memory",
+		    flow_addr_str(&meta->dst, dst, sizeof(dst)));
+		goto refuse;
+	}
+	f->relay = r;
+	f->app.fd = fd;
+	f->up.fd = -1;
+	len = sizeof(f->app.domain);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &f->app.domain, &len) == -1)
+		f->app.domain = -1;
+	len = sizeof(f->app.type);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &f->app.type, &len) == -1 ||
+	    set_nonblock(fd) == -1) {
+		log_warn("flow to %s: its socket",
+		    flow_addr_str(&meta->dst, dst, sizeof(dst)));
+		goto refuse;
+	}
+	f->up.domain = meta->dst.family;
+	f->up.type = tcp ? SOCK_STREAM : SOCK_DGRAM;
+	if ((f->up.fd = socket(meta->dst.family, f->up.type | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("flow to %s: upstream socket",
+		    flow_addr_str(&meta->dst, dst, sizeof(dst)));
+		goto refuse;
+	}
+	if (tcp) {
+		/* The app chose when to send; do not add Nagle delays of ours. */
+		(void)setsockopt(f->up.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	}
+
+	/* From here on the flow exists and is recorded however it ends. */
+	f->rec.id = r->next_id++;
+	f->rec.meta = *meta;
+	meta->owner.name = meta->owner.cgroup = NULL;
+	/* Deadlines start now, not at the loop's last wake-up. */
+	ev_now_update(r->loop);
+	if (f->rec.meta.start_us == 0)
+		f->rec.meta.start_us = realtime_us();
+	f->started = ev_now(r->loop);
+	f->source = source;
+	f->connect_dl.flow = f->idle_dl.flow = f;
+	TAILQ_INSERT_TAIL(&r->flows, f, all);
+	if (source) {
+		size_t h = hash_slot(source, f->rec.meta.source_flow_id);
+
+		f->hnext = r->hash[h];
+		r->hash[h] = f;
+		f->hashed = 1;
+	}
+	r->stats.flows_active++;
+	r->stats.flows_total++;
+
+	ev_io_init(&f->app.rd, tcp ? tcp_app_readable : udp_app_readable, fd,
+	    EV_READ);
+	ev_io_init(&f->up.rd, tcp ? tcp_up_readable : udp_up_readable, f->up.fd,
+	    EV_READ);
+	ev_io_init(&f->app.wr, tcp_app_writable, fd, EV_WRITE);
+	ev_io_init(&f->up.wr, tcp_up_writable, f->up.fd, EV_WRITE);
+	f->app.rd.data = f->up.rd.data = f->app.wr.data = f->up.wr.data = f;
+
+	sslen = flow_addr_sockaddr(&f->rec.meta.dst, &ss);
+	rc = connect(f->up.fd, (struct sockaddr *)&ss, sslen);
+	if (rc == -1 && !(tcp && errno == EINPROGRESS)) {
+		flow_end(f, FLOW_END_CONNECT_FAILED, errno);
+		return 0;
+	}
+	changed(r);
+	if (tcp) {
+		if (rc == 0)
+			tcp_connected(f);
+		else {
+			f->connecting = 1;
+			dlist_touch(&r->connect_list, &f->connect_dl);
+		}
+		tcp_settle(f);
+	} else {
+		dlist_touch(idle_list(f), &f->idle_dl);
+		ev_io_start(r->loop, &f->app.rd);
+		ev_io_start(r->loop, &f->up.rd);
+	}
+	return f->rec.id;
+
+refuse:
+	r->stats.flows_refused++;
+	if (f && f->up.fd != -1)
+		close(f->up.fd);
+	free(f);
+	close(fd);
+	flow_meta_clear(meta);
+	changed(r);
+	return 0;
+}
+
+uint64_t
+relay_new_flow(struct relay *r, const void *source, const Lc__NewFlow *nf,
+    int fd)
+{
+	struct flow_meta meta;
+	char err[128];
+
+	if (flow_meta_from_newflow(&meta, nf, err, sizeof(err)) == -1) {
+		log_warnx("NewFlow %llu refused: %s",
+		    (unsigned long long)nf->flow_id, err);
+		r->stats.flows_refused++;
+		close(fd);
+		changed(r);
+		return 0;
+	}
+	return relay_start(r, source, &meta, fd);
+}
+
+void
+relay_source_flow_closed(struct relay *r, const void *source,
+    uint64_t source_flow_id, const char *reason)
+{
+	struct rflow *f;
+
+	if (source == NULL)
+		return;
+	for (f = r->hash[hash_slot(source, source_flow_id)]; f; f = f->hnext)
+		if (f->source == source &&
+		    f->rec.meta.source_flow_id == source_flow_id)
+			break;
+	if (f == NULL)
+		return;		/* already over on our side: nothing to do */
+	if (reason)
+		snprintf(f->rec.source_reason, sizeof(f->rec.source_reason),
+		    "%s", reason);
+	if (reason && strncmp(reason, "rst", 3) == 0)
+		flow_end(f, FLOW_END_APP_RESET, ECONNRESET);
+	else if (f->rec.meta.transport == FLOW_UDP)
+		flow_end(f, FLOW_END_SOURCE_CLOSED, 0);
+}
+
+void
+relay_source_gone(struct relay *r, const void *source)
+{
+	struct rflow *f;
+
+	TAILQ_FOREACH(f, &r->flows, all) {
+		if (f->source == source) {
+			hash_remove(r, f);
+			f->source = NULL;
+		}
+	}
+}
+
+/* --- the engine ------------------------------------------------------------------ */
+
+void
+relay_config_default(struct relay_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->connect_timeout = 10;
+	c->tcp_idle_timeout = 0;
+	c->udp_idle_timeout = 60;
+	c->dns_idle_timeout = 30;
+	c->bufsize = 128 * 1024;
+	c->ring_size = 1024;
+}
+
+struct relay *
+relay_new(struct ev_loop *loop, const struct relay_config *cfg)
+{
+	struct relay *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->loop = loop;
+	r->cfg = *cfg;
+	if (r->cfg.bufsize < 4096)
+		r->cfg.bufsize = 4096;
+	if ((r->dgram = malloc(UDP_MAX_DGRAM)) == NULL ||
+	    flow_ring_init(&r->ring, r->cfg.ring_size) == -1) {
+		free(r->dgram);
+		free(r);
+		return NULL;
+	}
+	r->next_id = 1;
+	TAILQ_INIT(&r->flows);
+	dlist_init(&r->connect_list, r, r->cfg.connect_timeout,
+	    FLOW_END_CONNECT_TIMEOUT);
+	dlist_init(&r->tcp_idle, r, r->cfg.tcp_idle_timeout, FLOW_END_IDLE);
+	dlist_init(&r->udp_idle, r, r->cfg.udp_idle_timeout, FLOW_END_IDLE);
+	dlist_init(&r->dns_idle, r, r->cfg.dns_idle_timeout, FLOW_END_IDLE);
+	return r;
+}
+
+void
+relay_free(struct relay *r)
+{
+	struct rflow *f;
+
+	if (r == NULL)
+		return;
+	r->on_change = NULL;
+	while ((f = TAILQ_FIRST(&r->flows)) != NULL)
+		flow_end(f, FLOW_END_SHUTDOWN, 0);
+	ev_timer_stop(r->loop, &r->connect_list.timer);
+	ev_timer_stop(r->loop, &r->tcp_idle.timer);
+	ev_timer_stop(r->loop, &r->udp_idle.timer);
+	ev_timer_stop(r->loop, &r->dns_idle.timer);
+	flow_ring_free(&r->ring);
+	free(r->dgram);
+	free(r);
+}
+
+void
+relay_set_on_change(struct relay *r, void (*cb)(void *), void *arg)
+{
+	r->on_change = cb;
+	r->on_change_arg = arg;
+}
+
+const struct relay_stats *
+relay_stats(const struct relay *r)
+{
+	return &r->stats;
+}
+
+const struct flow_ring *
+relay_ring(const struct relay *r)
+{
+	return &r->ring;
+}
+
+const struct flow_record *
+relay_flow_record(const struct relay *r, uint64_t id)
+{
+	const struct rflow *f;
+
+	TAILQ_FOREACH(f, &r->flows, all)
+		if (f->rec.id == id)
+			return &f->rec;
+	return NULL;
+}

@@ -1,0 +1,98 @@
+/*
+ * proxyd's raw relay: each flow's socket (handed over by a flow source) is
+ * joined to a new upstream socket to the flow's original destination, and
+ * bytes are pumped both ways on libev until both sides are done.
+ *
+ * This is what every non-TLS, non-HTTP flow keeps doing, and the path the
+ * TLS and HTTP handlers will plug into (they will take over a flow after its
+ * first bytes).  TCP: bounded buffers per direction and reading a side only
+ * while the other side's buffer has room, so a slow peer slows the other end
+ * to end; half-closes and resets propagated; connect and idle timeouts.  UDP:
+ * one datagram per message on the flow socket, relayed over a connected UDP
+ * socket, expired when idle.  Finished flows are kept as flow_records in a
+ * bounded ring (flow.h).  See docs/proxyd-relay.md.
+ *
+ * Upstream sockets are plain sockets of proxyd's: the capture side must
+ * exclude proxyd (by uid/cgroup) so they are never captured again.
+ */
+#ifndef LOCALCAP_PROXYD_RELAY_H
+#define LOCALCAP_PROXYD_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "proxyd/flow.h"
+
+struct relay_config {
+	double	connect_timeout;	/* seconds; default 10 */
+	double	tcp_idle_timeout;	/* seconds without a byte; 0: never */
+	double	udp_idle_timeout;	/* default 60 */
+	double	dns_idle_timeout;	/* UDP to port 53; default 30 */
+	size_t	bufsize;		/* bytes buffered per direction; 128 KiB */
+	size_t	ring_size;		/* finished flows kept; default 1024 */
+};
+
+struct relay_stats {
+	uint64_t	flows_active;
+	uint64_t	flows_total;		/* started */
+	uint64_t	flows_refused;		/* bad NewFlow, or no upstream socket */
+	uint64_t	bytes_from_app;		/* of finished and running flows */
+	uint64_t	bytes_to_app;
+	uint64_t	connect_failed;		/* includes timeouts */
+	uint64_t	connect_timeouts;
+	uint64_t	resets_from_app;
+	uint64_t	resets_from_upstream;
+	uint64_t	idle_expired;
+	uint64_t	dgrams_dropped;
+	size_t		buffered;		/* bytes held now, all flows */
+	size_t		buffer_high_water;	/* most one direction ever held */
+};
+
+struct relay;
+
+void	relay_config_default(struct relay_config *);
+
+/* NULL on allocation failure.  The config is copied. */
+struct relay	*relay_new(struct ev_loop *, const struct relay_config *);
+/* Ends every flow (recorded as FLOW_END_SHUTDOWN) and frees. */
+void		 relay_free(struct relay *);
+
+/* Called (at most once per loop iteration's worth of events) when the stats change. */
+void	relay_set_on_change(struct relay *, void (*)(void *), void *);
+
+/*
+ * Start relaying a flow.  Takes fd (a SOCK_STREAM socket for TCP, a
+ * SOCK_DGRAM/SOCK_SEQPACKET one for UDP) in every case and the meta's
+ * strings.  source identifies the flow source (its flow ids are unique per
+ * source) for relay_source_flow_closed().  Returns proxyd's flow id, or 0 if
+ * the flow could not be started (logged, counted, fd closed).
+ */
+uint64_t	relay_start(struct relay *, const void *source,
+		    struct flow_meta *, int fd);
+
+/*
+ * A NewFlow straight from a source: validated (a bad one is refused: one log
+ * line, fd closed, 0 returned) and started.
+ */
+uint64_t	relay_new_flow(struct relay *, const void *source,
+		    const Lc__NewFlow *, int fd);
+
+/*
+ * The source says a flow ended on its side (FlowClosed).  A reason starting
+ * with "rst" (the application reset) resets the upstream connection; a UDP
+ * flow ends; a TCP flow otherwise ends by itself through its socket.
+ */
+void	relay_source_flow_closed(struct relay *, const void *source,
+	    uint64_t source_flow_id, const char *reason);
+
+/* The source connection is gone; its flows live on without it. */
+void	relay_source_gone(struct relay *, const void *source);
+
+const struct relay_stats	*relay_stats(const struct relay *);
+const struct flow_ring		*relay_ring(const struct relay *);
+/* The live record of a running flow, or NULL (for tests and status). */
+const struct flow_record	*relay_flow_record(const struct relay *, uint64_t id);
+
+#endif

@@ -1,0 +1,1538 @@
+/*
+ * Unit tests for proxyd's raw relay (proxyd/relay.c), flow records
+ * (proxyd/flow.c) and flow intake (proxyd/intake.c), loopback only.
+ *
+ * The relay runs on a private libev loop in the test's thread.  The
+ * application is a thread doing blocking/poll I/O on its end of the flow
+ * socket (a socketpair like netstackd's, or a loopback TCP pair when a test
+ * needs to see a real reset); the upstream is a thread serving one
+ * connection on 127.0.0.1 or ::1 in a scripted way.  Every test ends with
+ * no flow running, no fd left open and (under SANITIZE=1) no leak.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <cmocka.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "proxyd/flow.h"
+#include "proxyd/intake.h"
+#include "proxyd/relay.h"
+
+#define TEST_BUFSIZE	(64 * 1024)
+#define SOURCE		((const void *)0x5043)	/* any non-NULL identity */
+
+/* --- fixture ------------------------------------------------------------------ */
+
+struct fixture {
+	struct ev_loop		*loop;
+	struct relay		*relay;
+	struct relay_config	 cfg;
+	int			 fds_at_start;
+};
+
+static int
+count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->fds_at_start = count_fds();
+	t->loop = ev_loop_new(EVFLAG_AUTO);
+	assert_non_null(t->loop);
+	relay_config_default(&t->cfg);
+	t->cfg.bufsize = TEST_BUFSIZE;
+	t->cfg.connect_timeout = 2;
+	t->cfg.ring_size = 8;
+	t->relay = relay_new(t->loop, &t->cfg);
+	assert_non_null(t->relay);
+	*state = t;
+	return 0;
+}
+
+static void
+restart_relay(struct fixture *t)
+{
+	relay_free(t->relay);
+	t->relay = relay_new(t->loop, &t->cfg);
+	assert_non_null(t->relay);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *t = *state;
+
+	/* Nothing may still run once a test is over. */
+	assert_int_equal(relay_stats(t->relay)->flows_active, 0);
+	assert_int_equal(relay_stats(t->relay)->buffered, 0);
+	relay_free(t->relay);
+	ev_loop_destroy(t->loop);
+	assert_int_equal(count_fds(), t->fds_at_start);
+	free(t);
+	return 0;
+}
+
+static void
+tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run the loop until cond(arg) holds; fail after limit seconds. */
+static void
+run_until(struct fixture *t, int (*cond)(struct fixture *, void *), void *arg,
+    double limit)
+{
+	ev_timer w;
+	double end = now_s() + limit;
+
+	ev_timer_init(&w, tick, 0.005, 0.005);
+	ev_timer_start(t->loop, &w);
+	while (!cond(t, arg)) {
+		if (now_s() > end) {
+			ev_timer_stop(t->loop, &w);
+			fail_msg("condition not reached in %.1f s", limit);
+		}
+		ev_run(t->loop, EVRUN_ONCE);
+	}
+	ev_timer_stop(t->loop, &w);
+}
+
+static void
+run_for(struct fixture *t, double secs)
+{
+	double end = now_s() + secs;
+	ev_timer w;
+
+	ev_timer_init(&w, tick, 0.005, 0.005);
+	ev_timer_start(t->loop, &w);
+	while (now_s() < end)
+		ev_run(t->loop, EVRUN_ONCE);
+	ev_timer_stop(t->loop, &w);
+}
+
+static int
+no_flows(struct fixture *t, void *arg)
+{
+	(void)arg;
+	return relay_stats(t->relay)->flows_active == 0;
+}
+
+static struct flow_meta
+mkmeta(enum flow_transport tr, int family, uint16_t port)
+{
+	struct flow_meta m;
+
+	memset(&m, 0, sizeof(m));
+	m.transport = tr;
+	m.source_flow_id = 7;
+	m.src.family = m.dst.family = (sa_family_t)family;
+	if (family == AF_INET) {
+		memcpy(m.src.addr, "\x7f\x00\x00\x01", 4);
+		memcpy(m.dst.addr, "\x7f\x00\x00\x01", 4);
+	} else {
+		m.src.addr[15] = 1;
+		m.dst.addr[15] = 1;
+	}
+	m.src.port = 40000;
+	m.dst.port = port;
+	m.owner.pid = 4242;
+	m.owner.name = strdup("testapp");
+	m.owner.cgroup = strdup("/test.slice");
+	return m;
+}
+
+static const struct flow_record *
+last_record(struct fixture *t)
+{
+	const struct flow_ring *ring = relay_ring(t->relay);
+
+	assert_true(ring->count > 0);
+	return flow_ring_get(ring, ring->count - 1);
+}
+
+/* Deterministic content, so 8 MiB can be checked byte for byte. */
+static uint8_t *
+pattern(size_t len, unsigned seed)
+{
+	uint8_t *p = malloc(len);
+	uint32_t x = 2463534242u ^ seed;
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
+/* --- upstream servers ----------------------------------------------------------- */
+
+enum srv_mode {
+	SRV_ECHO,		/* echo until EOF, then close */
+	SRV_RESPOND_AFTER_EOF,	/* read until EOF, then answer and close */
+	SRV_GREET_HALFCLOSE,	/* greet, shutdown(WR), read until EOF */
+	SRV_RESET_MID,		/* read reset_after bytes, send, then RST */
+	SRV_READ_ALL,		/* after pause seconds, read until EOF/error */
+};
+
+struct server {
+	int		 lfd;
+	uint16_t	 port;
+	enum srv_mode	 mode;
+	double		 pause;
+	size_t		 reset_after;
+	pthread_t	 th;
+	atomic_int	 done;
+	/* What it saw. */
+	uint8_t		*got;
+	size_t		 gotcap;
+	size_t		 gotlen;
+	int		 read_err;	/* errno of a failed read, 0 if EOF */
+	int		 saw_eof;
+};
+
+static int
+listen_on(int family, int type, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+		len = sizeof(*sin6);
+	}
+	fd = socket(family, type | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(fd, (struct sockaddr *)&ss, len), 0);
+	if (type == SOCK_STREAM)
+		assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+server_keep(struct server *s, const uint8_t *buf, size_t n)
+{
+	if (s->gotlen < s->gotcap) {
+		size_t k = n < s->gotcap - s->gotlen ? n : s->gotcap - s->gotlen;
+
+		memcpy(s->got + s->gotlen, buf, k);
+	}
+	s->gotlen += n;
+}
+
+/* Read until EOF (saw_eof) or an error (read_err). */
+static void
+server_drain(struct server *s, int fd)
+{
+	uint8_t buf[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n > 0) {
+			server_keep(s, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			s->saw_eof = 1;
+		else
+			s->read_err = errno;
+		return;
+	}
+}
+
+static void *
+server_main(void *arg)
+{
+	struct server *s = arg;
+	struct linger lg = { 1, 0 };
+	uint8_t buf[65536];
+	ssize_t n;
+	int fd;
+
+	fd = accept(s->lfd, NULL, NULL);
+	if (fd < 0)
+		goto out;
+	switch (s->mode) {
+	case SRV_ECHO:
+		while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+			server_keep(s, buf, (size_t)n);
+			if (write_all(fd, buf, (size_t)n) == -1)
+				break;
+		}
+		if (n == 0)
+			s->saw_eof = 1;
+		else if (n < 0)
+			s->read_err = errno;
+		break;
+	case SRV_RESPOND_AFTER_EOF:
+		server_drain(s, fd);
+		(void)write_all(fd, "response after your EOF", 23);
+		break;
+	case SRV_GREET_HALFCLOSE:
+		(void)write_all(fd, "greeting, then my EOF", 21);
+		shutdown(fd, SHUT_WR);
+		server_drain(s, fd);
+		break;
+	case SRV_RESET_MID:
+		while (s->gotlen < s->reset_after &&
+		    (n = recv(fd, buf, sizeof(buf), 0)) > 0)
+			server_keep(s, buf, (size_t)n);
+		(void)write_all(fd, "partial", 7);
+		usleep(50000);	/* let "partial" reach the app first */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		break;
+	case SRV_READ_ALL:
+		usleep((useconds_t)(s->pause * 1e6));
+		server_drain(s, fd);
+		break;
+	}
+	close(fd);
+out:
+	atomic_store(&s->done, 1);
+	return NULL;
+}
+
+static void
+server_start(struct server *s, int family, enum srv_mode mode, size_t gotcap)
+{
+	s->lfd = listen_on(family, SOCK_STREAM, &s->port);
+	s->mode = mode;
+	s->gotcap = gotcap;
+	s->got = gotcap ? malloc(gotcap) : NULL;
+	atomic_init(&s->done, 0);
+	assert_int_equal(pthread_create(&s->th, NULL, server_main, s), 0);
+}
+
+static void
+server_stop(struct server *s)
+{
+	shutdown(s->lfd, SHUT_RDWR);	/* wakes an accept() that got nothing */
+	pthread_join(s->th, NULL);
+	close(s->lfd);
+	free(s->got);
+}
+
+/* --- the application ----------------------------------------------------------- */
+
+struct app {
+	int		 fd;
+	const uint8_t	*out;
+	size_t		 outlen;
+	int		 shut_after_send;	/* shutdown(SHUT_WR) when sent */
+	int		 reset_after_send;	/* close with RST when sent */
+	int		 read_first;		/* read until EOF, then send */
+	pthread_t	 th;
+	atomic_int	 done;
+	atomic_size_t	 sent;
+	/* What it saw. */
+	uint8_t		*in;
+	size_t		 incap;
+	size_t		 inlen;
+	int		 read_err;
+	int		 saw_eof;
+	int		 oob_marker;		/* got the reset marker */
+};
+
+static void
+app_keep(struct app *a, const uint8_t *buf, size_t n)
+{
+	if (a->inlen < a->incap) {
+		size_t k = n < a->incap - a->inlen ? n : a->incap - a->inlen;
+
+		memcpy(a->in + a->inlen, buf, k);
+	}
+	a->inlen += n;
+}
+
+static void *
+app_main(void *arg)
+{
+	struct app *a = arg;
+	struct linger lg = { 1, 0 };
+	uint8_t buf[65536];
+	size_t off = 0;
+	int reading = 1, writing = !a->read_first;
+	ssize_t n;
+
+	while (reading || writing) {
+		struct pollfd p = { .fd = a->fd, .events = 0 };
+
+		if (reading)
+			p.events |= POLLIN | POLLPRI;
+		if (writing)
+			p.events |= POLLOUT;
+		if (poll(&p, 1, 10000) <= 0)
+			break;
+		if (p.revents & POLLPRI) {
+			char c;
+
+			if (recv(a->fd, &c, 1, MSG_OOB) == 1 && c == 'R')
+				a->oob_marker = 1;
+		}
+		if (writing && (p.revents & (POLLOUT | POLLERR | POLLHUP))) {
+			size_t chunk = a->outlen - off > 65536 ? 65536 :
+			    a->outlen - off;
+
+			n = chunk ? send(a->fd, a->out + off, chunk,
+			    MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
+			if (n < 0 && errno != EAGAIN) {
+				writing = 0;
+			} else if (n > 0) {
+				off += (size_t)n;
+				atomic_store(&a->sent, off);
+			}
+			if (off == a->outlen) {
+				writing = 0;
+				if (a->reset_after_send) {
+					setsockopt(a->fd, SOL_SOCKET, SO_LINGER,
+					    &lg, sizeof(lg));
+					close(a->fd);
+					a->fd = -1;
+					break;
+				}
+				if (a->shut_after_send)
+					shutdown(a->fd, SHUT_WR);
+			}
+		}
+		if (reading && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
+			n = recv(a->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n > 0)
+				app_keep(a, buf, (size_t)n);
+			else if (n == 0 || errno != EAGAIN) {
+				if (n == 0)
+					a->saw_eof = 1;
+				else
+					a->read_err = errno;
+				reading = 0;
+				if (a->read_first && n == 0)
+					writing = 1;
+			}
+		}
+	}
+	/* A reset marker may come last, after the data. */
+	if (a->fd != -1 && !a->oob_marker) {
+		char c;
+
+		if (recv(a->fd, &c, 1, MSG_OOB | MSG_DONTWAIT) == 1 && c == 'R')
+			a->oob_marker = 1;
+	}
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+static void
+app_start(struct app *a, int fd, size_t incap)
+{
+	a->fd = fd;
+	a->incap = incap;
+	a->in = incap ? malloc(incap) : NULL;
+	atomic_init(&a->done, 0);
+	atomic_init(&a->sent, 0);
+	assert_int_equal(pthread_create(&a->th, NULL, app_main, a), 0);
+}
+
+static void
+app_finish(struct app *a)
+{
+	pthread_join(a->th, NULL);
+	if (a->fd != -1)
+		close(a->fd);
+	free(a->in);
+}
+
+/* A flow socket like netstackd's: fds[0] the app's, fds[1] the relay's. */
+static void
+flow_socketpair(int type, int fds[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds), 0);
+}
+
+/* A loopback TCP connection: fds[0] the app's, fds[1] the relay's. */
+static void
+flow_tcp_pair(int fds[2])
+{
+	uint16_t port;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int lfd = listen_on(AF_INET, SOCK_STREAM, &port);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(port);
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(fds[0], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fds[1] >= 0);
+	close(lfd);
+}
+
+struct both {
+	struct app	*app;
+	struct server	*srv;
+};
+
+static int
+all_done(struct fixture *t, void *arg)
+{
+	struct both *b = arg;
+
+	return atomic_load(&b->app->done) &&
+	    (b->srv == NULL || atomic_load(&b->srv->done)) &&
+	    relay_stats(t->relay)->flows_active == 0;
+}
+
+static uint64_t
+start_tcp(struct fixture *t, int family, uint16_t port, int relay_fd)
+{
+	struct flow_meta m = mkmeta(FLOW_TCP, family, port);
+	uint64_t id = relay_start(t->relay, SOURCE, &m, relay_fd);
+
+	assert_true(id != 0);
+	return id;
+}
+
+/* --- TCP ------------------------------------------------------------------------ */
+
+static void
+tcp_echo(struct fixture *t, int family)
+{
+	static const char req[] = "hello through the relay";
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	const struct flow_record *rec;
+	int fds[2];
+
+	server_start(&srv, family, SRV_ECHO, 1024);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = (const uint8_t *)req;
+	app.outlen = sizeof(req) - 1;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, family, srv.port, fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	assert_int_equal(app.inlen, sizeof(req) - 1);
+	assert_memory_equal(app.in, req, sizeof(req) - 1);
+	assert_true(app.saw_eof);
+	assert_false(app.oob_marker);
+	assert_true(srv.saw_eof);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_CLOSED);
+	assert_int_equal(rec->error, 0);
+	assert_int_equal(rec->bytes_from_app, sizeof(req) - 1);
+	assert_int_equal(rec->bytes_to_app, sizeof(req) - 1);
+	assert_int_equal(rec->first_from_app_len, sizeof(req) - 1);
+	assert_memory_equal(rec->first_from_app, req, sizeof(req) - 1);
+	assert_memory_equal(rec->first_to_app, req, sizeof(req) - 1);
+	assert_string_equal(rec->meta.owner.name, "testapp");
+	assert_true(rec->end_us >= rec->meta.start_us);
+	app_finish(&app);
+	server_stop(&srv);
+}
+
+static void
+tcp_echo_ipv4(void **state)
+{
+	tcp_echo(*state, AF_INET);
+}
+
+static void
+tcp_echo_ipv6(void **state)
+{
+	tcp_echo(*state, AF_INET6);
+}
+
+static void
+tcp_8mib_both_ways_intact(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 8u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 1);
+	const struct flow_record *rec;
+	int fds[2];
+
+	server_start(&srv, AF_INET, SRV_ECHO, len);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], len);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 60);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_CLOSED);
+	assert_int_equal(rec->bytes_from_app, len);
+	assert_int_equal(rec->bytes_to_app, len);
+	/* First bytes are capped, and are the first ones. */
+	assert_int_equal(rec->first_from_app_len, FLOW_FIRST_BYTES);
+	assert_memory_equal(rec->first_from_app, data, FLOW_FIRST_BYTES);
+	assert_memory_equal(rec->first_to_app, data, FLOW_FIRST_BYTES);
+	assert_true(relay_stats(t->relay)->buffer_high_water <= TEST_BUFSIZE);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/* The app's EOF reaches the server while the server can still answer. */
+static void
+tcp_half_close_from_app(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	int fds[2];
+
+	server_start(&srv, AF_INET, SRV_RESPOND_AFTER_EOF, 1024);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = (const uint8_t *)"request";
+	app.outlen = 7;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	assert_true(srv.saw_eof);
+	assert_int_equal(srv.gotlen, 7);
+	assert_int_equal(app.inlen, 23);
+	assert_memory_equal(app.in, "response after your EOF", 23);
+	assert_true(app.saw_eof);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	app_finish(&app);
+	server_stop(&srv);
+}
+
+/* The server's EOF reaches the app while the app can still send. */
+static void
+tcp_half_close_from_upstream(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	int fds[2];
+
+	server_start(&srv, AF_INET, SRV_GREET_HALFCLOSE, 1024);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.read_first = 1;
+	app.out = (const uint8_t *)"sent after your EOF";
+	app.outlen = 19;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	assert_int_equal(app.inlen, 21);
+	assert_memory_equal(app.in, "greeting, then my EOF", 21);
+	assert_int_equal(srv.gotlen, 19);
+	assert_memory_equal(srv.got, "sent after your EOF", 19);
+	assert_true(srv.saw_eof);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	app_finish(&app);
+	server_stop(&srv);
+}
+
+/* A port nobody listens on. */
+static uint16_t
+closed_port(void)
+{
+	uint16_t port;
+	int fd = listen_on(AF_INET, SOCK_STREAM, &port);
+
+	close(fd);
+	return port;
+}
+
+/* Refused upstream: a TCP app sees a reset, not an orderly empty stream. */
+static void
+tcp_upstream_refused_resets_tcp_app(void **state)
+{
+	struct fixture *t = *state;
+	struct app app = { 0 };
+	struct both b = { &app, NULL };
+	const struct flow_record *rec;
+	int fds[2];
+
+	flow_tcp_pair(fds);
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, closed_port(), fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	assert_int_equal(app.read_err, ECONNRESET);
+	assert_false(app.saw_eof);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_CONNECT_FAILED);
+	assert_int_equal(rec->error, ECONNREFUSED);
+	assert_int_equal(relay_stats(t->relay)->connect_failed, 1);
+	app_finish(&app);
+}
+
+/* On a Unix flow socket the reset is the out-of-band marker. */
+static void
+tcp_upstream_refused_marks_unix_app(void **state)
+{
+	struct fixture *t = *state;
+	struct app app = { 0 };
+	struct both b = { &app, NULL };
+	int fds[2];
+
+	flow_socketpair(SOCK_STREAM, fds);
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, closed_port(), fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	assert_true(app.oob_marker);
+	assert_int_equal(app.inlen, 0);
+	assert_int_equal(last_record(t)->end, FLOW_END_CONNECT_FAILED);
+	app_finish(&app);
+}
+
+static void
+tcp_upstream_reset_mid_stream(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	const struct flow_record *rec;
+	int fds[2];
+
+	server_start(&srv, AF_INET, SRV_RESET_MID, 1024);
+	srv.reset_after = 5;
+	flow_tcp_pair(fds);
+	app.out = (const uint8_t *)"12345";
+	app.outlen = 5;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	/* What came before the reset arrived; then the reset itself. */
+	assert_int_equal(app.inlen, 7);
+	assert_memory_equal(app.in, "partial", 7);
+	assert_int_equal(app.read_err, ECONNRESET);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_UPSTREAM_RESET);
+	assert_int_equal(rec->error, ECONNRESET);
+	assert_int_equal(rec->bytes_to_app, 7);
+	app_finish(&app);
+	server_stop(&srv);
+}
+
+static void
+tcp_app_reset_resets_upstream(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	int fds[2];
+
+	server_start(&srv, AF_INET, SRV_READ_ALL, 1024);
+	flow_tcp_pair(fds);
+	app.out = (const uint8_t *)"abc";
+	app.outlen = 3;
+	app.reset_after_send = 1;
+	app_start(&app, fds[0], 0);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	assert_int_equal(srv.read_err, ECONNRESET);
+	assert_false(srv.saw_eof);
+	assert_int_equal(last_record(t)->end, FLOW_END_APP_RESET);
+	assert_int_equal(relay_stats(t->relay)->resets_from_app, 1);
+	app_finish(&app);
+	server_stop(&srv);
+}
+
+/* netstackd says the app reset (FlowClosed "rst ..."): the server sees a reset. */
+static void
+tcp_flow_closed_rst_resets_upstream(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	int fds[2];
+	uint64_t id;
+
+	server_start(&srv, AF_INET, SRV_READ_ALL, 1024);
+	flow_socketpair(SOCK_STREAM, fds);
+	id = start_tcp(t, AF_INET, srv.port, fds[1]);
+	assert_int_equal(write(fds[0], "xyz", 3), 3);
+	run_for(t, 0.1);
+	assert_non_null(relay_flow_record(t->relay, id));
+	/* Another source's flow 7 is not this one. */
+	relay_source_flow_closed(t->relay, (const void *)0x1, 7, "rst from app");
+	assert_non_null(relay_flow_record(t->relay, id));
+	relay_source_flow_closed(t->relay, SOURCE, 7, "rst from app");
+	assert_null(relay_flow_record(t->relay, id));
+	pthread_join(srv.th, NULL);
+	assert_int_equal(srv.gotlen, 3);
+	assert_int_equal(srv.read_err, ECONNRESET);
+	assert_int_equal(last_record(t)->end, FLOW_END_APP_RESET);
+	assert_string_equal(last_record(t)->source_reason, "rst from app");
+	close(fds[0]);
+	close(srv.lfd);
+	free(srv.got);
+}
+
+struct slow {
+	struct app	*app;
+	struct server	*srv;
+	size_t		 max_buffered;
+};
+
+static int
+slow_done(struct fixture *t, void *arg)
+{
+	struct slow *s = arg;
+	const struct relay_stats *st = relay_stats(t->relay);
+
+	if (st->buffered > s->max_buffered)
+		s->max_buffered = st->buffered;
+	return atomic_load(&s->app->done) && atomic_load(&s->srv->done) &&
+	    st->flows_active == 0;
+}
+
+/*
+ * A server that does not read stalls the app: the relay holds at most its
+ * buffer, the app's writes block, and everything arrives once it reads.
+ */
+static void
+tcp_slow_reader_pauses_writer(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 48u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct slow s = { &app, &srv, 0 };
+	uint8_t *data = pattern(len, 2);
+	int fds[2];
+
+	server_start(&srv, AF_INET, SRV_READ_ALL, len);
+	srv.pause = 0.5;
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 0);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_for(t, 0.3);
+	/* Stalled: the app could not push it all while nobody read. */
+	assert_true(atomic_load(&app.sent) < len);
+	assert_true(relay_stats(t->relay)->buffered <= TEST_BUFSIZE);
+	run_until(t, slow_done, &s, 60);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_true(s.max_buffered <= TEST_BUFSIZE);
+	assert_true(relay_stats(t->relay)->buffer_high_water <= TEST_BUFSIZE);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/*
+ * A listener whose accept queue is full drops SYNs, so a connect to it
+ * hangs: the connect timeout ends the flow and the app is told.
+ */
+static void
+tcp_connect_timeout(void **state)
+{
+	struct fixture *t = *state;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct app app = { 0 };
+	struct both b = { &app, NULL };
+	const struct flow_record *rec;
+	uint16_t port;
+	int lfd, fillers[4], i, fds[2];
+	double t0;
+
+	t->cfg.connect_timeout = 0.3;
+	restart_relay(t);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	{
+		socklen_t l = sizeof(sin);
+
+		assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &l), 0);
+		port = ntohs(sin.sin_port);
+	}
+	/* Fill the accept queue (never accepted). */
+	for (i = 0; i < 4; i++) {
+		fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		(void)connect(fillers[i], (struct sockaddr *)&sin, sizeof(sin));
+	}
+	usleep(50000);
+
+	flow_socketpair(SOCK_STREAM, fds);
+	app_start(&app, fds[0], 16);
+	t0 = now_s();
+	start_tcp(t, AF_INET, port, fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_CONNECT_TIMEOUT);
+	assert_int_equal(rec->error, ETIMEDOUT);
+	assert_true(now_s() - t0 >= 0.25);
+	assert_true(now_s() - t0 < 3);
+	assert_true(app.oob_marker);
+	assert_int_equal(relay_stats(t->relay)->connect_timeouts, 1);
+	app_finish(&app);
+	for (i = 0; i < 4; i++)
+		close(fillers[i]);
+	close(lfd);
+}
+
+/* An idle TCP flow is reset on both sides when the idle timeout is set. */
+static void
+tcp_idle_timeout_resets_both(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	int fds[2];
+
+	t->cfg.tcp_idle_timeout = 0.2;
+	restart_relay(t);
+	server_start(&srv, AF_INET, SRV_READ_ALL, 64);
+	flow_tcp_pair(fds);
+	app_start(&app, fds[0], 16);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 10);
+
+	assert_int_equal(last_record(t)->end, FLOW_END_IDLE);
+	assert_int_equal(app.read_err, ECONNRESET);
+	assert_int_equal(srv.read_err, ECONNRESET);
+	app_finish(&app);
+	server_stop(&srv);
+}
+
+/* proxyd stopping resets what runs rather than closing it cleanly. */
+static void
+tcp_relay_free_resets_running_flows(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	int fds[2];
+	char c;
+
+	server_start(&srv, AF_INET, SRV_READ_ALL, 64);
+	flow_socketpair(SOCK_STREAM, fds);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_for(t, 0.1);
+	relay_free(t->relay);
+	t->relay = relay_new(t->loop, &t->cfg);
+	pthread_join(srv.th, NULL);
+	assert_int_equal(srv.read_err, ECONNRESET);
+	assert_int_equal(recv(fds[0], &c, 1, MSG_OOB), 1);
+	assert_int_equal(c, 'R');
+	close(fds[0]);
+	close(srv.lfd);
+	free(srv.got);
+}
+
+/* --- UDP ------------------------------------------------------------------------ */
+
+struct udp_echo {
+	int		 fd;
+	pthread_t	 th;
+	atomic_int	 stop;
+};
+
+static void *
+udp_echo_main(void *arg)
+{
+	struct udp_echo *u = arg;
+	struct sockaddr_storage ss;
+	uint8_t buf[65536];
+	socklen_t sl;
+	ssize_t n;
+
+	while (!atomic_load(&u->stop)) {
+		struct pollfd p = { .fd = u->fd, .events = POLLIN };
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		sl = sizeof(ss);
+		n = recvfrom(u->fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, &sl);
+		if (n >= 0)
+			(void)sendto(u->fd, buf, (size_t)n, 0,
+			    (struct sockaddr *)&ss, sl);
+	}
+	return NULL;
+}
+
+static int
+recv_timeout(int fd, void *buf, size_t len, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return (int)recv(fd, buf, len, MSG_DONTWAIT);
+}
+
+struct pump_until {
+	int	fd;
+	int	want;
+	int	got;
+	char	bufs[3][64];
+	int	lens[3];
+};
+
+static int
+udp_replies(struct fixture *t, void *arg)
+{
+	struct pump_until *p = arg;
+	int n;
+
+	(void)t;
+	while (p->got < p->want && (n = (int)recv(p->fd, p->bufs[p->got],
+	    sizeof(p->bufs[0]), MSG_DONTWAIT)) >= 0)
+		p->lens[p->got++] = n;
+	return p->got == p->want;
+}
+
+static void
+udp_echo_round_trip(void **state)
+{
+	struct fixture *t = *state;
+	static const char *dg[3] = { "one", "", "three datagrams" };
+	struct udp_echo u = { 0 };
+	struct pump_until p = { 0 };
+	struct flow_meta m;
+	const struct flow_record *rec;
+	uint16_t port;
+	int fds[2], i;
+
+	u.fd = listen_on(AF_INET, SOCK_DGRAM, &port);
+	atomic_init(&u.stop, 0);
+	assert_int_equal(pthread_create(&u.th, NULL, udp_echo_main, &u), 0);
+	flow_socketpair(SOCK_DGRAM, fds);
+	m = mkmeta(FLOW_UDP, AF_INET, port);
+	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(send(fds[0], dg[i], strlen(dg[i]), 0),
+		    (ssize_t)strlen(dg[i]));
+	p.fd = fds[0];
+	p.want = 3;
+	run_until(t, udp_replies, &p, 5);
+	/* Boundaries kept: one reply per datagram, in order, empty one too. */
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(p.lens[i], (int)strlen(dg[i]));
+		assert_memory_equal(p.bufs[i], dg[i], strlen(dg[i]));
+	}
+	relay_source_flow_closed(t->relay, SOURCE, 7, "fin");
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_SOURCE_CLOSED);
+	assert_int_equal(rec->dgrams_from_app, 3);
+	assert_int_equal(rec->dgrams_to_app, 3);
+	assert_int_equal(rec->bytes_from_app, 18);
+	assert_int_equal(rec->first_from_app_len, 3);
+	assert_memory_equal(rec->first_from_app, "one", 3);
+	atomic_store(&u.stop, 1);
+	pthread_join(u.th, NULL);
+	close(u.fd);
+	close(fds[0]);
+}
+
+/* UDP flows end when idle; DNS (port 53) ones on their shorter timeout. */
+static void
+udp_idle_expiry(void **state)
+{
+	struct fixture *t = *state;
+	struct udp_echo u = { 0 };
+	struct flow_meta m, dns;
+	uint16_t port;
+	int fds[2], dfds[2];
+	char buf[16];
+	uint64_t id, dns_id;
+	double t0;
+
+	t->cfg.udp_idle_timeout = 0.6;
+	t->cfg.dns_idle_timeout = 0.2;
+	restart_relay(t);
+	u.fd = listen_on(AF_INET, SOCK_DGRAM, &port);
+	atomic_init(&u.stop, 0);
+	assert_int_equal(pthread_create(&u.th, NULL, udp_echo_main, &u), 0);
+	flow_socketpair(SOCK_DGRAM, fds);
+	flow_socketpair(SOCK_DGRAM, dfds);
+	m = mkmeta(FLOW_UDP, AF_INET, port);
+	dns = mkmeta(FLOW_UDP, AF_INET, 53);
+	dns.source_flow_id = 8;
+	t0 = now_s();
+	id = relay_start(t->relay, SOURCE, &m, fds[1]);
+	dns_id = relay_start(t->relay, SOURCE, &dns, dfds[1]);
+	assert_true(id && dns_id);
+	run_for(t, 0.3);
+	/* Traffic keeps the plain flow alive; the DNS one has expired. */
+	assert_null(relay_flow_record(t->relay, dns_id));
+	assert_int_equal(send(fds[0], "ping", 4, 0), 4);
+	run_for(t, 0.4);
+	assert_int_equal(recv_timeout(fds[0], buf, sizeof(buf), 100), 4);
+	assert_non_null(relay_flow_record(t->relay, id));
+	run_until(t, no_flows, NULL, 5);
+	assert_true(now_s() - t0 >= 0.85);
+	assert_int_equal(last_record(t)->end, FLOW_END_IDLE);
+	assert_int_equal(relay_stats(t->relay)->idle_expired, 2);
+	atomic_store(&u.stop, 1);
+	pthread_join(u.th, NULL);
+	close(u.fd);
+	close(fds[0]);
+	close(dfds[0]);
+}
+
+/* A SEQPACKET flow socket says when the source closed it. */
+static void
+udp_seqpacket_close_ends_flow(void **state)
+{
+	struct fixture *t = *state;
+	struct flow_meta m = mkmeta(FLOW_UDP, AF_INET, closed_port());
+	int fds[2];
+
+	flow_socketpair(SOCK_SEQPACKET, fds);
+	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
+	/* To a closed port: the ICMP error does not end a UDP flow. */
+	assert_int_equal(send(fds[0], "q", 1, 0), 1);
+	run_for(t, 0.1);
+	assert_int_equal(relay_stats(t->relay)->flows_active, 1);
+	close(fds[0]);
+	run_until(t, no_flows, NULL, 5);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+}
+
+/* --- NewFlow validation and records ------------------------------------------------ */
+
+static Lc__NewFlow *
+mknewflow(Lc__NewFlow *nf, Lc__Endpoint *src, Lc__Endpoint *dst,
+    Lc__ProcessInfo *owner)
+{
+	static uint8_t a4[4] = { 127, 0, 0, 1 };
+
+	lc__new_flow__init(nf);
+	lc__endpoint__init(src);
+	lc__endpoint__init(dst);
+	lc__process_info__init(owner);
+	nf->flow_id = 99;
+	nf->transport = LC__TRANSPORT__TRANSPORT_TCP;
+	src->addr.data = a4;
+	src->addr.len = 4;
+	src->port = 50000;
+	dst->addr.data = a4;
+	dst->addr.len = 4;
+	dst->port = 80;
+	owner->pid = 12;
+	owner->name = (char *)(uintptr_t)"curl";
+	owner->cgroup = (char *)(uintptr_t)"/user.slice";
+	nf->src = src;
+	nf->dst = dst;
+	nf->owner = owner;
+	return nf;
+}
+
+static void
+newflow_malformed_refused(void **state)
+{
+	static uint8_t a5[5], a6[16] = { [15] = 1 }, zero4[4];
+	Lc__NewFlow nf;
+	Lc__Endpoint src, dst;
+	Lc__ProcessInfo owner;
+	struct flow_meta m;
+	char err[128];
+
+	(void)state;
+	mknewflow(&nf, &src, &dst, &owner);
+	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), 0);
+	assert_int_equal(m.dst.family, AF_INET);
+	assert_int_equal(m.dst.port, 80);
+	assert_string_equal(m.owner.name, "curl");
+	flow_meta_clear(&m);
+
+#define REFUSED(what, expect) do {					\
+	mknewflow(&nf, &src, &dst, &owner);				\
+	what;								\
+	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), -1); \
+	assert_non_null(strstr(err, expect));				\
+	assert_null(m.owner.name);					\
+} while (0)
+	REFUSED(nf.transport = LC__TRANSPORT__TRANSPORT_UNSPECIFIED, "transport");
+	REFUSED(nf.transport = (Lc__Transport)77, "transport");
+	REFUSED(nf.dst = NULL, "missing");
+	REFUSED(nf.src = NULL, "missing");
+	REFUSED((dst.addr.data = a5, dst.addr.len = 5), "destination address of 5");
+	REFUSED(dst.addr.len = 0, "destination address of 0");
+	REFUSED((src.addr.data = a5, src.addr.len = 5), "source address of 5");
+	REFUSED((dst.addr.data = a6, dst.addr.len = 16), "families");
+	REFUSED(dst.port = 0, "destination port 0");
+	REFUSED(dst.port = 65536, "destination port 65536");
+	REFUSED(src.port = 70000, "source port");
+	REFUSED(dst.addr.data = zero4, "unspecified");
+#undef REFUSED
+
+	/* No owner at all is fine: empty strings, not NULL. */
+	mknewflow(&nf, &src, &dst, &owner);
+	nf.owner = NULL;
+	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), 0);
+	assert_string_equal(m.owner.name, "");
+	flow_meta_clear(&m);
+}
+
+/* The relay refuses a bad NewFlow by closing its fd, and counts it. */
+static void
+relay_refuses_bad_newflow(void **state)
+{
+	struct fixture *t = *state;
+	Lc__NewFlow nf;
+	Lc__Endpoint src, dst;
+	Lc__ProcessInfo owner;
+	int fds[2];
+	char c;
+
+	mknewflow(&nf, &src, &dst, &owner);
+	dst.port = 0;
+	flow_socketpair(SOCK_STREAM, fds);
+	assert_int_equal(relay_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
+	assert_int_equal(recv(fds[0], &c, 1, 0), 0);	/* closed */
+	assert_int_equal(relay_stats(t->relay)->flows_refused, 1);
+	assert_int_equal(relay_stats(t->relay)->flows_total, 0);
+	close(fds[0]);
+}
+
+static void
+flow_ring_evicts_oldest(void **state)
+{
+	struct flow_ring ring;
+	struct flow_record rec;
+	int i;
+
+	(void)state;
+	assert_int_equal(flow_ring_init(&ring, 2), 0);
+	for (i = 1; i <= 3; i++) {
+		memset(&rec, 0, sizeof(rec));
+		rec.id = (uint64_t)i;
+		rec.meta.owner.name = strdup("n");
+		rec.meta.owner.cgroup = strdup("c");
+		flow_ring_push(&ring, &rec);
+		assert_null(rec.meta.owner.name);	/* moved */
+	}
+	assert_int_equal(ring.count, 2);
+	assert_int_equal(ring.evicted, 1);
+	assert_int_equal(flow_ring_get(&ring, 0)->id, 2);
+	assert_int_equal(flow_ring_get(&ring, 1)->id, 3);
+	assert_null(flow_ring_get(&ring, 2));
+	flow_ring_free(&ring);
+}
+
+static void
+flow_addr_formats(void **state)
+{
+	struct flow_addr a = { .family = AF_INET, .addr = { 192, 0, 2, 1 },
+	    .port = 80 };
+	struct flow_addr b = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d,
+	    0xb8, [15] = 1 }, .port = 443 };
+	char buf[64];
+
+	(void)state;
+	assert_string_equal(flow_addr_str(&a, buf, sizeof(buf)), "192.0.2.1:80");
+	assert_string_equal(flow_addr_str(&b, buf, sizeof(buf)),
+	    "[2001:db8::1]:443");
+	a.family = 0;
+	assert_string_equal(flow_addr_str(&a, buf, sizeof(buf)), "?");
+}
+
+/* --- intake over a real flow.sock ----------------------------------------------- */
+
+struct client {
+	struct ipc_peer	*peer;
+	int		 ready;
+	int		 closed;
+	uint64_t	 statuses;
+	uint64_t	 last_refused;
+	uint64_t	 last_active;
+};
+
+static void
+client_ready(struct ipc_peer *p)
+{
+	((struct client *)ipc_user(p))->ready = 1;
+}
+
+static void
+client_message(struct ipc_peer *p, Lc__MsgType type, const ProtobufCMessage *msg,
+    int *fds, size_t nfds)
+{
+	struct client *c = ipc_user(p);
+	const Lc__ProxyStatus *st = (const Lc__ProxyStatus *)(const void *)msg;
+	size_t i;
+
+	(void)fds;
+	(void)nfds;
+	if (type != LC__MSG_TYPE__MSG_PROXY_STATUS)
+		return;
+	c->statuses++;
+	c->last_active = st->flows_active;
+	for (i = 0; i < st->n_counters; i++)
+		if (strcmp(st->counters[i]->name, "flows_refused") == 0)
+			c->last_refused = st->counters[i]->value;
+}
+
+static void
+client_close(struct ipc_peer *p, const char *reason)
+{
+	struct client *c = ipc_user(p);
+
+	(void)reason;
+	c->closed = 1;
+	c->peer = NULL;
+}
+
+static const struct ipc_callbacks client_cb = {
+	.on_ready = client_ready,
+	.on_message = client_message,
+	.on_close = client_close,
+};
+
+static int
+client_ready_cond(struct fixture *t, void *arg)
+{
+	(void)t;
+	return ((struct client *)arg)->ready;
+}
+
+static int
+refusal_reported(struct fixture *t, void *arg)
+{
+	struct client *c = arg;
+
+	(void)t;
+	return c->last_refused == 1 && relay_stats(t->relay)->flows_total == 1 &&
+	    relay_stats(t->relay)->flows_active == 0 && c->last_active == 0;
+}
+
+/*
+ * Over flow.sock: a NewFlow with a bad destination is refused alone (its fd
+ * closed, the source kept), the next good one is relayed, and ProxyStatus
+ * reports both.
+ */
+static void
+intake_bad_newflow_keeps_source(void **state)
+{
+	struct fixture *t = *state;
+	struct ipc_peer_config lcfg = {
+		.channel = IPC_CHAN_FLOW,
+		.self_role = LC__ROLE__ROLE_PROXYD,
+		.accept_roles = 1u << LC__ROLE__ROLE_NETSTACKD,
+		.cb = &intake_callbacks,
+		.name = "flow.sock",
+	};
+	struct ipc_peer_config ccfg = {
+		.channel = IPC_CHAN_FLOW,
+		.self_role = LC__ROLE__ROLE_NETSTACKD,
+		.accept_roles = 1u << LC__ROLE__ROLE_PROXYD,
+		.name = "flow.sock",
+		.cb = &client_cb,
+	};
+	char dir[] = "/tmp/lc-relay-test.XXXXXX", path[64];
+	struct ipc_listener *l;
+	struct intake *in;
+	struct client c = { 0 };
+	struct server srv = { 0 };
+	Lc__NewFlow nf;
+	Lc__Endpoint src, dst;
+	Lc__ProcessInfo owner;
+	int bad[2], good[2], fd;
+	char buf[16];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/flow.sock", dir);
+	in = intake_new(t->loop, t->relay);
+	assert_non_null(in);
+	lcfg.user = in;
+	l = ipc_listen(t->loop, path, 0600, &lcfg, NULL, intake_accept);
+	assert_non_null(l);
+	fd = ipc_connect_path(path);
+	assert_true(fd >= 0);
+	ccfg.user = &c;
+	c.peer = ipc_peer_new(t->loop, fd, 1, &ccfg);
+	assert_non_null(c.peer);
+	run_until(t, client_ready_cond, &c, 5);
+
+	server_start(&srv, AF_INET, SRV_ECHO, 64);
+	mknewflow(&nf, &src, &dst, &owner);
+	dst.port = 0;
+	flow_socketpair(SOCK_STREAM, bad);
+	assert_int_equal(ipc_send(c.peer, LC__MSG_TYPE__MSG_NEW_FLOW, &nf.base,
+	    &bad[1], 1), 0);
+	close(bad[1]);
+	dst.port = srv.port;
+	nf.flow_id = 100;
+	flow_socketpair(SOCK_STREAM, good);
+	assert_int_equal(ipc_send(c.peer, LC__MSG_TYPE__MSG_NEW_FLOW, &nf.base,
+	    &good[1], 1), 0);
+	close(good[1]);
+	assert_int_equal(write(good[0], "via flow.sock", 13), 13);
+	shutdown(good[0], SHUT_WR);
+	run_until(t, refusal_reported, &c, 5);
+
+	assert_false(c.closed);
+	assert_int_equal(intake_nsources(in), 1);
+	assert_int_equal(recv(bad[0], buf, sizeof(buf), MSG_DONTWAIT), 0);
+	assert_int_equal(recv(good[0], buf, sizeof(buf), MSG_DONTWAIT), 13);
+	assert_memory_equal(buf, "via flow.sock", 13);
+	assert_int_equal(last_record(t)->meta.source_flow_id, 100);
+	assert_string_equal(last_record(t)->meta.owner.name, "curl");
+
+	ipc_close(c.peer, "test over");
+	ipc_listener_free(l);
+	intake_free(in);
+	run_for(t, 0.02);
+	close(bad[0]);
+	close(good[0]);
+	server_stop(&srv);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(tcp_echo_ipv4, setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_echo_ipv6, setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_8mib_both_ways_intact, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(tcp_half_close_from_app, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(tcp_half_close_from_upstream,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_upstream_refused_resets_tcp_app,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_upstream_refused_marks_unix_app,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_upstream_reset_mid_stream,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_app_reset_resets_upstream,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_flow_closed_rst_resets_upstream,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_slow_reader_pauses_writer,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_connect_timeout, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(tcp_idle_timeout_resets_both,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_relay_free_resets_running_flows,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(udp_echo_round_trip, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(udp_idle_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(udp_seqpacket_close_ends_flow,
+		    setup, teardown),
+		cmocka_unit_test(newflow_malformed_refused),
+		cmocka_unit_test_setup_teardown(relay_refuses_bad_newflow, setup,
+		    teardown),
+		cmocka_unit_test(flow_ring_evicts_oldest),
+		cmocka_unit_test(flow_addr_formats),
+		cmocka_unit_test_setup_teardown(intake_bad_newflow_keeps_source,
+		    setup, teardown),
+	};
+
+	log_init("test_px_relay", 1, getenv("TEST_VERBOSE") ? LOG_LEVEL_DEBUG :
+	    LOG_LEVEL_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
