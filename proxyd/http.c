@@ -86,6 +86,7 @@ static const char *const errstr[HTTP_ERR__COUNT] = {
 	[HTTP_ERR_CHUNK_CRLF] = "missing CRLF in chunked framing",
 	[HTTP_ERR_DATA_AFTER_CLOSE] = "data after a Connection: close message",
 	[HTTP_ERR_TRUNCATED] = "connection closed inside a message",
+	[HTTP_ERR_BAD_HOST] = "duplicate or invalid Host",
 	[HTTP_ERR_NOMEM] = "out of memory",
 };
 
@@ -640,6 +641,39 @@ transfer_encoding(const struct http_msg *m, bool *have, bool *chunked)
 	return HTTP_OK;
 }
 
+/* uri-host [ ":" port ] characters: unreserved, pct, sub-delims, ':', [] */
+static bool
+is_host_char(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') ||
+	    (c != '\0' && strchr("-._~%!$&'()*+,;=:[]", c) != NULL);
+}
+
+/*
+ * RFC 9112 §3.2: more than one Host, or an invalid one, is a 400.  Two
+ * differing Hosts are a classic way to make a proxy and an origin disagree
+ * on where a request goes.  A missing Host is left to the caller (msg.host
+ * NULL): the proxy knows the destination anyway.
+ */
+static enum http_error
+check_host(struct http_msg *m)
+{
+	for (size_t i = 0; i < m->nfields; i++) {
+		const struct http_field *f = &m->fields[i];
+
+		if (f->name_len != 4 || strcasecmp(f->name, "host") != 0)
+			continue;
+		if (m->host != NULL)
+			return HTTP_ERR_BAD_HOST;
+		for (size_t k = 0; k < f->value_len; k++)
+			if (!is_host_char((uint8_t)f->value[k]))
+				return HTTP_ERR_BAD_HOST;
+		m->host = f->value;
+	}
+	return HTTP_OK;
+}
+
 /* RFC 9112 §6.3, with the careful-proxy choices of docs/proxyd-parsers.md. */
 static enum http_error
 decide_framing(struct http_parser *p)
@@ -680,7 +714,7 @@ decide_framing(struct http_parser *p)
 		m->expect_continue = m->version_minor >= 1 &&
 		    http_field_has_token(m->fields, m->nfields, "expect",
 		    "100-continue");
-		return HTTP_OK;
+		return check_host(m);
 	}
 
 	m->interim = m->status >= 100 && m->status < 200 && m->status != 101;
@@ -992,4 +1026,108 @@ http_parse_eof(struct http_parser *p)
 	p->error = HTTP_ERR_TRUNCATED;
 	p->state = S_ERROR;
 	return HTTP_EV_ERROR;
+}
+
+static bool
+parse_port(const char *s, size_t len, uint16_t *port)
+{
+	unsigned v = 0;
+
+	if (len == 0 || len > 5)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+bool
+http_split_authority(const char *s, size_t len, uint16_t default_port,
+    char *host, size_t hostsz, uint16_t *port)
+{
+	const char *h = s, *rest;
+	size_t hlen;
+
+	if (len == 0)
+		return false;
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+
+		if (close == NULL)
+			return false;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		rest = close + 1;
+		if (hlen == 0)
+			return false;
+		/* an IPv6 literal: hex digits, ':' and '.' (v4-mapped) only */
+		for (size_t i = 0; i < hlen; i++) {
+			char c = h[i];
+
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			    (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+				return false;
+		}
+	} else {
+		const char *colon = memchr(s, ':', len);
+
+		hlen = colon ? (size_t)(colon - s) : len;
+		rest = s + hlen;
+		if (hlen == 0)
+			return false;
+		/* reg-name or IPv4: letters, digits, '-', '.', '_' (no
+		 * userinfo, no percent-encoding: nothing a resolver takes) */
+		for (size_t i = 0; i < hlen; i++) {
+			char c = h[i];
+
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+			    c == '_'))
+				return false;
+		}
+	}
+	if (rest == s + len) {
+		if (default_port == 0)
+			return false;
+		*port = default_port;
+	} else if (*rest != ':' ||
+	    !parse_port(rest + 1, (size_t)(s + len - rest - 1), port))
+		return false;
+	if (hlen >= hostsz)
+		return false;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	return true;
+}
+
+bool
+http_split_absolute(const char *target, size_t len, bool *https, char *host,
+    size_t hostsz, uint16_t *port, const char **path, size_t *path_len)
+{
+	const char *auth, *end;
+	size_t skip;
+
+	if (len >= 7 && strncasecmp(target, "http://", 7) == 0) {
+		*https = false;
+		skip = 7;
+	} else if (len >= 8 && strncasecmp(target, "https://", 8) == 0) {
+		*https = true;
+		skip = 8;
+	} else
+		return false;
+	auth = target + skip;
+	end = auth;
+	while (end < target + len && *end != '/' && *end != '?' && *end != '#')
+		end++;
+	if (!http_split_authority(auth, (size_t)(end - auth),
+	    *https ? 443 : 80, host, hostsz, port))
+		return false;
+	*path = end;
+	*path_len = (size_t)(target + len - end);
+	return true;
 }

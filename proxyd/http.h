@@ -89,6 +89,7 @@ enum http_error {
 	HTTP_ERR_CHUNK_CRLF,
 	HTTP_ERR_DATA_AFTER_CLOSE,
 	HTTP_ERR_TRUNCATED,
+	HTTP_ERR_BAD_HOST,
 	HTTP_ERR_NOMEM,
 	HTTP_ERR__COUNT,
 };
@@ -153,6 +154,7 @@ struct http_msg {
 	bool		 keep_alive;	/* connection persists after this one */
 	bool		 upgrade;	/* request: CONNECT or Upgrade asked */
 	bool		 expect_continue;	/* request: Expect: 100-continue */
+	const char	*host;		/* request: the one Host value, or NULL */
 	bool		 interim;	/* response: 1xx other than 101 */
 	bool		 te_overrode_cl;	/* response: had both; CL must be
 						 * dropped when forwarding */
@@ -219,5 +221,19 @@ bool	http_field_has_token(const struct http_field *f, size_t n,
 	    const char *name, const char *token);
 /* Whether s is a valid RFC 9110 token. */
 bool	http_is_token(const char *s, size_t len);
+
+/*
+ * Request targets for proxying.  An authority is "host:port" with host a
+ * reg-name, an IPv4 address or "[IPv6]" (brackets removed in host); no
+ * userinfo.  default_port is used when ":port" is absent, 0 to require it
+ * (CONNECT).  An absolute-form target is "http://authority/path…" or
+ * "https://…"; *path points into target ("/" when the target has none:
+ * path_len 0).  Both return false on anything malformed.
+ */
+bool	http_split_authority(const char *s, size_t len, uint16_t default_port,
+	    char *host, size_t hostsz, uint16_t *port);
+bool	http_split_absolute(const char *target, size_t len, bool *https,
+	    char *host, size_t hostsz, uint16_t *port, const char **path,
+	    size_t *path_len);
 
 #endif

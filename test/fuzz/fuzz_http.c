@@ -3,13 +3,16 @@
  * and the request method a response answers; byte 1 a feed size.  The input
  * is parsed whole and in pieces, and the two transcripts (events, de-chunked
  * body bytes, fields, error) must agree: framing must not depend on how the
- * bytes were split by the network.
+ * bytes were split by the network.  Request targets go through the
+ * authority / absolute-form splitters, and the same bytes through
+ * detect_tcp(), whose verdict must never change as a prefix grows.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxyd/detect.h"
 #include "proxyd/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,6 +43,22 @@ event(struct digest *d, const struct http_parser *p, enum http_event ev)
 	if (ev == HTTP_EV_ERROR)
 		mix(d, &p->error, sizeof(p->error));
 	if (ev == HTTP_EV_HEADERS) {
+		if (p->msg.is_request) {
+			char host[256];
+			const char *path;
+			size_t plen;
+			uint16_t port;
+			bool https;
+
+			if (http_split_authority(p->msg.target, p->msg.target_len,
+			    0, host, sizeof(host), &port) && strlen(host) == 0)
+				abort();
+			if (http_split_absolute(p->msg.target, p->msg.target_len,
+			    &https, host, sizeof(host), &port, &path, &plen) &&
+			    (path < p->msg.target || path + plen !=
+			    p->msg.target + p->msg.target_len))
+				abort();
+		}
 		mix(d, &p->msg.body, sizeof(p->msg.body));
 		mix(d, &p->msg.status, sizeof(p->msg.status));
 		for (size_t i = 0; i < p->msg.nfields; i++) {
@@ -125,6 +144,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	step = data[1] % 17;
 	data += 2;
 	size -= 2;
+	{
+		/* detection: stable once decided (prefixes up to 64 bytes) */
+		enum detect_proto first = DETECT_NEED_MORE;
+
+		for (size_t i = 0; i <= size && i <= 64; i++) {
+			enum detect_proto v = detect_tcp(data, i);
+
+			if (first == DETECT_NEED_MORE)
+				first = v;
+			else if (v != first)
+				abort();
+		}
+		if (first != DETECT_NEED_MORE && detect_tcp(data, size) != first)
+			abort();
+	}
 	if (run(data, size, kind, method, 0) !=
 	    run(data, size, kind, method, step ? step : 1)) {
 		fprintf(stderr, "transcript depends on the split\n");

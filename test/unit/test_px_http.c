@@ -1116,6 +1116,119 @@ field_lookup_and_token_lists(void **state)
 }
 
 static void
+host_must_be_single_and_valid(void **state)
+{
+	struct http_parser p;
+	const char *in = "GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n";
+	const uint8_t *d;
+	size_t used, dl;
+
+	(void)state;
+	http_parser_init(&p, HTTP_REQUEST, NULL);
+	assert_int_equal(http_parse(&p, (const uint8_t *)in, strlen(in), &used,
+	    &d, &dl), HTTP_EV_HEADERS);
+	assert_string_equal(p.msg.host, "example.com:8080");
+	http_parser_free(&p);
+	expect_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: a.example\r\n"
+	    "Host: b.example\r\n\r\n", HTTP_ERR_BAD_HOST);
+	expect_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: a.example\r\n"
+	    "host: a.example\r\n\r\n", HTTP_ERR_BAD_HOST);
+	expect_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+	    HTTP_ERR_BAD_HOST);
+	expect_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: evil.example/x\r\n"
+	    "\r\n", HTTP_ERR_BAD_HOST);
+	expect_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: u@h.example\r\n\r\n",
+	    HTTP_ERR_BAD_HOST);
+	/* absent or empty Host is the caller's call */
+	expect(HTTP_REQUEST, "GET / HTTP/1.1\r\nHost:\r\n\r\n", false,
+	    "H GET / 1.1 none\nF Host=\nE\n");
+	/* responses may carry anything named Host */
+	expect(HTTP_RESPONSE, "HTTP/1.1 204 No Content\r\nHost: a\r\nHost: b"
+	    "\r\n\r\n", false, "H 204 1.1 none\nF Host=a\nF Host=b\nE\n");
+}
+
+static void
+authority_and_absolute_targets_split(void **state)
+{
+	static const struct {
+		const char *in;
+		uint16_t defport;
+		const char *host;	/* NULL: rejected */
+		uint16_t port;
+	} cases[] = {
+		{ "example.com:443", 0, "example.com", 443 },
+		{ "EXAMPLE.com:8443", 0, "EXAMPLE.com", 8443 },
+		{ "10.0.0.1:65535", 0, "10.0.0.1", 65535 },
+		{ "[2001:db8::1]:443", 0, "2001:db8::1", 443 },
+		{ "[::ffff:10.0.0.1]:80", 0, "::ffff:10.0.0.1", 80 },
+		{ "example.com", 80, "example.com", 80 },
+		{ "example.com", 0, NULL, 0 },		/* CONNECT needs a port */
+		{ "example.com:", 80, NULL, 0 },
+		{ "example.com:0", 0, NULL, 0 },
+		{ "example.com:65536", 0, NULL, 0 },
+		{ "example.com:123456", 0, NULL, 0 },
+		{ "example.com:+443", 0, NULL, 0 },
+		{ "example.com:44 3", 0, NULL, 0 },
+		{ ":443", 0, NULL, 0 },
+		{ "user@example.com:443", 0, NULL, 0 },
+		{ "exa%6dple.com:443", 0, NULL, 0 },
+		{ "[2001:db8::1:443", 0, NULL, 0 },
+		{ "[]:443", 0, NULL, 0 },
+		{ "[2001:db8::g]:443", 0, NULL, 0 },
+		{ "[::1]x443", 0, NULL, 0 },
+		{ "", 80, NULL, 0 },
+	};
+	char host[64];
+	uint16_t port;
+	bool https;
+	const char *path;
+	size_t plen;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool ok = http_split_authority(cases[i].in, strlen(cases[i].in),
+		    cases[i].defport, host, sizeof(host), &port);
+
+		if (ok != (cases[i].host != NULL))
+			fail_msg("%s: want %s", cases[i].in,
+			    cases[i].host ? "accepted" : "rejected");
+		if (ok) {
+			assert_string_equal(host, cases[i].host);
+			assert_int_equal(port, cases[i].port);
+		}
+	}
+	/* the host buffer bounds the name */
+	assert_false(http_split_authority("example.com:1", 13, 0, host, 11, &port));
+	assert_true(http_split_authority("example.com:1", 13, 0, host, 12, &port));
+
+	assert_true(http_split_absolute("http://example.com/a?b", 22, &https, host,
+	    sizeof(host), &port, &path, &plen));
+	assert_false(https);
+	assert_string_equal(host, "example.com");
+	assert_int_equal(port, 80);
+	assert_int_equal(plen, 4);
+	assert_memory_equal(path, "/a?b", 4);
+	assert_true(http_split_absolute("HTTPS://[::1]:8443", 18, &https, host,
+	    sizeof(host), &port, &path, &plen));
+	assert_true(https);
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 8443);
+	assert_int_equal(plen, 0);
+	assert_true(http_split_absolute("http://h?q", 10, &https, host,
+	    sizeof(host), &port, &path, &plen));
+	assert_string_equal(host, "h");
+	assert_memory_equal(path, "?q", 2);
+	assert_false(http_split_absolute("/relative", 9, &https, host,
+	    sizeof(host), &port, &path, &plen));
+	assert_false(http_split_absolute("ftp://h/", 8, &https, host,
+	    sizeof(host), &port, &path, &plen));
+	assert_false(http_split_absolute("http:///x", 9, &https, host,
+	    sizeof(host), &port, &path, &plen));
+	assert_false(http_split_absolute("http://u:p@h/x", 14, &https, host,
+	    sizeof(host), &port, &path, &plen));
+}
+
+static void
 every_error_has_a_distinct_string(void **state)
 {
 	(void)state;
@@ -1172,6 +1285,8 @@ main(void)
 		cmocka_unit_test(limits_each_have_their_error),
 		cmocka_unit_test(endless_empty_lines_bounded),
 		cmocka_unit_test(field_lookup_and_token_lists),
+		cmocka_unit_test(host_must_be_single_and_valid),
+		cmocka_unit_test(authority_and_absolute_targets_split),
 		cmocka_unit_test(every_error_has_a_distinct_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
