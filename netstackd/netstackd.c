@@ -40,6 +40,7 @@
 #include "log.h"
 #include "data.pb-c.h"
 #include "flow.pb-c.h"
+#include "netstackd/impair.h"
 #include "netstackd/stack.h"
 
 #define TUN_BATCH	64		/* packets read per TUN wakeup */
@@ -87,6 +88,11 @@ struct netstackd {
 	uint8_t			*pkt;		/* one packet, MTU-sized */
 	TAILQ_HEAD(, flow)	 flows;
 
+	/* --impair: test-only loss/dup/reorder/delay at the TUN boundary. */
+	int			 impairing;
+	struct impair		 im;
+	ev_timer		 impair_timer;
+
 	uint64_t		 packets_in;
 	uint64_t		 tun_write_drops;
 	uint64_t		 flows_refused;	/* proxyd away or no resources */
@@ -100,7 +106,9 @@ static const char usage[] =
     "usage: netstackd [options]\n"
     "The localcap user-space TCP/IP stack: packets from redirectord, flows to proxyd.\n"
     "\n"
-    DAEMON_COMMON_HELP;
+    DAEMON_COMMON_HELP
+    "      --impair SPEC       TESTING ONLY: impair packets at the TUN, e.g.\n"
+    "                          loss=2%,dup=1%,reorder=2%,delay=5ms,seed=1\n";
 
 static void	process_events(void);
 static void	flow_free(struct flow *);
@@ -131,7 +139,7 @@ report_status(void)
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
 	const struct ns_stack_stats *st = ns.stack ? ns_stack_stats(ns.stack) : NULL;
 	Lc__NetstackStatus msg;
-	Lc__Counter c[8], *cp[8];
+	Lc__Counter c[12], *cp[12];
 	size_t n = 0;
 
 	if (rd == NULL)
@@ -147,6 +155,11 @@ report_status(void)
 	COUNTER("packets_in", ns.packets_in);
 	COUNTER("flows_refused", ns.flows_refused);
 	COUNTER("tun_write_drops", ns.tun_write_drops);
+	if (ns.impairing) {
+		COUNTER("impair_dropped", ns.im.dropped);
+		COUNTER("impair_duplicated", ns.im.duplicated);
+		COUNTER("impair_reordered", ns.im.reordered);
+	}
 	if (st) {
 		COUNTER("packets_out", st->packets_out);
 		COUNTER("tcp_flows_active", st->tcp_flows_active);
@@ -188,10 +201,13 @@ status_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* --- the stack's output ------------------------------------------------------- */
 
+enum { DIR_IN, DIR_OUT };	/* impairment: from / to the TUN */
+
+static void	impair_kick(void);
+
 static void
-tun_output(void *ctx, const uint8_t *pkt, size_t len)
+tun_write(const uint8_t *pkt, size_t len)
 {
-	(void)ctx;
 	if (ns.tun_fd < 0)
 		return;
 	/* The kernel takes TUN writes at once; if not, TCP retransmits. */
@@ -199,6 +215,18 @@ tun_output(void *ctx, const uint8_t *pkt, size_t len)
 		if (ns.tun_write_drops++ == 0)
 			log_warn("write to TUN (further drops only counted)");
 	}
+}
+
+static void
+tun_output(void *ctx, const uint8_t *pkt, size_t len)
+{
+	(void)ctx;
+	if (ns.impairing) {
+		/* Released from the loop, never from inside the stack. */
+		impair_offer(&ns.im, DIR_OUT, pkt, len, now_ms());
+		impair_kick();
+	} else
+		tun_write(pkt, len);
 }
 
 static void
@@ -574,6 +602,57 @@ process_events(void)
 
 /* --- the TUN ------------------------------------------------------------------- */
 
+/* One packet from the application's side into the stack. */
+static void
+deliver_in(const uint8_t *pkt, size_t len)
+{
+	struct ns_input in;
+
+	ns.packets_in++;
+	ns_stack_input(ns.stack, pkt, len, now_ms(), &in);
+	if (in.kind == NS_IN_UDP)
+		handle_udp_datagram(&in);
+	/* Events after each packet keep per-flow buffers small. */
+	process_events();
+}
+
+static void
+impair_run(void)
+{
+	struct impair_pkt *p;
+
+	while ((p = impair_due(&ns.im, now_ms())) != NULL) {
+		if (p->dir == DIR_OUT)
+			tun_write(p->data, p->len);
+		else if (ns.stack)
+			deliver_in(p->data, p->len);
+		free(p);
+	}
+	impair_kick();
+}
+
+static void
+impair_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	impair_run();
+}
+
+/* Arm the impairment timer to the next release. */
+static void
+impair_kick(void)
+{
+	uint64_t next = impair_next(&ns.im), now = now_ms();
+
+	ev_timer_stop(ns.d.loop, &ns.impair_timer);
+	if (next == UINT64_MAX)
+		return;
+	ev_timer_set(&ns.impair_timer, next > now ? (double)(next - now) / 1000. : 0., 0.);
+	ev_timer_start(ns.d.loop, &ns.impair_timer);
+}
+
 static void
 tun_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -583,7 +662,6 @@ tun_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)w;
 	(void)revents;
 	for (i = 0; i < TUN_BATCH && ns.stack; i++) {
-		struct ns_input in;
 		ssize_t n = read(ns.tun_fd, ns.pkt, ns.tun_mtu);
 
 		if (n <= 0) {
@@ -592,12 +670,11 @@ tun_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 				log_warn("read from TUN");
 			break;
 		}
-		ns.packets_in++;
-		ns_stack_input(ns.stack, ns.pkt, (size_t)n, now_ms(), &in);
-		if (in.kind == NS_IN_UDP)
-			handle_udp_datagram(&in);
-		/* Events after each packet keep per-flow buffers small. */
-		process_events();
+		if (ns.impairing) {
+			impair_offer(&ns.im, DIR_IN, ns.pkt, (size_t)n, now_ms());
+			impair_run();
+		} else
+			deliver_in(ns.pkt, (size_t)n);
 	}
 	ns.status_dirty = 1;
 }
@@ -615,6 +692,8 @@ tun_stop(const char *why)
 		flow_free(f);
 	ev_io_stop(ns.d.loop, &ns.tun_io);
 	ev_timer_stop(ns.d.loop, &ns.stack_timer);
+	ev_timer_stop(ns.d.loop, &ns.impair_timer);
+	impair_free(&ns.im);
 	ns_stack_free(ns.stack);
 	ns.stack = NULL;
 	close(ns.tun_fd);
@@ -769,6 +848,7 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		DAEMON_LONGOPTS,
+		{ "impair", required_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct ipc_peer_config rd_cfg = {
@@ -790,8 +870,19 @@ main(int argc, char *argv[])
 	char path[300];
 	int c;
 
-	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS, longopts, NULL)) != -1)
-		(void)daemon_common_opt(&ns.d, c, optarg, usage, print_version);
+	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS, longopts, NULL)) != -1) {
+		char err[256];
+
+		if (daemon_common_opt(&ns.d, c, optarg, usage, print_version))
+			continue;
+		if (c == 'I') {
+			if (impair_parse(&ns.im, optarg, err, sizeof(err)) == -1) {
+				fprintf(stderr, "netstackd: %s\n", err);
+				return 2;
+			}
+			ns.impairing = 1;
+		}
+	}
 	if (optind != argc) {
 		fprintf(stderr, "netstackd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
@@ -802,6 +893,11 @@ main(int argc, char *argv[])
 	daemon_start(&ns.d, loop, &hooks);
 	ev_timer_init(&ns.report, report_cb, 0., 0.);
 	ev_timer_init(&ns.stack_timer, stack_timer_cb, 0., 0.);
+	ev_timer_init(&ns.impair_timer, impair_timer_cb, 0., 0.);
+	if (ns.impairing)
+		log_warnx("TESTING: impairing packets at the TUN (loss %u, dup %u, "
+		    "reorder %u ppm, delay %u ms)", ns.im.loss_ppm, ns.im.dup_ppm,
+		    ns.im.reorder_ppm, ns.im.delay_ms);
 	ev_timer_init(&ns.status_tick, status_tick_cb, STATUS_EVERY, STATUS_EVERY);
 	ev_timer_start(loop, &ns.status_tick);
 	ev_unref(loop);		/* the tick alone does not keep us running */
