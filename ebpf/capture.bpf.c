@@ -8,9 +8,10 @@
  *                          bind it to the TUN and remember its owner by
  *                          socket cookie.
  *   cgroup/connect4|6      a captured socket connecting to loopback or one of
- *                          the host's own addresses is unbound again: replies
- *                          to such packets could never come back through the
- *                          TUN, so the connect would hang.
+ *   cgroup/sendmsg4|6      the host's own addresses (or sending an unconnected
+ *                          datagram there) is unbound again: replies to such
+ *                          packets could never come back through the TUN, so
+ *                          the connect would hang.
  *   sockops (listen), cgroup/bind4|6 (UDP port, IPv6 address)
  *                          a captured socket that turns out to be a server
  *                          is unbound: it serves whoever connects to it,
@@ -353,18 +354,16 @@ v4_is_local(__u32 ip /* network order */)
 	return is_local(4, (const __u8 *)&ip);
 }
 
-SEC("cgroup/connect4")
-int lc_connect4(struct bpf_sock_addr *ctx)
+static __always_inline int
+local_dest4(struct bpf_sock_addr *ctx)
 {
-	if (!bound_to_tun(ctx))
-		return 1;
-	if (v4_is_local(ctx->user_ip4))
+	if (bound_to_tun(ctx) && v4_is_local(ctx->user_ip4))
 		unbind(ctx, LC_CNT_CONNECT_LOCAL);
 	return 1;
 }
 
-SEC("cgroup/connect6")
-int lc_connect6(struct bpf_sock_addr *ctx)
+static __always_inline int
+local_dest6(struct bpf_sock_addr *ctx)
 {
 	__u32 a[4];
 
@@ -389,6 +388,36 @@ int lc_connect6(struct bpf_sock_addr *ctx)
 	if (is_local(6, (const __u8 *)a))
 		unbind(ctx, LC_CNT_CONNECT_LOCAL);
 	return 1;
+}
+
+SEC("cgroup/connect4")
+int lc_connect4(struct bpf_sock_addr *ctx)
+{
+	return local_dest4(ctx);
+}
+
+SEC("cgroup/connect6")
+int lc_connect6(struct bpf_sock_addr *ctx)
+{
+	return local_dest6(ctx);
+}
+
+/*
+ * Unconnected UDP (sendto) to a local address: the same, at the first such
+ * datagram.  Unbinding is per socket, so a socket that talks to loopback
+ * and then elsewhere is no longer captured: local traffic working beats
+ * capturing a rare mixed socket.
+ */
+SEC("cgroup/sendmsg4")
+int lc_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return local_dest4(ctx);
+}
+
+SEC("cgroup/sendmsg6")
+int lc_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return local_dest6(ctx);
 }
 
 /*

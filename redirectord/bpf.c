@@ -36,7 +36,7 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-#define RD_BPF_NPROGS	7
+#define RD_BPF_NPROGS	9
 
 struct rd_bpf {
 	struct capture		*skel;
@@ -176,6 +176,8 @@ rd_bpf_attach_cgroup_fd(struct rd_bpf *b, int cgroup_fd)
 		b->skel->progs.lc_sock_create,
 		b->skel->progs.lc_connect4,
 		b->skel->progs.lc_connect6,
+		b->skel->progs.lc_sendmsg4,
+		b->skel->progs.lc_sendmsg6,
 		b->skel->progs.lc_bind4,
 		b->skel->progs.lc_bind6,
 		b->skel->progs.lc_sockops,

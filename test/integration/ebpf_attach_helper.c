@@ -146,7 +146,7 @@ main(int argc, char **argv)
 	};
 	const char *cgroup = NULL, *netns = NULL, *tun = NULL, *spec = "";
 	uint64_t excl_cg[MAX_EXCL], cookie;
-	uint32_t excl_uid[MAX_EXCL], ids[8];
+	uint32_t excl_uid[MAX_EXCL], ids[16];
 	size_t nuid = 0, ncg = 0, i, nids;
 	struct rd_bpf *b = NULL;
 	unsigned ifindex;
@@ -218,7 +218,7 @@ main(int argc, char **argv)
 		fatalx("attach to %s", cgroup);
 	close(cgfd);
 
-	nids = rd_bpf_link_ids(b, ids, 8);
+	nids = rd_bpf_link_ids(b, ids, 16);
 	printf("ready ifindex=%u links=", ifindex);
 	for (i = 0; i < nids; i++)
 		printf("%s%u", i ? "," : "", ids[i]);

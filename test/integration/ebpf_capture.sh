@@ -158,20 +158,28 @@ done
 cat >"$TMP/listen.py" <<'EOF'
 import socket, sys, time
 fam, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-s = socket.socket(socket.AF_INET6 if fam == 6 else socket.AF_INET)
+udp = len(sys.argv) > 4 and sys.argv[4] == "udp"
+s = socket.socket(socket.AF_INET6 if fam == 6 else socket.AF_INET,
+                  socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((host, port))
-s.listen(64)
+if not udp:
+    s.listen(64)
 s.settimeout(1.0)
 deadline = time.time() + 600
 while time.time() < deadline:
     try:
-        c, _ = s.accept()
-        c.close()
+        if udp:
+            data, peer = s.recvfrom(100)
+            s.sendto(data, peer)
+        else:
+            c, _ = s.accept()
+            c.close()
     except socket.timeout:
         pass
 EOF
-for l in "4 127.0.0.1 9001" "6 ::1 9002" "4 10.77.0.1 9003"; do
+for l in "4 127.0.0.1 9001" "6 ::1 9002" "4 10.77.0.1 9003" \
+	"4 127.0.0.1 9006 udp" "6 ::1 9007 udp"; do
 	# shellcheck disable=SC2086
 	nsenter --net=/run/netns/"$NS" "$PY" "$TMP/listen.py" $l &
 	LISTEN_PIDS="$LISTEN_PIDS $!"
@@ -215,8 +223,21 @@ if proto.startswith("serve-"):
 
 def attempt():
     s = socket.socket(af, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-    s.settimeout(0.3 if proto != "udp-echo" else 2)
+    s.settimeout(0.3 if proto in ("tcp", "udp") else 2)
     try:
+        if proto == "udp-sendto":
+            # Unconnected, as many UDP clients are.  The kernel reads the
+            # socket's device before the sendmsg hook can unbind it, so
+            # the first datagram is lost; the retry must get through.
+            s.settimeout(0.5)
+            s.sendto(b"ping", (host, port))
+            try:
+                s.recvfrom(100)
+                return "connected"
+            except socket.timeout:
+                s.sendto(b"ping", (host, port))
+                s.recvfrom(100)
+                return "connected-after-retry"
         s.connect((host, port))
         if proto == "udp":
             s.send(b"ping")
@@ -359,6 +380,24 @@ for t in "4 127.0.0.1 9001" "6 ::1 9002" "4 10.77.0.1 9003"; do
 		pass "captured process reaches local $t"
 	else
 		fail "captured process reaches local $t" "$out"
+	fi
+done
+for t in "udp-echo 4 127.0.0.1 9006" "udp-echo 6 ::1 9007"; do
+	# shellcheck disable=SC2086
+	out=$(run_client nsx "$CG" lc-curl $t 2>&1)
+	if grep -q 'result connected$' <<<"$out"; then
+		pass "captured process gets a local UDP answer: $t"
+	else
+		fail "captured process gets a local UDP answer: $t" "$out"
+	fi
+done
+for t in "udp-sendto 4 127.0.0.1 9006" "udp-sendto 6 ::1 9007"; do
+	# shellcheck disable=SC2086
+	out=$(run_client nsx "$CG" lc-curl $t 2>&1)
+	if grep -q 'result connected' <<<"$out"; then
+		pass "unconnected UDP to loopback answered from the 2nd datagram: $t"
+	else
+		fail "unconnected UDP to loopback answered from the 2nd datagram: $t" "$out"
 	fi
 done
 [ "$(counter connects_local_unbound)" -ge 3 ] && pass "connect hook counted the local connects" ||
