@@ -10,7 +10,7 @@
  * /sys need not be visible there), loads, configures, attaches, prints
  * "ready links=ID,ID,..." and then serves commands on stdin, one per line,
  * answering on stdout and ending every answer with "done":
- *   spec TEXT | enable 0|1 | counters | flows | detach | quit
+ *   spec TEXT | enable 0|1 | counters | flows | detach | attach | quit
  * EOF or SIGTERM detaches (the links are owned by this process, so SIGKILL
  * detaches too: that is one of the things the test checks).
  */
@@ -88,7 +88,19 @@ print_flow(const struct lc_flow_key *k, const struct lc_owner *o, void *arg)
 }
 
 static void
-serve(struct rd_bpf *b)
+print_links(struct rd_bpf *b)
+{
+	uint32_t ids[16];
+	size_t i, n = rd_bpf_link_ids(b, ids, 16);
+
+	printf("links=");
+	for (i = 0; i < n; i++)
+		printf("%s%u", i ? "," : "", ids[i]);
+	printf("\n");
+}
+
+static void
+serve(struct rd_bpf *b, int cgfd)
 {
 	char line[4096];
 
@@ -119,6 +131,12 @@ serve(struct rd_bpf *b)
 		} else if (strcmp(line, "detach") == 0) {
 			rd_bpf_detach(b);
 			printf("ok detached\n");
+		} else if (strcmp(line, "attach") == 0) {
+			if (rd_bpf_attach_cgroup_fd(b, cgfd) == 0) {
+				printf("ok attached ");
+				print_links(b);
+			} else
+				printf("error attach: %s\n", strerror(errno));
 		} else if (strcmp(line, "quit") == 0) {
 			printf("done\n");
 			fflush(stdout);
@@ -146,8 +164,8 @@ main(int argc, char **argv)
 	};
 	const char *cgroup = NULL, *netns = NULL, *tun = NULL, *spec = "";
 	uint64_t excl_cg[MAX_EXCL], cookie;
-	uint32_t excl_uid[MAX_EXCL], ids[16];
-	size_t nuid = 0, ncg = 0, i, nids;
+	uint32_t excl_uid[MAX_EXCL];
+	size_t nuid = 0, ncg = 0, i;
 	struct rd_bpf *b = NULL;
 	unsigned ifindex;
 	int ch, cgfd, verbose = 0;
@@ -216,16 +234,13 @@ main(int argc, char **argv)
 		fatalx("bad spec");
 	if (rd_bpf_attach_cgroup_fd(b, cgfd) < 0)
 		fatalx("attach to %s", cgroup);
-	close(cgfd);
 
-	nids = rd_bpf_link_ids(b, ids, 16);
-	printf("ready ifindex=%u links=", ifindex);
-	for (i = 0; i < nids; i++)
-		printf("%s%u", i ? "," : "", ids[i]);
-	printf("\n");
+	printf("ready ifindex=%u ", ifindex);
+	print_links(b);
 	fflush(stdout);
 
-	serve(b);
+	serve(b, cgfd);	/* cgfd stays open for "attach" */
 	rd_bpf_destroy(b);
+	close(cgfd);
 	return 0;
 }

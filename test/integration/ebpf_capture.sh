@@ -252,6 +252,23 @@ def attempt():
     finally:
         s.close()
 
+if proto == "tcp-loop":
+    # One connect per port, port .. port+count-1, each at most 0.1 s.
+    count = int(opts[0])
+    for i in range(count):
+        s = socket.socket(af, socket.SOCK_STREAM)
+        s.settimeout(0.1)
+        try:
+            s.connect((host, port + i))
+            r = "connected"
+        except socket.timeout:
+            r = "timeout"
+        except OSError as e:
+            r = "error %d" % e.errno
+        s.close()
+        print("try", port + i, r, flush=True)
+    sys.exit(0)
+
 result = []
 def worker():
     # A thread's comm is its own: rename it, as thread pools do.
@@ -510,8 +527,36 @@ grep -q "error.*item 2.*empty item" <<<"$out" && pass "bad spec refused with the
 captured "old spec still in force after a refused one" "> 10.77.0.9:8095 " nsx -- \
 	"$CG" lc-other tcp 4 10.77.0.9 8095
 
+# --- detach and attach again while a process keeps connecting --------------------------
+set_spec "lc-curl"
+run_client nsx "$CG" lc-curl tcp-loop 4 10.77.0.9 8200 40 >"$TMP/loop.out" 2>&1 &
+lpid=$!
+sleep 1
+hcmd detach | grep -q "ok detached" || fail "detach while traffic runs"
+sleep 1
+hcmd attach | grep -q "ok attached links=" || fail "attach again while traffic runs"
+wait "$lpid"
+sleep 0.1
+n_tun=0; n_wire=0; bad=
+for p in $(seq 8200 8239); do
+	t=0; w=0
+	grep -qF "> 10.77.0.9:$p " "$TMP/tun.log" && t=1
+	grep -qF "> 10.77.0.9:$p " "$TMP/wire-$NS.log" && w=1
+	n_tun=$((n_tun + t)); n_wire=$((n_wire + w))
+	[ $((t + w)) -eq 1 ] || bad="$bad $p"
+done
+errs=$(grep -c 'error' "$TMP/loop.out")
+# expected: tun first, direct while detached, tun again; all 40 accounted
+if [ -z "$bad" ] && [ "$errs" -eq 0 ] && [ $n_tun -gt 0 ] && [ $n_wire -gt 0 ] &&
+	grep -qF "> 10.77.0.9:8239 " "$TMP/tun.log"; then
+	pass "detach/attach under traffic: $n_tun via TUN, $n_wire direct, none lost or failed"
+else
+	fail "detach/attach under traffic" "tun $n_tun wire $n_wire errors $errs unaccounted:$bad"
+fi
+
 # --- SIGKILL: the links go with the process ---------------------------------------------
-links=$(sed -n 's/^ready .*links=//p' "$TMP/helper.log" | tr ',' ' ')
+# the ids of the latest attachment (re-attached above)
+links=$(grep -o 'links=[0-9,]*' "$TMP/helper.log" | tail -n 1 | sed 's/links=//' | tr ',' ' ')
 [ -n "$links" ] || fail "link ids reported"
 for id in $links; do
 	bpftool link show id "$id" >/dev/null 2>&1 || fail "link $id present while attached"
