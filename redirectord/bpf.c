@@ -104,6 +104,32 @@ publish_config(struct rd_bpf *b)
 }
 
 int
+rd_bpf_preflight(char *why, size_t len)
+{
+	char root[4096];
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+		snprintf(why, len, "the kernel exposes no BTF "
+		    "(/sys/kernel/btf/vmlinux: %s); the capture programs need "
+		    "a kernel built with CONFIG_DEBUG_INFO_BTF", strerror(errno));
+		return -1;
+	}
+	if (rd_cgroup2_root(root, sizeof(root)) < 0) {
+		snprintf(why, len, "no cgroup v2 hierarchy is mounted (looked "
+		    "for a cgroup2 mount in /proc/self/mountinfo)");
+		return -1;
+	}
+	if (access("/dev/net/tun", F_OK) != 0) {
+		snprintf(why, len, "no /dev/net/tun (%s): load the tun module",
+		    strerror(errno));
+		return -1;
+	}
+	if (len > 0)
+		why[0] = '\0';
+	return 0;
+}
+
+int
 rd_bpf_open(struct rd_bpf **out)
 {
 	struct rd_bpf *b;

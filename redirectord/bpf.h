@@ -27,6 +27,13 @@
 struct rd_spec;
 struct rd_bpf;
 
+/*
+ * What the kernel must offer before anything is loaded: BTF (CO-RE), a
+ * cgroup v2 hierarchy, /dev/net/tun.  0, or -1 with a sentence for the
+ * user in why (so redirectord can refuse to start saying what is missing).
+ */
+int	rd_bpf_preflight(char *why, size_t len);
+
 /* Open and load (verify) the programs; nothing is attached yet. */
 int	rd_bpf_open(struct rd_bpf **out);
 /* Detach, unload, free.  NULL is fine. */

@@ -200,6 +200,12 @@ main(int argc, char **argv)
 	log_init("ebpf-attach-helper", 1, LOG_LEVEL_INFO + verbose);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
+	{
+		char why[512];
+
+		if (rd_bpf_preflight(why, sizeof(why)) < 0)
+			fatalx("%s", why);
+	}
 	if ((cgfd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		fatal("open %s", cgroup);
 	if (rd_cgroup2_root(cgroup_root, sizeof(cgroup_root)) < 0)

@@ -84,12 +84,13 @@ set_spec_flips_half_and_bumps_generation(void **state)
 	struct lc_config cfg;
 	struct lc_rule rules[LC_MAX_RULES];
 	struct rd_spec spec;
-	uint64_t gen = rd_bpf_generation(b);
+	uint64_t gen;
 	__u32 half;
 	size_t n;
 
 	(void)state;
 	NEED_BPF();
+	gen = rd_bpf_generation(b);
 	assert_int_equal(rd_bpf_live(b, &cfg, rules, LC_MAX_RULES, &n), 0);
 	half = cfg.rules_half;
 
@@ -321,6 +322,17 @@ netns_cookie_is_stable(void **state)
 }
 
 static void
+preflight_passes_where_the_programs_load(void **state)
+{
+	char why[512] = "unset";
+
+	(void)state;
+	NEED_BPF();
+	assert_int_equal(rd_bpf_preflight(why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+}
+
+static void
 destroy_null_is_fine(void **state)
 {
 	(void)state;
@@ -343,6 +355,7 @@ main(void)
 		cmocka_unit_test(attach_detach_on_a_child_cgroup),
 		cmocka_unit_test(attach_to_missing_cgroup_fails_cleanly),
 		cmocka_unit_test(netns_cookie_is_stable),
+		cmocka_unit_test(preflight_passes_where_the_programs_load),
 		cmocka_unit_test(destroy_null_is_fine),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
