@@ -139,6 +139,16 @@ read_leader_comm(char comm[LC_COMM_LEN])
 	return 0;
 }
 
+static __always_inline void
+read_comm_or_count(char comm[LC_COMM_LEN])
+{
+	if (read_leader_comm(comm) < 0) {
+		/* Leave comm empty: no name rule matches an empty name. */
+		__builtin_memset(comm, 0, LC_COMM_LEN);
+		count(LC_CNT_COMM_READ_FAILED);
+	}
+}
+
 /*
  * Ancestor levels are absolute (0 = the hierarchy's root), so walk up from
  * the root until the id runs out instead of computing a rule's level in
@@ -272,7 +282,8 @@ int lc_sock_create(struct bpf_sock *sk)
 	v = bpf_get_current_uid_gid();
 	p.uid = (__u32)v;
 	p.gid = v >> 32;
-	read_cgroups(&p);
+	if (cfg->flags & (LC_CFG_NEED_CGROUP | LC_CFG_EXCL_CGROUP))
+		read_cgroups(&p);
 	if (is_daemon(&p)) {
 		count(LC_CNT_SOCK_DAEMON);
 		return 1;
@@ -281,13 +292,14 @@ int lc_sock_create(struct bpf_sock *sk)
 		count(LC_CNT_SOCK_PAUSED);
 		return 1;
 	}
-	if (read_leader_comm(p.comm) < 0) {
-		/* Leave comm empty: no name rule matches an empty name. */
-		__builtin_memset(p.comm, 0, sizeof(p.comm));
-		count(LC_CNT_COMM_READ_FAILED);
-	}
+	/* The comm read is the costly part: before the decision only if a
+	 * rule needs it, otherwise only for the owner of a captured socket. */
+	if (cfg->flags & LC_CFG_NEED_COMM)
+		read_comm_or_count(p.comm);
 	if (!spec_captures(cfg, &p))
 		return 1;
+	if (!(cfg->flags & LC_CFG_NEED_COMM))
+		read_comm_or_count(p.comm);
 
 	sk->bound_dev_if = cfg->tun_ifindex;
 	count(LC_CNT_SOCK_CAPTURED);

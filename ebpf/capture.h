@@ -57,8 +57,10 @@ struct lc_config {
 	__u64	generation;	/* bumped on every publish, for status */
 };
 
+/* Which facts the decision needs, so that sock_create reads no more. */
 #define LC_CFG_NEED_COMM	0x1	/* some rule matches on comm */
 #define LC_CFG_NEED_CGROUP	0x2	/* some rule matches on cgroup */
+#define LC_CFG_EXCL_CGROUP	0x4	/* some daemon cgroup is excluded */
 
 /* Who created a captured socket; 48 bytes. */
 struct lc_owner {

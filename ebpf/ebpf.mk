@@ -25,8 +25,8 @@ $(GEN)/capture.bpf.o: ebpf/capture.bpf.c ebpf/capture.h $(GEN)/vmlinux.h
 	@mkdir -p $(@D)
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(GEN)/capture.skel.h: $(GEN)/capture.bpf.o
-	$(BPFTOOL) gen skeleton $< name capture >$@.tmp && mv $@.tmp $@
+$(GEN)/capture.skel.h: $(GEN)/capture.bpf.o ebpf/ebpf.mk
+	$(BPFTOOL) gen skeleton $< name lc_capture >$@.tmp && mv $@.tmp $@
 
 $(OBJ)/redirectord/bpf.o: $(GEN)/capture.skel.h
 $(FUZZ_BINS): $(GEN)/capture.skel.h

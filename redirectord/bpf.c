@@ -39,7 +39,7 @@
 #define RD_BPF_NPROGS	9
 
 struct rd_bpf {
-	struct capture		*skel;
+	struct lc_capture	*skel;
 	struct bpf_link		*links[RD_BPF_NPROGS];
 	size_t			 nlinks;
 	struct lc_config	 cfg;	/* as last published */
@@ -141,13 +141,13 @@ rd_bpf_open(struct rd_bpf **out)
 		log_warn("calloc");
 		return -1;
 	}
-	b->skel = capture__open();
+	b->skel = lc_capture__open();
 	if (b->skel == NULL) {
 		err = errno;
 		log_warn("open BPF object");
 		goto fail;
 	}
-	if (capture__load(b->skel) != 0) {
+	if (lc_capture__load(b->skel) != 0) {
 		err = errno;
 		log_warn("load BPF programs (needs CAP_BPF, CAP_NET_ADMIN, "
 		    "CAP_PERFMON and kernel BTF)");
@@ -185,7 +185,7 @@ rd_bpf_destroy(struct rd_bpf *b)
 	if (b == NULL)
 		return;
 	rd_bpf_detach(b);
-	capture__destroy(b->skel);
+	lc_capture__destroy(b->skel);
 	free(b);
 }
 
@@ -321,7 +321,7 @@ rd_bpf_set_spec(struct rd_bpf *b, const struct rd_spec *spec)
 	b->cfg.rules_half = half;
 	b->cfg.nrules = (__u32)spec->nrules;
 	b->cfg.default_capture = spec->default_capture ? 1 : 0;
-	b->cfg.flags = flags;
+	b->cfg.flags = (b->cfg.flags & LC_CFG_EXCL_CGROUP) | flags;
 	return publish_config(b);
 }
 
@@ -374,8 +374,14 @@ rd_bpf_exclude_cgroup(struct rd_bpf *b, uint64_t cgroup_id)
 {
 	__u64 k = cgroup_id;
 
-	return set_flag(bpf_map__fd(b->skel->maps.lc_excl_cgroups), &k,
-	    "excluded cgroups", LC_MAX_EXCLUDED);
+	if (set_flag(bpf_map__fd(b->skel->maps.lc_excl_cgroups), &k,
+	    "excluded cgroups", LC_MAX_EXCLUDED) < 0)
+		return -1;
+	if (b->cfg.flags & LC_CFG_EXCL_CGROUP)
+		return 0;
+	/* From now on sock_create reads the cgroup ancestry. */
+	b->cfg.flags |= LC_CFG_EXCL_CGROUP;
+	return publish_config(b);
 }
 
 int

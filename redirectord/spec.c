@@ -351,10 +351,13 @@ parse_pattern(struct parse_ctx *c, size_t item, size_t ioff, size_t ilen,
 		n = is_unit ? 5 : 7;
 		pat += n;
 		plen -= n;
-		if (plen == 0 || plen >= sizeof(buf) - 64)
+		if (plen == 0)
 			return spec_fail(c, item, ioff, ilen, "%s",
 			    is_unit ? "unit: expects a unit name" :
 			    "cgroup: expects a path");
+		if (plen >= sizeof(buf) - 64)
+			return spec_fail(c, item, ioff, ilen, "%s too long",
+			    is_unit ? "unit name" : "path");
 		memcpy(buf, pat, plen);
 		buf[plen] = '\0';
 		if (is_unit && !unit_name_ok(buf))
@@ -368,6 +371,9 @@ parse_pattern(struct parse_ctx *c, size_t item, size_t ioff, size_t ilen,
 		if ((root = cgroup_root(c)) == NULL)
 			return spec_fail(c, item, ioff, ilen,
 			    "no cgroup v2 hierarchy mounted");
+		/* root + "/system.slice/" + name must fit, untruncated */
+		if (strlen(root) + plen + 16 >= sizeof(path))
+			return spec_fail(c, item, ioff, ilen, "path too long");
 		if (is_unit) {
 			int m;
 

@@ -100,7 +100,7 @@ set_spec_flips_half_and_bumps_generation(void **state)
 	assert_int_equal(cfg.rules_half, !half);
 	assert_int_equal(cfg.generation, gen + 1);
 	assert_int_equal(cfg.default_capture, 1);
-	assert_int_equal(cfg.flags, LC_CFG_NEED_COMM);
+	assert_int_equal(cfg.flags & ~LC_CFG_EXCL_CGROUP, LC_CFG_NEED_COMM);
 	assert_int_equal(n, 3);
 	assert_memory_equal(rules, spec.rules, 3 * sizeof(rules[0]));
 
@@ -169,6 +169,20 @@ exclusion_maps_are_bounded(void **state)
 	for (i = 0; i < LC_MAX_EXCLUDED; i++)
 		assert_int_equal(rd_bpf_exclude_cgroup(b, 1000 + i), 0);
 	assert_int_equal(rd_bpf_exclude_cgroup(b, 99999), -1);
+	/* the program now reads cgroup ancestry, and a new spec keeps that */
+	{
+		struct lc_config cfg;
+		struct lc_rule r[1];
+		struct rd_spec spec;
+		size_t n;
+
+		assert_int_equal(rd_bpf_live(b, &cfg, r, 1, &n), 0);
+		assert_true(cfg.flags & LC_CFG_EXCL_CGROUP);
+		parse("1234", &spec);
+		assert_int_equal(rd_bpf_set_spec(b, &spec), 0);
+		assert_int_equal(rd_bpf_live(b, &cfg, r, 1, &n), 0);
+		assert_int_equal(cfg.flags, LC_CFG_EXCL_CGROUP);
+	}
 }
 
 static void

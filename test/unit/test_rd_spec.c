@@ -434,6 +434,35 @@ too_many_rules_refused_whole(void **state)
 }
 
 static void
+overlong_cgroup_path_refused(void **state)
+{
+	struct rd_spec_resolver r = resolver();
+	struct rd_spec spec;
+	struct rd_spec_error err;
+	char text[8000];
+	size_t i, n = 0;
+
+	(void)state;
+	n += (size_t)snprintf(text, sizeof(text), "cgroup:");
+	for (i = 0; i < 1100; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "/abc");
+	assert_int_equal(rd_spec_parse(text, &r, &spec, &err), -1);
+	assert_int_equal(err.item, 1);
+	assert_non_null(strstr(err.msg, "path too long"));
+
+	/* short path, long root: the joined path would not fit either */
+	memset(text, 'x', 4080);
+	text[0] = '/';
+	text[4080] = '\0';
+	r.cgroup_root = text;
+	assert_int_equal(rd_spec_parse("cgroup:/system.slice/a.service", &r,
+	    &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "path too long"));
+	assert_int_equal(rd_spec_parse("unit:a.service", &r, &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "path too long"));
+}
+
+static void
 oversized_text_refused(void **state)
 {
 	struct rd_spec spec;
@@ -556,6 +585,7 @@ main(void)
 		cmocka_unit_test(unit_resolves_under_system_slice_then_searches),
 		cmocka_unit_test(refusals_name_item_and_offset),
 		cmocka_unit_test(too_many_rules_refused_whole),
+		cmocka_unit_test(overlong_cgroup_path_refused),
 		cmocka_unit_test(oversized_text_refused),
 		cmocka_unit_test(null_text_and_null_error_are_fine),
 		cmocka_unit_test(random_input_never_crashes),
