@@ -79,11 +79,21 @@ die() { echo "$NAME: setup failed: $*"; echo "$NAME: $PASS passed, $((FAIL + 1))
 nsx() { nsenter --net=/run/netns/"$NS" "$@"; }
 ns2x() { nsenter --net=/run/netns/"$NS2" "$@"; }
 
-# Wait (bounded) for a line matching $2 in file $1.
+# Wait (bounded: 5 s) for a line matching $2 in file $1.
 wait_for() {
 	local i
 	for i in $(seq 1 100); do
 		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# The same for a fixed string, 2 s: packet loggers may lag under load.
+wait_for_fixed() {
+	local i
+	for i in $(seq 1 40); do
+		grep -qF -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	return 1
@@ -354,7 +364,12 @@ check() {
 		fail "$label" "client: $out"
 		return
 	fi
-	sleep 0.1
+	# wait for the expected side, then look at the other
+	if [ "$want" = tun ]; then
+		wait_for_fixed "$TMP/tun.log" "$pat"
+	else
+		wait_for_fixed "$wire" "$pat"
+	fi
 	on_tun=no
 	on_wire=no
 	grep -qF -- "$pat" "$TMP/tun.log" && on_tun=yes
@@ -381,7 +396,8 @@ captured "worker thread with its own comm: leader's name decides" \
 	"> 10.77.0.9:8003 " nsx -- "$CG" lc-curl tcp 4 10.77.0.9 8003 --thread
 captured "udp from a matched process" "v4 udp 10.100.0.1:" nsx -- \
 	"$CG" lc-curl udp 4 10.77.0.9 8004
-grep -q "> 10.77.0.9:8004" "$TMP/tun.log" || fail "udp destination port" "$(grep udp "$TMP/tun.log")"
+wait_for_fixed "$TMP/tun.log" "> 10.77.0.9:8004 " ||
+	fail "udp destination port" "$(grep udp "$TMP/tun.log")"
 
 # --- IPv6 ----------------------------------------------------------------------
 captured "ipv6 name match: out the TUN" "> [fd77::9]:8011 " nsx -- \
@@ -482,7 +498,7 @@ cpid=$(awk '$1 == "pid" { print $2 }' "$TMP/pidclient.out")
 set_spec "lc-nomatch,$cpid"
 touch "$TMP/go"
 wait "$cpid_bg"
-grep -qF "> 10.77.0.9:8041 " "$TMP/tun.log" && pass "pid match by tgid, from a worker thread" ||
+wait_for_fixed "$TMP/tun.log" "> 10.77.0.9:8041 " && pass "pid match by tgid, from a worker thread" ||
 	fail "pid match by tgid, from a worker thread" "$(cat "$TMP/pidclient.out")"
 
 set_spec "uid:65534"
@@ -536,7 +552,7 @@ hcmd detach | grep -q "ok detached" || fail "detach while traffic runs"
 sleep 1
 hcmd attach | grep -q "ok attached links=" || fail "attach again while traffic runs"
 wait "$lpid"
-sleep 0.1
+wait_for_fixed "$TMP/tun.log" "> 10.77.0.9:8239 "
 n_tun=0; n_wire=0; bad=
 for p in $(seq 8200 8239); do
 	t=0; w=0

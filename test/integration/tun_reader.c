@@ -3,8 +3,8 @@
  *
  * Creates a TUN device (IFF_TUN | IFF_NO_PI, not persistent: it goes away
  * with this process) and prints one line per packet read from it:
- *   v4 tcp 10.0.0.1:40000 > 10.200.0.5:80 flags=0x02
- *   v6 udp [fd00::1]:5353 > [fd99::5]:53
+ *   v4 tcp 10.0.0.1:40000 > 10.200.0.5:80 len=60 flags=0x02
+ *   v6 udp [fd00::1]:5353 > [fd99::5]:53 len=52
  * so that a test can prove which connects came out of the TUN.  Never
  * answers anything.  Exits on SIGTERM or after a safety timeout.
  */
@@ -62,6 +62,7 @@ print_packet(const unsigned char *p, size_t n)
 		else
 			printf("v6 %s [%s]:%u > [%s]:%u",
 			    proto == 6 ? "tcp" : "udp", src, sport, dst, dport);
+		printf(" len=%zu", n);
 		if (proto == 6 && l4len >= 14)
 			printf(" flags=0x%02x", l4[13]);
 		printf("\n");
