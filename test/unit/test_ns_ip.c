@@ -64,6 +64,47 @@ checksum_rfc1071_example(void **state)
 	    0xf4, 0xf5, 0xf6, 0 }, 8)));
 }
 
+/* The plain RFC 1071 loop, to check the word-at-a-time version against. */
+static uint16_t
+ref_csum(const uint8_t *b, size_t len, uint32_t init)
+{
+	uint64_t acc = init;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		acc += (uint32_t)b[i] << 8 | b[i + 1];
+	if (len & 1)
+		acc += (uint32_t)b[len - 1] << 8;
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return (uint16_t)~acc;
+}
+
+static void
+checksum_fast_matches_reference(void **state)
+{
+	static uint8_t buf[2100];
+	uint32_t x = 12345;
+	size_t i, len, align;
+
+	(void)state;
+	for (i = 0; i < sizeof(buf); i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 16);
+	}
+	for (align = 0; align < 8; align++)
+		for (len = 0; len < 2048; len += (len < 80 ? 1 : 37))
+			assert_int_equal(csum_fold(csum_add(0x1234, buf + align, len)),
+			    ref_csum(buf + align, len, 0x1234));
+	/* All-ones data exercises the carries. */
+	memset(buf, 0xff, sizeof(buf));
+	assert_int_equal(csum_fold(csum_add(0xffff, buf, 2001)),
+	    ref_csum(buf, 2001, 0xffff));
+	/* Split at even offsets equals one pass. */
+	assert_int_equal(csum_fold(csum_add(csum_add(0, buf + 3, 100), buf + 103, 51)),
+	    ref_csum(buf + 3, 151, 0));
+}
+
 static void
 ipv4_valid_tcp_parses(void **state)
 {
@@ -478,6 +519,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(checksum_rfc1071_example),
+		cmocka_unit_test(checksum_fast_matches_reference),
 		cmocka_unit_test(ipv4_valid_tcp_parses),
 		cmocka_unit_test(ipv4_total_length_lies),
 		cmocka_unit_test(ipv4_ihl_lies),
