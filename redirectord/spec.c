@@ -111,10 +111,23 @@ static int
 system_user_uid(const char *name, uint32_t *uid)
 {
 	struct passwd pw, *found = NULL;
-	char buf[4096];
+	size_t size = 4096;
+	char *buf = NULL;
 	int rc;
 
-	rc = getpwnam_r(name, &pw, buf, sizeof(buf), &found);
+	/* ERANGE: an entry bigger than the buffer (LDAP, long gecos). */
+	do {
+		char *nbuf = realloc(buf, size);
+
+		if (nbuf == NULL) {
+			free(buf);
+			return -1;
+		}
+		buf = nbuf;
+		rc = getpwnam_r(name, &pw, buf, size, &found);
+		size *= 4;
+	} while (rc == ERANGE && size <= 1024 * 1024);
+	free(buf);
 	if (rc != 0) {
 		errno = rc;
 		return -1;

@@ -552,7 +552,22 @@ format_renders_canonical_spec(void **state)
 }
 
 static void
-system_cgroup2_root_has_id_1(void **state)
+system_resolver_finds_root_user(void **state)
+{
+	struct rd_spec spec;
+	struct rd_spec_error err;
+
+	(void)state;
+	assert_int_equal(rd_spec_parse("user:root", NULL, &spec, &err), 0);
+	assert_int_equal(spec.rules[0].kind, LC_RULE_UID);
+	assert_int_equal(spec.rules[0].id, 0);
+	assert_int_equal(rd_spec_parse("user:no-such-user-lc", NULL, &spec,
+	    &err), -1);
+	assert_non_null(strstr(err.msg, "no such user 'no-such-user-lc'"));
+}
+
+static void
+system_cgroup2_root_found_and_identified(void **state)
 {
 	char root[4096];
 	struct statfs sfs;
@@ -590,7 +605,8 @@ main(void)
 		cmocka_unit_test(null_text_and_null_error_are_fine),
 		cmocka_unit_test(random_input_never_crashes),
 		cmocka_unit_test(format_renders_canonical_spec),
-		cmocka_unit_test(system_cgroup2_root_has_id_1),
+		cmocka_unit_test(system_resolver_finds_root_user),
+		cmocka_unit_test(system_cgroup2_root_found_and_identified),
 	};
 	return cmocka_run_group_tests(tests, make_tree, remove_tree);
 }
