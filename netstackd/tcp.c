@@ -151,7 +151,6 @@ tcp_parse(const uint8_t *l4, size_t len, struct tcp_seg *seg)
 		}
 		i += olen;
 	}
-	/* A SYN's MSS of 0 would make no progress possible. */
 	return 0;
 }
 
@@ -201,6 +200,14 @@ ring_ensure(struct tcp_conn *c, struct tcp_ring *r)
 	return true;
 }
 
+/*
+ * Rings are given back as soon as they are empty, so an idle connection
+ * costs only its struct (the issue's per-idle-connection budget), and
+ * memory under the global cap goes to the connections that are moving
+ * data.  glibc serves these sizes from its heap once the first one was
+ * freed (its mmap threshold adapts), so the churn is a cheap free-list
+ * operation, not an mmap/munmap pair.
+ */
 static void
 ring_release(struct tcp_conn *c, struct tcp_ring *r)
 {
@@ -829,6 +836,9 @@ ack_new_data(struct tcp_conn *c, const struct tcp_seg *seg, uint64_t now)
 	if (data > 0) {
 		ring_consume(&c->sndbuf, data);
 		c->events |= TCP_EV_WRITABLE;
+		/* Idle connections hold no ring memory (see ring_release). */
+		if (c->sndbuf.len == 0)
+			ring_release(c, &c->sndbuf);
 	}
 	c->snd_una = seg->ack;
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
@@ -1253,6 +1263,8 @@ tcp_recv_consume(struct tcp_conn *c, size_t n, uint64_t now)
 	 * which does not, so they stay valid. */
 	before = c->rcv_adv - c->rcv_nxt;
 	ring_consume(&c->rcvbuf, (uint32_t)n);
+	if (c->rcvbuf.len == 0 && c->nooo == 0)
+		ring_release(c, &c->rcvbuf);
 	if (c->state == TCP_CLOSED || c->state == TCP_SYN_RCVD ||
 	    c->state == TCP_TIME_WAIT)
 		return;

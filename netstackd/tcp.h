@@ -267,7 +267,8 @@ ssize_t	tcp_send(struct tcp_conn *c, const void *data, size_t len, uint64_t now)
 size_t	tcp_send_space(const struct tcp_conn *c);
 /* Take up to len received in-order bytes; opens the window. */
 size_t	tcp_recv(struct tcp_conn *c, void *buf, size_t len, uint64_t now);
-/* Zero-copy variant: contiguous received bytes at *p, then consume n. */
+/* Zero-copy variant: contiguous received bytes at *p, then consume n.
+ * *p is valid until the next call on c (an emptied ring is freed). */
 size_t	tcp_recv_peek(const struct tcp_conn *c, const uint8_t **p);
 void	tcp_recv_consume(struct tcp_conn *c, size_t n, uint64_t now);
 size_t	tcp_recv_avail(const struct tcp_conn *c);

@@ -1434,10 +1434,35 @@ mem_cap_refuses_rings(void **state)
 	f->mem.limit = 64 * 1024 + 10;	/* room for one ring only */
 	establish(f, ISS, IRS, 0);
 	assert_int_equal(tcp_send(&f->c, "x", 1, f->now), 1);
-	input(f, data_seg(f, IRS + 1, "y", 1));
+	struct tcp_seg s = data_seg(f, IRS + 1, "y", 1);
+	s.ack = ISS + 1;	/* "x" stays unacknowledged: its ring stays */
+	input(f, s);
 	assert_int_equal(tcp_recv_avail(&f->c), 0);
 	assert_int_equal(f->mem.alloc_failures, 1);
 	assert_int_equal(f->mem.used, 64 * 1024);
+}
+
+static void
+idle_connection_holds_no_ring_memory(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[64];
+
+	establish(f, ISS, IRS, 1);
+	assert_int_equal(f->mem.used, 0);	/* lazily allocated */
+	tcp_send(&f->c, "ping", 4, f->now);
+	struct tcp_seg s = data_seg(f, IRS + 1, "pong", 4);
+	s.ack = ISS + 1;
+	input(f, s);
+	assert_int_equal(f->mem.used, 2 * 64 * 1024);
+	input(f, ack_seg(f, ISS + 5));
+	assert_int_equal(f->mem.used, 64 * 1024);	/* all acked: send ring gone */
+	assert_int_equal(tcp_recv(&f->c, buf, sizeof(buf), f->now), 4);
+	assert_int_equal(f->mem.used, 0);	/* all read: receive ring gone */
+	/* And the connection keeps working. */
+	input(f, data_seg(f, IRS + 5, "again", 5));
+	assert_int_equal(tcp_recv(&f->c, buf, sizeof(buf), f->now), 5);
+	assert_memory_equal(buf, "again", 5);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -1582,6 +1607,7 @@ main(void)
 		T(abort_sends_rst),
 		T(keepalive_probes_then_abort),
 		T(mem_cap_refuses_rings),
+		T(idle_connection_holds_no_ring_memory),
 		T(tcp_parse_data_offset_lies),
 		T(tcp_parse_option_lengths_lie),
 		T(rst_reply_for_unknown_tuple),
