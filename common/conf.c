@@ -21,6 +21,7 @@ enum conf_type {
 	CONF_LOG_LEVEL,
 	CONF_IFNAME,	/* network interface name */
 	CONF_UINT,	/* decimal, within [min, max] */
+	CONF_BOOL,	/* yes/no, true/false, on/off, 1/0 */
 };
 
 struct conf_key {
@@ -37,6 +38,8 @@ static const struct conf_key conf_schema[] = {
 	{ "state_dir",		CONF_PATH,	",proxyd,", 0, 0 },
 	{ "tun_name",		CONF_IFNAME,	",redirectord,", 0, 0 },
 	{ "tun_mtu",		CONF_UINT,	",redirectord,", 1280, 65535 },
+	{ "cgroup",		CONF_PATH,	",redirectord,", 0, 0 },
+	{ "fail_closed",	CONF_BOOL,	",redirectord,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };
@@ -61,6 +64,22 @@ conf_parse_log_level(const char *s)
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(s, names[i]) == 0)
 			return (int)i;
+	return -1;
+}
+
+int
+conf_parse_bool(const char *s)
+{
+	static const char *yes[] = { "yes", "true", "on", "1" };
+	static const char *no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcmp(s, yes[i]) == 0)
+			return 1;
+		if (strcmp(s, no[i]) == 0)
+			return 0;
+	}
 	return -1;
 }
 
@@ -132,6 +151,9 @@ check_value(const struct conf_key *k, const char *v)
 			return "must be an interface name (at most 15 "
 			    "characters, no '/', '%' or spaces)";
 		return NULL;
+	case CONF_BOOL:
+		return conf_parse_bool(v) < 0 ?
+		    "must be yes or no (true/false, on/off, 1/0)" : NULL;
 	case CONF_UINT: {
 		static char why[64];
 		unsigned long n;

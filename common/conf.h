@@ -25,6 +25,9 @@ void		 conf_free(struct conf *);
 /* The value for daemon's section, else the global one, else NULL. */
 const char	*conf_get(const struct conf *, const char *daemon, const char *key);
 
+/* yes/true/on/1 -> 1, no/false/off/0 -> 0, else -1. */
+int		 conf_parse_bool(const char *);
+
 /* "warn"/"info"/"debug"/"trace" -> enum log_level; -1 if none of them. */
 int		 conf_parse_log_level(const char *);
 

@@ -30,6 +30,7 @@ struct ctl {
 	int			 exit_code;
 	int			 done;
 	ev_timer		 deadline;
+	const char		*spec_text;	/* attach/detach: for error carets */
 	void			(*print)(const struct ctl *, const Lc__CtlReply *);
 };
 
@@ -38,6 +39,11 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  status                 the daemons and the capture state\n"
+    "  attach SPEC[,SPEC...]  capture more: NAME, PID, !EXCLUDE, uid:N, user:NAME,\n"
+    "                         cgroup:PATH, unit:NAME.service (mitmproxy order rules)\n"
+    "  detach SPEC[,SPEC...]  stop capturing those items; detach --all: everything\n"
+    "  run [--] CMD [ARG...]  run CMD with it and everything it starts captured;\n"
+    "                         exits with CMD's status\n"
     "  version                this program's version\n"
     "\n"
     "options:\n"
@@ -110,6 +116,29 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 }
 
 static void
+print_spec(const struct ctl *ctl, const Lc__CtlReply *reply)
+{
+	const char *spec = reply->spec->spec ? reply->spec->spec : "";
+
+	if (ctl->json) {
+		printf("{\"spec\":");
+		json_string(spec);
+		printf("}\n");
+	} else
+		printf("capturing: %s\n", spec[0] ? spec : "nothing");
+}
+
+static char run_cgroup[300];
+
+static void
+print_run(const struct ctl *ctl, const Lc__CtlReply *reply)
+{
+	(void)ctl;
+	snprintf(run_cgroup, sizeof(run_cgroup), "%s",
+	    reply->run->cgroup ? reply->run->cgroup : "");
+}
+
+static void
 finish(struct ctl *ctl, int code)
 {
 	ctl->exit_code = code;
@@ -147,6 +176,10 @@ ctl_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg
 	} else if (reply->reply_case == LC__CTL_REPLY__REPLY_ERROR) {
 		fprintf(stderr, "localcapctl: %s\n", reply->error->message ?
 		    reply->error->message : "request failed");
+		if (reply->error->code == LC__ERROR_CODE__ERR_BAD_SPEC &&
+		    ctl->spec_text && reply->error->offset <= strlen(ctl->spec_text))
+			fprintf(stderr, "  %s\n  %*s^\n", ctl->spec_text,
+			    (int)reply->error->offset, "");
 		finish(ctl, 1);
 	} else {
 		ctl->print(ctl, reply);
@@ -224,6 +257,28 @@ run_request(struct ctl *ctl)
 	return ctl->exit_code;
 }
 
+/* "a", "b,c", "d" -> "a,b,c,d" */
+static char *
+join_args(int n, char **args)
+{
+	size_t len = 1;
+	char *out;
+	int i;
+
+	for (i = 0; i < n; i++)
+		len += strlen(args[i]) + 1;
+	if ((out = calloc(1, len)) == NULL) {
+		fprintf(stderr, "localcapctl: out of memory\n");
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (i)
+			strcat(out, ",");
+		strcat(out, args[i]);
+	}
+	return out;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -236,6 +291,10 @@ main(int argc, char *argv[])
 	struct ctl ctl = { .exit_code = 1 };
 	Lc__CtlRequest req;
 	Lc__StatusRequest status;
+	Lc__AttachRequest attach;
+	Lc__DetachRequest detach;
+	Lc__RunRequest run;
+	char *spec = NULL;
 	const char *runtime_dir = getenv("LOCALCAP_RUNTIME_DIR");
 	char path[300];
 	const char *cmd;
@@ -290,11 +349,68 @@ main(int argc, char *argv[])
 		req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
 		req.status = &status;
 		ctl.print = print_status;
+	} else if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0) {
+		int all = strcmp(cmd, "detach") == 0 && optind < argc &&
+		    strcmp(argv[optind], "--all") == 0;
+
+		if (!all && optind >= argc) {
+			fprintf(stderr, "localcapctl: %s needs a spec, e.g. "
+			    "'localcapctl %s curl,!1234'\n", cmd, cmd);
+			return 2;
+		}
+		/* Several arguments are items too: attach curl wget == curl,wget */
+		if (!all && (spec = join_args(argc - optind, argv + optind)) == NULL)
+			return 1;
+		ctl.spec_text = spec;
+		if (cmd[0] == 'a') {
+			lc__attach_request__init(&attach);
+			attach.spec = spec;
+			req.request_case = LC__CTL_REQUEST__REQUEST_ATTACH;
+			req.attach = &attach;
+		} else {
+			lc__detach_request__init(&detach);
+			detach.spec = spec ? spec : (char *)(uintptr_t)"";
+			detach.all = all;
+			req.request_case = LC__CTL_REQUEST__REQUEST_DETACH;
+			req.detach = &detach;
+		}
+		ctl.print = print_spec;
+	} else if (strcmp(cmd, "run") == 0) {
+		int rc;
+
+		if (optind < argc && strcmp(argv[optind], "--") == 0)
+			optind++;
+		if (optind >= argc) {
+			fprintf(stderr, "localcapctl: run needs a command: "
+			    "localcapctl run -- CMD [ARG...]\n");
+			return 2;
+		}
+		lc__run_request__init(&run);
+		run.pid = (uint32_t)getpid();
+		req.request_case = LC__CTL_REQUEST__REQUEST_RUN;
+		req.run = &run;
+		ctl.print = print_run;
+		ctl.request = &req;
+		/*
+		 * redirectord moves us into a fresh capture cgroup; then we
+		 * become CMD, so CMD and all it starts are in there.
+		 */
+		if ((rc = run_request(&ctl)) != 0)
+			return rc;
+		if (getenv("LOCALCAP_VERBOSE"))
+			fprintf(stderr, "localcapctl: capturing in cgroup %s\n",
+			    run_cgroup);
+		execvp(argv[optind], argv + optind);
+		fprintf(stderr, "localcapctl: cannot run %s: %s\n", argv[optind],
+		    strerror(errno));
+		return errno == ENOENT ? 127 : 126;
 	} else {
 		fprintf(stderr, "localcapctl: unknown command '%s'\n", cmd);
 		fputs(usage, stderr);
 		return 2;
 	}
 	ctl.request = &req;
-	return run_request(&ctl);
+	c = run_request(&ctl);
+	free(spec);
+	return c;
 }

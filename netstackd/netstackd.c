@@ -46,6 +46,8 @@
 #define TUN_BATCH	64		/* packets read per TUN wakeup */
 #define FLOW_BUF	(64u << 10)	/* per-direction staging buffer */
 #define STATUS_EVERY	1.0		/* seconds between status reports */
+#define OWNER_WAIT_MS	100		/* longest wait for an owner lookup */
+#define UDP_PENDING_MAX	8		/* datagrams kept while it runs */
 
 #define container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -69,6 +71,23 @@ struct flow {
 	int			 app_fin_passed;	/* ...and proxyd was told */
 	int			 sock_eof;	/* proxyd shut its write side */
 	int			 sock_eof_passed;	/* ...and the app was told */
+
+	/*
+	 * Before the handover (sock == -1) the flow waits, at most
+	 * OWNER_WAIT_MS, for redirectord to say which process owns it; the
+	 * connection meanwhile buffers (TCP) or we keep a few datagrams.
+	 */
+	int			 pending;
+	uint64_t		 queried_at;
+	struct tcp_tuple	 tuple;
+	int			 have_owner;
+	uint32_t		 owner_pid, owner_uid, owner_gid;
+	uint64_t		 owner_cgroup_id;
+	char			 owner_name[16];
+	char			 owner_cgroup[256];
+	uint8_t			*udpq[UDP_PENDING_MAX];
+	size_t			 udpq_len[UDP_PENDING_MAX];
+	int			 nudpq;
 };
 
 struct netstackd {
@@ -77,6 +96,7 @@ struct netstackd {
 	struct ipc_connector	*proxy;		/* flow.sock */
 	ev_timer		 report;	/* status to redirectord, soon */
 	ev_timer		 status_tick;
+	ev_timer		 owner_timer;	/* flows waiting for an owner */
 
 	/* The TUN and the stack on it; both exist only between a handover
 	 * and the loss of redirectord. */
@@ -269,60 +289,192 @@ fill_endpoint(Lc__Endpoint *e, uint8_t version, const uint8_t *addr, uint16_t po
 }
 
 /*
- * A new flow: a socketpair, NewFlow + one end to proxyd.  Returns the flow,
- * or NULL (proxyd away, no fds, ...): the caller refuses the connection.
+ * Give a flow to proxyd: a socketpair, NewFlow (with the owner, when known)
+ * + one end.  -1 if that fails (proxyd away, no fds): the caller drops the
+ * flow and the application sees a reset / port unreachable.
  */
-static struct flow *
-flow_new(int udp, uint64_t id, const struct tcp_tuple *t)
+static int
+flow_handover(struct flow *f)
 {
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
+	const struct tcp_tuple *t = &f->tuple;
 	Lc__NewFlow nf;
 	Lc__Endpoint src, dst;
 	Lc__ProcessInfo owner;
-	struct flow *f;
 	struct timespec ts;
-	int sv[2];
+	int sv[2], i;
 
+	f->pending = 0;
 	if (px == NULL)
-		return NULL;
-	if (socketpair(AF_UNIX, (udp ? SOCK_SEQPACKET : SOCK_STREAM) |
+		return -1;
+	if (socketpair(AF_UNIX, (f->udp ? SOCK_SEQPACKET : SOCK_STREAM) |
 	    SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("socketpair for flow %llu", (unsigned long long)id);
-		return NULL;
+		log_warn("socketpair for flow %llu", (unsigned long long)f->id);
+		return -1;
 	}
 	lc__new_flow__init(&nf);
 	lc__process_info__init(&owner);
+	if (f->have_owner) {
+		owner.pid = f->owner_pid;
+		owner.uid = f->owner_uid;
+		owner.gid = f->owner_gid;
+		owner.name = f->owner_name;
+		owner.cgroup = f->owner_cgroup;
+		owner.cgroup_id = f->owner_cgroup_id;
+	}
 	/* "remote" is the application, "local" the destination it wanted. */
 	fill_endpoint(&src, t->version, t->raddr, t->rport);
 	fill_endpoint(&dst, t->version, t->laddr, t->lport);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	nf.flow_id = id;
-	nf.transport = udp ? LC__TRANSPORT__TRANSPORT_UDP : LC__TRANSPORT__TRANSPORT_TCP;
+	nf.flow_id = f->id;
+	nf.transport = f->udp ? LC__TRANSPORT__TRANSPORT_UDP :
+	    LC__TRANSPORT__TRANSPORT_TCP;
 	nf.src = &src;
 	nf.dst = &dst;
 	nf.owner = &owner;
 	nf.start_time_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 	if (ipc_send(px, LC__MSG_TYPE__MSG_NEW_FLOW, &nf.base, &sv[1], 1) == -1) {
 		log_debug("flow %llu not handed to proxyd: %s",
-		    (unsigned long long)id, strerror(errno));
+		    (unsigned long long)f->id, strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
-		return NULL;
+		return -1;
 	}
 	close(sv[1]);	/* the framing layer sent its own duplicate */
-	if ((f = calloc(1, sizeof(*f))) == NULL) {
-		close(sv[0]);
-		return NULL;
-	}
-	f->udp = udp;
-	f->id = id;
 	f->sock = sv[0];
 	ev_io_init(&f->rio, flow_sock_read_cb, f->sock, EV_READ);
 	ev_io_init(&f->wio, flow_sock_write_cb, f->sock, EV_WRITE);
 	ev_io_start(ns.d.loop, &f->rio);
+	/* Datagrams that came while we waited go first. */
+	for (i = 0; i < f->nudpq; i++) {
+		(void)send(f->sock, f->udpq[i], f->udpq_len[i],
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		free(f->udpq[i]);
+	}
+	f->nudpq = 0;
+	return 0;
+}
+
+static void	tcp_to_sock(struct flow *);
+
+/* The owner is known (or will not be): hand over, catch up, or drop. */
+static void
+flow_release_pending(struct flow *f)
+{
+	if (flow_handover(f) == -1) {
+		ns.flows_refused++;
+		if (f->uflow) {
+			ns_udp_refuse(ns.stack, f->uflow);
+			f->uflow = NULL;
+		}
+		flow_free(f);
+		return;
+	}
+	if (!f->udp)
+		tcp_to_sock(f);	/* what the application sent meanwhile */
+}
+
+static void
+owner_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct flow *f, *next;
+	uint64_t now = now_ms();
+	int waiting = 0;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	for (f = TAILQ_FIRST(&ns.flows); f; f = next) {
+		next = TAILQ_NEXT(f, entry);
+		if (!f->pending)
+			continue;
+		if (f->queried_at + OWNER_WAIT_MS <= now)
+			flow_release_pending(f);
+		else
+			waiting = 1;
+	}
+	if (waiting) {
+		ev_timer_set(&ns.owner_timer, OWNER_WAIT_MS / 1000., 0.);
+		ev_timer_start(ns.d.loop, &ns.owner_timer);
+	}
+	process_events();
+}
+
+/*
+ * A new flow.  If redirectord is there, ask it who owns the flow and hand
+ * the flow over when it answers (or after OWNER_WAIT_MS); else at once.
+ * NULL: refused (proxyd away, no memory).
+ */
+static struct flow *
+flow_new(int udp, uint64_t id, const struct tcp_tuple *t)
+{
+	struct ipc_peer *rd = ns.redirector ? ipc_connector_peer(ns.redirector) : NULL;
+	struct flow *f;
+
+	if (ns.proxy == NULL || ipc_connector_peer(ns.proxy) == NULL)
+		return NULL;
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	f->udp = udp;
+	f->id = id;
+	f->sock = -1;
+	f->tuple = *t;
 	TAILQ_INSERT_TAIL(&ns.flows, f, entry);
 	ns.status_dirty = 1;
+	if (rd != NULL) {
+		Lc__OwnerQuery q;
+		Lc__Endpoint src, dst;
+
+		lc__owner_query__init(&q);
+		fill_endpoint(&src, t->version, t->raddr, t->rport);
+		fill_endpoint(&dst, t->version, t->laddr, t->lport);
+		q.query_id = id;
+		q.transport = udp ? LC__TRANSPORT__TRANSPORT_UDP :
+		    LC__TRANSPORT__TRANSPORT_TCP;
+		q.src = &src;
+		q.dst = &dst;
+		if (ipc_send(rd, LC__MSG_TYPE__MSG_OWNER_QUERY, &q.base, NULL, 0) == 0) {
+			f->pending = 1;
+			f->queried_at = now_ms();
+			if (!ev_is_active(&ns.owner_timer)) {
+				ev_timer_set(&ns.owner_timer, OWNER_WAIT_MS / 1000., 0.);
+				ev_timer_start(ns.d.loop, &ns.owner_timer);
+			}
+			return f;
+		}
+	}
+	if (flow_handover(f) == -1) {
+		TAILQ_REMOVE(&ns.flows, f, entry);
+		free(f);
+		return NULL;
+	}
 	return f;
+}
+
+/* redirectord's answer: the owner, for a flow that may still be waiting. */
+static void
+owner_reply(const Lc__OwnerReply *r)
+{
+	struct flow *f;
+
+	TAILQ_FOREACH(f, &ns.flows, entry)
+		if (f->pending && f->id == r->query_id)
+			break;
+	if (f == NULL)
+		return;		/* answered too late, or the flow is gone */
+	if (r->found && r->owner) {
+		f->have_owner = 1;
+		f->owner_pid = r->owner->pid;
+		f->owner_uid = r->owner->uid;
+		f->owner_gid = r->owner->gid;
+		f->owner_cgroup_id = r->owner->cgroup_id;
+		snprintf(f->owner_name, sizeof(f->owner_name), "%s",
+		    r->owner->name ? r->owner->name : "");
+		snprintf(f->owner_cgroup, sizeof(f->owner_cgroup), "%s",
+		    r->owner->cgroup ? r->owner->cgroup : "");
+	}
+	flow_release_pending(f);
+	process_events();
 }
 
 static void
@@ -341,6 +493,8 @@ flow_free(struct flow *f)
 		ns_udp_close(ns.stack, f->uflow);
 	}
 	TAILQ_REMOVE(&ns.flows, f, entry);
+	while (f->nudpq > 0)
+		free(f->udpq[--f->nudpq]);
 	free(f->out);
 	free(f->in);
 	free(f);
@@ -353,6 +507,8 @@ tcp_to_sock(struct flow *f)
 {
 	uint64_t now = now_ms();
 
+	if (f->sock < 0)
+		return;		/* not handed over yet: the connection buffers */
 	for (;;) {
 		ssize_t n;
 
@@ -394,6 +550,8 @@ sock_to_tcp(struct flow *f)
 {
 	uint64_t now = now_ms();
 
+	if (f->sock < 0)
+		return;		/* not handed over yet */
 	while (f->tcp) {
 		ssize_t n;
 
@@ -545,6 +703,11 @@ handle_tcp_event(const struct ns_event *ev)
 	if (ev->tcp_events & TCP_EV_CLOSED) {
 		const struct tcp_conn *c = &tf->c;
 
+		/* A flow that ended while we waited still reaches proxyd. */
+		if (f->pending && flow_handover(f) == -1) {
+			flow_free(f);
+			return;
+		}
 		/* Hand proxyd what was already taken, then let go. */
 		tcp_to_sock(f);
 		send_flow_closed(f->id, c->stats.bytes_in, c->stats.bytes_out,
@@ -572,6 +735,15 @@ handle_udp_datagram(const struct ns_input *in)
 		}
 		f->uflow = u;
 		u->user = f;
+	}
+	if (f->sock < 0) {
+		/* Waiting for the owner: keep a few, as a socket buffer would. */
+		if (f->nudpq < UDP_PENDING_MAX &&
+		    (f->udpq[f->nudpq] = malloc(in->len)) != NULL) {
+			memcpy(f->udpq[f->nudpq], in->data, in->len);
+			f->udpq_len[f->nudpq++] = in->len;
+		}
+		return;
 	}
 	/* One datagram per record; if proxyd is behind, UDP may drop. */
 	if (send(f->sock, in->data, in->len, MSG_NOSIGNAL | MSG_DONTWAIT) == -1 &&
@@ -757,8 +929,10 @@ redirector_message(struct ipc_peer *peer, Lc__MsgType type,
 		tun_start(fd, th);
 		break;
 	}
-	case LC__MSG_TYPE__MSG_PACKET_BATCH:
 	case LC__MSG_TYPE__MSG_OWNER_REPLY:
+		owner_reply((const Lc__OwnerReply *)(const void *)msg);
+		break;
+	case LC__MSG_TYPE__MSG_PACKET_BATCH:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
 	default:
@@ -841,6 +1015,7 @@ netstackd_shutdown(void *arg)
 	tun_stop("shutting down");
 	ev_timer_stop(ns.d.loop, &ns.report);
 	ev_timer_stop(ns.d.loop, &ns.status_tick);
+	ev_timer_stop(ns.d.loop, &ns.owner_timer);
 }
 
 int
@@ -894,6 +1069,7 @@ main(int argc, char *argv[])
 	ev_timer_init(&ns.report, report_cb, 0., 0.);
 	ev_timer_init(&ns.stack_timer, stack_timer_cb, 0., 0.);
 	ev_timer_init(&ns.impair_timer, impair_timer_cb, 0., 0.);
+	ev_timer_init(&ns.owner_timer, owner_timer_cb, 0., 0.);
 	if (ns.impairing)
 		log_warnx("TESTING: impairing packets at the TUN (loss %u, dup %u, "
 		    "reorder %u ppm, delay %u ms)", ns.im.loss_ppm, ns.im.dup_ppm,

@@ -26,6 +26,8 @@
 #include "log.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
+#include "redirectord/bpf.h"
+#include "redirectord/capture.h"
 #include "redirectord/tun.h"
 
 #define CTL_GROUP	"localcap"
@@ -48,7 +50,11 @@ struct redirectord {
 	uint64_t		 netstack_packets_in;
 	const char		*tun_name_opt;
 	const char		*tun_mtu_opt;
+	const char		*cgroup_opt;
+	int			 fail_closed_opt;
 	struct tun		 tun;
+	struct capture		 cap;
+	ev_timer		 reap;		/* run cgroups that emptied */
 };
 
 static struct redirectord rd = { .d = { .name = "redirectord" } };
@@ -60,7 +66,9 @@ static const char usage[] =
     DAEMON_COMMON_HELP
     "  -t, --tun-name NAME     the capture TUN device (default "
     TUN_DEFAULT_NAME ")\n"
-    "  -m, --tun-mtu N         its MTU, 1280-65535 (default 1500)\n";
+    "  -m, --tun-mtu N         its MTU, 1280-65535 (default 1500)\n"
+    "  -g, --cgroup PATH       attach capture here (default: the cgroup v2 root)\n"
+    "      --fail-closed       keep capturing while netstackd/proxyd are down\n";
 
 static void
 print_version(void)
@@ -131,11 +139,20 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
 	dsp[2] = &ds[2];
 	st->n_daemons = 3;
 	st->daemons = dsp;
-	st->spec = (char *)(uintptr_t)"";
-	st->capturing = 0;
+	st->spec = rd.cap.spec;
+	st->capturing = capture_active(&rd.cap) && rd.cap.spec[0] != '\0';
+	st->fail_closed = rd.cap.fail_closed;
 	st->runtime_dir = rd.d.runtime_dir;
-	st->note = (char *)(uintptr_t)"capture (eBPF + TUN) is not built into "
-	    "this version yet";
+	if (!rd.cap.chain_up)
+		st->note = (char *)(uintptr_t)(rd.cap.fail_closed ?
+		    "netstackd or proxyd is down: captured connections fail "
+		    "(fail-closed)" :
+		    "netstackd or proxyd is down: new sockets go direct (fail-open)");
+	else if (rd.cap.spec[0] == '\0')
+		st->note = (char *)(uintptr_t)"nothing attached: localcapctl attach "
+		    "SPEC, or localcapctl run -- CMD";
+	else
+		st->note = (char *)(uintptr_t)"";
 	reply->reply_case = LC__CTL_REPLY__REPLY_STATUS;
 	reply->status = st;
 }
@@ -148,30 +165,74 @@ ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
 	Lc__StatusReply st;
 	Lc__DaemonStatus ds[3], *dsp[3];
 	Lc__Error err;
+	Lc__SpecReply spec_reply;
+	Lc__RunReply run_reply;
+	char text[400], cgroup[300];
 	const char *what = "status";
 
 	lc__ctl_reply__init(&reply);
 	lc__error__init(&err);
+	lc__spec_reply__init(&spec_reply);
+	lc__run_reply__init(&run_reply);
 	reply.request_id = req->request_id;
 	switch (req->request_case) {
 	case LC__CTL_REQUEST__REQUEST_STATUS:
 		ctl_status(&reply, &st, ds, dsp);
 		break;
 	case LC__CTL_REQUEST__REQUEST_ATTACH:
-	case LC__CTL_REQUEST__REQUEST_DETACH:
-	case LC__CTL_REQUEST__REQUEST_RUN:
-		what = req->request_case == LC__CTL_REQUEST__REQUEST_ATTACH ?
-		    "attach" : req->request_case == LC__CTL_REQUEST__REQUEST_DETACH ?
-		    "detach" : "run";
-		err.code = LC__ERROR_CODE__ERR_UNAVAILABLE;
-		err.message = (char *)(uintptr_t)"capture is not built into this "
-		    "version of redirectord yet";
-		reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
-		reply.error = &err;
+	case LC__CTL_REQUEST__REQUEST_DETACH: {
+		int attach = req->request_case == LC__CTL_REQUEST__REQUEST_ATTACH;
+		const char *spec = attach ? req->attach->spec : req->detach->spec;
+		uint32_t offset = 0;
+		int rc;
+
+		what = attach ? "attach" : "detach";
+		rc = attach ? capture_attach(&rd.cap, spec, text, sizeof(text), &offset) :
+		    capture_detach(&rd.cap, spec, req->detach->all, text, sizeof(text));
 		/* Every change request is logged with who asked. */
-		log_info("%s requested by uid %d pid %d: unavailable", what,
-		    (int)cred->uid, (int)cred->pid);
+		log_info("%s '%s' by uid %d pid %d: %s", what,
+		    !attach && req->detach->all ? "all" : spec ? spec : "",
+		    (int)cred->uid, (int)cred->pid, rc == 0 ? "done" : text);
+		if (rc == 0) {
+			spec_reply.spec = rd.cap.spec;
+			reply.reply_case = LC__CTL_REPLY__REPLY_SPEC;
+			reply.spec = &spec_reply;
+		} else {
+			err.code = attach ? LC__ERROR_CODE__ERR_BAD_SPEC :
+			    strstr(text, "is not attached") ? LC__ERROR_CODE__ERR_NOT_FOUND :
+			    LC__ERROR_CODE__ERR_BAD_SPEC;
+			err.message = text;
+			err.offset = offset;
+			reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
+			reply.error = &err;
+		}
 		break;
+	}
+	case LC__CTL_REQUEST__REQUEST_RUN: {
+		pid_t pid = req->run->pid ? (pid_t)req->run->pid : cred->pid;
+
+		what = "run";
+		if (cred->uid != 0 && pid != cred->pid) {
+			snprintf(text, sizeof(text), "only root may capture another "
+			    "process (pid %d); you may run your own (pid %d)",
+			    (int)pid, (int)cred->pid);
+			err.code = LC__ERROR_CODE__ERR_PERMISSION_DENIED;
+		} else if (capture_run(&rd.cap, pid, cgroup, sizeof(cgroup), text,
+		    sizeof(text)) == -1)
+			err.code = LC__ERROR_CODE__ERR_BAD_REQUEST;
+		log_info("run pid %d by uid %d pid %d: %s", (int)pid, (int)cred->uid,
+		    (int)cred->pid, err.code ? text : cgroup);
+		if (err.code) {
+			err.message = text;
+			reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
+			reply.error = &err;
+		} else {
+			run_reply.cgroup = cgroup;
+			reply.reply_case = LC__CTL_REPLY__REPLY_RUN;
+			reply.run = &run_reply;
+		}
+		break;
+	}
 	default:
 		err.code = LC__ERROR_CODE__ERR_BAD_REQUEST;
 		err.message = (char *)(uintptr_t)"unknown or empty request";
@@ -269,7 +330,42 @@ netstack_ready(struct ipc_peer *peer)
 	rd.proxyd_connected = 0;
 	log_info("netstackd connected (pid %d, version %s)",
 	    (int)ipc_cred(peer)->pid, ipc_peer_version(peer));
+	capture_exclude_pid(&rd.cap, ipc_cred(peer)->pid, ipc_cred(peer)->uid);
 	send_tun(peer);
+}
+
+/* Who owns the flow netstackd just saw (the BPF programs recorded it). */
+static void
+owner_query(struct ipc_peer *peer, const Lc__OwnerQuery *q)
+{
+	Lc__OwnerReply r;
+	Lc__ProcessInfo pi;
+	struct capture_owner o;
+	int version;
+
+	lc__owner_reply__init(&r);
+	lc__process_info__init(&pi);
+	r.query_id = q->query_id;
+	if (q->src && q->dst && q->src->addr.len == q->dst->addr.len &&
+	    (q->src->addr.len == 4 || q->src->addr.len == 16) &&
+	    q->src->port <= 65535 && q->dst->port <= 65535) {
+		version = q->src->addr.len == 4 ? 4 : 6;
+		if (capture_owner(&rd.cap, version,
+		    q->transport == LC__TRANSPORT__TRANSPORT_UDP ? 17 : 6,
+		    q->src->addr.data, (uint16_t)q->src->port, q->dst->addr.data,
+		    (uint16_t)q->dst->port, &o) == 0) {
+			r.found = 1;
+			pi.pid = o.pid;
+			pi.uid = o.uid;
+			pi.gid = o.gid;
+			pi.name = o.name;
+			pi.cgroup = o.cgroup;
+			pi.cgroup_id = o.cgroup_id;
+			r.owner = &pi;
+		}
+	}
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_OWNER_REPLY, &r.base, NULL, 0) == -1)
+		log_warn("OwnerReply");
 }
 
 static void
@@ -287,8 +383,11 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 		if (st->proxyd_connected != rd.proxyd_connected)
 			log_info("proxyd %s (as netstackd reports)",
 			    st->proxyd_connected ? "reachable" : "unreachable");
+		if (st->proxyd_connected && st->proxyd_pid != rd.proxyd_pid)
+			capture_exclude_pid(&rd.cap, (pid_t)st->proxyd_pid, (uid_t)-1);
 		rd.proxyd_connected = st->proxyd_connected;
 		rd.proxyd_pid = st->proxyd_pid;
+		capture_chain(&rd.cap, rd.proxyd_connected);
 		snprintf(rd.proxyd_version, sizeof(rd.proxyd_version), "%s",
 		    st->proxyd_version ? st->proxyd_version : "");
 		for (i = 0; i < st->n_counters; i++)
@@ -297,9 +396,11 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 				rd.netstack_packets_in = st->counters[i]->value;
 		break;
 	}
-	case LC__MSG_TYPE__MSG_PACKET_BATCH:
 	case LC__MSG_TYPE__MSG_OWNER_QUERY:
-		/* Served once capture lands (redirectord issue). */
+		owner_query(peer, (const Lc__OwnerQuery *)(const void *)msg);
+		break;
+	case LC__MSG_TYPE__MSG_PACKET_BATCH:
+		/* netstackd owns the TUN fd: nothing to relay. */
 		break;
 	default:
 		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
@@ -315,6 +416,7 @@ netstack_close(struct ipc_peer *peer, const char *reason)
 	log_warnx("lost netstackd (pid %d): %s", (int)ipc_cred(peer)->pid, reason);
 	rd.netstack = NULL;
 	rd.proxyd_connected = 0;
+	capture_chain(&rd.cap, false);
 }
 
 static const struct ipc_callbacks netstack_cb = {
@@ -337,12 +439,40 @@ redirectord_shutdown(void *arg)
 		ipc_close(cl->peer, "redirectord shutting down");
 	if (rd.netstack)
 		ipc_close(rd.netstack, "redirectord shutting down");
+	ev_timer_stop(rd.d.loop, &rd.reap);
+	capture_close(&rd.cap);
 	tun_close(&rd.tun);
+}
+
+static void
+reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	capture_reap(&rd.cap);
+}
+
+static void
+start_capture(void)
+{
+	const char *cg = rd.cgroup_opt ? rd.cgroup_opt :
+	    conf_get(rd.d.conf, "redirectord", "cgroup");
+	const char *fc = conf_get(rd.d.conf, "redirectord", "fail_closed");
+	char err[300];
+
+	if (capture_init(&rd.cap, cg, &rd.tun, rd.fail_closed_opt ||
+	    (fc && conf_parse_bool(fc) == 1), err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	ev_timer_init(&rd.reap, reap_cb, 1., 1.);
+	ev_timer_start(rd.d.loop, &rd.reap);
+	ev_unref(rd.d.loop);
 }
 
 static void
 close_tun_at_exit(void)
 {
+	capture_close(&rd.cap);
 	tun_close(&rd.tun);
 }
 
@@ -376,6 +506,8 @@ main(int argc, char *argv[])
 		DAEMON_LONGOPTS,
 		{ "tun-name",	required_argument,	NULL, 't' },
 		{ "tun-mtu",	required_argument,	NULL, 'm' },
+		{ "cgroup",	required_argument,	NULL, 'g' },
+		{ "fail-closed", no_argument,		NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct ipc_peer_config ctl_cfg = {
@@ -397,7 +529,7 @@ main(int argc, char *argv[])
 	char path[300];
 	int c;
 
-	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "t:m:", longopts,
+	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "t:m:g:", longopts,
 	    NULL)) != -1) {
 		if (daemon_common_opt(&rd.d, c, optarg, usage, print_version))
 			continue;
@@ -405,6 +537,10 @@ main(int argc, char *argv[])
 			rd.tun_name_opt = optarg;
 		else if (c == 'm')
 			rd.tun_mtu_opt = optarg;
+		else if (c == 'g')
+			rd.cgroup_opt = optarg;
+		else if (c == 'F')
+			rd.fail_closed_opt = 1;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "redirectord: unexpected argument '%s'\n", argv[optind]);
@@ -416,6 +552,7 @@ main(int argc, char *argv[])
 	rd.tun.fd = -1;
 	daemon_start(&rd.d, loop, &hooks);
 	open_tun();
+	start_capture();
 
 	daemon_path(&rd.d, "data.sock", path, sizeof(path));
 	if ((rd.data_listener = ipc_listen(loop, path, 0660, &data_cfg,

@@ -14,10 +14,13 @@ BIN="$top/${BUILD:-build}/bin"
 T=$(mktemp -d /tmp/localcap-demo.XXXXXX)
 chmod 755 "$T"
 pids=""
+. "$top/test/lib.sh"
+CG=$(make_cgroup "localcap-demo-$$")
 
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	remove_cgroup "$CG"
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -45,7 +48,7 @@ wait_up() {
 }
 
 say "localcap $(cat "$top/VERSION"): starting redirectord, netstackd and proxyd in $T"
-start redirectord
+start redirectord "-g $CG"
 start netstackd
 start proxyd "-s $T/state"
 wait_up netstackd; wait_up proxyd

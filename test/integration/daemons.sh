@@ -20,12 +20,16 @@ chmod 755 "$T"
 STATE="$T/state"
 PROXYD_PID="" REDIRECTORD_PID="" NETSTACKD_PID=""
 passed=0 failed=0
+. "$top/test/lib.sh"
+# Capture attaches to a child cgroup of our own, never to the root.
+CG=$(make_cgroup "localcap-test-daemons-$$") || { echo "no cgroup v2"; exit 1; }
 
 cleanup() {
 	for p in $PROXYD_PID $REDIRECTORD_PID $NETSTACKD_PID; do
 		kill -9 "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
+	remove_cgroup "$CG"
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -51,7 +55,7 @@ start() {
 	proxyd) "$BIN/proxyd" -f -r "$T" -s "$STATE" >>"$T/proxyd.log" 2>&1 &
 		PROXYD_PID=$! ;;
 	# Its TUN lives in a network namespace of its own, gone with it.
-	redirectord) unshare --net -- "$BIN/redirectord" -f -r "$T" \
+	redirectord) unshare --net -- "$BIN/redirectord" -f -r "$T" -g "$CG" \
 		    >>"$T/redirectord.log" 2>&1 &
 		REDIRECTORD_PID=$! ;;
 	netstackd) "$BIN/netstackd" -f -r "$T" >>"$T/netstackd.log" 2>&1 &
@@ -131,9 +135,9 @@ check "the first proxyd is unharmed" alive "$PROXYD_PID"
 printf 'log_level = info\n[proxyd]\nlisten_port = 8080\n' >"$T/bad.conf"
 check_run "bad config: exit 1 naming file and line" 1 \
     "$T/bad.conf:3: unknown key 'listen_port'" \
-    "$BIN/redirectord" -f -r "$T" -c "$T/bad.conf"
+    "$BIN/redirectord" -f -r "$T" -g "$CG" -c "$T/bad.conf"
 check_run "a bad --tun-mtu is refused" 1 "MTU 100 out of range" \
-    unshare --net -- "$BIN/redirectord" -f -r "$T/x" --tun-mtu 100
+    unshare --net -- "$BIN/redirectord" -f -r "$T/x" -g "$CG" --tun-mtu 100
 check "the running redirectord is unharmed" alive "$REDIRECTORD_PID"
 printf 'log_level = info\n' >"$T/good.conf"
 kill -9 "$NETSTACKD_PID"; wait "$NETSTACKD_PID" 2>/dev/null

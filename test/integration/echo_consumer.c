@@ -127,8 +127,14 @@ on_message(struct ipc_peer *p, Lc__MsgType type, const ProtobufCMessage *msg,
 		fds[0] = -1;
 		e->udp = nf->transport == LC__TRANSPORT__TRANSPORT_UDP;
 		e->id = nf->flow_id;
-		printf("new %llu %s %s port %u\n", (unsigned long long)e->id,
-		    e->udp ? "udp" : "tcp", dst, nf->dst ? nf->dst->port : 0);
+		printf("new %llu %s %s port %u owner pid %u name %s uid %u "
+		    "cgroup %s\n", (unsigned long long)e->id,
+		    e->udp ? "udp" : "tcp", dst, nf->dst ? nf->dst->port : 0,
+		    nf->owner ? nf->owner->pid : 0,
+		    nf->owner && nf->owner->name && nf->owner->name[0] ?
+		    nf->owner->name : "-", nf->owner ? nf->owner->uid : 0,
+		    nf->owner && nf->owner->cgroup && nf->owner->cgroup[0] ?
+		    nf->owner->cgroup : "-");
 		fflush(stdout);
 		ev_io_init(&e->rio, echo_io_cb, e->fd, EV_READ);
 		ev_io_init(&e->wio, echo_io_cb, e->fd, EV_WRITE);

@@ -33,13 +33,18 @@ chmod 755 "$T"
 CLIENT="python3 $top/test/integration/netclient.py"
 pids=""
 passed=0 failed=0
+. "$top/test/lib.sh"
+# redirectord attaches its (here idle) capture programs to our own child
+# cgroup; this test routes to the TUN instead of capturing.
+CG=$(make_cgroup "localcap-test-interop-$$") || { echo "no cgroup v2"; exit 1; }
 
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
 	sleep 0.2
 	for p in $pids; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
+	kill_netns "$NS"
+	remove_cgroup "$CG"
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -62,12 +67,15 @@ run() {
 ip netns add "$NS" || exit 1
 inns ip link set lo up
 
-inns "$B/bin/redirectord" -f -r "$T" >"$T/redirectord.log" 2>&1 &
+# nsenter, not ip netns exec: the latter remounts /sys, hiding cgroup v2.
+nsenter --net="/run/netns/$NS" "$B/bin/redirectord" -f -r "$T" -g "$CG" \
+    >"$T/redirectord.log" 2>&1 &
 pids="$pids $!"
-inns "$B/bin/netstackd" -f -r "$T" ${IMPAIR:+--impair "$IMPAIR"} \
+# Started directly (not through a shell function) so $! is the daemon.
+ip netns exec "$NS" "$B/bin/netstackd" -f -r "$T" ${IMPAIR:+--impair "$IMPAIR"} \
     >"$T/netstackd.log" 2>&1 &
 pids="$pids $!"
-inns "$B/test/integration/echo_consumer" "$T" >"$T/echo.log" 2>&1 &
+ip netns exec "$NS" "$B/test/integration/echo_consumer" "$T" >"$T/echo.log" 2>&1 &
 pids="$pids $!"
 
 i=0

@@ -1,0 +1,36 @@
+# Shell helpers shared by the integration scripts (sourced, not run).
+
+# The cgroup v2 mount point: /sys/fs/cgroup, or /sys/fs/cgroup/unified on
+# hybrid systems.  Found in /proc/self/mountinfo, never assumed.
+cgroup2_root() {
+	awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo
+}
+
+# make_cgroup NAME: a child cgroup of the v2 root for this test; prints its
+# path.  Tests attach capture there, never to the root itself.
+make_cgroup() {
+	_root=$(cgroup2_root)
+	[ -n "$_root" ] || return 1
+	mkdir "$_root/$1" && echo "$_root/$1"
+}
+
+# remove_cgroup PATH: end what the test left running in it (only the test's
+# own processes are ever in it), then remove it and its children.
+remove_cgroup() {
+	[ -d "$1" ] || return 0
+	for _try in 1 2 3 4 5 6 7 8 9 10; do
+		find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null |
+		    while read -r _p; do kill -9 "$_p" 2>/dev/null; done
+		find "$1" -depth -type d -exec rmdir {} + 2>/dev/null
+		[ -d "$1" ] || return 0
+		sleep 0.1
+	done
+	echo "warning: could not remove cgroup $1" >&2
+}
+
+# kill_netns NAME: end every process still in the namespace (the test's own),
+# then delete it.
+kill_netns() {
+	for _p in $(ip netns pids "$1" 2>/dev/null); do kill -9 "$_p" 2>/dev/null; done
+	ip netns del "$1" 2>/dev/null
+}
