@@ -332,9 +332,13 @@ static __always_inline void
 unbind(struct bpf_sock_addr *ctx, __u32 why)
 {
 	int zero = 0;
+	__u64 cookie;
 
 	bpf_setsockopt(ctx, SOL_SOCKET_, SO_BINDTOIFINDEX_, &zero, sizeof(zero));
 	count(why);
+	/* Not going to the TUN after all: no owner, no flows to record. */
+	cookie = bpf_get_socket_cookie(ctx);
+	bpf_map_delete_elem(&lc_owners, &cookie);
 }
 
 static __always_inline int
@@ -472,6 +476,7 @@ SEC("sockops")
 int lc_sockops(struct bpf_sock_ops *skops)
 {
 	int zero = 0;
+	__u64 cookie;
 
 	if (skops->op != BPF_SOCK_OPS_TCP_LISTEN_CB)
 		return 1;
@@ -480,6 +485,8 @@ int lc_sockops(struct bpf_sock_ops *skops)
 	bpf_setsockopt(skops, SOL_SOCKET_, SO_BINDTOIFINDEX_, &zero,
 	    sizeof(zero));
 	count(LC_CNT_SERVER_UNBOUND);
+	cookie = bpf_get_socket_cookie(skops);
+	bpf_map_delete_elem(&lc_owners, &cookie);
 	return 1;
 }
 

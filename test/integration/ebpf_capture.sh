@@ -433,6 +433,12 @@ for t in "udp-sendto 4 127.0.0.1 9006" "udp-sendto 6 ::1 9007"; do
 		fail "unconnected UDP to loopback answered from the 2nd datagram: $t" "$out"
 	fi
 done
+# unbound sockets leave no owner behind, so no loopback flow is recorded
+if hcmd flows | grep -qE ' (127\.0\.0\.1|::1|10\.77\.0\.1) [0-9]+ pid='; then
+	fail "no flow recorded for local destinations" "$(hcmd flows)"
+else
+	pass "no flow recorded for local destinations"
+fi
 [ "$(counter connects_local_unbound)" -ge 3 ] && pass "connect hook counted the local connects" ||
 	fail "connect hook counted the local connects" "$(counter connects_local_unbound)"
 
