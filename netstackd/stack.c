@@ -788,6 +788,20 @@ ns_tcp_recv(struct ns_stack *s, struct ns_tcp_flow *f, void *buf, size_t len,
 	return n;
 }
 
+size_t
+ns_tcp_recv_peek(struct ns_tcp_flow *f, const uint8_t **p)
+{
+	return tcp_recv_peek(&f->c, p);
+}
+
+void
+ns_tcp_recv_consume(struct ns_stack *s, struct ns_tcp_flow *f, size_t n,
+    uint64_t now)
+{
+	tcp_recv_consume(&f->c, n, now);
+	flow_after(s, f);
+}
+
 void
 ns_tcp_shutdown(struct ns_stack *s, struct ns_tcp_flow *f, uint64_t now)
 {

@@ -144,6 +144,11 @@ ssize_t	ns_tcp_send(struct ns_stack *s, struct ns_tcp_flow *f, const void *data,
 	    size_t len, uint64_t now);
 size_t	ns_tcp_recv(struct ns_stack *s, struct ns_tcp_flow *f, void *buf,
 	    size_t len, uint64_t now);
+/* Zero-copy reading: contiguous bytes at *p (valid until the next call
+ * on f), then consume what the flow socket took; opens the window. */
+size_t	ns_tcp_recv_peek(struct ns_tcp_flow *f, const uint8_t **p);
+void	ns_tcp_recv_consume(struct ns_stack *s, struct ns_tcp_flow *f, size_t n,
+	    uint64_t now);
 void	ns_tcp_shutdown(struct ns_stack *s, struct ns_tcp_flow *f, uint64_t now);
 void	ns_tcp_abort(struct ns_stack *s, struct ns_tcp_flow *f, uint64_t now);
 /* The application is done with f (see lifetime above). */

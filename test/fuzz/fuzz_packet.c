@@ -155,8 +155,21 @@ drain_events(struct ns_stack *s, uint64_t now, int act)
 			flows[nflows++] = ev.tcp;
 		if (!act)
 			continue;
-		while ((n = ns_tcp_recv(s, ev.tcp, buf, sizeof(buf), now)) > 0)
-			(void)ns_tcp_send(s, ev.tcp, buf, n, now);
+		if (ev.id & 1) {
+			const uint8_t *p;
+
+			/* Zero-copy path: echo straight from the ring. */
+			while ((n = ns_tcp_recv_peek(ev.tcp, &p)) > 0) {
+				ssize_t w = ns_tcp_send(s, ev.tcp, p, n, now);
+
+				ns_tcp_recv_consume(s, ev.tcp, w > 0 ? (size_t)w : n, now);
+				if (w <= 0)
+					break;
+			}
+		} else {
+			while ((n = ns_tcp_recv(s, ev.tcp, buf, sizeof(buf), now)) > 0)
+				(void)ns_tcp_send(s, ev.tcp, buf, n, now);
+		}
 		if (ev.tcp_events & TCP_EV_PEER_FIN)
 			ns_tcp_shutdown(s, ev.tcp, now);
 		if (ev.tcp_events & TCP_EV_CLOSED) {

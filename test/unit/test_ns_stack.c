@@ -435,6 +435,37 @@ poll_at_is_earliest_deadline(void **state)
 }
 
 static void
+recv_peek_consume_through_stack(void **state)
+{
+	struct fx *f = *state;
+	struct ns_tcp_flow *a;
+	uint8_t p[2048];
+	struct ns_input res;
+	struct ns_event ev;
+	const uint8_t *d;
+	size_t n;
+
+	f->cfg.tcp.rcvbuf = 4096;
+	make_stack(f);
+	a = open_flow(f, 4, 40000, 100);
+	n = build_tcp(p, 4, 40000, TH_ACK, 101, a->c.snd_una, 65535, NULL, 0,
+	    "0123456789", 10);
+	input(f, p, n, &res);
+	assert_int_equal(ns_stack_next_event(f->s, &ev), 1);
+	assert_true(ev.tcp_events & TCP_EV_READABLE);
+	assert_int_equal(ns_tcp_recv_peek(a, &d), 10);
+	assert_memory_equal(d, "0123456789", 10);
+	ns_tcp_recv_consume(f->s, a, 4, f->now);
+	assert_int_equal(ns_tcp_recv_peek(a, &d), 6);
+	assert_memory_equal(d, "456789", 6);
+	ns_tcp_recv_consume(f->s, a, 6, f->now);
+	assert_int_equal(ns_tcp_recv_peek(a, &d), 0);
+	assert_int_equal(ns_stack_mem_used(f->s), 0);
+	/* The delayed ACK is still owed: the stack deadline says so. */
+	assert_int_equal(ns_stack_poll_at(f->s), f->now + 40);
+}
+
+static void
 udp_flow_created_and_datagram_returned(void **state)
 {
 	struct fx *f = *state;
@@ -1095,6 +1126,7 @@ main(void)
 		T(time_wait_table_bounded),
 		T(time_wait_new_syn_reopens),
 		T(poll_at_is_earliest_deadline),
+		T(recv_peek_consume_through_stack),
 		T(udp_flow_created_and_datagram_returned),
 		T(udp_length_lies_dropped),
 		T(udp_idle_expiry_event),
