@@ -551,6 +551,35 @@ format_renders_canonical_spec(void **state)
 	assert_int_equal(strlen(buf), 3);
 }
 
+/* What status shows parses back to the same rules (names, pids, uids). */
+static void
+format_parses_back_to_the_same_rules(void **state)
+{
+	static const char *const specs[] = {
+		"1,2,3", "!1234", "mitmproxy", "!a,a", " a , mitmproxy ",
+		"! a", "0001", "!!x", "uid:0,!uid:65534,curl",
+		"systemd-resolved,!kworker/0:1", "Web Content,!2242",
+	};
+	struct rd_spec_resolver r = resolver();
+	struct rd_spec a, b;
+	char buf[1024];
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		assert_int_equal(rd_spec_parse(specs[i], &r, &a, NULL), 0);
+		rd_spec_format(&a, buf, sizeof(buf));
+		if (rd_spec_parse(buf, &r, &b, NULL) < 0)
+			fail_msg("'%s' formats as '%s', which does not parse",
+			    specs[i], buf);
+		assert_int_equal(a.nrules, b.nrules);
+		assert_int_equal(a.default_capture, b.default_capture);
+		for (k = 0; k < a.nrules; k++)
+			assert_memory_equal(&a.rules[k], &b.rules[k],
+			    sizeof(a.rules[k]));
+	}
+}
+
 static void
 system_resolver_finds_root_user(void **state)
 {
@@ -605,6 +634,7 @@ main(void)
 		cmocka_unit_test(null_text_and_null_error_are_fine),
 		cmocka_unit_test(random_input_never_crashes),
 		cmocka_unit_test(format_renders_canonical_spec),
+		cmocka_unit_test(format_parses_back_to_the_same_rules),
 		cmocka_unit_test(system_resolver_finds_root_user),
 		cmocka_unit_test(system_cgroup2_root_found_and_identified),
 	};
