@@ -103,7 +103,8 @@ wait_for_fixed() {
 
 ip netns add "$NS" || die "ip netns add"
 ip netns add "$NS2" || die "ip netns add"
-mkdir "$CG" "$CG/sub" "$CG/daemon" || die "mkdir $CG"
+UNIT=lc-unit-$$.service
+mkdir "$CG" "$CG/sub" "$CG/daemon" "$CG/$UNIT" || die "mkdir $CG"
 
 for x in nsx ns2x; do
 	$x ip link set lo up
@@ -518,6 +519,13 @@ captured "cgroup match (child of the attach point)" "> 10.77.0.9:8061 " nsx -- \
 	"$CG/sub" lc-other tcp 4 10.77.0.9 8061
 direct "cgroup mismatch (the parent)" "> 10.77.0.9:8062 " nsx -- \
 	"$CG" lc-other tcp 4 10.77.0.9 8062
+
+# unit:NAME: not under system.slice, so found by searching the tree
+set_spec "unit:$UNIT"
+captured "unit match (found by name under the attach point)" "> 10.77.0.9:8063 " nsx -- \
+	"$CG/$UNIT" lc-other tcp 4 10.77.0.9 8063
+direct "unit mismatch" "> 10.77.0.9:8064 " nsx -- \
+	"$CG/sub" lc-other tcp 4 10.77.0.9 8064
 
 # --- the daemons are never captured --------------------------------------------------
 set_spec "!lc-nomatch"
