@@ -70,6 +70,17 @@ json_string(const char *s)
 	putchar('"');
 }
 
+static unsigned long long
+counter(const Lc__DaemonStatus *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->n_counters; i++)
+		if (d->counters[i]->name && strcmp(d->counters[i]->name, name) == 0)
+			return (unsigned long long)d->counters[i]->value;
+	return 0;
+}
+
 static void
 print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 {
@@ -94,7 +105,14 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 			printf(",\"running\":%s,\"pid\":%u,\"version\":",
 			    d->running ? "true" : "false", d->pid);
 			json_string(d->software_version);
-			printf(",\"uptime_s\":%llu}", (unsigned long long)d->uptime_s);
+			printf(",\"uptime_s\":%llu,\"counters\":{",
+			    (unsigned long long)d->uptime_s);
+			for (size_t k = 0; k < d->n_counters; k++) {
+				printf("%s", k ? "," : "");
+				json_string(d->counters[k]->name);
+				printf(":%llu", (unsigned long long)d->counters[k]->value);
+			}
+			printf("}}");
 		}
 		printf("]}\n");
 		return;
@@ -103,11 +121,22 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 	for (i = 0; i < st->n_daemons; i++) {
 		const Lc__DaemonStatus *d = st->daemons[i];
 
-		if (d->running)
-			printf("%-12s running  pid %-7u version %s\n", d->name,
-			    d->pid, d->software_version);
-		else
+		if (!d->running) {
 			printf("%-12s DOWN\n", d->name);
+			continue;
+		}
+		printf("%-12s running  pid %-7u version %s", d->name, d->pid,
+		    d->software_version);
+		if (strcmp(d->name, "redirectord") == 0 && d->n_counters)
+			printf("  sockets captured %llu",
+			    (unsigned long long)counter(d, "sockets_captured"));
+		if (strcmp(d->name, "netstackd") == 0 && d->n_counters)
+			printf("  flows %llu tcp + %llu udp open, %llu + %llu in all",
+			    (unsigned long long)counter(d, "tcp_flows_active"),
+			    (unsigned long long)counter(d, "udp_flows_active"),
+			    (unsigned long long)counter(d, "tcp_flows_created"),
+			    (unsigned long long)counter(d, "udp_flows_created"));
+		putchar('\n');
 	}
 	printf("capture      %s%s%s\n", st->capturing ? "on" : "off",
 	    st->note && st->note[0] ? " — " : "", st->note ? st->note : "");

@@ -47,7 +47,11 @@ struct redirectord {
 	int			 proxyd_connected;
 	uint32_t		 proxyd_pid;
 	char			 proxyd_version[32];
-	uint64_t		 netstack_packets_in;
+	/* netstackd's counters, as it last reported them. */
+	Lc__Counter		 ns_counters[16];
+	Lc__Counter		*ns_counter_ptrs[16];
+	char			 ns_counter_names[16][32];
+	size_t			 n_ns_counters;
 	const char		*tun_name_opt;
 	const char		*tun_mtu_opt;
 	const char		*cgroup_opt;
@@ -123,14 +127,33 @@ static void
 ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
     Lc__DaemonStatus *dsp[3])
 {
+	static uint64_t bpf_counts[LC_CNT_MAX];
+	static Lc__Counter rd_counters[LC_CNT_MAX], *rd_counter_ptrs[LC_CNT_MAX];
 	int have_ns = rd.netstack != NULL;
 
 	lc__status_reply__init(st);
 	fill_daemon(&ds[0], "redirectord", 1, (uint32_t)getpid(), LOCALCAP_VERSION);
 	ds[0].uptime_s = (uint64_t)(ev_now(rd.d.loop) - rd.d.started);
+	if (rd.cap.bpf && rd_bpf_counters(rd.cap.bpf, bpf_counts) == 0) {
+		size_t i;
+
+		for (i = 0; i < LC_CNT_MAX; i++) {
+			lc__counter__init(&rd_counters[i]);
+			rd_counters[i].name = (char *)(uintptr_t)rd_bpf_counter_name(
+			    (enum lc_counter)i);
+			rd_counters[i].value = bpf_counts[i];
+			rd_counter_ptrs[i] = &rd_counters[i];
+		}
+		ds[0].n_counters = LC_CNT_MAX;
+		ds[0].counters = rd_counter_ptrs;
+	}
 	fill_daemon(&ds[1], "netstackd", have_ns,
 	    have_ns ? (uint32_t)ipc_cred(rd.netstack)->pid : 0,
 	    have_ns ? ipc_peer_version(rd.netstack) : NULL);
+	if (have_ns) {
+		ds[1].n_counters = rd.n_ns_counters;
+		ds[1].counters = rd.ns_counter_ptrs;
+	}
 	fill_daemon(&ds[2], "proxyd", have_ns && rd.proxyd_connected,
 	    have_ns && rd.proxyd_connected ? rd.proxyd_pid : 0,
 	    have_ns && rd.proxyd_connected ? rd.proxyd_version : NULL);
@@ -390,10 +413,17 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 		capture_chain(&rd.cap, rd.proxyd_connected);
 		snprintf(rd.proxyd_version, sizeof(rd.proxyd_version), "%s",
 		    st->proxyd_version ? st->proxyd_version : "");
-		for (i = 0; i < st->n_counters; i++)
-			if (st->counters[i]->name &&
-			    strcmp(st->counters[i]->name, "packets_in") == 0)
-				rd.netstack_packets_in = st->counters[i]->value;
+		rd.n_ns_counters = 0;
+		for (i = 0; i < st->n_counters && i < 16; i++) {
+			Lc__Counter *c = &rd.ns_counters[rd.n_ns_counters];
+
+			lc__counter__init(c);
+			snprintf(rd.ns_counter_names[rd.n_ns_counters], 32, "%s",
+			    st->counters[i]->name ? st->counters[i]->name : "");
+			c->name = rd.ns_counter_names[rd.n_ns_counters];
+			c->value = st->counters[i]->value;
+			rd.ns_counter_ptrs[rd.n_ns_counters++] = c;
+		}
 		break;
 	}
 	case LC__MSG_TYPE__MSG_OWNER_QUERY:
@@ -416,6 +446,7 @@ netstack_close(struct ipc_peer *peer, const char *reason)
 	log_warnx("lost netstackd (pid %d): %s", (int)ipc_cred(peer)->pid, reason);
 	rd.netstack = NULL;
 	rd.proxyd_connected = 0;
+	rd.n_ns_counters = 0;
 	capture_chain(&rd.cap, false);
 }
 
