@@ -37,12 +37,37 @@ struct parse_ctx {
 static int spec_fail(struct parse_ctx *, size_t, size_t, size_t,
 	    const char *, ...) __attribute__((format(printf, 5, 6)));
 
+/*
+ * The item as it may appear in a log line: at most 60 bytes, anything but
+ * printable ASCII (newlines, escapes, UTF-8) as \xNN, so that a spec cannot
+ * forge log lines.
+ */
+static void
+quote_item(const char *s, size_t len, char *out, size_t outlen)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len && i < 60 && o + 5 < outlen; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			out[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
+	}
+	if (i < len && o + 4 < outlen) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
 /* Always returns -1, so callers can `return spec_fail(...)`. */
 static int
 spec_fail(struct parse_ctx *c, size_t item, size_t off, size_t len,
     const char *fmt, ...)
 {
-	char what[200];
+	char what[200], quoted[128], *p;
 	va_list ap;
 
 	if (c->err == NULL)
@@ -50,15 +75,21 @@ spec_fail(struct parse_ctx *c, size_t item, size_t off, size_t len,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	/* Reasons may quote names and paths from the spec: same rule. */
+	for (p = what; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 	c->err->item = item;
 	c->err->offset = off;
 	if (item == 0)
 		snprintf(c->err->msg, sizeof(c->err->msg), "intercept spec: %s",
 		    what);
-	else
+	else {
+		quote_item(c->text + off, len, quoted, sizeof(quoted));
 		snprintf(c->err->msg, sizeof(c->err->msg),
-		    "intercept spec item %zu at offset %zu ('%.*s'): %s", item,
-		    off, (int)(len > 60 ? 60 : len), c->text + off, what);
+		    "intercept spec item %zu at offset %zu ('%s'): %s", item,
+		    off, quoted, what);
+	}
 	return -1;
 }
 

@@ -42,7 +42,7 @@ struct rd_spec {
 struct rd_spec_error {
 	size_t	offset;		/* byte offset of the bad item in the text */
 	size_t	item;		/* 1-based item number; 0: the spec as a whole */
-	char	msg[320];	/* complete message, naming item and offset */
+	char	msg[512];	/* complete message, naming item and offset */
 };
 
 /*

@@ -407,6 +407,24 @@ refusals_name_item_and_offset(void **state)
 }
 
 static void
+refusal_message_cannot_forge_log_lines(void **state)
+{
+	struct rd_spec_resolver r = resolver();
+	struct rd_spec spec;
+	struct rd_spec_error err;
+	const char *p;
+
+	(void)state;
+	assert_int_equal(rd_spec_parse("a,uid:x\nfatal: forged\x1b[2J", &r,
+	    &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "'uid:x\\x0afatal: forged\\x1b[2J'"));
+	assert_int_equal(rd_spec_parse("user:bad\nname", &r, &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "no such user 'bad?name'"));
+	for (p = err.msg; *p != '\0'; p++)
+		assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+}
+
+static void
 too_many_rules_refused_whole(void **state)
 {
 	struct rd_spec_resolver r = resolver();
@@ -628,6 +646,7 @@ main(void)
 		cmocka_unit_test(cgroup_matches_itself_and_descendants),
 		cmocka_unit_test(unit_resolves_under_system_slice_then_searches),
 		cmocka_unit_test(refusals_name_item_and_offset),
+		cmocka_unit_test(refusal_message_cannot_forge_log_lines),
 		cmocka_unit_test(too_many_rules_refused_whole),
 		cmocka_unit_test(overlong_cgroup_path_refused),
 		cmocka_unit_test(oversized_text_refused),
