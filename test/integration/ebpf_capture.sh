@@ -81,8 +81,8 @@ ns2x() { nsenter --net=/run/netns/"$NS2" "$@"; }
 
 # Wait (bounded: 5 s) for a line matching $2 in file $1.
 wait_for() {
-	local i
-	for i in $(seq 1 100); do
+	local _
+	for _ in $(seq 1 100); do
 		grep -q -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
@@ -91,8 +91,8 @@ wait_for() {
 
 # The same for a fixed string, 2 s: packet loggers may lag under load.
 wait_for_fixed() {
-	local i
-	for i in $(seq 1 40); do
+	local _
+	for _ in $(seq 1 40); do
 		grep -qF -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
@@ -328,10 +328,10 @@ start_helper() {
 
 # hcmd CMD...: send one command, print its answer.
 hcmd() {
-	local before after i
+	local before after _
 	before=$(grep -c '^done$' "$TMP/helper.log")
 	echo "$*" >&3
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		after=$(grep -c '^done$' "$TMP/helper.log")
 		[ "$after" -gt "$before" ] && break
 		sleep 0.05
@@ -456,6 +456,7 @@ for t in "serve-tcp 4 127.0.0.1 9101" "serve-tcp 4 127.0.0.1 0" \
 		wait "$spid"
 		continue
 	fi
+	# shellcheck disable=SC2086
 	set -- $t
 	port=$(awk '$1 == "listening" { print $2 }' "$TMP/srv.out")
 	cproto=tcp
