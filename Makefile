@@ -207,9 +207,19 @@ demo:
 	@$(MAKE) --no-print-directory all
 	BUILD=$(BUILD) ./scripts/demo.sh
 
-bench: all
-	@if [ -x ./test/bench/run.sh ]; then ./test/bench/run.sh; \
-	else echo "bench: no benchmarks yet"; fi
+# Benchmarks print figures and ratios against a baseline measured in the
+# same run; they are not tests.  test/bench/NAME.c -> $(BUILD)/bench/NAME.
+BENCH_SRC  := $(wildcard test/bench/*.c)
+BENCH_BINS := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+$(BUILD)/bench/%: $(OBJ)/test/bench/%.o $(DAEMON_LIBS) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_DAEMON_LIBS) $(COMMON_LIBS) -lpthread
+
+bench:
+	@./scripts/deps.sh
+	@$(MAKE) --no-print-directory all test-bins $(BENCH_BINS)
+	BUILD=$(BUILD) ./test/bench/run.sh
 
 # --- install ------------------------------------------------------------------
 install: all

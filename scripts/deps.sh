@@ -16,7 +16,7 @@ PACKAGES="
   libbpf-dev bpftool linux-libc-dev
   libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev
   libcmocka-dev
-  iproute2 procps psmisc curl openssl
+  iproute2 procps psmisc curl wget openssl iperf3
 "
 
 need_root() {

@@ -1,0 +1,19 @@
+#!/bin/sh
+# make bench: every benchmark, each printing figures and ratios against a
+# baseline it measures in the same run.  Not tests: nothing here fails on a
+# number.  BENCH_SECONDS sets iperf3's duration (default 5).
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+B="$top/${BUILD:-build}"
+
+echo "== IPC: what relaying packets over data.sock would cost (vs TUN fd handover)"
+"$B/bench/bench_ipc" 1000000
+echo
+echo "== proxyd relay on loopback (direct vs relayed)"
+"$B/bench/bench_relay" 256
+echo
+echo "== certificate forging"
+"$B/bench/bench_certforge" 1
+echo
+echo "== netstackd end to end"
+"$top/test/bench/netstack_bench.sh"
