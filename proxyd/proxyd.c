@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,6 +108,23 @@ seconds_opt(const char *name, const char *arg)
 	return v;
 }
 
+/*
+ * Every flow holds two descriptors (its socket and the upstream one): the
+ * usual soft limit of 1024 would cap proxyd at about 500 flows.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("raising the open file limit to %llu",
+		    (unsigned long long)rl.rlim_max);
+}
+
 static void
 prepare_state_dir(void)
 {
@@ -195,6 +213,7 @@ main(int argc, char *argv[])
 		fatalx("cannot initialise libev");
 	daemon_start(&proxyd.d, loop, &hooks);
 	prepare_state_dir();
+	raise_fd_limit();
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||
 	    (proxyd.intake = intake_new(loop, proxyd.relay)) == NULL)

@@ -3,7 +3,7 @@
 #   curl -> px_flow_source (a stand-in for netstackd: NewFlow + socketpair over
 #   flow.sock) -> proxyd (raw relay) -> python3 -m http.server on 127.0.0.1.
 # Checks that responses arrive intact (SHA-256 of a 4 MiB file, parallel
-# clients), that a malformed NewFlow is refused without dropping the source,
+# clients, forty concurrent small flows), that a malformed NewFlow is refused without dropping the source,
 # that a refused upstream reaches the client as a TCP reset, that each flow
 # is logged and ProxyStatus goes back to the source, and that proxyd stops
 # cleanly.  Needs no privileges; touches no network outside 127.0.0.1.
@@ -104,6 +104,17 @@ wait_for "every flow is logged with its byte counts" \
     logged proxyd.log "flow 8 tcp 127.0.0.1:[0-9]* -> 127.0.0.1:$ORIGIN_PORT (px_flow_source pid $SOURCE_PID): closed, [0-9]* bytes out, 41[0-9]* in"
 wait_for "ProxyStatus goes back to no active flows" \
     sh -c "tail -n 1 '$T/source.out' | grep -q 'status active=0 total=8 refused=1'"
+
+i=0
+while [ $i -lt 40 ]; do
+	curl -sS --max-time 20 -o "$T/small.$i" "http://127.0.0.1:$APP_PORT/index.txt" &
+	i=$((i + 1))
+done
+wait_small() { n=0; for f in "$T"/small.*; do [ "$(cat "$f")" = "hello from the origin" ] && n=$((n + 1)); done; [ $n -eq 40 ]; }
+sleep 0.2
+wait_for "forty concurrent flows all answered" wait_small
+wait_for "ProxyStatus counts them all and none left running" \
+    sh -c "tail -n 1 '$T/source.out' | grep -q 'status active=0 total=48 refused=1'"
 
 # --- an upstream that refuses ----------------------------------------------------------
 CLOSED_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
