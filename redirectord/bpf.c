@@ -42,6 +42,7 @@ struct rd_bpf {
 	struct lc_capture	*skel;
 	struct bpf_link		*links[RD_BPF_NPROGS];
 	size_t			 nlinks;
+	unsigned		 skipped;	/* RD_BPF_OPT_* not loaded */
 	struct lc_config	 cfg;	/* as last published */
 };
 
@@ -129,10 +130,29 @@ rd_bpf_preflight(char *why, size_t len)
 	return 0;
 }
 
-int
-rd_bpf_open(struct rd_bpf **out)
+/* The programs of each optional group. */
+static void
+optional_programs(struct lc_capture *skel, unsigned group,
+    struct bpf_program **progs, size_t *n)
 {
+	*n = 0;
+	if (group & RD_BPF_OPT_SENDMSG) {
+		progs[(*n)++] = skel->progs.lc_sendmsg4;
+		progs[(*n)++] = skel->progs.lc_sendmsg6;
+	}
+	if (group & RD_BPF_OPT_SERVERS) {
+		progs[(*n)++] = skel->progs.lc_bind4;
+		progs[(*n)++] = skel->progs.lc_bind6;
+		progs[(*n)++] = skel->progs.lc_sockops;
+	}
+}
+
+int
+rd_bpf_open_skipping(struct rd_bpf **out, unsigned skip)
+{
+	struct bpf_program *opt[RD_BPF_NPROGS];
 	struct rd_bpf *b;
+	size_t i, n;
 	int err;
 
 	*out = NULL;
@@ -147,10 +167,12 @@ rd_bpf_open(struct rd_bpf **out)
 		log_warn("open BPF object");
 		goto fail;
 	}
+	b->skipped = skip;
+	optional_programs(b->skel, skip, opt, &n);
+	for (i = 0; i < n; i++)
+		bpf_program__set_autoload(opt[i], false);
 	if (lc_capture__load(b->skel) != 0) {
 		err = errno;
-		log_warn("load BPF programs (needs CAP_BPF, CAP_NET_ADMIN, "
-		    "CAP_PERFMON and kernel BTF)");
 		goto fail;
 	}
 	/* Nothing captured until a TUN is named; enabled by default. */
@@ -165,6 +187,42 @@ fail:
 	rd_bpf_destroy(b);
 	errno = err;
 	return -1;
+}
+
+int
+rd_bpf_open(struct rd_bpf **out)
+{
+	/* Most complete first; the verifier's refusal of an optional group
+	 * shows up as EINVAL/EACCES/ENOTSUP (524) from the load. */
+	static const unsigned tries[] = {
+		0, RD_BPF_OPT_SENDMSG, RD_BPF_OPT_SENDMSG | RD_BPF_OPT_SERVERS,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		if (rd_bpf_open_skipping(out, tries[i]) == 0) {
+			if (tries[i] & RD_BPF_OPT_SENDMSG)
+				log_warnx("kernel refused the sendmsg hooks: "
+				    "unconnected UDP from captured processes "
+				    "to loopback will not be answered");
+			if (tries[i] & RD_BPF_OPT_SERVERS)
+				log_warnx("kernel refused the bind/listen "
+				    "hooks: servers in captured processes "
+				    "will not be reachable");
+			return 0;
+		}
+		if (errno != EINVAL && errno != EACCES && errno != 524)
+			break;
+	}
+	log_warn("load BPF programs (needs CAP_BPF, CAP_NET_ADMIN, "
+	    "CAP_PERFMON and kernel BTF)");
+	return -1;
+}
+
+unsigned
+rd_bpf_skipped(const struct rd_bpf *b)
+{
+	return b->skipped;
 }
 
 void
@@ -220,9 +278,11 @@ rd_bpf_attach_cgroup_fd(struct rd_bpf *b, int cgroup_fd)
 	/* Everything else first, sock_create last: by the time a socket
 	 * can be bound to the TUN, the hooks that correct it are in place. */
 	for (i = RD_BPF_NPROGS; i-- > 0;) {
-		struct bpf_link *l = bpf_program__attach_cgroup(progs[i],
-		    cgroup_fd);
+		struct bpf_link *l;
 
+		if (!bpf_program__autoload(progs[i]))
+			continue;	/* an optional group the kernel refused */
+		l = bpf_program__attach_cgroup(progs[i], cgroup_fd);
 		if (l == NULL) {
 			err = errno;
 			log_warn("attach %s", bpf_program__name(progs[i]));

@@ -34,8 +34,21 @@ struct rd_bpf;
  */
 int	rd_bpf_preflight(char *why, size_t len);
 
-/* Open and load (verify) the programs; nothing is attached yet. */
+/*
+ * Open and load (verify) the programs; nothing is attached yet.  If the
+ * kernel rejects an optional group (RD_BPF_OPT_*: they need bpf_setsockopt
+ * in more hooks than the core does), load without it and say so in a
+ * warning: capture works, with the gap docs/capture.md describes.
+ */
 int	rd_bpf_open(struct rd_bpf **out);
+
+/* Optional program groups. */
+#define RD_BPF_OPT_SENDMSG	0x1	/* unconnected UDP to loopback */
+#define RD_BPF_OPT_SERVERS	0x2	/* servers in captured processes */
+/* rd_bpf_open without the groups in `skip` (tests, and its own fallback). */
+int	rd_bpf_open_skipping(struct rd_bpf **out, unsigned skip);
+/* The optional groups not loaded. */
+unsigned rd_bpf_skipped(const struct rd_bpf *b);
 /* Detach, unload, free.  NULL is fine. */
 void	rd_bpf_destroy(struct rd_bpf *b);
 

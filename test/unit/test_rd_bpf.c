@@ -311,6 +311,37 @@ attach_detach_on_a_child_cgroup(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+/* What rd_bpf_open falls back to where the kernel refuses optional hooks. */
+static void
+optional_groups_can_be_skipped(void **state)
+{
+	char root[4096], dir[4200];
+	struct rd_bpf *lean = NULL;
+	uint32_t ids[16];
+
+	(void)state;
+	NEED_BPF();
+	assert_int_equal(rd_bpf_skipped(b), 0);
+	if (rd_cgroup2_root(root, sizeof(root)) < 0)
+		skip();
+	assert_int_equal(rd_bpf_open_skipping(&lean,
+	    RD_BPF_OPT_SENDMSG | RD_BPF_OPT_SERVERS), 0);
+	assert_int_equal(rd_bpf_skipped(lean),
+	    RD_BPF_OPT_SENDMSG | RD_BPF_OPT_SERVERS);
+	snprintf(dir, sizeof(dir), "%s/localcap-unit-lean-%d", root,
+	    (int)getpid());
+	assert_int_equal(mkdir(dir, 0755), 0);
+	if (rd_bpf_attach_cgroup(lean, dir) < 0) {
+		rd_bpf_destroy(lean);
+		rmdir(dir);
+		fail_msg("attach: %s", strerror(errno));
+	}
+	/* sock_create, connect4/6, egress: 9 - 2 sendmsg - 3 server hooks */
+	assert_int_equal(rd_bpf_link_ids(lean, ids, 16), 4);
+	rd_bpf_destroy(lean);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 attach_to_missing_cgroup_fails_cleanly(void **state)
 {
@@ -367,6 +398,7 @@ main(void)
 		cmocka_unit_test(unknown_owner_is_enoent),
 		cmocka_unit_test(counters_read_and_named),
 		cmocka_unit_test(attach_detach_on_a_child_cgroup),
+		cmocka_unit_test(optional_groups_can_be_skipped),
 		cmocka_unit_test(attach_to_missing_cgroup_fails_cleanly),
 		cmocka_unit_test(netns_cookie_is_stable),
 		cmocka_unit_test(preflight_passes_where_the_programs_load),
