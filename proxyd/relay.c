@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,8 @@ struct relay {
 	uint8_t			*dgram;		/* UDP scratch, UDP_MAX_DGRAM */
 	void			(*on_change)(void *);
 	void			*on_change_arg;
+	ev_tstamp		 refusal_logged;	/* loop time */
+	unsigned		 refusals_unlogged;
 };
 
 static void	flow_end(struct rflow *, enum flow_end, int error);
@@ -163,6 +166,34 @@ hash_remove(struct relay *r, struct rflow *f)
 	}
 	f->hashed = 0;
 	f->hnext = NULL;
+}
+
+/*
+ * A refused flow is one log line, but at most one a second: refusals come
+ * from application traffic (or from running out of descriptors) and must
+ * not flood the log.  The next line says how many were not logged.
+ */
+static void __attribute__((format(printf, 2, 3)))
+refusal_warn(struct relay *r, const char *fmt, ...)
+{
+	ev_tstamp now = ev_now(r->loop);
+	char line[256];
+	va_list ap;
+
+	if (r->refusal_logged > 0 && now - r->refusal_logged < 1.0) {
+		r->refusals_unlogged++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (r->refusals_unlogged)
+		log_warnx("%s (and %u more refusals not logged)", line,
+		    r->refusals_unlogged);
+	else
+		log_warnx("%s", line);
+	r->refusal_logged = now;
+	r->refusals_unlogged = 0;
 }
 
 /* --- deadline lists ---------------------------------------------------------- */
@@ -739,7 +770,7 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 	char dst[64];
 
 	if ((f = calloc(1, sizeof(*f))) == NULL) {
-		log_warnx("flow to %s: out of memory",
+		refusal_warn(r, "flow to %s: out of memory",
 		    flow_addr_str(&meta->dst, dst, sizeof(dst)));
 		goto refuse;
 	}
@@ -752,16 +783,16 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 	len = sizeof(f->app.type);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &f->app.type, &len) == -1 ||
 	    set_nonblock(fd) == -1) {
-		log_warn("flow to %s: its socket",
-		    flow_addr_str(&meta->dst, dst, sizeof(dst)));
+		refusal_warn(r, "flow to %s: its socket: %s",
+		    flow_addr_str(&meta->dst, dst, sizeof(dst)), strerror(errno));
 		goto refuse;
 	}
 	f->up.domain = meta->dst.family;
 	f->up.type = tcp ? SOCK_STREAM : SOCK_DGRAM;
 	if ((f->up.fd = socket(meta->dst.family, f->up.type | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
-		log_warn("flow to %s: upstream socket",
-		    flow_addr_str(&meta->dst, dst, sizeof(dst)));
+		refusal_warn(r, "flow to %s: upstream socket: %s",
+		    flow_addr_str(&meta->dst, dst, sizeof(dst)), strerror(errno));
 		goto refuse;
 	}
 	if (tcp) {
@@ -841,7 +872,7 @@ relay_new_flow(struct relay *r, const void *source, const Lc__NewFlow *nf,
 	char err[128];
 
 	if (flow_meta_from_newflow(&meta, nf, err, sizeof(err)) == -1) {
-		log_warnx("NewFlow %llu refused: %s",
+		refusal_warn(r, "NewFlow %llu refused: %s",
 		    (unsigned long long)nf->flow_id, err);
 		r->stats.flows_refused++;
 		close(fd);

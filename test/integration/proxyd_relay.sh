@@ -139,7 +139,7 @@ check "proxyd stops on SIGTERM with status 0 (got $prc; 23 is a sanitizer report
     test "$prc" -eq 0
 wait_for "the flow source sees proxyd go" logged source.out "proxyd gone"
 check "proxyd logged no warning about a flow" \
-    sh -c "! grep -E 'warn: (relay|tcp|udp|flow)' '$T/proxyd.log' | grep -v 'NewFlow 1 refused'"
+    sh -c "! grep -E 'warn: (relay|refusal|tcp|udp|flow)' '$T/proxyd.log' | grep -v 'NewFlow 1 refused'"
 
 echo "proxyd_relay: $passed passed, $failed failed"
 if [ "$failed" -ne 0 ]; then

@@ -1294,6 +1294,51 @@ relay_refuses_bad_newflow(void **state)
 	close(fds[0]);
 }
 
+/* Bad NewFlows from a chatty app cost at most one log line a second. */
+static void
+relay_refusals_rate_limited(void **state)
+{
+	struct fixture *t = *state;
+	Lc__NewFlow nf;
+	Lc__Endpoint src, dst;
+	Lc__ProcessInfo owner;
+	char out[4096];
+	int fds[2], pipefd[2], saved, i;
+	ssize_t n;
+
+	mknewflow(&nf, &src, &dst, &owner);
+	dst.port = 0;
+	assert_int_equal(pipe(pipefd), 0);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(pipefd[1], STDERR_FILENO);
+	for (i = 0; i < 3; i++) {
+		nf.flow_id = (uint64_t)i + 1;
+		flow_socketpair(SOCK_STREAM, fds);
+		assert_int_equal(relay_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
+		close(fds[0]);
+	}
+	run_for(t, 1.05);
+	nf.flow_id = 4;
+	flow_socketpair(SOCK_STREAM, fds);
+	assert_int_equal(relay_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
+	close(fds[0]);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(pipefd[1]);
+	n = read(pipefd[0], out, sizeof(out) - 1);
+	close(pipefd[0]);
+	out[n < 0 ? 0 : n] = '\0';
+
+	assert_non_null(strstr(out, "NewFlow 1 refused: destination port 0\n"));
+	assert_null(strstr(out, "NewFlow 2"));
+	assert_null(strstr(out, "NewFlow 3"));
+	assert_non_null(strstr(out, "NewFlow 4 refused: destination port 0 "
+	    "(and 2 more refusals not logged)"));
+	assert_int_equal(relay_stats(t->relay)->flows_refused, 4);
+}
+
 static void
 flow_ring_evicts_oldest(void **state)
 {
@@ -1525,6 +1570,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test(newflow_malformed_refused),
 		cmocka_unit_test_setup_teardown(relay_refuses_bad_newflow, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(relay_refusals_rate_limited, setup,
 		    teardown),
 		cmocka_unit_test(flow_ring_evicts_oldest),
 		cmocka_unit_test(flow_addr_formats),
