@@ -271,7 +271,7 @@ tcp_conn_init(struct tcp_conn *c, const struct tcp_config *cfg,
 	c->ts_offset = iss * 2654435761u;
 	c->rto = cfg->rto_initial_ms;
 	c->t_rtx = c->t_persist = c->t_delack = c->t_keepalive = c->t_close =
-	    TCP_NEVER;
+	    c->t_tlp = TCP_NEVER;
 	c->chack_epoch = now;
 	c->ssthresh = UINT32_MAX;
 	c->recover = iss;	/* RFC 6582: recover starts at the ISS */
@@ -302,6 +302,7 @@ tcp_poll_at(const struct tcp_conn *c)
 	t = MIN(t, c->t_delack);
 	t = MIN(t, c->t_keepalive);
 	t = MIN(t, c->t_close);
+	t = MIN(t, c->t_tlp);
 	return t;
 }
 
@@ -317,7 +318,7 @@ enter_closed(struct tcp_conn *c, int error)
 	c->state = TCP_CLOSED;
 	c->error = error;
 	c->t_rtx = c->t_persist = c->t_delack = c->t_keepalive = c->t_close =
-	    TCP_NEVER;
+	    c->t_tlp = TCP_NEVER;
 	c->events |= TCP_EV_CLOSED;
 }
 
@@ -325,7 +326,7 @@ static void
 enter_time_wait(struct tcp_conn *c, uint64_t now)
 {
 	c->state = TCP_TIME_WAIT;
-	c->t_rtx = c->t_persist = c->t_keepalive = TCP_NEVER;
+	c->t_rtx = c->t_persist = c->t_keepalive = c->t_tlp = TCP_NEVER;
 	c->t_close = now + c->cfg->time_wait_ms;
 	c->events |= TCP_EV_CLOSED;
 }
@@ -498,8 +499,20 @@ fin_sent(const struct tcp_conn *c)
 static void
 arm_rtx(struct tcp_conn *c, uint64_t now)
 {
+	uint64_t pto;
+
 	c->t_rtx = now + c->rto;
 	c->t_persist = TCP_NEVER;
+	/* A tail loss probe at two smoothed RTTs turns a lost tail into
+	 * SACK information (and so a fast retransmit) instead of waiting
+	 * for the RTO.  Only useful with SACK, and not during recovery. */
+	c->t_tlp = TCP_NEVER;
+	if (c->sack_ok && !c->in_recovery && c->srtt_x8 != 0 &&
+	    c->state >= TCP_ESTABLISHED) {
+		pto = now + MAX(c->srtt_x8 / 4, 10u);
+		if (pto < c->t_rtx)
+			c->t_tlp = pto;
+	}
 }
 
 /* Send the segment starting at seq (retransmission: snd_nxt untouched),
@@ -551,7 +564,13 @@ tcp_output(struct tcp_conn *c, uint64_t now)
 	for (;;) {
 		data_end = c->snd_una + c->sndbuf.len;
 		flight = c->snd_nxt - c->snd_una;
-		wnd = MIN(c->snd_wnd, c->cwnd);
+		/* RFC 3042 limited transmit: the first two duplicate ACKs
+		 * each let one new segment out, so a small window still
+		 * collects the three that trigger fast retransmit. */
+		wnd = c->cwnd;
+		if (!c->in_recovery && c->dupacks > 0)
+			wnd += MIN(c->dupacks, 2u) * c->smss;
+		wnd = MIN(c->snd_wnd, wnd);
 		usable = wnd > flight ? wnd - flight : 0;
 		avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
 		pmax = payload_max(c);
@@ -717,10 +736,23 @@ check_acceptable(struct tcp_conn *c, const struct tcp_seg *seg, uint32_t seglen)
 	    SEQ_LT(seg->seq + seglen - 1, c->rcv_nxt + wnd));
 }
 
-/* Merge the peer's SACK blocks into the scoreboard. */
-static void
+static uint64_t
+sacked_bytes(const struct tcp_conn *c)
+{
+	uint64_t n = 0;
+	uint8_t i;
+
+	for (i = 0; i < c->nsacked; i++)
+		n += c->sacked[i].end - c->sacked[i].start;
+	return n;
+}
+
+/* Merge the peer's SACK blocks into the scoreboard; true if they covered
+ * bytes not SACKed before. */
+static bool
 sack_update(struct tcp_conn *c, const struct tcp_seg *seg)
 {
+	uint64_t before;
 	uint8_t i, j;
 
 	/* Drop what the cumulative ACK now covers. */
@@ -732,6 +764,7 @@ sack_update(struct tcp_conn *c, const struct tcp_seg *seg)
 		c->sacked[j++] = c->sacked[i];
 	}
 	c->nsacked = j;
+	before = sacked_bytes(c);
 	for (i = 0; i < seg->nsack; i++) {
 		struct tcp_sack_block b = seg->sack[i];
 		uint8_t k, n;
@@ -763,6 +796,7 @@ sack_update(struct tcp_conn *c, const struct tcp_seg *seg)
 		}
 		c->nsacked = n;
 	}
+	return sacked_bytes(c) > before;
 }
 
 /* Next un-SACKed sequence >= from below the highest SACK, and the length
@@ -799,6 +833,7 @@ enter_recovery(struct tcp_conn *c, uint64_t now)
 	c->ssthresh = MAX(flight / 2, 2 * c->smss);
 	c->cwnd = c->ssthresh + 3 * c->smss;
 	c->in_recovery = true;
+	c->stats.recoveries++;
 	c->recover = c->snd_max;
 	c->high_rxt = c->snd_una;
 	if (next_hole(c, c->snd_una, &h, &hl))
@@ -814,8 +849,14 @@ ack_duplicate(struct tcp_conn *c, uint64_t now)
 	c->dupacks++;
 	if (!c->in_recovery) {
 		/* RFC 6582 §3.2 step 1: no new recovery for losses from
-		 * before the previous one. */
-		if (c->dupacks == 3 && SEQ_GEQ(c->snd_una, c->recover))
+		 * before the previous one.  Besides three duplicate ACKs, a
+		 * hole below SACKs that reach the end of our data is lost:
+		 * no further ACKs will come to count (RFC 5827's early
+		 * retransmit, as RACK would decide after a tail probe). */
+		if (SEQ_GEQ(c->snd_una, c->recover) && (c->dupacks == 3 ||
+		    (c->nsacked > 0 && c->snd_nxt == c->snd_max &&
+		    SEQ_GEQ(c->sacked[c->nsacked - 1].end,
+		    c->snd_una + c->sndbuf.len))))
 			enter_recovery(c, now);
 		return;
 	}
@@ -873,7 +914,7 @@ ack_new_data(struct tcp_conn *c, const struct tcp_seg *seg, uint64_t now)
 	}
 	c->dupacks = 0;
 	if (c->snd_una == c->snd_max)
-		c->t_rtx = TCP_NEVER;
+		c->t_rtx = c->t_tlp = TCP_NEVER;
 	else
 		arm_rtx(c, now);
 }
@@ -883,7 +924,7 @@ static bool
 process_ack(struct tcp_conn *c, const struct tcp_seg *seg, uint32_t seglen,
     uint64_t now)
 {
-	bool fin_was_sent = fin_sent(c);
+	bool fin_was_sent = fin_sent(c), sack_new = false;
 	uint32_t old_wnd = c->snd_wnd, fseq = fin_seq(c);
 
 	/* RFC 5961 §5.2: an ACK older than what the peer could have seen
@@ -900,20 +941,23 @@ process_ack(struct tcp_conn *c, const struct tcp_seg *seg, uint32_t seglen,
 		return false;
 	}
 	if (c->sack_ok && seg->nsack > 0)
-		sack_update(c, seg);
+		sack_new = sack_update(c, seg);
 	if (SEQ_GT(seg->ack, c->snd_una)) {
 		ack_new_data(c, seg, now);
 	} else if (seg->ack == c->snd_una && seglen == 0 &&
 	    !(seg->flags & (TH_SYN | TH_FIN)) && c->snd_max != c->snd_una &&
-	    ((uint32_t)seg->wnd << c->snd_wscale) == old_wnd) {
-		ack_duplicate(c, now);	/* RFC 5681 §2 definition */
+	    (((uint32_t)seg->wnd << c->snd_wscale) == old_wnd || sack_new)) {
+		/* RFC 5681 §2, or RFC 6675's "ACK with new SACK information":
+		 * a receiver whose application is reading changes its window
+		 * in every ACK, and must not hide losses from us that way. */
+		ack_duplicate(c, now);
 	}
 	/* Window update from a newer segment (RFC 9293 SND.WL1/WL2). */
 	if (SEQ_LT(c->snd_wl1, seg->seq) ||
 	    (c->snd_wl1 == seg->seq && SEQ_LEQ(c->snd_wl2, seg->ack)))
 		take_peer_window(c, seg);
 	if (c->sack_ok && seg->nsack == 0 && c->nsacked > 0)
-		sack_update(c, seg);	/* prune below the new snd_una */
+		(void)sack_update(c, seg);	/* prune below the new snd_una */
 
 	if (fin_was_sent && SEQ_GT(seg->ack, fseq)) {
 		/* Our FIN is acknowledged. */
@@ -1332,6 +1376,7 @@ on_rto(struct tcp_conn *c, uint64_t now)
 
 	c->t_rtx = TCP_NEVER;
 	c->retries++;
+	c->stats.timeouts++;
 	c->rto = MIN(c->rto * 2, c->cfg->rto_max_ms);	/* RFC 6298 5.5 */
 	if (c->state == TCP_SYN_RCVD) {
 		if (c->retries > c->cfg->max_syn_retries) {
@@ -1371,6 +1416,25 @@ on_rto(struct tcp_conn *c, uint64_t now)
 		return;
 	}
 	tcp_output(c, now);
+}
+
+/* Tail loss probe: resend the last segment once; its SACK (or ACK) tells
+ * what is missing.  The RTO stays armed as it was. */
+static void
+on_tlp(struct tcp_conn *c, uint64_t now)
+{
+	uint32_t data_end = c->snd_una + c->sndbuf.len, len, start;
+
+	c->t_tlp = TCP_NEVER;
+	if (c->snd_una == c->snd_max || c->snd_nxt != c->snd_max ||
+	    c->in_recovery)
+		return;
+	/* The last data segment (with the FIN, if sent, riding on it). */
+	len = MIN(SEQ_LT(data_end, c->snd_max) ? data_end - c->snd_una :
+	    c->snd_max - c->snd_una, payload_max(c));
+	start = (SEQ_LT(data_end, c->snd_max) ? data_end : c->snd_max) - len;
+	if (retransmit_at(c, start, len ? len : 1, now) > 0)
+		c->stats.tail_probes++;
 }
 
 static void
@@ -1435,6 +1499,8 @@ tcp_on_timer(struct tcp_conn *c, uint64_t now)
 		if (c->state == TCP_CLOSED)
 			return;
 	}
+	if (c->t_tlp <= now)
+		on_tlp(c, now);
 	if (c->t_persist <= now)
 		on_persist(c, now);
 	if (c->t_keepalive <= now) {

@@ -166,6 +166,9 @@ struct tcp_conn_stats {
 	uint64_t	bytes_out;	/* new payload sent (retransmits excluded) */
 	uint64_t	segs_in, segs_out;
 	uint64_t	retransmits;	/* segments sent again (RTO, fast, SACK) */
+	uint64_t	timeouts;	/* RTO expirations (each: cwnd to 1 MSS) */
+	uint64_t	recoveries;	/* fast-recovery episodes entered */
+	uint64_t	tail_probes;	/* TLPs sent */
 	uint64_t	challenge_acks;
 	uint64_t	dropped_segs;	/* unacceptable / PAWS / bad ACK */
 };
@@ -240,6 +243,7 @@ struct tcp_conn {
 	uint64_t	t_delack;	/* delayed ACK */
 	uint64_t	t_keepalive;
 	uint64_t	t_close;	/* TIME_WAIT end, FIN_WAIT_2 limit */
+	uint64_t	t_tlp;		/* tail loss probe (RFC 8985 §7), < t_rtx */
 	uint32_t	persist_backoff;
 	bool		sws_override;	/* persist expired: send a runt once */
 	uint32_t	ka_probes;	/* unanswered keep-alive probes */

@@ -965,7 +965,7 @@ run_e2e(struct fx *f, const struct e2e_params *prm)
 	size_t srxlen = 0, echoed = 0, i;
 	uint8_t buf[16384];
 	bool srv_fin = false, closed = false, released = false;
-	uint64_t srv_rtx = 0;
+	uint64_t srv_rtx = 0, srv_rto = 0, srv_rec = 0;
 
 	assert_non_null(tx); assert_non_null(srx); assert_non_null(crx);
 	assert_non_null(pa); assert_non_null(map);
@@ -1033,6 +1033,8 @@ run_e2e(struct fx *f, const struct e2e_params *prm)
 					    flow->c.error, (unsigned long long)pa->now, tcp_state_name(flow->c.state), flow->c.snd_una, flow->c.snd_nxt, flow->c.snd_max, flow->c.sndbuf.len, flow->c.fin_queued, flow->c.rcv_nxt, cl.snd_una, cl.snd_nxt, cl.rcv_nxt, cl.rxlen, srxlen, echoed);
 				assert_int_equal(flow->c.error, 0);
 				srv_rtx = flow->c.stats.retransmits;
+				srv_rto = flow->c.stats.timeouts;
+				srv_rec = flow->c.stats.recoveries;
 				ns_tcp_release(f->s, flow, pa->now);
 				released = true;
 			}
@@ -1049,11 +1051,12 @@ run_e2e(struct fx *f, const struct e2e_params *prm)
 		cli_output(pa, &cl);
 	}
 	print_message("e2e v%d sack=%d loss=%u%% delay=%u+%u: %zu bytes each way in %llu ms "
-	    "simulated, %llu dropped, %llu duplicated, %llu retransmits by "
-	    "netstackd\n", prm->v, prm->sack, prm->loss_pct, prm->delay_ms,
+	    "simulated, %llu dropped, %llu duplicated; netstackd: %llu "
+	    "retransmits, %llu timeouts, %llu fast recoveries\n", prm->v, prm->sack, prm->loss_pct, prm->delay_ms,
 	    prm->jitter_ms, total,
 	    (unsigned long long)(pa->now - 1000), (unsigned long long)pa->dropped,
-	    (unsigned long long)pa->duplicated, (unsigned long long)srv_rtx);
+	    (unsigned long long)pa->duplicated, (unsigned long long)srv_rtx,
+	    (unsigned long long)srv_rto, (unsigned long long)srv_rec);
 	assert_true(prm->loss_pct == 0 || pa->dropped > 0);
 	assert_int_equal(srxlen, total);
 	assert_memory_equal(srx, tx, total);

@@ -754,6 +754,9 @@ sack_retransmits_each_hole(void **state)
 {
 	struct fx *f = *state;
 	uint32_t sz = send_n_segments(f, 10), base = ISS + 1;
+
+	/* Segment 9 is still in flight (not SACKed): three duplicate ACKs
+	 * are needed before the holes count as lost. */
 	struct tcp_seg s;
 	int i;
 
@@ -761,9 +764,10 @@ sack_retransmits_each_hole(void **state)
 	for (i = 0; i < 3; i++) {
 		s = ack_seg(f, base);
 		s.nsack = 2;
-		s.sack[0] = (struct tcp_sack_block){ base + 4 * sz, base + 10 * sz };
+		s.sack[0] = (struct tcp_sack_block){ base + 4 * sz, base + 9 * sz };
 		s.sack[1] = (struct tcp_sack_block){ base + sz, base + 3 * sz };
 		input(f, s);
+		assert_int_equal(f->nout, i == 2 ? 1 : 0);
 	}
 	assert_int_equal(f->nout, 1);
 	assert_int_equal(last(f)->seq, base);
@@ -773,6 +777,49 @@ sack_retransmits_each_hole(void **state)
 	assert_int_equal(f->out[1].seg.len, sz);
 	assert_int_equal(f->c.nsacked, 2);
 	assert_int_equal(f->c.stats.retransmits, 2);
+}
+
+static void
+sack_to_end_of_data_retransmits_at_once(void **state)
+{
+	struct fx *f = *state;
+	uint32_t sz = send_n_segments(f, 4), base = ISS + 1;
+	struct tcp_seg s = ack_seg(f, base);
+
+	/* Only segment 0 lost: the other three are SACKed, and no more
+	 * duplicate ACKs can come.  Waiting for three would mean an RTO. */
+	s.nsack = 1;
+	s.sack[0] = (struct tcp_sack_block){ base + sz, base + 4 * sz };
+	input(f, s);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->seq, base);
+	assert_true(f->c.in_recovery);
+}
+
+static void
+tail_loss_probe_resends_last_segment(void **state)
+{
+	struct fx *f = *state;
+	uint32_t sz = send_n_segments(f, 4), base = ISS + 1;
+	struct tcp_seg s;
+
+	/* RTT sample of 1 ms from the handshake: PTO = max(2 srtt, 10). */
+	assert_int_equal(tcp_poll_at(&f->c), f->now + 10);
+	f->now += 10;
+	tcp_on_timer(&f->c, f->now);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->seq, base + 3 * sz);
+	assert_int_equal(last(f)->len, sz);
+	assert_int_equal(f->c.stats.tail_probes, 1);
+	/* The RTO is still armed; the probe is not repeated. */
+	assert_int_equal(tcp_poll_at(&f->c), f->c.t_rtx);
+	/* The probe's SACK shows the first three lost: recovery at once. */
+	s = ack_seg(f, base);
+	s.nsack = 1;
+	s.sack[0] = (struct tcp_sack_block){ base + 3 * sz, base + 4 * sz };
+	input(f, s);
+	assert_true(f->c.in_recovery);
+	assert_int_equal(f->out[1].seg.seq, base);
 }
 
 static void
@@ -1572,6 +1619,8 @@ main(void)
 		T(fast_retransmit_three_dupacks),
 		T(newreno_partial_ack_retransmits_next),
 		T(sack_retransmits_each_hole),
+		T(sack_to_end_of_data_retransmits_at_once),
+		T(tail_loss_probe_resends_last_segment),
 		T(sack_blocks_outside_window_ignored),
 		T(zero_window_probe),
 		T(small_peer_window_runt_sent_by_persist),
