@@ -882,6 +882,20 @@ relay_new_flow(struct relay *r, const void *source, const Lc__NewFlow *nf,
 	return relay_start(r, source, &meta, fd);
 }
 
+/*
+ * A TCP FlowClosed reason that means the application's side ended in
+ * order.  Anything else ("reset by the application", "rst from app",
+ * "application timed out", "aborted"...) means its stream was cut, and the
+ * server must not take what it got for the whole of it.  The reason is the
+ * source's free text: naming the orderly ones keeps a new wording safe.
+ */
+static int
+tcp_reason_orderly(const char *reason)
+{
+	return reason == NULL || reason[0] == '\0' ||
+	    strcmp(reason, "closed") == 0 || strcmp(reason, "fin") == 0;
+}
+
 void
 relay_source_flow_closed(struct relay *r, const void *source,
     uint64_t source_flow_id, const char *reason)
@@ -899,10 +913,10 @@ relay_source_flow_closed(struct relay *r, const void *source,
 	if (reason)
 		snprintf(f->rec.source_reason, sizeof(f->rec.source_reason),
 		    "%s", reason);
-	if (reason && strncmp(reason, "rst", 3) == 0)
-		flow_end(f, FLOW_END_APP_RESET, ECONNRESET);
-	else if (f->rec.meta.transport == FLOW_UDP)
+	if (f->rec.meta.transport == FLOW_UDP)
 		flow_end(f, FLOW_END_SOURCE_CLOSED, 0);
+	else if (!tcp_reason_orderly(reason))
+		flow_end(f, FLOW_END_APP_RESET, ECONNRESET);
 }
 
 void

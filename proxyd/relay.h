@@ -80,9 +80,10 @@ uint64_t	relay_new_flow(struct relay *, const void *source,
 		    const Lc__NewFlow *, int fd);
 
 /*
- * The source says a flow ended on its side (FlowClosed).  A reason starting
- * with "rst" (the application reset) resets the upstream connection; a UDP
- * flow ends; a TCP flow otherwise ends by itself through its socket.
+ * The source says a flow ended on its side (FlowClosed).  A UDP flow ends.
+ * A TCP flow whose reason is not an orderly one ("closed", "fin" or empty)
+ * had its application side cut (reset, timed out...): the upstream is reset.
+ * An orderly TCP end needs nothing: the flow socket carries its EOF.
  */
 void	relay_source_flow_closed(struct relay *, const void *source,
 	    uint64_t source_flow_id, const char *reason);

@@ -836,7 +836,7 @@ tcp_app_reset_resets_upstream(void **state)
 	server_stop(&srv);
 }
 
-/* netstackd says the app reset (FlowClosed "rst ..."): the server sees a reset. */
+/* netstackd says the app reset (FlowClosed): the server sees a reset. */
 static void
 tcp_flow_closed_rst_resets_upstream(void **state)
 {
@@ -852,15 +852,22 @@ tcp_flow_closed_rst_resets_upstream(void **state)
 	run_for(t, 0.1);
 	assert_non_null(relay_flow_record(t->relay, id));
 	/* Another source's flow 7 is not this one. */
-	relay_source_flow_closed(t->relay, (const void *)0x1, 7, "rst from app");
+	relay_source_flow_closed(t->relay, (const void *)0x1, 7,
+	    "reset by the application");
 	assert_non_null(relay_flow_record(t->relay, id));
-	relay_source_flow_closed(t->relay, SOURCE, 7, "rst from app");
+	/* An orderly end is left to the socket's own EOF. */
+	relay_source_flow_closed(t->relay, SOURCE, 7, "closed");
+	relay_source_flow_closed(t->relay, SOURCE, 7, "fin");
+	assert_non_null(relay_flow_record(t->relay, id));
+	/* netstackd's wording for an application's RST. */
+	relay_source_flow_closed(t->relay, SOURCE, 7, "reset by the application");
 	assert_null(relay_flow_record(t->relay, id));
 	pthread_join(srv.th, NULL);
 	assert_int_equal(srv.gotlen, 3);
 	assert_int_equal(srv.read_err, ECONNRESET);
 	assert_int_equal(last_record(t)->end, FLOW_END_APP_RESET);
-	assert_string_equal(last_record(t)->source_reason, "rst from app");
+	assert_string_equal(last_record(t)->source_reason,
+	    "reset by the application");
 	close(fds[0]);
 	close(srv.lfd);
 	free(srv.got);
