@@ -57,7 +57,7 @@ CPPFLAGS += -D_FORTIFY_SOURCE=2
 endif
 
 # Every library comes through pkg-config.  mbedTLS is linked statically.
-COMMON_PKGS := libprotobuf-c
+COMMON_PKGS := libprotobuf-c libcap libseccomp
 COMMON_LIBS  = $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS)) -lev
 MBEDTLS_LIBS = -Wl,-Bstatic $(shell $(PKG_CONFIG) --libs-only-l --static mbedtls mbedx509 mbedcrypto) -Wl,-Bdynamic \
 	$(shell $(PKG_CONFIG) --libs-only-L mbedtls)
@@ -71,7 +71,7 @@ localcapctl_LIBS =
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
-ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c cmocka libbpf libmnl && echo ok),ok)
+ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl && echo ok),ok)
 $(error build dependencies missing: run 'make deps' as root first (it installs Debian packages and builds mbedTLS 3.6))
 endif
 endif

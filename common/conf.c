@@ -22,6 +22,7 @@ enum conf_type {
 	CONF_IFNAME,	/* network interface name */
 	CONF_UINT,	/* decimal, within [min, max] */
 	CONF_BOOL,	/* yes/no, true/false, on/off, 1/0 */
+	CONF_USER,	/* a user name */
 };
 
 struct conf_key {
@@ -40,6 +41,7 @@ static const struct conf_key conf_schema[] = {
 	{ "tun_mtu",		CONF_UINT,	",redirectord,", 1280, 65535 },
 	{ "cgroup",		CONF_PATH,	",redirectord,", 0, 0 },
 	{ "fail_closed",	CONF_BOOL,	",redirectord,", 0, 0 },
+	{ "user",		CONF_USER,	",netstackd,proxyd,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };
@@ -150,6 +152,13 @@ check_value(const struct conf_key *k, const char *v)
 		if (strlen(v) > 15 || strpbrk(v, "/% \t") != NULL)
 			return "must be an interface name (at most 15 "
 			    "characters, no '/', '%' or spaces)";
+		return NULL;
+	case CONF_USER:
+		if (strlen(v) > 32 || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(v) ||
+		    v[0] == '-')
+			return "must be a user name (letters, digits, '_', '.', "
+			    "'-'; at most 32)";
 		return NULL;
 	case CONF_BOOL:
 		return conf_parse_bool(v) < 0 ?

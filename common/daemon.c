@@ -235,6 +235,11 @@ daemon_start(struct daemon *d, struct ev_loop *loop, const struct daemon_hooks *
 	d->hooks = *hooks;
 	/* Until told otherwise, errors go to the terminal that started us. */
 	log_init(d->name, 1, LOG_LEVEL_INFO + d->verbose);
+	if (d->config_path) {
+		/* SIGHUP rereads it after we moved to /. */
+		daemon_abspath(d->config_path, d->config_abs, sizeof(d->config_abs));
+		d->config_path = d->config_abs;
+	}
 	if (d->config_path &&
 	    (d->conf = conf_load(d->config_path, err, sizeof(err))) == NULL)
 		fatalx("%s", err);

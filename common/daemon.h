@@ -50,6 +50,7 @@ struct daemon {
 	int		 foreground;
 	int		 verbose;
 	/* Set by daemon_start: */
+	char		 config_abs[512];
 	char		 runtime_dir[256];
 	char		 pidfile[300];
 	int		 pidfd;		/* holds the single-instance lock */

@@ -38,6 +38,7 @@
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
+#include "sandbox.h"
 #include "data.pb-c.h"
 #include "flow.pb-c.h"
 #include "netstackd/impair.h"
@@ -127,6 +128,7 @@ static const char usage[] =
     "The localcap user-space TCP/IP stack: packets from redirectord, flows to proxyd.\n"
     "\n"
     DAEMON_COMMON_HELP
+    "  -u, --user NAME         run as this unprivileged user once started\n"
     "      --impair SPEC       TESTING ONLY: impair packets at the TUN, e.g.\n"
     "                          loss=2%,dup=1%,reorder=2%,delay=5ms,seed=1\n";
 
@@ -1024,6 +1026,7 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		DAEMON_LONGOPTS,
 		{ "impair", required_argument, NULL, 'I' },
+		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct ipc_peer_config rd_cfg = {
@@ -1041,15 +1044,22 @@ main(int argc, char *argv[])
 		.name = "proxyd",
 	};
 	const struct daemon_hooks hooks = { .shutdown = netstackd_shutdown };
+	struct sandbox sb = { .profile = SANDBOX_NETSTACKD };
+	const char *user = NULL;
 	struct ev_loop *loop;
 	char path[300];
 	int c;
 
-	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS, longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "u:", longopts,
+	    NULL)) != -1) {
 		char err[256];
 
 		if (daemon_common_opt(&ns.d, c, optarg, usage, print_version))
 			continue;
+		if (c == 'u') {
+			user = optarg;
+			continue;
+		}
 		if (c == 'I') {
 			if (impair_parse(&ns.im, optarg, err, sizeof(err)) == -1) {
 				fprintf(stderr, "netstackd: %s\n", err);
@@ -1084,6 +1094,18 @@ main(int argc, char *argv[])
 	daemon_path(&ns.d, "flow.sock", path, sizeof(path));
 	if ((ns.proxy = ipc_connector_new(loop, path, &px_cfg)) == NULL)
 		fatal("%s", path);
+
+	/*
+	 * From here on netstackd parses packets from untrusted programs: no
+	 * capabilities, no files (but its config, for SIGHUP), Unix sockets
+	 * only, no ioctl on the TUN it will be handed.
+	 */
+	if (user == NULL)
+		user = conf_get(ns.d.conf, "netstackd", "user");
+	sb.user = user;
+	sb.remove_dir = ns.d.runtime_dir;
+	sb.ro_file = ns.d.config_path;
+	sandbox_enter(&sb);
 
 	ev_run(loop, 0);
 	daemon_finish(&ns.d);

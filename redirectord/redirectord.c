@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
+#include "sandbox.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
 #include "redirectord/bpf.h"
@@ -595,6 +597,18 @@ main(int argc, char *argv[])
 	    ctl_authorize, client_accept)) == NULL)
 		fatal("cannot listen on %s", path);
 	log_info("control socket %s ready", path);
+
+	/* Everything is open: keep only what capture needs from here on. */
+	{
+		static const int keep[] = { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON };
+		const struct sandbox sb = {
+			.profile = SANDBOX_REDIRECTORD,
+			.keep_caps = keep,
+			.nkeep_caps = sizeof(keep) / sizeof(keep[0]),
+		};
+
+		sandbox_enter(&sb);
+	}
 
 	ev_run(loop, 0);
 	daemon_finish(&rd.d);

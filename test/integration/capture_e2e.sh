@@ -89,6 +89,20 @@ $NSE "$B/test/integration/echo_consumer" "$T" >"$T/echo.log" 2>&1 &
 EC_PID=$!
 wait_for "daemons up, nothing attached yet" status_has '"note":"nothing attached'
 
+# The sandbox, as the kernel sees it.
+field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+check "redirectord keeps only CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON (effective, bounding)" \
+    sh -c "[ '$(field $RD_PID CapEff)' = 000000c000001000 ] &&
+           [ '$(field $RD_PID CapBnd)' = 000000c000001000 ] &&
+           [ '$(field $RD_PID NoNewPrivs)' = 1 ]"
+# (A sanitizer build runs without the seccomp filter: ASan needs more calls.)
+want_seccomp=2; [ "${SANITIZE:-}" = 1 ] && want_seccomp=0
+check "netstackd: no capabilities, no_new_privs, seccomp filter on" \
+    sh -c "[ '$(field $NS_PID CapEff)' = 0000000000000000 ] &&
+           [ '$(field $NS_PID CapBnd)' = 0000000000000000 ] &&
+           [ '$(field $NS_PID NoNewPrivs)' = 1 ] &&
+           [ '$(field $NS_PID Seccomp)' = $want_seccomp ]"
+
 check "not attached: a connection to an unrouted address fails" \
     unreachable lc-client 10.99.0.1
 

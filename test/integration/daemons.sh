@@ -30,7 +30,7 @@ cleanup() {
 	done
 	wait 2>/dev/null
 	remove_cgroup "$CG"
-	rm -rf "$T"
+	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

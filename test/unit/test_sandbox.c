@@ -1,0 +1,190 @@
+/*
+ * Tests for common/sandbox.c: each case forks, confines the child with the
+ * netstackd profile, and checks from the parent what the kernel let the
+ * child do.  A forbidden system call must end the child with status 159
+ * (the SIGSYS handler's); Landlock must refuse files; capabilities must be
+ * gone.  The seccomp cases are skipped in sanitizer builds, where the
+ * filter is deliberately not installed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD 1
+#endif
+
+/* Run fn in a confined child; return its exit status (or 128+signal). */
+static int
+confined(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sandbox sb = { .profile = SANDBOX_NETSTACKD };
+		int devnull = open("/dev/null", O_WRONLY);
+
+		/* Quiet: the parent judges by exit status. */
+		dup2(devnull, STDERR_FILENO);
+		log_init("test_sandbox", 1, LOG_LEVEL_WARN - 1);
+		sandbox_enter(&sb);
+		_exit(fn());
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int
+do_ioctl(void)
+{
+	struct winsize ws;
+
+	(void)ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
+	return 0;	/* not reached */
+}
+
+static int
+do_inet_socket(void)
+{
+	(void)socket(AF_INET, SOCK_STREAM, 0);
+	return 0;	/* not reached */
+}
+
+static int
+do_unix_socketpair(void)
+{
+	int sv[2];
+
+	return socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 &&
+	    write(sv[0], "x", 1) == 1 ? 0 : 1;
+}
+
+static int
+do_open_file(void)
+{
+	int fd = open("/etc/hostname", O_RDONLY);
+
+	return fd == -1 && errno == EACCES ? 0 : 1;
+}
+
+static void
+forbidden_ioctl_kills(void **state)
+{
+	(void)state;
+#ifdef SANITIZER_BUILD
+	skip();
+#endif
+	assert_int_equal(confined(do_ioctl), 159);
+}
+
+static void
+inet_socket_kills_but_unix_works(void **state)
+{
+	(void)state;
+#ifdef SANITIZER_BUILD
+	skip();
+#endif
+	assert_int_equal(confined(do_inet_socket), 159);
+	assert_int_equal(confined(do_unix_socketpair), 0);
+}
+
+static void
+landlock_refuses_files(void **state)
+{
+	(void)state;
+	assert_int_equal(confined(do_open_file), 0);
+}
+
+/* A field of /proc/PID/status. */
+static void
+status_field(pid_t pid, const char *name, char *out, size_t len)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	assert_non_null(f = fopen(path, "r"));
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ':') {
+			sscanf(line + strlen(name) + 1, "%63s", out);
+			break;
+		}
+	fclose(f);
+	assert_true(len >= 64 && out[0] != '\0');
+}
+
+static void
+no_capabilities_and_no_new_privs(void **state)
+{
+	char v[64], go;
+	int ready[2], hold[2], status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(hold), 0);
+	if ((pid = fork()) == 0) {
+		struct sandbox sb = { .profile = SANDBOX_NETSTACKD };
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, STDERR_FILENO);
+		log_init("test_sandbox", 1, LOG_LEVEL_WARN - 1);
+		sandbox_enter(&sb);
+		(void)!write(ready[1], "r", 1);
+		(void)!read(hold[0], &go, 1);	/* until the parent has looked */
+		_exit(0);
+	}
+	assert_int_equal(read(ready[0], &go, 1), 1);
+	/* What the kernel says about the confined child. */
+	status_field(pid, "CapEff", v, sizeof(v));
+	assert_string_equal(v, "0000000000000000");
+	status_field(pid, "CapPrm", v, sizeof(v));
+	assert_string_equal(v, "0000000000000000");
+	status_field(pid, "CapBnd", v, sizeof(v));
+	assert_string_equal(v, "0000000000000000");
+	status_field(pid, "CapAmb", v, sizeof(v));
+	assert_string_equal(v, "0000000000000000");
+	status_field(pid, "NoNewPrivs", v, sizeof(v));
+	assert_string_equal(v, "1");
+#ifndef SANITIZER_BUILD
+	status_field(pid, "Seccomp", v, sizeof(v));
+	assert_string_equal(v, "2");
+#endif
+	assert_int_equal(write(hold[1], "g", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(ready[0]);
+	close(ready[1]);
+	close(hold[0]);
+	close(hold[1]);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(forbidden_ioctl_kills),
+		cmocka_unit_test(inet_socket_kills_but_unix_works),
+		cmocka_unit_test(landlock_refuses_files),
+		cmocka_unit_test(no_capabilities_and_no_new_privs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
