@@ -221,6 +221,7 @@ enum srv_mode {
 	SRV_GREET_HALFCLOSE,	/* greet, shutdown(WR), read until EOF */
 	SRV_RESET_MID,		/* read reset_after bytes, send, then RST */
 	SRV_READ_ALL,		/* after pause seconds, read until EOF/error */
+	SRV_SEND,		/* send send_len bytes of send_buf, then close */
 };
 
 struct server {
@@ -229,6 +230,8 @@ struct server {
 	enum srv_mode	 mode;
 	double		 pause;
 	size_t		 reset_after;
+	const uint8_t	*send_buf;
+	size_t		 send_len;
 	pthread_t	 th;
 	atomic_int	 done;
 	/* What it saw. */
@@ -370,6 +373,11 @@ server_main(void *arg)
 		usleep((useconds_t)(s->pause * 1e6));
 		server_drain(s, fd);
 		break;
+	case SRV_SEND:
+		(void)write_all(fd, s->send_buf, s->send_len);
+		shutdown(fd, SHUT_WR);
+		server_drain(s, fd);
+		break;
 	}
 	close(fd);
 out:
@@ -406,6 +414,7 @@ struct app {
 	int		 shut_after_send;	/* shutdown(SHUT_WR) when sent */
 	int		 reset_after_send;	/* close with RST when sent */
 	int		 read_first;		/* read until EOF, then send */
+	double		 read_pause;		/* seconds before reading at all */
 	pthread_t	 th;
 	atomic_int	 done;
 	atomic_size_t	 sent;
@@ -439,6 +448,8 @@ app_main(void *arg)
 	int reading = 1, writing = !a->read_first;
 	ssize_t n;
 
+	if (a->read_pause > 0)
+		usleep((useconds_t)(a->read_pause * 1e6));
 	while (reading || writing) {
 		struct pollfd p = { .fd = a->fd, .events = 0 };
 
@@ -930,6 +941,44 @@ tcp_slow_reader_pauses_writer(void **state)
 	free(data);
 }
 
+/* The same the other way: an app that does not read stalls the server. */
+static void
+tcp_slow_app_pauses_server(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 48u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct slow s = { &app, &srv, 0 };
+	uint8_t *data = pattern(len, 3);
+	int fds[2];
+
+	srv.send_buf = data;
+	srv.send_len = len;
+	server_start(&srv, AF_INET6, SRV_SEND, 0);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.read_pause = 0.5;
+	app.shut_after_send = 1;	/* nothing to send: EOF at once */
+	app_start(&app, fds[0], len);
+	start_tcp(t, AF_INET6, srv.port, fds[1]);
+	run_for(t, 0.3);
+	/* Stalled: nobody reads, so the server could not send it all. */
+	assert_false(atomic_load(&srv.done));
+	assert_true(relay_stats(t->relay)->buffered <= TEST_BUFSIZE);
+	run_until(t, slow_done, &s, 60);
+
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	assert_true(app.saw_eof);
+	assert_true(s.max_buffered <= TEST_BUFSIZE);
+	assert_true(relay_stats(t->relay)->buffer_high_water <= TEST_BUFSIZE);
+	assert_int_equal(last_record(t)->bytes_to_app, len);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
 /*
  * A listener whose accept queue is full drops SYNs, so a connect to it
  * hangs: the connect timeout ends the flow and the app is told.
@@ -1097,9 +1146,8 @@ udp_replies(struct fixture *t, void *arg)
 }
 
 static void
-udp_echo_round_trip(void **state)
+udp_echo(struct fixture *t, int family)
 {
-	struct fixture *t = *state;
 	static const char *dg[3] = { "one", "", "three datagrams" };
 	struct udp_echo u = { 0 };
 	struct pump_until p = { 0 };
@@ -1108,11 +1156,11 @@ udp_echo_round_trip(void **state)
 	uint16_t port;
 	int fds[2], i;
 
-	u.fd = listen_on(AF_INET, SOCK_DGRAM, &port);
+	u.fd = listen_on(family, SOCK_DGRAM, &port);
 	atomic_init(&u.stop, 0);
 	assert_int_equal(pthread_create(&u.th, NULL, udp_echo_main, &u), 0);
 	flow_socketpair(SOCK_DGRAM, fds);
-	m = mkmeta(FLOW_UDP, AF_INET, port);
+	m = mkmeta(FLOW_UDP, family, port);
 	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
 	for (i = 0; i < 3; i++)
 		assert_int_equal(send(fds[0], dg[i], strlen(dg[i]), 0),
@@ -1137,6 +1185,18 @@ udp_echo_round_trip(void **state)
 	pthread_join(u.th, NULL);
 	close(u.fd);
 	close(fds[0]);
+}
+
+static void
+udp_echo_round_trip_ipv4(void **state)
+{
+	udp_echo(*state, AF_INET);
+}
+
+static void
+udp_echo_round_trip_ipv6(void **state)
+{
+	udp_echo(*state, AF_INET6);
 }
 
 /* UDP flows end when idle; DNS (port 53) ones on their shorter timeout. */
@@ -1564,13 +1624,17 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(tcp_slow_reader_pauses_writer,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_slow_app_pauses_server,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(tcp_connect_timeout, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(tcp_idle_timeout_resets_both,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(tcp_relay_free_resets_running_flows,
 		    setup, teardown),
-		cmocka_unit_test_setup_teardown(udp_echo_round_trip, setup,
+		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv4, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv6, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(udp_idle_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(udp_seqpacket_close_ends_flow,
