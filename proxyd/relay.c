@@ -409,10 +409,10 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 			side_abort(&f->up);
 		break;
 	case FLOW_END_CONNECT_TIMEOUT:
-		r->stats.connect_timeouts++;
-		/* FALLTHROUGH */
 	case FLOW_END_CONNECT_FAILED:
 		r->stats.connect_failed++;
+		if (end == FLOW_END_CONNECT_TIMEOUT)
+			r->stats.connect_timeouts++;
 		if (tcp)
 			side_abort(&f->app);
 		break;
@@ -422,10 +422,10 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 			side_abort(&f->app);
 		break;
 	case FLOW_END_IDLE:
-		r->stats.idle_expired++;
-		/* FALLTHROUGH */
 	case FLOW_END_SHUTDOWN:
 	case FLOW_END_INTERNAL:
+		if (end == FLOW_END_IDLE)
+			r->stats.idle_expired++;
 		/* Neither side may take a cut-off stream for a complete one. */
 		if (tcp) {
 			side_abort(&f->app);
