@@ -562,9 +562,20 @@ captured "old spec still in force after a refused one" "> 10.77.0.9:8095 " nsx -
 set_spec "lc-curl"
 run_client nsx "$CG" lc-curl tcp-loop 4 10.77.0.9 8200 40 >"$TMP/loop.out" 2>&1 &
 lpid=$!
-sleep 1
+# Paced by the client's progress, not by the clock: a loaded machine only
+# makes it slower.  (Bounded: each wait gives up after 5 s.)
+tries() { grep -c '^try ' "$TMP/loop.out" 2>/dev/null; }
+wait_tries() {
+	local _
+	for _ in $(seq 1 100); do
+		[ "$(tries)" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_tries 8
 hcmd detach | grep -q "ok detached" || fail "detach while traffic runs"
-sleep 1
+wait_tries 20
 hcmd attach | grep -q "ok attached links=" || fail "attach again while traffic runs"
 wait "$lpid"
 wait_for_fixed "$TMP/tun.log" "> 10.77.0.9:8239 "
