@@ -246,6 +246,7 @@ def attempt():
                 s.recvfrom(100)
                 return "connected"
             except socket.timeout:
+                s.settimeout(2)
                 s.sendto(b"ping", (host, port))
                 s.recvfrom(100)
                 return "connected-after-retry"
