@@ -19,6 +19,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "control.pb-c.h"
+#include "ctl/ctl.h"
 
 #define CTL_TIMEOUT	5.0	/* seconds for one request */
 
@@ -31,6 +32,8 @@ struct ctl {
 	int			 done;
 	ev_timer		 deadline;
 	const char		*spec_text;	/* attach/detach: for error carets */
+	int			 quiet;		/* no error lines (polling) */
+	int			 running;	/* status: daemons reported running */
 	void			(*print)(const struct ctl *, const Lc__CtlReply *);
 };
 
@@ -38,6 +41,12 @@ static const char usage[] =
     "usage: localcapctl [-r DIR] [--json] COMMAND\n"
     "\n"
     "commands:\n"
+    "  up [--state-dir DIR] [--cgroup PATH] [--config FILE] [--tun-name NAME]\n"
+    "     [--fail-closed] [--foreground]\n"
+    "                         start the three daemons (without systemd)\n"
+    "  down                   stop them\n"
+    "  logs [-f] [-n N] [--daemon NAME]\n"
+    "                         the daemons' logs (up's log files, else the journal)\n"
     "  status                 the daemons and the capture state\n"
     "  attach SPEC[,SPEC...]  capture more: NAME, PID, !EXCLUDE, uid:N, user:NAME,\n"
     "                         cgroup:PATH, unit:NAME.service (mitmproxy order rules)\n"
@@ -172,6 +181,7 @@ finish(struct ctl *ctl, int code)
 {
 	ctl->exit_code = code;
 	ctl->done = 1;
+	ev_timer_stop(ctl->loop, &ctl->deadline);
 	ev_break(ctl->loop, EVBREAK_ALL);
 }
 
@@ -222,7 +232,9 @@ ctl_close(struct ipc_peer *peer, const char *reason)
 {
 	struct ctl *ctl = ipc_user(peer);
 
-	if (!ctl->done) {
+	if (!ctl->done && ctl->quiet)
+		finish(ctl, 1);
+	else if (!ctl->done) {
 		fprintf(stderr, "localcapctl: redirectord closed the connection: %s\n",
 		    reason);
 		finish(ctl, 1);
@@ -262,6 +274,8 @@ run_request(struct ctl *ctl)
 	int fd;
 
 	if ((fd = ipc_connect_path(ctl->sock_path)) == -1) {
+		if (ctl->quiet)
+			return 1;
 		if (errno == ENOENT || errno == ECONNREFUSED)
 			fprintf(stderr, "localcapctl: redirectord is not running "
 			    "(nothing listens on %s)\n", ctl->sock_path);
@@ -284,6 +298,37 @@ run_request(struct ctl *ctl)
 	ev_timer_start(ctl->loop, &ctl->deadline);
 	ev_run(ctl->loop, 0);
 	return ctl->exit_code;
+}
+
+static void
+count_running(const struct ctl *ctl, const Lc__CtlReply *reply)
+{
+	struct ctl *c = (struct ctl *)(uintptr_t)ctl;
+	size_t i;
+
+	c->running = 0;
+	for (i = 0; i < reply->status->n_daemons; i++)
+		c->running += reply->status->daemons[i]->running != 0;
+}
+
+int
+ctl_daemons_running(const char *sock_path)
+{
+	struct ctl ctl = { .exit_code = 1, .quiet = 1 };
+	Lc__CtlRequest req;
+	Lc__StatusRequest status;
+
+	lc__ctl_request__init(&req);
+	lc__status_request__init(&status);
+	req.request_id = (uint64_t)getpid();
+	req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
+	req.status = &status;
+	ctl.request = &req;
+	ctl.sock_path = sock_path;
+	ctl.print = count_running;
+	if (run_request(&ctl) != 0)
+		return -1;
+	return ctl.running;
 }
 
 /* "a", "b,c", "d" -> "a,b,c,d" */
@@ -366,6 +411,18 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	ctl.sock_path = path;
+
+	if (strcmp(cmd, "up") == 0)
+		return ctl_up(runtime_dir, argc - optind + 1, argv + optind - 1);
+	if (strcmp(cmd, "down") == 0) {
+		if (optind != argc) {
+			fprintf(stderr, "localcapctl: down takes no arguments\n");
+			return 2;
+		}
+		return ctl_down(runtime_dir);
+	}
+	if (strcmp(cmd, "logs") == 0)
+		return ctl_logs(runtime_dir, argc - optind + 1, argv + optind - 1);
 
 	lc__ctl_request__init(&req);
 	req.request_id = (uint64_t)getpid();

@@ -1,0 +1,16 @@
+/*
+ * What localcapctl's commands share across its files: the control-socket
+ * client (localcapctl.c) and the instance commands up/down/logs
+ * (instance.c).
+ */
+#ifndef LOCALCAP_CTL_H
+#define LOCALCAP_CTL_H
+
+/* Daemons reported running (0-3), or -1 if redirectord does not answer. */
+int	ctl_daemons_running(const char *ctl_sock_path);
+
+int	ctl_up(const char *runtime_dir, int argc, char **argv);
+int	ctl_down(const char *runtime_dir);
+int	ctl_logs(const char *runtime_dir, int argc, char **argv);
+
+#endif

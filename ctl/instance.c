@@ -1,0 +1,440 @@
+/*
+ * localcapctl up / down / logs: run the three daemons as an instance without
+ * systemd, each with the privileges systemd would give it (they drop their
+ * own; see common/sandbox.c), logging to <runtime>/logs/<daemon>.log.
+ *
+ * The daemons are found beside localcapctl (a build tree: build/bin/) or in
+ * ../libexec/localcap/ relative to it (an installed tree).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl/ctl.h"
+
+#define NDAEMONS	3
+#define UP_TIMEOUT_MS	15000
+
+static const char *const daemon_names[NDAEMONS] = {
+	"redirectord", "netstackd", "proxyd",
+};
+
+/* Directory holding the daemon binaries. */
+static int
+find_daemons(char *dir, size_t len)
+{
+	char self[PATH_MAX], cand[PATH_MAX + 64], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) != NULL)
+		*slash = '\0';
+	snprintf(cand, sizeof(cand), "%s/redirectord", self);
+	if (access(cand, X_OK) == 0 && strlen(self) < len) {
+		memcpy(dir, self, strlen(self) + 1);
+		return 0;
+	}
+	snprintf(cand, sizeof(cand), "%s/../libexec/localcap/redirectord", self);
+	if (access(cand, X_OK) == 0 && strlen(cand) < len) {
+		/* cand without "/redirectord" */
+		cand[strlen(cand) - strlen("/redirectord")] = '\0';
+		memcpy(dir, cand, strlen(cand) + 1);
+		return 0;
+	}
+	fprintf(stderr, "localcapctl: cannot find the daemons beside %s or in "
+	    "%s/../libexec/localcap\n", self, self);
+	return -1;
+}
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The pid a daemon's pid file names, if that process is that daemon. */
+static pid_t
+daemon_pid(const char *runtime_dir, const char *name)
+{
+	char path[PATH_MAX], comm[32] = "";
+	FILE *f;
+	int pid = 0;
+
+	snprintf(path, sizeof(path), "%s/%s.pid", runtime_dir, name);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 0)
+		return 0;
+	/* A stale pid file may name a recycled pid: check what it runs. */
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	if (fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, name) == 0 ? (pid_t)pid : 0;
+}
+
+static pid_t
+spawn(const char *bindir, const char *name, char *const extra[], const char *logdir,
+    int foreground)
+{
+	char prog[PATH_MAX], log[PATH_MAX];
+	char *argv[24];
+	int i = 0, j, fd;
+	pid_t pid;
+
+	snprintf(prog, sizeof(prog), "%s/%s", bindir, name);
+	snprintf(log, sizeof(log), "%s/%s.log", logdir, name);
+	argv[i++] = (char *)(uintptr_t)name;
+	argv[i++] = (char *)(uintptr_t)"-f";
+	for (j = 0; extra[j] && i < 23; j++)
+		argv[i++] = extra[j];
+	argv[i] = NULL;
+	if ((pid = fork()) == -1) {
+		perror("localcapctl: fork");
+		return -1;
+	}
+	if (pid > 0)
+		return pid;
+	if (!foreground)
+		(void)setsid();
+	if ((fd = open("/dev/null", O_RDONLY)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	if (!foreground &&
+	    (fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) != -1) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	execv(prog, argv);
+	fprintf(stderr, "localcapctl: cannot run %s: %s\n", prog, strerror(errno));
+	_exit(127);
+}
+
+static void
+stop_all(pid_t pids[NDAEMONS])
+{
+	int i;
+
+	for (i = 0; i < NDAEMONS; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	for (i = 0; i < NDAEMONS; i++)
+		if (pids[i] > 0)
+			waitpid(pids[i], NULL, 0);
+}
+
+static volatile sig_atomic_t got_signal;
+
+static void
+on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+int
+ctl_up(const char *runtime_dir, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "state-dir",	required_argument,	NULL, 's' },
+		{ "cgroup",	required_argument,	NULL, 'g' },
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "tun-name",	required_argument,	NULL, 't' },
+		{ "fail-closed", no_argument,		NULL, 'F' },
+		{ "foreground",	no_argument,		NULL, 'f' },
+		{ "upstream-ca", required_argument,	NULL, 'U' },
+		{ "ignore-hosts", required_argument,	NULL, 'G' },
+		{ "listen",	required_argument,	NULL, 'L' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
+	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX];
+	char *rd_args[12], *ns_args[8], *px_args[10];
+	pid_t pids[NDAEMONS] = { 0 };
+	int fail_closed = 0, foreground = 0, c, i, n, running;
+	long deadline;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:g:c:t:Ff", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': state = optarg; break;
+		case 'g': cgroup = optarg; break;
+		case 'c': config = optarg; break;
+		case 't': tun = optarg; break;
+		case 'F': fail_closed = 1; break;
+		case 'f': foreground = 1; break;
+		case 'U': case 'G': case 'L':
+			fprintf(stderr, "localcapctl: up --%s: proxyd does not "
+			    "support this yet\n", longopts[c == 'U' ? 6 : c == 'G' ?
+			    7 : 8].name);
+			return 2;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "localcapctl: up takes options only ('%s'?)\n",
+		    argv[optind]);
+		return 2;
+	}
+	if (find_daemons(bindir, sizeof(bindir)) == -1)
+		return 1;
+	snprintf(sock, sizeof(sock), "%s/ctl.sock", runtime_dir);
+	if ((running = ctl_daemons_running(sock)) == NDAEMONS) {
+		printf("localcap is already up in %s\n", runtime_dir);
+		return 0;
+	}
+	for (i = 0; i < NDAEMONS; i++)
+		if (daemon_pid(runtime_dir, daemon_names[i]) > 0) {
+			fprintf(stderr, "localcapctl: %s is already running in %s "
+			    "without the others: localcapctl down first\n",
+			    daemon_names[i], runtime_dir);
+			return 1;
+		}
+	if (mkdir(runtime_dir, 0755) == -1 && errno != EEXIST) {
+		fprintf(stderr, "localcapctl: %s: %s\n", runtime_dir, strerror(errno));
+		return 1;
+	}
+	snprintf(logdir, sizeof(logdir), "%s/logs", runtime_dir);
+	if (mkdir(logdir, 0750) == -1 && errno != EEXIST) {
+		fprintf(stderr, "localcapctl: %s: %s\n", logdir, strerror(errno));
+		return 1;
+	}
+
+	n = 0;
+	rd_args[n++] = (char *)(uintptr_t)"-r";
+	rd_args[n++] = (char *)(uintptr_t)runtime_dir;
+	if (cgroup) {
+		rd_args[n++] = (char *)(uintptr_t)"-g";
+		rd_args[n++] = (char *)(uintptr_t)cgroup;
+	}
+	if (tun) {
+		rd_args[n++] = (char *)(uintptr_t)"-t";
+		rd_args[n++] = (char *)(uintptr_t)tun;
+	}
+	if (fail_closed)
+		rd_args[n++] = (char *)(uintptr_t)"--fail-closed";
+	if (config) {
+		rd_args[n++] = (char *)(uintptr_t)"-c";
+		rd_args[n++] = (char *)(uintptr_t)config;
+	}
+	rd_args[n] = NULL;
+	n = 0;
+	ns_args[n++] = (char *)(uintptr_t)"-r";
+	ns_args[n++] = (char *)(uintptr_t)runtime_dir;
+	if (config) {
+		ns_args[n++] = (char *)(uintptr_t)"-c";
+		ns_args[n++] = (char *)(uintptr_t)config;
+	}
+	ns_args[n] = NULL;
+	n = 0;
+	px_args[n++] = (char *)(uintptr_t)"-r";
+	px_args[n++] = (char *)(uintptr_t)runtime_dir;
+	if (state) {
+		px_args[n++] = (char *)(uintptr_t)"-s";
+		px_args[n++] = (char *)(uintptr_t)state;
+	}
+	if (config) {
+		px_args[n++] = (char *)(uintptr_t)"-c";
+		px_args[n++] = (char *)(uintptr_t)config;
+	}
+	px_args[n] = NULL;
+
+	/* proxyd and netstackd first: redirectord then finds its chain. */
+	pids[2] = spawn(bindir, "proxyd", px_args, logdir, foreground);
+	pids[1] = spawn(bindir, "netstackd", ns_args, logdir, foreground);
+	pids[0] = spawn(bindir, "redirectord", rd_args, logdir, foreground);
+
+	deadline = now_ms() + UP_TIMEOUT_MS;
+	while ((running = ctl_daemons_running(sock)) != NDAEMONS) {
+		for (i = 0; i < NDAEMONS; i++) {
+			int status;
+
+			if (pids[i] > 0 && waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+				pids[i] = 0;
+				fprintf(stderr, "localcapctl: %s exited during start-up; "
+				    "see %s/%s.log\n", daemon_names[i], logdir,
+				    daemon_names[i]);
+				stop_all(pids);
+				return 1;
+			}
+		}
+		if (now_ms() > deadline) {
+			fprintf(stderr, "localcapctl: the daemons did not all come up "
+			    "within %d s; logs in %s\n", UP_TIMEOUT_MS / 1000, logdir);
+			stop_all(pids);
+			return 1;
+		}
+		usleep(50000);
+	}
+	printf("localcap is up\n"
+	    "  runtime dir  %s (ctl.sock, data.sock, flow.sock, pid files)\n"
+	    "  logs         %s/*.log (localcapctl logs)\n"
+	    "  state dir    %s\n"
+	    "  capture at   %s\n"
+	    "next: localcapctl run -- CMD, or localcapctl attach NAME; "
+	    "localcapctl down to stop\n", runtime_dir, logdir,
+	    state ? state : "/var/lib/localcap", cgroup ? cgroup : "the cgroup v2 root");
+	fflush(stdout);
+	if (!foreground)
+		return 0;
+
+	/* --foreground: stay with the daemons, stop them on a signal or a death. */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	while (!got_signal) {
+		pid_t dead = waitpid(-1, NULL, 0);
+
+		if (dead > 0) {
+			for (i = 0; i < NDAEMONS; i++)
+				if (pids[i] == dead) {
+					fprintf(stderr, "localcapctl: %s exited; stopping "
+					    "the others\n", daemon_names[i]);
+					pids[i] = 0;
+				}
+			break;
+		}
+		if (dead == -1 && errno != EINTR)
+			break;
+	}
+	stop_all(pids);
+	return got_signal ? 0 : 1;
+}
+
+int
+ctl_down(const char *runtime_dir)
+{
+	pid_t pids[NDAEMONS];
+	int i, any = 0, left;
+	long deadline;
+
+	for (i = 0; i < NDAEMONS; i++) {
+		pids[i] = daemon_pid(runtime_dir, daemon_names[i]);
+		if (pids[i] > 0) {
+			any = 1;
+			if (kill(pids[i], SIGTERM) == -1) {
+				fprintf(stderr, "localcapctl: stopping %s (pid %d): %s\n",
+				    daemon_names[i], (int)pids[i], strerror(errno));
+				return 1;
+			}
+		}
+	}
+	if (!any) {
+		printf("localcap is not running in %s\n", runtime_dir);
+		return 0;
+	}
+	deadline = now_ms() + 5000;
+	do {
+		left = 0;
+		for (i = 0; i < NDAEMONS; i++)
+			if (pids[i] > 0 && kill(pids[i], 0) == 0)
+				left++;
+		if (left)
+			usleep(50000);
+	} while (left && now_ms() < deadline);
+	for (i = 0; i < NDAEMONS; i++) {
+		if (pids[i] <= 0)
+			continue;
+		if (kill(pids[i], 0) == 0)
+			fprintf(stderr, "localcapctl: %s (pid %d) did not stop within "
+			    "5 s\n", daemon_names[i], (int)pids[i]);
+		else
+			printf("stopped %s (pid %d)\n", daemon_names[i], (int)pids[i]);
+	}
+	return left ? 1 : 0;
+}
+
+int
+ctl_logs(const char *runtime_dir, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "follow",	no_argument,		NULL, 'f' },
+		{ "daemon",	required_argument,	NULL, 'd' },
+		{ "lines",	required_argument,	NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *only = NULL, *lines = "50";
+	char *targv[16], files[NDAEMONS][PATH_MAX], units[NDAEMONS][64];
+	int follow = 0, c, i, n = 0, found = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "fd:n:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': follow = 1; break;
+		case 'd': only = optarg; break;
+		case 'n': lines = optarg; break;
+		default: return 2;
+		}
+	}
+	if (only) {
+		for (i = 0; i < NDAEMONS; i++)
+			if (strcmp(only, daemon_names[i]) == 0)
+				break;
+		if (i == NDAEMONS) {
+			fprintf(stderr, "localcapctl: no daemon called '%s' "
+			    "(redirectord, netstackd, proxyd)\n", only);
+			return 2;
+		}
+	}
+	targv[n++] = (char *)(uintptr_t)"tail";
+	targv[n++] = (char *)(uintptr_t)"-n";
+	targv[n++] = (char *)(uintptr_t)lines;
+	if (follow)
+		targv[n++] = (char *)(uintptr_t)"-F";
+	for (i = 0; i < NDAEMONS; i++) {
+		if (only && strcmp(only, daemon_names[i]) != 0)
+			continue;
+		snprintf(files[i], sizeof(files[i]), "%s/logs/%s.log", runtime_dir,
+		    daemon_names[i]);
+		if (access(files[i], R_OK) == 0) {
+			targv[n++] = files[i];
+			found++;
+		}
+	}
+	targv[n] = NULL;
+	if (found) {
+		execvp("tail", targv);
+		fprintf(stderr, "localcapctl: tail: %s\n", strerror(errno));
+		return 1;
+	}
+	/* No log files: the daemons run under systemd, so their logs are in the journal. */
+	n = 0;
+	targv[n++] = (char *)(uintptr_t)"journalctl";
+	targv[n++] = (char *)(uintptr_t)"-n";
+	targv[n++] = (char *)(uintptr_t)lines;
+	if (follow)
+		targv[n++] = (char *)(uintptr_t)"-f";
+	for (i = 0; i < NDAEMONS; i++) {
+		if (only && strcmp(only, daemon_names[i]) != 0)
+			continue;
+		snprintf(units[i], sizeof(units[i]), "--unit=localcap-%s.service",
+		    daemon_names[i]);
+		targv[n++] = units[i];
+	}
+	targv[n] = NULL;
+	execvp("journalctl", targv);
+	fprintf(stderr, "localcapctl: no log files in %s/logs and no journalctl: "
+	    "%s\n", runtime_dir, strerror(errno));
+	return 1;
+}

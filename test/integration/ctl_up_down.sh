@@ -1,0 +1,88 @@
+#!/bin/sh
+# localcapctl up / status / logs / down: the three daemons as an instance
+# without systemd, in a network namespace and with capture attached to a
+# child cgroup this script creates.  Then the same from an "installed"
+# tree (make install DESTDIR=...), where localcapctl finds the daemons in
+# ../libexec/localcap.  Root only; everything is removed on every exit path.
+set -u
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "ctl_up_down: needs root (TUN, BPF); skipped"
+	exit 77
+fi
+top=$(cd "$(dirname "$0")/../.." && pwd)
+B="$top/${BUILD:-build}"
+. "$top/test/lib.sh"
+NS="lc-up-$$"
+T=$(mktemp -d /tmp/lc-up.XXXXXX)
+chmod 755 "$T"
+CG=$(make_cgroup "localcap-test-up-$$") || { echo "no cgroup v2"; exit 1; }
+passed=0 failed=0
+
+cleanup() {
+	nsenter --net="/run/netns/$NS" "$B/bin/localcapctl" -r "$T/run" down >/dev/null 2>&1
+	nsenter --net="/run/netns/$NS" "$T/inst/usr/bin/localcapctl" -r "$T/run2" down \
+	    >/dev/null 2>&1
+	kill_netns "$NS"
+	remove_cgroup "$CG"
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+NSE="nsenter --net=/run/netns/$NS"
+
+ip netns add "$NS" || exit 1
+ip -n "$NS" link set lo up
+
+out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" 2>&1)
+rc=$?
+check "up starts the three daemons and says where things are" \
+    sh -c "[ $rc -eq 0 ] && echo \"\$1\" | grep -q 'localcap is up' &&
+           echo \"\$1\" | grep -q 'logs  *$T/run/logs'" sh "$out"
+check "status: all three running" sh -c \
+    "[ \$('$B/bin/localcapctl' -r '$T/run' --json status | grep -o '\"running\":true' | wc -l) -eq 3 ]"
+out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --cgroup "$CG" 2>&1)
+check "up again: already up, exit 0 ($out)" sh -c \
+    "echo \"\$1\" | grep -q 'already up'" sh "$out"
+out=$("$B/bin/localcapctl" -r "$T/run" logs -n 5 --daemon netstackd 2>&1)
+check "logs --daemon netstackd shows its log" sh -c \
+    "echo \"\$1\" | grep -q 'netstackd.*stack running'" sh "$out"
+out=$("$B/bin/localcapctl" -r "$T/run" logs --daemon nosuchd 2>&1); rc=$?
+check "logs of an unknown daemon: exit 2, clear" sh -c \
+    "[ $rc -eq 2 ] && echo \"\$1\" | grep -q \"no daemon called 'nosuchd'\"" sh "$out"
+pids=$(cat "$T/run/"*.pid)
+out=$("$B/bin/localcapctl" -r "$T/run" down 2>&1); rc=$?
+check "down stops all three ($out)" sh -c \
+    "[ $rc -eq 0 ] && [ \$(echo \"\$1\" | grep -c '^stopped') -eq 3 ]" sh "$out"
+alive=0
+for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+check "...their processes are gone" test $alive -eq 0
+check "...and so are their sockets and pid files" sh -c \
+    "! ls '$T/run/'*.sock '$T/run/'*.pid >/dev/null 2>&1"
+out=$("$B/bin/localcapctl" -r "$T/run" down 2>&1)
+check "down again: not running, exit 0" sh -c \
+    "echo \"\$1\" | grep -q 'not running'" sh "$out"
+out=$("$B/bin/localcapctl" -r "$T/run" up --listen 127.0.0.1:8080 2>&1); rc=$?
+check "an option proxyd does not have yet is refused (exit 2)" sh -c \
+    "[ $rc -eq 2 ] && echo \"\$1\" | grep -q 'does not support this yet'" sh "$out"
+
+# Installed: localcapctl in $PREFIX/bin finds $PREFIX/libexec/localcap.
+make -s -C "$top" install DESTDIR="$T/inst" PREFIX=/usr BUILD="${BUILD:-build}" \
+    SANITIZE="${SANITIZE:-}" >/dev/null 2>&1
+check "make install puts the CLI in bin and the daemons in libexec" sh -c \
+    "[ -x '$T/inst/usr/bin/localcapctl' ] && [ -x '$T/inst/usr/libexec/localcap/redirectord' ] &&
+     [ -x '$T/inst/usr/libexec/localcap/netstackd' ] && [ -x '$T/inst/usr/libexec/localcap/proxyd' ]"
+out=$($NSE "$T/inst/usr/bin/localcapctl" -r "$T/run2" up --state-dir "$T/state2" \
+    --cgroup "$CG" 2>&1); rc=$?
+check "the installed localcapctl starts the installed daemons ($rc)" sh -c \
+    "[ $rc -eq 0 ] && [ \"\$(readlink /proc/\$(cat '$T/run2/redirectord.pid')/exe)\" = \
+        '$T/inst/usr/libexec/localcap/redirectord' ]"
+out=$("$T/inst/usr/bin/localcapctl" -r "$T/run2" down 2>&1)
+check "...and stops them" sh -c "[ \$(echo \"\$1\" | grep -c '^stopped') -eq 3 ]" sh "$out"
+
+echo "ctl_up_down: $passed passed, $failed failed"
+[ $failed -eq 0 ]
