@@ -66,12 +66,12 @@ CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 
 redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
-proxyd_LIBS      = $(MBEDTLS_LIBS)
-localcapctl_LIBS =
+proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3)
+localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
-ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl && echo ok),ok)
+ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl sqlite3 && echo ok),ok)
 $(error build dependencies missing: run 'make deps' as root first (it installs Debian packages and builds mbedTLS 3.6))
 endif
 endif
@@ -91,7 +91,10 @@ $(1)_LIB     := $(BUILD)/lib/lib$(1).a
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
 
-CTL_SRC     := $(wildcard ctl/*.c)
+# localcapctl: ctl/localcapctl.c is main; the other ctl/*.c form libctl.a.
+CTL_MAIN    := ctl/localcapctl.c
+CTL_LIBSRC  := $(filter-out $(CTL_MAIN),$(wildcard ctl/*.c))
+CTL_LIB     := $(BUILD)/lib/libctl.a
 UNIT_SRC    := $(wildcard test/unit/test_*.c)
 UNIT_BINS   := $(patsubst test/unit/%.c,$(TESTBIN)/%,$(UNIT_SRC))
 TEST_HELPER_SRC := $(wildcard test/unit/helpers/*.c)
@@ -157,14 +160,18 @@ $(BUILD)/lib/empty.o: $(FLAGS_STAMP)
 	echo 'typedef int localcap_empty_unit;' | $(CC) $(CFLAGS) -x c -c - -o $@
 $(DAEMON_LIBS): $(BUILD)/lib/empty.o
 
-$(BIN)/localcapctl: $(call obj,$(CTL_SRC)) $(COMMON_LIB)
+$(CTL_LIB): $(call obj,$(CTL_LIBSRC)) $(BUILD)/lib/empty.o
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(localcapctl_LIBS) $(COMMON_LIBS)
 
 # Unit tests link every module library, so they need every daemon's libraries.
 ALL_DAEMON_LIBS = $(foreach d,$(DAEMONS) localcapctl,$($(d)_LIBS))
 
-$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(COMMON_LIB)
+$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
