@@ -40,11 +40,11 @@ trap 'exit 1' INT TERM
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
 check() { desc=$1; shift; if "$@"; then ok "$desc"; else not_ok "$desc"; fi; }
-# wait_for DESC COMMAND...: poll up to 10 s.
+# wait_for DESC COMMAND...: poll up to 30 s (sanitizer builds are slow).
 wait_for() {
 	desc=$1; shift
 	i=0
-	while [ $i -lt 200 ]; do
+	while [ $i -lt 600 ]; do
 		if "$@"; then ok "$desc"; return 0; fi
 		sleep 0.05
 		i=$((i + 1))
@@ -91,28 +91,30 @@ check "a small response arrives through proxyd" \
 got_sha=$(curl -sS --max-time 30 "http://127.0.0.1:$APP_PORT/big.bin" | sha256sum | cut -d' ' -f1)
 check "a 4 MiB response arrives intact (SHA-256)" test "$got_sha" = "$want_sha"
 
-i=0
+i=0 curls=""
 while [ $i -lt 6 ]; do
 	curl -sS --max-time 30 -o "$T/par.$i" "http://127.0.0.1:$APP_PORT/big.bin" &
+	curls="$curls $!"
 	i=$((i + 1))
 done
-wait_curls() { n=0; for f in "$T"/par.*; do [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$want_sha" ] && n=$((n + 1)); done; [ $n -eq 6 ]; }
-sleep 0.2
-wait_for "six parallel 4 MiB responses arrive intact" wait_curls
+wait $curls
+all_intact() { n=0; for f in "$T"/par.*; do [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$want_sha" ] && n=$((n + 1)); done; [ $n -eq 6 ]; }
+check "six parallel 4 MiB responses arrive intact" all_intact
 
 wait_for "every flow is logged with its byte counts" \
     logged proxyd.log "flow 8 tcp 127.0.0.1:[0-9]* -> 127.0.0.1:$ORIGIN_PORT (px_flow_source pid $SOURCE_PID): closed, [0-9]* bytes out, 41[0-9]* in"
 wait_for "ProxyStatus goes back to no active flows" \
     sh -c "tail -n 1 '$T/source.out' | grep -q 'status active=0 total=8 refused=1'"
 
-i=0
+i=0 curls=""
 while [ $i -lt 40 ]; do
-	curl -sS --max-time 20 -o "$T/small.$i" "http://127.0.0.1:$APP_PORT/index.txt" &
+	curl -sS --max-time 30 -o "$T/small.$i" "http://127.0.0.1:$APP_PORT/index.txt" &
+	curls="$curls $!"
 	i=$((i + 1))
 done
-wait_small() { n=0; for f in "$T"/small.*; do [ "$(cat "$f")" = "hello from the origin" ] && n=$((n + 1)); done; [ $n -eq 40 ]; }
-sleep 0.2
-wait_for "forty concurrent flows all answered" wait_small
+wait $curls
+all_small() { n=0; for f in "$T"/small.*; do [ "$(cat "$f")" = "hello from the origin" ] && n=$((n + 1)); done; [ $n -eq 40 ]; }
+check "forty concurrent flows all answered" all_small
 wait_for "ProxyStatus counts them all and none left running" \
     sh -c "tail -n 1 '$T/source.out' | grep -q 'status active=0 total=48 refused=1'"
 
