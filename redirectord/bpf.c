@@ -491,13 +491,32 @@ rd_bpf_set_local_addrs(struct rd_bpf *b, const struct lc_addr_key *addrs,
 	return 0;
 }
 
+/* Append a host address unless already there; -1 when the set is full. */
+static int
+add_addr(struct lc_addr_key *keys, size_t *n, __u32 family, const void *addr)
+{
+	struct lc_addr_key k;
+	size_t i;
+
+	memset(&k, 0, sizeof(k));
+	k.family = family;
+	memcpy(k.addr, addr, family == 4 ? 4 : 16);
+	for (i = 0; i < *n; i++)
+		if (memcmp(&keys[i], &k, sizeof(k)) == 0)
+			return 0;	/* e.g. one fe80:: on two links */
+	if (*n == LC_MAX_LOCAL_ADDRS)
+		return -1;
+	keys[(*n)++] = k;
+	return 0;
+}
+
 int
 rd_bpf_load_local_addrs(struct rd_bpf *b)
 {
 	struct lc_addr_key *keys;
 	struct ifaddrs *ifa, *i;
 	size_t n = 0;
-	int rc;
+	int rc = 0;
 
 	if (getifaddrs(&ifa) < 0) {
 		log_warn("getifaddrs");
@@ -507,26 +526,25 @@ rd_bpf_load_local_addrs(struct rd_bpf *b)
 		freeifaddrs(ifa);
 		return -1;
 	}
-	for (i = ifa; i != NULL && n < LC_MAX_LOCAL_ADDRS; i = i->ifa_next) {
+	for (i = ifa; i != NULL && rc == 0; i = i->ifa_next) {
 		if (i->ifa_addr == NULL)
 			continue;
-		if (i->ifa_addr->sa_family == AF_INET) {
-			const struct sockaddr_in *s =
-			    (const struct sockaddr_in *)(const void *)i->ifa_addr;
-
-			keys[n].family = 4;
-			memcpy(keys[n].addr, &s->sin_addr, 4);
-			n++;
-		} else if (i->ifa_addr->sa_family == AF_INET6) {
-			const struct sockaddr_in6 *s =
-			    (const struct sockaddr_in6 *)(const void *)i->ifa_addr;
-
-			keys[n].family = 6;
-			memcpy(keys[n].addr, &s->sin6_addr, 16);
-			n++;
-		}
+		if (i->ifa_addr->sa_family == AF_INET)
+			rc = add_addr(keys, &n, 4, &((const struct sockaddr_in *)
+			    (const void *)i->ifa_addr)->sin_addr);
+		else if (i->ifa_addr->sa_family == AF_INET6)
+			rc = add_addr(keys, &n, 6, &((const struct sockaddr_in6 *)
+			    (const void *)i->ifa_addr)->sin6_addr);
 	}
 	freeifaddrs(ifa);
+	if (rc < 0) {
+		/* Refuse rather than leave some host addresses out: connects
+		 * to those from captured processes would hang. */
+		log_warnx("more than %d host addresses", LC_MAX_LOCAL_ADDRS);
+		free(keys);
+		errno = E2BIG;
+		return -1;
+	}
 	rc = rd_bpf_set_local_addrs(b, keys, n);
 	free(keys);
 	return rc;

@@ -615,5 +615,17 @@ done
 direct "after kill -9: new connections go direct" "> 10.77.0.9:8099 " nsx -- \
 	"$CG" lc-other tcp 4 10.77.0.9 8099
 
+# --- too many host addresses: refused, not silently cut -------------------------------
+for i in $(seq 1 260); do
+	echo "addr add 10.88.$((i / 200)).$((i % 200 + 1))/32 dev lo"
+done | ns2x ip -batch - || fail "adding 260 addresses in $NS2"
+out=$("$HELPER" --cgroup "$CG" --netns "$NS2" --tun lo --spec "" </dev/null 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && grep -q "more than 256 host addresses" <<<"$out"; then
+	pass "more host addresses than the map holds: refused"
+else
+	fail "more host addresses than the map holds: refused" "rc $rc: $out"
+fi
+
 echo "$NAME: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
