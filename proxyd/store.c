@@ -1,0 +1,1152 @@
+/*
+ * proxyd's flow store (SQLite): schema and migrations, the batched writer,
+ * pruning, and pausing on errors.  See store.h for the contract and
+ * docs/flow-store.md for the schema a reader relies on.
+ *
+ * Why the writer looks the way it does: proxyd is one event loop, so a
+ * write must cost microseconds.  Rows go into an open transaction that is
+ * committed by a timer or after commit_rows rows; WAL + synchronous=NORMAL
+ * makes a commit an append to the WAL (fsync only at checkpoints).  A
+ * monotonically increasing done_serial is stamped on every row when it is
+ * complete, so a reader can follow new entries with "done_serial > last"
+ * (committed serials always form a prefix: one writer, in order).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "proxyd/store.h"
+
+/*
+ * The schema is the sequence of these steps: a new database runs them all,
+ * an older one the ones it lacks, each in the same transaction as its
+ * user_version bump.  Never edit a released step; add one.
+ */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+	/* 1: the three tables. */
+	"CREATE TABLE flows ("
+	"  id INTEGER PRIMARY KEY,"
+	"  proxyd_id INTEGER,"		/* proxyd's, per process run */
+	"  source_flow_id INTEGER,"
+	"  transport TEXT NOT NULL,"	/* tcp, udp */
+	"  src_addr TEXT, src_port INTEGER,"
+	"  dst_addr TEXT, dst_port INTEGER,"
+	"  pid INTEGER, process TEXT, uid INTEGER, gid INTEGER,"
+	"  cgroup TEXT, cgroup_id INTEGER,"
+	"  start_us INTEGER NOT NULL, end_us INTEGER,"	/* NULL: running */
+	"  connect_us INTEGER, tls_handshake_us INTEGER,"
+	"  bytes_up INTEGER, bytes_down INTEGER,"	/* from / to the app */
+	"  packets_up INTEGER, packets_down INTEGER, dropped INTEGER,"
+	"  retransmits INTEGER, rtt_us INTEGER,"
+	"  end_reason TEXT, error TEXT,"
+	"  protocol TEXT,"
+	"  tls_version TEXT, tls_cipher TEXT, sni TEXT, alpn TEXT,"
+	"  server_cert_subject TEXT, server_cert_sha256 TEXT,"
+	"  passthrough_reason TEXT,"
+	"  first_up BLOB, first_down BLOB,"
+	"  done_serial INTEGER"
+	");"
+	"CREATE TABLE http_exchanges ("
+	"  id INTEGER PRIMARY KEY,"
+	"  flow_id INTEGER NOT NULL REFERENCES flows(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  scheme TEXT, method TEXT, target TEXT, url TEXT, host TEXT,"
+	"  http_version TEXT, status INTEGER, reason TEXT,"
+	"  req_headers TEXT, resp_headers TEXT,"	/* JSON [[name,value],…] */
+	"  req_body_size INTEGER, resp_body_size INTEGER,"
+	"  req_body BLOB, resp_body BLOB,"
+	"  req_body_truncated INTEGER, resp_body_truncated INTEGER,"
+	"  req_start_us INTEGER, req_end_us INTEGER,"
+	"  resp_start_us INTEGER, resp_end_us INTEGER,"
+	"  error TEXT,"
+	"  done_serial INTEGER,"
+	"  UNIQUE (flow_id, seq)"
+	");"
+	"CREATE TABLE dns ("
+	"  id INTEGER PRIMARY KEY,"
+	"  flow_id INTEGER NOT NULL REFERENCES flows(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  msg_id INTEGER, qname TEXT, qtype INTEGER, qtype_name TEXT,"
+	"  query_us INTEGER, response_us INTEGER,"
+	"  rcode INTEGER, rcode_name TEXT,"	/* NULL: not answered */
+	"  answers TEXT,"	/* JSON [{name,type,ttl,data},…] */
+	"  error TEXT,"
+	"  done_serial INTEGER"
+	");",
+
+	/* 2: what the CLI filters and follows on, and the one-line view. */
+	"CREATE INDEX flows_start ON flows(start_us);"
+	"CREATE INDEX flows_process ON flows(process);"
+	"CREATE INDEX flows_done ON flows(done_serial);"
+	"CREATE INDEX http_host ON http_exchanges(host);"
+	"CREATE INDEX http_status ON http_exchanges(status);"
+	"CREATE INDEX http_done ON http_exchanges(done_serial);"
+	"CREATE INDEX dns_flow ON dns(flow_id, seq);"
+	"CREATE INDEX dns_qname ON dns(qname);"
+	"CREATE INDEX dns_done ON dns(done_serial);"
+	"CREATE VIEW entries AS"
+	" SELECT f.id AS flow_id, h.seq AS seq, 'http' AS kind,"
+	"  h.req_start_us AS start_us, h.resp_end_us AS end_us,"
+	"  f.pid AS pid, f.process AS process, f.uid AS uid,"
+	"  h.scheme AS proto, h.method AS method, h.host AS host,"
+	"  h.target AS path, h.url AS url, h.status AS status,"
+	"  coalesce(h.error, CAST(h.status AS TEXT)) AS result,"
+	"  h.req_body_size AS bytes_up, h.resp_body_size AS bytes_down,"
+	"  f.dst_addr AS dst_addr, f.dst_port AS dst_port,"
+	"  h.done_serial AS done_serial"
+	" FROM http_exchanges h JOIN flows f ON f.id = h.flow_id"
+	" UNION ALL"
+	" SELECT f.id, d.seq, 'dns', d.query_us,"
+	"  coalesce(d.response_us, f.end_us), f.pid, f.process, f.uid,"
+	"  'dns', coalesce(d.qtype_name, 'DNS'), d.qname, NULL, NULL, NULL,"
+	"  coalesce(d.error, d.rcode_name, 'no answer'), NULL, NULL,"
+	"  f.dst_addr, f.dst_port, d.done_serial"
+	" FROM dns d JOIN flows f ON f.id = d.flow_id"
+	" UNION ALL"
+	" SELECT f.id, NULL, f.transport, f.start_us, f.end_us, f.pid,"
+	"  f.process, f.uid, coalesce(f.protocol, f.transport),"
+	"  upper(f.transport), coalesce(f.sni, f.dst_addr), NULL, NULL, NULL,"
+	"  coalesce(f.end_reason, 'running'), f.bytes_up, f.bytes_down,"
+	"  f.dst_addr, f.dst_port, f.done_serial"
+	" FROM flows f WHERE NOT EXISTS"
+	"  (SELECT 1 FROM http_exchanges h WHERE h.flow_id = f.id)"
+	"  AND NOT EXISTS (SELECT 1 FROM dns d WHERE d.flow_id = f.id);",
+};
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_FLOW_BEGIN,
+	S_FLOW_END,
+	S_FLOW_END_DNS,
+	S_HTTP,
+	S_DNS_QUERY,
+	S_DNS_ANSWER,
+	S_DNS_NEXT_SEQ,
+	S_PRUNE,
+	S__COUNT,
+};
+
+static const char *const stmt_sql[S__COUNT] = {
+	[S_BEGIN] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_FLOW_BEGIN] =
+	    "INSERT INTO flows (proxyd_id, source_flow_id, transport,"
+	    " src_addr, src_port, dst_addr, dst_port, pid, process, uid, gid,"
+	    " cgroup, cgroup_id, start_us) VALUES"
+	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[S_FLOW_END] =
+	    "UPDATE flows SET end_us = ?2, connect_us = ?3, bytes_up = ?4,"
+	    " bytes_down = ?5, packets_up = ?6, packets_down = ?7,"
+	    " dropped = ?8, end_reason = ?9, error = ?10, first_up = ?11,"
+	    " first_down = ?12, protocol = ?13, tls_version = ?14,"
+	    " tls_cipher = ?15, sni = ?16, alpn = ?17,"
+	    " server_cert_subject = ?18, server_cert_sha256 = ?19,"
+	    " passthrough_reason = ?20, tls_handshake_us = ?21,"
+	    " retransmits = ?22, rtt_us = ?23, done_serial = ?24"
+	    " WHERE id = ?1",
+	[S_FLOW_END_DNS] =
+	    "UPDATE dns SET done_serial = ?2 WHERE flow_id = ?1"
+	    " AND done_serial IS NULL",
+	[S_HTTP] =
+	    "INSERT INTO http_exchanges (flow_id, seq, scheme, method, target,"
+	    " url, host, http_version, status, reason, req_headers,"
+	    " resp_headers, req_body_size, resp_body_size, req_body, resp_body,"
+	    " req_body_truncated, resp_body_truncated, req_start_us,"
+	    " req_end_us, resp_start_us, resp_end_us, error, done_serial)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+	[S_DNS_QUERY] =
+	    "INSERT INTO dns (flow_id, seq, msg_id, qname, qtype, qtype_name,"
+	    " query_us, response_us, rcode, rcode_name, answers, error,"
+	    " done_serial) VALUES"
+	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[S_DNS_ANSWER] =
+	    "UPDATE dns SET response_us = ?4, rcode = ?5, rcode_name = ?6,"
+	    " answers = ?7, error = ?8, done_serial = ?9"
+	    " WHERE id = (SELECT id FROM dns WHERE flow_id = ?1 AND msg_id = ?2"
+	    " AND qname IS ?3 AND response_us IS NULL ORDER BY seq LIMIT 1)",
+	[S_DNS_NEXT_SEQ] =
+	    "SELECT coalesce(max(seq), 0) + 1 FROM dns WHERE flow_id = ?1",
+	[S_PRUNE] =
+	    "DELETE FROM flows WHERE id IN"
+	    " (SELECT id FROM flows ORDER BY id LIMIT ?1)",
+};
+
+struct store {
+	sqlite3			*db;
+	sqlite3_stmt		*stmt[S__COUNT];
+	struct store_config	 cfg;
+	struct store_stats	 stats;
+	char			*path;
+
+	bool			 in_txn;
+	unsigned		 txn_rows;
+	int64_t			 next_serial;
+	uint64_t		 nflows;	/* rows in flows, kept in step */
+
+	bool			 paused;	/* after an error */
+	uint64_t		 paused_until_ms;
+
+	struct ev_loop		*loop;
+	ev_timer		 commit_timer;
+};
+
+void
+store_config_default(struct store_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_flows = STORE_DEFAULT_MAX_FLOWS;
+	cfg->max_bytes = STORE_DEFAULT_MAX_BYTES;
+	cfg->body_cap = STORE_DEFAULT_BODY_CAP;
+	cfg->header_cap = STORE_DEFAULT_HEADER_CAP;
+	cfg->commit_interval_ms = 200;
+	cfg->commit_rows = 2000;
+	cfg->retry_after_ms = 10000;
+	cfg->prune_batch = 2000;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- JSON text (headers, answers) ------------------------------------------- */
+
+struct sbuf {
+	char	*p;
+	size_t	 len, cap;
+	bool	 oom;
+};
+
+static void
+sb_add(struct sbuf *b, const void *data, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one. */
+static size_t
+utf8_seq(const uint8_t *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/*
+ * A JSON string of any bytes: valid UTF-8 kept, control characters and NUL
+ * escaped, and every byte that is not UTF-8 written as the code point of
+ * the same value (\u00XX, Latin-1), so odd header bytes survive readably.
+ */
+static void
+sb_json_string(struct sbuf *b, const void *data, size_t n)
+{
+	const uint8_t *s = data;
+	char esc[8];
+	size_t i = 0, k;
+
+	sb_add(b, "\"", 1);
+	while (i < n) {
+		if (s[i] == '"' || s[i] == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)s[i];
+			sb_add(b, esc, 2);
+			i++;
+		} else if (s[i] < 0x20 || s[i] == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", s[i]);
+			sb_add(b, esc, 6);
+			i++;
+		} else if ((k = utf8_seq(s + i, n - i)) != 0) {
+			sb_add(b, s + i, k);
+			i += k;
+		} else {
+			snprintf(esc, sizeof(esc), "\\u%04x", s[i]);
+			sb_add(b, esc, 6);
+			i++;
+		}
+	}
+	sb_add(b, "\"", 1);
+}
+
+static void
+headers_json(struct sbuf *b, const struct http_field *f, size_t n, size_t cap)
+{
+	size_t i;
+
+	sb_add(b, "[", 1);
+	for (i = 0; i < n; i++) {
+		size_t vlen = f[i].value_len > cap ? cap : f[i].value_len;
+		size_t nlen = f[i].name_len > cap ? cap : f[i].name_len;
+
+		sb_str(b, i ? ",[" : "[");
+		sb_json_string(b, f[i].name ? f[i].name : "", f[i].name ? nlen : 0);
+		sb_add(b, ",", 1);
+		sb_json_string(b, f[i].value ? f[i].value : "",
+		    f[i].value ? vlen : 0);
+		sb_add(b, "]", 1);
+	}
+	sb_add(b, "]", 1);
+}
+
+/* --- errors and transactions ----------------------------------------------- */
+
+/*
+ * Something failed: drop the open batch and pause recording, with one log
+ * line for the whole pause.  proxyd goes on relaying.
+ */
+static void
+store_fail(struct store *st, const char *what, int rc)
+{
+	st->stats.errors++;
+	if (!st->paused)
+		log_warnx("flow store %s: %s: %s; not recording for %u s",
+		    st->path, what, sqlite3_errstr(rc),
+		    (st->cfg.retry_after_ms + 999) / 1000);
+	if (st->in_txn && !sqlite3_get_autocommit(st->db))
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->in_txn = false;
+	st->txn_rows = 0;
+	st->paused = true;
+	st->paused_until_ms = mono_ms() + st->cfg.retry_after_ms;
+	if (st->loop)
+		ev_timer_stop(st->loop, &st->commit_timer);
+}
+
+static int
+step_done(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Whether a write may go ahead now: a transaction is open. */
+static bool
+store_ready(struct store *st)
+{
+	int rc;
+
+	if (st == NULL)
+		return false;
+	if (st->paused) {
+		if (mono_ms() < st->paused_until_ms) {
+			st->stats.dropped++;
+			return false;
+		}
+		st->paused = false;
+		log_info("flow store %s: recording again", st->path);
+	}
+	if (st->in_txn)
+		return true;
+	if ((rc = step_done(st, S_BEGIN)) != SQLITE_OK) {
+		store_fail(st, "begin", rc);
+		st->stats.dropped++;
+		return false;
+	}
+	st->in_txn = true;
+	st->txn_rows = 0;
+	if (st->loop) {
+		ev_timer_set(&st->commit_timer,
+		    st->cfg.commit_interval_ms / 1000.0, 0.);
+		ev_timer_start(st->loop, &st->commit_timer);
+	}
+	return true;
+}
+
+static int64_t
+next_serial(struct store *st)
+{
+	return st->next_serial++;
+}
+
+/* After a row: commit when the batch is full. */
+static void
+row_written(struct store *st)
+{
+	if (++st->txn_rows >= st->cfg.commit_rows)
+		(void)store_flush(st);
+}
+
+/* Oldest flows first, a bounded number per commit, while over a limit. */
+static int
+prune(struct store *st)
+{
+	uint64_t excess = 0;
+	int rc;
+
+	if (st->cfg.max_flows && st->nflows > st->cfg.max_flows)
+		excess = st->nflows - st->cfg.max_flows;
+	if (st->cfg.max_bytes) {
+		sqlite3_int64 pages = 0, freel = 0, psize = 0;
+		sqlite3_stmt *q;
+
+		if (sqlite3_prepare_v2(st->db, "SELECT page_count, freelist_count,"
+		    " page_size FROM pragma_page_count, pragma_freelist_count,"
+		    " pragma_page_size", -1, &q, NULL) == SQLITE_OK) {
+			if (sqlite3_step(q) == SQLITE_ROW) {
+				pages = sqlite3_column_int64(q, 0);
+				freel = sqlite3_column_int64(q, 1);
+				psize = sqlite3_column_int64(q, 2);
+			}
+			sqlite3_finalize(q);
+		}
+		/* Over the size: a tenth of the flows (at least one). */
+		if ((uint64_t)((pages - freel) * psize) > st->cfg.max_bytes &&
+		    excess < st->nflows / 10 + 1)
+			excess = st->nflows / 10 + 1;
+	}
+	if (excess == 0)
+		return SQLITE_OK;
+	if (excess > st->cfg.prune_batch)
+		excess = st->cfg.prune_batch;
+	sqlite3_bind_int64(st->stmt[S_PRUNE], 1, (sqlite3_int64)excess);
+	if ((rc = step_done(st, S_PRUNE)) != SQLITE_OK)
+		return rc;
+	excess = (uint64_t)sqlite3_changes(st->db);
+	st->nflows -= excess < st->nflows ? excess : st->nflows;
+	st->stats.pruned += excess;
+	return SQLITE_OK;
+}
+
+int
+store_flush(struct store *st)
+{
+	int rc;
+
+	if (st == NULL || !st->in_txn)
+		return 0;
+	if (st->loop)
+		ev_timer_stop(st->loop, &st->commit_timer);
+	if ((rc = prune(st)) != SQLITE_OK) {
+		store_fail(st, "pruning", rc);
+		return -1;
+	}
+	if ((rc = step_done(st, S_COMMIT)) != SQLITE_OK) {
+		store_fail(st, "commit", rc);
+		return -1;
+	}
+	st->in_txn = false;
+	st->txn_rows = 0;
+	st->stats.commits++;
+	return 0;
+}
+
+static void
+commit_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct store *st = (struct store *)((char *)w -
+	    offsetof(struct store, commit_timer));
+
+	(void)loop;
+	(void)revents;
+	(void)store_flush(st);
+}
+
+void
+store_set_loop(struct store *st, struct ev_loop *loop)
+{
+	if (st == NULL)
+		return;
+	st->loop = loop;
+	ev_init(&st->commit_timer, commit_timer_cb);
+}
+
+/* --- schema ------------------------------------------------------------------ */
+
+static int
+user_version(sqlite3 *db, int *v)
+{
+	sqlite3_stmt *q;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q,
+	    NULL)) != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int(q, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* Bring db from its version up to target, each step in its own transaction. */
+static int
+migrate(sqlite3 *db, int target, char *err, size_t errlen)
+{
+	char sql[64];
+	char *msg = NULL;
+	int v = 0, rc;
+
+	if ((rc = user_version(db, &v)) != SQLITE_OK) {
+		snprintf(err, errlen, "reading the schema version: %s",
+		    sqlite3_errmsg(db));
+		return -1;
+	}
+	if (v > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "schema version %d is newer than this "
+		    "proxyd's (%d); use a newer localcap or move the file away",
+		    v, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	for (; v < target; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+		    &msg)) != SQLITE_OK ||
+		    (rc = sqlite3_exec(db, migrations[v], NULL, NULL,
+		    &msg)) != SQLITE_OK ||
+		    (rc = sqlite3_exec(db, sql, NULL, NULL, &msg)) != SQLITE_OK ||
+		    (rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg)) !=
+		    SQLITE_OK) {
+			snprintf(err, errlen, "migrating the schema to version "
+			    "%d: %s", v + 1, msg ? msg : sqlite3_errstr(rc));
+			sqlite3_free(msg);
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		if (v > 0)
+			log_info("flow store: schema migrated to version %d",
+			    v + 1);
+	}
+	return 0;
+}
+
+/* Open the file 0600 (SQLite gives -wal and -shm the same mode). */
+static sqlite3 *
+open_db(const char *path, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+	int fd, rc;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	(void)fchmod(fd, 0600);
+	close(fd);
+	if ((rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL)) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) :
+		    sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	/* A reader's lock never makes the writer wait long. */
+	sqlite3_busy_timeout(db, 100);
+	if ((rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL;"
+	    "PRAGMA synchronous = NORMAL;"
+	    "PRAGMA foreign_keys = ON;", NULL, NULL, &msg)) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg :
+		    sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+int
+store_create_at_version(const char *path, int version, char *err,
+    size_t errlen)
+{
+	sqlite3 *db;
+	int rc;
+
+	if (version < 1 || version > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "no schema version %d", version);
+		return -1;
+	}
+	if ((db = open_db(path, err, errlen)) == NULL)
+		return -1;
+	rc = migrate(db, version, err, errlen);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int64_t
+query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *q;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+struct store *
+store_open(const char *path, const struct store_config *cfg, char *err,
+    size_t errlen)
+{
+	struct store *st;
+	int i;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->path = strdup(path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(st);
+		return NULL;
+	}
+	if (cfg)
+		st->cfg = *cfg;
+	else
+		store_config_default(&st->cfg);
+	if (st->cfg.commit_rows == 0)
+		st->cfg.commit_rows = 1;
+	if (st->cfg.prune_batch == 0)
+		st->cfg.prune_batch = 1;
+	if ((st->db = open_db(path, err, errlen)) == NULL)
+		goto fail;
+	if (migrate(st->db, STORE_SCHEMA_VERSION, err, errlen) == -1)
+		goto fail;
+	if (st->cfg.hard_max_bytes) {
+		char sql[80];
+
+		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %llu",
+		    (unsigned long long)(st->cfg.hard_max_bytes /
+		    (uint64_t)query_int(st->db, "PRAGMA page_size") + 1));
+		(void)sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	}
+	for (i = 0; i < S__COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: preparing statement %d: %s",
+			    path, i, sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	st->next_serial = 1 + query_int(st->db, "SELECT max("
+	    " (SELECT coalesce(max(done_serial), 0) FROM flows),"
+	    " (SELECT coalesce(max(done_serial), 0) FROM http_exchanges),"
+	    " (SELECT coalesce(max(done_serial), 0) FROM dns))");
+	st->nflows = (uint64_t)query_int(st->db, "SELECT count(*) FROM flows");
+	/* Flows a previous run left running will never end: say so. */
+	if (sqlite3_exec(st->db, "UPDATE flows SET end_reason = 'unfinished',"
+	    " end_us = start_us WHERE end_us IS NULL", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		log_warnx("flow store %s: %s", path, sqlite3_errmsg(st->db));
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	(void)store_flush(st);
+	if (st->loop)
+		ev_timer_stop(st->loop, &st->commit_timer);
+	for (i = 0; i < S__COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db)
+		sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+const struct store_stats *
+store_stats(const struct store *st)
+{
+	return &st->stats;
+}
+
+/* --- writers ------------------------------------------------------------------ */
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void
+bind_addr(sqlite3_stmt *s, int i, const struct flow_addr *a)
+{
+	char buf[64], *colon;
+
+	/* flow_addr_str gives "a:port" or "[a]:port"; keep the address. */
+	flow_addr_str(a, buf, sizeof(buf));
+	if (buf[0] == '[') {
+		if ((colon = strrchr(buf, ']')) != NULL)
+			*colon = '\0';
+		bind_text(s, i, buf + 1);
+	} else {
+		if ((colon = strrchr(buf, ':')) != NULL)
+			*colon = '\0';
+		bind_text(s, i, buf);
+	}
+	sqlite3_bind_int(s, i + 1, a->port);
+}
+
+int64_t
+store_flow_begin(struct store *st, const struct flow_record *rec)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rec == NULL || !store_ready(st))
+		return 0;
+	s = st->stmt[S_FLOW_BEGIN];
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)rec->id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)rec->meta.source_flow_id);
+	bind_text(s, 3, rec->meta.transport == FLOW_UDP ? "udp" : "tcp");
+	bind_addr(s, 4, &rec->meta.src);
+	bind_addr(s, 6, &rec->meta.dst);
+	sqlite3_bind_int64(s, 8, rec->meta.owner.pid);
+	bind_text(s, 9, rec->meta.owner.name);
+	sqlite3_bind_int64(s, 10, rec->meta.owner.uid);
+	sqlite3_bind_int64(s, 11, rec->meta.owner.gid);
+	bind_text(s, 12, rec->meta.owner.cgroup);
+	sqlite3_bind_int64(s, 13, (sqlite3_int64)rec->meta.owner.cgroup_id);
+	sqlite3_bind_int64(s, 14, (sqlite3_int64)rec->meta.start_us);
+	if ((rc = step_done(st, S_FLOW_BEGIN)) != SQLITE_OK) {
+		store_fail(st, "recording a flow", rc);
+		return 0;
+	}
+	st->stats.flows++;
+	st->nflows++;
+	row_written(st);
+	return sqlite3_last_insert_rowid(st->db);
+}
+
+static const char *
+end_reason(enum flow_end end)
+{
+	switch (end) {
+	case FLOW_END_NONE:		return NULL;
+	case FLOW_END_CLOSED:		return "closed";
+	case FLOW_END_APP_RESET:	return "app reset";
+	case FLOW_END_UPSTREAM_RESET:	return "upstream reset";
+	case FLOW_END_CONNECT_FAILED:	return "connect failed";
+	case FLOW_END_CONNECT_TIMEOUT:	return "connect timeout";
+	case FLOW_END_IDLE:		return "idle";
+	case FLOW_END_SOURCE_CLOSED:	return "source closed";
+	case FLOW_END_SHUTDOWN:		return "shutdown";
+	case FLOW_END_INTERNAL:		return "internal error";
+	}
+	return "unknown";
+}
+
+int
+store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
+    const struct store_flow_facts *facts)
+{
+	static const struct store_flow_facts none = {
+		.retransmits = -1, .rtt_us = -1,
+	};
+	char errbuf[256];
+	sqlite3_stmt *s;
+	int64_t serial;
+	int rc;
+
+	if (row <= 0 || rec == NULL || !store_ready(st))
+		return row <= 0 ? 0 : -1;
+	if (facts == NULL)
+		facts = &none;
+	s = st->stmt[S_FLOW_END];
+	serial = next_serial(st);
+	sqlite3_bind_int64(s, 1, row);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)(rec->end_us ? rec->end_us :
+	    rec->meta.start_us));
+	if (rec->connect_us)
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)rec->connect_us);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)rec->bytes_from_app);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)rec->bytes_to_app);
+	if (rec->meta.transport == FLOW_UDP) {
+		sqlite3_bind_int64(s, 6, (sqlite3_int64)rec->dgrams_from_app);
+		sqlite3_bind_int64(s, 7, (sqlite3_int64)rec->dgrams_to_app);
+		sqlite3_bind_int64(s, 8, (sqlite3_int64)rec->dgrams_dropped);
+	}
+	bind_text(s, 9, rec->end == FLOW_END_NONE ? "closed" :
+	    end_reason(rec->end));
+	errbuf[0] = '\0';
+	if (facts->error && rec->error)
+		snprintf(errbuf, sizeof(errbuf), "%s (%s)", facts->error,
+		    strerror(rec->error));
+	else if (facts->error)
+		snprintf(errbuf, sizeof(errbuf), "%s", facts->error);
+	else if (rec->error)
+		snprintf(errbuf, sizeof(errbuf), "%s", strerror(rec->error));
+	else if (rec->source_reason[0])
+		snprintf(errbuf, sizeof(errbuf), "%.*s",
+		    (int)strnlen(rec->source_reason, sizeof(rec->source_reason)),
+		    rec->source_reason);
+	bind_text(s, 10, errbuf[0] ? errbuf : NULL);
+	sqlite3_bind_blob(s, 11, rec->first_from_app,
+	    rec->first_from_app_len > FLOW_FIRST_BYTES ? FLOW_FIRST_BYTES :
+	    rec->first_from_app_len, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(s, 12, rec->first_to_app,
+	    rec->first_to_app_len > FLOW_FIRST_BYTES ? FLOW_FIRST_BYTES :
+	    rec->first_to_app_len, SQLITE_TRANSIENT);
+	bind_text(s, 13, facts->protocol);
+	bind_text(s, 14, facts->tls_version);
+	bind_text(s, 15, facts->tls_cipher);
+	bind_text(s, 16, facts->sni);
+	bind_text(s, 17, facts->alpn);
+	bind_text(s, 18, facts->server_cert_subject);
+	bind_text(s, 19, facts->server_cert_sha256);
+	bind_text(s, 20, facts->passthrough_reason);
+	if (facts->tls_handshake_us)
+		sqlite3_bind_int64(s, 21, (sqlite3_int64)facts->tls_handshake_us);
+	if (facts->retransmits >= 0)
+		sqlite3_bind_int64(s, 22, facts->retransmits);
+	if (facts->rtt_us >= 0)
+		sqlite3_bind_int64(s, 23, facts->rtt_us);
+	sqlite3_bind_int64(s, 24, serial);
+	if ((rc = step_done(st, S_FLOW_END)) != SQLITE_OK) {
+		store_fail(st, "ending a flow", rc);
+		return -1;
+	}
+	/* DNS queries that got no answer are complete now too. */
+	sqlite3_bind_int64(st->stmt[S_FLOW_END_DNS], 1, row);
+	sqlite3_bind_int64(st->stmt[S_FLOW_END_DNS], 2, serial);
+	if ((rc = step_done(st, S_FLOW_END_DNS)) != SQLITE_OK) {
+		store_fail(st, "ending a flow's DNS", rc);
+		return -1;
+	}
+	row_written(st);
+	return 0;
+}
+
+/* A constraint (the flow's row was lost with a failed batch) is not the
+ * disk's fault: drop that one row quietly instead of pausing. */
+static bool
+lost_parent(int rc)
+{
+	return (rc & 0xff) == SQLITE_CONSTRAINT;
+}
+
+int64_t
+store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
+{
+	struct sbuf req = { 0 }, resp = { 0 }, url = { 0 };
+	char version[16];
+	sqlite3_stmt *s;
+	size_t n;
+	int64_t id = 0;
+	int rc;
+
+	if (flow_row <= 0 || h == NULL || !store_ready(st))
+		return 0;
+	s = st->stmt[S_HTTP];
+	headers_json(&req, h->req_fields, h->n_req_fields, st->cfg.header_cap);
+	headers_json(&resp, h->resp_fields, h->n_resp_fields,
+	    st->cfg.header_cap);
+	if (h->target && (strncasecmp(h->target, "http://", 7) == 0 ||
+	    strncasecmp(h->target, "https://", 8) == 0))
+		sb_str(&url, h->target);
+	else if (h->target && h->method && strcasecmp(h->method, "CONNECT") == 0)
+		sb_str(&url, h->target);
+	else {
+		sb_str(&url, h->scheme ? h->scheme : "http");
+		sb_str(&url, "://");
+		sb_str(&url, h->host ? h->host : "");
+		sb_str(&url, h->target ? h->target : "/");
+	}
+	if (req.oom || resp.oom || url.oom) {
+		st->stats.dropped++;
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, flow_row);
+	sqlite3_bind_int64(s, 2, h->seq);
+	bind_text(s, 3, h->scheme);
+	bind_text(s, 4, h->method);
+	bind_text(s, 5, h->target);
+	bind_text(s, 6, url.p);
+	bind_text(s, 7, h->host);
+	snprintf(version, sizeof(version), "HTTP/1.%d", h->version_minor);
+	bind_text(s, 8, version);
+	if (h->status)
+		sqlite3_bind_int(s, 9, h->status);
+	bind_text(s, 10, h->reason);
+	sqlite3_bind_text(s, 11, req.p, (int)req.len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 12, resp.p, (int)resp.len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 13, (sqlite3_int64)h->req_body_size);
+	sqlite3_bind_int64(s, 14, (sqlite3_int64)h->resp_body_size);
+	n = h->req_body_len < st->cfg.body_cap ? h->req_body_len :
+	    st->cfg.body_cap;
+	if (h->req_body)
+		sqlite3_bind_blob64(s, 15, h->req_body, n, SQLITE_STATIC);
+	sqlite3_bind_int(s, 17, h->req_body_size > (h->req_body ? n : 0));
+	n = h->resp_body_len < st->cfg.body_cap ? h->resp_body_len :
+	    st->cfg.body_cap;
+	if (h->resp_body)
+		sqlite3_bind_blob64(s, 16, h->resp_body, n, SQLITE_STATIC);
+	sqlite3_bind_int(s, 18, h->resp_body_size > (h->resp_body ? n : 0));
+	sqlite3_bind_int64(s, 19, (sqlite3_int64)h->req_start_us);
+	if (h->req_end_us)
+		sqlite3_bind_int64(s, 20, (sqlite3_int64)h->req_end_us);
+	if (h->resp_start_us)
+		sqlite3_bind_int64(s, 21, (sqlite3_int64)h->resp_start_us);
+	if (h->resp_end_us)
+		sqlite3_bind_int64(s, 22, (sqlite3_int64)h->resp_end_us);
+	bind_text(s, 23, h->error);
+	sqlite3_bind_int64(s, 24, next_serial(st));
+	if ((rc = step_done(st, S_HTTP)) != SQLITE_OK) {
+		if (lost_parent(rc))
+			st->stats.dropped++;
+		else
+			store_fail(st, "recording an HTTP exchange", rc);
+		goto out;
+	}
+	id = sqlite3_last_insert_rowid(st->db);
+	st->stats.exchanges++;
+	row_written(st);
+out:
+	free(req.p);
+	free(resp.p);
+	free(url.p);
+	return id;
+}
+
+static void
+answers_json(struct sbuf *b, const struct dns_msg *m)
+{
+	char data[1024], num[32];
+	size_t i;
+	bool first = true;
+
+	sb_add(b, "[", 1);
+	for (i = 0; i < m->nrrs; i++) {
+		const struct dns_rr *rr = &m->rrs[i];
+		const char *t = dns_type_str(rr->type);
+
+		if (rr->section != DNS_SEC_ANSWER)
+			continue;
+		sb_str(b, first ? "{\"name\":" : ",{\"name\":");
+		first = false;
+		sb_json_string(b, rr->name, strlen(rr->name));
+		sb_str(b, ",\"type\":");
+		if (t)
+			sb_json_string(b, t, strlen(t));
+		else {
+			snprintf(num, sizeof(num), "\"TYPE%u\"", rr->type);
+			sb_str(b, num);
+		}
+		snprintf(num, sizeof(num), ",\"ttl\":%" PRIu32 ",\"data\":",
+		    rr->ttl);
+		sb_str(b, num);
+		dns_rr_format(rr, data, sizeof(data));
+		sb_json_string(b, data, strlen(data));
+		sb_add(b, "}", 1);
+	}
+	sb_add(b, "]", 1);
+}
+
+static int
+dns_next_seq(struct store *st, int64_t flow_row, int64_t *seq)
+{
+	sqlite3_stmt *s = st->stmt[S_DNS_NEXT_SEQ];
+	int rc;
+
+	sqlite3_bind_int64(s, 1, flow_row);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(s, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static int
+dns_insert(struct store *st, int64_t flow_row, uint64_t time_us,
+    const struct dns_msg *m, const struct dns_question *q, const char *answers,
+    const char *error)
+{
+	sqlite3_stmt *s = st->stmt[S_DNS_QUERY];
+	int64_t seq = 1;
+	const char *t;
+	char tn[16];
+	int rc;
+
+	if ((rc = dns_next_seq(st, flow_row, &seq)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(s, 1, flow_row);
+	sqlite3_bind_int64(s, 2, seq);
+	if (m)
+		sqlite3_bind_int(s, 3, m->id);
+	if (q) {
+		bind_text(s, 4, q->name);
+		sqlite3_bind_int(s, 5, q->type);
+		if ((t = dns_type_str(q->type)) == NULL) {
+			snprintf(tn, sizeof(tn), "TYPE%u", q->type);
+			t = tn;
+		}
+		bind_text(s, 6, t);
+	}
+	if (m && m->qr) {
+		sqlite3_bind_int64(s, 8, (sqlite3_int64)time_us);
+		sqlite3_bind_int(s, 9, m->rcode);
+		bind_text(s, 10, dns_rcode_str(m->rcode));
+		bind_text(s, 11, answers);
+	} else
+		sqlite3_bind_int64(s, 7, (sqlite3_int64)time_us);
+	bind_text(s, 12, error);
+	/* A query waits for its answer (or its flow's end) to be complete. */
+	if ((m && m->qr) || error)
+		sqlite3_bind_int64(s, 13, next_serial(st));
+	return step_done(st, S_DNS_QUERY);
+}
+
+int
+store_dns_add(struct store *st, int64_t flow_row, uint64_t time_us,
+    const struct dns_msg *m, enum dns_error err)
+{
+	struct sbuf ans = { 0 };
+	char errbuf[128];
+	size_t i;
+	int rc = SQLITE_OK;
+
+	if (flow_row <= 0 || !store_ready(st))
+		return flow_row <= 0 ? 0 : -1;
+	if (err != DNS_OK || m == NULL) {
+		snprintf(errbuf, sizeof(errbuf), "malformed: %s",
+		    dns_error_str(err));
+		rc = dns_insert(st, flow_row, time_us, NULL, NULL, NULL, errbuf);
+		goto done;
+	}
+	if (!m->qr) {
+		for (i = 0; i < m->nquestions && rc == SQLITE_OK; i++)
+			rc = dns_insert(st, flow_row, time_us, m,
+			    &m->questions[i], NULL, NULL);
+		if (m->nquestions == 0)
+			rc = dns_insert(st, flow_row, time_us, m, NULL, NULL,
+			    NULL);
+		goto done;
+	}
+	answers_json(&ans, m);
+	if (ans.oom) {
+		st->stats.dropped++;
+		return -1;
+	}
+	if (m->nquestions == 0) {
+		rc = dns_insert(st, flow_row, time_us, m, NULL, ans.p, NULL);
+		goto done;
+	}
+	for (i = 0; i < m->nquestions && rc == SQLITE_OK; i++) {
+		sqlite3_stmt *s = st->stmt[S_DNS_ANSWER];
+
+		sqlite3_bind_int64(s, 1, flow_row);
+		sqlite3_bind_int(s, 2, m->id);
+		bind_text(s, 3, m->questions[i].name);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)time_us);
+		sqlite3_bind_int(s, 5, m->rcode);
+		bind_text(s, 6, dns_rcode_str(m->rcode));
+		bind_text(s, 7, ans.p);
+		sqlite3_bind_int64(s, 9, next_serial(st));
+		if ((rc = step_done(st, S_DNS_ANSWER)) == SQLITE_OK &&
+		    sqlite3_changes(st->db) == 0)
+			rc = dns_insert(st, flow_row, time_us, m,
+			    &m->questions[i], ans.p, NULL);
+	}
+done:
+	free(ans.p);
+	if (rc != SQLITE_OK) {
+		if (lost_parent(rc))
+			st->stats.dropped++;
+		else
+			store_fail(st, "recording DNS", rc);
+		return -1;
+	}
+	st->stats.dns++;
+	row_written(st);
+	return 0;
+}
+
+int
+store_dns_add_wire(struct store *st, int64_t flow_row, uint64_t time_us,
+    const uint8_t *msg, size_t len)
+{
+	struct dns_msg m;
+	enum dns_error err;
+	int rc;
+
+	if (flow_row <= 0 || st == NULL)
+		return 0;
+	err = dns_parse(msg, len, &m);
+	rc = store_dns_add(st, flow_row, time_us, err == DNS_OK ? &m : NULL,
+	    err);
+	dns_msg_free(&m);
+	return rc;
+}

@@ -1,0 +1,773 @@
+/*
+ * Unit tests for proxyd/store.c, the SQLite flow store: round trips of
+ * flows, HTTP exchanges and DNS messages read back with plain SQL (what
+ * localcapctl reads), the schema version (newer refused, older migrated),
+ * pruning under both limits, a reader while the writer writes, odd data
+ * (binary and NUL in headers, huge values, bodies over the cap), a full
+ * disk (recording pauses, nothing crashes), and the insert rate.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "proxyd/store.h"
+
+static char dir[64];
+static char dbpath[128];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/test_px_store.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(dbpath, sizeof(dbpath), "%s/%s", dir, STORE_DB_NAME);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char p[160];
+
+	(void)state;
+	unlink(dbpath);
+	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", dbpath);
+	unlink(p);
+	rmdir(dir);
+	return 0;
+}
+
+static void
+make_record(struct flow_record *rec, uint64_t id, enum flow_transport t,
+    const char *name)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->id = id;
+	rec->meta.source_flow_id = 1000 + id;
+	rec->meta.transport = t;
+	rec->meta.src.family = AF_INET;
+	inet_pton(AF_INET, "10.0.0.2", rec->meta.src.addr);
+	rec->meta.src.port = 40000;
+	rec->meta.dst.family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", rec->meta.dst.addr);
+	rec->meta.dst.port = t == FLOW_UDP ? 53 : 443;
+	rec->meta.owner.pid = 4242;
+	rec->meta.owner.uid = 1000;
+	rec->meta.owner.gid = 1000;
+	rec->meta.owner.cgroup_id = 77;
+	rec->meta.owner.name = (char *)(uintptr_t)name;
+	rec->meta.owner.cgroup = (char *)(uintptr_t)"/user.slice/test";
+	rec->meta.start_us = 1700000000000000ULL + id * 1000;
+}
+
+/* One row of one integer or text, for checks. */
+static sqlite3_int64
+q_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	sqlite3_int64 v = -12345;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) !=
+	    SQLITE_NULL)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static char *
+q_text(sqlite3 *db, const char *sql)
+{
+	static char buf[4096];
+	sqlite3_stmt *s;
+
+	buf[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+		snprintf(buf, sizeof(buf), "%s", sqlite3_column_text(s, 0));
+	else
+		snprintf(buf, sizeof(buf), "(null)");
+	sqlite3_finalize(s);
+	return buf;
+}
+
+static sqlite3 *
+reader(void)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 1000);
+	return db;
+}
+
+static struct store *
+open_store(const struct store_config *cfg)
+{
+	char err[256];
+	struct store *st = store_open(dbpath, cfg, err, sizeof(err));
+
+	if (st == NULL)
+		fail_msg("store_open: %s", err);
+	return st;
+}
+
+static void
+flow_begin_end_round_trip(void **state)
+{
+	struct flow_record rec;
+	struct store_flow_facts facts = {
+		.protocol = "https", .tls_version = "TLSv1.3",
+		.tls_cipher = "TLS1-3-AES-128-GCM-SHA256", .sni = "example.org",
+		.alpn = "http/1.1", .server_cert_subject = "CN=example.org",
+		.server_cert_sha256 = "ab12", .tls_handshake_us = 1500,
+		.retransmits = 3, .rtt_us = -1,
+	};
+	struct store *st;
+	struct stat sb;
+	sqlite3 *db;
+	int64_t row;
+
+	(void)state;
+	st = open_store(NULL);
+	assert_int_equal(stat(dbpath, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	make_record(&rec, 1, FLOW_TCP, "curl");
+	row = store_flow_begin(st, &rec);
+	assert_true(row > 0);
+	assert_int_equal(store_flush(st), 0);
+
+	db = reader();
+	/* Running: in the table with no end yet, shown as running. */
+	assert_int_equal(q_int(db, "SELECT count(*) FROM flows WHERE end_us IS NULL"), 1);
+	assert_string_equal(q_text(db, "SELECT result FROM entries"), "running");
+
+	rec.end_us = rec.meta.start_us + 250000;
+	rec.end = FLOW_END_UPSTREAM_RESET;
+	rec.error = ECONNRESET;
+	rec.bytes_from_app = 517;
+	rec.bytes_to_app = 4096;
+	flow_keep_first(rec.first_from_app, &rec.first_from_app_len,
+	    "\x16\x03\x01\x00\x00", 5);
+	assert_int_equal(store_flow_end(st, row, &rec, &facts), 0);
+	store_close(st);
+
+	assert_string_equal(q_text(db, "SELECT process || ' ' || pid || ' ' || "
+	    "src_addr || ':' || src_port || ' ' || dst_addr || ':' || dst_port"
+	    " || ' ' || transport || ' ' || cgroup FROM flows"),
+	    "curl 4242 10.0.0.2:40000 192.0.2.7:443 tcp /user.slice/test");
+	assert_int_equal(q_int(db, "SELECT end_us - start_us FROM flows"), 250000);
+	assert_int_equal(q_int(db, "SELECT bytes_up FROM flows"), 517);
+	assert_int_equal(q_int(db, "SELECT bytes_down FROM flows"), 4096);
+	assert_int_equal(q_int(db, "SELECT retransmits FROM flows"), 3);
+	assert_int_equal(q_int(db, "SELECT rtt_us IS NULL FROM flows"), 1);
+	assert_int_equal(q_int(db, "SELECT length(first_up) FROM flows"), 5);
+	assert_int_equal(q_int(db, "SELECT length(first_down) FROM flows"), 0);
+	assert_string_equal(q_text(db, "SELECT end_reason FROM flows"),
+	    "upstream reset");
+	assert_string_equal(q_text(db, "SELECT error FROM flows"),
+	    strerror(ECONNRESET));
+	assert_string_equal(q_text(db, "SELECT protocol || ' ' || tls_version ||"
+	    " ' ' || sni || ' ' || alpn || ' ' || server_cert_subject FROM flows"),
+	    "https TLSv1.3 example.org http/1.1 CN=example.org");
+	assert_string_equal(q_text(db, "SELECT result FROM entries"),
+	    "upstream reset");
+	assert_string_equal(q_text(db, "SELECT host FROM entries"), "example.org");
+	assert_int_equal(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_string_equal(q_text(db, "PRAGMA journal_mode"), "wal");
+	sqlite3_close(db);
+}
+
+static void
+http_exchange_round_trip(void **state)
+{
+	static const struct http_field req[] = {
+		{ "Host", 4, "example.org", 11 },
+		{ "User-Agent", 10, "curl/8", 6 },
+	};
+	static const struct http_field resp[] = {
+		{ "Content-Type", 12, "text/plain", 10 },
+	};
+	struct store_http h = {
+		.seq = 1, .scheme = "https", .method = "POST",
+		.target = "/api?x=1", .host = "example.org", .version_minor = 1,
+		.status = 201, .reason = "Created",
+		.req_fields = req, .n_req_fields = 2,
+		.resp_fields = resp, .n_resp_fields = 1,
+		.req_body = (const uint8_t *)"a=b", .req_body_len = 3,
+		.req_body_size = 3,
+		.resp_body = (const uint8_t *)"done\n", .resp_body_len = 5,
+		.resp_body_size = 5,
+		.req_start_us = 1700000000001000ULL,
+		.req_end_us = 1700000000002000ULL,
+		.resp_start_us = 1700000000010000ULL,
+		.resp_end_us = 1700000000011000ULL,
+	};
+	struct flow_record rec;
+	struct store *st;
+	sqlite3 *db;
+	int64_t row;
+
+	(void)state;
+	st = open_store(NULL);
+	make_record(&rec, 1, FLOW_TCP, "curl");
+	row = store_flow_begin(st, &rec);
+	assert_true(store_http_add(st, row, &h) > 0);
+	h.seq = 2;
+	h.method = "GET";
+	h.target = "http://other.example/abs";
+	h.status = 0;
+	h.error = "upstream closed";
+	assert_true(store_http_add(st, row, &h) > 0);
+	/* The same seq twice is a constraint, not a disk failure. */
+	assert_int_equal(store_http_add(st, row, &h), 0);
+	/* An unknown flow row: dropped, recording goes on. */
+	assert_int_equal(store_http_add(st, row + 100, &h), 0);
+	assert_int_equal(store_stats(st)->errors, 0);
+	rec.end = FLOW_END_CLOSED;
+	assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
+	store_close(st);
+
+	db = reader();
+	assert_int_equal(q_int(db, "SELECT count(*) FROM http_exchanges"), 2);
+	assert_string_equal(q_text(db, "SELECT url FROM http_exchanges WHERE seq = 1"),
+	    "https://example.org/api?x=1");
+	assert_string_equal(q_text(db, "SELECT url FROM http_exchanges WHERE seq = 2"),
+	    "http://other.example/abs");
+	assert_string_equal(q_text(db, "SELECT req_headers FROM http_exchanges"
+	    " WHERE seq = 1"),
+	    "[[\"Host\",\"example.org\"],[\"User-Agent\",\"curl/8\"]]");
+	assert_string_equal(q_text(db, "SELECT json_extract(resp_headers, '$[0][1]')"
+	    " FROM http_exchanges WHERE seq = 1"), "text/plain");
+	assert_string_equal(q_text(db, "SELECT CAST(resp_body AS TEXT) FROM"
+	    " http_exchanges WHERE seq = 1"), "done\n");
+	assert_int_equal(q_int(db, "SELECT resp_body_truncated FROM http_exchanges"
+	    " WHERE seq = 1"), 0);
+	assert_string_equal(q_text(db, "SELECT http_version || ' ' || status || ' '"
+	    " || reason FROM http_exchanges WHERE seq = 1"), "HTTP/1.1 201 Created");
+	assert_int_equal(q_int(db, "SELECT status IS NULL FROM http_exchanges"
+	    " WHERE seq = 2"), 1);
+	/* A flow with exchanges is listed by its exchanges only. */
+	assert_int_equal(q_int(db, "SELECT count(*) FROM entries"), 2);
+	assert_string_equal(q_text(db, "SELECT result FROM entries WHERE seq = 2"),
+	    "upstream closed");
+	assert_string_equal(q_text(db, "SELECT group_concat(method || ' ' || host,"
+	    " ';') FROM (SELECT * FROM entries ORDER BY seq)"),
+	    "POST example.org;GET example.org");
+	sqlite3_close(db);
+}
+
+/* A response to "example.com A": id 0x1234, one answer 93.184.216.34. */
+static const uint8_t dns_query[] = {
+	0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
+	0x00, 0x01, 0x00, 0x01,
+};
+static const uint8_t dns_answer[] = {
+	0x12, 0x34, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
+	0x00, 0x01, 0x00, 0x01,
+	0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x0e, 0x10, 0x00, 0x04,
+	93, 184, 216, 34,
+};
+
+static void
+dns_query_answer_and_malformed(void **state)
+{
+	struct flow_record rec;
+	struct store *st;
+	sqlite3 *db;
+	int64_t row;
+	uint8_t nx[sizeof(dns_query)];
+
+	(void)state;
+	st = open_store(NULL);
+	make_record(&rec, 1, FLOW_UDP, "resolver");
+	row = store_flow_begin(st, &rec);
+	assert_int_equal(store_dns_add_wire(st, row, 100, dns_query,
+	    sizeof(dns_query)), 0);
+	assert_int_equal(store_dns_add_wire(st, row, 150, dns_answer,
+	    sizeof(dns_answer)), 0);
+	/* A second query that is never answered, and garbage. */
+	memcpy(nx, dns_query, sizeof(nx));
+	nx[1] = 0x35;
+	assert_int_equal(store_dns_add_wire(st, row, 200, nx, sizeof(nx)), 0);
+	assert_int_equal(store_dns_add_wire(st, row, 300,
+	    (const uint8_t *)"\x00\x01\x02", 3), 0);
+	assert_int_equal(store_flush(st), 0);
+
+	db = reader();
+	assert_int_equal(q_int(db, "SELECT count(*) FROM dns"), 3);
+	assert_string_equal(q_text(db, "SELECT qname || ' ' || qtype_name || ' ' ||"
+	    " rcode_name || ' ' || (response_us - query_us) FROM dns WHERE seq = 1"),
+	    "example.com A NOERROR 50");
+	assert_string_equal(q_text(db, "SELECT json_extract(answers, '$[0].data')"
+	    " || ' ' || json_extract(answers, '$[0].ttl') FROM dns WHERE seq = 1"),
+	    "93.184.216.34 3600");
+	assert_non_null(strstr(q_text(db, "SELECT error FROM dns WHERE seq = 3"),
+	    "malformed"));
+	/* The unanswered query is not complete until its flow ends. */
+	assert_int_equal(q_int(db, "SELECT done_serial IS NULL FROM dns WHERE"
+	    " seq = 2"), 1);
+	rec.end = FLOW_END_IDLE;
+	rec.end_us = rec.meta.start_us + 1000;
+	assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
+	store_close(st);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM dns WHERE done_serial"
+	    " IS NULL"), 0);
+	assert_string_equal(q_text(db, "SELECT result FROM entries WHERE seq = 2"),
+	    "no answer");
+	assert_string_equal(q_text(db, "SELECT method || ' ' || host FROM entries"
+	    " WHERE seq = 1"), "A example.com");
+	sqlite3_close(db);
+}
+
+static void
+newer_schema_refused(void **state)
+{
+	char err[256];
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(dbpath, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "schema version 99 is newer"));
+}
+
+static void
+older_schema_migrated_keeping_rows(void **state)
+{
+	char err[256];
+	struct store *st;
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(store_create_at_version(dbpath, 1, err, sizeof(err)), 0);
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(q_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO flows (transport, start_us,"
+	    " end_us, end_reason, done_serial) VALUES ('tcp', 5, 6, 'closed', 41)",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	st = open_store(NULL);
+	store_close(st);
+	db = reader();
+	assert_int_equal(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM entries"), 1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE"
+	    " type = 'index' AND name = 'flows_start'"), 1);
+	sqlite3_close(db);
+
+	/* Serials go on after the highest one already there. */
+	st = open_store(NULL);
+	{
+		struct flow_record rec;
+		int64_t row;
+
+		make_record(&rec, 9, FLOW_TCP, "x");
+		row = store_flow_begin(st, &rec);
+		assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
+	}
+	store_close(st);
+	db = reader();
+	assert_int_equal(q_int(db, "SELECT max(done_serial) FROM flows"), 42);
+	sqlite3_close(db);
+}
+
+static void
+unfinished_flows_marked_on_reopen(void **state)
+{
+	struct flow_record rec;
+	struct store *st;
+	sqlite3 *db;
+
+	(void)state;
+	st = open_store(NULL);
+	make_record(&rec, 1, FLOW_TCP, "curl");
+	assert_true(store_flow_begin(st, &rec) > 0);
+	store_close(st);	/* proxyd died with the flow running */
+	st = open_store(NULL);
+	store_close(st);
+	db = reader();
+	assert_string_equal(q_text(db, "SELECT end_reason FROM flows"),
+	    "unfinished");
+	sqlite3_close(db);
+}
+
+static void
+prune_oldest_by_count(void **state)
+{
+	struct store_config cfg;
+	struct flow_record rec;
+	struct store_http h = { .seq = 1, .method = "GET", .target = "/" };
+	struct store *st;
+	sqlite3 *db;
+	uint64_t i;
+
+	(void)state;
+	store_config_default(&cfg);
+	cfg.max_flows = 50;
+	cfg.commit_rows = 10;
+	cfg.prune_batch = 1000;
+	st = open_store(&cfg);
+	for (i = 1; i <= 200; i++) {
+		int64_t row;
+
+		make_record(&rec, i, FLOW_TCP, "p");
+		row = store_flow_begin(st, &rec);
+		assert_true(store_http_add(st, row, &h) > 0 || row == 0);
+		store_flow_end(st, row, &rec, NULL);
+	}
+	store_close(st);
+	db = reader();
+	assert_true(q_int(db, "SELECT count(*) FROM flows") <= 50);
+	assert_true(q_int(db, "SELECT count(*) FROM flows") >= 40);
+	/* The newest kept, the oldest gone, children with their flows. */
+	assert_int_equal(q_int(db, "SELECT max(proxyd_id) FROM flows"), 200);
+	assert_true(q_int(db, "SELECT min(proxyd_id) FROM flows") > 150);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM http_exchanges WHERE"
+	    " flow_id NOT IN (SELECT id FROM flows)"), 0);
+	sqlite3_close(db);
+}
+
+static void
+prune_oldest_by_size(void **state)
+{
+	static uint8_t body[8192];
+	struct store_config cfg;
+	struct flow_record rec;
+	struct store_http h = {
+		.seq = 1, .method = "GET", .target = "/",
+		.resp_body = body, .resp_body_len = sizeof(body),
+		.resp_body_size = sizeof(body),
+	};
+	struct store *st;
+	sqlite3 *db;
+	uint64_t i;
+
+	(void)state;
+	store_config_default(&cfg);
+	cfg.max_bytes = 512 * 1024;
+	cfg.commit_rows = 20;
+	st = open_store(&cfg);
+	for (i = 1; i <= 400; i++) {
+		int64_t row;
+
+		make_record(&rec, i, FLOW_TCP, "p");
+		row = store_flow_begin(st, &rec);
+		store_http_add(st, row, &h);
+		store_flow_end(st, row, &rec, NULL);
+	}
+	assert_true(store_stats(st)->pruned > 200);
+	store_close(st);
+	db = reader();
+	/* 400 × 8 KiB would be 3.2 MiB; pages in use stay near the limit. */
+	assert_true(q_int(db, "SELECT (page_count - freelist_count) * page_size"
+	    " FROM pragma_page_count, pragma_freelist_count, pragma_page_size") <
+	    2 * 512 * 1024);
+	assert_int_equal(q_int(db, "SELECT max(proxyd_id) FROM flows"), 400);
+	assert_true(q_int(db, "SELECT count(*) FROM flows") < 200);
+	sqlite3_close(db);
+}
+
+static void
+odd_header_bytes_and_caps(void **state)
+{
+	static const char nul_value[] = { 'a', 0, 'b' };
+	static const char binary[] = { (char)0xff, (char)0xfe, 'x', (char)0xc3,
+		(char)0xa9, '"', '\\', '\n' };
+	static char huge[100000];
+	static uint8_t big_body[3000];
+	struct http_field req[3] = {
+		{ "X-Nul", 5, nul_value, sizeof(nul_value) },
+		{ "X-Bin", 5, binary, sizeof(binary) },
+		{ "X-Huge", 6, huge, sizeof(huge) },
+	};
+	struct store_config cfg;
+	struct store_http h = {
+		.seq = 1, .method = "GET", .target = "/", .host = "h",
+		.req_fields = req, .n_req_fields = 3,
+		.resp_body = big_body, .resp_body_len = sizeof(big_body),
+		.resp_body_size = 1u << 30,
+		.req_body = big_body, .req_body_len = 10, .req_body_size = 10,
+	};
+	struct flow_record rec;
+	struct store *st;
+	sqlite3 *db;
+	int64_t row;
+
+	(void)state;
+	memset(huge, 'h', sizeof(huge));
+	store_config_default(&cfg);
+	cfg.body_cap = 1000;
+	cfg.header_cap = 4096;
+	st = open_store(&cfg);
+	make_record(&rec, 1, FLOW_TCP, "we\"ird\nname");
+	row = store_flow_begin(st, &rec);
+	assert_true(store_http_add(st, row, &h) > 0);
+	store_close(st);
+
+	db = reader();
+	assert_int_equal(q_int(db, "SELECT json_valid(req_headers) FROM"
+	    " http_exchanges"), 1);
+	/* NUL kept as \u0000, bytes that are not UTF-8 as U+00XX. */
+	assert_int_equal(q_int(db, "SELECT instr(req_headers, 'a\\u0000b') > 0"
+	    " FROM http_exchanges"), 1);
+	assert_string_equal(q_text(db, "SELECT json_extract(req_headers,"
+	    " '$[1][1]') FROM http_exchanges"),
+	    "\xc3\xbf\xc3\xbex\xc3\xa9\"\\\n");
+	assert_int_equal(q_int(db, "SELECT length(json_extract(req_headers,"
+	    " '$[2][1]')) FROM http_exchanges"), 4096);
+	assert_int_equal(q_int(db, "SELECT length(resp_body) FROM http_exchanges"),
+	    1000);
+	assert_int_equal(q_int(db, "SELECT resp_body_truncated FROM"
+	    " http_exchanges"), 1);
+	assert_int_equal(q_int(db, "SELECT resp_body_size FROM http_exchanges"),
+	    1 << 30);
+	assert_int_equal(q_int(db, "SELECT req_body_truncated FROM"
+	    " http_exchanges"), 0);
+	assert_string_equal(q_text(db, "SELECT process FROM flows"),
+	    "we\"ird\nname");
+	sqlite3_close(db);
+}
+
+/* The flow store running out of room: recording pauses, nothing breaks. */
+static void
+full_disk_pauses_recording(void **state)
+{
+	static uint8_t body[4096];
+	struct store_config cfg;
+	struct flow_record rec;
+	struct store_http h = {
+		.seq = 1, .method = "GET", .target = "/",
+		.resp_body = body, .resp_body_len = sizeof(body),
+		.resp_body_size = sizeof(body),
+	};
+	struct store *st;
+	sqlite3 *db;
+	uint64_t i;
+	int failures = 0;
+
+	(void)state;
+	store_config_default(&cfg);
+	cfg.max_bytes = 0;	/* no pruning: let it fill */
+	cfg.commit_rows = 5;
+	cfg.retry_after_ms = 60000;
+	/* The hard cap on the file plays the full disk (SQLITE_FULL). */
+	cfg.hard_max_bytes = 256 * 1024;
+	st = open_store(&cfg);
+	for (i = 1; i <= 500; i++) {
+		int64_t row;
+
+		make_record(&rec, i, FLOW_TCP, "p");
+		row = store_flow_begin(st, &rec);
+		if (row == 0) {
+			failures++;
+			continue;
+		}
+		store_http_add(st, row, &h);
+		if (store_flow_end(st, row, &rec, NULL) == -1)
+			failures++;
+	}
+	assert_true(failures > 0);
+	assert_true(store_stats(st)->errors >= 1);
+	/* Paused: later writes are skipped, not retried against a full disk. */
+	assert_true(store_stats(st)->dropped > 100);
+	assert_true(store_stats(st)->errors < 5);
+	store_close(st);
+	db = reader();
+	assert_true(q_int(db, "SELECT count(*) FROM flows") > 0);
+	assert_string_equal(q_text(db, "PRAGMA integrity_check"), "ok");
+	sqlite3_close(db);
+}
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A reader (read-only, as localcapctl) polls while another process writes. */
+static void
+reader_while_writer_writes(void **state)
+{
+	struct store_config cfg;
+	struct store *st;
+	sqlite3 *db;
+	pid_t pid;
+	int status, polls = 0, partial = 0;
+	sqlite3_int64 n, last = 0;
+	uint64_t deadline;
+
+	(void)state;
+	store_config_default(&cfg);
+	cfg.commit_rows = 50;
+	st = open_store(&cfg);	/* the schema exists before the child runs */
+	store_close(st);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct flow_record rec;
+		uint64_t i;
+
+		st = open_store(&cfg);
+		for (i = 1; i <= 3000; i++) {
+			int64_t row;
+
+			make_record(&rec, i, FLOW_TCP, "w");
+			row = store_flow_begin(st, &rec);
+			store_flow_end(st, row, &rec, NULL);
+			if (i % 100 == 0)
+				usleep(2000);
+		}
+		store_close(st);
+		_exit(0);
+	}
+	db = reader();
+	deadline = now_us() + 20 * 1000000ULL;
+	for (;;) {
+		int done = waitpid(pid, &status, WNOHANG) == pid;
+
+		n = q_int(db, "SELECT count(*) FROM entries WHERE done_serial"
+		    " IS NOT NULL");
+		assert_true(n >= last);	/* never a step back */
+		if (n > 0 && n < 3000)
+			partial++;
+		last = n;
+		polls++;
+		if (done)
+			break;
+		assert_true(now_us() < deadline);
+		usleep(1000);
+	}
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM flows"), 3000);
+	assert_true(partial > 0);
+	sqlite3_close(db);
+}
+
+static void
+timer_commits_without_flush(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct flow_record rec;
+	struct store *st;
+	sqlite3 *db;
+	uint64_t t0;
+
+	(void)state;
+	st = open_store(NULL);
+	store_set_loop(st, loop);
+	make_record(&rec, 1, FLOW_TCP, "t");
+	assert_true(store_flow_begin(st, &rec) > 0);
+	db = reader();
+	assert_int_equal(q_int(db, "SELECT count(*) FROM flows"), 0);
+	t0 = now_us();
+	ev_run(loop, EVRUN_ONCE);	/* the commit timer is all there is */
+	assert_true(now_us() - t0 >= 150000);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM flows"), 1);
+	assert_int_equal(store_stats(st)->commits, 1);
+	sqlite3_close(db);
+	store_close(st);
+	ev_loop_destroy(loop);
+}
+
+/*
+ * What the event loop pays per flow: begin + one exchange + end, with the
+ * default batching.  Prints the rate and the slowest single call (which
+ * includes the commits and WAL checkpoints).
+ */
+static void
+insert_rate_with_default_batching(void **state)
+{
+	static uint8_t body[2048];
+	static const struct http_field fields[] = {
+		{ "Host", 4, "example.org", 11 },
+		{ "Accept", 6, "*/*", 3 },
+		{ "Content-Type", 12, "application/json", 16 },
+	};
+	struct store_http h = {
+		.seq = 1, .scheme = "https", .method = "GET", .target = "/x",
+		.host = "example.org", .status = 200, .reason = "OK",
+		.req_fields = fields, .n_req_fields = 3,
+		.resp_fields = fields, .n_resp_fields = 3,
+		.resp_body = body, .resp_body_len = sizeof(body),
+		.resp_body_size = sizeof(body),
+	};
+	struct flow_record rec;
+	struct store *st;
+	uint64_t t0, t, worst = 0, i, n = 20000;
+
+	(void)state;
+	st = open_store(NULL);
+	t0 = now_us();
+	for (i = 1; i <= n; i++) {
+		int64_t row;
+
+		t = now_us();
+		make_record(&rec, i, FLOW_TCP, "bench");
+		row = store_flow_begin(st, &rec);
+		store_http_add(st, row, &h);
+		store_flow_end(st, row, &rec, NULL);
+		t = now_us() - t;
+		if (t > worst)
+			worst = t;
+	}
+	assert_int_equal(store_flush(st), 0);
+	t = now_us() - t0;
+	print_message("store: %llu flows (begin + 1 exchange + end) in %.3f s: "
+	    "%.0f flows/s, slowest flow %.2f ms\n", (unsigned long long)n,
+	    (double)t / 1e6, (double)n * 1e6 / (double)t, (double)worst / 1e3);
+	assert_int_equal(store_stats(st)->errors, 0);
+	assert_true((double)n * 1e6 / (double)t > 2000);
+	store_close(st);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(flow_begin_end_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(http_exchange_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(dns_query_answer_and_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(older_schema_migrated_keeping_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(unfinished_flows_marked_on_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(prune_oldest_by_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(prune_oldest_by_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(odd_header_bytes_and_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(full_disk_pauses_recording, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader_while_writer_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(timer_commits_without_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(insert_rate_with_default_batching, setup, teardown),
+	};
+
+	log_init("test_px_store", 1, LOG_LEVEL_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
