@@ -1,0 +1,295 @@
+#!/bin/sh
+# Packaging checks (packaging/, man/, packaging/install.mk):
+#  - every man page is clean under `mandoc -T lint -W warning` and renders
+#    with `man -l`;
+#  - the systemd units pass `systemd-analyze verify` with no message at all,
+#    and `systemd-analyze security --offline=yes` rates netstackd and proxyd
+#    "OK" or better (the agreed threshold; redirectord's score is printed);
+#  - sysusers.d and tmpfiles.d create the localcap user/group and the
+#    runtime and state directories with the right owners and modes (in a
+#    scratch root, --root);
+#  - the daemons start and connect when run the way the units run them:
+#    each unit's CapabilityBoundingSet (parsed from the unit), no_new_privs,
+#    umask 077, and netstackd in a network namespace of its own
+#    (PrivateNetwork=yes).  This is as close to the units as we get without
+#    booting systemd; what it does not cover is in docs/packaging.md;
+#  - `make install DESTDIR=...` puts binaries, man pages, units, sysusers
+#    and tmpfiles where they belong, with the daemons' paths in the units.
+#
+# Needs root (the daemons make a TUN; sysusers/tmpfiles chown).  Debian
+# packages: mandoc, man-db, systemd (installed here if missing); exits 77
+# only if they are missing and cannot be installed.  Everything it creates
+# (a network namespace, a child cgroup, scratch directories) is removed on
+# every exit path.
+set -u
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "packaging: needs root (TUN, chown in a scratch root); skipped"
+	exit 77
+fi
+top=$(cd "$(dirname "$0")/../.." && pwd)
+B="$top/${BUILD:-build}"
+. "$top/test/lib.sh"
+
+need_tools() {
+	for t in mandoc man systemd-analyze systemd-sysusers systemd-tmpfiles \
+	    setpriv unshare nsenter; do
+		command -v "$t" >/dev/null 2>&1 || return 1
+	done
+}
+if ! need_tools && command -v apt-get >/dev/null 2>&1; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q mandoc man-db \
+	    systemd >/dev/null 2>&1
+fi
+if ! need_tools; then
+	echo "packaging: needs mandoc, man-db and systemd (apt-get install" \
+	    "mandoc man-db systemd); skipped"
+	exit 77
+fi
+
+NS="lc-pkg-$$"
+T=$(mktemp -d /tmp/lc-pkg.XXXXXX)
+chmod 755 "$T"
+CG=""
+PIDS=""
+passed=0 failed=0
+
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	sleep 0.2
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	kill_netns "$NS"
+	[ -n "$CG" ] && remove_cgroup "$CG"
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+skip() { echo "SKIP - $*"; }
+
+UNITS="localcap-redirectord.service localcap-netstackd.service localcap-proxyd.service"
+
+# --- man pages -----------------------------------------------------------------
+for m in "$top"/man/*.[1-9]; do
+	name=$(basename "$m")
+	out=$(mandoc -T lint -W warning "$m" 2>&1)
+	if [ $? -eq 0 ] && [ -z "$out" ]; then
+		ok "mandoc lint clean: $name"
+	else
+		not_ok "mandoc lint: $name: $out"
+	fi
+	# man -l through man-db and groff: the page a user actually sees.
+	err=$(MANWIDTH=80 man -l "$m" 2>&1 >"$T/rendered")
+	if [ $? -eq 0 ] && [ -z "$err" ] && grep -q "SEE ALSO" "$T/rendered"; then
+		ok "man -l renders $name"
+	else
+		not_ok "man -l $name: $err"
+	fi
+done
+for p in localcapctl.8 redirectord.8 netstackd.8 proxyd.8 localcap.conf.5; do
+	[ -f "$top/man/$p" ] && ok "man page $p exists" || not_ok "man page $p missing"
+done
+
+# --- make install ------------------------------------------------------------------
+# Until the Makefile includes packaging/install.mk, check its rules through
+# a wrapper that does.
+DEST="$T/root"
+if grep -q 'packaging/install.mk' "$top/Makefile"; then
+	mk="-f Makefile"
+else
+	skip "the Makefile does not include packaging/install.mk yet:" \
+	    "checking it through a wrapper Makefile"
+	printf 'include Makefile\ninclude packaging/install.mk\n' >"$T/wrapper.mk"
+	mk="-f $T/wrapper.mk"
+fi
+# shellcheck disable=SC2086
+if (cd "$top" && make --no-print-directory $mk install DESTDIR="$DEST" \
+    PREFIX=/usr SANITIZE="${SANITIZE:-}") >"$T/install.log" 2>&1; then
+	ok "make install DESTDIR=... PREFIX=/usr"
+else
+	not_ok "make install: $(tail -n 5 "$T/install.log")"
+fi
+for f in bin/localcapctl libexec/localcap/redirectord libexec/localcap/netstackd \
+    libexec/localcap/proxyd share/man/man8/localcapctl.8 \
+    share/man/man8/redirectord.8 share/man/man8/netstackd.8 \
+    share/man/man8/proxyd.8 share/man/man5/localcap.conf.5 \
+    lib/systemd/system/localcap.target lib/sysusers.d/localcap.conf \
+    lib/tmpfiles.d/localcap.conf; do
+	[ -f "$DEST/usr/$f" ] && ok "installed /usr/$f" || not_ok "not installed: /usr/$f"
+done
+for u in $UNITS; do
+	f="$DEST/usr/lib/systemd/system/$u"
+	d=${u#localcap-}; d=${d%.service}
+	if grep -q "^ExecStart=/usr/libexec/localcap/$d -f" "$f" 2>/dev/null; then
+		ok "installed $u runs /usr/libexec/localcap/$d"
+	else
+		not_ok "$u: ExecStart not /usr/libexec/localcap/$d: $(grep ExecStart "$f" 2>&1)"
+	fi
+done
+for x in "$DEST"/usr/libexec/localcap/* "$DEST"/usr/bin/localcapctl; do
+	[ -x "$x" ] || not_ok "not executable: $x"
+done
+
+# --- systemd-analyze verify ----------------------------------------------------------
+# The units as installed, with the daemons and man pages of the staged
+# install (verify checks that ExecStart= is executable and that the
+# Documentation= man pages exist).  Any message at all is a failure:
+# verify exits 0 on unknown keys.
+V="$T/units"
+mkdir -p "$V"
+for u in $UNITS localcap.target; do
+	sed "s|/usr/local/libexec/localcap/|$DEST/usr/libexec/localcap/|g" \
+	    "$top/packaging/systemd/$u" >"$V/$u"
+done
+out=$(cd "$V" && MANPATH="$DEST/usr/share/man" systemd-analyze verify --man=yes \
+    ./localcap.target ./localcap-*.service 2>&1)
+if [ $? -eq 0 ] && [ -z "$out" ]; then
+	ok "systemd-analyze verify: no message for any unit"
+else
+	not_ok "systemd-analyze verify: $out"
+fi
+# The check must be able to fail: a misspelt key is reported.
+sed 's/^LockPersonality=/LockPersonalty=/' "$V/localcap-proxyd.service" >"$V/bad.service"
+out=$(cd "$V" && systemd-analyze verify --man=no ./bad.service 2>&1)
+case $out in
+*"Unknown key"*) ok "systemd-analyze verify catches a misspelt key" ;;
+*) not_ok "systemd-analyze verify let a misspelt key through: $out" ;;
+esac
+rm -f "$V/bad.service"
+
+# --- systemd-analyze security ----------------------------------------------------------
+# The tool's scale (exposure 0.0-10.0): PERFECT 0.0, SAFE < 1.0, OK < 5.0,
+# MEDIUM < 7.5, EXPOSED < 9.0, UNSAFE < 10.0, DANGEROUS 10.0.
+for u in $UNITS; do
+	line=$(cd "$V" && systemd-analyze security --offline=yes "./$u" 2>&1 |
+	    grep 'Overall exposure level')
+	score=$(printf '%s\n' "$line" | sed -n 's/.*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
+	echo "# exposure $u: ${score:-?}"
+	case $u in
+	*redirectord*) [ -n "$score" ] && ok "security: $u scored ($score)" ||
+		not_ok "security: no score for $u: $line" ;;
+	*)	case ${score#* } in
+		PERFECT|SAFE|OK) ok "security: $u is OK or better ($score)" ;;
+		*) not_ok "security: $u above the OK threshold: ${score:-$line}" ;;
+		esac ;;
+	esac
+done
+
+# --- sysusers.d and tmpfiles.d, in a scratch root -------------------------------------
+R="$T/sysroot"
+mkdir -p "$R/etc" "$R/usr/lib/sysusers.d" "$R/usr/lib/tmpfiles.d"
+cp "$DEST/usr/lib/sysusers.d/localcap.conf" "$R/usr/lib/sysusers.d/" 2>/dev/null ||
+    cp "$top/packaging/systemd/localcap.sysusers" "$R/usr/lib/sysusers.d/localcap.conf"
+cp "$DEST/usr/lib/tmpfiles.d/localcap.conf" "$R/usr/lib/tmpfiles.d/" 2>/dev/null ||
+    cp "$top/packaging/systemd/localcap.tmpfiles" "$R/usr/lib/tmpfiles.d/localcap.conf"
+if systemd-sysusers --root="$R" >"$T/sysusers.log" 2>&1 &&
+    grep -q '^localcap:x:[0-9]*:[0-9]*:.*:/usr/sbin/nologin$' "$R/etc/passwd" &&
+    grep -q '^localcap:x:' "$R/etc/group"; then
+	ok "sysusers.d creates user and group localcap"
+else
+	not_ok "sysusers.d: $(cat "$T/sysusers.log")"
+fi
+if systemd-tmpfiles --create --root="$R" >"$T/tmpfiles.log" 2>&1; then
+	ok "tmpfiles.d applies cleanly"
+else
+	not_ok "tmpfiles.d: $(cat "$T/tmpfiles.log")"
+fi
+perm() { stat -c '%a %U %G' "$1" 2>&1; }
+# The daemons refuse a runtime dir writable by group or others, or owned by
+# anyone but root and themselves (uid 0 today).
+[ "$(perm "$R/run/localcap")" = "755 root root" ] &&
+    ok "tmpfiles: /run/localcap is 0755 root:root" ||
+    not_ok "tmpfiles: /run/localcap is $(perm "$R/run/localcap")"
+[ "$(perm "$R/var/lib/localcap")" = "700 root root" ] &&
+    ok "tmpfiles: /var/lib/localcap is 0700 root:root" ||
+    not_ok "tmpfiles: /var/lib/localcap is $(perm "$R/var/lib/localcap")"
+
+# --- the daemons under the units' credentials -------------------------------------------
+# CapabilityBoundingSet=CAP_A CAP_B -> setpriv's "-all,+a,+b".
+bounding() {
+	caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$top/packaging/systemd/$1" | tail -n 1)
+	printf -- '-all'
+	for c in $caps; do
+		printf ',+%s' "$(printf '%s' "${c#CAP_}" | tr 'A-Z' 'a-z')"
+	done
+}
+if ! CG=$(make_cgroup "localcap-test-pkg-$$"); then
+	CG=""
+	not_ok "no cgroup v2 to attach capture to"
+elif ! ip netns add "$NS"; then
+	not_ok "cannot create network namespace $NS"
+else
+	ip -n "$NS" link set lo up
+	RT="$T/run"
+	mkdir -m 0755 "$RT"
+	inns() { nsenter --net="/run/netns/$NS" "$@"; }
+	# as_unit UNIT [NETNS-WRAPPER...] -- CMD...: CMD with the unit's
+	# bounding set, no_new_privs and umask; a private network namespace
+	# (unshare --net) has to be made before the capabilities go.
+	as_unit() {
+		u=$1; shift
+		wrap=""
+		while [ "$1" != "--" ]; do wrap="$wrap $1"; shift; done
+		shift
+		# shellcheck disable=SC2086
+		inns $wrap setpriv --bounding-set "$(bounding "$u")" --no-new-privs \
+		    sh -c 'umask 077; exec "$@"' sh "$@"
+	}
+	as_unit localcap-proxyd.service -- "$B/bin/proxyd" -f -r "$RT" \
+	    -s "$T/state" >"$T/proxyd.log" 2>&1 &
+	PIDS="$PIDS $!"
+	as_unit localcap-netstackd.service unshare --net -- "$B/bin/netstackd" -f \
+	    -r "$RT" >"$T/netstackd.log" 2>&1 &
+	PIDS="$PIDS $!"
+	as_unit localcap-redirectord.service -- "$B/bin/redirectord" -f -r "$RT" \
+	    -g "$CG" >"$T/redirectord.log" 2>&1 &
+	PIDS="$PIDS $!"
+	# With something attached, capture is on only once all three are up
+	# and connected (netstackd reports proxyd reachable to redirectord).
+	i=0
+	while [ $i -lt 100 ]; do
+		"$B/bin/localcapctl" -r "$RT" attach lc-pkg-nothing >/dev/null 2>&1 &&
+		    break
+		sleep 0.1; i=$((i + 1))
+	done
+	i=0
+	while [ $i -lt 100 ]; do
+		st=$("$B/bin/localcapctl" -r "$RT" status 2>&1)
+		printf '%s\n' "$st" | grep -q '^capture *on' && break
+		sleep 0.1; i=$((i + 1))
+	done
+	if printf '%s\n' "$st" | grep -q '^capture *on'; then
+		ok "the three daemons connect under the units' credentials"
+	else
+		not_ok "daemons under the units' credentials: $st"
+		for d in redirectord netstackd proxyd; do
+			sed "s/^/  $d: /" "$T/$d.log"
+		done
+	fi
+	# Each daemon that sandboxes itself says so; none died on a refused drop.
+	for d in redirectord netstackd; do
+		grep -q 'sandboxed: uid 0' "$T/$d.log" &&
+		    ok "$d sandboxed itself within the unit's bounding set" ||
+		    not_ok "$d did not sandbox itself: $(tail -n 3 "$T/$d.log")"
+	done
+	# netstackd ends with no capability at all, redirectord with its three.
+	for d in redirectord netstackd; do
+		pid=$(cat "$RT/$d.pid" 2>/dev/null)
+		eff=$(awk '/^CapEff/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+		bnd=$(awk '/^CapBnd/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+		case $d in
+		# CAP_NET_ADMIN 12, CAP_PERFMON 38, CAP_BPF 39
+		redirectord) want=000000c000001000 ;;
+		netstackd) want=0000000000000000 ;;
+		esac
+		[ "$eff" = "$want" ] && [ "$bnd" = "$want" ] &&
+		    ok "$d runs with capabilities $want (effective and bounding)" ||
+		    not_ok "$d capabilities: effective ${eff:-?} bounding ${bnd:-?}, want $want"
+	done
+fi
+
+echo "packaging: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
