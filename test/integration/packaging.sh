@@ -29,6 +29,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
+# shellcheck source=test/lib.sh
 . "$top/test/lib.sh"
 
 need_tools() {
@@ -69,28 +70,29 @@ trap 'exit 1' INT TERM
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
 skip() { echo "SKIP - $*"; }
+# check DESC CMD...: ok if CMD succeeds.
+check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 
 UNITS="localcap-redirectord.service localcap-netstackd.service localcap-proxyd.service"
 
 # --- man pages -----------------------------------------------------------------
 for m in "$top"/man/*.[1-9]; do
 	name=$(basename "$m")
-	out=$(mandoc -T lint -W warning "$m" 2>&1)
-	if [ $? -eq 0 ] && [ -z "$out" ]; then
+	if out=$(mandoc -T lint -W warning "$m" 2>&1) && [ -z "$out" ]; then
 		ok "mandoc lint clean: $name"
 	else
 		not_ok "mandoc lint: $name: $out"
 	fi
 	# man -l through man-db and groff: the page a user actually sees.
-	err=$(MANWIDTH=80 man -l "$m" 2>&1 >"$T/rendered")
-	if [ $? -eq 0 ] && [ -z "$err" ] && grep -q "SEE ALSO" "$T/rendered"; then
+	if err=$(MANWIDTH=80 man -l "$m" 2>&1 >"$T/rendered") && [ -z "$err" ] &&
+	    grep -q "SEE ALSO" "$T/rendered"; then
 		ok "man -l renders $name"
 	else
 		not_ok "man -l $name: $err"
 	fi
 done
 for p in localcapctl.8 redirectord.8 netstackd.8 proxyd.8 localcap.conf.5; do
-	[ -f "$top/man/$p" ] && ok "man page $p exists" || not_ok "man page $p missing"
+	check "man page $p exists" [ -f "$top/man/$p" ]
 done
 
 # --- make install ------------------------------------------------------------------
@@ -118,7 +120,7 @@ for f in bin/localcapctl libexec/localcap/redirectord libexec/localcap/netstackd
     share/man/man8/proxyd.8 share/man/man5/localcap.conf.5 \
     lib/systemd/system/localcap.target lib/sysusers.d/localcap.conf \
     lib/tmpfiles.d/localcap.conf; do
-	[ -f "$DEST/usr/$f" ] && ok "installed /usr/$f" || not_ok "not installed: /usr/$f"
+	check "installed /usr/$f" [ -f "$DEST/usr/$f" ]
 done
 for u in $UNITS; do
 	f="$DEST/usr/lib/systemd/system/$u"
@@ -144,9 +146,8 @@ for u in $UNITS localcap.target; do
 	sed "s|/usr/local/libexec/localcap/|$DEST/usr/libexec/localcap/|g" \
 	    "$top/packaging/systemd/$u" >"$V/$u"
 done
-out=$(cd "$V" && MANPATH="$DEST/usr/share/man" systemd-analyze verify --man=yes \
-    ./localcap.target ./localcap-*.service 2>&1)
-if [ $? -eq 0 ] && [ -z "$out" ]; then
+if out=$(cd "$V" && MANPATH="$DEST/usr/share/man" systemd-analyze verify \
+    --man=yes ./localcap.target ./localcap-*.service 2>&1) && [ -z "$out" ]; then
 	ok "systemd-analyze verify: no message for any unit"
 else
 	not_ok "systemd-analyze verify: $out"
@@ -169,8 +170,7 @@ for u in $UNITS; do
 	score=$(printf '%s\n' "$line" | sed -n 's/.*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
 	echo "# exposure $u: ${score:-?}"
 	case $u in
-	*redirectord*) [ -n "$score" ] && ok "security: $u scored ($score)" ||
-		not_ok "security: no score for $u: $line" ;;
+	*redirectord*) check "security: $u scored (${score:-$line})" [ -n "$score" ] ;;
 	*)	case ${score#* } in
 		PERFECT|SAFE|OK) ok "security: $u is OK or better ($score)" ;;
 		*) not_ok "security: $u above the OK threshold: ${score:-$line}" ;;
@@ -200,12 +200,10 @@ fi
 perm() { stat -c '%a %U %G' "$1" 2>&1; }
 # The daemons refuse a runtime dir writable by group or others, or owned by
 # anyone but root and themselves (uid 0 today).
-[ "$(perm "$R/run/localcap")" = "755 root root" ] &&
-    ok "tmpfiles: /run/localcap is 0755 root:root" ||
-    not_ok "tmpfiles: /run/localcap is $(perm "$R/run/localcap")"
-[ "$(perm "$R/var/lib/localcap")" = "700 root root" ] &&
-    ok "tmpfiles: /var/lib/localcap is 0700 root:root" ||
-    not_ok "tmpfiles: /var/lib/localcap is $(perm "$R/var/lib/localcap")"
+check "tmpfiles: /run/localcap is 0755 root:root (is $(perm "$R/run/localcap"))" \
+    [ "$(perm "$R/run/localcap")" = "755 root root" ]
+check "tmpfiles: /var/lib/localcap is 0700 root:root (is $(perm "$R/var/lib/localcap"))" \
+    [ "$(perm "$R/var/lib/localcap")" = "700 root root" ]
 
 # --- the daemons under the units' credentials -------------------------------------------
 # CapabilityBoundingSet=CAP_A CAP_B -> setpriv's "-all,+a,+b".
@@ -213,7 +211,7 @@ bounding() {
 	caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$top/packaging/systemd/$1" | tail -n 1)
 	printf -- '-all'
 	for c in $caps; do
-		printf ',+%s' "$(printf '%s' "${c#CAP_}" | tr 'A-Z' 'a-z')"
+		printf ',+%s' "$(printf '%s' "${c#CAP_}" | tr '[:upper:]' '[:lower:]')"
 	done
 }
 if ! CG=$(make_cgroup "localcap-test-pkg-$$"); then
@@ -271,9 +269,11 @@ else
 	fi
 	# Each daemon that sandboxes itself says so; none died on a refused drop.
 	for d in redirectord netstackd; do
-		grep -q 'sandboxed: uid 0' "$T/$d.log" &&
-		    ok "$d sandboxed itself within the unit's bounding set" ||
-		    not_ok "$d did not sandbox itself: $(tail -n 3 "$T/$d.log")"
+		if grep -q 'sandboxed: uid 0' "$T/$d.log"; then
+			ok "$d sandboxed itself within the unit's bounding set"
+		else
+			not_ok "$d did not sandbox itself: $(tail -n 3 "$T/$d.log")"
+		fi
 	done
 	# netstackd ends with no capability at all, redirectord with its three.
 	for d in redirectord netstackd; do
@@ -285,9 +285,8 @@ else
 		redirectord) want=000000c000001000 ;;
 		netstackd) want=0000000000000000 ;;
 		esac
-		[ "$eff" = "$want" ] && [ "$bnd" = "$want" ] &&
-		    ok "$d runs with capabilities $want (effective and bounding)" ||
-		    not_ok "$d capabilities: effective ${eff:-?} bounding ${bnd:-?}, want $want"
+		check "$d capabilities: effective ${eff:-?} and bounding ${bnd:-?} are $want" \
+		    [ "$eff $bnd" = "$want $want" ]
 	done
 fi
 
