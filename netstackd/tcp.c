@@ -544,13 +544,44 @@ send_synack(struct tcp_conn *c, uint64_t now)
 }
 
 /*
+ * When resending from snd_nxt < snd_max, step over SACKed ranges: move
+ * snd_nxt past a block it sits in, report the SACKed bytes below it and
+ * how far the next segment may go before the next block.
+ */
+static void
+sack_skip(struct tcp_conn *c, uint32_t *sacked_below, uint32_t *limit)
+{
+	uint8_t i;
+
+	for (i = 0; i < c->nsacked; i++) {
+		uint32_t start = c->sacked[i].start, end = c->sacked[i].end;
+
+		/* Only what lies above snd_una counts (a block the
+		 * cumulative ACK reached may not be pruned yet). */
+		if (SEQ_LEQ(end, c->snd_una))
+			continue;
+		start = SEQ_MAX(start, c->snd_una);
+		if (SEQ_LEQ(end, c->snd_nxt)) {
+			*sacked_below += end - start;
+		} else if (SEQ_LEQ(start, c->snd_nxt)) {
+			*sacked_below += end - start;
+			c->snd_nxt = end;
+		} else {
+			*limit = start - c->snd_nxt;
+			return;
+		}
+	}
+}
+
+/*
  * Send whatever the windows, Nagle and SWS avoidance allow, then a pure
  * ACK if one is owed and nothing else carried it.
  */
 static void
 tcp_output(struct tcp_conn *c, uint64_t now)
 {
-	uint32_t flight, wnd, usable, avail, data_end, len, pmax;
+	uint32_t flight, wnd, usable, avail, data_end, len, pmax, sacked_below,
+	    limit;
 	bool fin;
 	uint8_t flags;
 
@@ -563,6 +594,12 @@ tcp_output(struct tcp_conn *c, uint64_t now)
 	}
 	for (;;) {
 		data_end = c->snd_una + c->sndbuf.len;
+		/* Going back after an RTO: what the peer SACKed is not sent
+		 * again, and does not count as in flight. */
+		sacked_below = 0;
+		limit = UINT32_MAX;
+		if (SEQ_LT(c->snd_nxt, c->snd_max) && c->nsacked > 0)
+			sack_skip(c, &sacked_below, &limit);
 		flight = c->snd_nxt - c->snd_una;
 		/* RFC 3042 limited transmit: the first two duplicate ACKs
 		 * each let one new segment out, so a small window still
@@ -570,23 +607,26 @@ tcp_output(struct tcp_conn *c, uint64_t now)
 		wnd = c->cwnd;
 		if (!c->in_recovery && c->dupacks > 0)
 			wnd += MIN(c->dupacks, 2u) * c->smss;
-		wnd = MIN(c->snd_wnd, wnd);
-		usable = wnd > flight ? wnd - flight : 0;
+		sacked_below = MIN(sacked_below, flight);
+		usable = wnd > flight - sacked_below ?
+		    wnd - (flight - sacked_below) : 0;
+		usable = MIN(usable, c->snd_wnd > flight ? c->snd_wnd - flight : 0);
 		avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
 		pmax = payload_max(c);
-		len = MIN(MIN(avail, usable), pmax);
+		len = MIN(MIN(avail, usable), MIN(pmax, limit));
 		fin = c->fin_queued && !c->fin_acked &&
 		    c->snd_nxt + len == data_end &&
 		    SEQ_LEQ(c->snd_nxt, data_end);
 		if (len == 0 && !fin)
 			break;
-		if (len < pmax && len < avail) {
+		if (len < pmax && len < avail && len < limit) {
 			/* Window-limited runt: sender SWS avoidance (RFC 9293
 			 * §3.8.6.2.1) unless it is half the largest window. */
 			if (len == 0 || (len < c->max_snd_wnd / 2 &&
 			    !c->sws_override))
 				break;
-		} else if (len < pmax && flight > 0 && c->cfg->nagle && !fin) {
+		} else if (len < pmax && flight > 0 && c->cfg->nagle && !fin &&
+		    len < limit) {
 			break;	/* Nagle: one small segment in flight at a time */
 		}
 		flags = TH_ACK;
@@ -956,8 +996,12 @@ process_ack(struct tcp_conn *c, const struct tcp_seg *seg, uint32_t seglen,
 	if (SEQ_LT(c->snd_wl1, seg->seq) ||
 	    (c->snd_wl1 == seg->seq && SEQ_LEQ(c->snd_wl2, seg->ack)))
 		take_peer_window(c, seg);
-	if (c->sack_ok && seg->nsack == 0 && c->nsacked > 0)
-		(void)sack_update(c, seg);	/* prune below the new snd_una */
+	if (c->nsacked > 0) {
+		/* Prune below the new snd_una (no new blocks: nsack 0). */
+		struct tcp_seg none = { .nsack = 0 };
+
+		(void)sack_update(c, &none);
+	}
 
 	if (fin_was_sent && SEQ_GT(seg->ack, fseq)) {
 		/* Our FIN is acknowledged. */
@@ -1394,14 +1438,17 @@ on_rto(struct tcp_conn *c, uint64_t now)
 		enter_closed(c, ETIMEDOUT);
 		return;
 	}
-	/* RFC 5681 §3.1 eq. 4; then go back N from snd_una.  The SACK
-	 * scoreboard is forgotten (RFC 2018 §8: the receiver may renege). */
+	/* RFC 5681 §3.1 eq. 4; then go back N from snd_una. */
 	c->ssthresh = MAX(flight / 2, 2 * c->smss);
 	c->cwnd = c->smss;
 	c->in_recovery = false;
 	c->recover = c->snd_max;
 	c->dupacks = 0;
-	c->nsacked = 0;
+	/* Going back N skips what the peer SACKed (as Linux does).  RFC 2018
+	 * allows a receiver to renege, so a second timeout in a row drops
+	 * the scoreboard and resends everything. */
+	if (c->retries > 1)
+		c->nsacked = 0;
 	c->rtt_timing = false;
 	c->snd_nxt = c->snd_una;
 	if (c->snd_wnd == 0) {

@@ -797,6 +797,45 @@ sack_to_end_of_data_retransmits_at_once(void **state)
 }
 
 static void
+rto_go_back_skips_sacked_data(void **state)
+{
+	struct fx *f = *state;
+	uint32_t sz = send_n_segments(f, 6), base = ISS + 1;
+	struct tcp_seg s = ack_seg(f, base);
+
+	/* Segments 2-3 SACKed, 0-1 and 4-5 missing: one duplicate ACK,
+	 * not enough for recovery; the RTO fires. */
+	s.nsack = 1;
+	s.sack[0] = (struct tcp_sack_block){ base + 2 * sz, base + 4 * sz };
+	input(f, s);
+	assert_false(f->c.in_recovery);
+	f->nout = 0;
+	f->now = f->c.t_rtx;
+	tcp_on_timer(&f->c, f->now);
+	assert_int_equal(f->c.stats.timeouts, 1);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->seq, base);
+	/* Slow start resends the hole, then jumps over the SACKed block. */
+	f->nout = 0;
+	s = ack_seg(f, base + sz);
+	s.nsack = 1;
+	s.sack[0] = (struct tcp_sack_block){ base + 2 * sz, base + 4 * sz };
+	input(f, s);
+	assert_int_equal(f->nout, 2);
+	assert_int_equal(f->out[0].seg.seq, base + sz);
+	assert_int_equal(f->out[0].seg.len, sz);
+	assert_int_equal(f->out[1].seg.seq, base + 4 * sz);
+	/* A cumulative ACK over the block (no SACK option) prunes it and
+	 * nothing stalls: the last segment goes out. */
+	f->nout = 0;
+	input(f, ack_seg(f, base + 5 * sz));
+	assert_int_equal(f->c.nsacked, 0);
+	assert_int_equal(last(f)->seq, base + 5 * sz);
+	input(f, ack_seg(f, base + 6 * sz));
+	assert_int_equal(f->c.snd_una, f->c.snd_max);
+}
+
+static void
 tail_loss_probe_resends_last_segment(void **state)
 {
 	struct fx *f = *state;
@@ -1621,6 +1660,7 @@ main(void)
 		T(sack_retransmits_each_hole),
 		T(sack_to_end_of_data_retransmits_at_once),
 		T(tail_loss_probe_resends_last_segment),
+		T(rto_go_back_skips_sacked_data),
 		T(sack_blocks_outside_window_ignored),
 		T(zero_window_probe),
 		T(small_peer_window_runt_sent_by_persist),
