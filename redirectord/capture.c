@@ -102,11 +102,6 @@ capture_init(struct capture *c, const char *attach_path, const struct tun *tun,
 		}
 		memcpy(c->attach, real, strlen(real) + 1);
 	}
-	if (access("/sys/kernel/btf/vmlinux", R_OK) == -1) {
-		seterr(err, errlen, "the kernel has no BTF (/sys/kernel/btf/vmlinux): "
-		    "capture needs a kernel built with CONFIG_DEBUG_INFO_BTF");
-		return -1;
-	}
 	if (rd_bpf_open(&c->bpf) == -1) {
 		seterr(err, errlen, "loading the capture programs failed: %s "
 		    "(needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)", strerror(errno));
@@ -134,6 +129,12 @@ capture_init(struct capture *c, const char *attach_path, const struct tun *tun,
 	}
 	log_info("capture programs attached at %s (%s)", c->attach,
 	    c->fail_closed ? "fail-closed" : "fail-open");
+	if (rd_bpf_skipped(c->bpf) & RD_BPF_OPT_SENDMSG)
+		log_warnx("this kernel refused the sendmsg hooks: unconnected UDP "
+		    "from captured programs to loopback is not exempted");
+	if (rd_bpf_skipped(c->bpf) & RD_BPF_OPT_SERVERS)
+		log_warnx("this kernel refused the server hooks: servers inside "
+		    "captured programs are not reachable");
 	return 0;
 fail:
 	rd_bpf_destroy(c->bpf);
@@ -192,6 +193,16 @@ publish(struct capture *c, const char *candidate, size_t user_start, char *err,
 			*err_offset = (uint32_t)(e.offset >= user_start ?
 			    e.offset - user_start : 0);
 		goto out;
+	}
+	{
+		size_t i;
+
+		for (i = 0; i < spec->nrules; i++)
+			if (spec->name_truncated[i])
+				log_info("spec item at offset %u: a process name is "
+				    "matched on its first 15 bytes ('%.15s'), as the "
+				    "kernel keeps them", spec->src_offset[i],
+				    spec->rules[i].comm);
 	}
 	if (rd_bpf_set_spec(c->bpf, spec) == -1) {
 		seterr(err, errlen, "updating the capture programs: %s",

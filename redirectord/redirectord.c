@@ -584,6 +584,13 @@ main(int argc, char *argv[])
 		fatalx("cannot initialise libev");
 	rd.tun.fd = -1;
 	daemon_start(&rd.d, loop, &hooks);
+	{
+		char why[300];
+
+		/* Refuse at once, saying what the kernel lacks. */
+		if (rd_bpf_preflight(why, sizeof(why)) == -1)
+			fatalx("%s", why);
+	}
 	open_tun();
 	start_capture();
 
