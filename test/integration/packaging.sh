@@ -11,13 +11,16 @@
 #  - the daemons start and connect when run the way the units run them:
 #    each unit's CapabilityBoundingSet (parsed from the unit), no_new_privs,
 #    umask 077, and netstackd in a network namespace of its own
-#    (PrivateNetwork=yes).  This is as close to the units as we get without
-#    booting systemd; what it does not cover is in docs/packaging.md;
+#    (PrivateNetwork=yes), then run, reload and stop cleanly, and every
+#    system call they made (strace) is in their unit's SystemCallFilter=.
+#    This is as close to the units as we get without booting systemd; what
+#    it does not cover is in docs/packaging.md;
 #  - `make install DESTDIR=...` puts binaries, man pages, units, sysusers
 #    and tmpfiles where they belong, with the daemons' paths in the units.
 #
 # Needs root (the daemons make a TUN; sysusers/tmpfiles chown).  Debian
-# packages: mandoc, man-db, systemd (installed here if missing); exits 77
+# packages: mandoc, man-db, systemd (installed here if missing), strace and
+# python3 (the system call check is skipped without them); exits 77
 # only if they are missing and cannot be installed.  Everything it creates
 # (a network namespace, a child cgroup, scratch directories) is removed on
 # every exit path.
@@ -236,14 +239,23 @@ else
 		inns $wrap setpriv --bounding-set "$(bounding "$u")" --no-new-privs \
 		    sh -c 'umask 077; exec "$@"' sh "$@"
 	}
-	as_unit localcap-proxyd.service -- "$B/bin/proxyd" -f -r "$RT" \
-	    -s "$T/state" >"$T/proxyd.log" 2>&1 &
+	# Under strace when we have it: the system calls they make are then
+	# checked against each unit's SystemCallFilter= below.
+	tracer() { [ -n "$TRACING" ] && echo "strace -f -qq -o $T/$1.strace"; }
+	TRACING=""
+	command -v strace >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 &&
+	    TRACING=1
+	# shellcheck disable=SC2046
+	as_unit localcap-proxyd.service -- $(tracer proxyd) "$B/bin/proxyd" -f \
+	    -r "$RT" -s "$T/state" >"$T/proxyd.log" 2>&1 &
 	PIDS="$PIDS $!"
-	as_unit localcap-netstackd.service unshare --net -- "$B/bin/netstackd" -f \
-	    -r "$RT" >"$T/netstackd.log" 2>&1 &
+	# shellcheck disable=SC2046
+	as_unit localcap-netstackd.service unshare --net -- $(tracer netstackd) \
+	    "$B/bin/netstackd" -f -r "$RT" >"$T/netstackd.log" 2>&1 &
 	PIDS="$PIDS $!"
-	as_unit localcap-redirectord.service -- "$B/bin/redirectord" -f -r "$RT" \
-	    -g "$CG" >"$T/redirectord.log" 2>&1 &
+	# shellcheck disable=SC2046
+	as_unit localcap-redirectord.service -- $(tracer redirectord) \
+	    "$B/bin/redirectord" -f -r "$RT" -g "$CG" >"$T/redirectord.log" 2>&1 &
 	PIDS="$PIDS $!"
 	# With something attached, capture is on only once all three are up
 	# and connected (netstackd reports proxyd reachable to redirectord).
@@ -288,6 +300,78 @@ else
 		check "$d capabilities: effective ${eff:-?} and bounding ${bnd:-?} are $want" \
 		    [ "$eff $bnd" = "$want $want" ]
 	done
+
+	# A little of everything else they do: run (a capture cgroup made and
+	# removed), SIGHUP, then SIGTERM and a clean exit.
+	# shellcheck disable=SC2016
+	inns sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -r "$3" run -- true' \
+	    sh "$CG" "$B/bin/localcapctl" "$RT" >"$T/run.log" 2>&1
+	check "localcapctl run -- true under the units' credentials" [ $? -eq 0 ]
+	DPIDS=""
+	for d in redirectord netstackd proxyd; do
+		DPIDS="$DPIDS $(cat "$RT/$d.pid" 2>/dev/null)"
+	done
+	# shellcheck disable=SC2086
+	kill -HUP $DPIDS 2>/dev/null
+	sleep 0.5
+	# shellcheck disable=SC2086
+	kill -TERM $DPIDS 2>/dev/null
+	i=0
+	while [ $i -lt 50 ]; do
+		# shellcheck disable=SC2086
+		kill -0 $DPIDS 2>/dev/null || break
+		sleep 0.1; i=$((i + 1))
+	done
+	for d in redirectord netstackd proxyd; do
+		check "$d stopped cleanly on SIGTERM" grep -q "$d stopped" "$T/$d.log"
+	done
+	wait 2>/dev/null
+	PIDS=""
+
+	# Every system call they made is allowed by their unit's filter
+	# (systemd's groups expanded by systemd-analyze syscall-filter).
+	if [ -z "$TRACING" ]; then
+		skip "no strace or python3: SystemCallFilter= not checked against" \
+		    "the daemons' system calls"
+	else
+		for d in redirectord netstackd proxyd; do
+			bad=$(python3 - "$top/packaging/systemd/localcap-$d.service" \
+			    "$T/$d.strace" 2>&1 <<'EOF'
+import re, subprocess, sys
+out = subprocess.run(["systemd-analyze", "syscall-filter"],
+                     capture_output=True, text=True).stdout
+groups, cur = {}, None
+for line in out.splitlines():
+    s = line.strip()
+    if not s or s.startswith("#"):
+        continue
+    if not line.startswith(" ") and s.startswith("@"):
+        cur = groups.setdefault(s, [])
+    elif cur is not None:
+        cur.append(s)
+def expand(name):
+    if not name.startswith("@"):
+        return {name}
+    return set().union(*[expand(m) for m in groups.get(name, [])] or [set()])
+# Each SystemCallFilter= line adds to (or with ~, removes from) the allow-list.
+allowed = set()
+for line in open(sys.argv[1]):
+    if line.startswith("SystemCallFilter="):
+        v = line.split("=", 1)[1].strip()
+        names = set().union(*[expand(t) for t in v.lstrip("~").split()])
+        allowed = allowed - names if v.startswith("~") else allowed | names
+used = set()
+for line in open(sys.argv[2]):
+    m = re.match(r"\d+\s+(?:<\.\.\. )?([a-z_0-9]+)\(", line)
+    if m:
+        used.add(m.group(1))
+print(" ".join(sorted(used - allowed)) if used else "no system calls traced")
+EOF
+			) || bad="(the check itself failed) $bad"
+			check "$d: every system call it made is in its SystemCallFilter= ${bad:+(not: $bad)}" \
+			    [ -z "$bad" ]
+		done
+	fi
 fi
 
 echo "packaging: $passed passed, $failed failed"
