@@ -22,6 +22,7 @@
 #include <mbedtls/version.h>
 
 #include "daemon.h"
+#include "sandbox.h"
 #include "ipc.h"
 #include "log.h"
 #include "flow.pb-c.h"
@@ -44,6 +45,7 @@ struct proxyd {
 	struct relay_config	 relay_cfg;
 	struct relay		*relay;
 	struct intake		*intake;
+	const char		*user;		/* --user: drop to it once started */
 };
 
 static struct proxyd proxyd = { .d = { .name = "proxyd" } };
@@ -55,6 +57,7 @@ static const char usage[] =
     DAEMON_COMMON_HELP
     "  -s, --state-dir DIR     CA and flow store (default "
     PROXYD_DEFAULT_STATE_DIR ")\n"
+    "  -u, --user NAME         run as this unprivileged user once started\n"
     "      --connect-timeout S upstream connect timeout (default 10)\n"
     "      --idle-timeout S    end TCP flows idle this long (default: never)\n"
     "      --udp-timeout S     end UDP flows idle this long (default 60;\n"
@@ -155,6 +158,7 @@ main(int argc, char *argv[])
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT },
+		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ipc_peer_config cfg = {
@@ -171,13 +175,16 @@ main(int argc, char *argv[])
 	int c;
 
 	relay_config_default(&proxyd.relay_cfg);
-	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "s:", longopts,
+	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "s:u:", longopts,
 	    NULL)) != -1) {
 		if (daemon_common_opt(&proxyd.d, c, optarg, usage, print_version))
 			continue;
 		switch (c) {
 		case 's':
 			proxyd.state_dir_opt = optarg;
+			break;
+		case 'u':
+			proxyd.user = optarg;
 			break;
 		case OPT_CONNECT_TIMEOUT:
 			proxyd.relay_cfg.connect_timeout =
@@ -226,6 +233,25 @@ main(int argc, char *argv[])
 		fatal("cannot listen on %s", path);
 	log_info("listening for flow sources on %s; state dir %s", path,
 	    proxyd.state_dir);
+
+	/*
+	 * From here proxyd handles what captured programs and servers send:
+	 * no capabilities, files only in its state dir (and its config),
+	 * sockets of the kinds a proxy needs, nothing else.
+	 */
+	{
+		const char *user = proxyd.user ? proxyd.user :
+		    conf_get(proxyd.d.conf, "proxyd", "user");
+		const struct sandbox sb = {
+			.profile = SANDBOX_PROXYD,
+			.user = user,
+			.rw_dir = proxyd.state_dir,
+			.remove_dir = proxyd.d.runtime_dir,
+			.ro_file = proxyd.d.config_path,
+		};
+
+		sandbox_enter(&sb);
+	}
 
 	ev_run(loop, 0);
 	daemon_finish(&proxyd.d);

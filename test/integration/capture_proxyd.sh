@@ -81,7 +81,8 @@ pids="$pids $!"
 $NSE "$B/bin/netstackd" -f -r "$T" >"$T/netstackd.log" 2>&1 &
 pids="$pids $!"
 $NSE "$B/bin/proxyd" -f -v -r "$T" -s "$T/state" >"$T/proxyd.log" 2>&1 &
-pids="$pids $!"
+PXD=$!
+pids="$pids $PXD"
 
 i=0
 until ctl --json status 2>/dev/null | grep -q '"name":"proxyd","running":true' &&
@@ -91,6 +92,12 @@ until ctl --json status 2>/dev/null | grep -q '"name":"proxyd","running":true' &
 	sleep 0.05
 done
 ok "daemons and origin up"
+
+field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+want_seccomp=2; [ "${SANITIZE:-}" = 1 ] && want_seccomp=0
+check "proxyd runs with no capabilities, no_new_privs and its seccomp filter" \
+    sh -c "[ '$(field $PXD CapEff)' = 0000000000000000 ] &&
+           [ '$(field $PXD NoNewPrivs)' = 1 ] && [ '$(field $PXD Seccomp)' = $want_seccomp ]"
 
 flows0=$(counter tcp_flows_created)
 out=$(incg "$B/bin/localcapctl" -r "$T" run -- curl -sS -o "$T/got4" \
