@@ -531,6 +531,8 @@ retransmit_at(struct tcp_conn *c, uint32_t seq, uint32_t limit, uint64_t now)
 		return 0;
 	emit_segment(c, seq, flags | (len ? TH_PSH : 0), off, len, now);
 	c->stats.retransmits++;
+	if (seq == c->snd_una)
+		c->una_rxt_at = now;
 	return len + ((flags & TH_FIN) ? 1 : 0);
 }
 
@@ -901,6 +903,17 @@ ack_duplicate(struct tcp_conn *c, uint64_t now)
 		return;
 	}
 	c->cwnd += c->smss;
+	/* A duplicate ACK more than a round trip (plus a quarter for
+	 * reordering) after we resent snd_una's segment was sent by data
+	 * that left after the retransmission: the retransmission itself was
+	 * lost.  Resend it now rather than waiting for the RTO (the idea of
+	 * RACK, RFC 8985, for the one hole that blocks everything). */
+	if (c->una_rxt_at != 0 && c->srtt_x8 != 0 &&
+	    now - c->una_rxt_at > c->srtt_x8 / 8 + c->srtt_x8 / 32 + 2 &&
+	    next_hole(c, c->snd_una, &h, &hl)) {
+		(void)retransmit_at(c, h, hl, now);
+		return;
+	}
 	/* With SACK information, fill the next hole at once instead of
 	 * waiting a round trip per loss. */
 	if (c->nsacked > 0 && next_hole(c, SEQ_MAX(c->high_rxt, c->snd_una), &h, &hl))
@@ -922,6 +935,7 @@ ack_new_data(struct tcp_conn *c, const struct tcp_seg *seg, uint64_t now)
 			ring_release(c, &c->sndbuf);
 	}
 	c->snd_una = seg->ack;
+	c->una_rxt_at = 0;
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
 		c->snd_nxt = c->snd_una;
 	/* RTT: timestamps give a sample per ACK even across retransmits

@@ -234,6 +234,7 @@ struct tcp_conn {
 	bool		in_recovery;
 	uint32_t	recover;	/* snd_max when recovery began */
 	uint32_t	high_rxt;	/* retransmitted up to here in recovery */
+	uint64_t	una_rxt_at;	/* when snd_una's segment was last resent, 0: not */
 	struct tcp_sack_block sacked[TCP_MAX_SACKED];	/* peer's SACKs, sorted, > snd_una */
 	uint8_t		nsacked;
 

@@ -797,6 +797,39 @@ sack_to_end_of_data_retransmits_at_once(void **state)
 }
 
 static void
+lost_retransmission_resent_after_a_round_trip(void **state)
+{
+	struct fx *f = *state;
+	uint32_t sz = send_n_segments(f, 10), base = ISS + 1;
+	struct tcp_seg s;
+	int i;
+
+	/* Segment 0 lost; segments 1..8 SACKed one by one (9 in flight). */
+	for (i = 1; i <= 3; i++) {
+		s = ack_seg(f, base);
+		s.nsack = 1;
+		s.sack[0] = (struct tcp_sack_block){ base + sz, base + (uint32_t)(i + 1) * sz };
+		input(f, s);
+	}
+	assert_true(f->c.in_recovery);
+	assert_int_equal(f->nout, 1);
+	assert_int_equal(last(f)->seq, base);
+	/* Within a round trip (srtt 1 ms here), more duplicates are the
+	 * ones already on their way: no second copy. */
+	s.sack[0].end = base + 5 * sz;
+	input(f, s);
+	assert_int_equal(f->c.stats.retransmits, 1);
+	/* Well after a round trip the hole is still there: the
+	 * retransmission was lost, send it again before the RTO. */
+	f->now += 10;
+	s.sack[0].end = base + 6 * sz;
+	input(f, s);
+	assert_int_equal(f->c.stats.retransmits, 2);
+	assert_int_equal(last(f)->seq, base);
+	assert_int_equal(f->c.stats.timeouts, 0);
+}
+
+static void
 rto_go_back_skips_sacked_data(void **state)
 {
 	struct fx *f = *state;
@@ -1661,6 +1694,7 @@ main(void)
 		T(sack_to_end_of_data_retransmits_at_once),
 		T(tail_loss_probe_resends_last_segment),
 		T(rto_go_back_skips_sacked_data),
+		T(lost_retransmission_resent_after_a_round_trip),
 		T(sack_blocks_outside_window_ignored),
 		T(zero_window_probe),
 		T(small_peer_window_runt_sent_by_persist),
