@@ -465,6 +465,73 @@ recv_peek_consume_through_stack(void **state)
 	assert_int_equal(ns_stack_poll_at(f->s), f->now + 40);
 }
 
+/* 500 connections, each with an RTO at a different time: the heap must
+ * hand them to the timer strictly in deadline order, and everything must
+ * be freed on release. */
+static void
+many_flows_deadlines_in_order(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 500 };
+	struct ns_tcp_flow **fl = calloc(N, sizeof(*fl));
+	uint64_t prev = 0, t;
+	int i, fired = 0;
+
+	assert_non_null(fl);
+	f->cfg.max_tcp_flows = N;
+	make_stack(f);
+	for (i = 0; i < N; i++)
+		fl[i] = open_flow(f, i % 2 ? 6 : 4, (uint16_t)(1000 + i), 7);
+	assert_int_equal(ns_stack_stats(f->s)->tcp_flows_active, N);
+	/* Queue a byte on each, in a scrambled order and at scrambled
+	 * times, so deadlines are all different and not insertion-sorted. */
+	for (i = 0; i < N; i++) {
+		int k = (i * 7919) % N;
+
+		f->now = 100000 + (uint64_t)((k * 31) % 997);
+		ns_tcp_send(f->s, fl[k], "x", 1, f->now);
+	}
+	{
+		struct ns_event ev;
+
+		while (ns_stack_next_event(f->s, &ev))
+			;
+	}
+	while ((t = ns_stack_poll_at(f->s)) != TCP_NEVER && fired < N) {
+		assert_true(t >= prev);
+		prev = t;
+		f->nout = 0;
+		ns_stack_on_timer(f->s, t);
+		assert_true(f->nout >= 1);
+		fired += f->nout;
+		/* Acknowledge what was resent so each flow fires once. */
+		for (i = 0; i < f->nout; i++) {
+			struct tcp_seg r = out_tcp(f, i);
+			uint8_t p[128];
+			struct ns_input res;
+			size_t n;
+
+			n = build_tcp(p, f->out[i].buf[0] >> 4, r.dport, TH_ACK,
+			    8, r.seq + r.len, 65535, NULL, 0, NULL, 0);
+			input(f, p, n, &res);
+		}
+		/* Pending events make poll_at 0 ("run now"): take them. */
+		{
+			struct ns_event ev;
+
+			while (ns_stack_next_event(f->s, &ev))
+				assert_int_equal(ev.tcp_events, TCP_EV_WRITABLE);
+		}
+	}
+	assert_int_equal(fired, N);
+	assert_int_equal(ns_stack_poll_at(f->s), TCP_NEVER);
+	for (i = 0; i < N; i++)
+		ns_tcp_release(f->s, fl[i], f->now);
+	assert_int_equal(ns_stack_stats(f->s)->tcp_flows_active, 0);
+	assert_int_equal(ns_stack_mem_used(f->s), 0);
+	free(fl);
+}
+
 static void
 udp_flow_created_and_datagram_returned(void **state)
 {
@@ -1130,6 +1197,7 @@ main(void)
 		T(time_wait_new_syn_reopens),
 		T(poll_at_is_earliest_deadline),
 		T(recv_peek_consume_through_stack),
+		T(many_flows_deadlines_in_order),
 		T(udp_flow_created_and_datagram_returned),
 		T(udp_length_lies_dropped),
 		T(udp_idle_expiry_event),
