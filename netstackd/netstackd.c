@@ -546,6 +546,20 @@ tcp_to_sock(struct flow *f)
 	}
 }
 
+/*
+ * A Unix stream socket cannot carry a reset, so proxyd sends one
+ * out-of-band byte 'R' before closing (docs/proxyd-relay.md).  A plain
+ * recv() would silently drop it on the way to EOF, so look for it before
+ * every read.  Like a TCP RST, it overtakes data not yet read.
+ */
+static int
+reset_marker(struct flow *f)
+{
+	char c;
+
+	return recv(f->sock, &c, 1, MSG_OOB | MSG_DONTWAIT) == 1 && c == 'R';
+}
+
 /* Move proxyd -> app bytes: from the flow socket into the connection. */
 static void
 sock_to_tcp(struct flow *f)
@@ -562,6 +576,11 @@ sock_to_tcp(struct flow *f)
 				break;
 			if (f->in == NULL && (f->in = malloc(FLOW_BUF)) == NULL)
 				return;
+			if (reset_marker(f)) {
+				/* proxyd's side was reset: so is the application's. */
+				ns_tcp_abort(ns.stack, f->tcp, now);
+				return;
+			}
 			n = recv(f->sock, f->in, FLOW_BUF, 0);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {

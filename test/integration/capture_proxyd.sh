@@ -142,8 +142,22 @@ check "after detach curl goes direct (same bytes, no new flow)" sh -c \
 ctl attach curl >/dev/null
 incg curl -sS -m 10 -o /dev/null http://10.98.0.2:9/ 2>"$T/refused"
 rc=$?
-check "upstream refuses: curl fails fast, not a hang (exit $rc)" \
-    test $rc -ne 0 -a $rc -ne 28
+check "upstream refuses: curl sees a reset at once, not a hang or an empty reply (exit $rc: $(cat "$T/refused"))" \
+    sh -c "[ $rc -eq 56 ] && grep -q -i 'reset' '$T/refused'"
+
+# A client that sends nothing and waits: the refusal must arrive as a
+# reset (proxyd's out-of-band marker, turned into a RST by netstackd), not
+# as an orderly end of stream.
+out=$(incg "$B/bin/localcapctl" -r "$T" run -- "$(readlink -f /usr/bin/python3)" -c '
+import socket
+try:
+    s = socket.create_connection(("10.98.0.2", 9), timeout=5)
+    print("eof" if s.recv(10) == b"" else "data")
+except ConnectionResetError:
+    print("reset")
+except Exception as e:
+    print(type(e).__name__, e)' 2>&1)
+check "a silent client sees the upstream refusal as a reset ($out)" test "$out" = reset
 
 for p in $pids; do
 	kill -0 "$p" 2>/dev/null || not_ok "a daemon died (pid $p)"
