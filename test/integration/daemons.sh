@@ -126,6 +126,17 @@ check "netstackd and proxyd still running" sh -c \
 start redirectord
 wait_for "a restarted redirectord takes over its stale sockets" all_up
 
+# The control socket vets callers by SO_PEERCRED: an ordinary user (not
+# root, not in the localcap group) gets a clear refusal, and it is logged.
+if command -v setpriv >/dev/null && ! getent group localcap | grep -q nobody; then
+	check_run "ctl.sock refuses a uid outside root and the localcap group" 1 \
+	    "uid 65534 may not use ctl.sock" \
+	    setpriv --reuid=65534 --regid=65534 --clear-groups \
+	    "$BIN/localcapctl" -r "$T" status
+	check "...and redirectord logged the refusal" \
+	    logged redirectord "refused: uid 65534 may not use ctl.sock"
+fi
+
 # One instance per runtime dir.
 check_run "a second proxyd is refused" 1 "another proxyd is running in $T (pid $PROXYD_PID)" \
     "$BIN/proxyd" -f -r "$T" -s "$STATE"
