@@ -98,6 +98,27 @@ for p in localcapctl.8 redirectord.8 netstackd.8 proxyd.8 localcap.conf.5; do
 	check "man page $p exists" [ -f "$top/man/$p" ]
 done
 
+# --- launchd plists: well-formed, the keys launchd needs ---------------------------
+# (Nothing here can load them; docs/packaging.md says so.)
+for p in "$top"/packaging/launchd/*.plist; do
+	if ! command -v python3 >/dev/null 2>&1; then
+		skip "no python3: $(basename "$p") not parsed"
+		continue
+	fi
+	if out=$(python3 - "$p" 2>&1 <<'EOF'
+import plistlib, sys
+d = plistlib.load(open(sys.argv[1], "rb"))
+assert d["Label"] + ".plist" == sys.argv[1].rsplit("/", 1)[1], "Label/file name"
+assert d["ProgramArguments"][0].startswith("/usr/local/libexec/localcap/")
+assert "-f" in d["ProgramArguments"], "not in the foreground"
+EOF
+	); then
+		ok "launchd plist parses, Label and program right: $(basename "$p")"
+	else
+		not_ok "launchd plist $(basename "$p"): $out"
+	fi
+done
+
 # --- make install ------------------------------------------------------------------
 # Until the Makefile includes packaging/install.mk, check its rules through
 # a wrapper that does.
