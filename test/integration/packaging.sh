@@ -97,6 +97,22 @@ done
 for p in localcapctl.8 redirectord.8 netstackd.8 proxyd.8 localcap.conf.5; do
 	check "man page $p exists" [ -f "$top/man/$p" ]
 done
+# The pages describe what exists: every long option a program's --help
+# prints, and every localcapctl command, is in its page.
+for d in redirectord netstackd proxyd localcapctl; do
+	page=$(mandoc -T ascii "$top/man/$d.8" 2>/dev/null | col -b)
+	missing=""
+	for o in $("$B/bin/$d" --help 2>&1 | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+		printf '%s\n' "$page" | grep -q -- "$o" || missing="$missing $o"
+	done
+	if [ "$d" = localcapctl ]; then
+		for c in $("$B/bin/$d" --help | sed -n '/^commands:/,/^options:/p' |
+		    awk '/^  [a-z]/ { print $1 }'); do
+			printf '%s\n' "$page" | grep -qw -- "$c" || missing="$missing $c"
+		done
+	fi
+	check "$d.8 describes every option${missing:+ (missing:$missing)}" [ -z "$missing" ]
+done
 
 # --- launchd plists: well-formed, the keys launchd needs ---------------------------
 # (Nothing here can load them; docs/packaging.md says so.)
