@@ -20,7 +20,7 @@
 /* flows [--follow] [--json] [--host RE] [--method M] [--status N]
  *       [--process NAME] [--since TIME] [--limit N] */
 int	ctl_flows(const char *state_dir, int argc, char **argv);
-/* show ID [--body] [--json] — ID is a flow (12) or an exchange (12.3) */
+/* show ID [--body] — ID is a flow (12) or an exchange (12.3) */
 int	ctl_show(const char *state_dir, int argc, char **argv);
 /* export --har FILE [filters as for flows] — FILE "-" is stdout */
 int	ctl_export(const char *state_dir, int argc, char **argv);

@@ -283,7 +283,8 @@ run_child(ctl_fn fn, const char *state_dir, pid_t *bg, char **argv)
 		fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, STDERR_FILENO);
 		close(fd);
-		_exit(fn(state_dir, argc, argv));
+		/* exit, not _exit: LeakSanitizer checks the command at exit. */
+		exit(fn(state_dir, argc, argv));
 	}
 	if (bg) {
 		*bg = pid;
