@@ -248,4 +248,7 @@ distclean:
 # eBPF programs and their skeletons (clang -target bpf, bpftool gen skeleton).
 -include ebpf/ebpf.mk
 
+# Man pages, systemd units, sysusers.d/tmpfiles.d (part of `make install`).
+-include packaging/install.mk
+
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

@@ -67,11 +67,41 @@ drop_user(const char *name)
 		fatalx("sandbox: could regain root after dropping to %s", name);
 }
 
+static int
+kept(const int *keep, size_t nkeep, cap_value_t v)
+{
+	size_t i;
+
+	for (i = 0; i < nkeep; i++)
+		if (keep[i] == v)
+			return 1;
+	return 0;
+}
+
+/*
+ * The bounding set: nothing outside the kept ones, ever again.  Done while
+ * still privileged (it needs CAP_SETPCAP); capabilities already out of the
+ * set (a systemd unit narrowed it) are left alone, since dropping even
+ * those needs CAP_SETPCAP.
+ */
 static void
-drop_caps(const int *keep, size_t nkeep)
+drop_bound(const int *keep, size_t nkeep)
+{
+	cap_value_t v;
+
+	for (v = 0; v <= CAP_LAST_CAP; v++) {
+		if (!CAP_IS_SUPPORTED(v) || kept(keep, nkeep, v) || cap_get_bound(v) != 1)
+			continue;
+		if (cap_drop_bound(v) == -1)
+			fatal("sandbox: dropping capability %d from the bounding set", v);
+	}
+}
+
+/* Effective and permitted: exactly the kept ones; no ambient ones. */
+static void
+set_caps(const int *keep, size_t nkeep)
 {
 	cap_t caps = cap_init();	/* everything clear */
-	cap_value_t v;
 	size_t i;
 
 	if (caps == NULL)
@@ -83,20 +113,9 @@ drop_caps(const int *keep, size_t nkeep)
 		    cap_set_flag(caps, CAP_EFFECTIVE, 1, &c, CAP_SET) == -1)
 			fatal("sandbox: cap_set_flag");
 	}
-	/* The bounding set: nothing outside the kept ones, ever again. */
-	for (v = 0; v <= CAP_LAST_CAP; v++) {
-		int kept = 0;
-
-		for (i = 0; i < nkeep; i++)
-			kept |= keep[i] == v;
-		if (!kept && CAP_IS_SUPPORTED(v) && cap_drop_bound(v) == -1 &&
-		    errno != EINVAL)
-			fatal("sandbox: dropping capability %d from the bounding set", v);
-	}
 	if (cap_set_proc(caps) == -1)
 		fatal("sandbox: cap_set_proc");
 	cap_free(caps);
-	/* No ambient capabilities either. */
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
 	    errno != EINVAL)
 		fatal("sandbox: clearing ambient capabilities");
@@ -286,13 +305,11 @@ sandbox_enter(const struct sandbox *sb)
 {
 	int filtered;
 
+	/* The bounding set first, while we may still change it. */
+	drop_bound(sb->keep_caps, sb->nkeep_caps);
 	if (sb->user)
 		drop_user(sb->user);
-	if (geteuid() == 0 || sb->nkeep_caps > 0)
-		drop_caps(sb->keep_caps, sb->nkeep_caps);
-	else if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
-	    errno != EINVAL)
-		fatal("sandbox: clearing ambient capabilities");
+	set_caps(sb->keep_caps, sb->nkeep_caps);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("sandbox: PR_SET_NO_NEW_PRIVS");
 	/*

@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -132,17 +133,16 @@ status_field(pid_t pid, const char *name, char *out, size_t len)
 }
 
 static void
-no_capabilities_and_no_new_privs(void **state)
+check_confined_child(const char *user)
 {
 	char v[64], go;
 	int ready[2], hold[2], status;
 	pid_t pid;
 
-	(void)state;
 	assert_int_equal(pipe(ready), 0);
 	assert_int_equal(pipe(hold), 0);
 	if ((pid = fork()) == 0) {
-		struct sandbox sb = { .profile = SANDBOX_NETSTACKD };
+		struct sandbox sb = { .profile = SANDBOX_NETSTACKD, .user = user };
 		int devnull = open("/dev/null", O_WRONLY);
 
 		dup2(devnull, STDERR_FILENO);
@@ -168,6 +168,12 @@ no_capabilities_and_no_new_privs(void **state)
 	status_field(pid, "Seccomp", v, sizeof(v));
 	assert_string_equal(v, "2");
 #endif
+	if (user) {
+		status_field(pid, "Uid", v, sizeof(v));
+		assert_string_equal(v, "65534");
+		status_field(pid, "Gid", v, sizeof(v));
+		assert_string_equal(v, "65534");
+	}
 	assert_int_equal(write(hold[1], "g", 1), 1);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -175,6 +181,24 @@ no_capabilities_and_no_new_privs(void **state)
 	close(ready[1]);
 	close(hold[0]);
 	close(hold[1]);
+}
+
+static void
+no_capabilities_and_no_new_privs(void **state)
+{
+	(void)state;
+	check_confined_child(NULL);
+}
+
+/* Switching user must not leave anything in the bounding set either. */
+static void
+as_another_user_nothing_is_left(void **state)
+{
+	(void)state;
+	if (geteuid() != 0 || getpwnam("nobody") == NULL ||
+	    getpwnam("nobody")->pw_uid != 65534)
+		skip();
+	check_confined_child("nobody");
 }
 
 int
@@ -185,6 +209,7 @@ main(void)
 		cmocka_unit_test(inet_socket_kills_but_unix_works),
 		cmocka_unit_test(landlock_refuses_files),
 		cmocka_unit_test(no_capabilities_and_no_new_privs),
+		cmocka_unit_test(as_another_user_nothing_is_left),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
