@@ -25,6 +25,8 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <pty.h>
 
 #include "log.h"
 #include "ctl/flows.h"
@@ -648,6 +650,80 @@ export_har_filters_and_stdout(void **state)
 	assert_int_equal(stat(har, &sb), -1);
 }
 
+/* On a terminal: colour by status, long targets cut; NO_COLOR turns it off. */
+static void
+flows_colour_only_on_a_terminal(void **state)
+{
+	static char tty_out[64 * 1024];
+	struct store_http h = {
+		.seq = 1, .scheme = "https", .method = "GET", .host = "example.org",
+		.status = 404,
+		.target = "/a/very/long/path/that/goes/on/and/on/and/on/and/on/"
+		    "and/on/and/on",
+	};
+	struct flow_record rec;
+	struct store *st;
+	char e[256];
+	int pass;
+
+	(void)state;
+	st = store_open(dbpath, NULL, e, sizeof(e));
+	assert_non_null(st);
+	record(&rec, 7, FLOW_TCP, "long", 700, "192.0.2.8", 443, t_now);
+	h.req_start_us = h.resp_end_us = (uint64_t)t_now;
+	assert_true(store_http_add(st, store_flow_begin(st, &rec), &h) > 0);
+	store_close(st);
+
+	for (pass = 0; pass < 2; pass++) {
+		int master, slave, status;
+		size_t len = 0;
+		pid_t pid;
+
+		assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(master);
+			dup2(slave, STDOUT_FILENO);
+			close(slave);
+			if (pass == 1)
+				setenv("NO_COLOR", "1", 1);
+			else
+				unsetenv("NO_COLOR");
+			exit(ctl_flows(dir, 1, (char *[]){ "flows", NULL }));
+		}
+		close(slave);
+		for (;;) {
+			struct pollfd pfd = { .fd = master, .events = POLLIN };
+			ssize_t n;
+
+			if (poll(&pfd, 1, 5000) <= 0)
+				break;
+			n = read(master, tty_out + len, sizeof(tty_out) - 1 - len);
+			if (n <= 0)
+				break;	/* EIO once the child has gone */
+			len += (size_t)n;
+		}
+		tty_out[len] = '\0';
+		close(master);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_int_equal(WEXITSTATUS(status), 0);
+		if (pass == 0) {
+			/* 404 in yellow, 500 in red, 200 in green. */
+			assert_non_null(strstr(tty_out, "\033[33m404"));
+			assert_non_null(strstr(tty_out, "\033[31m500"));
+			assert_non_null(strstr(tty_out, "\033[32m200"));
+			assert_non_null(strstr(tty_out, "https://example.org/a/very/long"
+			    "/path/that/goes/on…"));
+			assert_null(strstr(tty_out, "and/on/and/on"));
+		} else
+			assert_null(strchr(tty_out, '\033'));
+	}
+	/* In a pipe the target is whole. */
+	assert_int_equal(RUN(ctl_flows, "flows", "--process", "long"), 0);
+	assert_non_null(strstr(out, "on/and/on/and/on "));
+}
+
 /* --follow lists what is complete, then what completes while it runs. */
 static void
 follow_prints_new_flows_until_sigint(void **state)
@@ -742,6 +818,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(export_har_is_valid_har_1_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_har_filters_and_stdout, setup, teardown),
 		cmocka_unit_test_setup_teardown(follow_prints_new_flows_until_sigint, setup, teardown),
+		cmocka_unit_test_setup_teardown(flows_colour_only_on_a_terminal, setup, teardown),
 		cmocka_unit_test(since_durations_and_iso_times),
 	};
 
