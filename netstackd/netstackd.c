@@ -795,18 +795,21 @@ process_events(void)
 
 /* --- the TUN ------------------------------------------------------------------- */
 
-/* One packet from the application's side into the stack. */
+/*
+ * One packet from the application's side into the stack.  Events are
+ * handled by the caller once per batch: passing a whole batch of segments
+ * to a flow socket in one send() instead of one per segment saves a
+ * wake-up of proxyd per packet (it was a tenth of netstackd's time).
+ */
 static void
-deliver_in(const uint8_t *pkt, size_t len)
+deliver_in(const uint8_t *pkt, size_t len, uint64_t now)
 {
 	struct ns_input in;
 
 	ns.packets_in++;
-	ns_stack_input(ns.stack, pkt, len, now_ms(), &in);
+	ns_stack_input(ns.stack, pkt, len, now, &in);
 	if (in.kind == NS_IN_UDP)
 		handle_udp_datagram(&in);
-	/* Events after each packet keep per-flow buffers small. */
-	process_events();
 }
 
 static void
@@ -817,8 +820,10 @@ impair_run(void)
 	while ((p = impair_due(&ns.im, now_ms())) != NULL) {
 		if (p->dir == DIR_OUT)
 			tun_write(p->data, p->len);
-		else if (ns.stack)
-			deliver_in(p->data, p->len);
+		else if (ns.stack) {
+			deliver_in(p->data, p->len, now_ms());
+			process_events();
+		}
 		free(p);
 	}
 	impair_kick();
@@ -854,6 +859,8 @@ tun_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
+	uint64_t now = now_ms();
+
 	for (i = 0; i < TUN_BATCH && ns.stack; i++) {
 		ssize_t n = read(ns.tun_fd, ns.pkt, ns.tun_mtu);
 
@@ -864,11 +871,12 @@ tun_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			break;
 		}
 		if (ns.impairing) {
-			impair_offer(&ns.im, DIR_IN, ns.pkt, (size_t)n, now_ms());
+			impair_offer(&ns.im, DIR_IN, ns.pkt, (size_t)n, now);
 			impair_run();
 		} else
-			deliver_in(ns.pkt, (size_t)n);
+			deliver_in(ns.pkt, (size_t)n, now);
 	}
+	process_events();
 	ns.status_dirty = 1;
 }
 
