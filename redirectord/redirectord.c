@@ -72,7 +72,7 @@ static const char usage[] =
     DAEMON_COMMON_HELP
     "  -t, --tun-name NAME     the capture TUN device (default "
     TUN_DEFAULT_NAME ")\n"
-    "  -m, --tun-mtu N         its MTU, 1280-65535 (default 1500)\n"
+    "  -m, --tun-mtu N         its MTU, 1280-65535 (default 65535)\n"
     "  -g, --cgroup PATH       attach capture here (default: the cgroup v2 root)\n"
     "      --fail-closed       keep capturing while netstackd/proxyd are down\n";
 

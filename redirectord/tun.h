@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define TUN_DEFAULT_NAME	"localcap0"
-#define TUN_DEFAULT_MTU		1500
+#define TUN_DEFAULT_MTU		65535	/* a virtual link: big segments, few packets */
 #define TUN_MIN_MTU		1280	/* IPv6 minimum */
 #define TUN_MAX_MTU		65535
 #define TUN_DEFAULT_TABLE	2780	/* IPv6 routing table for captured sockets */
