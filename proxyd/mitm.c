@@ -101,6 +101,38 @@ static const int suites_aes_first[] = {
 	0
 };
 
+/*
+ * The client leg in TLS 1.3: mbedTLS's server takes the client's order among
+ * the suites it is given, and OpenSSL-based clients list AES-256-GCM first,
+ * the slowest AEAD in mbedTLS (bench_mitm: 134 MB/s through the engine, vs
+ * 172 for ChaCha20-Poly1305, 140 for AES-128-GCM).  Every TLS 1.3 client
+ * must support AES-128-GCM (RFC 8446 9.1), so leaving AES-256-GCM out of
+ * this leg moves such clients to ChaCha20.  A client configured to offer
+ * neither ChaCha20 nor AES-128-GCM (CNSA-style AES-256 only) gets it back:
+ * the ClientHello says so before the leg is set up (pick_client_suites).
+ */
+static const int client_leg_suites_chacha_first[] = {
+	MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	0
+};
+
+static const int client_leg_suites_aes_first[] = {
+	MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+	MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	0
+};
+
 /* --- shared context -------------------------------------------------------- */
 
 struct up_session {
@@ -119,7 +151,8 @@ struct mitm_ctx {
 	bool			have_trust;
 	mbedtls_ssl_ticket_context tickets;
 	bool			have_tickets;
-	const int		*suites;
+	const int		*suites;		/* upstream leg */
+	const int		*client_suites;		/* client leg (our key is ECDSA) */
 	struct up_session	*sessions;
 	size_t			nsessions;
 	uint64_t		clock;
@@ -194,6 +227,7 @@ struct mitm {
 	const char		*up_alpn[MITM_MAX_ALPN + 1];
 	const char		*cl_alpn[2];
 	char			 cl_alpn_name[256];
+	int			 cl_suites[16];	/* client leg, per ClientHello */
 
 	char			 sess_key[340];
 	uint64_t		 sess_hash;
@@ -298,6 +332,8 @@ mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, si
 	ctx->cf = cf;
 	ctx->suites = opt->cipher_pref == MITM_PREFER_AESGCM ? suites_aes_first :
 	    suites_chacha_first;
+	ctx->client_suites = opt->cipher_pref == MITM_PREFER_AESGCM ?
+	    client_leg_suites_aes_first : client_leg_suites_chacha_first;
 	mbedtls_x509_crt_init(&ctx->trust);
 	mbedtls_ssl_ticket_init(&ctx->tickets);
 
@@ -835,7 +871,8 @@ leg_setup(struct mitm *m, enum mitm_side side)
 	mbedtls_ssl_conf_rng(conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
 	mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
 	mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
-	mbedtls_ssl_conf_ciphersuites(conf, m->ctx->suites);
+	mbedtls_ssl_conf_ciphersuites(conf, side == MITM_CLIENT ? m->cl_suites :
+	    m->ctx->suites);
 	return 0;
 }
 
@@ -1122,6 +1159,30 @@ handshake(struct mitm_leg *leg)
 	}
 }
 
+/* The client leg's suites: ours, plus AES-256-GCM for a TLS 1.3 client that
+ * offers neither of our two preferred AEADs. */
+static void
+pick_client_suites(struct mitm *m, const struct tls_client_hello *ch)
+{
+	bool fast = false;
+	size_t n = 0;
+
+	for (size_t i = 0; i < ch->ncipher_suites; i++) {
+		uint16_t cs = tlshello_u16(ch->cipher_suites, i);
+
+		if (cs == MBEDTLS_TLS1_3_AES_128_GCM_SHA256 ||
+		    cs == MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256)
+			fast = true;
+	}
+	for (const int *p = m->ctx->client_suites; *p != 0 && n + 2 < 16; p++) {
+		m->cl_suites[n++] = *p;
+		/* right after the TLS 1.3 pair */
+		if (!fast && n == 2)
+			m->cl_suites[n++] = MBEDTLS_TLS1_3_AES_256_GCM_SHA384;
+	}
+	m->cl_suites[n] = 0;
+}
+
 static void
 step_hello(struct mitm *m)
 {
@@ -1150,6 +1211,7 @@ step_hello(struct mitm *m)
 			snprintf(m->info.sni, sizeof(m->info.sni), "%s", ch.sni);
 		m->info.sni_rejected = ch.sni_rejected;
 		build_upstream_alpn(m, &ch);
+		pick_client_suites(m, &ch);
 		if (m->upstream_failed)
 			start_client(m);
 		else

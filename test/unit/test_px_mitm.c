@@ -527,6 +527,33 @@ h2_only_client_still_gets_h2(void **state)
 	assert_string_equal(mitm_get_info(f->m)->alpn, "h2");
 }
 
+/* The client leg avoids AES-256-GCM (slowest) unless the client needs it. */
+static void
+check_client_suite(struct fx *f, const int *offer, const char *expect)
+{
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_3, MBEDTLS_SSL_VERSION_TLS1_3);
+	mbedtls_ssl_conf_ciphersuites(&f->app.conf, offer);
+	peer_start(&f->app, &f->m, "upstream.test");
+	run_handshakes(f);
+	assert_true(f->app.hs_done);
+	assert_string_equal(mitm_get_info(f->m)->client_cipher, expect);
+	flow_end(f);
+}
+
+static void
+client_leg_prefers_chacha_over_aes256_but_serves_aes256_only(void **state)
+{
+	static const int openssl_order[] = { MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+	    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS1_3_AES_128_GCM_SHA256, 0 };
+	static const int aes_only[] = { MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+	    MBEDTLS_TLS1_3_AES_128_GCM_SHA256, 0 };
+	static const int aes256_only[] = { MBEDTLS_TLS1_3_AES_256_GCM_SHA384, 0 };
+
+	check_client_suite(*state, openssl_order, "TLS1-3-CHACHA20-POLY1305-SHA256");
+	check_client_suite(*state, aes_only, "TLS1-3-AES-128-GCM-SHA256");
+	check_client_suite(*state, aes256_only, "TLS1-3-AES-256-GCM-SHA384");
+}
+
 static void
 no_sni_gets_ip_san_leaf_and_ip_checked_upstream(void **state)
 {
@@ -1094,6 +1121,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(legs_negotiate_versions_independently, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_alpn_is_relayed, setup, teardown),
 		cmocka_unit_test_setup_teardown(h2_only_client_still_gets_h2, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_leg_prefers_chacha_over_aes256_but_serves_aes256_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_sni_gets_ip_san_leaf_and_ip_checked_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_expired_certificate_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_wrong_host_is_refused, setup, teardown),
