@@ -344,8 +344,10 @@ host_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int(ctx, s && regexec(re, s, 0, NULL, 0) == 0);
 }
 
+static void reader_close(struct reader *);
+
 static int
-reader_open(struct reader *r, const char *dir, struct filters *f)
+reader_open_1(struct reader *r, const char *dir, struct filters *f)
 {
 	int v = 0, rc;
 	sqlite3_stmt *q;
@@ -398,6 +400,17 @@ reader_open(struct reader *r, const char *dir, struct filters *f)
 		    SQLITE_DETERMINISTIC, &f->host_re, host_match, NULL, NULL);
 	r->color = !r->json && isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
 	return 0;
+}
+
+/* 0, or an exit code with one line on stderr and r closed again. */
+static int
+reader_open(struct reader *r, const char *dir, struct filters *f)
+{
+	int rc;
+
+	if ((rc = reader_open_1(r, dir, f)) != 0)
+		reader_close(r);
+	return rc;
 }
 
 static void

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <sqlite3.h>
 #include <poll.h>
 #include <pty.h>
 
@@ -724,6 +725,112 @@ flows_colour_only_on_a_terminal(void **state)
 	assert_non_null(strstr(out, "on/and/on/and/on "));
 }
 
+/*
+ * Even a read-only connection creates the -wal and -shm files when proxyd
+ * is down.  Root reading a store proxyd owns must not leave them root's, or
+ * proxyd could not open its database again; SQLite gives them the
+ * database's owner, and this checks it keeps doing so.
+ */
+static void
+root_reads_as_the_store_owner(void **state)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char p[200];
+	struct stat sb;
+	size_t i;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	for (i = 1; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", dbpath, suffixes[i]);
+		unlink(p);	/* as after proxyd's clean exit */
+	}
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	assert_int_equal(chown(dbpath, 65534, 65534), 0);
+	assert_int_equal(RUN(ctl_flows, "flows"), 0);
+	assert_int_equal(count_lines(out), 7);
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", dbpath, suffixes[i]);
+		if (stat(p, &sb) == 0) {
+			assert_int_equal(sb.st_uid, 65534);
+			assert_int_equal(sb.st_gid, 65534);
+		}
+	}
+	/* And proxyd, as that owner, still opens it. */
+	{
+		pid_t pid = fork();
+		int status;
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			char e[256];
+			struct store *st;
+
+			if (setgid(65534) == -1 || setuid(65534) == -1)
+				_exit(2);
+			st = store_open(dbpath, NULL, e, sizeof(e));
+			if (st == NULL) {
+				fprintf(stderr, "store_open: %s\n", e);
+				_exit(1);
+			}
+			store_close(st);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+}
+
+/* A store of another schema version: one line saying what to do. */
+static void
+other_schema_versions_refused_clearly(void **state)
+{
+	char sub[160], path[200], e[256];
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(RUN(ctl_flows, "flows"), 1);
+	assert_int_equal(count_lines(err), 1);
+	assert_non_null(strstr(err, "schema version 99, newer than this "
+	    "localcapctl reads"));
+	assert_int_equal(RUN(ctl_show, "show", "1"), 1);
+	assert_int_equal(RUN(ctl_export, "export", "--har", "-"), 1);
+
+	snprintf(sub, sizeof(sub), "%s/old", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(path, sizeof(path), "%s/%s", sub, STORE_DB_NAME);
+	assert_int_equal(store_create_at_version(path, 1, e, sizeof(e)), 0);
+	assert_int_equal(run_child(ctl_flows, sub, NULL,
+	    (char *[]){ "flows", NULL }), 1);
+	assert_non_null(strstr(err, "schema version 1; start proxyd once"));
+
+	/* Not a database at all. */
+	assert_int_equal(truncate(path, 0), 0);
+	{
+		FILE *f = fopen(path, "w");
+
+		assert_non_null(f);
+		fputs("this is not sqlite, just some text long enough to be a "
+		    "header of sorts...........................................\n",
+		    f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/%s-wal", sub, STORE_DB_NAME);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s-shm", sub, STORE_DB_NAME);
+	unlink(path);
+	assert_int_equal(run_child(ctl_flows, sub, NULL,
+	    (char *[]){ "flows", NULL }), 1);
+	assert_int_equal(count_lines(err), 1);
+	assert_non_null(strstr(err, "localcapctl: "));
+}
+
 /* --follow lists what is complete, then what completes while it runs. */
 static void
 follow_prints_new_flows_until_sigint(void **state)
@@ -819,6 +926,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(export_har_filters_and_stdout, setup, teardown),
 		cmocka_unit_test_setup_teardown(follow_prints_new_flows_until_sigint, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_colour_only_on_a_terminal, setup, teardown),
+		cmocka_unit_test_setup_teardown(root_reads_as_the_store_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(other_schema_versions_refused_clearly, setup, teardown),
 		cmocka_unit_test(since_durations_and_iso_times),
 	};
 
