@@ -629,7 +629,7 @@ filters_sql(const struct filters *f, char *buf, size_t len, bool follow)
 {
 	snprintf(buf, len, "WHERE 1%s%s%s%s%s%s%s",
 	    f->has_host ? " AND lc_host_match(host)" : "",
-	    f->method ? " AND upper(method) = upper(?)" : "",
+	    f->method ? " AND kind = 'http' AND upper(method) = upper(?)" : "",
 	    f->status >= 0 ? " AND status = ?" : "",
 	    f->process ? " AND process = ?" : "",
 	    f->since_us >= 0 ? " AND start_us >= ?" : "",

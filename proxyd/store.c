@@ -195,6 +195,7 @@ struct store {
 	int64_t			 next_serial;
 	uint64_t		 nflows;	/* rows in flows, kept in step */
 
+	bool			 recount;	/* nflows lost track (a rollback) */
 	bool			 paused;	/* after an error */
 	uint64_t		 paused_until_ms;
 
@@ -368,6 +369,7 @@ store_fail(struct store *st, const char *what, int rc)
 		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	st->in_txn = false;
 	st->txn_rows = 0;
+	st->recount = true;	/* flows of the dropped batch were counted */
 	st->paused = true;
 	st->paused_until_ms = mono_ms() + st->cfg.retry_after_ms;
 	if (st->loop)
@@ -432,6 +434,8 @@ row_written(struct store *st)
 		(void)store_flush(st);
 }
 
+static int64_t query_int(sqlite3 *, const char *);
+
 /* Oldest flows first, a bounded number per commit, while over a limit. */
 static int
 prune(struct store *st)
@@ -439,6 +443,11 @@ prune(struct store *st)
 	uint64_t excess = 0;
 	int rc;
 
+	if (st->recount) {
+		st->nflows = (uint64_t)query_int(st->db,
+		    "SELECT count(*) FROM flows");
+		st->recount = false;
+	}
 	if (st->cfg.max_flows && st->nflows > st->cfg.max_flows)
 		excess = st->nflows - st->cfg.max_flows;
 	if (st->cfg.max_bytes) {

@@ -429,6 +429,10 @@ flows_filters_select_entries(void **state)
 	assert_int_equal(count_lines(out), 2);
 	assert_non_null(line_of("1.2"));
 
+	/* Methods are HTTP's: a DNS type is not one. */
+	assert_int_equal(RUN(ctl_flows, "flows", "--method", "A"), 0);
+	assert_int_equal(count_lines(out), 1);
+
 	assert_int_equal(RUN(ctl_flows, "flows", "--status", "404"), 0);
 	assert_int_equal(count_lines(out), 2);
 	assert_non_null(line_of("4.1"));
