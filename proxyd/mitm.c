@@ -233,7 +233,9 @@ struct mitm {
 	uint64_t		 sess_hash;
 	bool			 offered_session;
 	size_t			 offered_der_len;
-	const unsigned char	*cached_der;	/* upstream cert of the resumed session */
+	/* upstream certificate of the offered session: a copy, because another
+	 * flow may replace the cache entry while this handshake runs */
+	unsigned char		*cached_der;
 	size_t			 cached_der_len;
 
 	struct forged_cert	*fc;
@@ -448,6 +450,7 @@ session_forget(struct mitm *m)
 
 	if (s != NULL)
 		session_drop(s);
+	free(m->cached_der);
 	m->cached_der = NULL;
 	m->cached_der_len = 0;
 }
@@ -661,6 +664,7 @@ mitm_free(struct mitm *m)
 	if (m->ctx->current == m)
 		m->ctx->current = NULL;
 	free(m->leg[MITM_CLIENT].in.data);	/* the single buffer allocation */
+	free(m->cached_der);
 	free(m->info.upstream_der);
 	free(m);
 }
@@ -979,8 +983,10 @@ start_upstream(struct mitm *m)
 	if ((s = session_find(ctx, m->sess_key, m->sess_hash)) != NULL) {
 		if (mbedtls_ssl_set_session(&leg->ssl, &s->sess) == 0) {
 			m->offered_session = true;
-			m->cached_der = s->der;
-			m->cached_der_len = s->der_len;
+			if (s->der != NULL && (m->cached_der = malloc(s->der_len)) != NULL) {
+				memcpy(m->cached_der, s->der, s->der_len);
+				m->cached_der_len = s->der_len;
+			}
 			s->used = ++ctx->clock;
 		}
 	}

@@ -1096,6 +1096,55 @@ upstream_and_client_sessions_resume(void **state)
 	}
 }
 
+/* Another flow to the same host replaces the cached session while one that
+ * offered it is still handshaking (a use-after-free under ASan once). */
+static void
+session_replaced_during_a_resuming_handshake(void **state)
+{
+	struct fx *f = *state, g;
+	mbedtls_ssl_ticket_context shared;
+
+	mbedtls_ssl_ticket_init(&shared);
+	assert_int_equal(mbedtls_ssl_ticket_setup(&shared, mbedtls_psa_get_random,
+	    MBEDTLS_PSA_RANDOM_STATE, MBEDTLS_CIPHER_AES_256_GCM, 3600), 0);
+#define SHARE_TICKETS(x) mbedtls_ssl_conf_session_tickets_cb(&(x)->srv.conf, \
+	    mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse, &shared)
+
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_2, MBEDTLS_SSL_VERSION_TLS1_2);
+	SHARE_TICKETS(f);
+	peer_start(&f->app, &f->m, "upstream.test");
+	run_handshakes(f);
+	assert_int_equal(f->st, MITM_ESTABLISHED);
+	flow_end(f);
+
+	/* flow A offers the cached session ... */
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_2, MBEDTLS_SSL_VERSION_TLS1_2);
+	SHARE_TICKETS(f);
+	peer_start(&f->app, &f->m, "upstream.test");
+	peer_handshake(&f->app);
+	assert_int_equal(mitm_step(f->m), MITM_HANDSHAKING);
+
+	/* ... flow B to the same host completes and caches its own ... */
+	memset(&g, 0, sizeof(g));
+	g.cf = f->cf;
+	g.ctx = f->ctx;
+	start_flow(&g, "up.pem", MBEDTLS_SSL_VERSION_TLS1_2, MBEDTLS_SSL_VERSION_TLS1_2);
+	SHARE_TICKETS(&g);
+	peer_start(&g.app, &g.m, "upstream.test");
+	run_handshakes(&g);
+	assert_int_equal(g.st, MITM_ESTABLISHED);
+	flow_end(&g);
+
+	/* ... and A still resumes, with the certificate it offered */
+	run_handshakes(f);
+	assert_int_equal(f->st, MITM_ESTABLISHED);
+	assert_true(mitm_get_info(f->m)->upstream_resumed);
+	assert_non_null(strstr(mitm_get_info(f->m)->upstream_subject, "CN=upstream.test"));
+	flow_end(f);
+	mbedtls_ssl_ticket_free(&shared);
+#undef SHARE_TICKETS
+}
+
 static void
 ctx_refuses_missing_trust_store(void **state)
 {
@@ -1140,6 +1189,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(unreachable_upstream_still_answers_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_speaking_plaintext_fails_the_upstream_leg, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_and_client_sessions_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(session_replaced_during_a_resuming_handshake, setup, teardown),
 		cmocka_unit_test_setup_teardown(ctx_refuses_missing_trust_store, setup, teardown),
 	};
 
