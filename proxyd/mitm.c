@@ -498,6 +498,9 @@ session_save(struct mitm *m)
 	s->used = ++ctx->clock;
 }
 
+static void fail(struct mitm *m, enum mitm_error e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* --- buffers and BIO ------------------------------------------------------- */
 
 static size_t
@@ -515,6 +518,28 @@ buf_compact(struct mitm_buf *b)
 		memmove(b->data, b->data + b->head, b->tail - b->head);
 		b->tail -= b->head;
 		b->head = 0;
+	}
+}
+
+/*
+ * A buffer's memory exists only while it holds bytes (or the caller is about
+ * to fill it): an idle keep-alive flow holds none of the ~100 KiB.
+ */
+static bool
+buf_ensure(struct mitm_buf *b)
+{
+	if (b->data == NULL)
+		b->data = malloc(b->cap);
+	return b->data != NULL;
+}
+
+static void
+buf_release_if_empty(struct mitm_buf *b)
+{
+	if (b->head == b->tail) {
+		free(b->data);
+		b->data = NULL;
+		b->head = b->tail = 0;
 	}
 }
 
@@ -538,6 +563,8 @@ bio_send(void *p, const unsigned char *buf, size_t len)
 	n = b->cap - b->tail;
 	if (n == 0)
 		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	if (!buf_ensure(b))
+		return MBEDTLS_ERR_SSL_ALLOC_FAILED;
 	if (n > len)
 		n = len;
 	memcpy(b->data + b->tail, buf, n);
@@ -598,8 +625,7 @@ bio_recv(void *p, unsigned char *buf, size_t len)
 		n = len;
 	memcpy(buf, b->data + b->head, n);
 	b->head += n;
-	if (b->head == b->tail)
-		b->head = b->tail = 0;
+	buf_release_if_empty(b);
 	if (!leg->hs_done) {
 		leg->hs_bytes_in += n;
 		sniff_records(leg, buf, n);
@@ -612,7 +638,21 @@ bio_recv(void *p, unsigned char *buf, size_t len)
 size_t
 mitm_buffer_bytes(void)
 {
-	return 2 * (MITM_IN_CAP + MITM_OUT_CAP);
+	return 2 * (MITM_IN_CAP + MITM_OUT_CAP);	/* at most, all four full */
+}
+
+size_t
+mitm_held_bytes(const struct mitm *m)
+{
+	size_t n = 0;
+
+	for (int s = 0; s < 2; s++) {
+		if (m->leg[s].in.data != NULL)
+			n += m->leg[s].in.cap;
+		if (m->leg[s].out.data != NULL)
+			n += m->leg[s].out.cap;
+	}
+	return n;
 }
 
 struct mitm *
@@ -620,24 +660,14 @@ mitm_new(struct mitm_ctx *ctx, const unsigned char *dst_ip, size_t dst_ip_len,
     uint16_t dst_port)
 {
 	struct mitm *m;
-	unsigned char *mem;
 
 	if (dst_ip_len != 4 && dst_ip_len != 16)
 		return NULL;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
-	/* One allocation for the four ciphertext buffers. */
-	if ((mem = malloc(mitm_buffer_bytes())) == NULL) {
-		free(m);
-		return NULL;
-	}
 	for (int s = 0; s < 2; s++) {
-		m->leg[s].in.data = mem;
-		m->leg[s].in.cap = MITM_IN_CAP;
-		mem += MITM_IN_CAP;
-		m->leg[s].out.data = mem;
+		m->leg[s].in.cap = MITM_IN_CAP;		/* allocated on first use */
 		m->leg[s].out.cap = MITM_OUT_CAP;
-		mem += MITM_OUT_CAP;
 	}
 	m->ctx = ctx;
 	memcpy(m->dst_ip, dst_ip, dst_ip_len);
@@ -663,7 +693,10 @@ mitm_free(struct mitm *m)
 		forged_cert_release(m->fc);
 	if (m->ctx->current == m)
 		m->ctx->current = NULL;
-	free(m->leg[MITM_CLIENT].in.data);	/* the single buffer allocation */
+	for (int s = 0; s < 2; s++) {
+		free(m->leg[s].in.data);
+		free(m->leg[s].out.data);
+	}
 	free(m->cached_der);
 	free(m->info.upstream_der);
 	free(m);
@@ -681,11 +714,16 @@ mitm_in_space(struct mitm *m, enum mitm_side side, unsigned char **p)
 	struct mitm_leg *leg = &m->leg[side];
 	size_t n;
 
-	if (leg->eof) {
-		*p = NULL;
+	*p = NULL;
+	if (leg->eof || m->st == ST_FAILED)
+		return 0;
+	n = buf_space(&leg->in);
+	if (n == 0)
+		return 0;
+	if (!buf_ensure(&leg->in)) {
+		fail(m, MITM_ERR_INTERNAL, "out of memory");
 		return 0;
 	}
-	n = buf_space(&leg->in);
 	*p = leg->in.data + leg->in.tail;
 	return n;
 }
@@ -695,11 +733,15 @@ mitm_in_commit(struct mitm *m, enum mitm_side side, size_t n)
 {
 	struct mitm_leg *leg = &m->leg[side];
 
+	if (leg->in.data == NULL)
+		n = 0;				/* caller bug: no mitm_in_space */
 	if (n > leg->in.cap - leg->in.tail)
 		n = leg->in.cap - leg->in.tail;	/* caller bug; never overrun */
 	leg->in.tail += n;
 	if (n > 0)
 		leg->fresh = true;
+	else
+		buf_release_if_empty(&leg->in);	/* the read found nothing */
 }
 
 size_t
@@ -722,6 +764,7 @@ mitm_in_eof(struct mitm *m, enum mitm_side side)
 {
 	m->leg[side].eof = true;
 	m->leg[side].fresh = true;
+	buf_release_if_empty(&m->leg[side].in);
 }
 
 const unsigned char *
@@ -730,7 +773,7 @@ mitm_out_peek(const struct mitm *m, enum mitm_side side, size_t *len)
 	const struct mitm_buf *b = &m->leg[side].out;
 
 	*len = buf_len(b);
-	return b->data + b->head;
+	return b->data != NULL ? b->data + b->head : (const unsigned char *)"";
 }
 
 void
@@ -741,15 +784,10 @@ mitm_out_consume(struct mitm *m, enum mitm_side side, size_t n)
 	if (n > buf_len(b))
 		n = buf_len(b);
 	b->head += n;
-	if (b->head == b->tail)
-		b->head = b->tail = 0;
+	buf_release_if_empty(b);
 }
 
 /* --- the handshakes -------------------------------------------------------- */
-
-static void
-fail(struct mitm *m, enum mitm_error e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 static void
 fail(struct mitm *m, enum mitm_error e, const char *fmt, ...)
@@ -1196,6 +1234,11 @@ step_hello(struct mitm *m)
 	struct tls_client_hello ch;
 	enum tlshello_result r;
 
+	if (buf_len(&leg->in) == 0) {
+		if (leg->eof)
+			fail(m, MITM_ERR_CLIENT_CLOSED, "client closed before its ClientHello");
+		return;
+	}
 	r = tlshello_parse(leg->in.data + leg->in.head, buf_len(&leg->in), &ch);
 	switch (r) {
 	case TLSHELLO_NEED_MORE:

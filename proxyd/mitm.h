@@ -207,7 +207,9 @@ int	mitm_shutdown(struct mitm *m, enum mitm_side side);
 ssize_t	mitm_relay(struct mitm *m, unsigned *eof_from);
 
 const struct mitm_info *mitm_get_info(const struct mitm *m);
-/* Memory held by the engine's own buffers for one flow (for budgets/docs). */
+/* Most memory the engine's own ciphertext buffers take for one flow. */
 size_t	mitm_buffer_bytes(void);
+/* What they take now: buffers exist only while they hold bytes. */
+size_t	mitm_held_bytes(const struct mitm *m);
 
 #endif

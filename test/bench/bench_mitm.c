@@ -18,6 +18,7 @@
  * cipher suite, against a plain connection whose two ends do the same amount
  * of crypto (one encryption, one decryption).
  */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,50 @@ bench_plain_handshakes(struct env *e, double secs)
 	    "plain TLS 1.3 app <-> origin, no engine", n / t, t * 1e3 / n);
 }
 
+/* --- memory ------------------------------------------------------------------------ */
+
+#define MEM_FLOWS	32
+
+/* Heap held per established flow by the engine: flows (engine + app +
+ * origin) minus plain app <-> origin pairs, both kept open at once. */
+static void
+bench_memory(struct env *e, struct mitm_ctx *ctx)
+{
+	static struct mitm *m[MEM_FLOWS];
+	static struct peer app[MEM_FLOWS], origin[MEM_FLOWS];
+	static struct pipe pipes[2 * MEM_FLOWS];
+	size_t before, with_engine, plain;
+
+	before = mallinfo2().uordblks;
+	for (int i = 0; i < MEM_FLOWS; i++)
+		flow_open(e, ctx, &m[i], &app[i], &origin[i], 0, MBEDTLS_SSL_VERSION_TLS1_3);
+	with_engine = mallinfo2().uordblks - before;
+	for (int i = 0; i < MEM_FLOWS; i++)
+		flow_close(m[i], &app[i], &origin[i]);
+
+	before = mallinfo2().uordblks;
+	for (int i = 0; i < MEM_FLOWS; i++) {
+		peer_init(&app[i], e, false, 0, MBEDTLS_SSL_VERSION_TLS1_3);
+		peer_init(&origin[i], e, true, 0, MBEDTLS_SSL_VERSION_TLS1_3);
+		mbedtls_ssl_conf_authmode(&app[i].conf, MBEDTLS_SSL_VERIFY_NONE);
+		app[i].out = origin[i].in = &pipes[2 * i];
+		app[i].in = origin[i].out = &pipes[2 * i + 1];
+		for (int k = 0; k < 100 && !(app[i].done && origin[i].done); k++) {
+			peer_step(&app[i]);
+			peer_step(&origin[i]);
+		}
+	}
+	plain = mallinfo2().uordblks - before;
+	for (int i = 0; i < MEM_FLOWS; i++) {
+		peer_free(&app[i]);
+		peer_free(&origin[i]);
+	}
+	printf("  heap per established idle flow: engine %zu KiB (+ up to %zu KiB of its own "
+	    "buffers while bytes are in flight); a plain app+origin pair %zu KiB\n",
+	    (with_engine - plain) / MEM_FLOWS / 1024, mitm_buffer_bytes() / 1024,
+	    plain / MEM_FLOWS / 1024);
+}
+
 /* --- bulk ------------------------------------------------------------------------- */
 
 static const unsigned char chunk[16384];
@@ -525,6 +570,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_mitm: %s\n", err);
 		return 1;
 	}
+	printf("memory (TLS 1.3, %d flows held open):\n", MEM_FLOWS);
+	bench_memory(&e, ctx);
 	printf("bulk, origin -> app, %zu MiB, 16 KiB records:\n", mib);
 	bench_bulk(&e, ctx, "TLS 1.3 AES-128-GCM", MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
 	    MBEDTLS_SSL_VERSION_TLS1_3, mib << 20);
