@@ -1093,7 +1093,9 @@ show_flow(struct reader *r, int64_t flow)
 	    " tls_handshake_us, bytes_up, bytes_down, packets_up, packets_down,"
 	    " retransmits, rtt_us, end_reason, error, protocol, tls_version,"
 	    " tls_cipher, sni, alpn, server_cert_subject, server_cert_sha256,"
-	    " passthrough_reason, first_up, first_down"
+	    " passthrough_reason, first_up, first_down, upstream_tls_version,"
+	    " upstream_tls_cipher, tls_resumed, upstream_resumed,"
+	    " client_alpn_offer, server_cert_issuer, server_cert_verified"
 	    " FROM flows WHERE id = ?";
 	sqlite3_stmt *s;
 	char t[40], d[24];
@@ -1155,18 +1157,32 @@ show_flow(struct reader *r, int64_t flow)
 		printf(" retransmits %lld", sqlite3_column_int64(s, 18));
 	putchar('\n');
 	if (col_text(s, 23) || col_text(s, 25)) {
-		printf("tls        %s %s", col_text(s, 23) ? col_text(s, 23) : "",
-		    col_text(s, 24) ? col_text(s, 24) : "");
+		printf("tls        client %s %s%s", col_text(s, 23) ?
+		    col_text(s, 23) : "-", col_text(s, 24) ? col_text(s, 24) : "",
+		    sqlite3_column_int(s, 34) ? " (resumed)" : "");
 		if (col_text(s, 25))
 			printf(" sni %s", col_text(s, 25));
-		if (col_text(s, 26))
+		if (col_text(s, 26) && col_text(s, 26)[0])
 			printf(" alpn %s", col_text(s, 26));
+		if (col_text(s, 36) && col_text(s, 36)[0])
+			printf(" (offered %s)", col_text(s, 36));
 		putchar('\n');
+		if (col_text(s, 32))
+			printf("           upstream %s %s%s\n", col_text(s, 32),
+			    col_text(s, 33) ? col_text(s, 33) : "",
+			    sqlite3_column_int(s, 35) ? " (resumed)" : "");
 	}
-	if (col_text(s, 27))
-		printf("server cert %s%s%s\n", col_text(s, 27),
-		    col_text(s, 28) ? " sha256 " : "",
-		    col_text(s, 28) ? col_text(s, 28) : "");
+	if (col_text(s, 27)) {
+		printf("server cert %s", col_text(s, 27));
+		if (col_text(s, 37))
+			printf(", issuer %s", col_text(s, 37));
+		if (!col_null(s, 38))
+			printf(", %s", sqlite3_column_int(s, 38) ? "verified" :
+			    "NOT verified");
+		putchar('\n');
+		if (col_text(s, 28))
+			printf("            sha256 %s\n", col_text(s, 28));
+	}
 	if (col_text(s, 29))
 		printf("passthrough %s\n", col_text(s, 29));
 	if (sqlite3_column_bytes(s, 30) > 0) {

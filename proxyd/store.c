@@ -50,8 +50,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"  retransmits INTEGER, rtt_us INTEGER,"
 	"  end_reason TEXT, error TEXT,"
 	"  protocol TEXT,"
-	"  tls_version TEXT, tls_cipher TEXT, sni TEXT, alpn TEXT,"
-	"  server_cert_subject TEXT, server_cert_sha256 TEXT,"
+	"  tls_version TEXT, tls_cipher TEXT, tls_resumed INTEGER,"	/* client leg */
+	"  upstream_tls_version TEXT, upstream_tls_cipher TEXT,"
+	"  upstream_resumed INTEGER,"
+	"  sni TEXT, alpn TEXT, client_alpn_offer TEXT,"
+	"  server_cert_subject TEXT, server_cert_issuer TEXT,"
+	"  server_cert_sha256 TEXT, server_cert_der BLOB,"
+	"  server_cert_verified INTEGER,"	/* 1, 0; NULL: not checked */
 	"  passthrough_reason TEXT,"
 	"  first_up BLOB, first_down BLOB,"
 	"  done_serial INTEGER"
@@ -153,7 +158,11 @@ static const char *const stmt_sql[S__COUNT] = {
 	    " tls_cipher = ?15, sni = ?16, alpn = ?17,"
 	    " server_cert_subject = ?18, server_cert_sha256 = ?19,"
 	    " passthrough_reason = ?20, tls_handshake_us = ?21,"
-	    " retransmits = ?22, rtt_us = ?23, done_serial = ?24"
+	    " retransmits = ?22, rtt_us = ?23, done_serial = ?24,"
+	    " tls_resumed = ?25, upstream_tls_version = ?26,"
+	    " upstream_tls_cipher = ?27, upstream_resumed = ?28,"
+	    " client_alpn_offer = ?29, server_cert_issuer = ?30,"
+	    " server_cert_der = ?31, server_cert_verified = ?32"
 	    " WHERE id = ?1",
 	[S_FLOW_END_DNS] =
 	    "UPDATE dns SET done_serial = ?2 WHERE flow_id = ?1"
@@ -874,7 +883,18 @@ store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
 	bind_text(s, 16, facts->sni);
 	bind_text(s, 17, facts->alpn);
 	bind_text(s, 18, facts->server_cert_subject);
-	bind_text(s, 19, facts->server_cert_sha256);
+	if (facts->server_cert_sha256) {
+		static const char hex[] = "0123456789abcdef";
+		char fp[65];
+		int i;
+
+		for (i = 0; i < 32; i++) {
+			fp[2 * i] = hex[facts->server_cert_sha256[i] >> 4];
+			fp[2 * i + 1] = hex[facts->server_cert_sha256[i] & 15];
+		}
+		fp[64] = '\0';
+		bind_text(s, 19, fp);
+	}
 	bind_text(s, 20, facts->passthrough_reason);
 	if (facts->tls_handshake_us)
 		sqlite3_bind_int64(s, 21, (sqlite3_int64)facts->tls_handshake_us);
@@ -883,6 +903,19 @@ store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
 	if (facts->rtt_us >= 0)
 		sqlite3_bind_int64(s, 23, facts->rtt_us);
 	sqlite3_bind_int64(s, 24, serial);
+	if (facts->tls_version)
+		sqlite3_bind_int(s, 25, facts->tls_resumed);
+	bind_text(s, 26, facts->upstream_tls_version);
+	bind_text(s, 27, facts->upstream_tls_cipher);
+	if (facts->upstream_tls_version)
+		sqlite3_bind_int(s, 28, facts->upstream_resumed);
+	bind_text(s, 29, facts->client_alpn_offer);
+	bind_text(s, 30, facts->server_cert_issuer);
+	if (facts->server_cert_der && facts->server_cert_der_len)
+		sqlite3_bind_blob64(s, 31, facts->server_cert_der,
+		    facts->server_cert_der_len, SQLITE_STATIC);
+	if (facts->server_cert_verified)
+		sqlite3_bind_int(s, 32, facts->server_cert_verified > 0);
 	if ((rc = step_done(st, S_FLOW_END)) != SQLITE_OK) {
 		store_fail(st, "ending a flow", rc);
 		return -1;

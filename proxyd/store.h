@@ -66,15 +66,29 @@ struct store_stats {
 	uint64_t	pruned;		/* flows deleted to stay under the limits */
 };
 
-/* What the protocol handlers learnt about a flow beyond its flow_record. */
+/*
+ * What the protocol handlers learnt about a flow beyond its flow_record.
+ * TLS: tls_* is the client's leg (what the app negotiated with proxyd),
+ * upstream_tls_* proxyd's leg to the server; mitm.h's struct mitm_info has
+ * each field (see docs/flow-store.md for the mapping).
+ */
 struct store_flow_facts {
 	const char	*protocol;	/* "raw", "tls", "http", "https", "dns", … */
 	const char	*tls_version;	/* "TLSv1.3" */
 	const char	*tls_cipher;
+	bool		 tls_resumed;
+	const char	*upstream_tls_version;
+	const char	*upstream_tls_cipher;
+	bool		 upstream_resumed;
 	const char	*sni;
-	const char	*alpn;
+	const char	*alpn;		/* agreed */
+	const char	*client_alpn_offer;	/* "h2,http/1.1" */
 	const char	*server_cert_subject;
-	const char	*server_cert_sha256;	/* hex */
+	const char	*server_cert_issuer;
+	const uint8_t	*server_cert_sha256;	/* 32 bytes, or NULL */
+	const uint8_t	*server_cert_der;	/* or NULL */
+	size_t		 server_cert_der_len;
+	int		 server_cert_verified;	/* 1 good, -1 bad, 0 not checked */
 	const char	*passthrough_reason;	/* NULL: decrypted (or not TLS) */
 	const char	*error;		/* detail for a person, e.g. why the
 					 * upstream certificate was refused */

@@ -115,6 +115,10 @@ build_fixture(void)
 		.protocol = "https", .tls_version = "TLSv1.3",
 		.tls_cipher = "TLS1-3-AES-128-GCM-SHA256", .sni = "example.org",
 		.alpn = "http/1.1", .retransmits = -1, .rtt_us = -1,
+		.upstream_tls_version = "TLSv1.2", .upstream_tls_cipher = "X",
+		.upstream_resumed = true, .server_cert_subject = "CN=example.org",
+		.server_cert_issuer = "CN=Test CA", .server_cert_verified = 1,
+		.client_alpn_offer = "h2,http/1.1",
 	};
 	struct store_flow_facts raw = { .protocol = "raw", .retransmits = -1,
 		.rtt_us = -1 };
@@ -503,8 +507,11 @@ show_exchange_headers_bodies_timings(void **state)
 	assert_int_equal(RUN(ctl_show, "show", "1.1"), 0);
 	assert_non_null(strstr(out, "flow 1  tcp  10.0.0.2:40001 -> 192.0.2.7:443"));
 	assert_non_null(strstr(out, "curl (pid 100"));
-	assert_non_null(strstr(out, "tls        TLSv1.3 TLS1-3-AES-128-GCM-SHA256 "
-	    "sni example.org alpn http/1.1"));
+	assert_non_null(strstr(out, "tls        client TLSv1.3 "
+	    "TLS1-3-AES-128-GCM-SHA256 sni example.org alpn http/1.1 (offered "
+	    "h2,http/1.1)\n           upstream TLSv1.2 X (resumed)\n"));
+	assert_non_null(strstr(out, "server cert CN=example.org, issuer CN=Test "
+	    "CA, verified\n"));
 	assert_non_null(strstr(out, "GET https://example.org/index.html?q=a%20b&x"
 	    " HTTP/1.1\n"));
 	assert_non_null(strstr(out, "  Host: example.org\n"));

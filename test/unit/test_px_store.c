@@ -134,12 +134,18 @@ open_store(const struct store_config *cfg)
 static void
 flow_begin_end_round_trip(void **state)
 {
+	static const uint8_t sha[32] = { 0xab, 0x12, [31] = 0xff };
 	struct flow_record rec;
 	struct store_flow_facts facts = {
 		.protocol = "https", .tls_version = "TLSv1.3",
 		.tls_cipher = "TLS1-3-AES-128-GCM-SHA256", .sni = "example.org",
 		.alpn = "http/1.1", .server_cert_subject = "CN=example.org",
-		.server_cert_sha256 = "ab12", .tls_handshake_us = 1500,
+		.server_cert_sha256 = sha, .tls_handshake_us = 1500,
+		.upstream_tls_version = "TLSv1.2",
+		.upstream_tls_cipher = "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+		.upstream_resumed = true, .server_cert_issuer = "CN=Test CA",
+		.server_cert_der = (const uint8_t *)"\x30\x82\x01", .server_cert_der_len = 3,
+		.server_cert_verified = -1, .client_alpn_offer = "h2,http/1.1",
 		.retransmits = 3, .rtt_us = -1,
 	};
 	struct store *st;
@@ -179,6 +185,8 @@ flow_begin_end_round_trip(void **state)
 	assert_int_equal(q_int(db, "SELECT bytes_up FROM flows"), 517);
 	assert_int_equal(q_int(db, "SELECT bytes_down FROM flows"), 4096);
 	assert_int_equal(q_int(db, "SELECT retransmits FROM flows"), 3);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM flows WHERE"
+	    " length(server_cert_sha256) = 64"), 1);
 	assert_int_equal(q_int(db, "SELECT rtt_us IS NULL FROM flows"), 1);
 	assert_int_equal(q_int(db, "SELECT length(first_up) FROM flows"), 5);
 	assert_int_equal(q_int(db, "SELECT length(first_down) FROM flows"), 0);
@@ -191,6 +199,13 @@ flow_begin_end_round_trip(void **state)
 	    "https TLSv1.3 example.org http/1.1 CN=example.org");
 	assert_string_equal(q_text(db, "SELECT result FROM entries"),
 	    "upstream reset");
+	assert_string_equal(q_text(db, "SELECT server_cert_sha256 FROM flows"),
+	    "ab12000000000000000000000000000000000000000000000000000000000" "0ff");
+	assert_string_equal(q_text(db, "SELECT upstream_tls_version || ' ' ||"
+	    " upstream_resumed || ' ' || tls_resumed || ' ' || server_cert_verified"
+	    " || ' ' || server_cert_issuer || ' ' || client_alpn_offer || ' ' ||"
+	    " hex(server_cert_der) FROM flows"),
+	    "TLSv1.2 1 0 0 CN=Test CA h2,http/1.1 308201");
 	assert_string_equal(q_text(db, "SELECT host FROM entries"), "example.org");
 	assert_int_equal(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_string_equal(q_text(db, "PRAGMA journal_mode"), "wal");
