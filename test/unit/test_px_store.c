@@ -619,6 +619,61 @@ full_disk_pauses_recording(void **state)
 	sqlite3_close(db);
 }
 
+/* After the pause, recording resumes by itself once there is room again. */
+static void
+recording_resumes_after_the_pause(void **state)
+{
+	static uint8_t body[4096];
+	struct store_config cfg;
+	struct flow_record rec;
+	struct store_http h = {
+		.seq = 1, .method = "GET", .target = "/",
+		.resp_body = body, .resp_body_len = sizeof(body),
+		.resp_body_size = sizeof(body),
+	};
+	struct store *st;
+	sqlite3 *db;
+	uint64_t i, errors;
+	int64_t row = 1;
+
+	(void)state;
+	store_config_default(&cfg);
+	cfg.max_bytes = 0;
+	cfg.commit_rows = 5;
+	cfg.retry_after_ms = 100;
+	cfg.hard_max_bytes = 256 * 1024;
+	st = open_store(&cfg);
+	for (i = 1; i <= 1000 && store_stats(st)->errors == 0; i++) {
+		make_record(&rec, i, FLOW_TCP, "p");
+		row = store_flow_begin(st, &rec);
+		store_http_add(st, row, &h);
+		store_flow_end(st, row, &rec, NULL);
+	}
+	assert_int_equal(store_stats(st)->errors, 1);
+	errors = store_stats(st)->errors;
+	/* Paused: skipped at once. */
+	make_record(&rec, 5000, FLOW_TCP, "p");
+	assert_int_equal(store_flow_begin(st, &rec), 0);
+	assert_true(store_stats(st)->dropped >= 1);
+	/* Someone makes room (here: another connection deletes rows). */
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 1000);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON;"
+	    " DELETE FROM flows", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	usleep(150000);
+	row = store_flow_begin(st, &rec);
+	assert_true(row > 0);
+	assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
+	assert_int_equal(store_flush(st), 0);
+	assert_int_equal(store_stats(st)->errors, errors);
+	store_close(st);
+	db = reader();
+	assert_int_equal(q_int(db, "SELECT count(*) FROM flows WHERE proxyd_id"
+	    " = 5000 AND done_serial IS NOT NULL"), 1);
+	sqlite3_close(db);
+}
+
 /* Whatever bytes a peer sends in headers, the stored JSON is valid, one
  * pair per field (a seeded generator: reproducible). */
 static void
@@ -894,6 +949,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(prune_oldest_by_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(odd_header_bytes_and_caps, setup, teardown),
 		cmocka_unit_test_setup_teardown(full_disk_pauses_recording, setup, teardown),
+		cmocka_unit_test_setup_teardown(recording_resumes_after_the_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(random_header_bytes_always_valid_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(valid_utf8_header_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(null_store_and_row_zero_are_harmless, setup, teardown),
