@@ -16,7 +16,8 @@
  * flow in mbedTLS's API, and a config is a few hundred bytes of pointers.
  * The heavy shared parts (trust store, ticket keys) live in struct mitm_ctx.
  * Ciphertext passes through two bounded linear buffers per leg, filled and
- * drained by the caller; the BIO callbacks only copy.
+ * drained by the caller and allocated only while they hold bytes; the BIO
+ * callbacks only copy.
  */
 /*
  * Reading the alert a peer sent is the one thing mbedTLS 3.6 has no public

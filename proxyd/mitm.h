@@ -158,7 +158,11 @@ void	mitm_free(struct mitm *m);
 
 /* --- ciphertext, between the engine and the sockets ----------------------- */
 
-/* Room to receive ciphertext from side into (read(2) straight into *p). */
+/*
+ * Room to receive ciphertext from side into (read(2) straight into *p), then
+ * commit what was read.  Commit 0 after a read that found nothing: buffers
+ * exist only while they hold bytes, so an idle flow gives its memory back.
+ */
 size_t	mitm_in_space(struct mitm *m, enum mitm_side side, unsigned char **p);
 void	mitm_in_commit(struct mitm *m, enum mitm_side side, size_t n);
 /* Copying variant: returns how many of len bytes were taken. */
