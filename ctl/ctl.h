@@ -12,5 +12,7 @@ int	ctl_daemons_running(const char *ctl_sock_path);
 int	ctl_up(const char *runtime_dir, int argc, char **argv);
 int	ctl_down(const char *runtime_dir);
 int	ctl_logs(const char *runtime_dir, int argc, char **argv);
+/* localcapctl ca ...: argv[0] is "ca". */
+int	ctl_ca(const char *state_dir, int argc, char **argv);
 
 #endif

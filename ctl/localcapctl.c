@@ -53,12 +53,18 @@ static const char usage[] =
     "  detach SPEC[,SPEC...]  stop capturing those items; detach --all: everything\n"
     "  run [--] CMD [ARG...]  run CMD with it and everything it starts captured;\n"
     "                         exits with CMD's status\n"
+    "  ca path | export [--der] | install | uninstall\n"
+    "                         the localcap CA: where it is, its certificate, and\n"
+    "                         trusting it system-wide (and in NSS browser stores)\n"
     "  version                this program's version\n"
     "\n"
     "options:\n"
     "  -r, --runtime-dir DIR  where the daemons' sockets are (default: "
     "$LOCALCAP_RUNTIME_DIR,\n"
     "                         else " DAEMON_DEFAULT_RUNTIME_DIR ")\n"
+    "  -s, --state-dir DIR    proxyd's state dir: CA, flows (default: "
+    "$LOCALCAP_STATE_DIR,\n"
+    "                         else /var/lib/localcap)\n"
     "  -j, --json             machine-readable output\n"
     "  -h, --help             this text\n";
 
@@ -359,6 +365,7 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "runtime-dir",	required_argument,	NULL, 'r' },
 		{ "json",		no_argument,		NULL, 'j' },
+		{ "state-dir",		required_argument,	NULL, 's' },
 		{ "help",		no_argument,		NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -370,14 +377,18 @@ main(int argc, char *argv[])
 	Lc__RunRequest run;
 	char *spec = NULL;
 	const char *runtime_dir = getenv("LOCALCAP_RUNTIME_DIR");
+	const char *state_dir = getenv("LOCALCAP_STATE_DIR");
 	char path[300];
 	const char *cmd;
 	int c, n;
 
-	while ((c = getopt_long(argc, argv, "+r:jh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+r:s:jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			runtime_dir = optarg;
+			break;
+		case 's':
+			state_dir = optarg;
 			break;
 		case 'j':
 			ctl.json = 1;
@@ -412,6 +423,10 @@ main(int argc, char *argv[])
 	}
 	ctl.sock_path = path;
 
+	if (state_dir == NULL || state_dir[0] == '\0')
+		state_dir = "/var/lib/localcap";
+	if (strcmp(cmd, "ca") == 0)
+		return ctl_ca(state_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "up") == 0)
 		return ctl_up(runtime_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "down") == 0) {

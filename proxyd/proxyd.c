@@ -23,6 +23,7 @@
 
 #include "daemon.h"
 #include "sandbox.h"
+#include "proxyd/ca.h"
 #include "ipc.h"
 #include "log.h"
 #include "flow.pb-c.h"
@@ -149,6 +150,26 @@ prepare_state_dir(void)
 		fatalx("state dir %s is writable by group or others", proxyd.state_dir);
 }
 
+/*
+ * The CA is made on first start (key 0600, certificate exports 0644 for
+ * `localcapctl ca`) and checked on every start, so a broken or tampered CA
+ * stops proxyd here rather than at the first TLS client.  The key is not
+ * kept: it belongs in the signer, never in the process that parses
+ * network input (docs/proxyd-tls.md).
+ */
+static void
+prepare_ca(void)
+{
+	struct ca *ca;
+	char err[512];
+
+	if (ca_open(proxyd.state_dir, CA_LOAD_OR_CREATE, &ca, err, sizeof(err)) == -1)
+		fatalx("CA: %s", err);
+	log_info("%s the localcap CA in %s (%s)", ca_was_created(ca) ?
+	    "created" : "loaded", proxyd.state_dir, CA_EXPORT_PEM_FILE);
+	ca_free(ca);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -220,6 +241,7 @@ main(int argc, char *argv[])
 		fatalx("cannot initialise libev");
 	daemon_start(&proxyd.d, loop, &hooks);
 	prepare_state_dir();
+	prepare_ca();
 	raise_fd_limit();
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||

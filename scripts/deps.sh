@@ -17,7 +17,7 @@ PACKAGES="
   libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev
   libcmocka-dev
   iproute2 procps psmisc curl wget openssl iperf3
-  mandoc man-db systemd strace
+  mandoc man-db systemd strace ca-certificates libnss3-tools
 "
 
 need_root() {

@@ -1,0 +1,386 @@
+/*
+ * localcapctl ca path | export [--der] | install | uninstall
+ *
+ * proxyd creates the CA in its state dir on first start; these commands use
+ * only its public certificate (localcap-ca-cert.pem / .der).  install puts
+ * it where Debian's tools trust it (update-ca-certificates) and into the
+ * NSS databases of the user who asked (Chromium's ~/.pki/nssdb, Firefox
+ * profiles) when certutil is available; it records each action in the state
+ * dir so that uninstall removes exactly that and nothing else.
+ *
+ * LOCALCAP_TRUST_ROOT=DIR (tests) prefixes every system path, and runs
+ * update-ca-certificates on that tree only.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl/ctl.h"
+
+#define CA_PEM		"localcap-ca-cert.pem"
+#define CA_DER		"localcap-ca-cert.der"
+#define CA_RECORD	"ca-installed"	/* what install did, for uninstall */
+#define LOCAL_CERTS	"/usr/local/share/ca-certificates"
+
+static const char *
+trust_root(void)
+{
+	const char *r = getenv("LOCALCAP_TRUST_ROOT");
+
+	return r && *r ? r : "";
+}
+
+/* Read a whole (small) file; NULL with errno. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	char *buf;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	if ((buf = malloc(65536)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	n = read(fd, buf, 65535);
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+static int
+ca_file(const char *state_dir, const char *name, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s", state_dir, name);
+	if (access(path, R_OK) == 0)
+		return 0;
+	if (errno == ENOENT)
+		fprintf(stderr, "localcapctl: no CA in %s yet: proxyd creates it on "
+		    "its first start (localcapctl up)\n", state_dir);
+	else
+		fprintf(stderr, "localcapctl: %s: %s%s\n", path, strerror(errno),
+		    errno == EACCES ? " (run as root)" : "");
+	return -1;
+}
+
+/* Run argv, quietly unless it fails; its exit status. */
+static int
+run(char *const argv[])
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == -1)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd != -1)
+			dup2(fd, STDOUT_FILENO);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) == -1)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* fresh: rebuild every link (Debian's way to forget a removed local cert). */
+static int
+update_ca_certificates(int fresh)
+{
+	const char *root = trust_root();
+	char a[5][PATH_MAX];
+	char *argv[16];
+	int n = 0;
+
+	argv[n++] = (char *)(uintptr_t)"update-ca-certificates";
+	if (fresh)
+		argv[n++] = (char *)(uintptr_t)"--fresh";
+	if (*root) {
+		snprintf(a[0], sizeof(a[0]), "%s/etc/ca-certificates.conf", root);
+		snprintf(a[1], sizeof(a[1]), "%s/usr/share/ca-certificates", root);
+		snprintf(a[2], sizeof(a[2]), "%s%s", root, LOCAL_CERTS);
+		snprintf(a[3], sizeof(a[3]), "%s/etc/ssl/certs", root);
+		snprintf(a[4], sizeof(a[4]), "%s/etc/ca-certificates/update.d", root);
+		argv[n++] = (char *)(uintptr_t)"--certsconf";
+		argv[n++] = a[0];
+		argv[n++] = (char *)(uintptr_t)"--certsdir";
+		argv[n++] = a[1];
+		argv[n++] = (char *)(uintptr_t)"--localcertsdir";
+		argv[n++] = a[2];
+		argv[n++] = (char *)(uintptr_t)"--etccertsdir";
+		argv[n++] = a[3];
+		argv[n++] = (char *)(uintptr_t)"--hooksdir";
+		argv[n++] = a[4];
+	}
+	argv[n] = NULL;
+	return run(argv);
+}
+
+/* The NSS databases of the user who asked (sudo's caller, else us). */
+static int
+nss_dbs(char dbs[][PATH_MAX], int max)
+{
+	const char *sudo_user = getenv("SUDO_USER");
+	const char *home = getenv("HOME");
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	struct passwd *pw;
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	if (sudo_user && (pw = getpwnam(sudo_user)) != NULL)
+		home = pw->pw_dir;
+	if (home == NULL)
+		return 0;
+	snprintf(path, sizeof(path), "%s/.pki/nssdb/cert9.db", home);
+	if (access(path, F_OK) == 0 && n < max)
+		snprintf(dbs[n++], PATH_MAX, "%s/.pki/nssdb", home);
+	snprintf(dir, sizeof(dir), "%s/.mozilla/firefox", home);
+	if ((d = opendir(dir)) != NULL) {
+		while ((de = readdir(d)) != NULL && n < max) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (snprintf(path, sizeof(path), "%s/%s/cert9.db", dir,
+			    de->d_name) >= (int)sizeof(path) || access(path, F_OK) != 0)
+				continue;
+			if (snprintf(dbs[n], PATH_MAX, "%s/%s", dir, de->d_name) < PATH_MAX)
+				n++;
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+/* mkdir -p, 0755. */
+static int
+mkdir_p(const char *path)
+{
+	char buf[PATH_MAX], *p;
+
+	if (strlen(path) >= sizeof(buf))
+		return -1;
+	strcpy(buf, path);
+	for (p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(buf, 0755) == -1 && errno != EEXIST ? -1 : 0;
+}
+
+/* A stable short name for this CA: FNV-1a of its PEM (a name, not a check). */
+static unsigned
+ca_tag(const char *pem, size_t len)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (uint8_t)pem[i]) * 16777619u;
+	return h;
+}
+
+static int
+ca_install(const char *state_dir)
+{
+	char pem_path[PATH_MAX], dest[PATH_MAX + 64], dir[PATH_MAX], record[PATH_MAX];
+	char nick[64];
+	char dbs[8][PATH_MAX], sqldb[PATH_MAX + 8];
+	size_t len;
+	char *pem;
+	FILE *rec;
+	int fd, i, ndb, rc;
+
+	if (ca_file(state_dir, CA_PEM, pem_path, sizeof(pem_path)) == -1)
+		return 1;
+	if ((pem = slurp(pem_path, &len)) == NULL) {
+		fprintf(stderr, "localcapctl: %s: %s\n", pem_path, strerror(errno));
+		return 1;
+	}
+	snprintf(nick, sizeof(nick), "localcap CA %08x", ca_tag(pem, len));
+	snprintf(dest, sizeof(dest), "%s%s/localcap-%08x.crt", trust_root(),
+	    LOCAL_CERTS, ca_tag(pem, len));
+	snprintf(record, sizeof(record), "%s/%s", state_dir, CA_RECORD);
+	if ((rec = fopen(record, "we")) == NULL) {
+		fprintf(stderr, "localcapctl: %s: %s\n", record, strerror(errno));
+		free(pem);
+		return 1;
+	}
+
+	/* The system store. */
+	snprintf(dir, sizeof(dir), "%s%s", trust_root(), LOCAL_CERTS);
+	if (mkdir_p(dir) == -1) {
+		fprintf(stderr, "localcapctl: %s: %s\n", dir, strerror(errno));
+		goto fail;
+	}
+	if ((fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0644)) == -1 || write(fd, pem, len) != (ssize_t)len || close(fd) == -1) {
+		fprintf(stderr, "localcapctl: writing %s: %s%s\n", dest, strerror(errno),
+		    errno == EACCES ? " (run as root)" : "");
+		goto fail;
+	}
+	fprintf(rec, "file %s\n", dest);
+	fflush(rec);
+	if ((rc = update_ca_certificates(0)) != 0) {
+		fprintf(stderr, "localcapctl: update-ca-certificates failed (%d); "
+		    "%s is in place\n", rc, dest);
+		goto fail;
+	}
+	printf("installed in the system trust store: %s\n", dest);
+
+	/* Browsers with their own store. */
+	ndb = nss_dbs(dbs, 8);
+	for (i = 0; i < ndb; i++) {
+		char *argv[] = { (char *)(uintptr_t)"certutil", (char *)(uintptr_t)"-A",
+		    (char *)(uintptr_t)"-d", sqldb, (char *)(uintptr_t)"-t",
+		    (char *)(uintptr_t)"C,,", (char *)(uintptr_t)"-n", nick,
+		    (char *)(uintptr_t)"-i", pem_path, NULL };
+
+		if (snprintf(sqldb, sizeof(sqldb), "sql:%s", dbs[i]) >= (int)sizeof(sqldb))
+			continue;
+		if ((rc = run(argv)) == 0) {
+			fprintf(rec, "nss %s\n", dbs[i]);
+			printf("installed in the NSS database %s as '%s'\n", dbs[i], nick);
+		} else
+			fprintf(stderr, "localcapctl: certutil could not add the CA to "
+			    "%s%s\n", dbs[i], rc == 127 ? " (install libnss3-tools)" : "");
+	}
+	fprintf(rec, "nick %s\n", nick);
+	fclose(rec);
+	free(pem);
+	return 0;
+fail:
+	fclose(rec);
+	free(pem);
+	return 1;
+}
+
+static int
+ca_uninstall(const char *state_dir)
+{
+	char record[PATH_MAX], line[PATH_MAX + 16], nick[64] = "";
+	char sqldb[PATH_MAX + 8];
+	int removed_file = 0, failed = 0;
+	FILE *rec;
+
+	snprintf(record, sizeof(record), "%s/%s", state_dir, CA_RECORD);
+	if ((rec = fopen(record, "re")) == NULL) {
+		if (errno == ENOENT) {
+			printf("nothing to uninstall: localcapctl ca install has not "
+			    "run for %s\n", state_dir);
+			return 0;
+		}
+		fprintf(stderr, "localcapctl: %s: %s\n", record, strerror(errno));
+		return 1;
+	}
+	/* The nickname comes last; read it first. */
+	while (fgets(line, sizeof(line), rec))
+		if (strncmp(line, "nick ", 5) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			if (snprintf(nick, sizeof(nick), "%s", line + 5) >= (int)sizeof(nick))
+				nick[0] = '\0';
+		}
+	rewind(rec);
+	while (fgets(line, sizeof(line), rec)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "file ", 5) == 0) {
+			if (unlink(line + 5) == 0 || errno == ENOENT) {
+				removed_file = 1;
+				printf("removed %s\n", line + 5);
+			} else {
+				fprintf(stderr, "localcapctl: %s: %s\n", line + 5,
+				    strerror(errno));
+				failed = 1;
+			}
+		} else if (strncmp(line, "nss ", 4) == 0 && nick[0]) {
+			char *argv[] = { (char *)(uintptr_t)"certutil",
+			    (char *)(uintptr_t)"-D", (char *)(uintptr_t)"-d", sqldb,
+			    (char *)(uintptr_t)"-n", nick, NULL };
+
+			if (snprintf(sqldb, sizeof(sqldb), "sql:%s", line + 4) <
+			    (int)sizeof(sqldb) && run(argv) == 0)
+				printf("removed '%s' from %s\n", nick, line + 4);
+			else {
+				fprintf(stderr, "localcapctl: certutil could not remove "
+				    "'%s' from %s\n", nick, line + 4);
+				failed = 1;
+			}
+		}
+	}
+	fclose(rec);
+	if (removed_file && update_ca_certificates(1) != 0) {
+		fprintf(stderr, "localcapctl: update-ca-certificates failed\n");
+		failed = 1;
+	}
+	if (!failed)
+		unlink(record);
+	return failed;
+}
+
+int
+ctl_ca(const char *state_dir, int argc, char **argv)
+{
+	char path[PATH_MAX];
+	const char *sub = argc > 1 ? argv[1] : NULL;
+
+	if (sub == NULL) {
+		fprintf(stderr, "localcapctl: ca needs a command: path, export "
+		    "[--der], install, uninstall\n");
+		return 2;
+	}
+	if (strcmp(sub, "path") == 0 && argc == 2) {
+		if (ca_file(state_dir, CA_PEM, path, sizeof(path)) == -1)
+			return 1;
+		printf("%s\n", path);
+		return 0;
+	}
+	if (strcmp(sub, "export") == 0 && (argc == 2 ||
+	    (argc == 3 && strcmp(argv[2], "--der") == 0))) {
+		int der = argc == 3;
+		size_t len;
+		char *data;
+
+		if (ca_file(state_dir, der ? CA_DER : CA_PEM, path, sizeof(path)) == -1)
+			return 1;
+		if (der && isatty(STDOUT_FILENO)) {
+			fprintf(stderr, "localcapctl: refusing to write DER to a "
+			    "terminal; redirect it to a file\n");
+			return 1;
+		}
+		if ((data = slurp(path, &len)) == NULL ||
+		    fwrite(data, 1, len, stdout) != len) {
+			fprintf(stderr, "localcapctl: %s: %s\n", path, strerror(errno));
+			free(data);
+			return 1;
+		}
+		free(data);
+		return 0;
+	}
+	if (strcmp(sub, "install") == 0 && argc == 2)
+		return ca_install(state_dir);
+	if (strcmp(sub, "uninstall") == 0 && argc == 2)
+		return ca_uninstall(state_dir);
+	fprintf(stderr, "localcapctl: ca %s: unknown (path, export [--der], "
+	    "install, uninstall)\n", sub);
+	return 2;
+}
