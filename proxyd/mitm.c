@@ -262,6 +262,9 @@ mitm_error_str(enum mitm_error e)
 	return "unknown";
 }
 
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
 {
