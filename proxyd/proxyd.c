@@ -241,7 +241,6 @@ main(int argc, char *argv[])
 		fatalx("cannot initialise libev");
 	daemon_start(&proxyd.d, loop, &hooks);
 	prepare_state_dir();
-	prepare_ca();
 	raise_fd_limit();
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||
@@ -274,6 +273,8 @@ main(int argc, char *argv[])
 
 		sandbox_enter(&sb);
 	}
+	/* As the user that owns the state dir, inside the sandbox. */
+	prepare_ca();
 
 	ev_run(loop, 0);
 	daemon_finish(&proxyd.d);

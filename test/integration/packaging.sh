@@ -65,7 +65,7 @@ cleanup() {
 	wait 2>/dev/null
 	kill_netns "$NS"
 	[ -n "$CG" ] && remove_cgroup "$CG"
-	rm -rf "$T"
+	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
