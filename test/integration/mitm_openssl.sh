@@ -136,6 +136,19 @@ check "4 MiB download over TLS 1.2 on the client leg is intact" \
 	[ "$sum" = "$(sha256sum <"$T/www/big.bin")" ]
 check "client leg was TLS 1.2" wait_for logged d1.err "client=TLSv1.2/"
 
+# eight flows at once through the one driver (s_server serves them in turn)
+i=0
+while [ $i -lt 8 ]; do
+	curl -sS --max-time 120 --cacert "$CA" --resolve "test.local:$P1:127.0.0.1" \
+	    "https://test.local:$P1/big.bin" 2>/dev/null | sha256sum >"$T/par.$i" &
+	i=$((i + 1))
+done
+wait_for sh -c 'for f in "$1"/par.*; do [ -s "$f" ] || exit 1; done' _ "$T"
+sleep 0.2
+want=$(sha256sum <"$T/www/big.bin")
+check "eight parallel 4 MiB downloads are intact" \
+	sh -c 'for f in "$1"/par.*; do [ "$(cat "$f")" = "$2" ] || exit 1; done' _ "$T" "$want"
+
 s_out=$(openssl s_client -connect "127.0.0.1:$P1" -servername test.local -CAfile "$CA" \
     -verify_return_error -verify_hostname test.local </dev/null 2>&1)
 check "openssl s_client verifies the forged chain and host name" \

@@ -77,7 +77,7 @@ make_pki(void)
 		return -1;
 	if (sh("cd '%s' && openssl req -new %s -keyout up.key -out up.csr "
 	    "-subj '/O=Origin Inc/CN=upstream.test' >/dev/null 2>&1 && "
-	    "printf 'subjectAltName=DNS:upstream.test,IP:10.0.0.1\\n' >san-up && "
+	    "printf 'subjectAltName=DNS:upstream.test,IP:10.0.0.1,IP:2001:db8::1\\n' >san-up && "
 	    "printf 'subjectAltName=DNS:other.test\\n' >san-other && "
 	    "openssl x509 -req -in up.csr -CA tca.pem -CAkey tca.key -CAcreateserial "
 	    "-days 30 -extfile san-up -out up.pem >/dev/null 2>&1 && "
@@ -568,6 +568,41 @@ client_leg_prefers_chacha_over_aes256_but_serves_aes256_only(void **state)
 	check_client_suite(*state, openssl_order, "TLS1-3-CHACHA20-POLY1305-SHA256");
 	check_client_suite(*state, aes_only, "TLS1-3-AES-128-GCM-SHA256");
 	check_client_suite(*state, aes256_only, "TLS1-3-AES-256-GCM-SHA384");
+}
+
+static void
+no_sni_ipv6_destination(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char v6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0, 0, 1 };
+	uint32_t flags = 0;
+
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_3, MBEDTLS_SSL_VERSION_TLS1_3);
+	mitm_free(f->m);
+	f->m = mitm_new(f->ctx, v6, 16, 443);
+	assert_non_null(f->m);
+	peer_start(&f->app, &f->m, NULL);
+	run_handshakes(f);
+
+	assert_true(f->app.hs_done);
+	assert_int_equal(f->st, MITM_ESTABLISHED);
+	assert_true(mitm_get_info(f->m)->upstream_verified);	/* IP:2001:db8::1 */
+	assert_int_equal(mbedtls_x509_crt_verify((mbedtls_x509_crt *)(uintptr_t)
+	    mbedtls_ssl_get_peer_cert(&f->app.ssl), &f->app.ca, NULL, "2001:db8::1",
+	    &flags, NULL, NULL), 0);
+	/* the same origin at an address its certificate does not name */
+	flow_end(f);
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_3, MBEDTLS_SSL_VERSION_TLS1_3);
+	mitm_free(f->m);
+	f->m = mitm_new(f->ctx, (const unsigned char *)"\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x02",
+	    16, 443);
+	peer_start(&f->app, &f->m, NULL);
+	run_handshakes(f);
+	assert_int_equal(f->st, MITM_UPSTREAM_FAILED);
+	assert_int_equal(mitm_get_info(f->m)->error, MITM_ERR_UPSTREAM_CERT);
+	assert_non_null(strstr(mitm_get_info(f->m)->reason, "(no SNI)"));
+	assert_true(mitm_get_info(f->m)->upstream_verify_flags & MBEDTLS_X509_BADCERT_CN_MISMATCH);
 }
 
 static void
@@ -1331,6 +1366,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(h2_only_client_still_gets_h2, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_leg_prefers_chacha_over_aes256_but_serves_aes256_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_sni_gets_ip_san_leaf_and_ip_checked_upstream, setup, teardown),
+		cmocka_unit_test_setup_teardown(no_sni_ipv6_destination, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_expired_certificate_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_wrong_host_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_unknown_ca_is_refused, setup, teardown),
