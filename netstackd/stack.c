@@ -53,6 +53,10 @@ ns_stack_config_defaults(struct ns_stack_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	tcp_config_defaults(&cfg->tcp);
+	/* We relay proxyd's writes, which its socket already coalesced;
+	 * Nagle on top would hold a response's second piece until the
+	 * application's (delayed) ACK: up to 40 ms per exchange. */
+	cfg->tcp.nagle = false;
 	cfg->max_tcp_flows = 4096;
 	cfg->max_time_wait = 4096;
 	cfg->max_udp_flows = 4096;

@@ -207,6 +207,21 @@ syn_creates_flow_v4_and_v6(void **state)
 }
 
 static void
+stack_defaults_turn_nagle_off(void **state)
+{
+	struct fx *f = *state;
+	struct ns_tcp_flow *a;
+
+	assert_false(f->cfg.tcp.nagle);
+	make_stack(f);
+	a = open_flow(f, 4, 40000, 100);
+	/* Two small writes back to back both leave at once. */
+	ns_tcp_send(f->s, a, "HTTP/1.1 200 OK\r\n", 17, f->now);
+	ns_tcp_send(f->s, a, "\r\n", 2, f->now);
+	assert_int_equal(f->nout, 2);
+}
+
+static void
 iss_differs_per_tuple(void **state)
 {
 	struct fx *f = *state;
@@ -1186,6 +1201,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(syn_creates_flow_v4_and_v6),
+		T(stack_defaults_turn_nagle_off),
 		T(iss_differs_per_tuple),
 		T(unknown_tuple_ack_gets_rst),
 		T(syn_beyond_flow_limit_refused),
