@@ -1207,6 +1207,21 @@ handshake(struct mitm_leg *leg)
 	}
 }
 
+/* TLS 1.2 or 1.3 among the client's versions (mbedTLS 3.6 has nothing older). */
+static bool
+client_speaks_modern_tls(const struct tls_client_hello *ch)
+{
+	if (ch->nsupported_versions == 0)
+		return ch->legacy_version >= 0x0303;
+	for (size_t i = 0; i < ch->nsupported_versions; i++) {
+		uint16_t v = tlshello_u16(ch->supported_versions, i);
+
+		if (v == 0x0303 || v == 0x0304)
+			return true;
+	}
+	return false;
+}
+
 /* The client leg's suites: ours, plus AES-256-GCM for a TLS 1.3 client that
  * offers neither of our two preferred AEADs. */
 static void
@@ -1260,6 +1275,18 @@ step_hello(struct mitm *m)
 		    tlshello_error_str(ch.error));
 		break;
 	case TLSHELLO_OK:
+		if (!client_speaks_modern_tls(&ch)) {
+			/* Say so before any upstream work: a fatal protocol_version
+			 * alert in a plaintext record, as the client expects it. */
+			static const unsigned char alert[] = { MBEDTLS_SSL_MSG_ALERT, 0x03, 0x01,
+			    0x00, 0x02, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+			    MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION };
+
+			(void)bio_send(leg, alert, sizeof(alert));
+			fail(m, MITM_ERR_CLIENT_HANDSHAKE, "client offers only TLS 1.1 or older "
+			    "(version 0x%04x)", ch.legacy_version);
+			break;
+		}
 		if (ch.has_sni && !ch.sni_rejected)
 			snprintf(m->info.sni, sizeof(m->info.sni), "%s", ch.sni);
 		m->info.sni_rejected = ch.sni_rejected;

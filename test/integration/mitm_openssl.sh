@@ -169,6 +169,16 @@ check "an untrusted origin gets the client a 502 naming the reason" \
 check "the refused origin is recorded as such" \
 	wait_for logged d2.err "error=upstream certificate not trusted"
 
+# a TLS 1.1 client (if this OpenSSL still sends one) is told so at once
+s11=$(openssl s_client -connect "127.0.0.1:$P1" -servername test.local -tls1_1 \
+    -cipher DEFAULT@SECLEVEL=0 </dev/null 2>&1)
+if printf '%s' "$s11" | grep -q "alert number 70"; then
+	check "a TLS 1.1-only client gets protocol_version and the reason is recorded" \
+		wait_for logged d1.err 'reason="client offers only TLS 1.1 or older'
+else
+	echo "ok - # skip: this openssl sends no TLS 1.1 hello"
+fi
+
 openssl s_client -connect "127.0.0.1:$P1" -servername test.local -CAfile "$CA" \
     -tls1_2 -reconnect </dev/null >"$T/reconnect.out" 2>&1
 check "TLS 1.2 client leg resumes (s_client -reconnect)" grep -q "^Reused, TLSv1.2" "$T/reconnect.out"

@@ -1022,6 +1022,33 @@ garbage_instead_of_client_hello(void **state)
 }
 
 static void
+tls11_only_client_is_told_before_any_upstream_work(void **state)
+{
+	struct fx *f = *state;
+	/* TLS 1.0 record, ClientHello version 3.2 (TLS 1.1), one suite, no extensions */
+	static const unsigned char hello[] = { 0x16, 0x03, 0x01, 0x00, 0x2d,
+	    0x01, 0x00, 0x00, 0x29, 0x03, 0x02,
+	    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+	    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+	    0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00 };
+	static const unsigned char alert[] = { 0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46 };
+	const unsigned char *out;
+	size_t n;
+
+	new_flow(f);
+	assert_int_equal(mitm_feed(f->m, MITM_CLIENT, hello, sizeof(hello)), sizeof(hello));
+	assert_int_equal(mitm_step(f->m), MITM_FAILED);
+	assert_int_equal(mitm_get_info(f->m)->error, MITM_ERR_CLIENT_HANDSHAKE);
+	assert_non_null(strstr(mitm_get_info(f->m)->reason, "TLS 1.1 or older"));
+	out = mitm_out_peek(f->m, MITM_CLIENT, &n);
+	assert_int_equal(n, sizeof(alert));
+	assert_memory_equal(out, alert, sizeof(alert));
+	(void)mitm_out_peek(f->m, MITM_UPSTREAM, &n);
+	assert_int_equal(n, 0);	/* no upstream ClientHello was made */
+	assert_int_equal(mitm_wants(f->m), MITM_WANT_WRITE_CLIENT);
+}
+
+static void
 oversized_client_hello_is_refused(void **state)
 {
 	struct fx *f = *state;
@@ -1381,6 +1408,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(eof_without_close_notify_is_a_truncation, setup, teardown),
 		cmocka_unit_test_setup_teardown(garbage_instead_of_client_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_client_hello_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(tls11_only_client_is_told_before_any_upstream_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_fed_one_byte_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(unreachable_upstream_still_answers_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_speaking_plaintext_fails_the_upstream_leg, setup, teardown),
