@@ -142,6 +142,7 @@ struct up_session {
 	mbedtls_ssl_session	sess;
 	unsigned char		*der;		/* the certificate it was verified with */
 	size_t			der_len;
+	uint32_t		verify_flags;	/* its verdict (non-zero: insecure mode) */
 	uint64_t		used;		/* LRU clock */
 };
 
@@ -238,6 +239,7 @@ struct mitm {
 	 * flow may replace the cache entry while this handshake runs */
 	unsigned char		*cached_der;
 	size_t			 cached_der_len;
+	uint32_t		 cached_flags;
 
 	struct forged_cert	*fc;
 	struct mitm_info	 info;
@@ -496,6 +498,7 @@ session_save(struct mitm *m)
 		}
 		memcpy(s->der, in->upstream_der, in->upstream_der_len);
 		s->der_len = in->upstream_der_len;
+		s->verify_flags = in->upstream_verify_flags;
 	}
 	snprintf(s->key, sizeof(s->key), "%s", m->sess_key);
 	s->hash = m->sess_hash;
@@ -1028,6 +1031,7 @@ start_upstream(struct mitm *m)
 			if (s->der != NULL && (m->cached_der = malloc(s->der_len)) != NULL) {
 				memcpy(m->cached_der, s->der, s->der_len);
 				m->cached_der_len = s->der_len;
+				m->cached_flags = s->verify_flags;
 			}
 			s->used = ++ctx->clock;
 		}
@@ -1119,7 +1123,7 @@ check_upstream(struct mitm *m)
 
 		in->upstream_resumed = true;
 		m->ctx->stats.upstream_resumed++;
-		flags = 0;	/* verified when the session was cached */
+		flags = m->cached_flags;	/* the verdict when it was cached */
 		mbedtls_x509_crt_init(&crt);
 		if (in->upstream_der == NULL &&
 		    mbedtls_x509_crt_parse_der(&crt, m->cached_der, m->cached_der_len) == 0)

@@ -709,6 +709,32 @@ insecure_mode_accepts_unknown_ca(void **state)
 	assert_int_equal(in->error, MITM_ERR_NONE);
 }
 
+/* A session cached in insecure mode keeps its verdict when it resumes. */
+static void
+insecure_resumed_session_stays_unverified(void **state)
+{
+	struct fx *f = *state;
+	mbedtls_ssl_ticket_context shared;
+
+	mbedtls_ssl_ticket_init(&shared);
+	assert_int_equal(mbedtls_ssl_ticket_setup(&shared, mbedtls_psa_get_random,
+	    MBEDTLS_PSA_RANDOM_STATE, MBEDTLS_CIPHER_AES_256_GCM, 3600), 0);
+	for (int i = 0; i < 2; i++) {
+		start_flow(f, "self.pem", MBEDTLS_SSL_VERSION_TLS1_2, MBEDTLS_SSL_VERSION_TLS1_2);
+		mbedtls_ssl_conf_session_tickets_cb(&f->srv.conf, mbedtls_ssl_ticket_write,
+		    mbedtls_ssl_ticket_parse, &shared);
+		peer_start(&f->app, &f->m, "upstream.test");
+		run_handshakes(f);
+		assert_int_equal(f->st, MITM_ESTABLISHED);
+		assert_int_equal(mitm_get_info(f->m)->upstream_resumed, i == 1);
+		assert_false(mitm_get_info(f->m)->upstream_verified);
+		assert_true(mitm_get_info(f->m)->upstream_verify_flags &
+		    MBEDTLS_X509_BADCERT_NOT_TRUSTED);
+		flow_end(f);
+	}
+	mbedtls_ssl_ticket_free(&shared);
+}
+
 static void
 client_rejecting_our_ca_is_reported(void **state)
 {
@@ -1398,6 +1424,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(upstream_wrong_host_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_unknown_ca_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(insecure_mode_accepts_unknown_ca, setup_insecure, teardown),
+		cmocka_unit_test_setup_teardown(insecure_resumed_session_stays_unverified, setup_insecure, teardown),
 		cmocka_unit_test_setup_teardown(client_rejecting_our_ca_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_closing_after_our_certificate_is_a_rejection, setup, teardown),
 		cmocka_unit_test_setup_teardown(one_mib_each_way_tls13, setup, teardown),
