@@ -281,6 +281,7 @@ seccomp_filter(enum sandbox_profile profile)
 		ALLOW(ctx, mkdir);
 		ALLOW(ctx, mkdirat);
 		ALLOW(ctx, fchmod);
+		ALLOW(ctx, fchown);	/* SQLite, run as root, hands -wal to the db's owner */
 		ALLOW(ctx, splice);
 		ALLOW(ctx, pipe2);
 		ALLOW(ctx, statx);

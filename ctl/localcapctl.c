@@ -20,6 +20,7 @@
 #include "log.h"
 #include "control.pb-c.h"
 #include "ctl/ctl.h"
+#include "ctl/flows.h"
 
 #define CTL_TIMEOUT	5.0	/* seconds for one request */
 
@@ -53,6 +54,12 @@ static const char usage[] =
     "  detach SPEC[,SPEC...]  stop capturing those items; detach --all: everything\n"
     "  run [--] CMD [ARG...]  run CMD with it and everything it starts captured;\n"
     "                         exits with CMD's status\n"
+    "  flows [--follow] [--json] [--host RE] [--method M] [--status N]\n"
+    "        [--process NAME] [--since TIME] [--limit N]\n"
+    "                         the recorded flows, one line each\n"
+    "  show ID [--body]       one flow or exchange in full\n"
+    "  export --har FILE [filters as for flows]\n"
+    "                         HAR 1.2 for browser devtools and HAR viewers\n"
     "  ca path | export [--der] | install | uninstall\n"
     "                         the localcap CA: where it is, its certificate, and\n"
     "                         trusting it system-wide (and in NSS browser stores)\n"
@@ -427,6 +434,13 @@ main(int argc, char *argv[])
 		state_dir = "/var/lib/localcap";
 	if (strcmp(cmd, "ca") == 0)
 		return ctl_ca(state_dir, argc - optind + 1, argv + optind - 1);
+	/* The flow store's readers (ctl/flows.c): --json is their own option. */
+	if (strcmp(cmd, "flows") == 0)
+		return ctl_flows(state_dir, argc - optind + 1, argv + optind - 1);
+	if (strcmp(cmd, "show") == 0)
+		return ctl_show(state_dir, argc - optind + 1, argv + optind - 1);
+	if (strcmp(cmd, "export") == 0)
+		return ctl_export(state_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "up") == 0)
 		return ctl_up(runtime_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "down") == 0) {

@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "sandbox.h"
 #include "proxyd/ca.h"
+#include "proxyd/store.h"
 #include "ipc.h"
 #include "log.h"
 #include "flow.pb-c.h"
@@ -47,6 +48,7 @@ struct proxyd {
 	struct relay		*relay;
 	struct intake		*intake;
 	const char		*user;		/* --user: drop to it once started */
+	struct store		*store;		/* NULL: flows not recorded */
 };
 
 static struct proxyd proxyd = { .d = { .name = "proxyd" } };
@@ -86,6 +88,9 @@ proxyd_shutdown(void *arg)
 	/* Running flows are reset: a cut stream must not pass for a whole one. */
 	relay_free(proxyd.relay);
 	proxyd.relay = NULL;
+	/* After the relay: it records the flows it ended just now. */
+	store_close(proxyd.store);
+	proxyd.store = NULL;
 }
 
 /* Root, or our own uid: the flow sources run as root or as a sibling user. */
@@ -168,6 +173,25 @@ prepare_ca(void)
 	log_info("%s the localcap CA in %s (%s)", ca_was_created(ca) ?
 	    "created" : "loaded", proxyd.state_dir, CA_EXPORT_PEM_FILE);
 	ca_free(ca);
+}
+
+/*
+ * The flow store: every flow is recorded from its start.  If it cannot be
+ * opened proxyd still relays, unrecorded, and says so once.
+ */
+static void
+open_store(struct ev_loop *loop)
+{
+	char path[512], err[512];
+
+	snprintf(path, sizeof(path), "%s/%s", proxyd.state_dir, STORE_DB_NAME);
+	if ((proxyd.store = store_open(path, NULL, err, sizeof(err))) == NULL) {
+		log_warnx("flows will not be recorded: %s", err);
+		return;
+	}
+	store_set_loop(proxyd.store, loop);
+	relay_set_store(proxyd.relay, proxyd.store);
+	log_info("recording flows in %s", path);
 }
 
 int
@@ -275,6 +299,7 @@ main(int argc, char *argv[])
 	}
 	/* As the user that owns the state dir, inside the sandbox. */
 	prepare_ca();
+	open_store(loop);
 
 	ev_run(loop, 0);
 	daemon_finish(&proxyd.d);

@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "proxyd/relay.h"
+#include "proxyd/store.h"
 
 #define RELAY_HASH_BUCKETS	1024	/* (source, flow id) -> flow */
 #define UDP_MAX_DGRAM		65536
@@ -88,6 +89,7 @@ struct rflow {
 	struct dl_entry		 idle_dl;
 	TAILQ_ENTRY(rflow)	 all;
 	struct rflow		*hnext;
+	int64_t			 store_row;	/* its row in the flow store, or 0 */
 };
 
 struct relay {
@@ -447,6 +449,7 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 	TAILQ_REMOVE(&r->flows, f, all);
 	r->stats.flows_active--;
 	log_end(f);
+	(void)store_flow_end(r->cfg.store, f->store_row, &f->rec, NULL);
 	flow_ring_push(&r->ring, &f->rec);
 	flow_meta_clear(&f->rec.meta);
 	free(f);
@@ -720,6 +723,10 @@ udp_pump(struct rflow *f, int from_app)
 				flow_keep_first(f->rec.first_to_app,
 				    &f->rec.first_to_app_len, r->dgram, (size_t)n);
 		}
+		/* DNS is recorded message by message, both ways. */
+		if (f->rec.meta.dst.port == 53)
+			(void)store_dns_add_wire(r->cfg.store, f->store_row,
+			    realtime_us(), r->dgram, (size_t)n);
 		/* A side that cannot take it loses it, as on any UDP path. */
 		if (send(out->fd, r->dgram, (size_t)n, MSG_DONTWAIT |
 		    MSG_NOSIGNAL) == -1) {
@@ -813,6 +820,8 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 	f->source = source;
 	f->connect_dl.flow = f->idle_dl.flow = f;
 	TAILQ_INSERT_TAIL(&r->flows, f, all);
+	/* In the store from its start, so `localcapctl flows` can see it. */
+	f->store_row = store_flow_begin(r->cfg.store, &f->rec);
 	if (source) {
 		size_t h = hash_slot(source, f->rec.meta.source_flow_id);
 
@@ -971,6 +980,12 @@ relay_new(struct ev_loop *loop, const struct relay_config *cfg)
 	dlist_init(&r->udp_idle, r, r->cfg.udp_idle_timeout, FLOW_END_IDLE);
 	dlist_init(&r->dns_idle, r, r->cfg.dns_idle_timeout, FLOW_END_IDLE);
 	return r;
+}
+
+void
+relay_set_store(struct relay *r, struct store *store)
+{
+	r->cfg.store = store;
 }
 
 void

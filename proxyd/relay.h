@@ -25,6 +25,8 @@
 
 #include "proxyd/flow.h"
 
+struct store;
+
 struct relay_config {
 	double	connect_timeout;	/* seconds; default 10 */
 	double	tcp_idle_timeout;	/* seconds without a byte; 0: never */
@@ -32,6 +34,7 @@ struct relay_config {
 	double	dns_idle_timeout;	/* UDP to port 53; default 30 */
 	size_t	bufsize;		/* bytes buffered per direction; 128 KiB */
 	size_t	ring_size;		/* finished flows kept; default 1024 */
+	struct store *store;		/* the flow store, or NULL: not recorded */
 };
 
 struct relay_stats {
@@ -56,6 +59,8 @@ void	relay_config_default(struct relay_config *);
 
 /* NULL on allocation failure.  The config is copied. */
 struct relay	*relay_new(struct ev_loop *, const struct relay_config *);
+/* Record flows in this store from now on (NULL: stop recording). */
+void		 relay_set_store(struct relay *, struct store *);
 /* Ends every flow (recorded as FLOW_END_SHUTDOWN) and frees. */
 void		 relay_free(struct relay *);
 

@@ -161,6 +161,28 @@ except Exception as e:
     print(type(e).__name__, e)' 2>&1)
 check "a silent client sees the upstream refusal as a reset ($out)" test "$out" = reset
 
+# The flow store, as localcapctl reads it while proxyd writes.
+sleep 0.5	# the store commits every 200 ms
+PY3=$(readlink -f /usr/bin/python3)
+"$B/bin/localcapctl" -s "$T/state" flows --json >"$T/flows.json" 2>&1
+check "flows --json lists the 16 MiB download by curl, with its pid and bytes" \
+    "$PY3" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ok = [r for r in rows if r["process"] == "curl" and r["dst"] == "10.98.0.2:8080"
+      and r["pid"] and r["bytes_down"] >= 16777216 and r["result"] == "closed"]
+sys.exit(0 if ok else 1)' "$T/flows.json"
+check "...and the refused connection, as such" \
+    grep -q '"result":"connect failed".*"dst":"10.98.0.2:9"' "$T/flows.json"
+id=$("$PY3" -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])][0]["id"])' "$T/flows.json")
+check "show $id prints the flow with its process" sh -c \
+    "'$B/bin/localcapctl' -s '$T/state' show $id | grep -q '^process  *curl (pid'"
+"$B/bin/localcapctl" -s "$T/state" export --har "$T/out.har"
+check "export --har writes HAR 1.2" "$PY3" -c '
+import json, sys
+h = json.load(open(sys.argv[1]))
+sys.exit(0 if h["log"]["version"] == "1.2" and "entries" in h["log"] else 1)' "$T/out.har"
+
 for p in $pids; do
 	kill -0 "$p" 2>/dev/null || not_ok "a daemon died (pid $p)"
 done
