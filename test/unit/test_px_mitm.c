@@ -1139,6 +1139,82 @@ unreachable_upstream_still_answers_the_client(void **state)
 	assert_false(mitm_wants(f->m) & (MITM_WANT_READ_UPSTREAM | MITM_WANT_WRITE_UPSTREAM));
 }
 
+/* The caller's connect times out while the engine waits for the origin. */
+static void
+upstream_lost_mid_handshake_and_after(void **state)
+{
+	struct fx *f = *state;
+	unsigned char buf[16];
+
+	new_flow(f);
+	app_init(&f->app, NULL, MBEDTLS_SSL_VERSION_TLS1_3);
+	f->app_used = true;
+	peer_alpn(&f->app, "http/1.1", NULL);
+	peer_start(&f->app, &f->m, "upstream.test");
+	peer_handshake(&f->app);
+	assert_int_equal(mitm_step(f->m), MITM_HANDSHAKING);
+	assert_true(mitm_wants(f->m) & MITM_WANT_WRITE_UPSTREAM);	/* our hello */
+	mitm_upstream_failed(f->m, "connect timeout");
+	run_handshakes(f);
+	assert_true(f->app.hs_done);
+	assert_int_equal(f->st, MITM_UPSTREAM_FAILED);
+	assert_string_equal(mitm_get_info(f->m)->reason, "connect timeout");
+	flow_end(f);
+
+	/* after the handshakes: the upstream leg is refused, the client's is not */
+	established(f, MBEDTLS_SSL_VERSION_TLS1_3);
+	mitm_upstream_failed(f->m, "upstream reset");
+	assert_int_equal(mitm_read(f->m, MITM_UPSTREAM, buf, sizeof(buf)), MITM_ERROR);
+	assert_int_equal(mitm_write(f->m, MITM_UPSTREAM, "x", 1), MITM_ERROR);
+	assert_int_equal(mitm_write(f->m, MITM_CLIENT, "x", 1), 1);
+	assert_string_equal(mitm_get_info(f->m)->reason, "upstream reset");
+}
+
+/* An origin that insists on a client certificate: a clear upstream error. */
+static void
+origin_requiring_a_client_certificate(void **state)
+{
+	struct fx *f = *state;
+	char ca[256];
+
+	for (int v = 0; v < 2; v++) {
+		mbedtls_ssl_protocol_version ver = v == 0 ? MBEDTLS_SSL_VERSION_TLS1_3 :
+		    MBEDTLS_SSL_VERSION_TLS1_2;
+
+		start_flow(f, "up.pem", ver, ver);
+		path(ca, sizeof(ca), "tca.pem");
+		assert_int_equal(mbedtls_x509_crt_parse_file(&f->srv.ca, ca), 0);
+		mbedtls_ssl_conf_ca_chain(&f->srv.conf, &f->srv.ca, NULL);
+		mbedtls_ssl_conf_authmode(&f->srv.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+		peer_alpn(&f->app, "http/1.1", NULL);
+		peer_start(&f->app, &f->m, "upstream.test");
+		run_handshakes(f);
+		assert_true(f->app.hs_done);
+		assert_int_not_equal(f->srv.hs_ret, 0);
+		if (ver == MBEDTLS_SSL_VERSION_TLS1_2) {
+			/* the origin refuses before its Finished */
+			assert_int_equal(f->st, MITM_UPSTREAM_FAILED);
+			assert_int_equal(mitm_get_info(f->m)->error, MITM_ERR_UPSTREAM_HANDSHAKE);
+			if (strstr(mitm_get_info(f->m)->reason, "server sent alert") == NULL)
+				fail_msg("reason: %s", mitm_get_info(f->m)->reason);
+		} else {
+			/* TLS 1.3: our Finished goes with the empty Certificate, so
+			 * the refusal arrives after the handshake, at the first read.
+			 * (An mbedTLS origin protects that alert with keys our side no
+			 * longer reads with, so it shows as a MAC failure; OpenSSL's
+			 * reads as "alert 116 (certificate_required)".) */
+			unsigned char buf[16];
+
+			assert_int_equal(f->st, MITM_ESTABLISHED);
+			assert_int_equal(mitm_read(f->m, MITM_UPSTREAM, buf, sizeof(buf)), MITM_ERROR);
+			assert_int_equal(mitm_get_info(f->m)->error, MITM_ERR_PROTOCOL);
+			if (strncmp(mitm_get_info(f->m)->reason, "upstream", 8) != 0)
+				fail_msg("reason: %s", mitm_get_info(f->m)->reason);
+		}
+		flow_end(f);
+	}
+}
+
 static void
 upstream_speaking_plaintext_fails_the_upstream_leg(void **state)
 {
@@ -1439,6 +1515,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(hello_fed_one_byte_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(unreachable_upstream_still_answers_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_speaking_plaintext_fails_the_upstream_leg, setup, teardown),
+		cmocka_unit_test_setup_teardown(upstream_lost_mid_handshake_and_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(origin_requiring_a_client_certificate, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_and_client_sessions_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(session_replaced_during_a_resuming_handshake, setup, teardown),
 		cmocka_unit_test_setup_teardown(random_peer_bytes_fail_cleanly, setup, teardown),
