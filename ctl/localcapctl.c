@@ -21,6 +21,7 @@
 #include "control.pb-c.h"
 #include "ctl/ctl.h"
 #include "ctl/flows.h"
+#include "utf8.h"
 
 #define CTL_TIMEOUT	5.0	/* seconds for one request */
 
@@ -78,18 +79,7 @@ static const char usage[] =
 static void
 json_string(const char *s)
 {
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
+	json_str_n(stdout, s, s ? strlen(s) : 0);
 }
 
 static unsigned long long

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "utf8.h"
 #include "proxyd/store.h"
 
 /*
@@ -270,39 +271,6 @@ static void
 sb_str(struct sbuf *b, const char *s)
 {
 	sb_add(b, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one. */
-static size_t
-utf8_seq(const uint8_t *s, size_t n)
-{
-	size_t len, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
 }
 
 /*
