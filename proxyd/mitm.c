@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/psa_util.h>
@@ -243,6 +244,7 @@ struct mitm {
 
 	struct forged_cert	*fc;
 	struct mitm_info	 info;
+	uint64_t		 t_hello;	/* µs, when the ClientHello was complete */
 };
 
 const char *
@@ -266,6 +268,15 @@ mitm_error_str(enum mitm_error e)
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -1291,6 +1302,7 @@ step_hello(struct mitm *m)
 			    "(version 0x%04x)", ch.legacy_version);
 			break;
 		}
+		m->t_hello = now_us();
 		if (ch.has_sni && !ch.sni_rejected)
 			snprintf(m->info.sni, sizeof(m->info.sni), "%s", ch.sni);
 		m->info.sni_rejected = ch.sni_rejected;
@@ -1351,6 +1363,7 @@ step_upstream(struct mitm *m)
 		return;
 	}
 	leg->hs_done = true;
+	m->info.upstream_handshake_us = now_us() - m->t_hello;
 	check_upstream(m);
 	session_save(m);
 	start_client(m);
@@ -1401,6 +1414,7 @@ step_client(struct mitm *m)
 		return;
 	}
 	leg->hs_done = true;
+	m->info.handshake_us = now_us() - m->t_hello;
 	m->info.client_version = mbedtls_ssl_get_version(&leg->ssl);
 	m->info.client_cipher = mbedtls_ssl_get_ciphersuite(&leg->ssl);
 	m->ctx->stats.handshakes++;

@@ -141,6 +141,12 @@ struct mitm_info {
 	unsigned char	*upstream_der;		/* owned, NULL if none */
 	size_t		 upstream_der_len;
 
+	/* durations (CLOCK_MONOTONIC), 0 until known: from the complete
+	 * ClientHello to the end of the client handshake (both legs), and of
+	 * the upstream handshake alone */
+	uint64_t	 handshake_us;
+	uint64_t	 upstream_handshake_us;
+
 	bool		 client_close_notify;	/* clean TLS close seen */
 	bool		 upstream_close_notify;
 };

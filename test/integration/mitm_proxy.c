@@ -63,7 +63,7 @@ flow_close(struct flow *f)
 	const struct mitm_info *in = mitm_get_info(f->m);
 
 	fprintf(stderr, "flow %d: error=%s reason=\"%s\" sni=%s alpn=%s client=%s/%s "
-	    "upstream=%s/%s verified=%d resumed=%d/%d offer=%s\n", f->id,
+	    "upstream=%s/%s verified=%d resumed=%d/%d offer=%s hs_us=%llu/%llu\n", f->id,
 	    mitm_error_str(in->error), in->reason, in->sni[0] ? in->sni : "-",
 	    in->alpn[0] ? in->alpn : "-",
 	    in->client_version ? in->client_version : "-",
@@ -71,7 +71,8 @@ flow_close(struct flow *f)
 	    in->upstream_version ? in->upstream_version : "-",
 	    in->upstream_cipher ? in->upstream_cipher : "-",
 	    in->upstream_verified, in->client_resumed, in->upstream_resumed,
-	    in->client_alpn_offer[0] ? in->client_alpn_offer : "-");
+	    in->client_alpn_offer[0] ? in->client_alpn_offer : "-",
+	    (unsigned long long)in->handshake_us, (unsigned long long)in->upstream_handshake_us);
 	for (int s = 0; s < 2; s++)
 		if (f->fd[s] >= 0)
 			close(f->fd[s]);

@@ -465,6 +465,9 @@ tls13_both_legs_h2_dropped_http11_chosen(void **state)
 	assert_non_null(in->upstream_der);
 	assert_true(in->upstream_der_len > 100);
 	assert_int_equal(in->error, MITM_ERR_NONE);
+	assert_true(in->upstream_handshake_us > 0);
+	assert_true(in->handshake_us >= in->upstream_handshake_us);
+	assert_true(in->handshake_us < 10 * 1000000u);
 	/* the app checked our leaf against "upstream.test" with the localcap CA */
 	assert_int_equal(mbedtls_ssl_get_verify_result(&f->app.ssl), 0);
 }
