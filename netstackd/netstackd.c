@@ -540,6 +540,9 @@ tcp_to_sock(struct flow *f)
 		f->out_len -= (size_t)n;
 	}
 	ev_io_stop(ns.d.loop, &f->wio);
+	/* Drained: an idle flow holds no staging buffer (memory per connection). */
+	free(f->out);
+	f->out = NULL;
 	if (f->app_fin && !f->app_fin_passed) {
 		f->app_fin_passed = 1;
 		shutdown(f->sock, SHUT_WR);
@@ -584,6 +587,9 @@ sock_to_tcp(struct flow *f)
 			n = recv(f->sock, f->in, FLOW_BUF, 0);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					/* Nothing staged: an idle flow holds no buffer. */
+					free(f->in);
+					f->in = NULL;
 					ev_io_start(ns.d.loop, &f->rio);
 					return;
 				}
