@@ -451,6 +451,18 @@ capture_chain(struct capture *c, bool up)
 		update_enabled(c);
 }
 
+void
+capture_addresses_changed(struct capture *c)
+{
+	if (c->bpf == NULL)
+		return;
+	if (rd_bpf_load_local_addrs(c->bpf) == -1)
+		log_warnx("could not reload the host's addresses: connects from "
+		    "captured programs to a new one would go to the TUN");
+	else
+		log_debug("host addresses reloaded");
+}
+
 bool
 capture_active(const struct capture *c)
 {

@@ -80,6 +80,12 @@ bool	capture_active(const struct capture *);
 /* Never capture this process's cgroup (a daemon that connected to us). */
 void	capture_exclude_pid(struct capture *, pid_t pid, uid_t uid);
 
+/*
+ * The host's addresses changed (netlink said so): reload them, so captured
+ * programs keep reaching this host's own addresses directly.
+ */
+void	capture_addresses_changed(struct capture *);
+
 /* The owner of the flow netstackd saw, or -1. */
 int	capture_owner(struct capture *, int ipversion, int proto,
 	    const uint8_t *saddr, uint16_t sport, const uint8_t *daddr,

@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/rtnetlink.h>
 #include <sys/capability.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -61,6 +63,8 @@ struct redirectord {
 	struct tun		 tun;
 	struct capture		 cap;
 	ev_timer		 reap;		/* run cgroups that emptied */
+	int			 addr_fd;	/* rtnetlink: address changes */
+	ev_io			 addr_io;
 };
 
 static struct redirectord rd = { .d = { .name = "redirectord" } };
@@ -473,6 +477,7 @@ redirectord_shutdown(void *arg)
 	if (rd.netstack)
 		ipc_close(rd.netstack, "redirectord shutting down");
 	ev_timer_stop(rd.d.loop, &rd.reap);
+	ev_io_stop(rd.d.loop, &rd.addr_io);
 	capture_close(&rd.cap);
 	tun_close(&rd.tun);
 }
@@ -484,6 +489,44 @@ reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	capture_reap(&rd.cap);
+}
+
+/*
+ * An address was added or removed somewhere on the host: the connect hooks
+ * must know this host's addresses, or a captured program connecting to a
+ * new one would be sent to the TUN and hang.  The messages themselves do
+ * not matter; drain them and reload the whole set.
+ */
+static void
+addr_event_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	char buf[8192];
+	int changed = 0;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	while (recv(rd.addr_fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		changed = 1;
+	if (changed)
+		capture_addresses_changed(&rd.cap);
+}
+
+static void
+watch_addresses(void)
+{
+	struct sockaddr_nl snl = {
+		.nl_family = AF_NETLINK,
+		.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+	};
+
+	rd.addr_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    NETLINK_ROUTE);
+	if (rd.addr_fd == -1 ||
+	    bind(rd.addr_fd, (struct sockaddr *)&snl, sizeof(snl)) == -1)
+		fatal("watching the host's addresses (rtnetlink)");
+	ev_io_init(&rd.addr_io, addr_event_cb, rd.addr_fd, EV_READ);
+	ev_io_start(rd.d.loop, &rd.addr_io);
 }
 
 static void
@@ -500,6 +543,7 @@ start_capture(void)
 	ev_timer_init(&rd.reap, reap_cb, 1., 1.);
 	ev_timer_start(rd.d.loop, &rd.reap);
 	ev_unref(rd.d.loop);
+	watch_addresses();
 }
 
 static void

@@ -115,6 +115,24 @@ check "lc-other is not captured" unreachable lc-other 10.99.0.2
 check "owner attributed: name, uid and cgroup of the process" \
     grep -q "^new .* tcp 10.99.0.1 port 7 owner pid [1-9][0-9]* name lc-client uid 0 cgroup $CGREL\$" "$T/echo.log"
 
+# An address the host gains after start-up is the host's own too: a captured
+# program reaches a server on it directly, not through the TUN.
+inns ip addr add 10.99.0.50/32 dev lo
+$NSE "$PY" -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.99.0.50", 7070)); s.listen(4); s.settimeout(20)
+c, _ = s.accept(); c.sendall(b"local server\n"); c.close()' &
+LOCAL_PID=$!
+sleep 0.5
+out=$(incg "$T/lc-client" -c '
+import socket
+s = socket.create_connection(("10.99.0.50", 7070), timeout=5)
+print(s.recv(100).decode().strip())' 2>&1)
+check "a host address added after start-up is reached directly ($out)" \
+    test "$out" = "local server"
+kill "$LOCAL_PID" 2>/dev/null; wait "$LOCAL_PID" 2>/dev/null
+
 # A bad spec is refused, pointing at the bad item; the old spec stays.
 out=$(ctl attach 'lc-x,uid:nobody-at-all' 2>&1); rc=$?
 check "bad spec refused with exit 1 and the item named ($out)" \
