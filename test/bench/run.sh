@@ -15,5 +15,8 @@ echo
 echo "== certificate forging"
 "$B/bench/bench_certforge" 1
 echo
+echo "== TLS interception engine (decrypt + encrypt) vs a plain TLS connection"
+"$B/bench/bench_mitm" 2 64
+echo
 echo "== netstackd end to end"
 "$top/test/bench/netstack_bench.sh"
