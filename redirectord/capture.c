@@ -149,6 +149,8 @@ capture_close(struct capture *c)
 
 	rd_bpf_destroy(c->bpf);
 	c->bpf = NULL;
+	free(c->published);
+	c->published = NULL;
 	/* Run cgroups we made: remove those that emptied; a live one stays. */
 	for (i = 0; i < c->nruns; i++)
 		if (rmdir(c->runs[i].path) == -1 && errno != ENOENT)
@@ -211,6 +213,9 @@ publish(struct capture *c, const char *candidate, size_t user_start, char *err,
 	}
 	/* memmove: candidate may be c->spec itself. */
 	memmove(c->spec, candidate, strlen(candidate) + 1);
+	free(c->published);
+	c->published = spec;
+	spec = NULL;
 	rc = 0;
 out:
 	free(spec);
@@ -405,10 +410,48 @@ capture_run(struct capture *c, pid_t pid, char *cgroup, size_t len, char *err,
 	return 0;
 }
 
+/*
+ * cgroup: and unit: items name a directory, the programs match its id: a
+ * restarted service gets a new directory (same path, new id).  Resolve the
+ * spec again and publish it if any id moved.  A cgroup that is gone for
+ * now keeps its old rule (matching nothing) until it comes back.
+ */
+static void
+follow_cgroups(struct capture *c)
+{
+	struct rd_spec_resolver res = { .cgroup_root = c->root };
+	struct rd_spec_error e;
+	struct rd_spec *now;
+	size_t i;
+	int cgroups = 0;
+
+	if (c->published == NULL || c->spec[0] == '\0')
+		return;
+	for (i = 0; i < c->published->nrules; i++)
+		cgroups |= c->published->rules[i].kind == LC_RULE_CGROUP;
+	if (!cgroups || (now = calloc(1, sizeof(*now))) == NULL)
+		return;
+	if (rd_spec_parse(c->spec, &res, now, &e) == 0 &&
+	    (now->nrules != c->published->nrules ||
+	    memcmp(now->rules, c->published->rules,
+	    now->nrules * sizeof(now->rules[0])) != 0)) {
+		if (rd_bpf_set_spec(c->bpf, now) == 0) {
+			log_info("a cgroup in the spec was recreated; capture "
+			    "follows it");
+			free(c->published);
+			c->published = now;
+			return;
+		}
+	}
+	free(now);
+}
+
 void
 capture_reap(struct capture *c)
 {
 	size_t i = 0;
+
+	follow_cgroups(c);
 
 	while (i < c->nruns) {
 		struct capture_run *r = &c->runs[i];

@@ -44,6 +44,9 @@ struct capture {
 	bool		 fail_closed;
 	bool		 chain_up;	/* netstackd and proxyd both there */
 	bool		 enabled;	/* what the programs were last told */
+	/* The rules last published: a restarted unit gets a new cgroup id,
+	 * so capture_reap re-resolves the spec and compares. */
+	struct rd_spec	*published;
 };
 
 /* Everything a flow's owner record says, resolved for people. */
@@ -71,7 +74,10 @@ int	capture_detach(struct capture *, const char *spec, bool all, char *err,
 /* Move pid into a new run cgroup; its path (relative) into cgroup. */
 int	capture_run(struct capture *, pid_t pid, char *cgroup, size_t len,
 	    char *err, size_t errlen);
-/* Forget run cgroups that emptied (rmdir them); call periodically. */
+/*
+ * Forget run cgroups that emptied (rmdir them), and follow cgroups that were
+ * recreated (a restarted unit: same path, new id); call every second.
+ */
 void	capture_reap(struct capture *);
 
 /* netstackd and proxyd both connected or not: pause/resume (fail-open). */

@@ -152,6 +152,19 @@ wait_for "the run cgroups are removed once empty" sh -c \
     "! ls -d '$CG'/localcap-run.* >/dev/null 2>&1"
 check "...and their items left the spec" status_has '"spec":"lc-client"'
 
+# A cgroup item follows the cgroup when it is made again (a restarted
+# service: same path, new cgroup id).
+mkdir "$CG/svc"
+ctl attach "cgroup:$CGREL/svc" >/dev/null
+insvc() { $NSE sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG/svc" "$@"; }
+svc_echo() { insvc "$T/lc-other" "$CLIENT" tcp "$1" 7 --size 4096 --timeout 10 >"$T/out" 2>&1; }
+check "cgroup:PATH captures a process in that cgroup" svc_echo 10.99.0.20
+rmdir "$CG/svc" && mkdir "$CG/svc"
+sleep 1.5	# redirectord looks once a second
+check "...and still after the cgroup was made again (new id)" svc_echo 10.99.0.21
+ctl detach "cgroup:$CGREL/svc" >/dev/null
+rmdir "$CG/svc"
+
 # Detach.
 out=$(ctl detach lc-other 2>&1); rc=$?
 check "detaching what is not attached: exit 1, clear ($out)" \
