@@ -94,9 +94,56 @@ daemon_pid(const char *runtime_dir, const char *name)
 	return strcmp(comm, name) == 0 ? (pid_t)pid : 0;
 }
 
+/* The cgroup v2 mount, from /proc/self/mountinfo; -1 if none. */
+static int
+cgroup2_root(char *buf, size_t len)
+{
+	char line[4096], *sep, mnt[PATH_MAX], fstype[64];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int found = -1;
+
+	if (f == NULL)
+		return -1;
+	while (found == -1 && fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE ... */
+		if ((sep = strstr(line, " - ")) == NULL ||
+		    sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2") != 0)
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 &&
+		    strlen(mnt) < len) {
+			memcpy(buf, mnt, strlen(mnt) + 1);
+			found = 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * The daemons of an instance get a cgroup of their own, as systemd gives
+ * each unit one: redirectord then excludes that cgroup from capture, and
+ * not the session the user started `up` from (which would exclude every
+ * program in it).  One per runtime dir, so instances do not share it.
+ */
+static int
+daemon_cgroup(const char *runtime_dir, char *path, size_t len)
+{
+	char root[PATH_MAX];
+	uint32_t h = 2166136261u;
+	const char *p;
+
+	if (cgroup2_root(root, sizeof(root)) == -1)
+		return -1;
+	for (p = runtime_dir; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	if ((size_t)snprintf(path, len, "%s/localcap-daemons.%08x", root, h) >= len)
+		return -1;
+	return 0;
+}
+
 static pid_t
 spawn(const char *bindir, const char *name, char *const extra[], const char *logdir,
-    int foreground)
+    int foreground, const char *cgroup)
 {
 	char prog[PATH_MAX], log[PATH_MAX];
 	char *argv[24];
@@ -118,6 +165,18 @@ spawn(const char *bindir, const char *name, char *const extra[], const char *log
 		return pid;
 	if (!foreground)
 		(void)setsid();
+	if (cgroup) {
+		char procs[PATH_MAX + 16], me[16];
+		int n = snprintf(me, sizeof(me), "%d\n", (int)getpid());
+
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
+		if ((fd = open(procs, O_WRONLY | O_CLOEXEC)) == -1 ||
+		    write(fd, me, (size_t)n) != n)
+			fprintf(stderr, "localcapctl: %s: cannot join %s: %s\n", name,
+			    cgroup, strerror(errno));
+		if (fd != -1)
+			close(fd);
+	}
 	if ((fd = open("/dev/null", O_RDONLY)) != -1) {
 		dup2(fd, STDIN_FILENO);
 		close(fd);
@@ -169,7 +228,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
-	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX];
+	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX], cg[PATH_MAX];
 	char *rd_args[12], *ns_args[8], *px_args[10];
 	pid_t pids[NDAEMONS] = { 0 };
 	int fail_closed = 0, foreground = 0, c, i, n, running;
@@ -261,10 +320,19 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	}
 	px_args[n] = NULL;
 
+	if (daemon_cgroup(runtime_dir, cg, sizeof(cg)) == -1 ||
+	    (mkdir(cg, 0755) == -1 && errno != EEXIST)) {
+		fprintf(stderr, "localcapctl: warning: no cgroup of their own for "
+		    "the daemons (%s); capture may exclude the session you started "
+		    "them from\n", strerror(errno));
+		cg[0] = '\0';
+	}
+
 	/* proxyd and netstackd first: redirectord then finds its chain. */
-	pids[2] = spawn(bindir, "proxyd", px_args, logdir, foreground);
-	pids[1] = spawn(bindir, "netstackd", ns_args, logdir, foreground);
-	pids[0] = spawn(bindir, "redirectord", rd_args, logdir, foreground);
+	pids[2] = spawn(bindir, "proxyd", px_args, logdir, foreground, cg[0] ? cg : NULL);
+	pids[1] = spawn(bindir, "netstackd", ns_args, logdir, foreground, cg[0] ? cg : NULL);
+	pids[0] = spawn(bindir, "redirectord", rd_args, logdir, foreground,
+	    cg[0] ? cg : NULL);
 
 	deadline = now_ms() + UP_TIMEOUT_MS;
 	while ((running = ctl_daemons_running(sock)) != NDAEMONS) {
@@ -361,6 +429,14 @@ ctl_down(const char *runtime_dir)
 			    "5 s\n", daemon_names[i], (int)pids[i]);
 		else
 			printf("stopped %s (pid %d)\n", daemon_names[i], (int)pids[i]);
+	}
+	if (!left) {
+		char cg[PATH_MAX];
+
+		/* Their cgroup is empty now (it may take the kernel a moment). */
+		if (daemon_cgroup(runtime_dir, cg, sizeof(cg)) == 0)
+			for (i = 0; i < 20 && rmdir(cg) == -1 && errno == EBUSY; i++)
+				usleep(50000);
 	}
 	return left ? 1 : 0;
 }

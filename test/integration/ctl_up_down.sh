@@ -45,6 +45,10 @@ check "up starts the three daemons and says where things are" \
            echo \"\$1\" | grep -q 'logs  *$T/run/logs'" sh "$out"
 check "status: all three running" sh -c \
     "[ \$('$B/bin/localcapctl' -r '$T/run' --json status | grep -o '\"running\":true' | wc -l) -eq 3 ]"
+rd_cg=$(sed -n 's/^0:://p' "/proc/$(cat "$T/run/redirectord.pid")/cgroup")
+px_cg=$(sed -n 's/^0:://p' "/proc/$(cat "$T/run/proxyd.pid")/cgroup")
+check "the daemons run in a cgroup of their own ($rd_cg)" sh -c \
+    "echo '$rd_cg' | grep -q '^/localcap-daemons\.[0-9a-f]*\$' && [ '$rd_cg' = '$px_cg' ]"
 out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --cgroup "$CG" 2>&1)
 check "up again: already up, exit 0 ($out)" sh -c \
     "echo \"\$1\" | grep -q 'already up'" sh "$out"
@@ -63,6 +67,7 @@ for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
 check "...their processes are gone" test $alive -eq 0
 check "...and so are their sockets and pid files" sh -c \
     "! ls '$T/run/'*.sock '$T/run/'*.pid >/dev/null 2>&1"
+check "...and their cgroup" test ! -d "$(cgroup2_root)$rd_cg"
 out=$("$B/bin/localcapctl" -r "$T/run" down 2>&1)
 check "down again: not running, exit 0" sh -c \
     "echo \"\$1\" | grep -q 'not running'" sh "$out"
