@@ -201,6 +201,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.tcp.keepalive_probes = 2;
 	cfg.tcp.fin_wait_2_ms = 10000;
 	cfg.secret = 42;
+	/* Both Nagle settings get exercised without a format change. */
+	cfg.tcp.nagle = (size & 1) != 0;
 	cfg.output = check_output;
 	if ((s = ns_stack_new(&cfg)) == NULL)
 		return 0;
