@@ -108,6 +108,11 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 		json_string(st->spec);
 		printf(",\"note\":");
 		json_string(st->note);
+		printf(",\"attach_point\":");
+		json_string(st->attach_point);
+		printf(",\"tun\":");
+		json_string(st->tun_name);
+		printf(",\"tun_mtu\":%u", st->tun_mtu);
 		printf(",\"daemons\":[");
 		for (i = 0; i < st->n_daemons; i++) {
 			const Lc__DaemonStatus *d = st->daemons[i];
@@ -152,6 +157,11 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 	}
 	printf("capture      %s%s%s\n", st->capturing ? "on" : "off",
 	    st->note && st->note[0] ? " — " : "", st->note ? st->note : "");
+	if (st->attach_point && st->attach_point[0])
+		printf("attached at  %s (%s)\n", st->attach_point,
+		    st->fail_closed ? "fail-closed" : "fail-open");
+	if (st->tun_name && st->tun_name[0])
+		printf("TUN          %s, MTU %u\n", st->tun_name, st->tun_mtu);
 	if (st->spec && st->spec[0])
 		printf("spec         %s\n", st->spec);
 }

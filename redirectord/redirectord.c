@@ -172,6 +172,9 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
 	st->capturing = capture_active(&rd.cap) && rd.cap.spec[0] != '\0';
 	st->fail_closed = rd.cap.fail_closed;
 	st->runtime_dir = rd.d.runtime_dir;
+	st->attach_point = rd.cap.attach;
+	st->tun_name = rd.tun.name;
+	st->tun_mtu = rd.tun.mtu;
 	if (!rd.cap.chain_up)
 		st->note = (char *)(uintptr_t)(rd.cap.fail_closed ?
 		    "netstackd or proxyd is down: captured connections fail "

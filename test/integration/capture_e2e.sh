@@ -109,6 +109,8 @@ check "not attached: a connection to an unrouted address fails" \
 out=$(ctl attach lc-client)
 check "attach lc-client ($out)" test "$out" = "capturing: lc-client"
 check "status says capturing" status_has '"capturing":true,"fail_closed":false,"spec":"lc-client"'
+check "status names the attach point and the TUN" \
+    status_has "\"attach_point\":\"$CG\",\"tun\":\"localcap0\",\"tun_mtu\":65535"
 check "lc-client is captured: IPv4 echo through the TUN" echo_ok lc-client 10.99.0.1
 check "lc-client is captured: IPv6 echo through the TUN" echo_ok lc-client fd99::1
 check "lc-other is not captured" unreachable lc-other 10.99.0.2
