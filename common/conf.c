@@ -42,6 +42,7 @@ static const struct conf_key conf_schema[] = {
 	{ "cgroup",		CONF_PATH,	",redirectord,", 0, 0 },
 	{ "fail_closed",	CONF_BOOL,	",redirectord,", 0, 0 },
 	{ "user",		CONF_USER,	",netstackd,proxyd,", 0, 0 },
+	{ "netstack_user",	CONF_USER,	",redirectord,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };

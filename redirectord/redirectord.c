@@ -65,6 +65,10 @@ struct redirectord {
 	ev_timer		 reap;		/* run cgroups that emptied */
 	int			 addr_fd;	/* rtnetlink: address changes */
 	ev_io			 addr_io;
+	/* --netstack-user: the unprivileged user netstackd runs as. */
+	const char		*netstack_user;
+	int			 netstack_user_set;
+	unsigned		 netstack_uid, netstack_gid;
 };
 
 static struct redirectord rd = { .d = { .name = "redirectord" } };
@@ -78,7 +82,8 @@ static const char usage[] =
     TUN_DEFAULT_NAME ")\n"
     "  -m, --tun-mtu N         its MTU, 1280-65535 (default 65535)\n"
     "  -g, --cgroup PATH       attach capture here (default: the cgroup v2 root)\n"
-    "      --fail-closed       keep capturing while netstackd/proxyd are down\n";
+    "      --fail-closed       keep capturing while netstackd/proxyd are down\n"
+    "      --netstack-user NAME  the user netstackd runs as (may use data.sock)\n";
 
 static void
 print_version(void)
@@ -328,7 +333,8 @@ static int
 data_authorize(const struct ipc_cred *cred, void *arg)
 {
 	(void)arg;
-	return cred->uid == 0 || cred->uid == geteuid();
+	return cred->uid == 0 || cred->uid == geteuid() ||
+	    (rd.netstack_user_set && cred->uid == rd.netstack_uid);
 }
 
 /*
@@ -588,6 +594,7 @@ main(int argc, char *argv[])
 		{ "tun-mtu",	required_argument,	NULL, 'm' },
 		{ "cgroup",	required_argument,	NULL, 'g' },
 		{ "fail-closed", no_argument,		NULL, 'F' },
+		{ "netstack-user", required_argument,	NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct ipc_peer_config ctl_cfg = {
@@ -621,6 +628,8 @@ main(int argc, char *argv[])
 			rd.cgroup_opt = optarg;
 		else if (c == 'F')
 			rd.fail_closed_opt = 1;
+		else if (c == 'N')
+			rd.netstack_user = optarg;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "redirectord: unexpected argument '%s'\n", argv[optind]);
@@ -645,6 +654,17 @@ main(int argc, char *argv[])
 	if ((rd.data_listener = ipc_listen(loop, path, 0660, &data_cfg,
 	    data_authorize, NULL)) == NULL)
 		fatal("cannot listen on %s", path);
+	if (rd.netstack_user == NULL)
+		rd.netstack_user = conf_get(rd.d.conf, "redirectord", "netstack_user");
+	if (rd.netstack_user) {
+		/* netstackd, unprivileged, must be able to (re)connect. */
+		if (sandbox_lookup_user(rd.netstack_user, &rd.netstack_uid,
+		    &rd.netstack_gid) == -1)
+			fatalx("--netstack-user: unknown user '%s'", rd.netstack_user);
+		if (chown(path, 0, rd.netstack_gid) == -1)
+			fatal("chown %s", path);
+		rd.netstack_user_set = 1;
+	}
 	daemon_path(&rd.d, "ctl.sock", path, sizeof(path));
 	/* 0666: who may use it is decided by SO_PEERCRED, with a clear refusal. */
 	if ((rd.ctl_listener = ipc_listen(loop, path, 0666, &ctl_cfg,

@@ -18,6 +18,7 @@ BIN="$top/${BUILD:-build}/bin"
 T=$(mktemp -d /tmp/lc-daemons.XXXXXX)
 chmod 755 "$T"
 STATE="$T/state"
+mkdir -m 755 "$T/u"
 PROXYD_PID="" REDIRECTORD_PID="" NETSTACKD_PID=""
 passed=0 failed=0
 . "$top/test/lib.sh"
@@ -181,6 +182,30 @@ PROXYD_PID="" REDIRECTORD_PID="" NETSTACKD_PID=""
 check "all three exit 0 on SIGTERM (got $rcs)" test "$rcs" = "000"
 left=$(cd "$T" && ls *.sock *.pid 2>/dev/null)
 check "no socket or pid file left behind ($left)" test -z "$left"
+
+# netstackd as an unprivileged user: redirectord gives data.sock to that
+# user's group and accepts it, so netstackd reconnects after a redirectord
+# restart even though it is no longer root.
+if getent passwd nobody >/dev/null; then
+	"$BIN/proxyd" -f -r "$T/u" -s "$T/u/state" >>"$T/proxyd-u.log" 2>&1 &
+	U_PX=$!
+	unshare --net -- "$BIN/redirectord" -f -r "$T/u" -g "$CG" --netstack-user nobody \
+	    >>"$T/redirectord-u.log" 2>&1 &
+	U_RD=$!
+	"$BIN/netstackd" -f -r "$T/u" --user nobody >>"$T/netstackd-u.log" 2>&1 &
+	U_NS=$!
+	upu() { "$BIN/localcapctl" -r "$T/u" --json status 2>/dev/null |
+	    grep -q '"name":"netstackd","running":true'; }
+	wait_for "netstackd --user nobody connects" upu
+	check "...and runs as nobody" test "$(stat -c %U /proc/$U_NS)" = nobody
+	kill -9 "$U_RD"; wait "$U_RD" 2>/dev/null
+	unshare --net -- "$BIN/redirectord" -f -r "$T/u" -g "$CG" --netstack-user nobody \
+	    >>"$T/redirectord-u.log" 2>&1 &
+	U_RD=$!
+	wait_for "...and reconnects, unprivileged, to a restarted redirectord" upu
+	kill "$U_NS" "$U_RD" "$U_PX" 2>/dev/null
+	wait "$U_NS" "$U_RD" "$U_PX" 2>/dev/null
+fi
 
 # As a daemon (no -f): detaches, relative paths made absolute, pid file
 # names the detached process, SIGTERM removes it.
