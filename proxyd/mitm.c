@@ -25,6 +25,8 @@
  */
 #define MBEDTLS_ALLOW_PRIVATE_ACCESS
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/psa_util.h>
@@ -331,6 +334,55 @@ ticket_write_cb(void *p, const mbedtls_ssl_session *session, unsigned char *star
 	return mbedtls_ssl_ticket_write(&ctx->tickets, session, start, end, tlen, lifetime);
 }
 
+int
+mitm_read_ca_file(const char *path, unsigned char **buf, size_t *len, char *err,
+    size_t errlen)
+{
+	unsigned char *b = NULL, *nb;
+	size_t n = 0, cap = 0;
+	ssize_t got;
+	int fd;
+
+	*buf = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (cap - n < 4096) {
+			/* A trust bundle is a few hundred KiB; refuse the absurd. */
+			if (cap >= 16 * 1024 * 1024 ||
+			    (nb = realloc(b, cap ? cap * 2 : 256 * 1024)) == NULL) {
+				seterr(err, errlen, "%s: too large or out of memory", path);
+				goto fail;
+			}
+			b = nb;
+			cap = cap ? cap * 2 : 256 * 1024;
+		}
+		got = read(fd, b + n, cap - n - 1);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1) {
+			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	b[n] = '\0';
+	*buf = b;
+	/* mbedtls_x509_crt_parse wants PEM's NUL counted, and DER without it. */
+	*len = memmem(b, n, "-----BEGIN", 10) != NULL ? n + 1 : n;
+	return 0;
+fail:
+	close(fd);
+	free(b);
+	return -1;
+}
+
 struct mitm_ctx *
 mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, size_t errlen)
 {
@@ -357,7 +409,15 @@ mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, si
 	mbedtls_ssl_ticket_init(&ctx->tickets);
 
 	sys = opt->system_ca_file != NULL ? opt->system_ca_file : MITM_SYSTEM_CA_FILE;
-	if (sys[0] != '\0') {
+	if (opt->system_ca_buf != NULL) {
+		if ((ret = mbedtls_x509_crt_parse(&ctx->trust, opt->system_ca_buf,
+		    opt->system_ca_len)) < 0) {
+			tls_strerror(ret, ebuf, sizeof(ebuf));
+			seterr(err, errlen, "%s: %s", sys, ebuf);
+			goto fail;
+		}
+		ctx->have_trust = true;
+	} else if (sys[0] != '\0') {
 		/* > 0: some certificates of the bundle did not parse; skip them,
 		 * as every TLS library does with a system store. */
 		if ((ret = mbedtls_x509_crt_parse_file(&ctx->trust, sys)) < 0) {
@@ -367,14 +427,20 @@ mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, si
 		}
 		ctx->have_trust = true;
 	}
-	if (opt->extra_ca_file != NULL && opt->extra_ca_file[0] != '\0') {
-		if ((ret = mbedtls_x509_crt_parse_file(&ctx->trust, opt->extra_ca_file)) != 0) {
+	if (opt->extra_ca_buf != NULL || (opt->extra_ca_file != NULL &&
+	    opt->extra_ca_file[0] != '\0')) {
+		const char *name = opt->extra_ca_file ? opt->extra_ca_file : "extra CA";
+
+		ret = opt->extra_ca_buf != NULL ? mbedtls_x509_crt_parse(&ctx->trust,
+		    opt->extra_ca_buf, opt->extra_ca_len) :
+		    mbedtls_x509_crt_parse_file(&ctx->trust, opt->extra_ca_file);
+		if (ret != 0) {
 			if (ret > 0)
 				seterr(err, errlen, "%s: %d certificate(s) did not parse",
-				    opt->extra_ca_file, ret);
+				    name, ret);
 			else {
 				tls_strerror(ret, ebuf, sizeof(ebuf));
-				seterr(err, errlen, "%s: %s", opt->extra_ca_file, ebuf);
+				seterr(err, errlen, "%s: %s", name, ebuf);
 			}
 			goto fail;
 		}

@@ -49,6 +49,15 @@ enum mitm_cipher_pref {
 struct mitm_options {
 	const char	*system_ca_file;	/* NULL: MITM_SYSTEM_CA_FILE; "" none */
 	const char	*extra_ca_file;		/* --upstream-ca, or NULL */
+	/*
+	 * The same as bytes already in memory (PEM NUL-terminated, len counting
+	 * the NUL, or DER), used instead of the file when set: proxyd reads its
+	 * trust files before it enters its sandbox, where it cannot open them.
+	 */
+	const unsigned char *system_ca_buf;
+	size_t		 system_ca_len;
+	const unsigned char *extra_ca_buf;
+	size_t		 extra_ca_len;
 	bool		 insecure;		/* --upstream-insecure: record, don't refuse */
 	bool		 allow_h2;		/* offer h2 upstream (no h2 layer yet: false) */
 	enum mitm_cipher_pref cipher_pref;
@@ -69,6 +78,13 @@ struct mitm_ctx;
 struct mitm_ctx *mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf,
 	    char *err, size_t errlen);
 void	mitm_ctx_free(struct mitm_ctx *ctx);
+
+/*
+ * Read a CA file (a bundle) into memory for system_ca_buf / extra_ca_buf:
+ * malloc'd, NUL-terminated, *len counts the NUL.  0, or -1 with err set.
+ */
+int	mitm_read_ca_file(const char *path, unsigned char **buf, size_t *len,
+	    char *err, size_t errlen);
 
 /* Upstream sessions currently cached, and how many handshakes resumed. */
 struct mitm_ctx_stats {
