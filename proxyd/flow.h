@@ -82,6 +82,19 @@ struct flow_record {
 	enum flow_end	end;
 	int		error;		/* errno behind end, 0 if none */
 	char		source_reason[32];	/* FlowClosed's reason, if any */
+	/*
+	 * TLS, for the ring (the flow store gets every fact): what the flow
+	 * was once detected, its SNI, the versions each leg negotiated
+	 * (static strings), whether it passed through undecrypted, and the
+	 * MITM engine's error (enum mitm_error, 0 none).
+	 */
+	const char	*protocol;	/* NULL (raw, not inspected), "tls" */
+	char		tls_sni[256];
+	const char	*tls_version;
+	const char	*upstream_tls_version;
+	unsigned	tls_passthrough:1;
+	unsigned	tls_upstream_verified:1;
+	int		tls_error;
 };
 
 /*

@@ -33,12 +33,21 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proxyd/detect.h"
+#include "proxyd/mitm.h"
+#include "proxyd/passmap.h"
 #include "proxyd/relay.h"
 #include "proxyd/store.h"
+#include "proxyd/tlshello.h"
 
 #define RELAY_HASH_BUCKETS	1024	/* (source, flow id) -> flow */
 #define UDP_MAX_DGRAM		65536
 #define UDP_BATCH		64	/* datagrams per readiness event */
+/*
+ * Upstream connect failed before the app sent anything: how long (s) to
+ * wait for a ClientHello that would get a 502 rather than a reset.
+ */
+#define CONNECT_GRACE		0.25
 
 /* A flow's place in one deadline list. */
 struct dl_entry {
@@ -90,6 +99,22 @@ struct rflow {
 	TAILQ_ENTRY(rflow)	 all;
 	struct rflow		*hnext;
 	int64_t			 store_row;	/* its row in the flow store, or 0 */
+	/*
+	 * TLS.  While detecting, the app's first bytes wait in a2u (nothing
+	 * goes upstream) until they are known to be a ClientHello or not;
+	 * then either m takes the flow or it goes on raw.
+	 */
+	unsigned		 detecting:1;
+	unsigned		 answered:1;	/* upstream failed: client answered */
+	unsigned		 client_done:1;	/* ... or its stream ended first */
+	unsigned		 tls_shut[2];	/* close_notify sent towards side */
+	int			 connect_err;	/* connect failed while detecting */
+	ev_timer		 grace;		/* ... how long to wait for a hello */
+	struct mitm		*m;
+	char			 host[PASSMAP_KEY_MAX];	/* passthrough key */
+	uint8_t			 probe[256];	/* client plaintext after an
+						 * upstream failure: HTTP? */
+	size_t			 probe_len;
 };
 
 struct relay {
@@ -109,10 +134,13 @@ struct relay {
 	void			*on_change_arg;
 	ev_tstamp		 refusal_logged;	/* loop time */
 	unsigned		 refusals_unlogged;
+	struct passmap		 pass;		/* hosts passed through for now */
 };
 
 static void	flow_end(struct rflow *, enum flow_end, int error);
 static void	tcp_settle(struct rflow *);
+static int	tls_run(struct rflow *);
+static int	tls_connect_failed(struct rflow *, int err);
 
 /* --- small things ------------------------------------------------------------ */
 
@@ -268,6 +296,11 @@ dlist_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	    d->stamp + l->timeout <= now + 0.0005) {
 		TAILQ_REMOVE(&l->head, d, e);
 		d->list = NULL;
+		/* An intercepted client still gets told why (a 502). */
+		if (l->why == FLOW_END_CONNECT_TIMEOUT && d->flow->m != NULL) {
+			(void)tls_connect_failed(d->flow, ETIMEDOUT);
+			continue;
+		}
 		flow_end(d->flow, l->why, l->why == FLOW_END_CONNECT_TIMEOUT ?
 		    ETIMEDOUT : 0);
 	}
@@ -392,11 +425,62 @@ log_end(const struct rflow *f)
 	    (double)(rec->end_us - rec->meta.start_us) / 1e6);
 }
 
+/*
+ * The TLS facts of a flow for the store, also copied into its record for
+ * the ring; NULL when the flow was not TLS.
+ */
+static const struct store_flow_facts *
+tls_facts(struct rflow *f, struct store_flow_facts *fa)
+{
+	const struct mitm_info *in;
+
+	if (f->m == NULL && !f->rec.tls_passthrough)
+		return NULL;
+	memset(fa, 0, sizeof(*fa));
+	fa->retransmits = fa->rtt_us = -1;
+	fa->protocol = "tls";
+	if (f->m == NULL) {
+		fa->sni = f->rec.tls_sni[0] ? f->rec.tls_sni : NULL;
+		fa->passthrough_reason = "client refused our certificate for "
+		    "this host earlier";
+		return fa;
+	}
+	in = mitm_get_info(f->m);
+	snprintf(f->rec.tls_sni, sizeof(f->rec.tls_sni), "%s", in->sni);
+	f->rec.tls_version = in->client_version;
+	f->rec.upstream_tls_version = in->upstream_version;
+	f->rec.tls_upstream_verified = in->upstream_verified;
+	f->rec.tls_error = (int)in->error;
+	fa->tls_version = in->client_version;
+	fa->tls_cipher = in->client_cipher;
+	fa->tls_resumed = in->client_resumed;
+	fa->upstream_tls_version = in->upstream_version;
+	fa->upstream_tls_cipher = in->upstream_cipher;
+	fa->upstream_resumed = in->upstream_resumed;
+	fa->sni = in->sni[0] ? in->sni : NULL;
+	fa->alpn = in->alpn[0] ? in->alpn : NULL;
+	fa->client_alpn_offer = in->client_alpn_offer[0] ?
+	    in->client_alpn_offer : NULL;
+	if (in->upstream_der != NULL) {
+		fa->server_cert_subject = in->upstream_subject;
+		fa->server_cert_issuer = in->upstream_issuer;
+		fa->server_cert_sha256 = in->upstream_sha256;
+		fa->server_cert_der = in->upstream_der;
+		fa->server_cert_der_len = in->upstream_der_len;
+		fa->server_cert_verified = in->upstream_verified ? 1 : -1;
+	}
+	fa->error = in->error != MITM_ERR_NONE ? in->reason : NULL;
+	fa->tls_handshake_us = in->handshake_us;
+	return fa;
+}
+
 static void
 flow_end(struct rflow *f, enum flow_end end, int error)
 {
 	struct relay *r = f->relay;
 	int tcp = f->rec.meta.transport == FLOW_TCP;
+	struct store_flow_facts facts;
+	const struct store_flow_facts *fp;
 
 	f->rec.end = end;
 	if (error)
@@ -439,6 +523,7 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 	case FLOW_END_SOURCE_CLOSED:
 		break;
 	}
+	ev_timer_stop(r->loop, &f->grace);
 	side_close(r, &f->app);
 	side_close(r, &f->up);
 	rbuf_release(r, &f->a2u);
@@ -448,8 +533,11 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 	hash_remove(r, f);
 	TAILQ_REMOVE(&r->flows, f, all);
 	r->stats.flows_active--;
+	fp = tls_facts(f, &facts);
 	log_end(f);
-	(void)store_flow_end(r->cfg.store, f->store_row, &f->rec, NULL);
+	(void)store_flow_end(r->cfg.store, f->store_row, &f->rec, fp);
+	mitm_free(f->m);
+	f->m = NULL;
 	flow_ring_push(&r->ring, &f->rec);
 	flow_meta_clear(&f->rec.meta);
 	free(f);
@@ -581,7 +669,11 @@ tcp_settle(struct rflow *f)
 	struct relay *r = f->relay;
 	size_t cap = r->cfg.bufsize;
 
-	if (!f->connecting) {
+	if (f->m != NULL) {
+		(void)tls_run(f);
+		return;
+	}
+	if (!f->connecting && !f->detecting) {
 		if (f->app.eof && f->a2u.len == 0 && !f->up.shut_wr) {
 			(void)shutdown(f->up.fd, SHUT_WR);
 			f->up.shut_wr = 1;
@@ -598,10 +690,417 @@ tcp_settle(struct rflow *f)
 		}
 	}
 	watch(r->loop, &f->app.rd, !f->app.eof && f->a2u.len < cap);
-	watch(r->loop, &f->up.wr, f->connecting || f->a2u.len > 0);
-	watch(r->loop, &f->up.rd, !f->connecting && !f->up.eof &&
-	    f->u2a.len < cap);
+	/* While detecting, the up socket may be gone (connect_err). */
+	watch(r->loop, &f->up.wr, f->up.fd != -1 && (f->connecting ||
+	    (!f->detecting && f->a2u.len > 0)));
+	watch(r->loop, &f->up.rd, f->up.fd != -1 && !f->connecting &&
+	    !f->up.eof && f->u2a.len < cap);
 	watch(r->loop, &f->app.wr, f->u2a.len > 0);
+}
+
+/* --- TLS interception ------------------------------------------------------------ */
+
+static struct side *
+tls_side(struct rflow *f, int s)
+{
+	return s == MITM_CLIENT ? &f->app : &f->up;
+}
+
+/* The end a broken leg gives: which side failed decides who is reset. */
+static enum flow_end
+tls_failure_end(const struct mitm_info *in)
+{
+	switch (in->error) {
+	case MITM_ERR_UPSTREAM_CONNECT:
+	case MITM_ERR_UPSTREAM_HANDSHAKE:
+	case MITM_ERR_UPSTREAM_CERT:
+		return FLOW_END_UPSTREAM_RESET;
+	case MITM_ERR_FORGE:
+	case MITM_ERR_INTERNAL:
+		return FLOW_END_INTERNAL;
+	case MITM_ERR_PROTOCOL:
+		return strncmp(in->reason, "upstream", 8) == 0 ?
+		    FLOW_END_UPSTREAM_RESET : FLOW_END_APP_RESET;
+	default:
+		return FLOW_END_APP_RESET;
+	}
+}
+
+/*
+ * The client leg failed (or the established flow broke).  A client that
+ * refused our certificate makes its host pass through from now on.
+ */
+static void
+tls_fail(struct rflow *f)
+{
+	struct relay *r = f->relay;
+	const struct mitm_info *in = mitm_get_info(f->m);
+
+	if (in->error == MITM_ERR_CLIENT_REJECTED) {
+		r->stats.tls_client_rejected++;
+		if (r->pass.cap > 0 && !passmap_has(&r->pass, f->host,
+		    ev_now(r->loop))) {
+			log_info("flow %llu: %s; passing %s through for %.0f s",
+			    (unsigned long long)f->rec.id, in->reason, f->host,
+			    r->cfg.passthrough_ttl);
+			passmap_add(&r->pass, f->host, ev_now(r->loop) +
+			    r->cfg.passthrough_ttl);
+		}
+	}
+	flow_end(f, tls_failure_end(in), 0);
+}
+
+/*
+ * A socket of the flow failed (reset, EPIPE).  The engine is told it is
+ * over, so that a client that left right after our certificate still
+ * counts as a rejection; the other side is reset as in the raw relay.
+ */
+static void
+tls_side_broken(struct rflow *f, int s, int err)
+{
+	struct side *sd = tls_side(f, s);
+
+	if (!sd->eof) {
+		mitm_in_eof(f->m, (enum mitm_side)s);
+		sd->eof = 1;
+	}
+	(void)mitm_step(f->m);
+	f->rec.error = err;
+	if (mitm_get_info(f->m)->error != MITM_ERR_NONE) {
+		tls_fail(f);
+		return;
+	}
+	flow_end(f, s == MITM_CLIENT ? FLOW_END_APP_RESET :
+	    FLOW_END_UPSTREAM_RESET, err);
+}
+
+/*
+ * The upstream failed but the client's handshake with us completed
+ * (MITM_UPSTREAM_FAILED).  Look at the client's first plaintext: an HTTP
+ * request gets a 502 whose body is the reason, then close_notify; anything
+ * else just the close_notify.  Returns whether anything moved.
+ */
+static int
+tls_answer(struct rflow *f)
+{
+	const struct mitm_info *in = mitm_get_info(f->m);
+	char page[768], body[300];
+	uint8_t sink[4096];
+	enum detect_proto d;
+	int progress = 0;
+	ssize_t n;
+
+	if (f->answered) {
+		/* What the client still sends is for no one. */
+		while ((n = mitm_read(f->m, MITM_CLIENT, sink, sizeof(sink))) > 0)
+			progress = 1;
+		return progress;
+	}
+	while (!f->client_done && f->probe_len < sizeof(f->probe)) {
+		n = mitm_read(f->m, MITM_CLIENT, f->probe + f->probe_len,
+		    sizeof(f->probe) - f->probe_len);
+		if (n == MITM_AGAIN)
+			break;
+		progress = 1;
+		if (n <= 0)
+			f->client_done = 1;
+		else
+			f->probe_len += (size_t)n;
+	}
+	d = f->probe_len > 0 ? detect_tcp(f->probe, f->probe_len) :
+	    DETECT_NEED_MORE;
+	if (d == DETECT_NEED_MORE && !f->client_done &&
+	    f->probe_len < sizeof(f->probe))
+		return progress;
+	/* A request line longer than the probe is still HTTP-shaped. */
+	if (d == DETECT_HTTP1 || (d == DETECT_NEED_MORE && !f->client_done)) {
+		snprintf(body, sizeof(body), "localcap: %s\n", in->reason);
+		snprintf(page, sizeof(page), "HTTP/1.1 502 Bad Gateway\r\n"
+		    "Content-Type: text/plain; charset=utf-8\r\n"
+		    "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+		    strlen(body), body);
+		if (mitm_write(f->m, MITM_CLIENT, page, strlen(page)) <= 0)
+			return progress;	/* no room yet: next time */
+	}
+	f->answered = 1;
+	f->tls_shut[MITM_CLIENT] = 1;
+	(void)mitm_shutdown(f->m, MITM_CLIENT);
+	return 1;
+}
+
+/*
+ * Move ciphertext between the sockets and the engine, and plaintext across
+ * (mitm_relay: bounded by the engine's buffers, so a slow reader stops the
+ * writer end to end, as in the raw relay), until nothing moves; then set
+ * the watchers from what the engine wants.  -1 if the flow ended (freed).
+ */
+static int
+tls_run(struct rflow *f)
+{
+	struct relay *r = f->relay;
+	struct mitm *m = f->m;
+	enum mitm_status st = MITM_HANDSHAKING;
+	size_t lc, lu;
+	unsigned w;
+	int round, s;
+
+	for (round = 0; round < 64; round++) {
+		int progress = 0;
+
+		w = mitm_wants(m);
+		for (s = 0; s < 2; s++) {
+			struct side *sd = tls_side(f, s);
+			unsigned char *p;
+			size_t space;
+			ssize_t n;
+
+			if (sd->fd == -1 || sd->eof || !(w & MITM_WANT_READ(s)) ||
+			    (s == MITM_UPSTREAM && f->connecting))
+				continue;
+			if (s == MITM_CLIENT && f->a2u.len > 0) {
+				/* The bytes detection held back go first. */
+				size_t k = mitm_feed(m, MITM_CLIENT, f->a2u.data +
+				    f->a2u.head, f->a2u.len);
+
+				f->a2u.head += k;
+				f->a2u.len -= k;
+				r->stats.buffered -= k;
+				if (f->a2u.len == 0)
+					rbuf_release(r, &f->a2u);
+				progress |= k > 0;
+				continue;
+			}
+			if ((space = mitm_in_space(m, (enum mitm_side)s, &p)) == 0)
+				continue;
+			n = recv(sd->fd, p, space, MSG_DONTWAIT);
+			if (n > 0) {
+				mitm_in_commit(m, (enum mitm_side)s, (size_t)n);
+				if (s == MITM_CLIENT) {
+					f->rec.bytes_from_app += (size_t)n;
+					r->stats.bytes_from_app += (size_t)n;
+					flow_keep_first(f->rec.first_from_app,
+					    &f->rec.first_from_app_len, p, (size_t)n);
+				}
+				dlist_touch(&r->tcp_idle, &f->idle_dl);
+				progress = 1;
+			} else if (n == 0) {
+				mitm_in_commit(m, (enum mitm_side)s, 0);
+				mitm_in_eof(m, (enum mitm_side)s);
+				sd->eof = 1;
+				progress = 1;
+			} else {
+				mitm_in_commit(m, (enum mitm_side)s, 0);
+				if (errno != EAGAIN && errno != EINTR) {
+					tls_side_broken(f, s, errno);
+					return -1;
+				}
+			}
+		}
+		st = mitm_step(m);
+		if (st == MITM_ESTABLISHED) {
+			unsigned eofs = 0;
+			ssize_t n = mitm_relay(m, &eofs);
+
+			if (n == MITM_ERROR) {
+				tls_fail(f);
+				return -1;
+			}
+			progress |= n > 0;
+			for (s = 0; s < 2; s++) {
+				if ((eofs & (1u << s)) && !f->tls_shut[!s]) {
+					f->tls_shut[!s] = 1;
+					(void)mitm_shutdown(m, (enum mitm_side)!s);
+					progress = 1;
+				}
+			}
+		} else if (st == MITM_UPSTREAM_FAILED)
+			progress |= tls_answer(f);
+		for (s = 0; s < 2; s++) {
+			struct side *sd = tls_side(f, s);
+			const unsigned char *p;
+			size_t len;
+			ssize_t n;
+
+			p = mitm_out_peek(m, (enum mitm_side)s, &len);
+			if (len == 0 || sd->fd == -1 ||
+			    (s == MITM_UPSTREAM && f->connecting))
+				continue;
+			n = send(sd->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n > 0) {
+				if (s == MITM_CLIENT) {
+					f->rec.bytes_to_app += (size_t)n;
+					r->stats.bytes_to_app += (size_t)n;
+					flow_keep_first(f->rec.first_to_app,
+					    &f->rec.first_to_app_len, p, (size_t)n);
+				}
+				mitm_out_consume(m, (enum mitm_side)s, (size_t)n);
+				dlist_touch(&r->tcp_idle, &f->idle_dl);
+				progress = 1;
+			} else if (n == -1 && errno != EAGAIN && errno != EINTR &&
+			    errno != ENOBUFS) {
+				tls_side_broken(f, s, errno);
+				return -1;
+			}
+		}
+		if (!progress)
+			break;
+	}
+
+	/* A TLS half-close reaches the wire once its close_notify is out. */
+	for (s = 0; s < 2; s++) {
+		struct side *sd = tls_side(f, s);
+		size_t len;
+
+		(void)mitm_out_peek(m, (enum mitm_side)s, &len);
+		if (f->tls_shut[s] && len == 0 && sd->fd != -1 && !sd->shut_wr) {
+			(void)shutdown(sd->fd, SHUT_WR);
+			sd->shut_wr = 1;
+		}
+	}
+	(void)mitm_out_peek(m, MITM_CLIENT, &lc);
+	(void)mitm_out_peek(m, MITM_UPSTREAM, &lu);
+	switch (st) {
+	case MITM_FAILED:
+		/* Flush the alert to the client first, if it can take it. */
+		if (lc == 0 || f->app.fd == -1 || f->app.eof) {
+			tls_fail(f);
+			return -1;
+		}
+		break;
+	case MITM_UPSTREAM_FAILED:
+		if (f->answered && lc == 0) {
+			const struct mitm_info *in = mitm_get_info(f->m);
+
+			r->stats.tls_upstream_failed++;
+			/* An orderly close: the 502 must not be cut by a reset. */
+			side_close(r, &f->app);
+			flow_end(f, in->error == MITM_ERR_UPSTREAM_CONNECT ?
+			    FLOW_END_CONNECT_FAILED : FLOW_END_UPSTREAM_RESET, 0);
+			return -1;
+		}
+		break;
+	case MITM_ESTABLISHED:
+		if (f->app.shut_wr && f->up.shut_wr) {
+			flow_end(f, FLOW_END_CLOSED, 0);
+			return -1;
+		}
+		break;
+	case MITM_HANDSHAKING:
+		break;
+	}
+	w = mitm_wants(m);
+	watch(r->loop, &f->app.rd, f->app.fd != -1 && !f->app.eof &&
+	    (w & MITM_WANT_READ_CLIENT));
+	watch(r->loop, &f->app.wr, f->app.fd != -1 && lc > 0);
+	watch(r->loop, &f->up.rd, f->up.fd != -1 && !f->connecting &&
+	    !f->up.eof && (w & MITM_WANT_READ_UPSTREAM));
+	watch(r->loop, &f->up.wr, f->up.fd != -1 && (f->connecting || lu > 0));
+	return 0;
+}
+
+/* The upstream could not be reached: the engine tells the client.  -1 if
+ * the flow ended. */
+static int
+tls_connect_failed(struct rflow *f, int err)
+{
+	char why[160], dst[64];
+
+	f->connecting = 0;
+	f->rec.error = err;
+	dlist_remove(&f->connect_dl);
+	side_close(f->relay, &f->up);
+	snprintf(why, sizeof(why), "connect to %s: %s",
+	    flow_addr_str(&f->rec.meta.dst, dst, sizeof(dst)), strerror(err));
+	mitm_upstream_failed(f->m, why);
+	return tls_run(f);
+}
+
+/* Connect failed and the client said nothing in time: not for a 502. */
+static void
+grace_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct rflow *f = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (f->detecting && f->a2u.len == 0)
+		flow_end(f, FLOW_END_CONNECT_FAILED, f->connect_err);
+}
+
+/*
+ * The app's first bytes are in a2u (from offset 0: nothing has left it
+ * yet).  Decide: a ClientHello goes to the engine, unless its host is being
+ * passed through; anything else, or a hello that does not come complete
+ * within the buffer, is relayed raw.  Non-TLS flows are decided on their
+ * first byte, so a protocol that sends a few bytes and waits is not held.
+ * -1 if the flow ended (freed).
+ */
+static int
+detect_step(struct rflow *f)
+{
+	struct relay *r = f->relay;
+	const uint8_t *p = f->a2u.data;
+	size_t n = f->a2u.len, full = r->cfg.bufsize;
+	struct tls_client_hello ch;
+	enum tlshello_result hr;
+	char addr[64], *colon;
+
+	if (n == 0 && !f->app.eof)
+		return 0;
+	if (n == 0 || p[0] != 0x16)
+		goto raw;
+	switch (detect_tcp(p, n)) {
+	case DETECT_NEED_MORE:
+		if (!f->app.eof && n < full)
+			return 0;
+		goto raw;
+	case DETECT_TLS:
+		break;
+	default:
+		goto raw;
+	}
+	hr = tlshello_parse(p, n, &ch);
+	if (hr == TLSHELLO_NEED_MORE && !f->app.eof && n < full) {
+		tlshello_free(&ch);
+		return 0;
+	}
+	/* The host a rejection is remembered by: the SNI, else the address. */
+	if (hr == TLSHELLO_OK && ch.sni[0] != '\0')
+		passmap_key(f->host, ch.sni);
+	else {
+		flow_addr_str(&f->rec.meta.dst, addr, sizeof(addr));
+		if ((colon = strrchr(addr, ':')) != NULL)
+			*colon = '\0';
+		passmap_key(f->host, addr);
+	}
+	tlshello_free(&ch);
+	f->rec.protocol = "tls";
+	f->detecting = 0;
+	if (passmap_has(&r->pass, f->host, ev_now(r->loop))) {
+		f->rec.tls_passthrough = 1;
+		snprintf(f->rec.tls_sni, sizeof(f->rec.tls_sni), "%s", f->host);
+		r->stats.tls_passthrough++;
+		goto decided;
+	}
+	if ((f->m = mitm_new(r->cfg.mitm, f->rec.meta.dst.addr,
+	    f->rec.meta.dst.family == AF_INET ? 4 : 16,
+	    f->rec.meta.dst.port)) == NULL) {
+		flow_end(f, FLOW_END_INTERNAL, ENOMEM);
+		return -1;
+	}
+	r->stats.tls_intercepted++;
+	if (f->connect_err)
+		return tls_connect_failed(f, f->connect_err);
+	return tls_run(f);
+
+raw:
+	f->detecting = 0;
+decided:
+	if (f->connect_err) {
+		flow_end(f, FLOW_END_CONNECT_FAILED, f->connect_err);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -611,10 +1110,19 @@ tcp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (f->m != NULL) {
+		(void)tls_run(f);
+		return;
+	}
 	if (tcp_read(f, &f->app, &f->a2u, 1) == -1)
 		return;
+	if (f->detecting && detect_step(f) == -1)
+		return;
+	if (f->m != NULL)
+		return;		/* tls_run has run */
 	/* Pass it on at once rather than a loop iteration later. */
-	if (!f->connecting && tcp_write(f, &f->up, &f->a2u, 0) == -1)
+	if (!f->connecting && !f->detecting &&
+	    tcp_write(f, &f->up, &f->a2u, 0) == -1)
 		return;
 	tcp_settle(f);
 }
@@ -626,8 +1134,15 @@ tcp_up_readable(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (f->m != NULL) {
+		(void)tls_run(f);
+		return;
+	}
 	if (tcp_read(f, &f->up, &f->u2a, 0) == -1)
 		return;
+	/* A server that speaks first is not answering a ClientHello. */
+	if (f->detecting && f->u2a.len > 0)
+		f->detecting = 0;
 	if (tcp_write(f, &f->app, &f->u2a, 1) == -1)
 		return;
 	tcp_settle(f);
@@ -640,6 +1155,10 @@ tcp_app_writable(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (f->m != NULL) {
+		(void)tls_run(f);
+		return;
+	}
 	if (tcp_write(f, &f->app, &f->u2a, 1) == -1)
 		return;
 	tcp_settle(f);
@@ -661,12 +1180,36 @@ tcp_up_writable(struct ev_loop *loop, ev_io *w, int revents)
 		if (err == EINPROGRESS || err == EALREADY)
 			return;
 		if (err != 0) {
+			if (f->m != NULL) {
+				(void)tls_connect_failed(f, err);
+				return;
+			}
+			if (f->detecting) {
+				/*
+				 * A ClientHello still gets a 502; decide first.
+				 * A client that has sent nothing yet gets a
+				 * moment to do so, then the reset it would get
+				 * without interception.
+				 */
+				f->connect_err = err;
+				f->connecting = 0;
+				dlist_remove(&f->connect_dl);
+				side_close(f->relay, &f->up);
+				if (f->a2u.len == 0)
+					ev_timer_start(f->relay->loop, &f->grace);
+				tcp_settle(f);
+				return;
+			}
 			flow_end(f, FLOW_END_CONNECT_FAILED, err);
 			return;
 		}
 		tcp_connected(f);
 	}
-	if (tcp_write(f, &f->up, &f->a2u, 0) == -1)
+	if (f->m != NULL) {
+		(void)tls_run(f);
+		return;
+	}
+	if (!f->detecting && tcp_write(f, &f->up, &f->a2u, 0) == -1)
 		return;
 	tcp_settle(f);
 }
@@ -818,6 +1361,8 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 		f->rec.meta.start_us = realtime_us();
 	f->started = ev_now(r->loop);
 	f->source = source;
+	/* With interception on, a TCP flow's first bytes are looked at. */
+	f->detecting = tcp && r->cfg.mitm != NULL;
 	f->connect_dl.flow = f->idle_dl.flow = f;
 	TAILQ_INSERT_TAIL(&r->flows, f, all);
 	/* In the store from its start, so `localcapctl flows` can see it. */
@@ -839,6 +1384,8 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 	ev_io_init(&f->app.wr, tcp_app_writable, fd, EV_WRITE);
 	ev_io_init(&f->up.wr, tcp_up_writable, f->up.fd, EV_WRITE);
 	f->app.rd.data = f->up.rd.data = f->app.wr.data = f->up.wr.data = f;
+	ev_timer_init(&f->grace, grace_expired, CONNECT_GRACE, 0);
+	f->grace.data = f;
 
 	sslen = flow_addr_sockaddr(&f->rec.meta.dst, &ss);
 	rc = connect(f->up.fd, (struct sockaddr *)&ss, sslen);
@@ -953,6 +1500,8 @@ relay_config_default(struct relay_config *c)
 	c->dns_idle_timeout = 30;
 	c->bufsize = 128 * 1024;
 	c->ring_size = 1024;
+	c->passthrough_max = PASSMAP_DEFAULT_CAP;
+	c->passthrough_ttl = PASSMAP_DEFAULT_TTL;
 }
 
 struct relay *
@@ -967,7 +1516,9 @@ relay_new(struct ev_loop *loop, const struct relay_config *cfg)
 	if (r->cfg.bufsize < 4096)
 		r->cfg.bufsize = 4096;
 	if ((r->dgram = malloc(UDP_MAX_DGRAM)) == NULL ||
+	    passmap_init(&r->pass, r->cfg.passthrough_max) == -1 ||
 	    flow_ring_init(&r->ring, r->cfg.ring_size) == -1) {
+		passmap_free(&r->pass);
 		free(r->dgram);
 		free(r);
 		return NULL;
@@ -989,6 +1540,12 @@ relay_set_store(struct relay *r, struct store *store)
 }
 
 void
+relay_set_mitm(struct relay *r, struct mitm_ctx *ctx)
+{
+	r->cfg.mitm = ctx;
+}
+
+void
 relay_free(struct relay *r)
 {
 	struct rflow *f;
@@ -1003,6 +1560,7 @@ relay_free(struct relay *r)
 	ev_timer_stop(r->loop, &r->udp_idle.timer);
 	ev_timer_stop(r->loop, &r->dns_idle.timer);
 	flow_ring_free(&r->ring);
+	passmap_free(&r->pass);
 	free(r->dgram);
 	free(r);
 }

@@ -26,6 +26,7 @@
 #include "proxyd/flow.h"
 
 struct store;
+struct mitm_ctx;
 
 struct relay_config {
 	double	connect_timeout;	/* seconds; default 10 */
@@ -35,6 +36,15 @@ struct relay_config {
 	size_t	bufsize;		/* bytes buffered per direction; 128 KiB */
 	size_t	ring_size;		/* finished flows kept; default 1024 */
 	struct store *store;		/* the flow store, or NULL: not recorded */
+	/*
+	 * TLS interception: with an engine context, a TCP flow whose first
+	 * bytes are a ClientHello is decrypted (mitm.h); NULL: every flow is
+	 * relayed raw.  A host whose client refused our certificate passes
+	 * through for passthrough_ttl seconds (passthrough_max hosts kept).
+	 */
+	struct mitm_ctx *mitm;
+	size_t	passthrough_max;	/* default PASSMAP_DEFAULT_CAP */
+	double	passthrough_ttl;	/* default PASSMAP_DEFAULT_TTL */
 };
 
 struct relay_stats {
@@ -51,6 +61,10 @@ struct relay_stats {
 	uint64_t	dgrams_dropped;
 	size_t		buffered;		/* bytes held now, all flows */
 	size_t		buffer_high_water;	/* most one direction ever held */
+	uint64_t	tls_intercepted;	/* TLS flows handed to the engine */
+	uint64_t	tls_passthrough;	/* TLS flows relayed undecrypted */
+	uint64_t	tls_client_rejected;	/* clients that refused our leaf */
+	uint64_t	tls_upstream_failed;	/* answered with a 502 or closed */
 };
 
 struct relay;
@@ -61,6 +75,8 @@ void	relay_config_default(struct relay_config *);
 struct relay	*relay_new(struct ev_loop *, const struct relay_config *);
 /* Record flows in this store from now on (NULL: stop recording). */
 void		 relay_set_store(struct relay *, struct store *);
+/* Intercept TLS with this engine context from now on (NULL: raw only). */
+void		 relay_set_mitm(struct relay *, struct mitm_ctx *);
 /* Ends every flow (recorded as FLOW_END_SHUTDOWN) and frees. */
 void		 relay_free(struct relay *);
 

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The whole chain with the real proxyd: a captured curl downloads from an
 # HTTP server on another "host", through the TUN, netstackd, and proxyd's
-# relay to the original destination.  Two network namespaces this script
+# relay to the original destination; and HTTPS to an openssl s_server there,
+# decrypted by proxyd with a certificate forged by the localcap CA, then
+# passed through once a client has refused that certificate.  Two network namespaces this script
 # creates: "client" (the daemons and the captured programs, in a child
 # cgroup of our own) and "server" (python3's http.server), joined by a veth
 # pair.  The same downloads work uncaptured; what proves capture is that
@@ -76,11 +78,30 @@ ip netns exec "$NS2" "$PY" -m http.server --bind :: --directory "$T/www" 8080 \
     >"$T/origin.log" 2>&1 &
 pids="$pids $!"
 
+# The HTTPS origin: origin.test on 10.98.0.2:8443, its certificate from a
+# test CA made here, which proxyd is told to trust (--upstream-ca) and
+# nothing else does.
+mkdir "$T/pki"
+EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+( cd "$T/pki" &&
+  openssl req -x509 $EC -keyout oca.key -out oca.pem -subj '/CN=Origin Test CA' \
+      -days 2 -addext basicConstraints=critical,CA:TRUE \
+      -addext keyUsage=critical,keyCertSign,cRLSign &&
+  openssl req -new $EC -keyout origin.key -out origin.csr -subj '/CN=origin.test' &&
+  printf 'subjectAltName=DNS:origin.test\n' >san &&
+  openssl x509 -req -in origin.csr -CA oca.pem -CAkey oca.key -CAcreateserial \
+      -days 2 -extfile san -out origin.pem ) >"$T/pki.log" 2>&1 ||
+    { cat "$T/pki.log"; exit 1; }
+ip netns exec "$NS2" openssl s_server -quiet -www -accept 8443 \
+    -cert "$T/pki/origin.pem" -key "$T/pki/origin.key" >"$T/s_server.log" 2>&1 &
+pids="$pids $!"
+
 $NSE "$B/bin/redirectord" -f -r "$T" -g "$CG" >"$T/redirectord.log" 2>&1 &
 pids="$pids $!"
 $NSE "$B/bin/netstackd" -f -r "$T" >"$T/netstackd.log" 2>&1 &
 pids="$pids $!"
-$NSE "$B/bin/proxyd" -f -v -r "$T" -s "$T/state" >"$T/proxyd.log" 2>&1 &
+$NSE "$B/bin/proxyd" -f -v -r "$T" -s "$T/state" --upstream-ca "$T/pki/oca.pem" \
+    >"$T/proxyd.log" 2>&1 &
 PXD=$!
 pids="$pids $PXD"
 
@@ -161,6 +182,33 @@ except Exception as e:
     print(type(e).__name__, e)' 2>&1)
 check "a silent client sees the upstream refusal as a reset ($out)" test "$out" = reset
 
+# HTTPS, intercepted: the client trusts the localcap CA and gets the page
+# over a leaf proxyd forged; proxyd verified origin.test against the test CA.
+LCA=$("$B/bin/localcapctl" -s "$T/state" ca path 2>&1)
+RES="--resolve origin.test:8443:10.98.0.2"
+out=$(incg curl -sS -m 10 --cacert "$LCA" $RES https://origin.test:8443/ 2>&1)
+check "HTTPS through proxyd with the localcap CA: the origin's page" \
+    sh -c "echo \"\$0\" | grep -q 'Ciphers supported in s_server'" "$out"
+issuer=$(incg curl -sS -m 10 -v --cacert "$LCA" $RES -o /dev/null \
+    https://origin.test:8443/ 2>&1 | sed -n 's/^\*  *issuer: //p')
+check "...on a leaf issued by the localcap CA ($issuer)" \
+    sh -c "echo \"\$0\" | grep -q 'localcap CA'" "$issuer"
+# Without our CA (the system store only): a certificate error, and proxyd
+# learns that this host's clients refuse its certificate.
+incg curl -sS -m 10 $RES -o /dev/null https://origin.test:8443/ 2>"$T/nocacert"
+rc=$?
+check "curl without the localcap CA refuses the forged leaf (exit $rc)" test $rc -eq 60
+grep -q 'passing origin.test through' "$T/proxyd.log"
+check "...and proxyd passes origin.test through from now on" test $? -eq 0
+# Passed through: the client now sees the origin's own certificate, which
+# only the origin's test CA verifies.
+out=$(incg curl -sS -m 10 --cacert "$T/pki/oca.pem" $RES https://origin.test:8443/ 2>&1)
+check "a later curl trusting only the origin's CA gets the page (passthrough)" \
+    sh -c "echo \"\$0\" | grep -q 'Ciphers supported in s_server'" "$out"
+incg curl -sS -m 10 --cacert "$LCA" $RES -o /dev/null https://origin.test:8443/ 2>/dev/null
+rc=$?
+check "...while one trusting only the localcap CA now fails (exit $rc)" test $rc -eq 60
+
 # The flow store, as localcapctl reads it while proxyd writes.
 sleep 0.5	# the store commits every 200 ms
 PY3=$(readlink -f /usr/bin/python3)
@@ -174,6 +222,22 @@ ok = [r for r in rows if r["process"] == "curl" and r["dst"] == "10.98.0.2:8080"
 sys.exit(0 if ok else 1)' "$T/flows.json"
 check "...and the refused connection, as such" \
     grep -q '"result":"connect failed".*"dst":"10.98.0.2:9"' "$T/flows.json"
+tls_ids=$("$PY3" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(" ".join(str(r["flow"]) for r in rows
+      if r["dst"] == "10.98.0.2:8443" and r["proto"] == "tls" and r["host"] == "origin.test"))' \
+    "$T/flows.json")
+check "flows --json lists the HTTPS flows as tls to origin.test ($tls_ids)" \
+    test "$(echo $tls_ids | wc -w)" -ge 5
+for id in $tls_ids; do "$B/bin/localcapctl" -s "$T/state" show "$id"; done \
+    >"$T/tls-show.txt" 2>&1
+check "show: a decrypted flow with both legs' TLS version, SNI and the verified origin" \
+    sh -c "grep -q '^tls  *client TLSv1.[23] .* sni origin.test' '$T/tls-show.txt' &&
+           grep -q 'upstream TLSv1.[23]' '$T/tls-show.txt' &&
+           grep -q '^server cert .*origin.test.*, verified' '$T/tls-show.txt'"
+check "show: the passed-through flows say why" \
+    grep -q '^passthrough client refused our certificate' "$T/tls-show.txt"
 id=$("$PY3" -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])][0]["id"])' "$T/flows.json")
 check "show $id prints the flow with its process" sh -c \
     "'$B/bin/localcapctl' -s '$T/state' show $id | grep -q '^process  *curl (pid'"
