@@ -41,6 +41,7 @@
 #include "proxyd/ca.h"
 #include "proxyd/certforge.h"
 #include "proxyd/mitm.h"
+#include "proxyd/passmap.h"
 #include "proxyd/relay.h"
 #include "proxyd/signer.h"
 #include "proxyd/store.h"
@@ -762,6 +763,72 @@ refused_upstream_answers_502(void **state)
 	assert_int_equal(last_record(t)->end, FLOW_END_CONNECT_FAILED);
 }
 
+/* --- the passthrough map --------------------------------------------------------- */
+
+static void
+passmap_forgets_expired_hosts(void **state)
+{
+	struct passmap m;
+
+	(void)state;
+	assert_int_equal(passmap_init(&m, 4), 0);
+	passmap_add(&m, "a.test", 10);
+	assert_true(passmap_has(&m, "a.test", 9.9));
+	assert_false(passmap_has(&m, "a.test", 10));
+	assert_int_equal(m.n, 0);	/* dropped, not just hidden */
+	assert_false(passmap_has(&m, "b.test", 0));
+	passmap_free(&m);
+}
+
+static void
+passmap_full_replaces_soonest_to_expire(void **state)
+{
+	struct passmap m;
+	char k[16];
+
+	(void)state;
+	assert_int_equal(passmap_init(&m, 3), 0);
+	passmap_add(&m, "a.test", 100);
+	passmap_add(&m, "b.test", 50);
+	passmap_add(&m, "c.test", 200);
+	passmap_add(&m, "b.test", 40);	/* an earlier deadline never shortens */
+	assert_int_equal(m.n, 3);
+	passmap_add(&m, "d.test", 150);	/* full: b (50) goes */
+	assert_int_equal(m.n, 3);
+	assert_false(passmap_has(&m, "b.test", 0));
+	assert_true(passmap_has(&m, "a.test", 0));
+	assert_true(passmap_has(&m, "c.test", 0));
+	assert_true(passmap_has(&m, "d.test", 0));
+	/* A flood of names stays within the bound. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(k, sizeof(k), "h%d.test", i);
+		passmap_add(&m, k, 300 + i);
+	}
+	assert_int_equal(m.n, 3);
+	assert_true(passmap_has(&m, "h999.test", 0));
+	passmap_free(&m);
+}
+
+static void
+passmap_keys_ignore_case_and_clip(void **state)
+{
+	struct passmap m;
+	char k[PASSMAP_KEY_MAX], longname[600];
+
+	(void)state;
+	passmap_key(k, "WWW.Example.TEST");
+	assert_string_equal(k, "www.example.test");
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	passmap_key(k, longname);
+	assert_int_equal(strlen(k), PASSMAP_KEY_MAX - 1);
+	/* cap 0: passthrough off, nothing is remembered */
+	assert_int_equal(passmap_init(&m, 0), 0);
+	passmap_add(&m, "a.test", 100);
+	assert_false(passmap_has(&m, "a.test", 0));
+	passmap_free(&m);
+}
+
 int
 main(void)
 {
@@ -775,6 +842,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(refused_upstream_answers_502, setup,
 		    teardown),
+		cmocka_unit_test(passmap_forgets_expired_hosts),
+		cmocka_unit_test(passmap_full_replaces_soonest_to_expire),
+		cmocka_unit_test(passmap_keys_ignore_case_and_clip),
 	};
 
 	log_init("test_px_tlsrelay", 1, LOG_LEVEL_WARN);
