@@ -46,7 +46,13 @@ send_status(struct intake *in, struct ipc_peer *peer)
 		{ "resets_from_upstream",	st->resets_from_upstream },
 		{ "idle_expired",		st->idle_expired },
 		{ "dgrams_dropped",		st->dgrams_dropped },
-		{ "buffered_bytes",		st->buffered },
+		/* With what the TLS engines hold in their own buffers. */
+		{ "buffered_bytes",		st->buffered +
+						relay_tls_held_bytes(in->relay) },
+		{ "tls_intercepted",		st->tls_intercepted },
+		{ "tls_passthrough",		st->tls_passthrough },
+		{ "tls_client_rejected",	st->tls_client_rejected },
+		{ "tls_upstream_failed",	st->tls_upstream_failed },
 	};
 	enum { N = sizeof(vals) / sizeof(vals[0]) };
 	Lc__Counter counters[N], *cp[N];

@@ -1578,6 +1578,19 @@ relay_stats(const struct relay *r)
 	return &r->stats;
 }
 
+size_t
+relay_tls_held_bytes(const struct relay *r)
+{
+	const struct rflow *f;
+	size_t n = 0;
+
+	/* A walk over the flows: called once per status round, not per byte. */
+	TAILQ_FOREACH(f, &r->flows, all)
+		if (f->m != NULL)
+			n += mitm_held_bytes(f->m);
+	return n;
+}
+
 const struct flow_ring *
 relay_ring(const struct relay *r)
 {

@@ -113,6 +113,8 @@ void	relay_source_flow_closed(struct relay *, const void *source,
 void	relay_source_gone(struct relay *, const void *source);
 
 const struct relay_stats	*relay_stats(const struct relay *);
+/* Bytes the running TLS flows' engines hold (not in stats.buffered). */
+size_t				 relay_tls_held_bytes(const struct relay *);
 const struct flow_ring		*relay_ring(const struct relay *);
 /* The live record of a running flow, or NULL (for tests and status). */
 const struct flow_record	*relay_flow_record(const struct relay *, uint64_t id);

@@ -784,7 +784,7 @@ static void
 passmap_full_replaces_soonest_to_expire(void **state)
 {
 	struct passmap m;
-	char k[16];
+	char k[32];
 
 	(void)state;
 	assert_int_equal(passmap_init(&m, 3), 0);
