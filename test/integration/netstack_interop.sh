@@ -5,7 +5,7 @@
 # hands it to netstackd; a test subnet (10.99.0.0/24, fd99::/64) is routed
 # to the TUN (no eBPF needed); echo_consumer stands in for proxyd and echoes
 # every flow.  Real Linux sockets (test/integration/netclient.py) then talk
-# to "remote" addresses through our stack: transfers from 1 KiB to 64 MiB,
+# to "remote" addresses through our stack: transfers from 1 KiB to 256 MiB,
 # IPv4 and IPv6, many connections at once, half-close both ways, abort,
 # and UDP.  Every byte is checked with SHA-256.
 #
@@ -96,7 +96,7 @@ ok "TUN handed to netstackd, test subnets routed to it"
 if [ -n "$IMPAIR" ]; then
 	BIG=4194304 CONNS=50
 else
-	BIG=67108864 CONNS=200
+	BIG=268435456 CONNS=500
 fi
 run "IPv4, 1 KiB" $CLIENT tcp 10.99.0.1 7 --size 1024
 run "IPv6, 1 KiB" $CLIENT tcp fd99::1 7 --size 1024
