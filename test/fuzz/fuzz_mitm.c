@@ -25,11 +25,27 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct mitm_ctx *ctx;
+static char dir[] = "/tmp/fuzz_mitm.XXXXXX";
+
+/* The CA made for the run goes with it. */
+static void
+remove_dir(void)
+{
+	static const char *files[] = { CA_SECRET_FILE, CA_EXPORT_PEM_FILE,
+	    CA_EXPORT_DER_FILE };
+	char path[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
 
 static int
 init(void)
 {
-	static char dir[] = "/tmp/fuzz_mitm.XXXXXX";
 	struct mitm_options o;
 	struct certforge *cf;
 	struct signer *signer;
@@ -38,6 +54,7 @@ init(void)
 
 	log_init("fuzz_mitm", 1, LOG_LEVEL_WARN - 1);
 	if (psa_crypto_init() != PSA_SUCCESS || mkdtemp(dir) == NULL ||
+	    atexit(remove_dir) != 0 ||
 	    ca_open(dir, CA_LOAD_OR_CREATE, &ca, err, sizeof(err)) != 0 ||
 	    (signer = signer_new(ca)) == NULL ||
 	    (cf = certforge_new(signer, ca_cert(ca), 16, 0, err, sizeof(err))) == NULL)
