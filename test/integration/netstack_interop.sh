@@ -133,10 +133,14 @@ if [ -n "$IMPAIR" ]; then
 		not_ok "the impairment really cost retransmissions"
 	fi
 fi
-if grep -q "reason reset by the application" "$T/echo.log"; then
-	ok "the RST reached proxyd's side as a reset"
-else
-	not_ok "the RST reached proxyd's side as a reset"
+# (A RST is sent once and never retransmitted: on the impaired path it may
+# be lost, and then the flow ends later by timeout, as it would on a wire.)
+if [ -z "$IMPAIR" ]; then
+	if grep -q "reason reset by the application" "$T/echo.log"; then
+		ok "the RST reached proxyd's side as a reset"
+	else
+		not_ok "the RST reached proxyd's side as a reset"
+	fi
 fi
 for p in $pids; do
 	if ! kill -0 "$p" 2>/dev/null; then
