@@ -382,6 +382,15 @@ main(int argc, char *argv[])
 	{
 		const char *user = proxyd.user ? proxyd.user :
 		    conf_get(proxyd.d.conf, "proxyd", "user");
+		unsigned uid, gid;
+
+		/*
+		 * flow.sock was made as root: give it to the user proxyd becomes,
+		 * so a netstackd running as that same user can reconnect.
+		 */
+		if (user && (sandbox_lookup_user(user, &uid, &gid) == -1 ||
+		    chown(path, uid, gid) == -1))
+			fatal("giving %s to user %s", path, user);
 		const struct sandbox sb = {
 			.profile = SANDBOX_PROXYD,
 			.user = user,

@@ -187,7 +187,10 @@ check "no socket or pid file left behind ($left)" test -z "$left"
 # user's group and accepts it, so netstackd reconnects after a redirectord
 # restart even though it is no longer root.
 if getent passwd nobody >/dev/null; then
-	"$BIN/proxyd" -f -r "$T/u" -s "$T/u/state" >>"$T/proxyd-u.log" 2>&1 &
+	# proxyd too: its state dir belongs to its user (tmpfiles.d does this
+	# for the systemd units).
+	install -d -m 0700 -o nobody -g "$(id -gn nobody)" "$T/u/state"
+	"$BIN/proxyd" -f -r "$T/u" -s "$T/u/state" --user nobody >>"$T/proxyd-u.log" 2>&1 &
 	U_PX=$!
 	unshare --net -- "$BIN/redirectord" -f -r "$T/u" -g "$CG" --netstack-user nobody \
 	    >>"$T/redirectord-u.log" 2>&1 &
@@ -203,6 +206,12 @@ if getent passwd nobody >/dev/null; then
 	    >>"$T/redirectord-u.log" 2>&1 &
 	U_RD=$!
 	wait_for "...and reconnects, unprivileged, to a restarted redirectord" upu
+	upx() { "$BIN/localcapctl" -r "$T/u" --json status 2>/dev/null |
+	    grep -q "\"name\":\"proxyd\",\"running\":true,\"pid\":$U_PX,"; }
+	kill -9 "$U_PX"; wait "$U_PX" 2>/dev/null
+	"$BIN/proxyd" -f -r "$T/u" -s "$T/u/state" --user nobody >>"$T/proxyd-u.log" 2>&1 &
+	U_PX=$!
+	wait_for "...and to a restarted proxyd --user nobody (flow.sock is that user's)" upx
 	kill "$U_NS" "$U_RD" "$U_PX" 2>/dev/null
 	wait "$U_NS" "$U_RD" "$U_PX" 2>/dev/null
 fi
