@@ -21,6 +21,8 @@
 #include <ev.h>
 #include <mbedtls/version.h>
 
+#include <sys/capability.h>
+
 #include "daemon.h"
 #include "sandbox.h"
 #include "proxyd/ca.h"
@@ -280,6 +282,20 @@ open_store(struct ev_loop *loop)
 	log_info("recording flows in %s", path);
 }
 
+/* Whether we may give files away (CAP_CHOWN in the effective set). */
+static int
+can_chown(void)
+{
+	cap_flag_value_t v = CAP_CLEAR;
+	cap_t caps = cap_get_proc();
+
+	if (caps == NULL)
+		return 0;
+	(void)cap_get_flag(caps, CAP_CHOWN, CAP_EFFECTIVE, &v);
+	cap_free(caps);
+	return v == CAP_SET;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -386,9 +402,11 @@ main(int argc, char *argv[])
 
 		/*
 		 * flow.sock was made as root: give it to the user proxyd becomes,
-		 * so a netstackd running as that same user can reconnect.
+		 * so a netstackd running as that same user can reconnect.  Under
+		 * a unit without CAP_CHOWN it stays root's (netstackd runs as
+		 * root there, without capabilities), and we do not even try.
 		 */
-		if (user && (sandbox_lookup_user(user, &uid, &gid) == -1 ||
+		if (user && can_chown() && (sandbox_lookup_user(user, &uid, &gid) == -1 ||
 		    chown(path, uid, gid) == -1))
 			fatal("giving %s to user %s", path, user);
 		const struct sandbox sb = {
