@@ -228,8 +228,9 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
+	const char *upstream_ca = NULL;
 	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX], cg[PATH_MAX];
-	char *rd_args[12], *ns_args[8], *px_args[10];
+	char *rd_args[12], *ns_args[8], *px_args[12];
 	pid_t pids[NDAEMONS] = { 0 };
 	int fail_closed = 0, foreground = 0, c, i, n, running;
 	long deadline;
@@ -243,10 +244,10 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		case 't': tun = optarg; break;
 		case 'F': fail_closed = 1; break;
 		case 'f': foreground = 1; break;
-		case 'U': case 'G': case 'L':
+		case 'U': upstream_ca = optarg; break;
+		case 'G': case 'L':
 			fprintf(stderr, "localcapctl: up --%s: proxyd does not "
-			    "support this yet\n", longopts[c == 'U' ? 6 : c == 'G' ?
-			    7 : 8].name);
+			    "support this yet\n", longopts[c == 'G' ? 7 : 8].name);
 			return 2;
 		default:
 			return 2;
@@ -317,6 +318,10 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	if (config) {
 		px_args[n++] = (char *)(uintptr_t)"-c";
 		px_args[n++] = (char *)(uintptr_t)config;
+	}
+	if (upstream_ca) {
+		px_args[n++] = (char *)(uintptr_t)"--upstream-ca";
+		px_args[n++] = (char *)(uintptr_t)upstream_ca;
 	}
 	px_args[n] = NULL;
 

@@ -44,7 +44,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  up [--state-dir DIR] [--cgroup PATH] [--config FILE] [--tun-name NAME]\n"
-    "     [--fail-closed] [--foreground]\n"
+    "     [--fail-closed] [--foreground] [--upstream-ca FILE]\n"
     "                         start the three daemons (without systemd)\n"
     "  down                   stop them\n"
     "  logs [-f] [-n N] [--daemon NAME]\n"

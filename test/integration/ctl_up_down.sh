@@ -71,7 +71,7 @@ check "...and their cgroup" test ! -d "$(cgroup2_root)$rd_cg"
 out=$("$B/bin/localcapctl" -r "$T/run" down 2>&1)
 check "down again: not running, exit 0" sh -c \
     "echo \"\$1\" | grep -q 'not running'" sh "$out"
-out=$("$B/bin/localcapctl" -r "$T/run" up --listen 127.0.0.1:8080 2>&1); rc=$?
+out=$("$B/bin/localcapctl" -r "$T/run" up --ignore-hosts example.org 2>&1); rc=$?
 check "an option proxyd does not have yet is refused (exit 2)" sh -c \
     "[ $rc -eq 2 ] && echo \"\$1\" | grep -q 'does not support this yet'" sh "$out"
 
