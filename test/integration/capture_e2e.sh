@@ -150,6 +150,19 @@ check "run's flow is attributed to its run cgroup" \
     grep -q "^new .* tcp 10.99.0.3 port 7 owner .* name lc-other .* cgroup $CGREL/localcap-run\." "$T/echo.log"
 incg "$B/bin/localcapctl" -r "$T" run -- sh -c 'exit 7'
 check "run exits with the command's status" test $? -eq 7
+# Several children at once, each its own process, all captured.
+out=$(incg "$B/bin/localcapctl" -r "$T" run -- sh -c "
+    \"$T/lc-other\" \"$CLIENT\" tcp 10.99.0.11 7 --size 8192 --timeout 10 &
+    \"$T/lc-other\" \"$CLIENT\" tcp 10.99.0.12 7 --size 8192 --timeout 10 &
+    \"$T/lc-other\" \"$CLIENT\" udp 10.99.0.13 53 --count 3 --size 64 &
+    wait" 2>&1)
+check "run -- sh -c with three children in parallel: all captured ($out)" sh -c \
+    "[ \$(echo \"\$1\" | grep -c ' ok') -eq 3 ]" sh "$out"
+pids_seen=$(grep -E "^new .* (10.99.0.1[123]) port (7|53) owner pid [0-9]+ name lc-other .*localcap-run\." \
+    "$T/echo.log" | sed 's/.* owner pid \([0-9]*\) .*/\1/' | sort -u | wc -l)
+check "...each flow attributed to its own child process ($pids_seen pids)" test "$pids_seen" -eq 3
+check "a DNS query (UDP/53) is captured and attributed like TCP" \
+    grep -q "^new .* udp 10.99.0.13 port 53 owner pid [1-9][0-9]* name lc-other" "$T/echo.log"
 wait_for "the run cgroups are removed once empty" sh -c \
     "! ls -d '$CG'/localcap-run.* >/dev/null 2>&1"
 check "...and their items left the spec" status_has '"spec":"lc-client"'
