@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "proxyd/detect.h"
+#include "proxyd/httpobs.h"
 #include "proxyd/mitm.h"
 #include "proxyd/passmap.h"
 #include "proxyd/relay.h"
@@ -48,6 +49,9 @@
  * wait for a ClientHello that would get a 502 rather than a reset.
  */
 #define CONNECT_GRACE		0.25
+/* Plaintext of an observed TLS flow read from one leg, not yet written to
+ * the other: one record at most. */
+#define PLAIN_CHUNK		16384
 
 /* A flow's place in one deadline list. */
 struct dl_entry {
@@ -64,6 +68,13 @@ struct dlist {
 	ev_tstamp		 timeout;	/* 0: list unused */
 	enum flow_end		 why;		/* what expiry means */
 	ev_timer		 timer;
+};
+
+/* Decrypted bytes on their way across; memory only while it holds data. */
+struct pbuf {
+	uint8_t		*data;
+	size_t		 off;			/* first byte not yet written */
+	size_t		 len;			/* bytes left to write */
 };
 
 /* Ring buffer of one direction; memory only while it holds data. */
@@ -115,6 +126,20 @@ struct rflow {
 	uint8_t			 probe[256];	/* client plaintext after an
 						 * upstream failure: HTTP? */
 	size_t			 probe_len;
+	/*
+	 * HTTP observation (httpobs.c): plain HTTP, or the plaintext of a
+	 * TLS flow whose ALPN is http/1.1 or none.  The observer sees the
+	 * bytes as they pass and changes none of them.  An observed TLS flow
+	 * moves its plaintext through plain[] (indexed by the side it came
+	 * from) instead of mitm_relay(), which does not show it.
+	 */
+	struct httpobs		*obs;
+	unsigned		 sniffed:1;	/* plain flow looked at */
+	unsigned		 http_seen:1;	/* observed as HTTP at all */
+	unsigned		 tls_checked:1;	/* ALPN looked at */
+	unsigned		 tls_plain:1;	/* plaintext through plain[] */
+	unsigned		 plain_eof:2;	/* (1 << side): its stream ended */
+	struct pbuf		 plain[2];
 };
 
 struct relay {
@@ -429,13 +454,103 @@ log_end(const struct rflow *f)
  * The TLS facts of a flow for the store, also copied into its record for
  * the ring; NULL when the flow was not TLS.
  */
+/* --- HTTP observation ------------------------------------------------------- */
+
+static void
+obs_emit(void *arg, const struct store_http *h)
+{
+	struct rflow *f = arg;
+
+	(void)store_http_add(f->relay->cfg.store, f->store_row, h);
+}
+
+/*
+ * Observe the flow's HTTP from now on; host is what a request without a
+ * Host field is recorded with.  Only when there is a store to record into.
+ */
+static void
+obs_start(struct rflow *f, const char *scheme, const char *host)
+{
+	struct httpobs_config c;
+
+	if (f->relay->cfg.store == NULL || f->store_row <= 0)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.scheme = scheme;
+	c.default_host = host;
+	c.body_cap = STORE_DEFAULT_BODY_CAP;	/* what the store keeps */
+	c.flow_id = f->rec.id;
+	c.emit = obs_emit;
+	c.arg = f;
+	f->obs = httpobs_new(&c);
+	f->http_seen = f->obs != NULL;
+}
+
+/* Observation is over for this flow (it stopped, or the flow ends). */
+static void
+obs_stop(struct rflow *f)
+{
+	httpobs_free(f->obs, realtime_us(), NULL);
+	f->obs = NULL;
+}
+
+static void
+obs_feed(struct rflow *f, int from_app, const void *p, size_t n)
+{
+	if (f->obs != NULL && httpobs_feed(f->obs, from_app ? HTTPOBS_CLIENT :
+	    HTTPOBS_SERVER, p, n, realtime_us()) == -1)
+		obs_stop(f);
+}
+
+static void
+obs_eof(struct rflow *f, int from_app)
+{
+	if (f->obs != NULL && httpobs_eof(f->obs, from_app ? HTTPOBS_CLIENT :
+	    HTTPOBS_SERVER, realtime_us()) == -1)
+		obs_stop(f);
+}
+
+/*
+ * A plain (not TLS) flow's first bytes from the app are in a2u, nothing of
+ * them sent yet: if they start like an HTTP/1.x request, observe the flow.
+ * Looked at once; a server that spoke first is not answering HTTP.
+ */
+static void
+http_sniff(struct rflow *f)
+{
+	const uint8_t *p = f->a2u.data + f->a2u.head;
+	size_t n = f->a2u.len;
+	enum detect_proto d;
+	char host[64];
+
+	if (f->sniffed || f->detecting || f->m != NULL || n == 0)
+		return;
+	f->sniffed = 1;
+	if (f->rec.protocol != NULL || f->rec.bytes_to_app > 0 ||
+	    f->rec.bytes_from_app != n ||
+	    f->a2u.head + n > f->relay->cfg.bufsize)
+		return;
+	d = detect_tcp(p, n);
+	if (d != DETECT_HTTP1 && d != DETECT_NEED_MORE)
+		return;
+	obs_start(f, "http", flow_addr_str(&f->rec.meta.dst, host,
+	    sizeof(host)));
+	obs_feed(f, 1, p, n);
+}
+
 static const struct store_flow_facts *
 tls_facts(struct rflow *f, struct store_flow_facts *fa)
 {
 	const struct mitm_info *in;
 
-	if (f->m == NULL && !f->rec.tls_passthrough)
-		return NULL;
+	if (f->m == NULL && !f->rec.tls_passthrough) {
+		if (!f->http_seen)
+			return NULL;
+		memset(fa, 0, sizeof(*fa));
+		fa->retransmits = fa->rtt_us = -1;
+		fa->protocol = "http";
+		return fa;
+	}
 	memset(fa, 0, sizeof(*fa));
 	fa->retransmits = fa->rtt_us = -1;
 	fa->protocol = "tls";
@@ -533,6 +648,12 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 	hash_remove(r, f);
 	TAILQ_REMOVE(&r->flows, f, all);
 	r->stats.flows_active--;
+	/* Exchanges first: the flow's row is complete once it ends. */
+	httpobs_free(f->obs, f->rec.end_us, end == FLOW_END_CLOSED ||
+	    end == FLOW_END_SOURCE_CLOSED ? NULL : flow_end_str(end));
+	f->obs = NULL;
+	free(f->plain[0].data);
+	free(f->plain[1].data);
 	fp = tls_facts(f, &facts);
 	log_end(f);
 	(void)store_flow_end(r->cfg.store, f->store_row, &f->rec, fp);
@@ -599,6 +720,13 @@ tcp_read(struct rflow *f, struct side *s, struct rbuf *b, int from_app)
 				flow_keep_first(first, first_len, iov[1].iov_base,
 				    got - in0);
 		}
+		if (f->obs != NULL) {
+			size_t in0 = got < iov[0].iov_len ? got : iov[0].iov_len;
+
+			obs_feed(f, from_app, iov[0].iov_base, in0);
+			if (got > in0)
+				obs_feed(f, from_app, iov[1].iov_base, got - in0);
+		}
 		b->len += got;
 		r->stats.buffered += got;
 		if (b->len > r->stats.buffer_high_water)
@@ -608,6 +736,7 @@ tcp_read(struct rflow *f, struct side *s, struct rbuf *b, int from_app)
 	}
 	if (n == 0) {
 		s->eof = 1;
+		obs_eof(f, from_app);
 		return 0;
 	}
 	if (errno == EAGAIN || errno == EINTR) {
@@ -829,6 +958,99 @@ tls_answer(struct rflow *f)
 }
 
 /*
+ * The handshakes are done: a flow whose ALPN is http/1.1, or none (an
+ * HTTP/1 client that offered nothing), is observed as HTTPS.  Other ALPN
+ * protocols (h2 later) stay with mitm_relay(), decrypted but raw.
+ */
+static void
+tls_observe_start(struct rflow *f)
+{
+	const struct mitm_info *in = mitm_get_info(f->m);
+	char addr[64];
+
+	f->tls_checked = 1;
+	if (in->alpn[0] != '\0' && strcmp(in->alpn, "http/1.1") != 0)
+		return;
+	obs_start(f, "https", in->sni[0] != '\0' ? in->sni :
+	    flow_addr_str(&f->rec.meta.dst, addr, sizeof(addr)));
+	f->tls_plain = f->obs != NULL;
+}
+
+/*
+ * mitm_relay() for an observed flow: the same moves, with the plaintext in
+ * the caller's hands so the observer sees it.  A leg's plaintext is read
+ * only once what was read before has been taken by the other leg, so at
+ * most one record per direction waits here and flow control stays end to
+ * end.  A stream's end is reported once its last bytes are across.
+ */
+static ssize_t
+tls_plain_relay(struct rflow *f, unsigned *eof_from)
+{
+	unsigned char tmp[PLAIN_CHUNK];
+	struct mitm *m = f->m;
+	ssize_t total = 0, n, w;
+	size_t off;
+	int from;
+
+	*eof_from = 0;
+	for (from = 0; from < 2; from++) {
+		struct pbuf *pb = &f->plain[from];
+		enum mitm_side to = (enum mitm_side)!from;
+
+		/* What the other leg could not take last time goes first. */
+		while (pb->len > 0) {
+			if ((w = mitm_write(m, to, pb->data + pb->off,
+			    pb->len)) == MITM_AGAIN)
+				break;
+			if (w < 0)
+				return MITM_ERROR;
+			pb->off += (size_t)w;
+			pb->len -= (size_t)w;
+			total += w;
+		}
+		if (pb->len > 0)
+			continue;
+		free(pb->data);
+		pb->data = NULL;
+		pb->off = 0;
+		for (;;) {
+			if (f->plain_eof & (1u << from)) {
+				*eof_from |= 1u << from;
+				break;
+			}
+			n = mitm_read(m, (enum mitm_side)from, tmp, sizeof(tmp));
+			if (n == MITM_AGAIN)
+				break;
+			if (n == MITM_ERROR)
+				return MITM_ERROR;
+			if (n == 0) {
+				f->plain_eof |= 1u << from;
+				obs_eof(f, from == MITM_CLIENT);
+				continue;
+			}
+			obs_feed(f, from == MITM_CLIENT, tmp, (size_t)n);
+			for (off = 0; off < (size_t)n; off += (size_t)w) {
+				if ((w = mitm_write(m, to, tmp + off,
+				    (size_t)n - off)) == MITM_AGAIN)
+					break;
+				if (w < 0)
+					return MITM_ERROR;
+				total += w;
+			}
+			if (off < (size_t)n) {
+				/* The other leg is full: hold the rest, read no more. */
+				if ((pb->data = malloc((size_t)n - off)) == NULL)
+					return MITM_ERROR;
+				memcpy(pb->data, tmp + off, (size_t)n - off);
+				pb->len = (size_t)n - off;
+				break;
+			}
+		}
+	}
+	return total;
+}
+
+/*
  * Move ciphertext between the sockets and the engine, and plaintext across
  * (mitm_relay: bounded by the engine's buffers, so a slow reader stops the
  * writer end to end, as in the raw relay), until nothing moves; then set
@@ -899,7 +1121,12 @@ tls_run(struct rflow *f)
 		st = mitm_step(m);
 		if (st == MITM_ESTABLISHED) {
 			unsigned eofs = 0;
-			ssize_t n = mitm_relay(m, &eofs);
+			ssize_t n;
+
+			if (!f->tls_checked)
+				tls_observe_start(f);
+			n = f->tls_plain ? tls_plain_relay(f, &eofs) :
+			    mitm_relay(m, &eofs);
 
 			if (n == MITM_ERROR) {
 				tls_fail(f);
@@ -1120,6 +1347,7 @@ tcp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (f->m != NULL)
 		return;		/* tls_run has run */
+	http_sniff(f);
 	/* Pass it on at once rather than a loop iteration later. */
 	if (!f->connecting && !f->detecting &&
 	    tcp_write(f, &f->up, &f->a2u, 0) == -1)
@@ -1587,7 +1815,8 @@ relay_tls_held_bytes(const struct relay *r)
 	/* A walk over the flows: called once per status round, not per byte. */
 	TAILQ_FOREACH(f, &r->flows, all)
 		if (f->m != NULL)
-			n += mitm_held_bytes(f->m);
+			n += mitm_held_bytes(f->m) + f->plain[0].len +
+			    f->plain[1].len;
 	return n;
 }
 

@@ -217,22 +217,53 @@ check "...while one trusting only the localcap CA now fails (exit $rc)" test $rc
 sleep 0.5	# the store commits every 200 ms
 PY3=$(readlink -f /usr/bin/python3)
 "$B/bin/localcapctl" -s "$T/state" flows --json >"$T/flows.json" 2>&1
-check "flows --json lists the 16 MiB download by curl, with its pid and bytes" \
+# Plain HTTP is observed: a flow with exchanges is listed as its exchanges.
+check "flows --json lists the 16 MiB download as an exchange: GET /big, 200, by curl with its pid" \
     "$PY3" -c '
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 ok = [r for r in rows if r["process"] == "curl" and r["dst"] == "10.98.0.2:8080"
-      and r["pid"] and r["bytes_down"] >= 16777216 and r["result"] == "closed"]
+      and r["kind"] == "http" and r["proto"] == "http" and r["method"] == "GET"
+      and r["host"] == "10.98.0.2:8080" and r["path"] == "/big"
+      and r["status"] == 200 and r["pid"] and r["bytes_down"] == 16777216]
 sys.exit(0 if ok else 1)' "$T/flows.json"
+check "...and the IPv6 one, with the Host curl sent" "$PY3" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ok = [r for r in rows if r["kind"] == "http" and r["host"] == "[fd98::2]:8080"
+      and r["url"] == "http://[fd98::2]:8080/big" and r["status"] == 200]
+sys.exit(0 if ok else 1)' "$T/flows.json"
+xid=$("$PY3" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print([r["id"] for r in rows if r["kind"] == "http" and r["path"] == "/big"
+       and r["host"] == "10.98.0.2:8080"][0])' "$T/flows.json" 2>/dev/null)
+"$B/bin/localcapctl" -s "$T/state" show "$xid" >"$T/show-x.txt" 2>&1
+check "show $xid: the request's and the response's headers" sh -c "
+    grep -q 'User-Agent: curl' '$T/show-x.txt' &&
+    grep -q 'Host: 10.98.0.2:8080' '$T/show-x.txt' &&
+    grep -q 'Content-Length: 16777216' '$T/show-x.txt' &&
+    grep -q '200' '$T/show-x.txt'"
+check "flows --json lists the decrypted HTTPS exchanges with https://origin.test URLs" \
+    "$PY3" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ok = [r for r in rows if r["kind"] == "http" and r["proto"] == "https"
+      and r["url"] == "https://origin.test:8443/index.html" and r["status"] == 200
+      and r["process"] == "curl"]
+big = [r for r in rows if r["kind"] == "http" and r["proto"] == "https"
+       and r["url"] == "https://origin.test:8443/big" and r["bytes_down"] == 16777216]
+sys.exit(0 if len(ok) >= 2 and big else 1)' "$T/flows.json"
 check "...and the refused connection, as such" \
     grep -q '"result":"connect failed".*"dst":"10.98.0.2:9"' "$T/flows.json"
 tls_ids=$("$PY3" -c '
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print(" ".join(str(r["flow"]) for r in rows
-      if r["dst"] == "10.98.0.2:8443" and r["proto"] == "tls" and r["host"] == "origin.test"))' \
+      if r["dst"] == "10.98.0.2:8443" and ((r["proto"] == "tls" and r["host"] == "origin.test")
+      or (r["proto"] == "https" and r["host"] == "origin.test:8443"))))' \
     "$T/flows.json")
-check "flows --json lists the HTTPS flows as tls to origin.test ($tls_ids)" \
+check "flows --json lists the HTTPS flows (tls, or their https exchanges) to origin.test ($tls_ids)" \
     test "$(echo $tls_ids | wc -w)" -ge 6
 for id in $tls_ids; do "$B/bin/localcapctl" -s "$T/state" show "$id"; done \
     >"$T/tls-show.txt" 2>&1
@@ -250,6 +281,15 @@ check "export --har writes HAR 1.2" "$PY3" -c '
 import json, sys
 h = json.load(open(sys.argv[1]))
 sys.exit(0 if h["log"]["version"] == "1.2" and "entries" in h["log"] else 1)' "$T/out.har"
+check "...whose entries have the exchanges: URL and status" "$PY3" -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["log"]["entries"]
+got = {(x["request"]["method"], x["request"]["url"], x["response"]["status"]) for x in e}
+want = {("GET", "http://10.98.0.2:8080/big", 200),
+        ("GET", "http://10.98.0.2:8080/index.html", 200),
+        ("GET", "https://origin.test:8443/index.html", 200),
+        ("GET", "https://origin.test:8443/big", 200)}
+sys.exit(0 if want <= got else 1)' "$T/out.har"
 
 for p in $pids; do
 	kill -0 "$p" 2>/dev/null || not_ok "a daemon died (pid $p)"
