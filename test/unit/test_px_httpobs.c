@@ -17,11 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <ev.h>
 #include <sqlite3.h>
 
 #include "proxyd/httpobs.h"
+#include "proxyd/relay.h"
 #include "proxyd/store.h"
 
 #define C	HTTPOBS_CLIENT
@@ -591,6 +598,200 @@ exchanges_reach_the_store(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* --- through the relay ------------------------------------------------------ */
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+/* Turn the loop once (at most 5 ms). */
+static void
+turn(struct ev_loop *loop)
+{
+	ev_timer w;
+
+	ev_timer_init(&w, tick, 0.005, 0);
+	ev_timer_start(loop, &w);
+	ev_run(loop, EVRUN_ONCE);
+	ev_timer_stop(loop, &w);
+}
+
+/* Read what fd has into buf (appending); -1 at EOF. */
+static int
+drain(int fd, char *buf, size_t cap, size_t *len)
+{
+	ssize_t n;
+
+	while (*len < cap && (n = recv(fd, buf + *len, cap - *len,
+	    MSG_DONTWAIT)) != 0) {
+		if (n < 0) {
+			assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+			return 0;
+		}
+		*len += (size_t)n;
+	}
+	return *len < cap ? -1 : 0;
+}
+
+static size_t
+count_str(const char *s, size_t len, const char *what)
+{
+	size_t n = 0, wl = strlen(what);
+
+	for (size_t i = 0; i + wl <= len; i++)
+		if (memcmp(s + i, what, wl) == 0)
+			n++;
+	return n;
+}
+
+/*
+ * A pipelined plain-HTTP conversation through a real relay into a real
+ * store: the bytes arrive unchanged both ways, and the three exchanges
+ * are recorded in order.
+ */
+static void
+relay_records_pipelined_plain_http(void **state)
+{
+	static const char reqs[] =
+	    "GET /one HTTP/1.1\r\nHost: origin.local\r\n\r\n"
+	    "HEAD /two HTTP/1.1\r\nHost: origin.local\r\n\r\n"
+	    "POST /three HTTP/1.1\r\nHost: origin.local\r\n"
+	    "Content-Length: 4\r\n\r\nbody";
+	static const char resps[] =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"
+	    "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"
+	    "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nthree\r\n0\r\n\r\n";
+	char dir[] = "/tmp/test_px_httpobs.XXXXXX", db[128], p[160], err[256];
+	char got_req[1024], got_resp[1024];
+	size_t req_len = 0, resp_len = 0;
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct relay_config rc;
+	struct flow_meta m;
+	struct ev_loop *loop;
+	struct relay *r;
+	struct store *st;
+	sqlite3_stmt *q;
+	sqlite3 *rdb;
+	int lfd, ofd = -1, fds[2], app_eof = 0, i;
+	double end;
+	static const char *const want[] = {
+		"1|GET|http://origin.local/one|200|3",
+		"2|HEAD|http://origin.local/two|200|0",
+		"3|POST|http://origin.local/three|201|5",
+	};
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/%s", dir, STORE_DB_NAME);
+	st = store_open(db, NULL, err, sizeof(err));
+	assert_non_null(st);
+	loop = ev_loop_new(EVFLAG_AUTO);
+	relay_config_default(&rc);
+	rc.store = st;
+	r = relay_new(loop, &rc);
+	assert_non_null(r);
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+
+	memset(&m, 0, sizeof(m));
+	m.transport = FLOW_TCP;
+	m.source_flow_id = 1;
+	m.src.family = m.dst.family = AF_INET;
+	memcpy(m.src.addr, "\x7f\x00\x00\x01", 4);
+	memcpy(m.dst.addr, "\x7f\x00\x00\x01", 4);
+	m.src.port = 40000;
+	m.dst.port = ntohs(sin.sin_port);
+	m.owner.name = strdup("testapp");
+	m.owner.cgroup = strdup("/test.slice");
+	assert_true(relay_start(r, NULL, &m, fds[1]) != 0);
+	/* The app pipelines all three at once, in two writes. */
+	assert_int_equal(send(fds[0], reqs, 20, 0), 20);
+	assert_int_equal(send(fds[0], reqs + 20, strlen(reqs) - 20, 0),
+	    (ssize_t)strlen(reqs) - 20);
+
+	end = mono_s() + 10;
+	while (req_len < strlen(reqs)) {
+		assert_true(mono_s() < end);
+		turn(loop);
+		if (ofd == -1)
+			ofd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+		if (ofd != -1)
+			(void)drain(ofd, got_req, sizeof(got_req), &req_len);
+	}
+	assert_int_equal(req_len, strlen(reqs));
+	assert_memory_equal(got_req, reqs, req_len);
+	/* The origin answers in one go and closes; so does the app. */
+	assert_int_equal(send(ofd, resps, strlen(resps), 0),
+	    (ssize_t)strlen(resps));
+	close(ofd);
+	while (!app_eof) {
+		assert_true(mono_s() < end);
+		turn(loop);
+		app_eof = drain(fds[0], got_resp, sizeof(got_resp), &resp_len) == -1;
+	}
+	assert_int_equal(resp_len, strlen(resps));
+	assert_memory_equal(got_resp, resps, resp_len);
+	close(fds[0]);
+	while (relay_stats(r)->flows_active > 0) {
+		assert_true(mono_s() < end);
+		turn(loop);
+	}
+	assert_int_equal(store_flush(st), 0);
+
+	assert_int_equal(sqlite3_open_v2(db, &rdb, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(rdb, "SELECT seq || '|' || method "
+	    "|| '|' || url || '|' || status || '|' || resp_body_size, error "
+	    "FROM http_exchanges ORDER BY seq", -1, &q, NULL), SQLITE_OK);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		assert_string_equal(sqlite3_column_text(q, 0), want[i]);
+		assert_int_equal(sqlite3_column_type(q, 1), SQLITE_NULL);
+	}
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	assert_int_equal(sqlite3_prepare_v2(rdb, "SELECT protocol FROM flows",
+	    -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal(sqlite3_column_text(q, 0), "http");
+	sqlite3_finalize(q);
+	sqlite3_close(rdb);
+	assert_true(count_str(got_resp, resp_len, "HTTP/1.1") == 3);
+
+	relay_free(r);
+	ev_loop_destroy(loop);
+	store_close(st);
+	close(lfd);
+	unlink(db);
+	snprintf(p, sizeof(p), "%s-wal", db);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", db);
+	unlink(p);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -616,6 +817,7 @@ main(void)
 		cmocka_unit_test(unanswered_requests_bounded),
 		cmocka_unit_test(flow_end_reason_marks_pending),
 		cmocka_unit_test(exchanges_reach_the_store),
+		cmocka_unit_test(relay_records_pipelined_plain_http),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
