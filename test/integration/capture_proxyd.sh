@@ -96,6 +96,23 @@ EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
     -cert "$T/pki/origin.pem" -key "$T/pki/origin.key" ) >"$T/s_server.log" 2>&1 &
 pids="$pids $!"
 
+# A keep-alive HTTPS origin (HTTP/1.1, several requests per connection):
+# python3's http.server over TLS with the same certificate, on 8444.
+ip netns exec "$NS2" "$PY" -c '
+import functools, http.server, ssl, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = http.server.ThreadingHTTPServer(("10.98.0.2", 8444),
+    functools.partial(H, directory=sys.argv[3]))
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()' "$T/pki/origin.pem" "$T/pki/origin.key" "$T/www" \
+    >"$T/origin-ka.log" 2>&1 &
+pids="$pids $!"
+
 $NSE "$B/bin/redirectord" -f -r "$T" -g "$CG" >"$T/redirectord.log" 2>&1 &
 pids="$pids $!"
 $NSE "$B/bin/netstackd" -f -r "$T" >"$T/netstackd.log" 2>&1 &
@@ -193,6 +210,13 @@ out=$(incg curl -sS -m 60 --cacert "$LCA" $RES -o "$T/gots" \
     -w '%{time_total}' https://origin.test:8443/big 2>&1)
 check "...and the 16 MiB file, decrypted and re-encrypted intact ($out s)" \
     test "$(sha256sum <"$T/gots" | cut -d' ' -f1)" = "$want"
+# Two requests on one connection: two exchanges of one flow.
+out=$(incg curl -sS -m 10 --cacert "$LCA" --resolve origin.test:8444:10.98.0.2 \
+    https://origin.test:8444/index.html https://origin.test:8444/big \
+    -o /dev/null -o "$T/gotka" -w '%{num_connects} ' 2>&1)
+check "HTTPS keep-alive through proxyd: two requests, one connection ($out)" \
+    sh -c "[ '$out' = '1 0 ' ] &&
+           [ \"\$(sha256sum <'$T/gotka' | cut -d' ' -f1)\" = '$want' ]"
 issuer=$(incg curl -sS -m 10 -v --cacert "$LCA" $RES -o /dev/null \
     https://origin.test:8443/index.html 2>&1 | sed -n 's/^\*  *issuer: //p')
 check "...on a leaf issued by the localcap CA ($issuer)" \
@@ -254,6 +278,19 @@ ok = [r for r in rows if r["kind"] == "http" and r["proto"] == "https"
 big = [r for r in rows if r["kind"] == "http" and r["proto"] == "https"
        and r["url"] == "https://origin.test:8443/big" and r["bytes_down"] == 16777216]
 sys.exit(0 if len(ok) >= 2 and big else 1)' "$T/flows.json"
+check "...and the keep-alive HTTPS flow as its two exchanges, 1 and 2, in order" \
+    "$PY3" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ka = [r for r in rows if r["kind"] == "http" and r["dst"] == "10.98.0.2:8444"]
+ka.sort(key=lambda r: r["seq"])
+ok = (len(ka) == 2 and ka[0]["flow"] == ka[1]["flow"]
+      and [r["seq"] for r in ka] == [1, 2]
+      and [r["url"] for r in ka] == ["https://origin.test:8444/index.html",
+                                     "https://origin.test:8444/big"]
+      and [r["status"] for r in ka] == [200, 200]
+      and ka[1]["bytes_down"] == 16777216)
+sys.exit(0 if ok else 1)' "$T/flows.json"
 check "...and the refused connection, as such" \
     grep -q '"result":"connect failed".*"dst":"10.98.0.2:9"' "$T/flows.json"
 tls_ids=$("$PY3" -c '
