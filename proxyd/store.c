@@ -834,7 +834,9 @@ store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
 		snprintf(errbuf, sizeof(errbuf), "%s", facts->error);
 	else if (rec->error)
 		snprintf(errbuf, sizeof(errbuf), "%s", strerror(rec->error));
-	else if (rec->source_reason[0])
+	else if (rec->source_reason[0] &&
+	    /* how the source saw a normal end is no error */
+	    strncmp(rec->source_reason, "closed", sizeof(rec->source_reason)) != 0)
 		snprintf(errbuf, sizeof(errbuf), "%.*s",
 		    (int)strnlen(rec->source_reason, sizeof(rec->source_reason)),
 		    rec->source_reason);

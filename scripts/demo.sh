@@ -136,9 +136,10 @@ sleep 0.5	# the flow store commits every 200 ms
 show "localcapctl flows"
 "$B/bin/localcapctl" -s "$T/state" flows
 tls_id=$("$B/bin/localcapctl" -s "$T/state" flows --json |
-    sed -n 's/.*"id":"\([0-9]*\)".*"proto":"tls".*/\1/p' | head -n 1)
-show "localcapctl show $tls_id    (the HTTPS flow)"
-"$B/bin/localcapctl" -s "$T/state" show "$tls_id" | head -n 16
+    sed -n 's/.*"id":"\([0-9.]*\)".*"url":"https:.*/\1/p' | head -n 1)
+show "localcapctl show $tls_id    (the HTTPS exchange, decrypted; hex dumps left out)"
+"$B/bin/localcapctl" -s "$T/state" show "$tls_id" |
+    grep -v -e '^  [0-9a-f]\{8\}  ' -e '^first bytes' 
 
 say "And a program not in the spec goes direct, untouched"
 show "wget http://10.97.0.2:8080/ (not captured)"
