@@ -156,16 +156,54 @@ check "proxyd knew the process (curl, its pid) and counted 16 MiB to it" \
     grep -E -q -- "-> 10.98.0.2:8080 \(curl pid [1-9][0-9]*\): closed, [0-9]+ bytes out, 167774[0-9]{2} in" \
     "$T/proxyd.log"
 
+PY3=$(readlink -f /usr/bin/python3)
+
 # Many at once, by name.
 ctl attach curl >/dev/null
-out=$(incg sh -c "seq 1 40 | xargs -P 20 -I{} curl -sS -o /dev/null \
+out=$(incg sh -c "seq 1 100 | xargs -P 100 -I{} curl -sS -o /dev/null \
     -w '%{http_code}\n' http://10.98.0.2:8080/index.html" 2>&1)
-check "40 curls, 20 at a time, captured by name: all 200" \
-    test "$(echo "$out" | grep -c '^200$')" -eq 40
+check "100 curls at once, captured by name: all 200" \
+    test "$(echo "$out" | grep -c '^200$')" -eq 100
 sleep 1.2
 flows2=$(counter tcp_flows_created)
 check "...each one a flow through netstackd ($flows1 -> $flows2)" \
-    test "$flows2" -ge $((flows1 + 40))
+    test "$flows2" -ge $((flows1 + 100))
+
+# 64 MiB upload through the chain: the server hashes what it received.
+ip netns exec "$NS2" "$PY3" -c '
+import hashlib, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.98.0.2", 9090)); s.listen(1); s.settimeout(60)
+c, _ = s.accept(); h = hashlib.sha256()
+while True:
+    b = c.recv(1 << 20)
+    if not b: break
+    h.update(b)
+c.sendall(h.hexdigest().encode()); c.close()' &
+UP_SRV=$!
+sleep 0.5
+head -c 67108864 /dev/urandom >"$T/up.bin"
+want_up=$(sha256sum <"$T/up.bin" | cut -d' ' -f1)
+got_up=$(incg "$B/bin/localcapctl" -r "$T" run -- "$PY3" -c '
+import socket, sys
+s = socket.create_connection(("10.98.0.2", 9090), timeout=30)
+with open(sys.argv[1], "rb") as f:
+    while True:
+        b = f.read(1 << 20)
+        if not b: break
+        s.sendall(b)
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    b = s.recv(100)
+    if not b: break
+    out += b
+print(out.decode())' "$T/up.bin" 2>&1)
+wait "$UP_SRV" 2>/dev/null
+check "64 MiB upload through the chain arrives intact (SHA-256)" test "$got_up" = "$want_up"
+rm -f "$T/up.bin"
+sleep 1.2
+flows2=$(counter tcp_flows_created)
 
 # Not captured: the same download goes direct and still works.
 ctl detach curl >/dev/null
@@ -239,7 +277,6 @@ check "...while one trusting only the localcap CA now fails (exit $rc)" test $rc
 
 # The flow store, as localcapctl reads it while proxyd writes.
 sleep 0.5	# the store commits every 200 ms
-PY3=$(readlink -f /usr/bin/python3)
 "$B/bin/localcapctl" -s "$T/state" flows --json >"$T/flows.json" 2>&1
 # Plain HTTP is observed: a flow with exchanges is listed as its exchanges.
 check "flows --json lists the 16 MiB download as an exchange: GET /big, 200, by curl with its pid" \
