@@ -1699,8 +1699,21 @@ relay_source_flow_closed(struct relay *r, const void *source,
 		    "%s", reason);
 	if (f->rec.meta.transport == FLOW_UDP)
 		flow_end(f, FLOW_END_SOURCE_CLOSED, 0);
-	else if (!tcp_reason_orderly(reason))
+	else if (!tcp_reason_orderly(reason)) {
+		if (f->m != NULL) {
+			/*
+			 * The reset may overtake what the client sent before it
+			 * (an alert after our certificate): take that first, so
+			 * a client that rejected us is known as such and its
+			 * host passes through from now on.
+			 */
+			if (tls_run(f) == -1)
+				return;
+			tls_side_broken(f, MITM_CLIENT, ECONNRESET);
+			return;
+		}
 		flow_end(f, FLOW_END_APP_RESET, ECONNRESET);
+	}
 }
 
 void
