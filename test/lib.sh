@@ -34,3 +34,10 @@ kill_netns() {
 	for _p in $(ip netns pids "$1" 2>/dev/null); do kill -9 "$_p" 2>/dev/null; done
 	ip netns del "$1" 2>/dev/null
 }
+
+# Results, one line each ("ok - ..." / "not ok - ..."): the script sets
+# passed=0 failed=0 first and reports the totals at the end.
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+# check DESC COMMAND...: ok if COMMAND succeeds, not ok otherwise.
+check() { _d=$1; shift; if "$@"; then ok "$_d"; else not_ok "$_d"; fi; }

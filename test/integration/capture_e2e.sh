@@ -47,9 +47,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 # nsenter keeps /sys (and so the cgroup v2 mount) visible; ip netns exec not.
 inns() { nsenter --net="/run/netns/$NS" "$@"; }
 ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }

@@ -48,9 +48,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 NSE="nsenter --net=/run/netns/$NS"
 ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }
 # CMD in the client namespace and in our cgroup (where capture applies).

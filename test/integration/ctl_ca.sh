@@ -7,6 +7,7 @@
 # uninstall must remove exactly what install added.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/test/lib.sh"
 B="$top/${BUILD:-build}"
 T=$(mktemp -d /tmp/lc-ca.XXXXXX)
 chmod 755 "$T"
@@ -19,9 +20,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 for t in update-ca-certificates openssl; do
 	command -v "$t" >/dev/null || { echo "ctl_ca: needs $t; skipped"; exit 77; }
 done

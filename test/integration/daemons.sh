@@ -36,9 +36,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { desc=$1; shift; if "$@"; then ok "$desc"; else not_ok "$desc"; fi; }
 # check_run DESC RC PATTERN CMD...: CMD exits RC and its output matches PATTERN.
 check_run() {
 	desc=$1 want_rc=$2 pattern=$3; shift 3

@@ -13,6 +13,7 @@
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/test/lib.sh"
 BUILD=${BUILD:-build}
 DRV="$top/$BUILD/test/integration/mitm_proxy"
 for tool in curl openssl sha256sum; do
@@ -38,9 +39,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { desc=$1; shift; if "$@"; then ok "$desc"; else not_ok "$desc"; fi; }
 # wait_for COMMAND...: poll up to 30 s (sanitizer builds are slow).
 wait_for() {
 	i=0

@@ -50,8 +50,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
 inns() { ip netns exec "$NS" "$@"; }
 
 # run DESC CMD...: the client must exit 0 within its own timeout.

@@ -70,11 +70,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
 skip() { echo "SKIP - $*"; }
-# check DESC CMD...: ok if CMD succeeds.
-check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 
 UNITS="localcap-redirectord.service localcap-netstackd.service localcap-proxyd.service"
 

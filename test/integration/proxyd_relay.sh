@@ -10,6 +10,7 @@
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/test/lib.sh"
 BUILD=${BUILD:-build}
 BIN="$top/$BUILD/bin"
 HELPER="$top/$BUILD/test/integration/px_flow_source"
@@ -37,9 +38,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { desc=$1; shift; if "$@"; then ok "$desc"; else not_ok "$desc"; fi; }
 # wait_for DESC COMMAND...: poll up to 30 s (sanitizer builds are slow).
 wait_for() {
 	desc=$1; shift
