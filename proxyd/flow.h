@@ -63,6 +63,12 @@ struct flow_meta {
 	struct flow_addr	dst;		/* where it meant to go */
 	struct flow_owner	owner;
 	uint64_t		start_us;	/* CLOCK_REALTIME */
+	/*
+	 * The host name the application asked for, when its source knows
+	 * one (proxyd's explicit-proxy listener: CONNECT's or the URL's
+	 * host); "" otherwise.  Used where a TLS client sends no SNI.
+	 */
+	char			host[256];
 };
 
 struct flow_record {

@@ -224,6 +224,7 @@ struct mitm {
 	unsigned char		 dst_ip[16];
 	size_t			 dst_ip_len;
 	uint16_t		 dst_port;
+	char			 host_hint[256];	/* mitm_set_host_hint */
 
 	bool			 upstream_failed;
 	bool			 client_offered_http11;
@@ -763,6 +764,19 @@ mitm_new(struct mitm_ctx *ctx, const unsigned char *dst_ip, size_t dst_ip_len,
 }
 
 void
+mitm_set_host_hint(struct mitm *m, const char *host)
+{
+	snprintf(m->host_hint, sizeof(m->host_hint), "%s", host ? host : "");
+}
+
+/* The server's name: the client's SNI, else the hint, else "" (none). */
+static const char *
+server_name(const struct mitm *m)
+{
+	return m->info.sni[0] != '\0' ? m->info.sni : m->host_hint;
+}
+
+void
 mitm_free(struct mitm *m)
 {
 	if (m == NULL)
@@ -1090,16 +1104,16 @@ start_upstream(struct mitm *m)
 		mbedtls_ssl_conf_session_tickets(&leg->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
 	if ((ret = mbedtls_ssl_setup(&leg->ssl, &leg->conf)) != 0)
 		goto fail;
-	/* No SNI: hostname NULL (no SNI sent, no name check by mbedTLS); the
+	/* No name: hostname NULL (no SNI sent, no name check by mbedTLS); the
 	 * destination address is checked against the certificate afterwards. */
 	if ((ret = mbedtls_ssl_set_hostname(&leg->ssl,
-	    m->info.sni[0] != '\0' ? m->info.sni : NULL)) != 0)
+	    server_name(m)[0] != '\0' ? server_name(m) : NULL)) != 0)
 		goto fail;
 	mbedtls_ssl_set_bio(&leg->ssl, leg, bio_send, bio_recv, NULL);
 	mbedtls_ssl_set_verify(&leg->ssl, upstream_verify_cb, m);
 
 	format_ip(m, ip, sizeof(ip));
-	snprintf(m->sess_key, sizeof(m->sess_key), "%s|%s|%u", m->info.sni, ip,
+	snprintf(m->sess_key, sizeof(m->sess_key), "%s|%s|%u", server_name(m), ip,
 	    (unsigned)m->dst_port);
 	m->sess_hash = key_hash(m->sess_key);
 	if ((s = session_find(ctx, m->sess_key, m->sess_hash)) != NULL) {
@@ -1157,7 +1171,7 @@ upstream_verify_cb(void *p, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 	if (depth != 0)
 		return 0;
 	record_upstream_cert(m, crt);
-	if (m->info.sni[0] == '\0' && m->ctx->have_trust) {
+	if (server_name(m)[0] == '\0' && m->ctx->have_trust) {
 		format_ip(m, ip, sizeof(ip));
 		(void)mbedtls_x509_crt_verify(crt, &m->ctx->trust, NULL, ip, &f2, NULL, NULL);
 		*flags |= f2 & MBEDTLS_X509_BADCERT_CN_MISMATCH;
@@ -1226,9 +1240,9 @@ start_client(struct mitm *m)
 	int ret;
 
 	memset(&req, 0, sizeof(req));
-	if (m->info.sni[0] != '\0') {
-		req.sni = m->info.sni;
-		req.sni_len = strlen(m->info.sni);
+	if (server_name(m)[0] != '\0') {
+		req.sni = server_name(m);
+		req.sni_len = strlen(req.sni);
 	}
 	req.dst_ip = m->dst_ip;
 	req.dst_ip_len = m->dst_ip_len;

@@ -176,6 +176,12 @@ struct mitm;
  */
 struct mitm *mitm_new(struct mitm_ctx *ctx, const unsigned char *dst_ip, size_t dst_ip_len,
 	    uint16_t dst_port);
+/*
+ * The server's host name when the flow's source knows it (an explicit-proxy
+ * CONNECT): used, for a client that sends no SNI, as the upstream SNI and
+ * name checked, and in our leaf.  Never an address.  Before the first step.
+ */
+void	mitm_set_host_hint(struct mitm *m, const char *host);
 void	mitm_free(struct mitm *m);
 
 /* --- ciphertext, between the engine and the sockets ----------------------- */

@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "proxyd/detect.h"
+#include "proxyd/hostmatch.h"
 #include "proxyd/httpobs.h"
 #include "proxyd/mitm.h"
 #include "proxyd/passmap.h"
@@ -123,6 +124,9 @@ struct rflow {
 	ev_timer		 grace;		/* ... how long to wait for a hello */
 	struct mitm		*m;
 	char			 host[PASSMAP_KEY_MAX];	/* passthrough key */
+	char			 pass_reason[PASSMAP_KEY_MAX + 64];
+						/* why it was not looked into */
+	unsigned		 ignored:1;	/* --ignore-hosts: raw from the start */
 	uint8_t			 probe[256];	/* client plaintext after an
 						 * upstream failure: HTTP? */
 	size_t			 probe_len;
@@ -533,8 +537,8 @@ http_sniff(struct rflow *f)
 	d = detect_tcp(p, n);
 	if (d != DETECT_HTTP1 && d != DETECT_NEED_MORE)
 		return;
-	obs_start(f, "http", flow_addr_str(&f->rec.meta.dst, host,
-	    sizeof(host)));
+	obs_start(f, "http", f->rec.meta.host[0] != '\0' ? f->rec.meta.host :
+	    flow_addr_str(&f->rec.meta.dst, host, sizeof(host)));
 	obs_feed(f, 1, p, n);
 }
 
@@ -543,6 +547,13 @@ tls_facts(struct rflow *f, struct store_flow_facts *fa)
 {
 	const struct mitm_info *in;
 
+	if (f->ignored) {
+		memset(fa, 0, sizeof(*fa));
+		fa->retransmits = fa->rtt_us = -1;
+		fa->protocol = "raw";
+		fa->passthrough_reason = f->pass_reason;
+		return fa;
+	}
 	if (f->m == NULL && !f->rec.tls_passthrough) {
 		if (!f->http_seen)
 			return NULL;
@@ -556,8 +567,7 @@ tls_facts(struct rflow *f, struct store_flow_facts *fa)
 	fa->protocol = "tls";
 	if (f->m == NULL) {
 		fa->sni = f->rec.tls_sni[0] ? f->rec.tls_sni : NULL;
-		fa->passthrough_reason = "client refused our certificate for "
-		    "this host earlier";
+		fa->passthrough_reason = f->pass_reason;
 		return fa;
 	}
 	in = mitm_get_info(f->m);
@@ -667,6 +677,44 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 
 /* --- TCP ---------------------------------------------------------------------- */
 
+/*
+ * got bytes from one side landed in b, through iov (what rbuf_space gave):
+ * count them, keep the first ones and show them to the HTTP observer.
+ */
+static void
+took(struct rflow *f, struct rbuf *b, int from_app, const struct iovec *iov,
+    size_t got)
+{
+	struct relay *r = f->relay;
+	uint8_t *first = from_app ? f->rec.first_from_app : f->rec.first_to_app;
+	uint16_t *first_len = from_app ? &f->rec.first_from_app_len :
+	    &f->rec.first_to_app_len;
+	size_t in0 = got < iov[0].iov_len ? got : iov[0].iov_len;
+
+	if (from_app) {
+		f->rec.bytes_from_app += got;
+		r->stats.bytes_from_app += got;
+	} else {
+		f->rec.bytes_to_app += got;
+		r->stats.bytes_to_app += got;
+	}
+	if (*first_len < FLOW_FIRST_BYTES) {
+		flow_keep_first(first, first_len, iov[0].iov_base, in0);
+		if (got > in0)
+			flow_keep_first(first, first_len, iov[1].iov_base,
+			    got - in0);
+	}
+	if (f->obs != NULL) {
+		obs_feed(f, from_app, iov[0].iov_base, in0);
+		if (got > in0)
+			obs_feed(f, from_app, iov[1].iov_base, got - in0);
+	}
+	b->len += got;
+	r->stats.buffered += got;
+	if (b->len > r->stats.buffer_high_water)
+		r->stats.buffer_high_water = b->len;
+}
+
 static struct dlist *
 idle_list(struct rflow *f)
 {
@@ -699,38 +747,7 @@ tcp_read(struct rflow *f, struct side *s, struct rbuf *b, int from_app)
 	}
 	n = readv(s->fd, iov, niov);
 	if (n > 0) {
-		size_t got = (size_t)n;
-		uint8_t *first = from_app ? f->rec.first_from_app :
-		    f->rec.first_to_app;
-		uint16_t *first_len = from_app ? &f->rec.first_from_app_len :
-		    &f->rec.first_to_app_len;
-
-		if (from_app) {
-			f->rec.bytes_from_app += got;
-			r->stats.bytes_from_app += got;
-		} else {
-			f->rec.bytes_to_app += got;
-			r->stats.bytes_to_app += got;
-		}
-		if (*first_len < FLOW_FIRST_BYTES) {
-			size_t in0 = got < iov[0].iov_len ? got : iov[0].iov_len;
-
-			flow_keep_first(first, first_len, iov[0].iov_base, in0);
-			if (got > in0)
-				flow_keep_first(first, first_len, iov[1].iov_base,
-				    got - in0);
-		}
-		if (f->obs != NULL) {
-			size_t in0 = got < iov[0].iov_len ? got : iov[0].iov_len;
-
-			obs_feed(f, from_app, iov[0].iov_base, in0);
-			if (got > in0)
-				obs_feed(f, from_app, iov[1].iov_base, got - in0);
-		}
-		b->len += got;
-		r->stats.buffered += got;
-		if (b->len > r->stats.buffer_high_water)
-			r->stats.buffer_high_water = b->len;
+		took(f, b, from_app, iov, (size_t)n);
 		dlist_touch(&r->tcp_idle, &f->idle_dl);
 		return 0;
 	}
@@ -1270,6 +1287,7 @@ detect_step(struct rflow *f)
 	size_t n = f->a2u.len, full = r->cfg.bufsize;
 	struct tls_client_hello ch;
 	enum tlshello_result hr;
+	const char *ignored = NULL;
 	char addr[64], *colon;
 
 	if (n == 0 && !f->app.eof)
@@ -1291,19 +1309,33 @@ detect_step(struct rflow *f)
 		tlshello_free(&ch);
 		return 0;
 	}
-	/* The host a rejection is remembered by: the SNI, else the address. */
+	/*
+	 * The host a rejection is remembered by: the SNI, else the host the
+	 * source knows (explicit proxy), else the address.
+	 */
 	if (hr == TLSHELLO_OK && ch.sni[0] != '\0')
 		passmap_key(f->host, ch.sni);
+	else if (f->rec.meta.host[0] != '\0')
+		passmap_key(f->host, f->rec.meta.host);
 	else {
 		flow_addr_str(&f->rec.meta.dst, addr, sizeof(addr));
 		if ((colon = strrchr(addr, ':')) != NULL)
 			*colon = '\0';
 		passmap_key(f->host, addr);
 	}
+	if (hr == TLSHELLO_OK && ch.sni[0] != '\0')
+		ignored = hostmatch_find(r->cfg.ignore, ch.sni,
+		    f->rec.meta.dst.port);
 	tlshello_free(&ch);
 	f->rec.protocol = "tls";
 	f->detecting = 0;
-	if (passmap_has(&r->pass, f->host, ev_now(r->loop))) {
+	if (ignored != NULL)
+		snprintf(f->pass_reason, sizeof(f->pass_reason),
+		    "matches --ignore-hosts '%s'", ignored);
+	else if (passmap_has(&r->pass, f->host, ev_now(r->loop)))
+		snprintf(f->pass_reason, sizeof(f->pass_reason),
+		    "client refused our certificate for this host earlier");
+	if (f->pass_reason[0] != '\0') {
 		f->rec.tls_passthrough = 1;
 		snprintf(f->rec.tls_sni, sizeof(f->rec.tls_sni), "%s", f->host);
 		r->stats.tls_passthrough++;
@@ -1315,6 +1347,7 @@ detect_step(struct rflow *f)
 		flow_end(f, FLOW_END_INTERNAL, ENOMEM);
 		return -1;
 	}
+	mitm_set_host_hint(f->m, f->rec.meta.host);
 	r->stats.tls_intercepted++;
 	if (f->connect_err)
 		return tls_connect_failed(f, f->connect_err);
@@ -1538,14 +1571,78 @@ set_nonblock(int fd)
 	return fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+/*
+ * --ignore-hosts: the pattern a new flow's destination matches (the host
+ * its source named, else its address), or NULL.
+ */
+static const char *
+ignore_match(const struct rflow *f)
+{
+	const struct flow_meta *m = &f->rec.meta;
+	const char *pat = NULL;
+	char addr[64], *colon;
+
+	if (f->relay->cfg.ignore == NULL)
+		return NULL;
+	if (m->host[0] != '\0')
+		pat = hostmatch_find(f->relay->cfg.ignore, m->host, m->dst.port);
+	if (pat == NULL) {
+		flow_addr_str(&m->dst, addr, sizeof(addr));
+		if ((colon = strrchr(addr, ':')) != NULL)
+			*colon = '\0';
+		pat = hostmatch_find(f->relay->cfg.ignore, addr, m->dst.port);
+	}
+	return pat;
+}
+
+/*
+ * Bytes already read from the app (relay_start_prefixed) into a2u, as if
+ * they had just arrived.  0, or -1 if the flow ended.
+ */
+static int
+seed(struct rflow *f, const void *prefix, size_t len)
+{
+	struct iovec iov[2];
+	int niov;
+
+	if ((niov = rbuf_space(f->relay, &f->a2u, iov)) <= 0 ||
+	    iov[0].iov_len < len) {
+		flow_end(f, FLOW_END_INTERNAL, ENOMEM);
+		return -1;
+	}
+	memcpy(iov[0].iov_base, prefix, len);
+	took(f, &f->a2u, 1, iov, len);
+	if (f->detecting && detect_step(f) == -1)
+		return -1;
+	if (f->m == NULL)
+		http_sniff(f);
+	return 0;
+}
+
 uint64_t
 relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
+{
+	return relay_start_prefixed(r, source, meta, fd, NULL, 0);
+}
+
+uint64_t
+relay_start_prefixed(struct relay *r, const void *source,
+    struct flow_meta *meta, int fd, const void *prefix, size_t prefix_len)
 {
 	struct sockaddr_storage ss;
 	struct rflow *f;
 	socklen_t len, sslen;
 	int tcp = meta->transport == FLOW_TCP, one = 1, rc;
+	const char *pat;
+	uint64_t id;
 	char dst[64];
+
+	if (prefix_len > r->cfg.bufsize || (prefix_len > 0 && !tcp)) {
+		refusal_warn(r, "flow to %s: %zu bytes already read do not fit",
+		    flow_addr_str(&meta->dst, dst, sizeof(dst)), prefix_len);
+		f = NULL;
+		goto refuse;
+	}
 
 	if ((f = calloc(1, sizeof(*f))) == NULL) {
 		refusal_warn(r, "flow to %s: out of memory",
@@ -1591,6 +1688,14 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 	f->source = source;
 	/* With interception on, a TCP flow's first bytes are looked at. */
 	f->detecting = tcp && r->cfg.mitm != NULL;
+	if (tcp && (pat = ignore_match(f)) != NULL) {
+		/* Not looked into at all: no TLS, no HTTP observation. */
+		f->ignored = 1;
+		f->detecting = 0;
+		f->sniffed = 1;
+		snprintf(f->pass_reason, sizeof(f->pass_reason),
+		    "matches --ignore-hosts '%s'", pat);
+	}
 	f->connect_dl.flow = f->idle_dl.flow = f;
 	TAILQ_INSERT_TAIL(&r->flows, f, all);
 	/* In the store from its start, so `localcapctl flows` can see it. */
@@ -1622,6 +1727,7 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 		return 0;
 	}
 	changed(r);
+	id = f->rec.id;
 	if (tcp) {
 		if (rc == 0)
 			tcp_connected(f);
@@ -1629,13 +1735,15 @@ relay_start(struct relay *r, const void *source, struct flow_meta *meta, int fd)
 			f->connecting = 1;
 			dlist_touch(&r->connect_list, &f->connect_dl);
 		}
+		if (prefix_len > 0 && seed(f, prefix, prefix_len) == -1)
+			return id;	/* it ended, recorded */
 		tcp_settle(f);
 	} else {
 		dlist_touch(idle_list(f), &f->idle_dl);
 		ev_io_start(r->loop, &f->app.rd);
 		ev_io_start(r->loop, &f->up.rd);
 	}
-	return f->rec.id;
+	return id;
 
 refuse:
 	r->stats.flows_refused++;

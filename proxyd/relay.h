@@ -27,6 +27,7 @@
 
 struct store;
 struct mitm_ctx;
+struct hostmatch;
 
 struct relay_config {
 	double	connect_timeout;	/* seconds; default 10 */
@@ -45,6 +46,12 @@ struct relay_config {
 	struct mitm_ctx *mitm;
 	size_t	passthrough_max;	/* default PASSMAP_DEFAULT_CAP */
 	double	passthrough_ttl;	/* default PASSMAP_DEFAULT_TTL */
+	/*
+	 * --ignore-hosts (hostmatch.h), borrowed: a TCP flow whose address or
+	 * host matches is relayed raw from its first byte; a TLS flow whose
+	 * SNI matches passes through undecrypted.  NULL: none.
+	 */
+	const struct hostmatch *ignore;
 };
 
 struct relay_stats {
@@ -92,6 +99,13 @@ void	relay_set_on_change(struct relay *, void (*)(void *), void *);
  */
 uint64_t	relay_start(struct relay *, const void *source,
 		    struct flow_meta *, int fd);
+/*
+ * The same, for a TCP flow of which prefix[0..len) was already read from
+ * the application (an explicit-proxy request, rewritten): it goes upstream
+ * first and is looked at (TLS, HTTP) as if it had just arrived.
+ */
+uint64_t	relay_start_prefixed(struct relay *, const void *source,
+		    struct flow_meta *, int fd, const void *prefix, size_t len);
 
 /*
  * A NewFlow straight from a source: validated (a bad one is refused: one log
