@@ -23,6 +23,7 @@ enum conf_type {
 	CONF_UINT,	/* decimal, within [min, max] */
 	CONF_BOOL,	/* yes/no, true/false, on/off, 1/0 */
 	CONF_USER,	/* a user name */
+	CONF_TEXT,	/* any text, checked by the daemon that reads it */
 };
 
 struct conf_key {
@@ -43,6 +44,9 @@ static const struct conf_key conf_schema[] = {
 	{ "fail_closed",	CONF_BOOL,	",redirectord,", 0, 0 },
 	{ "user",		CONF_USER,	",netstackd,proxyd,", 0, 0 },
 	{ "netstack_user",	CONF_USER,	",redirectord,", 0, 0 },
+	{ "listen",		CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "ignore_hosts",	CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "upstream_ca",	CONF_PATH,	",proxyd,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };
@@ -179,6 +183,8 @@ check_value(const struct conf_key *k, const char *v)
 		}
 		return NULL;
 	}
+	case CONF_TEXT:
+		return strlen(v) > 4096 ? "too long (at most 4096 bytes)" : NULL;
 	}
 	return "unknown type";
 }

@@ -712,8 +712,12 @@ print_entry(const struct reader *r, sqlite3_stmt *s)
 		for (char *c = pbuf; *c; c++)
 			if ((unsigned char)*c < 0x20 || *c == 0x7f)
 				*c = '?';
-		snprintf(proc, sizeof(proc), "%s(%lld)", pbuf,
-		    sqlite3_column_int64(s, E_PID));
+		/* pid 0: no process known (an explicit-proxy client). */
+		if (sqlite3_column_int64(s, E_PID) == 0)
+			snprintf(proc, sizeof(proc), "%s", pbuf);
+		else
+			snprintf(proc, sizeof(proc), "%s(%lld)", pbuf,
+			    sqlite3_column_int64(s, E_PID));
 	}
 	if (http)
 		snprintf(what, sizeof(what), "%.16s", col_text(s, E_METHOD) ?

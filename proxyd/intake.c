@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "proxyd/intake.h"
+#include "proxyd/listen.h"
 #include "flow.pb-c.h"
 
 struct source {
@@ -23,6 +24,7 @@ struct source {
 struct intake {
 	struct ev_loop		*loop;
 	struct relay		*relay;
+	const struct plisten	*listener;	/* NULL: no explicit proxy */
 	TAILQ_HEAD(, source)	 sources;
 	size_t			 nsources;
 	uint64_t		 bad_fds;
@@ -35,6 +37,9 @@ static void
 send_status(struct intake *in, struct ipc_peer *peer)
 {
 	const struct relay_stats *st = relay_stats(in->relay);
+	static const struct plisten_stats nolisten;
+	const struct plisten_stats *ps = in->listener ?
+	    plisten_stats(in->listener) : &nolisten;
 	const struct { const char *name; uint64_t value; } vals[] = {
 		{ "flows_total",		st->flows_total },
 		{ "flows_refused",		st->flows_refused + in->bad_fds },
@@ -53,6 +58,11 @@ send_status(struct intake *in, struct ipc_peer *peer)
 		{ "tls_passthrough",		st->tls_passthrough },
 		{ "tls_client_rejected",	st->tls_client_rejected },
 		{ "tls_upstream_failed",	st->tls_upstream_failed },
+		{ "proxy_clients",		ps->accepted },
+		{ "proxy_tunnels",		ps->tunnels },
+		{ "proxy_requests",		ps->requests },
+		{ "proxy_refused",		ps->refused + ps->overloaded },
+		{ "proxy_resolve_failed",	ps->resolve_failed },
 	};
 	enum { N = sizeof(vals) / sizeof(vals[0]) };
 	Lc__Counter counters[N], *cp[N];
@@ -251,6 +261,12 @@ intake_free(struct intake *in)
 	intake_close_sources(in, "proxyd shutting down");
 	relay_set_on_change(in->relay, NULL, NULL);
 	free(in);
+}
+
+void
+intake_set_listener(struct intake *in, const struct plisten *l)
+{
+	in->listener = l;
 }
 
 size_t

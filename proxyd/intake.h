@@ -32,6 +32,10 @@ void		 intake_accept(struct ipc_listener *, struct ipc_peer *);
 void		 intake_close_sources(struct intake *, const char *reason);
 size_t		 intake_nsources(const struct intake *);
 
+/* The explicit proxy's figures go into ProxyStatus too (NULL: none). */
+struct plisten;
+void		 intake_set_listener(struct intake *, const struct plisten *);
+
 /* NewFlows refused for a bad fd (a source bug; the source is dropped). */
 uint64_t	 intake_bad_fds(const struct intake *);
 

@@ -27,6 +27,8 @@
 #include "sandbox.h"
 #include "proxyd/ca.h"
 #include "proxyd/certforge.h"
+#include "proxyd/hostmatch.h"
+#include "proxyd/listen.h"
 #include "proxyd/mitm.h"
 #include "proxyd/signer.h"
 #include "proxyd/store.h"
@@ -44,6 +46,8 @@ enum {
 	OPT_UDP_TIMEOUT,
 	OPT_UPSTREAM_CA,
 	OPT_UPSTREAM_INSECURE,
+	OPT_LISTEN,
+	OPT_IGNORE_HOSTS,
 };
 
 struct proxyd {
@@ -66,6 +70,13 @@ struct proxyd {
 	struct signer		*signer;
 	struct certforge	*certforge;
 	struct mitm_ctx		*mitm;
+	/* The explicit proxy (--listen), NULL: off. */
+	const char		*listen_opt;
+	struct plisten		*listener;
+	/* --ignore-hosts: every list given, then compiled once. */
+	const char		*ignore_opt[16];
+	size_t			 nignore_opt;
+	struct hostmatch	*ignore;
 };
 
 static struct proxyd proxyd = { .d = { .name = "proxyd" } };
@@ -84,7 +95,12 @@ static const char usage[] =
     "                          DNS flows: half of it)\n"
     "      --upstream-ca FILE  also trust this CA (PEM/DER) for servers\n"
     "      --upstream-insecure do not verify servers' certificates\n"
-    "                          (the verdict is still recorded)\n";
+    "                          (the verdict is still recorded)\n"
+    "      --listen ADDR:PORT  also be an explicit HTTP proxy there\n"
+    "                          (CONNECT and http:// requests; off by default)\n"
+    "      --ignore-hosts LIST relay these without looking inside: regular\n"
+    "                          expressions matched against host:port\n"
+    "                          (comma-separated; repeatable)\n";
 
 static void
 print_version(void)
@@ -103,6 +119,8 @@ proxyd_shutdown(void *arg)
 	(void)arg;
 	ipc_listener_free(proxyd.flow_listener);
 	proxyd.flow_listener = NULL;
+	plisten_free(proxyd.listener);
+	proxyd.listener = NULL;
 	intake_free(proxyd.intake);
 	proxyd.intake = NULL;
 	/* Running flows are reset: a cut stream must not pass for a whole one. */
@@ -113,6 +131,8 @@ proxyd_shutdown(void *arg)
 	proxyd.store = NULL;
 	mitm_ctx_free(proxyd.mitm);
 	proxyd.mitm = NULL;
+	hostmatch_free(proxyd.ignore);
+	proxyd.ignore = NULL;
 	certforge_free(proxyd.certforge);
 	proxyd.certforge = NULL;
 	signer_free(proxyd.signer);
@@ -282,6 +302,53 @@ open_store(struct ev_loop *loop)
 	log_info("recording flows in %s", path);
 }
 
+/* --ignore-hosts (every one given), else the config's ignore_hosts. */
+static void
+prepare_ignore(void)
+{
+	const char *c = conf_get(proxyd.d.conf, "proxyd", "ignore_hosts");
+	char err[512];
+	size_t i;
+
+	if (proxyd.nignore_opt == 0 && c != NULL)
+		proxyd.ignore_opt[proxyd.nignore_opt++] = c;
+	if (proxyd.nignore_opt == 0)
+		return;
+	if ((proxyd.ignore = hostmatch_new()) == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < proxyd.nignore_opt; i++)
+		if (hostmatch_add(proxyd.ignore, proxyd.ignore_opt[i], err,
+		    sizeof(err)) == -1)
+			fatalx("--ignore-hosts: %s", err);
+	log_info("not looking inside connections to %zu host pattern%s",
+	    hostmatch_count(proxyd.ignore),
+	    hostmatch_count(proxyd.ignore) == 1 ? "" : "s");
+}
+
+/*
+ * The explicit proxy's socket is bound now, before the sandbox; it starts
+ * accepting once the CA and the store are ready.
+ */
+static void
+prepare_listener(struct ev_loop *loop)
+{
+	const char *l = proxyd.listen_opt ? proxyd.listen_opt :
+	    conf_get(proxyd.d.conf, "proxyd", "listen");
+	struct flow_addr a;
+	char err[512], where[64];
+
+	if (l == NULL)
+		return;
+	if (plisten_parse_addr(l, &a, err, sizeof(err)) == -1)
+		fatalx("--listen: %s", err);
+	if ((proxyd.listener = plisten_new(loop, proxyd.relay, &a, err,
+	    sizeof(err))) == NULL)
+		fatalx("--listen: %s", err);
+	a.port = plisten_port(proxyd.listener);
+	log_info("explicit HTTP proxy on %s", flow_addr_str(&a, where,
+	    sizeof(where)));
+}
+
 /* Whether we may give files away (CAP_CHOWN in the effective set). */
 static int
 can_chown(void)
@@ -308,6 +375,8 @@ main(int argc, char *argv[])
 		{ "user", required_argument, NULL, 'u' },
 		{ "upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA },
 		{ "upstream-insecure", no_argument, NULL, OPT_UPSTREAM_INSECURE },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ipc_peer_config cfg = {
@@ -355,6 +424,18 @@ main(int argc, char *argv[])
 		case OPT_UPSTREAM_INSECURE:
 			proxyd.upstream_insecure = 1;
 			break;
+		case OPT_LISTEN:
+			proxyd.listen_opt = optarg;
+			break;
+		case OPT_IGNORE_HOSTS:
+			if (proxyd.nignore_opt == sizeof(proxyd.ignore_opt) /
+			    sizeof(proxyd.ignore_opt[0])) {
+				fprintf(stderr, "proxyd: too many --ignore-hosts "
+				    "(join the lists with commas)\n");
+				return 2;
+			}
+			proxyd.ignore_opt[proxyd.nignore_opt++] = optarg;
+			break;
 		default:
 			fprintf(stderr, "%s", usage);
 			return 2;
@@ -376,12 +457,18 @@ main(int argc, char *argv[])
 	daemon_start(&proxyd.d, loop, &hooks);
 	prepare_state_dir();
 	raise_fd_limit();
+	if (proxyd.upstream_ca == NULL)
+		proxyd.upstream_ca = conf_get(proxyd.d.conf, "proxyd",
+		    "upstream_ca");
 	read_trust();
+	prepare_ignore();
+	proxyd.relay_cfg.ignore = proxyd.ignore;
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||
 	    (proxyd.intake = intake_new(loop, proxyd.relay)) == NULL)
 		fatalx("out of memory");
 	cfg.user = proxyd.intake;
+	prepare_listener(loop);
 
 	daemon_path(&proxyd.d, "flow.sock", path, sizeof(path));
 	if ((proxyd.flow_listener = ipc_listen(loop, path, 0660, &cfg,
@@ -422,6 +509,10 @@ main(int argc, char *argv[])
 	/* As the user that owns the state dir, inside the sandbox. */
 	prepare_ca();
 	open_store(loop);
+	if (proxyd.listener != NULL) {
+		plisten_start(proxyd.listener, NULL);
+		intake_set_listener(proxyd.intake, proxyd.listener);
+	}
 
 	ev_run(loop, 0);
 	daemon_finish(&proxyd.d);

@@ -1,0 +1,669 @@
+/*
+ * proxyd's explicit HTTP proxy listener (see listen.h).
+ *
+ * One struct pconn per accepted client until its flow starts:
+ *
+ *	READING   the proxy request's head, parsed by http.c as it arrives
+ *	RESOLVING the host it names (reading stopped)
+ *	DRAINING  an error answer sent and our side shut: the client's
+ *		  remaining bytes are read and dropped until it closes, so the
+ *		  kernel does not answer them with a reset that could destroy
+ *		  the answer before the client reads it
+ *
+ * and then the socket belongs to the relay.  Each state has one deadline.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proxyd/http.h"
+#include "proxyd/listen.h"
+#include "proxyd/relay.h"
+
+#define DRAIN_TIMEOUT	2.0	/* s to let an answered client close */
+#define RESOLVE_TIMEOUT	30.0	/* s, on top of the resolver's own */
+
+enum pstate {
+	P_READING,
+	P_RESOLVING,
+	P_DRAINING,
+};
+
+struct pconn {
+	TAILQ_ENTRY(pconn)	 entry;
+	struct plisten		*pl;
+	int			 fd;
+	enum pstate		 state;
+	ev_io			 rd;
+	ev_timer		 timer;
+	struct http_parser	 hp;
+	uint8_t			*buf;		/* what the client sent */
+	size_t			 len;
+	size_t			 parsed;	/* of buf, fed to hp */
+	struct flow_addr	 peer;
+	/* The request, once its head is complete. */
+	int			 tunnel;	/* CONNECT */
+	char			 host[256];	/* name or address, no [] */
+	uint16_t		 port;
+	uint8_t			*prefix;	/* first bytes of the flow */
+	size_t			 prefix_len;
+	void			*query;		/* resolver handle */
+};
+
+struct plisten {
+	struct ev_loop		*loop;
+	struct relay		*relay;
+	int			 fd;
+	uint16_t		 port;
+	ev_io			 accept_w;
+	struct plisten_resolver	 res;
+	TAILQ_HEAD(, pconn)	 conns;
+	size_t			 npending;
+	struct plisten_stats	 stats;
+	ev_tstamp		 overload_logged;
+};
+
+static void	pconn_free(struct pconn *);
+
+static uint64_t
+realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int
+sockaddr_to_flow(const struct sockaddr_storage *ss, struct flow_addr *fa)
+{
+	memset(fa, 0, sizeof(*fa));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		fa->family = AF_INET;
+		memcpy(fa->addr, &in->sin_addr, 4);
+		fa->port = ntohs(in->sin_port);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+		fa->family = AF_INET6;
+		memcpy(fa->addr, &in6->sin6_addr, 16);
+		fa->port = ntohs(in6->sin6_port);
+		return 0;
+	}
+	return -1;
+}
+
+/* An address literal (no brackets) into fa, port 0.  -1: not one. */
+static int
+addr_literal(const char *s, struct flow_addr *fa)
+{
+	memset(fa, 0, sizeof(*fa));
+	if (inet_pton(AF_INET, s, fa->addr) == 1) {
+		fa->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, fa->addr) == 1) {
+		fa->family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+int
+plisten_parse_addr(const char *s, struct flow_addr *out, char *err,
+    size_t errlen)
+{
+	char host[64];
+	uint16_t port;
+
+	if (!http_split_authority(s, strlen(s), 0, host, sizeof(host), &port) ||
+	    addr_literal(host, out) == -1 ||
+	    (out->family == AF_INET6 && s[0] != '[')) {
+		snprintf(err, errlen, "'%s' is not ADDRESS:PORT (e.g. "
+		    "127.0.0.1:8080 or [::1]:8080)", s);
+		return -1;
+	}
+	out->port = port;
+	return 0;
+}
+
+/* --- answering errors --------------------------------------------------------- */
+
+static void
+drain_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pconn *pc = w->data;
+	char sink[4096];
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	while ((n = read(pc->fd, sink, sizeof(sink))) > 0)
+		;
+	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		pconn_free(pc);
+}
+
+/*
+ * Answer status with a one-line plain-text explanation, shut our side and
+ * drain.  The answer is small enough for an empty socket buffer; if the
+ * client has not let that much through, it is not listening anyway.
+ */
+static void __attribute__((format(printf, 4, 5)))
+answer(struct pconn *pc, int status, const char *reason, const char *fmt, ...)
+{
+	struct plisten *pl = pc->pl;
+	char body[512], msg[1024];
+	va_list ap;
+	int blen, mlen;
+
+	va_start(ap, fmt);
+	blen = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+	va_end(ap);
+	if (blen < 0)
+		blen = 0;
+	if ((size_t)blen > sizeof(body) - 2)
+		blen = (int)sizeof(body) - 2;
+	body[blen++] = '\n';
+	body[blen] = '\0';
+	mlen = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: %d\r\nConnection: close\r\n"
+	    "Proxy-Agent: localcap\r\n\r\n%s", status, reason, blen, body);
+	if (mlen > 0 && (size_t)mlen < sizeof(msg))
+		(void)send(pc->fd, msg, (size_t)mlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)shutdown(pc->fd, SHUT_WR);
+
+	pc->state = P_DRAINING;
+	ev_io_stop(pl->loop, &pc->rd);
+	ev_io_set(&pc->rd, pc->fd, EV_READ);
+	ev_set_cb(&pc->rd, drain_read);
+	ev_io_start(pl->loop, &pc->rd);
+	ev_timer_stop(pl->loop, &pc->timer);
+	ev_timer_set(&pc->timer, DRAIN_TIMEOUT, 0);
+	ev_timer_start(pl->loop, &pc->timer);
+}
+
+static void
+refuse(struct pconn *pc, int status, const char *reason, const char *why)
+{
+	char peer[64];
+
+	pc->pl->stats.refused++;
+	log_info("proxy client %s: %d %s: %s", flow_addr_str(&pc->peer, peer,
+	    sizeof(peer)), status, reason, why);
+	answer(pc, status, reason, "localcap: %s", why);
+}
+
+/* --- starting the flow ------------------------------------------------------ */
+
+static void
+start_flow(struct pconn *pc, const struct flow_addr *dst)
+{
+	struct plisten *pl = pc->pl;
+	struct flow_meta meta;
+	struct flow_addr probe;
+	int fd = pc->fd;
+	static const char established[] =
+	    "HTTP/1.1 200 Connection established\r\n"
+	    "Proxy-Agent: localcap\r\n\r\n";
+
+	memset(&meta, 0, sizeof(meta));
+	meta.transport = FLOW_TCP;
+	meta.src = pc->peer;
+	meta.dst = *dst;
+	meta.dst.port = pc->port;
+	meta.start_us = realtime_us();
+	/* The client is whoever connected: no process is known. */
+	meta.owner.name = strdup("(proxy)");
+	meta.owner.cgroup = strdup("");
+	if (meta.owner.name == NULL || meta.owner.cgroup == NULL) {
+		flow_meta_clear(&meta);
+		refuse(pc, 503, "Service Unavailable", "out of memory");
+		return;
+	}
+	/* A name (never an address) is what TLS without SNI is checked by. */
+	if (addr_literal(pc->host, &probe) == -1)
+		snprintf(meta.host, sizeof(meta.host), "%s", pc->host);
+
+	if (pc->tunnel) {
+		if (send(fd, established, sizeof(established) - 1,
+		    MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(established) - 1) {
+			flow_meta_clear(&meta);
+			pconn_free(pc);		/* the client is gone */
+			return;
+		}
+		pl->stats.tunnels++;
+	} else
+		pl->stats.requests++;
+	/* The socket is the relay's from here on. */
+	pc->fd = -1;
+	(void)relay_start_prefixed(pl->relay, NULL, &meta, fd, pc->prefix,
+	    pc->prefix_len);
+	pconn_free(pc);
+}
+
+static void
+resolved(void *arg, const struct flow_addr *addrs, size_t naddrs,
+    const char *err)
+{
+	struct pconn *pc = arg;
+
+	pc->query = NULL;
+	if (naddrs == 0) {
+		char why[512];
+
+		pc->pl->stats.resolve_failed++;
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", pc->host,
+		    err ? err : "no address");
+		refuse(pc, 502, "Bad Gateway", why);
+		return;
+	}
+	/* The first address, in the resolver's order. */
+	start_flow(pc, &addrs[0]);
+}
+
+/* --- the request --------------------------------------------------------------- */
+
+/* Whether a header field stays when an absolute-form request goes to the origin. */
+static int
+keep_field(const struct http_msg *m, const struct http_field *f)
+{
+	static const char *const hop[] = {
+		"host", "connection", "proxy-connection", "proxy-authorization",
+		"keep-alive", "te",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (strcasecmp(f->name, hop[i]) == 0)
+			return 0;
+	/* Fields the client named as hop-by-hop go, except the upgrade. */
+	if (strcasecmp(f->name, "upgrade") != 0 &&
+	    http_field_has_token(m->fields, m->nfields, "connection", f->name))
+		return 0;
+	return 1;
+}
+
+/*
+ * "GET http://h/p HTTP/1.1" becomes "GET /p HTTP/1.1", Host from the URL
+ * (RFC 9112 §3.2.2), hop-by-hop fields dropped and "Connection: close": one
+ * request per flow, so a client that next asks for another host gets a new
+ * connection instead of the first host's server.  An Upgrade request keeps
+ * "Connection: upgrade".  The rest of what the client sent follows.
+ */
+static int
+rewrite(struct pconn *pc, const struct http_msg *m, const char *path,
+    size_t path_len, size_t head_len)
+{
+	size_t cap = head_len + 512 + strlen(pc->host) + (pc->len - head_len);
+	int upgrade = http_field_has_token(m->fields, m->nfields, "connection",
+	    "upgrade") && http_field_get(m->fields, m->nfields, "upgrade") != NULL;
+	char *out, portbuf[8] = "";
+	size_t n = 0, i;
+	int w;
+
+	if ((out = malloc(cap)) == NULL)
+		return -1;
+#define PUT(s, l)	do { memcpy(out + n, (s), (l)); n += (l); } while (0)
+	PUT(m->method, m->method_len);
+	PUT(" ", 1);
+	if (path_len == 0 || path[0] != '/')
+		PUT("/", 1);		/* "http://h" or "http://h?q" */
+	PUT(path, path_len);
+	w = snprintf(out + n, cap - n, " HTTP/1.%d\r\n", m->version_minor);
+	n += (size_t)w;
+	if (pc->port != 80)
+		snprintf(portbuf, sizeof(portbuf), ":%u", (unsigned)pc->port);
+	w = snprintf(out + n, cap - n, strchr(pc->host, ':') ?
+	    "Host: [%s]%s\r\n" : "Host: %s%s\r\n", pc->host, portbuf);
+	n += (size_t)w;
+	for (i = 0; i < m->nfields; i++) {
+		const struct http_field *f = &m->fields[i];
+
+		if (!keep_field(m, f))
+			continue;
+		if (n + f->name_len + f->value_len + 4 > cap - 64)
+			goto toolong;
+		PUT(f->name, f->name_len);
+		PUT(": ", 2);
+		PUT(f->value, f->value_len);
+		PUT("\r\n", 2);
+	}
+	w = snprintf(out + n, cap - n, "Connection: %s\r\n\r\n",
+	    upgrade ? "upgrade" : "close");
+	n += (size_t)w;
+	if (n + (pc->len - head_len) > cap)
+		goto toolong;
+	PUT(pc->buf + head_len, pc->len - head_len);
+#undef PUT
+	pc->prefix = (uint8_t *)out;
+	pc->prefix_len = n;
+	return 0;
+
+toolong:
+	free(out);
+	return -1;
+}
+
+static int
+valid_host(const char *h)
+{
+	struct flow_addr fa;
+	size_t len = strlen(h);
+
+	if (addr_literal(h, &fa) == 0)
+		return 1;
+	/* A DNS name: what http_split_authority let through, sanely shaped. */
+	if (len == 0 || len > 253 || h[0] == '.' || h[0] == '-' ||
+	    strstr(h, "..") != NULL || strchr(h, ':') != NULL)
+		return 0;
+	return 1;
+}
+
+/* The head is complete (head_len bytes of buf): decide what it asks. */
+static void
+request(struct pconn *pc, size_t head_len)
+{
+	struct plisten *pl = pc->pl;
+	const struct http_msg *m = &pc->hp.msg;
+	struct flow_addr lit;
+	const char *path = NULL;
+	size_t path_len = 0;
+	bool https;
+
+	ev_io_stop(pl->loop, &pc->rd);
+	if (m->method_id == HTTP_M_CONNECT) {
+		pc->tunnel = 1;
+		if (!http_split_authority(m->target, m->target_len, 0, pc->host,
+		    sizeof(pc->host), &pc->port) || !valid_host(pc->host)) {
+			refuse(pc, 400, "Bad Request",
+			    "CONNECT wants host:port");
+			return;
+		}
+		/* Bytes the client sent past the head are the tunnel's. */
+		if (pc->len > head_len) {
+			if ((pc->prefix = malloc(pc->len - head_len)) == NULL) {
+				refuse(pc, 503, "Service Unavailable",
+				    "out of memory");
+				return;
+			}
+			memcpy(pc->prefix, pc->buf + head_len, pc->len - head_len);
+			pc->prefix_len = pc->len - head_len;
+		}
+	} else if (http_split_absolute(m->target, m->target_len, &https,
+	    pc->host, sizeof(pc->host), &pc->port, &path, &path_len)) {
+		if (https) {
+			refuse(pc, 501, "Not Implemented",
+			    "https:// URLs go through CONNECT");
+			return;
+		}
+		if (!valid_host(pc->host)) {
+			refuse(pc, 400, "Bad Request", "bad host in the URL");
+			return;
+		}
+		if (rewrite(pc, m, path, path_len, head_len) == -1) {
+			refuse(pc, 431, "Request Header Fields Too Large",
+			    "request head too large");
+			return;
+		}
+	} else {
+		refuse(pc, 400, "Bad Request", m->target_len > 0 &&
+		    m->target[0] == '/' ? "this is a proxy: ask for "
+		    "http://host/path, or CONNECT host:port" :
+		    "unsupported request target");
+		return;
+	}
+	free(pc->buf);
+	pc->buf = NULL;
+	pc->len = 0;
+
+	if (addr_literal(pc->host, &lit) == 0) {
+		start_flow(pc, &lit);
+		return;
+	}
+	if (pl->res.resolve == NULL) {
+		pl->stats.resolve_failed++;
+		refuse(pc, 502, "Bad Gateway", "no resolver for host names");
+		return;
+	}
+	pc->state = P_RESOLVING;
+	ev_timer_stop(pl->loop, &pc->timer);
+	ev_timer_set(&pc->timer, RESOLVE_TIMEOUT, 0);
+	ev_timer_start(pl->loop, &pc->timer);
+	if ((pc->query = pl->res.resolve(pl->res.ctx, pc->host, resolved,
+	    pc)) == NULL) {
+		pl->stats.resolve_failed++;
+		refuse(pc, 502, "Bad Gateway", "cannot start resolving");
+	}
+}
+
+static void
+head_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pconn *pc = w->data;
+	const uint8_t *data;
+	size_t used, dlen;
+	enum http_event ev;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = read(pc->fd, pc->buf + pc->len, PLISTEN_MAX_HEAD - pc->len);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		pconn_free(pc);		/* gone before asking anything */
+		return;
+	}
+	if (n == -1)
+		return;
+	pc->len += (size_t)n;
+	for (;;) {
+		ev = http_parse(&pc->hp, pc->buf + pc->parsed, pc->len - pc->parsed,
+		    &used, &data, &dlen);
+		pc->parsed += used;
+		if (ev == HTTP_EV_HEADERS) {
+			request(pc, pc->parsed);
+			return;
+		}
+		if (ev == HTTP_EV_ERROR) {
+			int st = http_error_status(pc->hp.error);
+
+			refuse(pc, st, st == 431 ? "Request Header Fields Too "
+			    "Large" : st == 501 ? "Not Implemented" : st == 505 ?
+			    "HTTP Version Not Supported" : "Bad Request",
+			    http_error_str(pc->hp.error));
+			return;
+		}
+		if (ev == HTTP_EV_NEED_MORE)
+			break;
+	}
+	if (pc->len == PLISTEN_MAX_HEAD)
+		refuse(pc, 431, "Request Header Fields Too Large",
+		    "request head too large");
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pconn *pc = w->data;
+
+	(void)loop;
+	(void)revents;
+	switch (pc->state) {
+	case P_READING:
+		refuse(pc, 408, "Request Timeout", "no complete request in time");
+		break;
+	case P_RESOLVING:
+		pc->pl->stats.resolve_failed++;
+		refuse(pc, 504, "Gateway Timeout", "resolving took too long");
+		break;
+	case P_DRAINING:
+		pconn_free(pc);
+		break;
+	}
+}
+
+static void
+pconn_free(struct pconn *pc)
+{
+	struct plisten *pl = pc->pl;
+
+	if (pc->query != NULL && pl->res.cancel != NULL)
+		pl->res.cancel(pc->query);
+	ev_io_stop(pl->loop, &pc->rd);
+	ev_timer_stop(pl->loop, &pc->timer);
+	if (pc->fd != -1)
+		close(pc->fd);
+	http_parser_free(&pc->hp);
+	free(pc->buf);
+	free(pc->prefix);
+	TAILQ_REMOVE(&pl->conns, pc, entry);
+	pl->npending--;
+	free(pc);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct plisten *pl = w->data;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct pconn *pc;
+	int fd, i;
+
+	(void)revents;
+	for (i = 0; i < 64; i++) {
+		sslen = sizeof(ss);
+		fd = accept4(pl->fd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("proxy listener: accept");
+			return;
+		}
+		pl->stats.accepted++;
+		if (pl->npending >= PLISTEN_MAX_PENDING ||
+		    (pc = calloc(1, sizeof(*pc))) == NULL ||
+		    (pc->buf = malloc(PLISTEN_MAX_HEAD)) == NULL) {
+			if (pl->npending < PLISTEN_MAX_PENDING)
+				free(pc);
+			pl->stats.overloaded++;
+			if (ev_now(loop) - pl->overload_logged > 10) {
+				pl->overload_logged = ev_now(loop);
+				log_warnx("proxy listener: %zu clients waiting "
+				    "for their flow; closing new ones",
+				    pl->npending);
+			}
+			close(fd);
+			continue;
+		}
+		pc->pl = pl;
+		pc->fd = fd;
+		if (sockaddr_to_flow(&ss, &pc->peer) == -1)
+			memset(&pc->peer, 0, sizeof(pc->peer));
+		http_parser_init(&pc->hp, HTTP_REQUEST, NULL);
+		TAILQ_INSERT_TAIL(&pl->conns, pc, entry);
+		pl->npending++;
+		ev_io_init(&pc->rd, head_read, fd, EV_READ);
+		pc->rd.data = pc;
+		ev_io_start(loop, &pc->rd);
+		ev_timer_init(&pc->timer, timer_cb, PLISTEN_HEAD_TIMEOUT, 0);
+		pc->timer.data = pc;
+		ev_timer_start(loop, &pc->timer);
+	}
+}
+
+struct plisten *
+plisten_new(struct ev_loop *loop, struct relay *relay,
+    const struct flow_addr *a, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	struct plisten *pl;
+	socklen_t len;
+	int one = 1;
+	char where[64];
+
+	flow_addr_str(a, where, sizeof(where));
+	if ((pl = calloc(1, sizeof(*pl))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pl->loop = loop;
+	pl->relay = relay;
+	TAILQ_INIT(&pl->conns);
+	len = flow_addr_sockaddr(a, &ss);
+	if ((pl->fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1 ||
+	    setsockopt(pl->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (a->family == AF_INET6 && setsockopt(pl->fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
+	    bind(pl->fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(pl->fd, 512) == -1) {
+		snprintf(err, errlen, "listening on %s: %s", where,
+		    strerror(errno));
+		if (pl->fd != -1)
+			close(pl->fd);
+		free(pl);
+		return NULL;
+	}
+	len = sizeof(ss);
+	if (getsockname(pl->fd, (struct sockaddr *)&ss, &len) == 0) {
+		struct flow_addr bound;
+
+		if (sockaddr_to_flow(&ss, &bound) == 0)
+			pl->port = bound.port;
+	}
+	ev_io_init(&pl->accept_w, accept_cb, pl->fd, EV_READ);
+	pl->accept_w.data = pl;
+	return pl;
+}
+
+void
+plisten_start(struct plisten *pl, const struct plisten_resolver *res)
+{
+	if (res != NULL)
+		pl->res = *res;
+	ev_io_start(pl->loop, &pl->accept_w);
+}
+
+void
+plisten_free(struct plisten *pl)
+{
+	struct pconn *pc;
+
+	if (pl == NULL)
+		return;
+	while ((pc = TAILQ_FIRST(&pl->conns)) != NULL)
+		pconn_free(pc);
+	ev_io_stop(pl->loop, &pl->accept_w);
+	close(pl->fd);
+	free(pl);
+}
+
+const struct plisten_stats *
+plisten_stats(const struct plisten *pl)
+{
+	return &pl->stats;
+}
+
+uint16_t
+plisten_port(const struct plisten *pl)
+{
+	return pl->port;
+}
