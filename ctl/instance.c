@@ -204,6 +204,46 @@ stop_all(pid_t pids[NDAEMONS])
 			waitpid(pids[i], NULL, 0);
 }
 
+/*
+ * The last fatal or warning line of a daemon's log, without its time and
+ * function prefix ("" if none): why it stopped, for the one-line error.
+ */
+static void
+last_error(const char *logdir, const char *name, char *out, size_t len)
+{
+	static const char *const marks[] = { "] fatal: ", "] warn: " };
+	char path[PATH_MAX], line[1024];
+	const char *msg, *q;
+	int found = 0;		/* 2: a fatal line, 1: a warning */
+	size_t k;
+	FILE *f;
+
+	out[0] = '\0';
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.log", logdir, name) >=
+	    sizeof(path) || (f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		for (k = 0; k < 2; k++)
+			if ((msg = strstr(line, marks[k])) != NULL)
+				break;
+		if (k == 2 || (int)(2 - k) < found)
+			continue;
+		found = (int)(2 - k);
+		msg += strlen(marks[k]);
+		/* Past the "function: " prefix. */
+		if ((q = strstr(msg, ": ")) != NULL && memchr(msg, ' ',
+		    (size_t)(q - msg)) == NULL)
+			msg = q + 2;
+		snprintf(out, len, "%s", msg);
+	}
+	fclose(f);
+	/* No terminal escapes from a log file. */
+	for (char *c = out; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+}
+
 static volatile sig_atomic_t got_signal;
 
 static void
@@ -228,9 +268,9 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
-	const char *upstream_ca = NULL;
+	const char *upstream_ca = NULL, *ignore = NULL, *listen = NULL;
 	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX], cg[PATH_MAX];
-	char *rd_args[12], *ns_args[8], *px_args[12];
+	char *rd_args[12], *ns_args[8], *px_args[16];
 	pid_t pids[NDAEMONS] = { 0 };
 	int fail_closed = 0, foreground = 0, c, i, n, running;
 	long deadline;
@@ -245,10 +285,8 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		case 'F': fail_closed = 1; break;
 		case 'f': foreground = 1; break;
 		case 'U': upstream_ca = optarg; break;
-		case 'G': case 'L':
-			fprintf(stderr, "localcapctl: up --%s: proxyd does not "
-			    "support this yet\n", longopts[c == 'G' ? 7 : 8].name);
-			return 2;
+		case 'G': ignore = optarg; break;
+		case 'L': listen = optarg; break;
 		default:
 			return 2;
 		}
@@ -323,6 +361,14 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		px_args[n++] = (char *)(uintptr_t)"--upstream-ca";
 		px_args[n++] = (char *)(uintptr_t)upstream_ca;
 	}
+	if (ignore) {
+		px_args[n++] = (char *)(uintptr_t)"--ignore-hosts";
+		px_args[n++] = (char *)(uintptr_t)ignore;
+	}
+	if (listen) {
+		px_args[n++] = (char *)(uintptr_t)"--listen";
+		px_args[n++] = (char *)(uintptr_t)listen;
+	}
 	px_args[n] = NULL;
 
 	if (daemon_cgroup(runtime_dir, cg, sizeof(cg)) == -1 ||
@@ -346,9 +392,12 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 
 			if (pids[i] > 0 && waitpid(pids[i], &status, WNOHANG) == pids[i]) {
 				pids[i] = 0;
-				fprintf(stderr, "localcapctl: %s exited during start-up; "
-				    "see %s/%s.log\n", daemon_names[i], logdir,
-				    daemon_names[i]);
+				char why[512];
+
+				last_error(logdir, daemon_names[i], why, sizeof(why));
+				fprintf(stderr, "localcapctl: %s exited during start-up%s%s; "
+				    "see %s/%s.log\n", daemon_names[i], why[0] ? ": " : "",
+				    why, logdir, daemon_names[i]);
 				stop_all(pids);
 				return 1;
 			}
