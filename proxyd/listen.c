@@ -305,19 +305,31 @@ keep_field(const struct http_msg *m, const struct http_field *f)
  * (RFC 9112 §3.2.2), hop-by-hop fields dropped and "Connection: close": one
  * request per flow, so a client that next asks for another host gets a new
  * connection instead of the first host's server.  An Upgrade request keeps
- * "Connection: upgrade".  The rest of what the client sent follows.
+ * "Connection: upgrade".  rest[0..rest_len) (what followed the head) is
+ * appended.  -1: out of memory, -2: too many fields once Host and
+ * Connection are added.
  */
 static int
-rewrite(struct pconn *pc, const struct http_msg *m, const char *path,
-    size_t path_len, size_t head_len)
+rewrite(struct plisten_req *r, const struct http_msg *m, const char *path,
+    size_t path_len, const uint8_t *rest, size_t rest_len)
 {
-	size_t cap = head_len + 512 + strlen(pc->host) + (pc->len - head_len);
 	int upgrade = http_field_has_token(m->fields, m->nfields, "connection",
 	    "upgrade") && http_field_get(m->fields, m->nfields, "upgrade") != NULL;
-	char *out, portbuf[8] = "";
-	size_t n = 0, i;
+	size_t cap, n = 0, i, kept = 0;
+	char *out;
 	int w;
 
+	/* Host and Connection are added: the result must stay within limits. */
+	for (i = 0; i < m->nfields; i++)
+		kept += keep_field(m, &m->fields[i]);
+	if (kept + 2 > HTTP_DEFAULT_MAX_FIELDS)
+		return -2;
+
+	/* Request line, Host and Connection lines, then the fields kept. */
+	cap = m->method_len + path_len + 1 + 32 + strlen(r->host) + 32 + 32 +
+	    rest_len;
+	for (i = 0; i < m->nfields; i++)
+		cap += m->fields[i].name_len + m->fields[i].value_len + 4;
 	if ((out = malloc(cap)) == NULL)
 		return -1;
 #define PUT(s, l)	do { memcpy(out + n, (s), (l)); n += (l); } while (0)
@@ -326,20 +338,19 @@ rewrite(struct pconn *pc, const struct http_msg *m, const char *path,
 	if (path_len == 0 || path[0] != '/')
 		PUT("/", 1);		/* "http://h" or "http://h?q" */
 	PUT(path, path_len);
-	w = snprintf(out + n, cap - n, " HTTP/1.%d\r\n", m->version_minor);
+	w = snprintf(out + n, cap - n, " HTTP/1.%d\r\nHost: %s%s%s", m->version_minor,
+	    strchr(r->host, ':') ? "[" : "", r->host, strchr(r->host, ':') ? "]" : "");
 	n += (size_t)w;
-	if (pc->port != 80)
-		snprintf(portbuf, sizeof(portbuf), ":%u", (unsigned)pc->port);
-	w = snprintf(out + n, cap - n, strchr(pc->host, ':') ?
-	    "Host: [%s]%s\r\n" : "Host: %s%s\r\n", pc->host, portbuf);
-	n += (size_t)w;
+	if (r->port != 80) {
+		w = snprintf(out + n, cap - n, ":%u", (unsigned)r->port);
+		n += (size_t)w;
+	}
+	PUT("\r\n", 2);
 	for (i = 0; i < m->nfields; i++) {
 		const struct http_field *f = &m->fields[i];
 
 		if (!keep_field(m, f))
 			continue;
-		if (n + f->name_len + f->value_len + 4 > cap - 64)
-			goto toolong;
 		PUT(f->name, f->name_len);
 		PUT(": ", 2);
 		PUT(f->value, f->value_len);
@@ -348,17 +359,11 @@ rewrite(struct pconn *pc, const struct http_msg *m, const char *path,
 	w = snprintf(out + n, cap - n, "Connection: %s\r\n\r\n",
 	    upgrade ? "upgrade" : "close");
 	n += (size_t)w;
-	if (n + (pc->len - head_len) > cap)
-		goto toolong;
-	PUT(pc->buf + head_len, pc->len - head_len);
+	PUT(rest, rest_len);
 #undef PUT
-	pc->prefix = (uint8_t *)out;
-	pc->prefix_len = n;
+	r->prefix = (uint8_t *)out;
+	r->prefix_len = n;
 	return 0;
-
-toolong:
-	free(out);
-	return -1;
 }
 
 static int
@@ -376,59 +381,76 @@ valid_host(const char *h)
 	return 1;
 }
 
+#define DENY(st, rs, ...) do {						\
+	r->status = (st);						\
+	r->reason = (rs);						\
+	snprintf(r->why, sizeof(r->why), __VA_ARGS__);			\
+	return;								\
+} while (0)
+
+void
+plisten_decide(const struct http_msg *m, const uint8_t *buf, size_t head_len,
+    size_t len, struct plisten_req *r)
+{
+	const char *path = NULL;
+	size_t path_len = 0;
+	bool https;
+
+	memset(r, 0, sizeof(*r));
+	if (m->method_id == HTTP_M_CONNECT) {
+		r->tunnel = 1;
+		if (!http_split_authority(m->target, m->target_len, 0, r->host,
+		    sizeof(r->host), &r->port) || !valid_host(r->host))
+			DENY(400, "Bad Request", "CONNECT wants host:port");
+		/* Bytes the client sent past the head are the tunnel's. */
+		if (len > head_len) {
+			if ((r->prefix = malloc(len - head_len)) == NULL)
+				DENY(503, "Service Unavailable", "out of memory");
+			memcpy(r->prefix, buf + head_len, len - head_len);
+			r->prefix_len = len - head_len;
+		}
+		return;
+	}
+	if (!http_split_absolute(m->target, m->target_len, &https, r->host,
+	    sizeof(r->host), &r->port, &path, &path_len))
+		DENY(400, "Bad Request", "%s", m->target_len > 0 &&
+		    m->target[0] == '/' ? "this is a proxy: ask for "
+		    "http://host/path, or CONNECT host:port" :
+		    "unsupported request target");
+	if (https)
+		DENY(501, "Not Implemented", "https:// URLs go through CONNECT");
+	if (!valid_host(r->host))
+		DENY(400, "Bad Request", "bad host in the URL");
+	switch (rewrite(r, m, path, path_len, buf + head_len, len - head_len)) {
+	case -1:
+		DENY(503, "Service Unavailable", "out of memory");
+	case -2:
+		DENY(431, "Request Header Fields Too Large", "too many header "
+		    "fields");
+	}
+}
+#undef DENY
+
 /* The head is complete (head_len bytes of buf): decide what it asks. */
 static void
 request(struct pconn *pc, size_t head_len)
 {
 	struct plisten *pl = pc->pl;
-	const struct http_msg *m = &pc->hp.msg;
+	struct plisten_req r;
 	struct flow_addr lit;
-	const char *path = NULL;
-	size_t path_len = 0;
-	bool https;
 
 	ev_io_stop(pl->loop, &pc->rd);
-	if (m->method_id == HTTP_M_CONNECT) {
-		pc->tunnel = 1;
-		if (!http_split_authority(m->target, m->target_len, 0, pc->host,
-		    sizeof(pc->host), &pc->port) || !valid_host(pc->host)) {
-			refuse(pc, 400, "Bad Request",
-			    "CONNECT wants host:port");
-			return;
-		}
-		/* Bytes the client sent past the head are the tunnel's. */
-		if (pc->len > head_len) {
-			if ((pc->prefix = malloc(pc->len - head_len)) == NULL) {
-				refuse(pc, 503, "Service Unavailable",
-				    "out of memory");
-				return;
-			}
-			memcpy(pc->prefix, pc->buf + head_len, pc->len - head_len);
-			pc->prefix_len = pc->len - head_len;
-		}
-	} else if (http_split_absolute(m->target, m->target_len, &https,
-	    pc->host, sizeof(pc->host), &pc->port, &path, &path_len)) {
-		if (https) {
-			refuse(pc, 501, "Not Implemented",
-			    "https:// URLs go through CONNECT");
-			return;
-		}
-		if (!valid_host(pc->host)) {
-			refuse(pc, 400, "Bad Request", "bad host in the URL");
-			return;
-		}
-		if (rewrite(pc, m, path, path_len, head_len) == -1) {
-			refuse(pc, 431, "Request Header Fields Too Large",
-			    "request head too large");
-			return;
-		}
-	} else {
-		refuse(pc, 400, "Bad Request", m->target_len > 0 &&
-		    m->target[0] == '/' ? "this is a proxy: ask for "
-		    "http://host/path, or CONNECT host:port" :
-		    "unsupported request target");
+	plisten_decide(&pc->hp.msg, pc->buf, head_len, pc->len, &r);
+	if (r.status != 0) {
+		free(r.prefix);
+		refuse(pc, r.status, r.reason, r.why);
 		return;
 	}
+	pc->tunnel = r.tunnel;
+	memcpy(pc->host, r.host, sizeof(pc->host));
+	pc->port = r.port;
+	pc->prefix = r.prefix;
+	pc->prefix_len = r.prefix_len;
 	free(pc->buf);
 	pc->buf = NULL;
 	pc->len = 0;

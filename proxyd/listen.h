@@ -59,6 +59,27 @@ struct plisten_stats {
 };
 
 struct plisten;
+struct http_msg;
+
+/*
+ * What a proxy request asks for, decided from its parsed head (I/O-free,
+ * for tests and fuzzing): status 0 and a host, port and the flow's first
+ * bytes (prefix, malloc'd: the caller frees it), or the HTTP status to
+ * answer with a reason phrase and a one-line explanation.
+ */
+struct plisten_req {
+	int		 status;
+	const char	*reason;
+	char		 why[160];
+	int		 tunnel;	/* CONNECT */
+	char		 host[256];	/* a name or an address, no [] */
+	uint16_t	 port;
+	uint8_t		*prefix;
+	size_t		 prefix_len;
+};
+/* buf[0..len): the head (head_len bytes, parsed into m) and what followed. */
+void	plisten_decide(const struct http_msg *m, const uint8_t *buf,
+	    size_t head_len, size_t len, struct plisten_req *r);
 
 /*
  * Parse "192.0.2.1:8080" or "[::1]:8080" (an address, not a name: the
