@@ -415,12 +415,13 @@ for e in 'some(kind="dns", qtype="A", host="www.origin.test")[0]["flow"]' \
     'some(kind="dns", host=None)[0]["flow"]'; do
 	"$B/bin/localcapctl" -s "$T/state" show "$(rows_py "$e" 2>/dev/null)"
 done >"$T/show-dns.txt" 2>&1
-check "show: the DNS answers, record by record" sh -c "
+check "show: the DNS flows (IPv6 addresses in brackets), answers record by record" sh -c "
     grep -q '^question  *www.origin.test A\$' '$T/show-dns.txt' &&
     grep -q '^question  *www.origin.test AAAA\$' '$T/show-dns.txt' &&
     grep -q '^  www.origin.test 60 A 10.98.0.2\$' '$T/show-dns.txt' &&
     grep -q '^  www.origin.test 60 AAAA fd98::2\$' '$T/show-dns.txt' &&
     grep -q '^answer  *NXDOMAIN' '$T/show-dns.txt' &&
+    grep -q '^flow .* udp  \\[fd6c:.*\\]:[0-9]* -> \\[fd98::2\\]:53\$' '$T/show-dns.txt' &&
     grep -q '^malformed: message shorter than the DNS header\$' '$T/show-dns.txt'"
 tls_ids=$(rows_py '" ".join(str(r["flow"]) for r in rows
       if r["dst"] == "10.98.0.2:8443" and ((r["proto"] == "tls" and r["host"] == "origin.test")
