@@ -256,6 +256,15 @@ fmt_duration(char *buf, size_t len, int64_t us)
 		snprintf(buf, len, "%.2f s", (double)us / 1e6);
 }
 
+/* ADDR:PORT, an IPv6 address in brackets ("?" for an unknown address). */
+static void
+fmt_addr(char *buf, size_t len, const char *addr, int port)
+{
+	if (addr == NULL)
+		addr = "?";
+	snprintf(buf, len, strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, port);
+}
+
 /* --- opening the store ---------------------------------------------------------- */
 
 static const char *
@@ -644,11 +653,8 @@ print_entry(const struct reader *r, sqlite3_stmt *s)
 		    sqlite3_column_int64(s, E_FLOW), sqlite3_column_int64(s, E_SEQ));
 	if (col_null(s, E_DST_ADDR))
 		dst[0] = '\0';
-	else if (strchr(col_text(s, E_DST_ADDR), ':'))
-		snprintf(dst, sizeof(dst), "[%s]:%d", col_text(s, E_DST_ADDR),
-		    sqlite3_column_int(s, E_DST_PORT));
 	else
-		snprintf(dst, sizeof(dst), "%s:%d", col_text(s, E_DST_ADDR),
+		fmt_addr(dst, sizeof(dst), col_text(s, E_DST_ADDR),
 		    sqlite3_column_int(s, E_DST_PORT));
 
 	if (r->json) {
@@ -1041,7 +1047,7 @@ show_flow(struct reader *r, int64_t flow)
 	    " client_alpn_offer, server_cert_issuer, server_cert_verified"
 	    " FROM flows WHERE id = ?";
 	sqlite3_stmt *s;
-	char t[40], d[24];
+	char t[40], d[24], src[128], dst[128];
 	int rc;
 
 	if (sqlite3_prepare_v2(r->db, sql, -1, &s, NULL) != SQLITE_OK)
@@ -1051,10 +1057,10 @@ show_flow(struct reader *r, int64_t flow)
 		sqlite3_finalize(s);
 		return rc == SQLITE_DONE ? 1 : -1;
 	}
-	printf("flow %lld  %s  %s:%d -> %s:%d\n", (long long)flow,
-	    col_text(s, 0), col_text(s, 1) ? col_text(s, 1) : "?",
-	    sqlite3_column_int(s, 2), col_text(s, 3) ? col_text(s, 3) : "?",
-	    sqlite3_column_int(s, 4));
+	fmt_addr(src, sizeof(src), col_text(s, 1), sqlite3_column_int(s, 2));
+	fmt_addr(dst, sizeof(dst), col_text(s, 3), sqlite3_column_int(s, 4));
+	printf("flow %lld  %s  %s -> %s\n", (long long)flow, col_text(s, 0),
+	    src, dst);
 	printf("process    ");
 	safe_text(stdout, col_text(s, 6) ? col_text(s, 6) : "?",
 	    col_text(s, 6) ? strlen(col_text(s, 6)) : 1);

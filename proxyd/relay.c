@@ -542,8 +542,13 @@ http_sniff(struct rflow *f)
 	obs_feed(f, 1, p, n);
 }
 
+/*
+ * What the store learns about a flow as it ends: its protocol, and for TLS
+ * the handshakes' facts.  UDP to port 53 is DNS: its messages were
+ * recorded as such (udp_pump).
+ */
 static const struct store_flow_facts *
-tls_facts(struct rflow *f, struct store_flow_facts *fa)
+flow_facts(struct rflow *f, struct store_flow_facts *fa)
 {
 	const struct mitm_info *in;
 
@@ -552,6 +557,14 @@ tls_facts(struct rflow *f, struct store_flow_facts *fa)
 		fa->retransmits = fa->rtt_us = -1;
 		fa->protocol = "raw";
 		fa->passthrough_reason = f->pass_reason;
+		return fa;
+	}
+	if (f->rec.meta.transport == FLOW_UDP) {
+		if (f->rec.meta.dst.port != 53)
+			return NULL;
+		memset(fa, 0, sizeof(*fa));
+		fa->retransmits = fa->rtt_us = -1;
+		fa->protocol = "dns";
 		return fa;
 	}
 	if (f->m == NULL && !f->rec.tls_passthrough) {
@@ -664,7 +677,7 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 	f->obs = NULL;
 	free(f->plain[0].data);
 	free(f->plain[1].data);
-	fp = tls_facts(f, &facts);
+	fp = flow_facts(f, &facts);
 	log_end(f);
 	(void)store_flow_end(r->cfg.store, f->store_row, &f->rec, fp);
 	mitm_free(f->m);

@@ -568,6 +568,32 @@ show_body_writes_raw_bytes(void **state)
 	assert_non_null(strstr(err, "3 has no HTTP exchange"));
 }
 
+/* IPv6 addresses are bracketed, so that the port stands apart. */
+static void
+show_ipv6_flow_brackets_addresses(void **state)
+{
+	struct flow_record rec;
+	struct store *st;
+	char e[256], id[24], want[96];
+	int64_t row;
+
+	(void)state;
+	st = store_open(dbpath, NULL, e, sizeof(e));
+	assert_non_null(st);
+	record(&rec, 8, FLOW_UDP, "dig", 800, "192.0.2.1", 53, t_now);
+	rec.meta.src.family = rec.meta.dst.family = AF_INET6;
+	inet_pton(AF_INET6, "fd6c::1", rec.meta.src.addr);
+	inet_pton(AF_INET6, "fd98::2", rec.meta.dst.addr);
+	row = store_flow_begin(st, &rec);
+	assert_true(row > 0);
+	store_close(st);
+	snprintf(id, sizeof(id), "%lld", (long long)row);
+	assert_int_equal(RUN(ctl_show, "show", id), 0);
+	snprintf(want, sizeof(want), "flow %s  udp  [fd6c::1]:40008 -> "
+	    "[fd98::2]:53\n", id);
+	assert_non_null(strstr(out, want));
+}
+
 static void
 show_unknown_and_bad_ids(void **state)
 {
@@ -932,6 +958,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(show_exchange_headers_bodies_timings, setup, teardown),
 		cmocka_unit_test_setup_teardown(show_dns_and_raw_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(show_body_writes_raw_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(show_ipv6_flow_brackets_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(show_unknown_and_bad_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_har_is_valid_har_1_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_har_filters_and_stdout, setup, teardown),

@@ -3,7 +3,7 @@
  * mitm.c): a TCP flow whose first bytes are a ClientHello is decrypted and
  * re-encrypted, everything else stays raw, a client that refuses our
  * certificate makes its host pass through, and an unusable upstream gets
- * the client a 502.
+ * the client a 502.  (And a UDP flow to port 53 is recorded as DNS.)
  *
  * The relay runs on a private libev loop in the test's thread.  The
  * application is an mbedTLS client thread (trusting the localcap CA made
@@ -765,6 +765,52 @@ refused_upstream_answers_502(void **state)
 
 /* --- the passthrough map --------------------------------------------------------- */
 
+/*
+ * A UDP flow to port 53 has its messages recorded as DNS, so the flow's
+ * protocol says so; a UDP flow to another port has none.
+ */
+static void
+udp_port_53_flow_recorded_as_dns(void **state)
+{
+	static const uint8_t query[] = {	/* id 0x1234, RD: example.com A */
+		0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+		7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
+		0, 1, 0, 1,
+	};
+	static const uint16_t port[] = { 53, 9 };
+	static const char *const want[] = { "dns", "" };
+	struct fixture *t = *state;
+	atomic_int done = 1;
+	char v[64];
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct flow_meta m;
+		int fds[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC,
+		    0, fds), 0);
+		memset(&m, 0, sizeof(m));
+		m.transport = FLOW_UDP;
+		m.src.family = m.dst.family = AF_INET;
+		memcpy(m.src.addr, "\x7f\x00\x00\x01", 4);
+		memcpy(m.dst.addr, "\x7f\x00\x00\x01", 4);
+		m.src.port = 40003;
+		m.dst.port = port[i];
+		m.owner.name = strdup("resolver");
+		m.owner.cgroup = strdup("/");
+		assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
+		assert_int_equal(send(fds[0], query, sizeof(query), 0),
+		    (ssize_t)sizeof(query));
+		close(fds[0]);	/* the source ends the flow */
+		run_until(t, &done, NULL, 5);
+		assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+		assert_int_equal(last_record(t)->dgrams_from_app, 1);
+		db_col(t, "protocol", v, sizeof(v));
+		assert_string_equal(v, want[i]);
+	}
+}
+
 static void
 passmap_forgets_expired_hosts(void **state)
 {
@@ -841,6 +887,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(untrusted_upstream_answers_502, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(refused_upstream_answers_502, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(udp_port_53_flow_recorded_as_dns, setup,
 		    teardown),
 		cmocka_unit_test(passmap_forgets_expired_hosts),
 		cmocka_unit_test(passmap_full_replaces_soonest_to_expire),
