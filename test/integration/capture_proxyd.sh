@@ -160,6 +160,13 @@ out=$(incg "$B/bin/localcapctl" -r "$T" run -- curl -sS -o "$T/got6" \
 check "run -- curl over IPv6: 64 MiB download, SHA-256 intact ($out)" \
     test "$(sha "$T/got6")" = "$want"
 rm -f "$T/got4" "$T/got6"
+# run -- sh -c with three children at once: each exchange is its child's.
+out=$(incg "$B/bin/localcapctl" -r "$T" run -- sh -c '
+	curl -sS -o /dev/null "http://10.98.0.2:8080/index.html?child=1" & echo $! >"$1/c1"
+	curl -sS -o /dev/null "http://[fd98::2]:8080/index.html?child=2" & echo $! >"$1/c2"
+	wget -q -O /dev/null "http://10.98.0.2:8080/index.html?child=3" & echo $! >"$1/c3"
+	wait' sh "$T" 2>&1)
+check "run -- sh -c with three children: all done ($out)" test -z "$out"
 sleep 1.2	# status reports are at most a second old
 flows1=$(counter tcp_flows_created)
 check "both went through netstackd ($flows0 -> $flows1 TCP flows)" \
@@ -355,6 +362,10 @@ rows_check() {
 	_d=$1 _e=$2; shift 2
 	check "$_d" test "$(rows_py "bool($_e)" "$@" 2>&1)" = True
 }
+rows_check "run -- sh -c: each child's exchange has that child's pid and name" \
+    'all(some(kind="http", path="/index.html?child=%d" % i, process=p,
+        pid=int(open(arg[0] + "/c%d" % i).read())) for i, p in
+        ((1, "curl"), (2, "curl"), (3, "wget")))' "$T"
 # Plain HTTP is observed: a flow with exchanges is listed as its exchanges.
 rows_check "flows --json lists the 64 MiB download as an exchange: GET /big, 200, by curl with its pid" \
     'any(r["pid"] for r in some(kind="http", proto="http", method="GET",
