@@ -48,6 +48,7 @@ struct reader {
 	char		 path[4096];
 	bool		 json;
 	bool		 color;
+	sqlite3_stmt	*tcp_q;		/* a flow's TCP figures (JSON) */
 };
 
 /* --- output helpers ---------------------------------------------------------- */
@@ -364,6 +365,8 @@ reader_open(struct reader *r, const char *dir, struct filters *f)
 static void
 reader_close(struct reader *r)
 {
+	sqlite3_finalize(r->tcp_q);
+	r->tcp_q = NULL;
 	if (r->db)
 		sqlite3_close(r->db);
 	r->db = NULL;
@@ -633,8 +636,46 @@ print_header(const struct reader *r)
 	    r->color ? "\033[0m" : "");
 }
 
+/*
+ * ,"tcp":{…} — the figures of the entry's flow from the source's TCP stack
+ * (shared by every exchange of the flow), or null: not TCP, or none came.
+ * A point lookup per entry, so the listing's own query stays as it is.
+ */
 static void
-print_entry(const struct reader *r, sqlite3_stmt *s)
+print_tcp_json(struct reader *r, int64_t flow)
+{
+	sqlite3_stmt *q;
+
+	if (r->tcp_q == NULL && sqlite3_prepare_v2(r->db, "SELECT packets_up,"
+	    " packets_down, retransmits, rtt_us FROM flows WHERE id = ?1 AND"
+	    " transport = 'tcp' AND retransmits IS NOT NULL", -1, &r->tcp_q,
+	    NULL) != SQLITE_OK) {
+		printf(",\"tcp\":null");
+		return;
+	}
+	q = r->tcp_q;
+	sqlite3_bind_int64(q, 1, flow);
+	if (sqlite3_step(q) != SQLITE_ROW)
+		printf(",\"tcp\":null");
+	else {
+		printf(",\"tcp\":{\"packets_up\":");
+		if (col_null(q, 0))
+			printf("null,\"packets_down\":null");
+		else
+			printf("%lld,\"packets_down\":%lld",
+			    sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1));
+		printf(",\"retransmits\":%lld,\"rtt_us\":",
+		    sqlite3_column_int64(q, 2));
+		if (col_null(q, 3))
+			printf("null}");
+		else
+			printf("%lld}", sqlite3_column_int64(q, 3));
+	}
+	sqlite3_reset(q);
+}
+
+static void
+print_entry(struct reader *r, sqlite3_stmt *s)
 {
 	char id[48], when[40], proc[64], what[24], target[1024], sizes[48];
 	char up[16], down[16], dur[24], dst[128];
@@ -704,6 +745,7 @@ print_entry(const struct reader *r, sqlite3_stmt *s)
 			    sqlite3_column_int64(s, E_DOWN));
 		printf(",\"dst\":");
 		json_str(stdout, dst[0] ? dst : NULL);
+		print_tcp_json(r, sqlite3_column_int64(s, E_FLOW));
 		printf("}\n");
 		return;
 	}
@@ -1048,6 +1090,7 @@ show_flow(struct reader *r, int64_t flow)
 	    " FROM flows WHERE id = ?";
 	sqlite3_stmt *s;
 	char t[40], d[24], src[128], dst[128];
+	bool tcp;
 	int rc;
 
 	if (sqlite3_prepare_v2(r->db, sql, -1, &s, NULL) != SQLITE_OK)
@@ -1086,9 +1129,24 @@ show_flow(struct reader *r, int64_t flow)
 	if (!col_null(s, 14))
 		printf("bytes      %lld up, %lld down\n",
 		    sqlite3_column_int64(s, 14), sqlite3_column_int64(s, 15));
-	if (!col_null(s, 16))
+	tcp = col_text(s, 0) && strcmp(col_text(s, 0), "tcp") == 0;
+	if (!col_null(s, 16) && !tcp)
 		printf("datagrams  %lld up, %lld down\n",
 		    sqlite3_column_int64(s, 16), sqlite3_column_int64(s, 17));
+	/* What the source's TCP stack saw on the application's side. */
+	if (tcp && (!col_null(s, 16) || !col_null(s, 18) || !col_null(s, 19))) {
+		printf("tcp        ");
+		if (!col_null(s, 16))
+			printf("%lld packets up, %lld down, ",
+			    sqlite3_column_int64(s, 16),
+			    sqlite3_column_int64(s, 17));
+		printf("%lld retransmits", sqlite3_column_int64(s, 18));
+		if (!col_null(s, 19)) {
+			fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 19));
+			printf(", rtt %s", d);
+		}
+		putchar('\n');
+	}
 	printf("timings   ");
 	if (!col_null(s, 12)) {
 		fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 12));
@@ -1098,12 +1156,6 @@ show_flow(struct reader *r, int64_t flow)
 		fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 13));
 		printf(" TLS handshake %s", d);
 	}
-	if (!col_null(s, 19)) {
-		fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 19));
-		printf(" rtt %s", d);
-	}
-	if (!col_null(s, 18))
-		printf(" retransmits %lld", sqlite3_column_int64(s, 18));
 	putchar('\n');
 	if (col_text(s, 23) || col_text(s, 25)) {
 		printf("tls        client %s %s%s", col_text(s, 23) ?
@@ -1574,7 +1626,7 @@ export_har(struct reader *r, const struct filters *f, FILE *out)
 	    " h.resp_body_size, h.req_body, h.resp_body, h.req_start_us,"
 	    " h.req_end_us, h.resp_start_us, h.resp_end_us, h.error,"
 	    " f.dst_addr, f.process, f.pid, h.resp_body_truncated,"
-	    " f.connect_us, f.tls_handshake_us"
+	    " f.connect_us, f.tls_handshake_us, f.rtt_us, f.retransmits"
 	    " FROM (SELECT * FROM entries %s%s) e"
 	    " JOIN http_exchanges h ON h.flow_id = e.flow_id AND h.seq = e.seq"
 	    " JOIN flows f ON f.id = e.flow_id%s",
@@ -1659,6 +1711,13 @@ export_har(struct reader *r, const struct filters *f, FILE *out)
 		if (sqlite3_column_int64(s, 1) == 1 && !col_null(s, 23))
 			fprintf(out, ",\"ssl_ms\":%.3f",
 			    (double)sqlite3_column_int64(s, 23) / 1000);
+		/* The connection's, like connect_ms: on its first exchange. */
+		if (sqlite3_column_int64(s, 1) == 1 && !col_null(s, 24))
+			fprintf(out, ",\"rtt_ms\":%.3f",
+			    (double)sqlite3_column_int64(s, 24) / 1000);
+		if (sqlite3_column_int64(s, 1) == 1 && !col_null(s, 25))
+			fprintf(out, ",\"retransmits\":%lld",
+			    sqlite3_column_int64(s, 25));
 		if (col_text(s, 17)) {
 			fputs(",\"error\":", out);
 			json_str(out, col_text(s, 17));

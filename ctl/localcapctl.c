@@ -149,11 +149,14 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 			printf("  sockets captured %llu",
 			    (unsigned long long)counter(d, "sockets_captured"));
 		if (strcmp(d->name, "netstackd") == 0 && d->n_counters)
-			printf("  flows %llu tcp + %llu udp open, %llu + %llu in all",
+			printf("  flows %llu tcp + %llu udp open, %llu + %llu in "
+			    "all, %llu tcp retransmits (%llu timeouts)",
 			    (unsigned long long)counter(d, "tcp_flows_active"),
 			    (unsigned long long)counter(d, "udp_flows_active"),
 			    (unsigned long long)counter(d, "tcp_flows_created"),
-			    (unsigned long long)counter(d, "udp_flows_created"));
+			    (unsigned long long)counter(d, "udp_flows_created"),
+			    (unsigned long long)counter(d, "tcp_retransmits"),
+			    (unsigned long long)counter(d, "tcp_timeouts"));
 		putchar('\n');
 	}
 	printf("capture      %s%s%s\n", st->capturing ? "on" : "off",

@@ -161,7 +161,7 @@ report_status(void)
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
 	const struct ns_stack_stats *st = ns.stack ? ns_stack_stats(ns.stack) : NULL;
 	Lc__NetstackStatus msg;
-	Lc__Counter c[12], *cp[12];
+	Lc__Counter c[16], *cp[16];	/* redirectord keeps 16 */
 	size_t n = 0;
 
 	if (rd == NULL)
@@ -188,6 +188,8 @@ report_status(void)
 		COUNTER("tcp_flows_created", st->tcp_flows_created);
 		COUNTER("udp_flows_active", st->udp_flows_active);
 		COUNTER("udp_flows_created", st->udp_flows_created);
+		COUNTER("tcp_retransmits", st->tcp_retransmits);
+		COUNTER("tcp_timeouts", st->tcp_timeouts);
 	}
 #undef COUNTER
 	msg.n_counters = n;
@@ -702,6 +704,19 @@ send_flow_closed(uint64_t id, uint64_t bytes_from_app, uint64_t bytes_to_app,
 	(void)ipc_send(px, LC__MSG_TYPE__MSG_FLOW_CLOSED, &fc.base, NULL, 0);
 }
 
+/*
+ * The smoothed RTT in µs (0: no sample).  The stack keeps it in ms * 8, so
+ * scale before dividing: an RTT under a millisecond (loopback, a local
+ * namespace) settles at 7/8 ms and must not read as 0.
+ */
+static uint32_t
+srtt_us(const struct tcp_conn *c)
+{
+	uint64_t us = (uint64_t)c->srtt_x8 * 1000 / 8;
+
+	return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static void
 handle_tcp_event(const struct ns_event *ev)
 {
@@ -739,7 +754,7 @@ handle_tcp_event(const struct ns_event *ev)
 		tcp_to_sock(f);
 		send_flow_closed(f->id, c->stats.bytes_in, c->stats.bytes_out,
 		    c->stats.segs_in, c->stats.segs_out, c->stats.retransmits,
-		    c->srtt_x8 / 8 * 1000,
+		    srtt_us(c),
 		    c->error == ECONNRESET ? "reset by the application" :
 		    c->error == ETIMEDOUT ? "application timed out" :
 		    c->error == ECONNABORTED ? "aborted" : "closed");

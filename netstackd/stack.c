@@ -343,6 +343,11 @@ tcp_unlink(struct ns_stack *s, struct ns_tcp_flow *f)
 static void
 flow_after(struct ns_stack *s, struct ns_tcp_flow *f)
 {
+	/* The stack's totals follow each connection's as they grow. */
+	s->stats.tcp_retransmits += f->c.stats.retransmits - f->rtx_counted;
+	f->rtx_counted = f->c.stats.retransmits;
+	s->stats.tcp_timeouts += f->c.stats.timeouts - f->timeouts_counted;
+	f->timeouts_counted = f->c.stats.timeouts;
 	heap_update(s, f);
 	if ((f->c.events || f->is_new) && !f->ready) {
 		f->ready = true;

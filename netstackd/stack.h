@@ -64,6 +64,8 @@ struct ns_stack_stats {
 	uint64_t	tcp_rst_unknown;	/* RST sent for an unknown tuple */
 	uint64_t	tcp_time_wait_entries;
 	uint64_t	tcp_time_wait_evicted;
+	uint64_t	tcp_retransmits;	/* segments sent again, all flows */
+	uint64_t	tcp_timeouts;		/* RTO expirations, all flows */
 	uint64_t	udp_malformed;		/* length field lies */
 	uint64_t	udp_bad_csum;
 	uint64_t	udp_flows_created;
@@ -84,6 +86,8 @@ struct ns_tcp_flow {
 	uint64_t	deadline;	/* tcp_poll_at() as last filed in the heap */
 	bool		ready;		/* on the ready list */
 	bool		is_new;		/* NS_TCP_EV_NEW not yet reported */
+	uint64_t	rtx_counted;	/* c.stats.retransmits in the totals */
+	uint64_t	timeouts_counted;	/* c.stats.timeouts in the totals */
 };
 
 struct ns_udp_flow {

@@ -215,3 +215,18 @@ flow_ring_get(const struct flow_ring *r, size_t i)
 		return NULL;
 	return &r->slots[(r->head + r->cap - r->count + i) % r->cap];
 }
+
+struct flow_record *
+flow_ring_find(struct flow_ring *r, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < r->count; i++) {
+		struct flow_record *rec =
+		    &r->slots[(r->head + r->cap - 1 - i) % r->cap];
+
+		if (rec->id == id)
+			return rec;
+	}
+	return NULL;
+}

@@ -71,6 +71,19 @@ struct flow_meta {
 	char			host[256];
 };
 
+/*
+ * A TCP flow as the source's own stack saw it on the application's side,
+ * from its FlowClosed.  Packets are segments of any kind (handshake, pure
+ * ACKs, the app's own retransmissions included); retransmits are the
+ * segments the source had to send the app again.
+ */
+struct flow_tcp_stats {
+	uint64_t	packets_from_app;
+	uint64_t	packets_to_app;
+	uint64_t	retransmits;
+	uint32_t	rtt_us;		/* smoothed RTT to the app; 0: no sample */
+};
+
 struct flow_record {
 	uint64_t	id;		/* proxyd's, unique per process run */
 	struct flow_meta meta;
@@ -88,6 +101,9 @@ struct flow_record {
 	enum flow_end	end;
 	int		error;		/* errno behind end, 0 if none */
 	char		source_reason[32];	/* FlowClosed's reason, if any */
+	/* TCP: what the source reported when the flow closed, if it did. */
+	unsigned	has_tcp_stats:1;
+	struct flow_tcp_stats tcp_stats;
 	/*
 	 * TLS, for the ring (the flow store gets every fact): what the flow
 	 * was once detected, its SNI, the versions each leg negotiated
@@ -141,5 +157,7 @@ void	flow_ring_free(struct flow_ring *);
 void	flow_ring_push(struct flow_ring *, struct flow_record *);
 /* i = 0 is the oldest kept; NULL past the end. */
 const struct flow_record *flow_ring_get(const struct flow_ring *, size_t i);
+/* The kept record of proxyd's flow id, newest first; NULL if evicted. */
+struct flow_record *flow_ring_find(struct flow_ring *, uint64_t id);
 
 #endif

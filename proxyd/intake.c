@@ -176,7 +176,20 @@ source_message(struct ipc_peer *peer, Lc__MsgType type,
 		const Lc__FlowClosed *fc =
 		    (const Lc__FlowClosed *)(const void *)msg;
 
-		relay_source_flow_closed(s->in->relay, s, fc->flow_id, fc->reason);
+		struct flow_tcp_stats ts = {
+			.packets_from_app = fc->packets_from_app,
+			.packets_to_app = fc->packets_to_app,
+			.retransmits = fc->retransmits,
+			.rtt_us = fc->rtt_us,
+		};
+
+		/*
+		 * proto3 cannot say "not counted": a source that does not
+		 * count sends zeros, while a TCP flow it carried had at least
+		 * its handshake.
+		 */
+		relay_source_flow_closed(s->in->relay, s, fc->flow_id, fc->reason,
+		    fc->packets_from_app || fc->packets_to_app ? &ts : NULL);
 		break;
 	}
 	default:

@@ -53,6 +53,8 @@
 /* Plaintext of an observed TLS flow read from one leg, not yet written to
  * the other: one record at most. */
 #define PLAIN_CHUNK		16384
+/* TCP flows ended on our side whose FlowClosed may still come (see ended). */
+#define ENDED_MAX		1024
 
 /* A flow's place in one deadline list. */
 struct dl_entry {
@@ -69,6 +71,24 @@ struct dlist {
 	ev_tstamp		 timeout;	/* 0: list unused */
 	enum flow_end		 why;		/* what expiry means */
 	ev_timer		 timer;
+};
+
+/*
+ * A TCP flow that ended on proxyd's side while its source had not sent its
+ * FlowClosed yet (the usual order: the flow socket's EOF overtakes the
+ * message, and the source's stack still waits for the app's last ACK).  Its
+ * row is written at once but left incomplete ("held") for up to
+ * cfg.source_wait seconds, so a follower sees it with the source's figures;
+ * after that it is completed as it is, and the entry still lets a later
+ * FlowClosed put its figures in, until ENDED_MAX newer ones push it out.
+ */
+struct ended {
+	const void	*source;	/* NULL: nothing more to expect */
+	uint64_t	 source_flow_id;
+	uint64_t	 id;		/* proxyd's: the ring's record */
+	int64_t		 store_row;
+	ev_tstamp	 until;		/* loop time the hold ends */
+	unsigned	 held:1;	/* row not marked complete yet */
 };
 
 /* Decrypted bytes on their way across; memory only while it holds data. */
@@ -105,6 +125,7 @@ struct rflow {
 	struct rbuf		 u2a;		/* upstream -> app */
 	unsigned		 connecting:1;
 	unsigned		 hashed:1;
+	unsigned		 closed_seen:1;	/* the source's FlowClosed came */
 	ev_tstamp		 started;	/* loop time */
 	struct dl_entry		 connect_dl;
 	struct dl_entry		 idle_dl;
@@ -164,6 +185,11 @@ struct relay {
 	ev_tstamp		 refusal_logged;	/* loop time */
 	unsigned		 refusals_unlogged;
 	struct passmap		 pass;		/* hosts passed through for now */
+	struct ended		 ended[ENDED_MAX];	/* FIFO, oldest first */
+	size_t			 ended_head;	/* next slot written */
+	size_t			 ended_count;
+	size_t			 nheld;
+	ev_timer		 hold_timer;
 };
 
 static void	flow_end(struct rflow *, enum flow_end, int error);
@@ -554,7 +580,6 @@ flow_facts(struct rflow *f, struct store_flow_facts *fa)
 
 	if (f->ignored) {
 		memset(fa, 0, sizeof(*fa));
-		fa->retransmits = fa->rtt_us = -1;
 		fa->protocol = "raw";
 		fa->passthrough_reason = f->pass_reason;
 		return fa;
@@ -563,7 +588,6 @@ flow_facts(struct rflow *f, struct store_flow_facts *fa)
 		if (f->rec.meta.dst.port != 53)
 			return NULL;
 		memset(fa, 0, sizeof(*fa));
-		fa->retransmits = fa->rtt_us = -1;
 		fa->protocol = "dns";
 		return fa;
 	}
@@ -571,12 +595,10 @@ flow_facts(struct rflow *f, struct store_flow_facts *fa)
 		if (!f->http_seen)
 			return NULL;
 		memset(fa, 0, sizeof(*fa));
-		fa->retransmits = fa->rtt_us = -1;
 		fa->protocol = "http";
 		return fa;
 	}
 	memset(fa, 0, sizeof(*fa));
-	fa->retransmits = fa->rtt_us = -1;
 	fa->protocol = "tls";
 	if (f->m == NULL) {
 		fa->sni = f->rec.tls_sni[0] ? f->rec.tls_sni : NULL;
@@ -610,6 +632,127 @@ flow_facts(struct rflow *f, struct store_flow_facts *fa)
 	fa->error = in->error != MITM_ERR_NONE ? in->reason : NULL;
 	fa->tls_handshake_us = in->handshake_us;
 	return fa;
+}
+
+/* --- flows ended before their FlowClosed ---------------------------------------- */
+
+static struct ended *
+ended_at(struct relay *r, size_t age)	/* 0: the oldest */
+{
+	return &r->ended[(r->ended_head + ENDED_MAX - r->ended_count + age) %
+	    ENDED_MAX];
+}
+
+/* Complete e's row, with the source's figures if they came. */
+static void
+ended_finish(struct relay *r, struct ended *e, const struct flow_tcp_stats *tcp)
+{
+	struct flow_record *rec;
+
+	if (e->held || tcp)
+		(void)store_flow_finish(r->cfg.store, e->store_row, tcp, e->held);
+	if (e->held)
+		r->nheld--;
+	e->held = 0;
+	if (tcp && (rec = flow_ring_find(&r->ring, e->id)) != NULL) {
+		rec->has_tcp_stats = 1;
+		rec->tcp_stats = *tcp;
+	}
+}
+
+static void
+hold_rearm(struct relay *r)
+{
+	size_t i;
+
+	ev_timer_stop(r->loop, &r->hold_timer);
+	for (i = 0; i < r->ended_count && r->nheld > 0; i++) {
+		struct ended *e = ended_at(r, i);
+		ev_tstamp wait;
+
+		if (!e->held)
+			continue;
+		wait = e->until - ev_now(r->loop);
+		ev_timer_set(&r->hold_timer, wait > 0.001 ? wait : 0.001, 0);
+		ev_timer_start(r->loop, &r->hold_timer);
+		return;
+	}
+}
+
+/* The oldest holds are over: their rows are complete without figures. */
+static void
+hold_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct relay *r = (struct relay *)(void *)((char *)w -
+	    offsetof(struct relay, hold_timer));
+	size_t i;
+
+	(void)revents;
+	for (i = 0; i < r->ended_count && r->nheld > 0; i++) {
+		struct ended *e = ended_at(r, i);
+
+		if (!e->held)
+			continue;
+		if (e->until > ev_now(loop))
+			break;
+		ended_finish(r, e, NULL);
+	}
+	hold_rearm(r);
+}
+
+static void
+ended_add(struct relay *r, const struct rflow *f, bool held)
+{
+	struct ended *e;
+
+	if (r->ended_count == ENDED_MAX) {
+		/* The oldest entry goes: whatever it waited for, it is over. */
+		ended_finish(r, ended_at(r, 0), NULL);
+		r->ended_count--;
+	}
+	e = &r->ended[r->ended_head];
+	r->ended_head = (r->ended_head + 1) % ENDED_MAX;
+	r->ended_count++;
+	e->source = f->source;
+	e->source_flow_id = f->rec.meta.source_flow_id;
+	e->id = f->rec.id;
+	e->store_row = f->store_row;
+	e->until = ev_now(r->loop) + r->cfg.source_wait;
+	e->held = held;
+	if (held && r->nheld++ == 0)
+		hold_rearm(r);
+}
+
+/* Newest first: a FlowClosed comes soon after the flow ended, if at all. */
+static struct ended *
+ended_find(struct relay *r, const void *source, uint64_t source_flow_id)
+{
+	size_t i;
+
+	for (i = r->ended_count; i-- > 0; ) {
+		struct ended *e = ended_at(r, i);
+
+		if (e->source == source && e->source_flow_id == source_flow_id)
+			return e;
+	}
+	return NULL;
+}
+
+/* Nothing more will come for these (a source gone, the store replaced). */
+static void
+ended_drop(struct relay *r, const void *source)
+{
+	size_t i;
+
+	for (i = 0; i < r->ended_count; i++) {
+		struct ended *e = ended_at(r, i);
+
+		if (source == NULL || e->source == source) {
+			ended_finish(r, e, NULL);
+			e->source = NULL;
+		}
+	}
+	hold_rearm(r);
 }
 
 static void
@@ -679,7 +822,17 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 	free(f->plain[1].data);
 	fp = flow_facts(f, &facts);
 	log_end(f);
-	(void)store_flow_end(r->cfg.store, f->store_row, &f->rec, fp);
+	if (tcp && f->source != NULL && !f->closed_seen) {
+		/* Its FlowClosed, with the source's figures, is yet to come. */
+		if (f->store_row > 0 && r->cfg.source_wait > 0)
+			(void)store_flow_end_held(r->cfg.store, f->store_row,
+			    &f->rec, fp);
+		else
+			(void)store_flow_end(r->cfg.store, f->store_row,
+			    &f->rec, fp);
+		ended_add(r, f, f->store_row > 0 && r->cfg.source_wait > 0);
+	} else
+		(void)store_flow_end(r->cfg.store, f->store_row, &f->rec, fp);
 	mitm_free(f->m);
 	f->m = NULL;
 	flow_ring_push(&r->ring, &f->rec);
@@ -1803,9 +1956,11 @@ tcp_reason_orderly(const char *reason)
 
 void
 relay_source_flow_closed(struct relay *r, const void *source,
-    uint64_t source_flow_id, const char *reason)
+    uint64_t source_flow_id, const char *reason,
+    const struct flow_tcp_stats *tcp)
 {
 	struct rflow *f;
+	struct ended *e;
 
 	if (source == NULL)
 		return;
@@ -1813,8 +1968,20 @@ relay_source_flow_closed(struct relay *r, const void *source,
 		if (f->source == source &&
 		    f->rec.meta.source_flow_id == source_flow_id)
 			break;
-	if (f == NULL)
-		return;		/* already over on our side: nothing to do */
+	if (f == NULL) {
+		/* Already over on our side: only its record is left to finish. */
+		if ((e = ended_find(r, source, source_flow_id)) != NULL) {
+			ended_finish(r, e, tcp);
+			e->source = NULL;
+			hold_rearm(r);
+		}
+		return;
+	}
+	f->closed_seen = 1;
+	if (tcp && f->rec.meta.transport == FLOW_TCP) {
+		f->rec.has_tcp_stats = 1;
+		f->rec.tcp_stats = *tcp;
+	}
 	if (reason)
 		snprintf(f->rec.source_reason, sizeof(f->rec.source_reason),
 		    "%s", reason);
@@ -1848,6 +2015,7 @@ relay_source_gone(struct relay *r, const void *source)
 			f->source = NULL;
 		}
 	}
+	ended_drop(r, source);
 }
 
 /* --- the engine ------------------------------------------------------------------ */
@@ -1864,6 +2032,7 @@ relay_config_default(struct relay_config *c)
 	c->ring_size = 1024;
 	c->passthrough_max = PASSMAP_DEFAULT_CAP;
 	c->passthrough_ttl = PASSMAP_DEFAULT_TTL;
+	c->source_wait = 2;
 }
 
 struct relay *
@@ -1892,12 +2061,16 @@ relay_new(struct ev_loop *loop, const struct relay_config *cfg)
 	dlist_init(&r->tcp_idle, r, r->cfg.tcp_idle_timeout, FLOW_END_IDLE);
 	dlist_init(&r->udp_idle, r, r->cfg.udp_idle_timeout, FLOW_END_IDLE);
 	dlist_init(&r->dns_idle, r, r->cfg.dns_idle_timeout, FLOW_END_IDLE);
+	ev_timer_init(&r->hold_timer, hold_expired, 0, 0);
 	return r;
 }
 
 void
 relay_set_store(struct relay *r, struct store *store)
 {
+	/* The rows waiting for figures belong to the store going away. */
+	if (store != r->cfg.store)
+		ended_drop(r, NULL);
 	r->cfg.store = store;
 }
 
@@ -1917,6 +2090,8 @@ relay_free(struct relay *r)
 	r->on_change = NULL;
 	while ((f = TAILQ_FIRST(&r->flows)) != NULL)
 		flow_end(f, FLOW_END_SHUTDOWN, 0);
+	ended_drop(r, NULL);	/* no FlowClosed will be read any more */
+	ev_timer_stop(r->loop, &r->hold_timer);
 	ev_timer_stop(r->loop, &r->connect_list.timer);
 	ev_timer_stop(r->loop, &r->tcp_idle.timer);
 	ev_timer_stop(r->loop, &r->udp_idle.timer);

@@ -52,6 +52,14 @@ struct relay_config {
 	 * SNI matches passes through undecrypted.  NULL: none.
 	 */
 	const struct hostmatch *ignore;
+	/*
+	 * A TCP flow of a source that ends on proxyd's side before the
+	 * source's FlowClosed: how long (s) its row waits, not yet marked
+	 * complete, for the source's figures; default 2, 0: not at all (they
+	 * are still added when they come, while the flow is among the last
+	 * 1024 so ended).
+	 */
+	double	source_wait;
 };
 
 struct relay_stats {
@@ -118,10 +126,13 @@ uint64_t	relay_new_flow(struct relay *, const void *source,
  * The source says a flow ended on its side (FlowClosed).  A UDP flow ends.
  * A TCP flow whose reason is not an orderly one ("closed", "fin" or empty)
  * had its application side cut (reset, timed out...): the upstream is reset.
- * An orderly TCP end needs nothing: the flow socket carries its EOF.
+ * An orderly TCP end needs nothing: the flow socket carries its EOF.  tcp
+ * (NULL: the source gave none) are the source's figures of a TCP flow: they
+ * go into its record whether it is still running or already ended.
  */
 void	relay_source_flow_closed(struct relay *, const void *source,
-	    uint64_t source_flow_id, const char *reason);
+	    uint64_t source_flow_id, const char *reason,
+	    const struct flow_tcp_stats *tcp);
 
 /* The source connection is gone; its flows live on without it. */
 void	relay_source_gone(struct relay *, const void *source);

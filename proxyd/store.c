@@ -135,6 +135,7 @@ enum stmt_id {
 	S_FLOW_BEGIN,
 	S_FLOW_END,
 	S_FLOW_END_DNS,
+	S_FLOW_FINISH,
 	S_HTTP,
 	S_DNS_QUERY,
 	S_DNS_ANSWER,
@@ -168,6 +169,13 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_FLOW_END_DNS] =
 	    "UPDATE dns SET done_serial = ?2 WHERE flow_id = ?1"
 	    " AND done_serial IS NULL",
+	/* A figure not given keeps what is there; a stamped row keeps its serial. */
+	[S_FLOW_FINISH] =
+	    "UPDATE flows SET packets_up = coalesce(?2, packets_up),"
+	    " packets_down = coalesce(?3, packets_down),"
+	    " retransmits = coalesce(?4, retransmits),"
+	    " rtt_us = coalesce(?5, rtt_us),"
+	    " done_serial = coalesce(done_serial, ?6) WHERE id = ?1",
 	[S_HTTP] =
 	    "INSERT INTO http_exchanges (flow_id, seq, scheme, method, target,"
 	    " url, host, http_version, status, reason, req_headers,"
@@ -675,6 +683,18 @@ store_open(const char *path, const struct store_config *cfg, char *err,
 			goto fail;
 		}
 	}
+	/*
+	 * A flow that had ended but waited for its source's figures when the
+	 * previous run stopped is complete as it is: one serial for them all,
+	 * past every other, so a follower sees them once.
+	 */
+	if (sqlite3_exec(st->db, "UPDATE flows SET done_serial = 1 + max("
+	    " (SELECT coalesce(max(done_serial), 0) FROM flows),"
+	    " (SELECT coalesce(max(done_serial), 0) FROM http_exchanges),"
+	    " (SELECT coalesce(max(done_serial), 0) FROM dns))"
+	    " WHERE end_us IS NOT NULL AND done_serial IS NULL", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		log_warnx("flow store %s: %s", path, sqlite3_errmsg(st->db));
 	st->next_serial = 1 + query_int(st->db, "SELECT max("
 	    " (SELECT coalesce(max(done_serial), 0) FROM flows),"
 	    " (SELECT coalesce(max(done_serial), 0) FROM http_exchanges),"
@@ -794,16 +814,24 @@ end_reason(enum flow_end end)
 	return "unknown";
 }
 
-int
-store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
-    const struct store_flow_facts *facts)
+static void
+bind_tcp_stats(sqlite3_stmt *s, int first, const struct flow_tcp_stats *t)
 {
-	static const struct store_flow_facts none = {
-		.retransmits = -1, .rtt_us = -1,
-	};
+	sqlite3_bind_int64(s, first, (sqlite3_int64)t->packets_from_app);
+	sqlite3_bind_int64(s, first + 1, (sqlite3_int64)t->packets_to_app);
+	sqlite3_bind_int64(s, first + 2, (sqlite3_int64)t->retransmits);
+	if (t->rtt_us)
+		sqlite3_bind_int64(s, first + 3, t->rtt_us);
+}
+
+static int
+flow_end_row(struct store *st, int64_t row, const struct flow_record *rec,
+    const struct store_flow_facts *facts, bool complete)
+{
+	static const struct store_flow_facts none = { 0 };
 	char errbuf[256];
 	sqlite3_stmt *s;
-	int64_t serial;
+	int64_t serial = 0;
 	int rc;
 
 	if (row <= 0 || rec == NULL || !store_ready(st))
@@ -811,7 +839,8 @@ store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
 	if (facts == NULL)
 		facts = &none;
 	s = st->stmt[S_FLOW_END];
-	serial = next_serial(st);
+	if (complete)
+		serial = next_serial(st);
 	sqlite3_bind_int64(s, 1, row);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)(rec->end_us ? rec->end_us :
 	    rec->meta.start_us));
@@ -823,6 +852,15 @@ store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
 		sqlite3_bind_int64(s, 6, (sqlite3_int64)rec->dgrams_from_app);
 		sqlite3_bind_int64(s, 7, (sqlite3_int64)rec->dgrams_to_app);
 		sqlite3_bind_int64(s, 8, (sqlite3_int64)rec->dgrams_dropped);
+	} else if (rec->has_tcp_stats) {
+		sqlite3_bind_int64(s, 6,
+		    (sqlite3_int64)rec->tcp_stats.packets_from_app);
+		sqlite3_bind_int64(s, 7,
+		    (sqlite3_int64)rec->tcp_stats.packets_to_app);
+		sqlite3_bind_int64(s, 22,
+		    (sqlite3_int64)rec->tcp_stats.retransmits);
+		if (rec->tcp_stats.rtt_us)
+			sqlite3_bind_int64(s, 23, rec->tcp_stats.rtt_us);
 	}
 	bind_text(s, 9, rec->end == FLOW_END_NONE ? "closed" :
 	    end_reason(rec->end));
@@ -868,11 +906,8 @@ store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
 	bind_text(s, 20, facts->passthrough_reason);
 	if (facts->tls_handshake_us)
 		sqlite3_bind_int64(s, 21, (sqlite3_int64)facts->tls_handshake_us);
-	if (facts->retransmits >= 0)
-		sqlite3_bind_int64(s, 22, facts->retransmits);
-	if (facts->rtt_us >= 0)
-		sqlite3_bind_int64(s, 23, facts->rtt_us);
-	sqlite3_bind_int64(s, 24, serial);
+	if (complete)
+		sqlite3_bind_int64(s, 24, serial);
 	if (facts->tls_version)
 		sqlite3_bind_int(s, 25, facts->tls_resumed);
 	bind_text(s, 26, facts->upstream_tls_version);
@@ -890,12 +925,66 @@ store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
 		store_fail(st, "ending a flow", rc);
 		return -1;
 	}
+	if (!complete) {
+		row_written(st);
+		return 0;
+	}
 	/* DNS queries that got no answer are complete now too. */
 	sqlite3_bind_int64(st->stmt[S_FLOW_END_DNS], 1, row);
 	sqlite3_bind_int64(st->stmt[S_FLOW_END_DNS], 2, serial);
 	if ((rc = step_done(st, S_FLOW_END_DNS)) != SQLITE_OK) {
 		store_fail(st, "ending a flow's DNS", rc);
 		return -1;
+	}
+	row_written(st);
+	return 0;
+}
+
+int
+store_flow_end(struct store *st, int64_t row, const struct flow_record *rec,
+    const struct store_flow_facts *facts)
+{
+	return flow_end_row(st, row, rec, facts, true);
+}
+
+int
+store_flow_end_held(struct store *st, int64_t row,
+    const struct flow_record *rec, const struct store_flow_facts *facts)
+{
+	return flow_end_row(st, row, rec, facts, false);
+}
+
+int
+store_flow_finish(struct store *st, int64_t row,
+    const struct flow_tcp_stats *tcp, bool complete)
+{
+	sqlite3_stmt *s;
+	int64_t serial;
+	int rc;
+
+	if (row <= 0 || (tcp == NULL && !complete))
+		return 0;
+	if (!store_ready(st))
+		return -1;
+	s = st->stmt[S_FLOW_FINISH];
+	sqlite3_bind_int64(s, 1, row);
+	if (tcp)
+		bind_tcp_stats(s, 2, tcp);
+	if (complete) {
+		serial = next_serial(st);
+		sqlite3_bind_int64(s, 6, serial);
+	}
+	if ((rc = step_done(st, S_FLOW_FINISH)) != SQLITE_OK) {
+		store_fail(st, "finishing a flow", rc);
+		return -1;
+	}
+	if (complete) {
+		sqlite3_bind_int64(st->stmt[S_FLOW_END_DNS], 1, row);
+		sqlite3_bind_int64(st->stmt[S_FLOW_END_DNS], 2, serial);
+		if ((rc = step_done(st, S_FLOW_END_DNS)) != SQLITE_OK) {
+			store_fail(st, "finishing a flow's DNS", rc);
+			return -1;
+		}
 	}
 	row_written(st);
 	return 0;

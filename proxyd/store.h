@@ -93,8 +93,6 @@ struct store_flow_facts {
 	const char	*error;		/* detail for a person, e.g. why the
 					 * upstream certificate was refused */
 	uint64_t	 tls_handshake_us;	/* 0: none */
-	int64_t		 retransmits;	/* -1: unknown */
-	int64_t		 rtt_us;	/* -1: unknown */
 };
 
 /*
@@ -154,9 +152,27 @@ int	store_flush(struct store *);
 
 /* Insert a flow's row when it starts: its row id, or 0 (not recorded). */
 int64_t	store_flow_begin(struct store *, const struct flow_record *);
-/* Update it when the flow ends; facts may be NULL.  0 or -1. */
+/*
+ * Update it when the flow ends; facts may be NULL.  A TCP record's source
+ * figures (has_tcp_stats) go into packets_up/down, retransmits, rtt_us.
+ * 0 or -1.
+ */
 int	store_flow_end(struct store *, int64_t row, const struct flow_record *,
 	    const struct store_flow_facts *);
+/*
+ * The same, but the row is not marked complete (no done_serial) yet: the
+ * source's figures are still to come.  store_flow_finish() completes it (a
+ * row left so by a previous run is completed at the next open).
+ */
+int	store_flow_end_held(struct store *, int64_t row,
+	    const struct flow_record *, const struct store_flow_facts *);
+/*
+ * After the row ended: write the source's TCP figures (tcp NULL: none came)
+ * and, if complete, mark a held row complete (a row already marked keeps
+ * its done_serial).  0 or -1.
+ */
+int	store_flow_finish(struct store *, int64_t row,
+	    const struct flow_tcp_stats *tcp, bool complete);
 
 /* Record an HTTP exchange of the flow: its row id, or 0. */
 int64_t	store_http_add(struct store *, int64_t flow_row,

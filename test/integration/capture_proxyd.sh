@@ -128,7 +128,8 @@ pids="$pids $!"
 $NSE "$B/bin/redirectord" -f -r "$T" -g "$CG" >"$T/redirectord.log" 2>&1 &
 pids="$pids $!"
 $NSE "$B/bin/netstackd" -f -r "$T" >"$T/netstackd.log" 2>&1 &
-pids="$pids $!"
+NSD=$!
+pids="$pids $NSD"
 $NSE "$B/bin/proxyd" -f -v -r "$T" -s "$T/state" --upstream-ca "$T/pki/oca.pem" \
     >"$T/proxyd.log" 2>&1 &
 PXD=$!
@@ -476,11 +477,60 @@ mine = [x for x in e if x["_localcap"]["pid"] == int(sys.argv[2])
         and x["response"]["content"]["text"] == "hello from the origin\n"]
 sys.exit(0 if v6 and mine else 1)' "$T/out.har" "$bypid"
 
+# A lossy path: netstackd restarted with its test-only impairment (5 % loss,
+# 5 ms delay each way at the TUN).  The flow's record gets netstackd's
+# figures: retransmissions, and a round-trip time of at least the delay.
+kill "$NSD"
+wait "$NSD" 2>/dev/null
+pids=$(echo "$pids" | sed "s/ $NSD\b//")
+$NSE "$B/bin/netstackd" -f -r "$T" --impair loss=5%,delay=5ms,seed=20261130 \
+    >"$T/netstackd-impair.log" 2>&1 &
+NSD=$!
+pids="$pids $NSD"
+i=0
+until ctl --json status 2>/dev/null | grep -q '"capturing":true' &&
+    ctl --json status | grep -q '"name":"netstackd","running":true'; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && break
+	sleep 0.05
+done
+# (16 MiB: some 260 segments each way even at the TUN's 64 KiB MTU, so a
+# 5 % loss cannot miss them all.)
+out=$(incg curl -sS -m 60 -o "$T/gotlossy" -w '%{time_total}' \
+    'http://10.98.0.2:8080/big?lossy' 2>&1)
+check "the 16 MiB download over a lossy TUN, captured, arrives intact ($out s)" \
+    test "$(sha256sum <"$T/gotlossy" | cut -d' ' -f1)" = "$want"
+# netstackd's FlowClosed comes once the app's last ACK does: wait for it.
+i=0
+while [ $i -lt 40 ]; do
+	"$B/bin/localcapctl" -s "$T/state" flows --json >"$T/flows-loss.json" 2>&1
+	grep '"path":"/big?lossy"' "$T/flows-loss.json" | grep -q '"tcp":{' && break
+	i=$((i + 1))
+	sleep 0.25
+done
+lossy=$(grep '"path":"/big?lossy"' "$T/flows-loss.json" | tail -n 1)
+[ -n "$lossy" ] || lossy='{}'
+check "flows --json: that flow's tcp figures show retransmits and an RTT over 10 ms ($(echo "$lossy" | sed -n 's/.*"tcp":\(.*\)}$/\1/p'))" \
+    "$PY3" -c '
+import json, sys
+t = json.loads(sys.argv[1]).get("tcp")
+sys.exit(0 if t and t["retransmits"] > 0 and t["rtt_us"] >= 10000
+         and t["packets_up"] > 0 and t["packets_down"] > 0 else 1)' "$lossy"
+fid=$(echo "$lossy" | sed -n 's/.*"flow":\([0-9]*\).*/\1/p')
+"$B/bin/localcapctl" -s "$T/state" show "${fid:-0}" >"$T/show-loss.txt" 2>&1
+check "show $fid: $(grep '^tcp ' "$T/show-loss.txt")" \
+    grep -E -q '^tcp +[0-9]+ packets up, [0-9]+ down, [1-9][0-9]* retransmits, rtt [0-9.]+ ms$' \
+    "$T/show-loss.txt"
+sleep 1.2	# status reports are at most a second old
+ctl status >"$T/status-loss.txt" 2>&1
+check "status: netstackd's TCP retransmits in all ($(grep -o '[0-9]* tcp retransmits ([0-9]* timeouts)' "$T/status-loss.txt"))" \
+    grep -E -q '^netstackd .* [1-9][0-9]* tcp retransmits' "$T/status-loss.txt"
+
 for p in $pids; do
 	kill -0 "$p" 2>/dev/null || not_ok "a daemon died (pid $p)"
 done
 if [ $failed -ne 0 ]; then
-	for f in redirectord netstackd proxyd; do
+	for f in redirectord netstackd netstackd-impair proxyd; do
 		echo "--- $f.log"; tail -n 25 "$T/$f.log"
 	done
 fi

@@ -114,18 +114,15 @@ build_fixture(void)
 	struct store_flow_facts tls = {
 		.protocol = "https", .tls_version = "TLSv1.3",
 		.tls_cipher = "TLS1-3-AES-128-GCM-SHA256", .sni = "example.org",
-		.alpn = "http/1.1", .retransmits = -1, .rtt_us = -1,
+		.alpn = "http/1.1",
 		.upstream_tls_version = "TLSv1.2", .upstream_tls_cipher = "X",
 		.upstream_resumed = true, .server_cert_subject = "CN=example.org",
 		.server_cert_issuer = "CN=Test CA", .server_cert_verified = 1,
 		.client_alpn_offer = "h2,http/1.1",
 	};
-	struct store_flow_facts raw = { .protocol = "raw", .retransmits = -1,
-		.rtt_us = -1 };
-	struct store_flow_facts dns = { .protocol = "dns", .retransmits = -1,
-		.rtt_us = -1 };
-	struct store_flow_facts http = { .protocol = "http", .retransmits = -1,
-		.rtt_us = -1 };
+	struct store_flow_facts raw = { .protocol = "raw" };
+	struct store_flow_facts dns = { .protocol = "dns" };
+	struct store_flow_facts http = { .protocol = "http" };
 	struct store_http h;
 	struct flow_record rec;
 	struct store *st;
@@ -177,6 +174,9 @@ build_fixture(void)
 	assert_true(store_http_add(st, row, &h) > 0);
 	rec.end = FLOW_END_CLOSED;
 	rec.end_us = (uint64_t)t + 40000;
+	rec.has_tcp_stats = 1;
+	rec.tcp_stats = (struct flow_tcp_stats){ .packets_from_app = 40,
+		.packets_to_app = 35, .retransmits = 0, .rtt_us = 12000 };
 	assert_int_equal(store_flow_end(st, row, &rec, &tls), 0);
 
 	record(&rec, 2, FLOW_UDP, "resolver", 200, "192.0.2.53", 53, t + 100000);
@@ -197,6 +197,9 @@ build_fixture(void)
 	    "hello\x00\x01", 7);
 	rec.end = FLOW_END_CLOSED;
 	rec.end_us = (uint64_t)t + 1300000;
+	rec.has_tcp_stats = 1;
+	rec.tcp_stats = (struct flow_tcp_stats){ .packets_from_app = 14,
+		.packets_to_app = 12, .retransmits = 3, .rtt_us = 875 };
 	assert_int_equal(store_flow_end(st, row, &rec, &raw), 0);
 
 	record(&rec, 4, FLOW_TCP, "wget", 400, "192.0.2.10", 80,
@@ -409,13 +412,19 @@ flows_json_lines_parse(void **state)
 	    "keys = {\"id\",\"flow\",\"seq\",\"kind\",\"start\",\"start_us\","
 	    "\"duration_us\",\"pid\",\"process\",\"proto\",\"method\",\"host\","
 	    "\"path\",\"url\",\"status\",\"result\",\"bytes_up\",\"bytes_down\","
-	    "\"dst\"}\n"
+	    "\"dst\",\"tcp\"}\n"
 	    "assert all(keys <= set(r) for r in rows), rows\n"
 	    "by = {r[\"id\"]: r for r in rows}\n"
 	    "assert by[\"1.2\"][\"status\"] == 500\n"
 	    "assert by[\"2.1\"][\"host\"] == \"example.com\"\n"
 	    "assert by[\"5\"][\"duration_us\"] is None\n"
 	    "assert by[\"3\"][\"dst\"] == \"192.0.2.9:7000\"\n"
+	    "assert by[\"3\"][\"tcp\"] == {\"packets_up\": 14, \"packets_down\": 12,"
+	    " \"retransmits\": 3, \"rtt_us\": 875}, by[\"3\"]\n"
+	    "assert by[\"1.1\"][\"tcp\"] == by[\"1.2\"][\"tcp\"]\n"
+	    "assert by[\"1.2\"][\"tcp\"][\"rtt_us\"] == 12000\n"
+	    "assert by[\"2.1\"][\"tcp\"] is None and by[\"4.1\"][\"tcp\"] is None\n"
+	    "assert by[\"5\"][\"tcp\"] is None\n"
 	    "' %s", path);
 	assert_int_equal(system(cmd), 0);
 }
@@ -541,15 +550,22 @@ show_dns_and_raw_flows(void **state)
 	assert_non_null(strstr(out, "question   example.com A"));
 	assert_non_null(strstr(out, "answer     NOERROR after 3.0 ms"));
 	assert_non_null(strstr(out, "  example.com 3600 A 93.184.216.34"));
+	assert_non_null(strstr(out, "datagrams  0 up, 0 down"));
+	assert_null(strstr(out, "\ntcp "));
 
 	assert_int_equal(RUN(ctl_show, "show", "3"), 0);
 	assert_non_null(strstr(out, "protocol   raw"));
 	assert_non_null(strstr(out, "bytes      10 up, 2048 down"));
+	/* The source's TCP figures, on a line of their own. */
+	assert_non_null(strstr(out, "\ntcp        14 packets up, 12 down, "
+	    "3 retransmits, rtt 0.9 ms\n"));
+	assert_null(strstr(out, "datagrams"));
 	assert_non_null(strstr(out, "first bytes from the app:\n  00000000  68 65"
 	    " 6c 6c 6f 00 01"));
 
 	assert_int_equal(RUN(ctl_show, "show", "5"), 0);
 	assert_non_null(strstr(out, ", running"));
+	assert_null(strstr(out, "\ntcp "));	/* no figures yet */
 }
 
 static void
@@ -652,6 +668,9 @@ export_har_is_valid_har_1_2(void **state)
 	    "assert {\"name\": \"X-Odd\", \"value\": \"a\\x00b\\x1b[31m\"} in g[\"response\"][\"headers\"]\n"
 	    "assert g[\"serverIPAddress\"] == \"192.0.2.7\" and g[\"connection\"] == \"1\"\n"
 	    "assert abs(g[\"timings\"][\"wait\"] - 10.0) < 0.001\n"
+	    "# RTT and retransmits of the connection, on its first exchange\n"
+	    "assert g[\"_localcap\"][\"rtt_ms\"] == 12.0 and g[\"_localcap\"][\"retransmits\"] == 0, g[\"_localcap\"]\n"
+	    "assert \"rtt_ms\" not in p[\"_localcap\"] and \"rtt_ms\" not in w[\"_localcap\"]\n"
 	    "c = p[\"response\"][\"content\"]\n"
 	    "assert c[\"encoding\"] == \"base64\" and c[\"mimeType\"] == \"application/octet-stream\"\n"
 	    "assert base64.b64decode(c[\"text\"]) == bytes.fromhex(\"89504e470d0a1a0a0000000d4948445200000001ff\")\n"
@@ -906,6 +925,58 @@ follow_prints_new_flows_until_sigint(void **state)
 	/* The running flow of the fixture was ended by the reopen. */
 }
 
+/*
+ * A flow whose row proxyd holds for its source's figures (ended, not yet
+ * complete) is listed by --follow once, when it completes, with them.
+ */
+static void
+follow_waits_for_a_held_flow(void **state)
+{
+	struct flow_tcp_stats ts = { .packets_from_app = 7,
+		.packets_to_app = 6, .retransmits = 2, .rtt_us = 1500 };
+	struct flow_record rec;
+	struct store *st;
+	char e[256];
+	pid_t pid;
+	int status;
+	int64_t row;
+
+	(void)state;
+	assert_int_equal(run_child(ctl_flows, dir, &pid,
+	    (char *[]){ "flows", "--follow", "--json", NULL }), 0);
+	usleep(400000);
+	st = store_open(dbpath, NULL, e, sizeof(e));
+	assert_non_null(st);
+	record(&rec, 6, FLOW_TCP, "held", 600, "192.0.2.30", 9000, t_now);
+	row = store_flow_begin(st, &rec);
+	rec.end = FLOW_END_CLOSED;
+	rec.end_us = (uint64_t)t_now + 5000;
+	assert_int_equal(store_flow_end_held(st, row, &rec, NULL), 0);
+	assert_int_equal(store_flush(st), 0);
+	usleep(600000);		/* two polls: not complete, not listed */
+	slurp(outpath, out, sizeof(out));
+	assert_null(strstr(out, "\"process\":\"held\""));
+	assert_int_equal(store_flow_finish(st, row, &ts, true), 0);
+	/* A late second report changes nothing a follower would see again. */
+	assert_int_equal(store_flow_finish(st, row, NULL, true), 0);
+	assert_int_equal(store_flush(st), 0);
+	usleep(700000);
+	assert_int_equal(kill(pid, SIGINT), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	store_close(st);
+	slurp(outpath, out, sizeof(out));
+	assert_int_equal(count_lines(out), 6);
+	assert_non_null(strstr(out, "\"process\":\"held\""));
+	assert_non_null(strstr(out, "\"result\":\"closed\""));
+	assert_non_null(strstr(out, "\"tcp\":{\"packets_up\":7,\"packets_down\":6,"
+	    "\"retransmits\":2,\"rtt_us\":1500}}\n"));
+	/* Once: 1.1 1.2 2.1 3 4.1 at once, then 6. */
+	assert_null(strstr(strstr(out, "\"process\":\"held\"") + 1,
+	    "\"process\":\"held\""));
+}
+
 static void
 since_durations_and_iso_times(void **state)
 {
@@ -963,6 +1034,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(export_har_is_valid_har_1_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_har_filters_and_stdout, setup, teardown),
 		cmocka_unit_test_setup_teardown(follow_prints_new_flows_until_sigint, setup, teardown),
+		cmocka_unit_test_setup_teardown(follow_waits_for_a_held_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_colour_only_on_a_terminal, setup, teardown),
 		cmocka_unit_test_setup_teardown(root_reads_as_the_store_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(other_schema_versions_refused_clearly, setup, teardown),

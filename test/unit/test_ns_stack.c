@@ -1029,6 +1029,7 @@ struct e2e_params {
 struct e2e_result {
 	uint64_t	elapsed_ms;	/* simulated, SYN to last ACK */
 	uint64_t	srv_retransmits;
+	uint32_t	srv_srtt_x8;	/* smoothed RTT * 8 (ms) at the end */
 };
 
 static struct e2e_result
@@ -1048,6 +1049,7 @@ run_e2e(struct fx *f, const struct e2e_params *prm)
 	uint8_t buf[16384];
 	bool srv_fin = false, closed = false, released = false;
 	uint64_t srv_rtx = 0, srv_rto = 0, srv_rec = 0;
+	uint32_t srv_srtt_x8 = 0;
 
 	assert_non_null(tx); assert_non_null(srx); assert_non_null(crx);
 	assert_non_null(pa); assert_non_null(map);
@@ -1117,6 +1119,7 @@ run_e2e(struct fx *f, const struct e2e_params *prm)
 				srv_rtx = flow->c.stats.retransmits;
 				srv_rto = flow->c.stats.timeouts;
 				srv_rec = flow->c.stats.recoveries;
+				srv_srtt_x8 = flow->c.srtt_x8;
 				ns_tcp_release(f->s, flow, pa->now);
 				released = true;
 			}
@@ -1148,8 +1151,14 @@ run_e2e(struct fx *f, const struct e2e_params *prm)
 	assert_true(released);
 	assert_int_equal(ns_stack_mem_used(f->s), 0);
 	assert_int_equal(ns_stack_stats(f->s)->tcp_flows_active, 0);
+	/* The stack's totals (netstackd's status) are the connection's. */
+	assert_int_equal(ns_stack_stats(f->s)->tcp_retransmits, srv_rtx);
+	assert_int_equal(ns_stack_stats(f->s)->tcp_timeouts, srv_rto);
+	assert_true(prm->loss_pct == 0 || srv_rtx > 0);
+	assert_true(srv_srtt_x8 > 0);
 	r.elapsed_ms = pa->now - 1000;
 	r.srv_retransmits = srv_rtx;
+	r.srv_srtt_x8 = srv_srtt_x8;
 	free(tx); free(srx); free(crx); free(map); free(pa);
 	return r;
 }
@@ -1192,6 +1201,9 @@ end_to_end_clean_path_1mib(void **state)
 	 * 650 ms for 1 MiB; allow 50 % for slow start and the echo. */
 	assert_int_equal(r.srv_retransmits, 0);
 	assert_true(r.elapsed_ms < 1000);
+	/* 10 ms each way (+ up to 1 ms jitter, and the client's ACK
+	 * timing): the smoothed RTT (RFC 6298) settles near 20 ms. */
+	assert_in_range(r.srv_srtt_x8 / 8, 19, 26);
 }
 
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)

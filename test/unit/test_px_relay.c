@@ -35,6 +35,9 @@
 #include "proxyd/flow.h"
 #include "proxyd/intake.h"
 #include "proxyd/relay.h"
+#include "proxyd/store.h"
+
+#include <sqlite3.h>
 
 #define TEST_BUFSIZE	(64 * 1024)
 #define SOURCE		((const void *)0x5043)	/* any non-NULL identity */
@@ -864,14 +867,15 @@ tcp_flow_closed_rst_resets_upstream(void **state)
 	assert_non_null(relay_flow_record(t->relay, id));
 	/* Another source's flow 7 is not this one. */
 	relay_source_flow_closed(t->relay, (const void *)0x1, 7,
-	    "reset by the application");
+	    "reset by the application", NULL);
 	assert_non_null(relay_flow_record(t->relay, id));
 	/* An orderly end is left to the socket's own EOF. */
-	relay_source_flow_closed(t->relay, SOURCE, 7, "closed");
-	relay_source_flow_closed(t->relay, SOURCE, 7, "fin");
+	relay_source_flow_closed(t->relay, SOURCE, 7, "closed", NULL);
+	relay_source_flow_closed(t->relay, SOURCE, 7, "fin", NULL);
 	assert_non_null(relay_flow_record(t->relay, id));
 	/* netstackd's wording for an application's RST. */
-	relay_source_flow_closed(t->relay, SOURCE, 7, "reset by the application");
+	relay_source_flow_closed(t->relay, SOURCE, 7,
+	    "reset by the application", NULL);
 	assert_null(relay_flow_record(t->relay, id));
 	pthread_join(srv.th, NULL);
 	assert_int_equal(srv.gotlen, 3);
@@ -1083,6 +1087,171 @@ tcp_relay_free_resets_running_flows(void **state)
 	free(srv.got);
 }
 
+/* --- the source's TCP figures (FlowClosed) ----------------------------------------- */
+
+static int64_t
+row_int(sqlite3 *db, const char *col, int64_t source_flow_id)
+{
+	char sql[160];
+	sqlite3_stmt *q;
+	int64_t v;
+
+	snprintf(sql, sizeof(sql), "SELECT coalesce(%s, -1) FROM flows WHERE"
+	    " source_flow_id = %lld", col, (long long)source_flow_id);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/*
+ * One orderly flow through an echo server, its id sfid.  If before, its
+ * FlowClosed (with ts) comes while it still runs; else none is sent here.
+ */
+static uint64_t
+figures_flow(struct fixture *t, uint64_t sfid, const struct flow_tcp_stats *ts)
+{
+	struct server srv = { 0 };
+	struct flow_meta m;
+	uint64_t id;
+	int fds[2];
+	char buf[8];
+
+	server_start(&srv, AF_INET, SRV_ECHO, 64);
+	flow_socketpair(SOCK_STREAM, fds);
+	m = mkmeta(FLOW_TCP, AF_INET, srv.port);
+	m.source_flow_id = sfid;
+	id = relay_start(t->relay, SOURCE, &m, fds[1]);
+	assert_true(id != 0);
+	assert_int_equal(write(fds[0], "abc", 3), 3);
+	run_for(t, 0.05);
+	if (ts != NULL) {
+		relay_source_flow_closed(t->relay, SOURCE, sfid, "closed", ts);
+		assert_non_null(relay_flow_record(t->relay, id));
+	}
+	shutdown(fds[0], SHUT_WR);
+	run_until(t, no_flows, NULL, 5);
+	assert_int_equal(read(fds[0], buf, sizeof(buf)), 3);
+	close(fds[0]);
+	server_stop(&srv);
+	return id;
+}
+
+static const struct flow_record *
+ring_record(struct fixture *t, uint64_t id)
+{
+	const struct flow_ring *ring = relay_ring(t->relay);
+	size_t i;
+
+	for (i = 0; i < ring->count; i++)
+		if (flow_ring_get(ring, i)->id == id)
+			return flow_ring_get(ring, i);
+	fail_msg("flow %llu not in the ring", (unsigned long long)id);
+	return NULL;
+}
+
+/*
+ * netstackd's FlowClosed may come before proxyd's own end of a TCP flow or
+ * (usually) after it: either way its figures land in the flow's row and
+ * record.  A row ended first is held (not complete, so --follow waits) until
+ * the figures come or source_wait passes; figures later still are added.
+ */
+static void
+tcp_flow_closed_figures_land_either_order(void **state)
+{
+	struct fixture *t = *state;
+	const struct flow_tcp_stats before = { .packets_from_app = 11,
+		.packets_to_app = 9, .retransmits = 2, .rtt_us = 875 };
+	const struct flow_tcp_stats after = { .packets_from_app = 21,
+		.packets_to_app = 19, .retransmits = 5, .rtt_us = 40000 };
+	const struct flow_tcp_stats late = { .packets_from_app = 31,
+		.packets_to_app = 29, .retransmits = 0, .rtt_us = 0 };
+	char dir[] = "/tmp/lc-relay-figures.XXXXXX", path[96], err[256];
+	struct store *st;
+	sqlite3 *db;
+	uint64_t id;
+	int64_t serial;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_DB_NAME);
+	st = store_open(path, NULL, err, sizeof(err));
+	assert_non_null(st);
+	t->cfg.source_wait = 0.3;
+	restart_relay(t);
+	relay_set_store(t->relay, st);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+
+	/* Before: complete at once, with the figures. */
+	id = figures_flow(t, 1, &before);
+	assert_int_equal(store_flush(st), 0);
+	assert_true(row_int(db, "done_serial", 1) > 0);
+	assert_int_equal(row_int(db, "packets_up", 1), 11);
+	assert_int_equal(row_int(db, "packets_down", 1), 9);
+	assert_int_equal(row_int(db, "retransmits", 1), 2);
+	assert_int_equal(row_int(db, "rtt_us", 1), 875);
+	assert_true(ring_record(t, id)->has_tcp_stats);
+	assert_int_equal(ring_record(t, id)->tcp_stats.retransmits, 2);
+
+	/* After: ended (end_us set) but held, then completed with them. */
+	id = figures_flow(t, 2, NULL);
+	assert_int_equal(store_flush(st), 0);
+	assert_true(row_int(db, "end_us", 2) > 0);
+	assert_int_equal(row_int(db, "done_serial", 2), -1);
+	assert_int_equal(row_int(db, "retransmits", 2), -1);
+	assert_false(ring_record(t, id)->has_tcp_stats);
+	relay_source_flow_closed(t->relay, SOURCE, 2, "closed", &after);
+	assert_int_equal(store_flush(st), 0);
+	assert_true(row_int(db, "done_serial", 2) > row_int(db, "done_serial", 1));
+	assert_int_equal(row_int(db, "packets_up", 2), 21);
+	assert_int_equal(row_int(db, "packets_down", 2), 19);
+	assert_int_equal(row_int(db, "retransmits", 2), 5);
+	assert_int_equal(row_int(db, "rtt_us", 2), 40000);
+	assert_true(ring_record(t, id)->has_tcp_stats);
+	assert_int_equal(ring_record(t, id)->tcp_stats.rtt_us, 40000);
+	/* A repeat (or another source's flow 2) changes nothing. */
+	relay_source_flow_closed(t->relay, (const void *)0x1, 2, "closed", &late);
+	relay_source_flow_closed(t->relay, SOURCE, 2, "closed", &late);
+	assert_int_equal(store_flush(st), 0);
+	assert_int_equal(row_int(db, "retransmits", 2), 5);
+
+	/* Late: the hold ends without them; they are added when they come,
+	 * and the row keeps the serial it was completed with. */
+	id = figures_flow(t, 3, NULL);
+	run_for(t, 0.45);
+	assert_int_equal(store_flush(st), 0);
+	serial = row_int(db, "done_serial", 3);
+	assert_true(serial > row_int(db, "done_serial", 2));
+	assert_int_equal(row_int(db, "retransmits", 3), -1);
+	relay_source_flow_closed(t->relay, SOURCE, 3, "closed", &late);
+	assert_int_equal(store_flush(st), 0);
+	assert_int_equal(row_int(db, "done_serial", 3), serial);
+	assert_int_equal(row_int(db, "packets_up", 3), 31);
+	assert_int_equal(row_int(db, "retransmits", 3), 0);
+	assert_int_equal(row_int(db, "rtt_us", 3), -1);	/* 0: no sample */
+	assert_true(ring_record(t, id)->has_tcp_stats);
+
+	/* A source that goes away completes its held rows at once. */
+	(void)figures_flow(t, 4, NULL);
+	assert_int_equal(store_flush(st), 0);
+	assert_int_equal(row_int(db, "done_serial", 4), -1);
+	relay_source_gone(t->relay, SOURCE);
+	assert_int_equal(store_flush(st), 0);
+	assert_true(row_int(db, "done_serial", 4) > serial);
+
+	/* So does the relay going away (proxyd stopping). */
+	(void)figures_flow(t, 5, NULL);
+	restart_relay(t);
+	assert_int_equal(store_flush(st), 0);
+	assert_true(row_int(db, "done_serial", 5) > 0);
+
+	sqlite3_close(db);
+	store_close(st);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);	/* our mkdtemp */
+	assert_int_equal(system(path), 0);
+}
+
 /* --- UDP ------------------------------------------------------------------------ */
 
 struct udp_echo {
@@ -1173,7 +1342,7 @@ udp_echo(struct fixture *t, int family)
 		assert_int_equal(p.lens[i], (int)strlen(dg[i]));
 		assert_memory_equal(p.bufs[i], dg[i], strlen(dg[i]));
 	}
-	relay_source_flow_closed(t->relay, SOURCE, 7, "fin");
+	relay_source_flow_closed(t->relay, SOURCE, 7, "fin", NULL);
 	rec = last_record(t);
 	assert_int_equal(rec->end, FLOW_END_SOURCE_CLOSED);
 	assert_int_equal(rec->dgrams_from_app, 3);
@@ -1632,6 +1801,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(tcp_relay_free_resets_running_flows,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    tcp_flow_closed_figures_land_either_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv4, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv6, setup,

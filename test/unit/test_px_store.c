@@ -146,7 +146,6 @@ flow_begin_end_round_trip(void **state)
 		.upstream_resumed = true, .server_cert_issuer = "CN=Test CA",
 		.server_cert_der = (const uint8_t *)"\x30\x82\x01", .server_cert_der_len = 3,
 		.server_cert_verified = -1, .client_alpn_offer = "h2,http/1.1",
-		.retransmits = 3, .rtt_us = -1,
 	};
 	struct store *st;
 	struct stat sb;
@@ -172,6 +171,10 @@ flow_begin_end_round_trip(void **state)
 	rec.error = ECONNRESET;
 	rec.bytes_from_app = 517;
 	rec.bytes_to_app = 4096;
+	/* The source's figures; an RTT of 0 means no sample. */
+	rec.has_tcp_stats = 1;
+	rec.tcp_stats = (struct flow_tcp_stats){ .packets_from_app = 12,
+		.packets_to_app = 9, .retransmits = 3, .rtt_us = 0 };
 	flow_keep_first(rec.first_from_app, &rec.first_from_app_len,
 	    "\x16\x03\x01\x00\x00", 5);
 	assert_int_equal(store_flow_end(st, row, &rec, &facts), 0);
@@ -185,6 +188,9 @@ flow_begin_end_round_trip(void **state)
 	assert_int_equal(q_int(db, "SELECT bytes_up FROM flows"), 517);
 	assert_int_equal(q_int(db, "SELECT bytes_down FROM flows"), 4096);
 	assert_int_equal(q_int(db, "SELECT retransmits FROM flows"), 3);
+	assert_int_equal(q_int(db, "SELECT packets_up FROM flows"), 12);
+	assert_int_equal(q_int(db, "SELECT packets_down FROM flows"), 9);
+	assert_int_equal(q_int(db, "SELECT dropped IS NULL FROM flows"), 1);
 	assert_int_equal(q_int(db, "SELECT count(*) FROM flows WHERE"
 	    " length(server_cert_sha256) = 64"), 1);
 	assert_int_equal(q_int(db, "SELECT rtt_us IS NULL FROM flows"), 1);
@@ -429,6 +435,87 @@ unfinished_flows_marked_on_reopen(void **state)
 	db = reader();
 	assert_string_equal(q_text(db, "SELECT end_reason FROM flows"),
 	    "unfinished");
+	sqlite3_close(db);
+}
+
+/*
+ * The source's TCP figures: columns of the first schema, so a store made at
+ * version 1 takes them after its migration.  A row ended while they were
+ * still to come (held) is not complete until store_flow_finish() (or the
+ * next open, if proxyd stopped first), and keeps the serial it got then.
+ */
+static void
+tcp_figures_and_held_rows(void **state)
+{
+	const struct flow_tcp_stats ts = { .packets_from_app = 120,
+		.packets_to_app = 80, .retransmits = 7, .rtt_us = 1250 };
+	struct flow_record rec;
+	struct store *st;
+	char err[256];
+	sqlite3 *db;
+	int64_t a, b, c, serial;
+
+	(void)state;
+	assert_int_equal(store_create_at_version(dbpath, 1, err, sizeof(err)), 0);
+	st = open_store(NULL);
+	/* a: figures known when it ends. */
+	make_record(&rec, 1, FLOW_TCP, "a");
+	a = store_flow_begin(st, &rec);
+	rec.end = FLOW_END_CLOSED;
+	rec.has_tcp_stats = 1;
+	rec.tcp_stats = ts;
+	assert_int_equal(store_flow_end(st, a, &rec, NULL), 0);
+	/* b: held, then finished with them. */
+	make_record(&rec, 2, FLOW_TCP, "b");
+	b = store_flow_begin(st, &rec);
+	rec.end = FLOW_END_CLOSED;
+	assert_int_equal(store_flow_end_held(st, b, &rec, NULL), 0);
+	/* c: held when proxyd stops. */
+	make_record(&rec, 3, FLOW_TCP, "c");
+	c = store_flow_begin(st, &rec);
+	rec.end = FLOW_END_APP_RESET;
+	assert_int_equal(store_flow_end_held(st, c, &rec, NULL), 0);
+	assert_int_equal(store_flush(st), 0);
+
+	db = reader();
+	assert_int_equal(q_int(db, "SELECT packets_up || ' ' || packets_down ||"
+	    " ' ' || retransmits || ' ' || rtt_us = '120 80 7 1250' FROM flows"
+	    " WHERE proxyd_id = 1"), 1);
+	assert_int_equal(q_int(db, "SELECT done_serial IS NULL AND end_us IS NOT"
+	    " NULL AND retransmits IS NULL FROM flows WHERE proxyd_id = 2"), 1);
+	/* Listed as ended all the same (flows without --follow, show). */
+	assert_string_equal(q_text(db, "SELECT result FROM entries WHERE"
+	    " process = 'b'"), "closed");
+
+	/* Nothing to write: nothing written. */
+	assert_int_equal(store_flow_finish(st, b, NULL, false), 0);
+	assert_int_equal(store_flow_finish(st, b, &ts, true), 0);
+	assert_int_equal(store_flush(st), 0);
+	serial = q_int(db, "SELECT done_serial FROM flows WHERE proxyd_id = 2");
+	assert_true(serial > q_int(db, "SELECT done_serial FROM flows WHERE"
+	    " proxyd_id = 1"));
+	assert_int_equal(q_int(db, "SELECT retransmits FROM flows WHERE"
+	    " proxyd_id = 2"), 7);
+	/* Figures after completion: written, the serial kept. */
+	assert_int_equal(store_flow_finish(st, b,
+	    &(struct flow_tcp_stats){ .packets_from_app = 1, .packets_to_app = 2,
+	    .retransmits = 3 }, true), 0);
+	assert_int_equal(store_flush(st), 0);
+	assert_int_equal(q_int(db, "SELECT done_serial FROM flows WHERE"
+	    " proxyd_id = 2"), serial);
+	assert_int_equal(q_int(db, "SELECT retransmits FROM flows WHERE"
+	    " proxyd_id = 2"), 3);
+	assert_int_equal(q_int(db, "SELECT rtt_us FROM flows WHERE"
+	    " proxyd_id = 2"), 1250);	/* no sample this time: kept */
+	store_close(st);
+
+	/* c was never finished: the next open completes it as it is. */
+	st = open_store(NULL);
+	store_close(st);
+	assert_true(q_int(db, "SELECT done_serial FROM flows WHERE"
+	    " proxyd_id = 3") > serial);
+	assert_string_equal(q_text(db, "SELECT end_reason FROM flows WHERE"
+	    " proxyd_id = 3"), "app reset");
 	sqlite3_close(db);
 }
 
@@ -945,6 +1032,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(older_schema_migrated_keeping_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(unfinished_flows_marked_on_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_figures_and_held_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(prune_oldest_by_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(prune_oldest_by_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(odd_header_bytes_and_caps, setup, teardown),
