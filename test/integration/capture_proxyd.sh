@@ -511,7 +511,7 @@ done
 lossy=$(grep '"path":"/big?lossy"' "$T/flows-loss.json" | tail -n 1)
 [ -n "$lossy" ] || lossy='{}'
 check "flows --json: that flow's tcp figures show retransmits and an RTT over 10 ms ($(echo "$lossy" | sed -n 's/.*"tcp":\(.*\)}$/\1/p'))" \
-    "$PY3" -c '
+    "$PY" -c '
 import json, sys
 t = json.loads(sys.argv[1]).get("tcp")
 sys.exit(0 if t and t["retransmits"] > 0 and t["rtt_us"] >= 10000
