@@ -722,6 +722,10 @@ resolver_load_text(struct resolver *r, const char *resolv_conf,
 	size_t npairs;
 	uint16_t port = r->cfg.port ? r->cfg.port : 53;
 
+	if (resolv_conf == NULL)
+		resolv_conf = "", resolv_len = 0;
+	if (hosts == NULL)
+		hosts = "", hosts_len = 0;
 	parse_resolv_conf(resolv_conf, resolv_len, port, &rc);
 	if (parse_hosts(hosts, hosts_len, &text, &pairs, &npairs, err,
 	    errlen) == -1)

@@ -117,7 +117,7 @@ struct resolver *resolver_new(struct ev_loop *, const struct resolver_config *);
  */
 int	resolver_load(struct resolver *, const char *resolv_conf,
 	    const char *hosts, char *err, size_t errlen);
-/* The same from text already in memory (tests, fuzzing). */
+/* The same from text already in memory (tests, fuzzing); NULL is empty. */
 int	resolver_load_text(struct resolver *, const char *resolv_conf,
 	    size_t resolv_len, const char *hosts, size_t hosts_len, char *err,
 	    size_t errlen);

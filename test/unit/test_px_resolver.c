@@ -884,7 +884,7 @@ test_parse_answer(void **state)
 	/* a CNAME chain longer than 8 hops stops there: no address */
 	start(&b, 7, 0, "c0.test", DNS_T_A, 11, 0);
 	for (int i = 0; i < 10; i++) {
-		char from[16], to[16];
+		char from[32], to[32];
 
 		snprintf(from, sizeof(from), "c%d.test", i);
 		snprintf(to, sizeof(to), "c%d.test", i + 1);
@@ -896,7 +896,7 @@ test_parse_answer(void **state)
 	/* 8 hops is fine */
 	start(&b, 7, 0, "c2.test", DNS_T_A, 9, 0);
 	for (int i = 2; i < 10; i++) {
-		char from[16], to[16];
+		char from[32], to[32];
 
 		snprintf(from, sizeof(from), "c%d.test", i);
 		snprintf(to, sizeof(to), "c%d.test", i + 1);
