@@ -223,6 +223,14 @@ start_flow(struct pconn *pc, const struct flow_addr *dst)
 	    "HTTP/1.1 200 Connection established\r\n"
 	    "Proxy-Agent: localcap\r\n\r\n";
 
+	static const uint8_t zero[16];
+
+	/* 0.0.0.0 and :: would mean this host, whatever the client meant. */
+	if (memcmp(dst->addr, zero, dst->family == AF_INET ? 4 : 16) == 0) {
+		refuse(pc, 400, "Bad Request", "an unspecified address is "
+		    "not a destination");
+		return;
+	}
 	memset(&meta, 0, sizeof(meta));
 	meta.transport = FLOW_TCP;
 	meta.src = pc->peer;

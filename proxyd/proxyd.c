@@ -29,6 +29,7 @@
 #include "proxyd/certforge.h"
 #include "proxyd/hostmatch.h"
 #include "proxyd/listen.h"
+#include "proxyd/resolver.h"
 #include "proxyd/mitm.h"
 #include "proxyd/signer.h"
 #include "proxyd/store.h"
@@ -73,6 +74,7 @@ struct proxyd {
 	/* The explicit proxy (--listen), NULL: off. */
 	const char		*listen_opt;
 	struct plisten		*listener;
+	struct resolver		*resolver;	/* its host names */
 	/* --ignore-hosts: every list given, then compiled once. */
 	const char		*ignore_opt[16];
 	size_t			 nignore_opt;
@@ -121,6 +123,8 @@ proxyd_shutdown(void *arg)
 	proxyd.flow_listener = NULL;
 	plisten_free(proxyd.listener);
 	proxyd.listener = NULL;
+	resolver_free(proxyd.resolver);
+	proxyd.resolver = NULL;
 	intake_free(proxyd.intake);
 	proxyd.intake = NULL;
 	/* Running flows are reset: a cut stream must not pass for a whole one. */
@@ -347,6 +351,55 @@ prepare_listener(struct ev_loop *loop)
 	a.port = plisten_port(proxyd.listener);
 	log_info("explicit HTTP proxy on %s", flow_addr_str(&a, where,
 	    sizeof(where)));
+	/* The files are read now: the sandbox will not let proxyd later. */
+	if ((proxyd.resolver = resolver_new(loop, NULL)) == NULL)
+		fatalx("out of memory");
+	if (resolver_load(proxyd.resolver, NULL, NULL, err, sizeof(err)) == -1)
+		log_warnx("host names: %s; only addresses will work", err);
+}
+
+/* The listener's resolve hook over the resolver (listen.h). */
+struct lookup {
+	struct resolver_query	*q;
+	plisten_resolved	 done;
+	void			*arg;
+};
+
+static void
+lookup_done(const struct resolver_result *res, void *arg)
+{
+	struct lookup *l = arg;
+	plisten_resolved done = l->done;
+	void *darg = l->arg;
+
+	free(l);
+	done(darg, res->naddrs > 0 ? res->addrs : NULL, res->naddrs,
+	    res->error ? res->error : resolver_status_str(res->status));
+}
+
+static void *
+lookup_start(void *ctx, const char *name, plisten_resolved done, void *arg)
+{
+	struct lookup *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	l->done = done;
+	l->arg = arg;
+	if ((l->q = resolver_lookup(ctx, name, lookup_done, l)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static void
+lookup_cancel(void *handle)
+{
+	struct lookup *l = handle;
+
+	resolver_cancel(l->q);
+	free(l);
 }
 
 /* Whether we may give files away (CAP_CHOWN in the effective set). */
@@ -510,7 +563,13 @@ main(int argc, char *argv[])
 	prepare_ca();
 	open_store(loop);
 	if (proxyd.listener != NULL) {
-		plisten_start(proxyd.listener, NULL);
+		const struct plisten_resolver hook = {
+			.resolve = lookup_start,
+			.cancel = lookup_cancel,
+			.ctx = proxyd.resolver,
+		};
+
+		plisten_start(proxyd.listener, &hook);
 		intake_set_listener(proxyd.intake, proxyd.listener);
 	}
 
