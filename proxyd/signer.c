@@ -538,6 +538,9 @@ signer_child(struct signer *s, int fd, pid_t parent)
 	if (getppid() != parent)
 		_exit(SIGNER_EXIT_CLOSED);	/* proxyd died before we asked */
 	tzset();	/* log timestamps: /etc/localtime is out of reach soon */
+	/* No capability, even when the parent still had some (tests, tools);
+	 * a no-op after proxyd's own sandbox_drop. */
+	sandbox_drop(&sb);
 	sandbox_confine(&sb);
 	serve(s);
 }
