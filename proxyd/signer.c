@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -481,6 +482,17 @@ serve(struct signer *s)
 	}
 }
 
+static bool
+holds_capabilities(void)
+{
+	cap_t now = cap_get_proc(), none = cap_init();
+	bool any = now == NULL || none == NULL || cap_compare(now, none) != 0;
+
+	cap_free(now);
+	cap_free(none);
+	return any;
+}
+
 /*
  * The child side of signer_spawn: keep fd (the socket) and stderr, drop
  * everything else proxyd had, confine, serve.  Runs as proxyd's user.
@@ -538,9 +550,12 @@ signer_child(struct signer *s, int fd, pid_t parent)
 	if (getppid() != parent)
 		_exit(SIGNER_EXIT_CLOSED);	/* proxyd died before we asked */
 	tzset();	/* log timestamps: /etc/localtime is out of reach soon */
-	/* No capability, even when the parent still had some (tests, tools);
-	 * a no-op after proxyd's own sandbox_drop. */
-	sandbox_drop(&sb);
+	/* No capability, even when the parent still had some (tests, tools).
+	 * After proxyd's own sandbox_drop there is none to drop; an
+	 * unprivileged parent could not empty the bounding set (no
+	 * CAP_SETPCAP), and with no_new_privs and no execve it is moot. */
+	if (holds_capabilities())
+		sandbox_drop(&sb);
 	sandbox_confine(&sb);
 	serve(s);
 }
