@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -235,6 +236,39 @@ allow_common(scmp_filter_ctx ctx)
 	}
 }
 
+/*
+ * proxyd's CA signer (proxyd/signer.c) holds the CA key and does nothing but
+ * recv a request on its socket, sign, send the answer: no socket(), no
+ * open(), no poll, no signals beyond returning from one, and no executable
+ * memory.  fstat/newfstatat: stdio's first write to stderr; getpid: the log
+ * prefix.  Not allow_common: that list is for event-loop daemons.
+ */
+static void
+allow_signer(scmp_filter_ctx ctx)
+{
+	static const char *names[] = {
+		"read", "write", "recvfrom", "recvmsg", "sendto", "sendmsg",
+		"close", "exit", "exit_group", "rt_sigreturn", "restart_syscall",
+		"brk", "munmap", "mremap", "madvise",
+		"getrandom", "clock_gettime", "gettimeofday", "time", "getpid",
+		"fstat", "newfstatat",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int nr = seccomp_syscall_resolve_name(names[i]);
+
+		if (nr == __NR_SCMP_ERROR)
+			continue;	/* not on this architecture */
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) < 0)
+			fatalx("sandbox: seccomp rule for %s", names[i]);
+	}
+	/* malloc's large blocks, never executable. */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0)
+		fatalx("sandbox: seccomp rule for mmap");
+}
+
 /* 1 if the filter was installed. */
 static int
 seccomp_filter(enum sandbox_profile profile)
@@ -255,6 +289,10 @@ seccomp_filter(enum sandbox_profile profile)
 		fatal("sandbox: sigaction SIGSYS");
 	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL)
 		fatalx("sandbox: seccomp_init");
+	if (profile == SANDBOX_SIGNER) {
+		allow_signer(ctx);
+		goto load;
+	}
 	allow_common(ctx);
 	/* Sockets: Unix only for netstackd (its flow sockets, its peers, syslog). */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
@@ -295,6 +333,7 @@ seccomp_filter(enum sandbox_profile profile)
 		ALLOW(ctx, getcwd);
 	}
 	/* No ioctl at all: a TUN fd holder could otherwise TUNSETPERSIST. */
+load:
 	if (seccomp_load(ctx) < 0)
 		fatalx("sandbox: seccomp_load");
 	seccomp_release(ctx);
@@ -302,15 +341,20 @@ seccomp_filter(enum sandbox_profile profile)
 }
 
 void
-sandbox_enter(const struct sandbox *sb)
+sandbox_drop(const struct sandbox *sb)
 {
-	int filtered;
-
 	/* The bounding set first, while we may still change it. */
 	drop_bound(sb->keep_caps, sb->nkeep_caps);
 	if (sb->user)
 		drop_user(sb->user);
 	set_caps(sb->keep_caps, sb->nkeep_caps);
+}
+
+void
+sandbox_confine(const struct sandbox *sb)
+{
+	int filtered, uid = (int)geteuid();	/* the signer may not ask later */
+
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("sandbox: PR_SET_NO_NEW_PRIVS");
 	/*
@@ -321,7 +365,14 @@ sandbox_enter(const struct sandbox *sb)
 		landlock(sb);
 	filtered = seccomp_filter(sb->profile);
 	log_info("sandboxed: uid %d, %zu capabilities kept, no_new_privs%s%s",
-	    (int)geteuid(), sb->nkeep_caps,
+	    uid, sb->nkeep_caps,
 	    sb->profile == SANDBOX_REDIRECTORD ? "" : ", landlock",
 	    filtered ? ", seccomp" : "");
+}
+
+void
+sandbox_enter(const struct sandbox *sb)
+{
+	sandbox_drop(sb);
+	sandbox_confine(sb);
 }

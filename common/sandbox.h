@@ -23,6 +23,8 @@ enum sandbox_profile {
 	SANDBOX_REDIRECTORD,	/* 3 caps kept; no Landlock or seccomp (yet) */
 	SANDBOX_NETSTACKD,	/* packets, Unix sockets, nothing else */
 	SANDBOX_PROXYD,		/* plus outbound IP sockets and its state dir */
+	SANDBOX_SIGNER,		/* proxyd's CA signer: its socket, malloc, time,
+				   randomness; no filesystem at all */
 };
 
 struct sandbox {
@@ -40,5 +42,15 @@ int	sandbox_lookup_user(const char *name, unsigned *uid, unsigned *gid);
 
 /* Apply everything in order; fatal on any failure. */
 void	sandbox_enter(const struct sandbox *);
+
+/*
+ * sandbox_enter in two halves, for a process that must do something as the
+ * unprivileged user before it confines itself (proxyd loads its CA as the
+ * state dir's owner and forks its signer in between):
+ *   sandbox_drop:    bounding set, user, capabilities
+ *   sandbox_confine: no_new_privs, Landlock, seccomp
+ */
+void	sandbox_drop(const struct sandbox *);
+void	sandbox_confine(const struct sandbox *);
 
 #endif

@@ -559,5 +559,19 @@ ca_cert_der(const struct ca *ca, size_t *len)
 mbedtls_pk_context *
 ca_private_key(struct ca *ca)
 {
-	return &ca->key;
+	return ca_has_private_key(ca) ? &ca->key : NULL;
+}
+
+bool
+ca_has_private_key(const struct ca *ca)
+{
+	return mbedtls_pk_get_type(&ca->key) != MBEDTLS_PK_NONE;
+}
+
+void
+ca_forget_key(struct ca *ca)
+{
+	/* mbedtls_pk_free zeroizes the key material before freeing it. */
+	mbedtls_pk_free(&ca->key);
+	mbedtls_pk_init(&ca->key);
 }

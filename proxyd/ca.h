@@ -53,7 +53,18 @@ const unsigned char *ca_cert_der(const struct ca *ca, size_t *len);
 /* PEM of the certificate; returns the length written (NUL excluded) or -1. */
 int	ca_cert_pem(const struct ca *ca, char *buf, size_t bufsize);
 
-/* The private key: for signer.c only (it lives in the signer process). */
+/*
+ * The private key: for signer.c only (it lives in the signer process).
+ * NULL once ca_forget_key() ran.
+ */
 mbedtls_pk_context *ca_private_key(struct ca *ca);
+
+/*
+ * Frees the private key (mbedTLS wipes its numbers as it frees them) and
+ * keeps the certificate: what proxyd does once its signer process has been
+ * forked with the key.  Idempotent.
+ */
+void	ca_forget_key(struct ca *ca);
+bool	ca_has_private_key(const struct ca *ca);
 
 #endif

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -67,8 +68,11 @@ struct proxyd {
 	struct mitm_options	 mitm_opt;	/* trust bytes read before the sandbox */
 	unsigned char		*system_ca_buf;
 	unsigned char		*extra_ca_buf;
-	struct ca		*ca;
-	struct signer		*signer;
+	struct ca		*ca;		/* the certificate only, once spawned */
+	struct signer		*signer;	/* the signer process */
+	pid_t			 signer_pid;
+	ev_io			 signer_watch;	/* EOF: the signer died */
+	ev_child		 signer_child;	/* how it died */
 	struct certforge	*certforge;
 	struct mitm_ctx		*mitm;
 	/* The explicit proxy (--listen), NULL: off. */
@@ -115,6 +119,26 @@ print_version(void)
 	    ev_version_minor(), LC__PROTOCOL__PROTOCOL_VERSION);
 }
 
+/* The watcher was unreferenced when started: give the reference back first. */
+static void
+stop_signer_watch(void)
+{
+	if (!ev_is_active(&proxyd.signer_watch))
+		return;
+	ev_ref(proxyd.d.loop);
+	ev_io_stop(proxyd.d.loop, &proxyd.signer_watch);
+}
+
+/* At shutdown: the signer's exit is expected then (signer_free reaps it). */
+static void
+stop_signer_child_watch(void)
+{
+	if (!ev_is_active(&proxyd.signer_child))
+		return;
+	ev_ref(proxyd.d.loop);
+	ev_child_stop(proxyd.d.loop, &proxyd.signer_child);
+}
+
 static void
 proxyd_shutdown(void *arg)
 {
@@ -139,6 +163,8 @@ proxyd_shutdown(void *arg)
 	proxyd.ignore = NULL;
 	certforge_free(proxyd.certforge);
 	proxyd.certforge = NULL;
+	stop_signer_watch();
+	stop_signer_child_watch();
 	signer_free(proxyd.signer);
 	proxyd.signer = NULL;
 	ca_free(proxyd.ca);
@@ -246,14 +272,14 @@ read_trust(void)
  * `localcapctl ca`) and checked on every start, so a broken or tampered CA
  * stops proxyd here rather than at the first TLS client.
  *
- * The signer runs in-process for now: the CA key is in the process that
- * parses network input, which design.md wants in a separate signer
- * (docs/proxyd-tls.md, "Remaining gap").  Everything that touches the key
- * is behind signer_sign_leaf() so that move touches nothing here but this
- * function.
+ * Run as the state dir's owner, after sandbox_drop() and before
+ * sandbox_confine(): the key goes to a signer process forked here
+ * (proxyd/signer.h), and proxyd keeps the certificate alone before it reads
+ * a byte from the network.  A signer cannot be restarted from inside the
+ * sandbox; if it dies, proxyd goes on with the leaves it has cached.
  */
 static void
-prepare_ca(void)
+spawn_signer(void)
 {
 	char err[512];
 
@@ -262,8 +288,71 @@ prepare_ca(void)
 		fatalx("CA: %s", err);
 	log_info("%s the localcap CA in %s (%s)", ca_was_created(proxyd.ca) ?
 	    "created" : "loaded", proxyd.state_dir, CA_EXPORT_PEM_FILE);
-	if ((proxyd.signer = signer_new(proxyd.ca)) == NULL)
-		fatalx("CA signer: out of memory");
+	if ((proxyd.signer = signer_spawn(proxyd.ca, err, sizeof(err))) == NULL)
+		fatalx("CA signer: %s", err);
+	if (ca_has_private_key(proxyd.ca))
+		fatalx("CA signer: the CA key is still in proxyd");
+	proxyd.signer_pid = signer_pid(proxyd.signer);
+	log_info("CA key handed to the signer process (pid %d); proxyd keeps "
+	    "the certificate only", (int)proxyd.signer_pid);
+}
+
+static void
+signer_lost(void *arg)
+{
+	(void)arg;
+	stop_signer_watch();
+}
+
+/* Readable between requests: the signer is gone (or misbehaves). */
+static void
+signer_watch_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	(void)signer_check_idle(proxyd.signer);
+}
+
+/*
+ * libev's default loop reaps every child itself (so daemon.c's SIGCHLD
+ * hook never sees one): an ev_child watcher is how the status arrives.
+ */
+static void
+signer_child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	int status = w->rstatus;
+	pid_t pid = w->rpid;
+
+	(void)revents;
+	ev_ref(loop);
+	ev_child_stop(loop, w);
+	if (WIFEXITED(status))
+		log_warnx("CA signer (pid %d) exited with status %d%s", (int)pid,
+		    WEXITSTATUS(status),
+		    WEXITSTATUS(status) == SIGNER_EXIT_PROTOCOL ? " (a malformed request)" :
+		    WEXITSTATUS(status) == SIGNER_EXIT_CLOSED ? " (its socket was closed)" :
+		    WEXITSTATUS(status) == 159 ? " (a forbidden system call)" : "");
+	else if (WIFSIGNALED(status))
+		log_warnx("CA signer (pid %d) killed by signal %d (%s)", (int)pid,
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	/* The socket's EOF tells the signer module (signer_watch_cb). */
+}
+
+/* In the sandbox: certificate forging through the signer, then TLS. */
+static void
+prepare_tls(struct ev_loop *loop)
+{
+	char err[512];
+
+	ev_io_init(&proxyd.signer_watch, signer_watch_cb, signer_fd(proxyd.signer),
+	    EV_READ);
+	ev_io_start(loop, &proxyd.signer_watch);
+	ev_unref(loop);		/* it must not keep the loop alive */
+	ev_child_init(&proxyd.signer_child, signer_child_cb, proxyd.signer_pid, 0);
+	ev_child_start(loop, &proxyd.signer_child);
+	ev_unref(loop);
+	signer_on_lost(proxyd.signer, signer_lost, NULL);
 	if ((proxyd.certforge = certforge_new(proxyd.signer, ca_cert(proxyd.ca),
 	    CERTFORGE_DEFAULT_CACHE, 0, err, sizeof(err))) == NULL)
 		fatalx("certificate forging: %s", err);
@@ -557,10 +646,13 @@ main(int argc, char *argv[])
 			.ro_file = proxyd.d.config_path,
 		};
 
-		sandbox_enter(&sb);
+		/* As the user that owns the state dir, with no capability:
+		 * the CA, whose key leaves with the signer; then the sandbox. */
+		sandbox_drop(&sb);
+		spawn_signer();
+		sandbox_confine(&sb);
 	}
-	/* As the user that owns the state dir, inside the sandbox. */
-	prepare_ca();
+	prepare_tls(loop);
 	open_store(loop);
 	if (proxyd.listener != NULL) {
 		const struct plisten_resolver hook = {

@@ -10,6 +10,14 @@
  * re-validates every field, so a compromised proxyd can obtain server leaf
  * certificates (which it could use anyway) but never a CA certificate, a
  * certificate for the CA's own key, or one valid for years.
+ *
+ * Two ways to run it:
+ *   signer_spawn()  forks a signer process holding the CA key and makes the
+ *                   caller forget the key: what proxyd does, before it
+ *                   confines itself (docs/proxyd-tls.md, "Signer process").
+ *   signer_new()    signs in the calling process (unit tests, benchmarks,
+ *                   test tools).
+ * signer_sign_leaf() is the same blocking call either way.
  */
 #ifndef LOCALCAP_PROXYD_SIGNER_H
 #define LOCALCAP_PROXYD_SIGNER_H
@@ -25,6 +33,15 @@ struct ca;
 #define SIGNER_MAX_DAYS		398		/* CA/B Forum limit for leaves */
 #define SIGNER_MAX_BACKDATE	(7 * 86400)	/* how far notBefore may lie back */
 #define SIGNER_DER_MAX		(SIGNER_MAX_SAN_BYTES + 4096)
+/* Largest record either way on the signer socket (proto/signer.proto). */
+#define SIGNER_MSG_MAX		(32 * 1024)
+/* proxyd waits this long for an answer before it gives the signer up. */
+#define SIGNER_TIMEOUT_MS	10000
+
+/* Exit statuses of the signer process (besides 1: its sandbox failed). */
+#define SIGNER_EXIT_CLOSED	0	/* proxyd closed the channel */
+#define SIGNER_EXIT_PROTOCOL	2	/* an oversized or undecodable record */
+#define SIGNER_EXIT_IO		3	/* the socket failed */
 
 enum leaf_san_type {
 	LEAF_SAN_DNS = 1,	/* value: normalised name (certname.h), no NUL */
@@ -51,13 +68,52 @@ enum signer_status {
 	SIGNER_OK = 0,
 	SIGNER_BAD_REQUEST,	/* refused: the request breaks the policy above */
 	SIGNER_FAILED,		/* mbedTLS or resource failure */
+	SIGNER_UNAVAILABLE,	/* the signer process is gone (it is not restarted) */
 };
 
 struct signer;
 
-/* The signer borrows ca (it must outlive the signer). NULL on failure. */
+/* In-process: borrows ca (it must outlive the signer). NULL on failure. */
 struct signer *signer_new(struct ca *ca);
+
+/*
+ * Forks the signer process: it keeps the CA key and certificate and one end
+ * of a SOCK_SEQPACKET socketpair, closes every other descriptor, makes
+ * itself undumpable (no ptrace, no /proc/PID/mem for proxyd's user), dies
+ * with its parent (PR_SET_PDEATHSIG) and confines itself (no_new_privs,
+ * Landlock with no filesystem access, the SANDBOX_SIGNER seccomp list).  It
+ * runs as the caller's user: call this after sandbox_drop(), before
+ * sandbox_confine().  In the caller, ca keeps only its certificate
+ * (ca_forget_key), so the signer is the one process with the key.  The
+ * caller must not use the CA key through any other signer afterwards.
+ * NULL with err set on failure (ca keeps its key then).
+ */
+struct signer *signer_spawn(struct ca *ca, char *err, size_t errlen);
+
+/*
+ * In-process: frees.  Spawned: closes the socket (the signer exits on EOF)
+ * and reaps the process unless the caller's SIGCHLD handling already did.
+ */
 void	signer_free(struct signer *s);
+
+/* A spawned signer's process id (-1 in-process) and socket (-1 once gone). */
+int	signer_pid(const struct signer *s);
+int	signer_fd(const struct signer *s);
+
+/*
+ * cb(arg) runs when the channel to a spawned signer is lost (it died, broke
+ * the protocol, or stopped answering), just before signer_fd() is closed:
+ * the moment to stop watching it.
+ */
+void	signer_on_lost(struct signer *s, void (*cb)(void *), void *arg);
+
+/*
+ * For an event loop watching signer_fd() while no request is outstanding:
+ * readable then means the signer died (EOF) or spoke out of turn.  Logs
+ * it, closes the channel and returns -1; 0 when nothing happened.
+ * Afterwards signer_sign_leaf() fails with SIGNER_UNAVAILABLE.
+ */
+int	signer_check_idle(struct signer *s);
 
 /*
  * Signs one leaf.  On SIGNER_OK the certificate is in der[0..*der_len).

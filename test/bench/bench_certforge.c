@@ -5,7 +5,9 @@
  *
  * Phases: CA creation; raw signer (one ECDSA P-256 signature per leaf);
  * certforge misses (sign + parse back, with and without a 50-SAN upstream
- * certificate); cache hits (the per-connection cost once a host is known);
+ * certificate), with the signer in-process and then in a signer process
+ * (signer_spawn, as proxyd runs it: one socketpair round trip per leaf);
+ * cache hits (the per-connection cost once a host is known);
  * and, for comparison, what an RSA-2048 CA would cost per signature.
  * Every phase is bounded in time and count.  Build: see docs/proxyd-tls.md.
  */
@@ -131,6 +133,33 @@ make_upstream(struct signer *s, struct certforge *cf, size_t *len)
 	return der;
 }
 
+/*
+ * Microseconds per refused request (a CN not in normal form): no signature,
+ * so in a signer process this is the round trip and the encoding alone.
+ */
+static double
+bench_refusal(struct signer *s, double secs)
+{
+	struct leaf_san san = { LEAF_SAN_DNS, (const unsigned char *)"x.example", 9 };
+	struct leaf_request req = { .subject_cn = "NOT.Normal", .sans = &san,
+	    .nsans = 1 };
+	unsigned char *der = malloc(SIGNER_DER_MAX);
+	char err[256];
+	double t0 = now_s(), t;
+	size_t len;
+	long i;
+
+	for (i = 0; i < MAX_ITERS; i++) {
+		if (der == NULL || signer_sign_leaf(s, &req, der, SIGNER_DER_MAX, &len,
+		    err, sizeof(err)) != SIGNER_BAD_REQUEST)
+			die("refusal", "not refused");
+		if ((i & 63) == 63 && (t = now_s() - t0) >= secs)
+			break;
+	}
+	free(der);
+	return (now_s() - t0) * 1e6 / (double)(i + 1);
+}
+
 /* Signatures per second with an RSA-2048 key (what an RSA CA would cost). */
 static double
 bench_rsa2048(double secs)
@@ -193,6 +222,49 @@ main(int argc, char **argv)
 	    bench_misses(nocache, NULL, 0, secs));
 	printf("leaf forging, 50-SAN upstream cert (%4zu B):    %8.0f leaves/s\n", uplen,
 	    bench_misses(nocache, up, uplen, secs));
+	{
+		/* The same again with the key in a signer process, as in
+		 * proxyd.  The CA is opened a second time: spawning makes
+		 * the opener forget its key. */
+		struct certforge *remote_cf;
+		struct signer *remote;
+		struct ca *ca2;
+		double in_proc, sep;
+
+		if (ca_open(dir, CA_LOAD_ONLY, &ca2, err, sizeof(err)) != 0)
+			die("ca_open", err);
+		if ((remote = signer_spawn(ca2, err, sizeof(err))) == NULL ||
+		    (remote_cf = certforge_new(remote, ca_cert(ca2), 0, 0, err,
+		    sizeof(err))) == NULL)
+			die("signer_spawn", err);
+		double in_up = 0, sep_up = 0, v;
+		int r;
+
+		/* Interleaved short rounds, best of each: on a shared machine
+		 * one long run each mostly measures who else was running. */
+		in_proc = sep = 0;
+		for (r = 0; r < 8; r++) {
+			if ((v = bench_misses(nocache, NULL, 0, secs / 8)) > in_proc)
+				in_proc = v;
+			if ((v = bench_misses(remote_cf, NULL, 0, secs / 8)) > sep)
+				sep = v;
+			if ((v = bench_misses(nocache, up, uplen, secs / 8)) > in_up)
+				in_up = v;
+			if ((v = bench_misses(remote_cf, up, uplen, secs / 8)) > sep_up)
+				sep_up = v;
+		}
+		printf("SNI only, signer in-process / process:         %8.0f / %.0f "
+		    "leaves/s (%.2fx, %+.0f us/leaf)\n", in_proc, sep, sep / in_proc,
+		    (1 / sep - 1 / in_proc) * 1e6);
+		printf("50-SAN upstream, signer in-process / process:  %8.0f / %.0f "
+		    "leaves/s (%.2fx, %+.0f us/leaf)\n", in_up, sep_up, sep_up / in_up,
+		    (1 / sep_up - 1 / in_up) * 1e6);
+		printf("refused request, signer in-process / process: %8.1f / %.1f us\n",
+		    bench_refusal(s, secs / 4), bench_refusal(remote, secs / 4));
+		certforge_free(remote_cf);
+		signer_free(remote);
+		ca_free(ca2);
+	}
 	printf("cache hit, SNI only:                           %8.0f ns/get\n",
 	    bench_hits(cached, NULL, 0, secs));
 	printf("cache hit, with upstream cert (SHA-256 of it): %8.0f ns/get\n",

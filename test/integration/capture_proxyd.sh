@@ -150,6 +150,12 @@ want_seccomp=2; [ "${SANITIZE:-}" = 1 ] && want_seccomp=0
 check "proxyd runs with no capabilities, no_new_privs and its seccomp filter" \
     sh -c "[ '$(field $PXD CapEff)' = 0000000000000000 ] &&
            [ '$(field $PXD NoNewPrivs)' = 1 ] && [ '$(field $PXD Seccomp)' = $want_seccomp ]"
+SGN=$(cat "/proc/$PXD/task/$PXD/children" 2>/dev/null | awk '{ print $1 }')
+check "proxyd's CA signer process ($SGN) runs with no capabilities, no_new_privs, its own seccomp filter" \
+    sh -c "[ -n '$SGN' ] && [ '$(field "${SGN:-0}" CapEff)' = 0000000000000000 ] &&
+           [ '$(field "${SGN:-0}" NoNewPrivs)' = 1 ] &&
+           [ '$(field "${SGN:-0}" Seccomp)' = $want_seccomp ] &&
+           grep -q 'CA key handed to the signer process' '$T/proxyd.log'"
 
 flows0=$(counter tcp_flows_created)
 out=$(incg "$B/bin/localcapctl" -r "$T" run -- curl -sS -o "$T/got4" \

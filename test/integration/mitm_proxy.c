@@ -251,7 +251,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "ca: %s\n", err);
 		return 1;
 	}
-	if ((sg = signer_new(ca)) == NULL ||
+	/* The CA key in a signer process, as in proxyd. */
+	if ((sg = signer_spawn(ca, err, sizeof(err))) == NULL ||
 	    (cf = certforge_new(sg, ca_cert(ca), CERTFORGE_DEFAULT_CACHE, 0, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "certforge: %s\n", err);

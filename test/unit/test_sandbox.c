@@ -16,10 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <pwd.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -30,16 +34,16 @@
 #define SANITIZER_BUILD 1
 #endif
 
-/* Run fn in a confined child; return its exit status (or 128+signal). */
+/* Run fn in a child confined with profile; its exit status (or 128+signal). */
 static int
-confined(int (*fn)(void))
+confined_as(enum sandbox_profile profile, int (*fn)(void))
 {
 	pid_t pid = fork();
 	int status;
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct sandbox sb = { .profile = SANDBOX_NETSTACKD };
+		struct sandbox sb = { .profile = profile };
 		int devnull = open("/dev/null", O_WRONLY);
 
 		/* Quiet: the parent judges by exit status. */
@@ -50,6 +54,12 @@ confined(int (*fn)(void))
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int
+confined(int (*fn)(void))
+{
+	return confined_as(SANDBOX_NETSTACKD, fn);
 }
 
 static int
@@ -83,6 +93,63 @@ do_open_file(void)
 	int fd = open("/etc/hostname", O_RDONLY);
 
 	return fd == -1 && errno == EACCES ? 0 : 1;
+}
+
+/* What proxyd's signer does: malloc, randomness, time, a socket it has. */
+static int
+do_signer_work(void)
+{
+	unsigned char rnd[32];
+	struct timespec ts;
+	char *big = malloc(4 << 20), *small = malloc(100);
+
+	if (big == NULL || small == NULL)
+		return 1;
+	memset(big, 1, 4 << 20);
+	free(big);
+	free(small);
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd) ||
+	    clock_gettime(CLOCK_REALTIME, &ts) != 0 || time(NULL) == (time_t)-1)
+		return 2;
+	return write(STDERR_FILENO, "x", 1) == 1 ? 0 : 3;
+}
+
+static int
+do_unix_socket(void)
+{
+	(void)socket(AF_UNIX, SOCK_STREAM, 0);
+	return 0;	/* not reached */
+}
+
+static int
+do_exec_mapping(void)
+{
+	(void)mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return 0;	/* not reached */
+}
+
+static int
+do_kill_parent(void)
+{
+	(void)kill(getppid(), 0);
+	return 0;	/* not reached */
+}
+
+static void
+signer_profile_allows_its_work_and_nothing_else(void **state)
+{
+	(void)state;
+	assert_int_equal(confined_as(SANDBOX_SIGNER, do_signer_work), 0);
+	/* Landlock with no rule: no file at all (seccomp ends it first). */
+#ifdef SANITIZER_BUILD
+	assert_int_equal(confined_as(SANDBOX_SIGNER, do_open_file), 0);
+	skip();
+#endif
+	assert_int_equal(confined_as(SANDBOX_SIGNER, do_open_file), 159);
+	assert_int_equal(confined_as(SANDBOX_SIGNER, do_unix_socket), 159);
+	assert_int_equal(confined_as(SANDBOX_SIGNER, do_exec_mapping), 159);
+	assert_int_equal(confined_as(SANDBOX_SIGNER, do_kill_parent), 159);
+	assert_int_equal(confined_as(SANDBOX_SIGNER, do_ioctl), 159);
 }
 
 static void
@@ -208,6 +275,7 @@ main(void)
 		cmocka_unit_test(forbidden_ioctl_kills),
 		cmocka_unit_test(inet_socket_kills_but_unix_works),
 		cmocka_unit_test(landlock_refuses_files),
+		cmocka_unit_test(signer_profile_allows_its_work_and_nothing_else),
 		cmocka_unit_test(no_capabilities_and_no_new_privs),
 		cmocka_unit_test(as_another_user_nothing_is_left),
 	};
