@@ -1086,7 +1086,8 @@ show_flow(struct reader *r, int64_t flow)
 	    " tls_cipher, sni, alpn, server_cert_subject, server_cert_sha256,"
 	    " passthrough_reason, first_up, first_down, upstream_tls_version,"
 	    " upstream_tls_cipher, tls_resumed, upstream_resumed,"
-	    " client_alpn_offer, server_cert_issuer, server_cert_verified"
+	    " client_alpn_offer, server_cert_issuer, server_cert_verified,"
+	    " host"
 	    " FROM flows WHERE id = ?";
 	sqlite3_stmt *s;
 	char t[40], d[24], src[128], dst[128];
@@ -1126,6 +1127,9 @@ show_flow(struct reader *r, int64_t flow)
 		printf("error      %s\n", col_text(s, 21));
 	printf("protocol   %s\n", col_text(s, 22) ? col_text(s, 22) :
 	    "not detected");
+	/* The name the client asked its proxy for (proxyd's --listen). */
+	if (col_text(s, 39))
+		printf("host       %s (asked of the proxy)\n", col_text(s, 39));
 	if (!col_null(s, 14))
 		printf("bytes      %lld up, %lld down\n",
 		    sqlite3_column_int64(s, 14), sqlite3_column_int64(s, 15));

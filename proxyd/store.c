@@ -29,6 +29,39 @@
 #include "proxyd/store.h"
 
 /*
+ * The one-line view of flows and their exchanges; FLOW_HOST is what a flow
+ * without exchanges shows as its host.
+ */
+#define ENTRIES_VIEW(FLOW_HOST)						\
+	"CREATE VIEW entries AS"	\
+	" SELECT f.id AS flow_id, h.seq AS seq, 'http' AS kind,"	\
+	"  h.req_start_us AS start_us, h.resp_end_us AS end_us,"	\
+	"  f.pid AS pid, f.process AS process, f.uid AS uid,"	\
+	"  h.scheme AS proto, h.method AS method, h.host AS host,"	\
+	"  h.target AS path, h.url AS url, h.status AS status,"	\
+	"  coalesce(h.error, CAST(h.status AS TEXT)) AS result,"	\
+	"  h.req_body_size AS bytes_up, h.resp_body_size AS bytes_down,"	\
+	"  f.dst_addr AS dst_addr, f.dst_port AS dst_port,"	\
+	"  h.done_serial AS done_serial"	\
+	" FROM http_exchanges h JOIN flows f ON f.id = h.flow_id"	\
+	" UNION ALL"	\
+	" SELECT f.id, d.seq, 'dns', d.query_us,"	\
+	"  coalesce(d.response_us, f.end_us), f.pid, f.process, f.uid,"	\
+	"  'dns', coalesce(d.qtype_name, 'DNS'), d.qname, NULL, NULL, NULL,"	\
+	"  coalesce(d.error, d.rcode_name, 'no answer'), NULL, NULL,"	\
+	"  f.dst_addr, f.dst_port, d.done_serial"	\
+	" FROM dns d JOIN flows f ON f.id = d.flow_id"	\
+	" UNION ALL"	\
+	" SELECT f.id, NULL, f.transport, f.start_us, f.end_us, f.pid,"	\
+	"  f.process, f.uid, coalesce(f.protocol, f.transport),"	\
+	"  upper(f.transport), " FLOW_HOST ", NULL, NULL, NULL,"	\
+	"  coalesce(f.end_reason, 'running'), f.bytes_up, f.bytes_down,"	\
+	"  f.dst_addr, f.dst_port, f.done_serial"	\
+	" FROM flows f WHERE NOT EXISTS"	\
+	"  (SELECT 1 FROM http_exchanges h WHERE h.flow_id = f.id)"	\
+	"  AND NOT EXISTS (SELECT 1 FROM dns d WHERE d.flow_id = f.id);"
+
+/*
  * The schema is the sequence of these steps: a new database runs them all,
  * an older one the ones it lacks, each in the same transaction as its
  * user_version bump.  Never edit a released step; add one.
@@ -100,33 +133,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX dns_flow ON dns(flow_id, seq);"
 	"CREATE INDEX dns_qname ON dns(qname);"
 	"CREATE INDEX dns_done ON dns(done_serial);"
-	"CREATE VIEW entries AS"
-	" SELECT f.id AS flow_id, h.seq AS seq, 'http' AS kind,"
-	"  h.req_start_us AS start_us, h.resp_end_us AS end_us,"
-	"  f.pid AS pid, f.process AS process, f.uid AS uid,"
-	"  h.scheme AS proto, h.method AS method, h.host AS host,"
-	"  h.target AS path, h.url AS url, h.status AS status,"
-	"  coalesce(h.error, CAST(h.status AS TEXT)) AS result,"
-	"  h.req_body_size AS bytes_up, h.resp_body_size AS bytes_down,"
-	"  f.dst_addr AS dst_addr, f.dst_port AS dst_port,"
-	"  h.done_serial AS done_serial"
-	" FROM http_exchanges h JOIN flows f ON f.id = h.flow_id"
-	" UNION ALL"
-	" SELECT f.id, d.seq, 'dns', d.query_us,"
-	"  coalesce(d.response_us, f.end_us), f.pid, f.process, f.uid,"
-	"  'dns', coalesce(d.qtype_name, 'DNS'), d.qname, NULL, NULL, NULL,"
-	"  coalesce(d.error, d.rcode_name, 'no answer'), NULL, NULL,"
-	"  f.dst_addr, f.dst_port, d.done_serial"
-	" FROM dns d JOIN flows f ON f.id = d.flow_id"
-	" UNION ALL"
-	" SELECT f.id, NULL, f.transport, f.start_us, f.end_us, f.pid,"
-	"  f.process, f.uid, coalesce(f.protocol, f.transport),"
-	"  upper(f.transport), coalesce(f.sni, f.dst_addr), NULL, NULL, NULL,"
-	"  coalesce(f.end_reason, 'running'), f.bytes_up, f.bytes_down,"
-	"  f.dst_addr, f.dst_port, f.done_serial"
-	" FROM flows f WHERE NOT EXISTS"
-	"  (SELECT 1 FROM http_exchanges h WHERE h.flow_id = f.id)"
-	"  AND NOT EXISTS (SELECT 1 FROM dns d WHERE d.flow_id = f.id);",
+	ENTRIES_VIEW("coalesce(f.sni, f.dst_addr)"),
+
+	/* 3: the host name a source knew for a flow (the explicit proxy's
+	 * client asked for it), shown where a flow has no SNI. */
+	"ALTER TABLE flows ADD COLUMN host TEXT;"
+	"DROP VIEW entries;"
+	ENTRIES_VIEW("coalesce(f.sni, f.host, f.dst_addr)"),
 };
 
 enum stmt_id {
@@ -150,8 +163,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_FLOW_BEGIN] =
 	    "INSERT INTO flows (proxyd_id, source_flow_id, transport,"
 	    " src_addr, src_port, dst_addr, dst_port, pid, process, uid, gid,"
-	    " cgroup, cgroup_id, start_us) VALUES"
-	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	    " cgroup, cgroup_id, start_us, host) VALUES"
+	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	[S_FLOW_END] =
 	    "UPDATE flows SET end_us = ?2, connect_us = ?3, bytes_up = ?4,"
 	    " bytes_down = ?5, packets_up = ?6, packets_down = ?7,"
@@ -786,6 +799,7 @@ store_flow_begin(struct store *st, const struct flow_record *rec)
 	bind_text(s, 12, rec->meta.owner.cgroup);
 	sqlite3_bind_int64(s, 13, (sqlite3_int64)rec->meta.owner.cgroup_id);
 	sqlite3_bind_int64(s, 14, (sqlite3_int64)rec->meta.start_us);
+	bind_text(s, 15, rec->meta.host[0] != '\0' ? rec->meta.host : NULL);
 	if ((rc = step_done(st, S_FLOW_BEGIN)) != SQLITE_OK) {
 		store_fail(st, "recording a flow", rc);
 		return 0;

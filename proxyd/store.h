@@ -34,7 +34,7 @@
 #include "proxyd/http.h"
 
 #define STORE_DB_NAME		"flows.db"
-#define STORE_SCHEMA_VERSION	2
+#define STORE_SCHEMA_VERSION	3
 
 struct store_config {
 	uint64_t	max_flows;		/* rows in flows; 0: no limit */

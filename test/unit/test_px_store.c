@@ -409,12 +409,18 @@ older_schema_migrated_keeping_rows(void **state)
 		int64_t row;
 
 		make_record(&rec, 9, FLOW_TCP, "x");
+		/* Version 3: the host a source knew, shown where no SNI is. */
+		snprintf(rec.meta.host, sizeof(rec.meta.host), "asked.example");
 		row = store_flow_begin(st, &rec);
 		assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
 	}
 	store_close(st);
 	db = reader();
 	assert_int_equal(q_int(db, "SELECT max(done_serial) FROM flows"), 42);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM flows WHERE"
+	    " host = 'asked.example'"), 1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM entries WHERE"
+	    " host = 'asked.example'"), 1);
 	sqlite3_close(db);
 }
 
