@@ -47,6 +47,8 @@ static const struct conf_key conf_schema[] = {
 	{ "listen",		CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "ignore_hosts",	CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "upstream_ca",	CONF_PATH,	",proxyd,", 0, 0 },
+	{ "body_cap",		CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "store_max",		CONF_TEXT,	",proxyd,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };

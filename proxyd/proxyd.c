@@ -50,6 +50,8 @@ enum {
 	OPT_UPSTREAM_INSECURE,
 	OPT_LISTEN,
 	OPT_IGNORE_HOSTS,
+	OPT_BODY_CAP,
+	OPT_STORE_MAX,
 };
 
 struct proxyd {
@@ -62,6 +64,7 @@ struct proxyd {
 	struct intake		*intake;
 	const char		*user;		/* --user: drop to it once started */
 	struct store		*store;		/* NULL: flows not recorded */
+	struct store_config	 store_cfg;
 	/* TLS interception (NULL: off, every flow relayed raw). */
 	const char		*upstream_ca;	/* --upstream-ca FILE */
 	int			 upstream_insecure;
@@ -83,6 +86,9 @@ struct proxyd {
 	const char		*ignore_opt[16];
 	size_t			 nignore_opt;
 	struct hostmatch	*ignore;
+	/* The flow store's caps (--body-cap, --store-max), or NULL. */
+	const char		*body_cap_opt;
+	const char		*store_max_opt;
 };
 
 static struct proxyd proxyd = { .d = { .name = "proxyd" } };
@@ -106,7 +112,11 @@ static const char usage[] =
     "                          (CONNECT and http:// requests; off by default)\n"
     "      --ignore-hosts LIST relay these without looking inside: regular\n"
     "                          expressions matched against host:port\n"
-    "                          (comma-separated; repeatable)\n";
+    "                          (comma-separated; repeatable)\n"
+    "      --body-cap SIZE     HTTP body bytes recorded per side (default 1M;\n"
+    "                          longer bodies are marked truncated)\n"
+    "      --store-max SIZE    flow store size; the oldest flows go first\n"
+    "                          (default 1G; suffixes K, M, G)\n";
 
 static void
 print_version(void)
@@ -386,13 +396,60 @@ open_store(struct ev_loop *loop)
 	char path[512], err[512];
 
 	snprintf(path, sizeof(path), "%s/%s", proxyd.state_dir, STORE_DB_NAME);
-	if ((proxyd.store = store_open(path, NULL, err, sizeof(err))) == NULL) {
+	if ((proxyd.store = store_open(path, &proxyd.store_cfg, err,
+	    sizeof(err))) == NULL) {
 		log_warnx("flows will not be recorded: %s", err);
 		return;
 	}
 	store_set_loop(proxyd.store, loop);
 	relay_set_store(proxyd.relay, proxyd.store);
 	log_info("recording flows in %s", path);
+}
+
+/*
+ * A size: digits with an optional K, M or G (powers of 1024), within
+ * [min, max].  Options and config keys alike; a bad one is fatal.
+ */
+static uint64_t
+size_arg(const char *what, const char *s, uint64_t min, uint64_t max)
+{
+	unsigned long long v;
+	uint64_t mul = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (end != s && end[0] != '\0' && end[1] == '\0') {
+		switch (end[0]) {
+		case 'k': case 'K': mul = 1ULL << 10; end++; break;
+		case 'm': case 'M': mul = 1ULL << 20; end++; break;
+		case 'g': case 'G': mul = 1ULL << 30; end++; break;
+		}
+	}
+	if (errno || end == s || *end != '\0' || s[0] == '-' ||
+	    v > max / mul || v * mul < min || v * mul > max)
+		fatalx("%s: '%s' is not a size from %llu to %llu bytes (K, M, G "
+		    "allowed)", what, s, (unsigned long long)min,
+		    (unsigned long long)max);
+	return v * mul;
+}
+
+/* The flow store's caps: options, else localcap.conf, else defaults. */
+static void
+prepare_store_config(void)
+{
+	const char *b = proxyd.body_cap_opt ? proxyd.body_cap_opt :
+	    conf_get(proxyd.d.conf, "proxyd", "body_cap");
+	const char *m = proxyd.store_max_opt ? proxyd.store_max_opt :
+	    conf_get(proxyd.d.conf, "proxyd", "store_max");
+
+	store_config_default(&proxyd.store_cfg);
+	if (b != NULL)
+		proxyd.store_cfg.body_cap = size_arg("--body-cap", b, 0,
+		    64ULL << 20);
+	if (m != NULL)
+		proxyd.store_cfg.max_bytes = size_arg("--store-max", m,
+		    1ULL << 20, 1ULL << 40);
 }
 
 /* --ignore-hosts (every one given), else the config's ignore_hosts. */
@@ -519,6 +576,8 @@ main(int argc, char *argv[])
 		{ "upstream-insecure", no_argument, NULL, OPT_UPSTREAM_INSECURE },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS },
+		{ "body-cap", required_argument, NULL, OPT_BODY_CAP },
+		{ "store-max", required_argument, NULL, OPT_STORE_MAX },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ipc_peer_config cfg = {
@@ -569,6 +628,12 @@ main(int argc, char *argv[])
 		case OPT_LISTEN:
 			proxyd.listen_opt = optarg;
 			break;
+		case OPT_BODY_CAP:
+			proxyd.body_cap_opt = optarg;
+			break;
+		case OPT_STORE_MAX:
+			proxyd.store_max_opt = optarg;
+			break;
 		case OPT_IGNORE_HOSTS:
 			if (proxyd.nignore_opt == sizeof(proxyd.ignore_opt) /
 			    sizeof(proxyd.ignore_opt[0])) {
@@ -604,6 +669,7 @@ main(int argc, char *argv[])
 		    "upstream_ca");
 	read_trust();
 	prepare_ignore();
+	prepare_store_config();
 	proxyd.relay_cfg.ignore = proxyd.ignore;
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||

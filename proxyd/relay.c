@@ -508,7 +508,11 @@ obs_start(struct rflow *f, const char *scheme, const char *host)
 	memset(&c, 0, sizeof(c));
 	c.scheme = scheme;
 	c.default_host = host;
-	c.body_cap = STORE_DEFAULT_BODY_CAP;	/* what the store keeps */
+	/* What the store keeps (httpobs takes 0 for its default: 1 byte is
+	 * as good as none when the store keeps none). */
+	c.body_cap = store_body_cap(f->relay->cfg.store);
+	if (c.body_cap == 0)
+		c.body_cap = 1;
 	c.flow_id = f->rec.id;
 	c.emit = obs_emit;
 	c.arg = f;

@@ -742,6 +742,12 @@ store_close(struct store *st)
 	free(st);
 }
 
+size_t
+store_body_cap(const struct store *st)
+{
+	return st ? st->cfg.body_cap : STORE_DEFAULT_BODY_CAP;
+}
+
 const struct store_stats *
 store_stats(const struct store *st)
 {

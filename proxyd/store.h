@@ -191,6 +191,8 @@ int	store_dns_add_wire(struct store *, int64_t flow_row, uint64_t time_us,
 	    const uint8_t *msg, size_t len);
 
 const struct store_stats *store_stats(const struct store *);
+/* Body bytes kept per side of an exchange (the configured body_cap). */
+size_t	store_body_cap(const struct store *);
 
 /*
  * For tests of the migration path: create a database at an older schema

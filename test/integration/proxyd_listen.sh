@@ -131,7 +131,7 @@ while True:
 pids="$pids $!"
 
 bg_private_etc "$B/bin/proxyd" -f -v -r "$T" -s "$T/state" --listen 127.0.0.1:3128 \
-    --upstream-ca "$T/oca.pem" --ignore-hosts '^ignored\.test:' \
+    --upstream-ca "$T/oca.pem" --ignore-hosts '^ignored\.test:' --body-cap 64K \
     >"$T/proxyd.log" 2>&1 &
 PXD=$!
 pids="$pids $PXD"
@@ -286,6 +286,17 @@ check "... the upload with its size" \
     has '"url":"http://origin.test:8080/sha256"' '"bytes_up":4194304'
 check "decrypted exchanges recorded as https" \
     has '"url":"https://origin.test:8443/f/blob"' '"status":200'
+xid=$(ctl flows --json | grep -F '"url":"https://origin.test:8443/f/blob"' |
+    head -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
+ctl show "$xid" >"$T/blob.show" 2>&1
+check "--body-cap 64K: the 4 MiB body is recorded truncated at 64 KiB" \
+    grep -q 'response body: 4.0 MiB, truncated (65536 bytes kept)' "$T/blob.show"
+ctl show --body "$xid" >"$T/blob.kept" 2>"$T/blob.err"
+check "... and what is kept is its first 64 KiB" \
+    cmp -s "$T/blob.kept" -n 65536 "$T/www/blob"
+check "... of exactly that size, and show --body says it is cut" sh -c \
+    "[ \$(stat -c %s '$T/blob.kept') = 65536 ] &&
+     grep -q '65536 of 4194304 bytes were recorded' '$T/blob.err'"
 ctl flows >"$T/table" 2>&1
 check "the client is shown as (proxy), not a process" grep -q '(proxy) ' "$T/table"
 
