@@ -770,6 +770,8 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 	if (http)
 		snprintf(what, sizeof(what), "%.16s", col_text(s, E_METHOD) ?
 		    col_text(s, E_METHOD) : "?");
+	else if (dns && host == NULL)
+		snprintf(what, sizeof(what), "DNS");	/* not a DNS message */
 	else if (dns)
 		snprintf(what, sizeof(what), "DNS %.10s", col_text(s, E_METHOD) ?
 		    col_text(s, E_METHOD) : "?");
@@ -785,7 +787,8 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 		snprintf(target, sizeof(target), "%s", col_text(s, E_URL) ?
 		    col_text(s, E_URL) : "");
 	else if (dns)
-		snprintf(target, sizeof(target), "%s", host ? host : "?");
+		snprintf(target, sizeof(target), "%s", host ? host :
+		    "(malformed message)");
 	else if (host && col_text(s, E_DST_ADDR) &&
 	    strcmp(host, col_text(s, E_DST_ADDR)) != 0)
 		snprintf(target, sizeof(target), "%s:%d", host,
@@ -1151,16 +1154,18 @@ show_flow(struct reader *r, int64_t flow)
 		}
 		putchar('\n');
 	}
-	printf("timings   ");
-	if (!col_null(s, 12)) {
-		fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 12));
-		printf(" connect %s", d);
+	if (!col_null(s, 12) || !col_null(s, 13)) {
+		printf("timings   ");
+		if (!col_null(s, 12)) {
+			fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 12));
+			printf(" connect %s", d);
+		}
+		if (!col_null(s, 13)) {
+			fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 13));
+			printf(" TLS handshake %s", d);
+		}
+		putchar('\n');
 	}
-	if (!col_null(s, 13)) {
-		fmt_duration(d, sizeof(d), sqlite3_column_int64(s, 13));
-		printf(" TLS handshake %s", d);
-	}
-	putchar('\n');
 	if (col_text(s, 23) || col_text(s, 25)) {
 		printf("tls        client %s %s%s", col_text(s, 23) ?
 		    col_text(s, 23) : "-", col_text(s, 24) ? col_text(s, 24) : "",

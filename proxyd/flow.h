@@ -110,7 +110,7 @@ struct flow_record {
 	 * (static strings), whether it passed through undecrypted, and the
 	 * MITM engine's error (enum mitm_error, 0 none).
 	 */
-	const char	*protocol;	/* NULL (raw, not inspected), "tls" */
+	const char	*protocol;	/* NULL (raw, not inspected), "tls", "dns" */
 	char		tls_sni[256];
 	const char	*tls_version;
 	const char	*upstream_tls_version;

@@ -1868,6 +1868,9 @@ relay_start_prefixed(struct relay *r, const void *source,
 	}
 	f->connect_dl.flow = f->idle_dl.flow = f;
 	TAILQ_INSERT_TAIL(&r->flows, f, all);
+	/* UDP to port 53 is DNS from its first datagram (udp_pump). */
+	if (!tcp && f->rec.meta.dst.port == 53)
+		f->rec.protocol = "dns";
 	/* In the store from its start, so `localcapctl flows` can see it. */
 	f->store_row = store_flow_begin(r->cfg.store, &f->rec);
 	if (source) {
