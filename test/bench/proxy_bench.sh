@@ -24,11 +24,12 @@
 #
 # BENCH_SECONDS per measurement (default 4), BENCH_CONNS concurrent
 # connections for requests/s and connections/s (default 4).  BENCH_PERF=1
-# also profiles proxyd during the bulk transfer (perf record) and prints
-# its top symbols.  Everything runs in a network namespace the script
-# creates, on its loopback, the proxies in child cgroups it creates; both
-# are removed on every exit path.  Root only.  Not a test: nothing here
-# fails on a number.
+# also profiles proxyd (perf record) during the bulk transfer and the new
+# connections and prints its top symbols.  KEEP=1 keeps the logs.
+# Everything runs in a network namespace the script creates, on its
+# loopback, the proxies in child cgroups it creates; both are removed on
+# every exit path.  Root only.  Not a test: nothing here fails on a number.
+# shellcheck disable=SC2034,SC2154 # results are set and read through eval
 set -u
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -180,8 +181,8 @@ measure() {
 		esac
 		_c0=0
 		[ -d "$CG/$_n" ] && _c0=$(cpu_usec "$_n")
-		if [ "$_w" = bulk ] && [ "$_n" = proxyd ] && [ -n "${BENCH_PERF:-}" ]; then
-			perf record -q -e cpu-clock -F 499 -g -p "$PXD" -o "$T/perf.data" -- \
+		if [ "$_w" != keepalive ] && [ "$_n" = proxyd ] && [ -n "${BENCH_PERF:-}" ]; then
+			perf record -q -e cpu-clock -F 499 -g -p "$PXD" -o "$T/perf-$_w.data" -- \
 			    sleep "$SECS" >"$T/perf.log" 2>&1 &
 			_perf=$!
 		fi
@@ -319,9 +320,14 @@ echo "sslsplit is reached without CONNECT (static destination) and does not"
 echo "verify the origin's certificate; proxyd also records every exchange in"
 echo "its SQLite flow store, the peers record nothing"
 
-if [ -n "${BENCH_PERF:-}" ] && [ -s "$T/perf.data" ]; then
+for w in bulk connect; do
+	[ -n "${BENCH_PERF:-}" ] && [ -s "$T/perf-$w.data" ] || continue
 	echo
-	echo "== where proxyd's time goes during the bulk transfer (perf, self time)"
-	perf report -i "$T/perf.data" --stdio --no-children --sort dso,symbol \
-	    2>/dev/null | grep -v '^#' | grep '%' | head -n 25
-fi
+	case $w in
+	bulk) echo "== where proxyd's time goes during the bulk transfer (perf, self time)" ;;
+	connect) echo "== where proxyd's time goes making new TLS connections (perf, self time)" ;;
+	esac
+	perf report -i "$T/perf-$w.data" --stdio --no-children -g none --percent-limit 0.7 \
+	    --sort dso,symbol 2>/dev/null | grep -v '^#' | grep '%' |
+	    sed 's/[[:space:]-]*$//' | head -n 20
+done
