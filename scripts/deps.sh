@@ -3,6 +3,7 @@
 # sure an mbedTLS >= 3.6 is available (building it once from Debian's own
 # trixie source package when the system has none).  Idempotent: run it as often
 # as you like; it is what `make deps`, the README and .ci/run call.
+# With --bench, also what `make bench` needs.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,12 @@ PACKAGES="
   iproute2 procps psmisc curl wget openssl iperf3
   mandoc man-db systemd strace ca-certificates libnss3-tools
 "
+# `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
+# OpenSSL client's headers and the two peers proxyd is measured against.
+BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy"
+if [ "${1:-}" = "--bench" ]; then
+	PACKAGES="$PACKAGES $BENCH_PACKAGES"
+fi
 
 need_root() {
 	if [ "$(id -u)" -ne 0 ]; then

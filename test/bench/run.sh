@@ -1,7 +1,8 @@
 #!/bin/sh
 # make bench: every benchmark, each printing figures and ratios against a
 # baseline it measures in the same run.  Not tests: nothing here fails on a
-# number.  BENCH_SECONDS sets iperf3's duration (default 5).
+# number.  BENCH_SECONDS sets iperf3's duration (default 5) and each
+# measurement of the proxy benchmark (default 4).
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
@@ -20,3 +21,6 @@ echo "== TLS interception engine (decrypt + encrypt) vs a plain TLS connection"
 echo
 echo "== netstackd end to end"
 "$top/test/bench/netstack_bench.sh"
+echo
+echo "== proxyd as an explicit proxy vs direct, sslsplit and mitmproxy"
+"$top/test/bench/proxy_bench.sh"
