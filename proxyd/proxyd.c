@@ -260,6 +260,15 @@ read_trust(void)
 	o->system_ca_file = MITM_SYSTEM_CA_FILE;
 	o->insecure = proxyd.upstream_insecure;
 	o->session_cache_max = MITM_DEFAULT_SESSIONS;
+	{
+		double aes, chacha;
+
+		o->cipher_pref = mitm_fastest_aead(&aes, &chacha);
+		log_info("record cipher preferred on both legs: %s (here, per "
+		    "core: AES-128-GCM %.0f MB/s, ChaCha20-Poly1305 %.0f MB/s)",
+		    o->cipher_pref == MITM_PREFER_AESGCM ? "AES-128-GCM" :
+		    "ChaCha20-Poly1305", aes, chacha);
+	}
 	o->ticket_lifetime = MITM_DEFAULT_TICKET_LIFETIME;
 	if (mitm_read_ca_file(MITM_SYSTEM_CA_FILE, &proxyd.system_ca_buf,
 	    &o->system_ca_len, err, sizeof(err)) == -1) {

@@ -66,12 +66,23 @@ if [ -z "$dsc" ]; then
 fi
 (cd "$apt/src" && dpkg-source --no-check -x "$dsc" mbedtls-src >/dev/null)
 
-echo "mbedtls: building $(basename "$dsc" .dsc) into $prefix"
+# AES-GCM is the record cipher TLS clients prefer, and mbedTLS's AES-NI code
+# runs about 35 % faster compiled for SSE4.1 (its GHASH loop is vectorised):
+# 290 -> 400 MB/s per core here (docs/benchmarks.md).  The library is
+# built on the machine that runs it, so it may use what this CPU has; mbedTLS
+# still checks AES-NI/PCLMUL at run time before using them.
+isa=""
+if [ "$(uname -m)" = x86_64 ] && grep -qw sse4_1 /proc/cpuinfo &&
+    grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
+	isa="-msse4.1 -maes -mpclmul"
+fi
+
+echo "mbedtls: building $(basename "$dsc" .dsc) into $prefix${isa:+ ($isa)}"
 cmake -S "$apt/src/mbedtls-src" -B "$apt/build" \
 	-DCMAKE_BUILD_TYPE=Release \
 	-DCMAKE_INSTALL_PREFIX="$prefix" \
 	-DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-	-DCMAKE_C_FLAGS="-O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2" \
+	-DCMAKE_C_FLAGS="-O2 -g $isa -fstack-protector-strong -D_FORTIFY_SOURCE=2" \
 	-DUSE_SHARED_MBEDTLS_LIBRARY=OFF -DUSE_STATIC_MBEDTLS_LIBRARY=ON \
 	-DENABLE_TESTING=OFF -DENABLE_PROGRAMS=OFF \
 	-DMBEDTLS_FATAL_WARNINGS=OFF >/dev/null

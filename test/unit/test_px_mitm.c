@@ -314,6 +314,9 @@ struct fx {
 	enum mitm_status	 st;
 };
 
+/* The cipher preference the next fixture's context gets. */
+static enum mitm_cipher_pref g_pref = MITM_PREFER_CHACHA;
+
 static struct mitm_ctx *
 ctx_with(struct certforge *cf, bool insecure)
 {
@@ -326,6 +329,7 @@ ctx_with(struct certforge *cf, bool insecure)
 	o.system_ca_file = "";
 	o.extra_ca_file = ca;
 	o.insecure = insecure;
+	o.cipher_pref = g_pref;
 	o.session_cache_max = 8;
 	o.ticket_lifetime = 600;
 	ctx = mitm_ctx_new(&o, cf, err, sizeof(err));
@@ -362,6 +366,17 @@ static int
 setup_insecure(void **state)
 {
 	return setup_common(state, true);
+}
+
+static int
+setup_aes_first(void **state)
+{
+	int rc;
+
+	g_pref = MITM_PREFER_AESGCM;
+	rc = setup_common(state, false);
+	g_pref = MITM_PREFER_CHACHA;
+	return rc;
 }
 
 static void
@@ -571,6 +586,36 @@ client_leg_prefers_chacha_over_aes256_but_serves_aes256_only(void **state)
 	check_client_suite(*state, openssl_order, "TLS1-3-CHACHA20-POLY1305-SHA256");
 	check_client_suite(*state, aes_only, "TLS1-3-AES-128-GCM-SHA256");
 	check_client_suite(*state, aes256_only, "TLS1-3-AES-256-GCM-SHA384");
+}
+
+/*
+ * Where AES-GCM is the faster (mitm_fastest_aead), an OpenSSL-ordered client
+ * (AES-256, ChaCha20, AES-128) gets AES-128-GCM; a client without it keeps
+ * what it offers.
+ */
+static void
+client_leg_aes_first_serves_aes128_to_openssl_order(void **state)
+{
+	static const int openssl_order[] = { MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+	    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS1_3_AES_128_GCM_SHA256, 0 };
+	static const int chacha_only[] = { MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256, 0 };
+	static const int aes256_only[] = { MBEDTLS_TLS1_3_AES_256_GCM_SHA384, 0 };
+
+	check_client_suite(*state, openssl_order, "TLS1-3-AES-128-GCM-SHA256");
+	check_client_suite(*state, chacha_only, "TLS1-3-CHACHA20-POLY1305-SHA256");
+	check_client_suite(*state, aes256_only, "TLS1-3-AES-256-GCM-SHA384");
+}
+
+static void
+fastest_aead_measures_both(void **state)
+{
+	double aes = 0, chacha = 0;
+	enum mitm_cipher_pref p;
+
+	(void)state;
+	p = mitm_fastest_aead(&aes, &chacha);
+	assert_true(aes > 1 && chacha > 1);	/* MB/s: both ran */
+	assert_int_equal(p, aes > chacha ? MITM_PREFER_AESGCM : MITM_PREFER_CHACHA);
 }
 
 static void
@@ -1497,6 +1542,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(unknown_alpn_is_relayed, setup, teardown),
 		cmocka_unit_test_setup_teardown(h2_only_client_still_gets_h2, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_leg_prefers_chacha_over_aes256_but_serves_aes256_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_leg_aes_first_serves_aes128_to_openssl_order, setup_aes_first, teardown),
+		cmocka_unit_test(fastest_aead_measures_both),
 		cmocka_unit_test_setup_teardown(no_sni_gets_ip_san_leaf_and_ip_checked_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_sni_ipv6_destination, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_expired_certificate_is_refused, setup, teardown),
