@@ -588,11 +588,11 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		pl->stats.accepted++;
+		pc = NULL;
 		if (pl->npending >= PLISTEN_MAX_PENDING ||
 		    (pc = calloc(1, sizeof(*pc))) == NULL ||
 		    (pc->buf = malloc(PLISTEN_MAX_HEAD)) == NULL) {
-			if (pl->npending < PLISTEN_MAX_PENDING)
-				free(pc);
+			free(pc);
 			pl->stats.overloaded++;
 			if (ev_now(loop) - pl->overload_logged > 10) {
 				pl->overload_logged = ev_now(loop);
