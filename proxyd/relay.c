@@ -1158,54 +1158,60 @@ tcp_connected(struct rflow *f)
 }
 
 /*
- * Whether one direction of a flow may move to a pipe now: the mode says it
- * pays for this pair of sockets (relay.h), nothing looks at
- * its bytes any more or will (not TLS-intercepted, not observed as HTTP,
- * detection and sniffing over: a raw flow, a TLS passthrough, an
- * --ignore-hosts one), its first bytes are in the record, enough went that way to be
- * worth a pipe, and its ring buffer is empty, so the stream's order holds
- * across the switch.
+ * Whether one direction of a flow should move to a pipe: the mode says it
+ * pays for this pair of sockets (relay.h), nothing looks at its bytes any
+ * more or will (not TLS-intercepted, not observed as HTTP, detection and
+ * sniffing over: a raw flow, a TLS passthrough, an --ignore-hosts one),
+ * its first bytes are in the record, and enough went that way to be worth
+ * a pipe.
  */
 static int
-splice_ready(const struct rflow *f, int from_app)
+splice_wanted(const struct rflow *f, int from_app)
 {
 	const struct relay *r = f->relay;
-	const struct rbuf *b = from_app ? &f->a2u : &f->u2a;
 	const struct side *in = from_app ? &f->app : &f->up;
 	const struct side *out = from_app ? &f->up : &f->app;
 	uint64_t moved = from_app ? f->rec.bytes_from_app : f->rec.bytes_to_app;
 	uint16_t first = from_app ? f->rec.first_from_app_len :
 	    f->rec.first_to_app_len;
 
-	/*
-	 * Sniffing is over, or will decline: a flow whose server spoke
-	 * first is never observed as HTTP (http_sniff).
-	 */
 	if (r->cfg.splice == RELAY_SPLICE_OFF || (r->cfg.splice ==
 	    RELAY_SPLICE_AUTO && (in->domain == AF_UNIX ||
 	    out->domain != AF_UNIX)))
 		return 0;
-	return !f->splice_failed && f->m == NULL &&
-	    f->obs == NULL && (f->sniffed || f->rec.bytes_to_app > 0) &&
-	    !f->detecting && !f->connecting &&
-	    first >= FLOW_FIRST_BYTES && moved >= r->cfg.splice_after &&
-	    b->len == 0 && in->fd != -1 && !in->eof && out->fd != -1 &&
-	    !out->shut_wr;
+	/*
+	 * Sniffing is over, or will decline: a flow whose server spoke
+	 * first is never observed as HTTP (http_sniff).
+	 */
+	return !f->splice_failed && f->m == NULL && f->obs == NULL &&
+	    (f->sniffed || f->rec.bytes_to_app > 0) && !f->detecting &&
+	    !f->connecting && first >= FLOW_FIRST_BYTES &&
+	    moved >= r->cfg.splice_after && in->fd != -1 && !in->eof &&
+	    out->fd != -1 && !out->shut_wr;
 }
 
-static void
+/*
+ * Move a direction to its pipe if it should.  The switch waits for its ring
+ * buffer to be empty, so the stream's order holds: until then its side is
+ * not read (1 is returned), and the buffer drains.
+ */
+static int
 splice_maybe(struct rflow *f, int from_app)
 {
 	struct relay *r = f->relay;
 	struct spipe *p = from_app ? &f->pa2u : &f->pu2a;
+	struct rbuf *b = from_app ? &f->a2u : &f->u2a;
 
-	if (p->rd != -1 || !splice_ready(f, from_app))
-		return;
+	if (p->rd != -1 || !splice_wanted(f, from_app))
+		return 0;
+	if (b->len > 0)
+		return 1;
 	if (spipe_open(r, p) == -1) {
 		f->splice_failed = 1;
-		return;
+		return 0;
 	}
-	rbuf_release(r, from_app ? &f->a2u : &f->u2a);	/* empty */
+	rbuf_release(r, b);
+	return 0;
 }
 
 static void
@@ -1213,6 +1219,7 @@ tcp_settle(struct rflow *f)
 {
 	struct relay *r = f->relay;
 	size_t a2u, u2a;
+	int drain_a2u = 0, drain_u2a = 0;
 
 	if (f->m != NULL) {
 		(void)tls_run(f);
@@ -1238,16 +1245,16 @@ tcp_settle(struct rflow *f)
 			flow_end(f, FLOW_END_CLOSED, 0);
 			return;
 		}
-		splice_maybe(f, 1);
-		splice_maybe(f, 0);
+		drain_a2u = splice_maybe(f, 1);
+		drain_u2a = splice_maybe(f, 0);
 	}
-	watch(r->loop, &f->app.rd, !f->app.eof && dir_room(r, &f->a2u,
-	    &f->pa2u));
+	watch(r->loop, &f->app.rd, !f->app.eof && !drain_a2u &&
+	    dir_room(r, &f->a2u, &f->pa2u));
 	/* While detecting, the up socket may be gone (connect_err). */
 	watch(r->loop, &f->up.wr, f->up.fd != -1 && (f->connecting ||
 	    (!f->detecting && a2u > 0)));
 	watch(r->loop, &f->up.rd, f->up.fd != -1 && !f->connecting &&
-	    !f->up.eof && dir_room(r, &f->u2a, &f->pu2a));
+	    !f->up.eof && !drain_u2a && dir_room(r, &f->u2a, &f->pu2a));
 	watch(r->loop, &f->app.wr, u2a > 0);
 }
 
