@@ -573,7 +573,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct plisten *pl = w->data;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	struct pconn *pc;
+	struct pconn *pc = NULL;
 	int fd, i;
 
 	(void)revents;

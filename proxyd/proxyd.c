@@ -52,6 +52,7 @@ enum {
 	OPT_IGNORE_HOSTS,
 	OPT_BODY_CAP,
 	OPT_STORE_MAX,
+	OPT_NO_SPLICE,
 };
 
 struct proxyd {
@@ -116,7 +117,10 @@ static const char usage[] =
     "      --body-cap SIZE     HTTP body bytes recorded per side (default 1M;\n"
     "                          longer bodies are marked truncated)\n"
     "      --store-max SIZE    flow store size; the oldest flows go first\n"
-    "                          (default 1G; suffixes K, M, G)\n";
+    "                          (default 1G; suffixes K, M, G)\n"
+    "      --no-splice         copy every relayed byte through proxyd's\n"
+    "                          buffers (default: splice(2) bulk raw data\n"
+    "                          from servers to netstackd)\n";
 
 static void
 print_version(void)
@@ -587,6 +591,7 @@ main(int argc, char *argv[])
 		{ "ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS },
 		{ "body-cap", required_argument, NULL, OPT_BODY_CAP },
 		{ "store-max", required_argument, NULL, OPT_STORE_MAX },
+		{ "no-splice", no_argument, NULL, OPT_NO_SPLICE },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ipc_peer_config cfg = {
@@ -642,6 +647,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_STORE_MAX:
 			proxyd.store_max_opt = optarg;
+			break;
+		case OPT_NO_SPLICE:
+			proxyd.relay_cfg.splice = RELAY_SPLICE_OFF;
 			break;
 		case OPT_IGNORE_HOSTS:
 			if (proxyd.nignore_opt == sizeof(proxyd.ignore_opt) /

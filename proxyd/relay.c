@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -55,6 +56,11 @@
 #define PLAIN_CHUNK		16384
 /* TCP flows ended on our side whose FlowClosed may still come (see ended). */
 #define ENDED_MAX		1024
+/*
+ * A pipe smaller than this (the user's pipe-user-pages-soft is used up, and
+ * new pipes get two pages) would splice slower than copying: not used.
+ */
+#define SPLICE_MIN_PIPE		(64 * 1024)
 
 /* A flow's place in one deadline list. */
 struct dl_entry {
@@ -105,6 +111,20 @@ struct rbuf {
 	size_t		 len;			/* bytes held */
 };
 
+/*
+ * The pipe one direction is spliced through, once nothing looks at its
+ * bytes any more.  The kernel does not say how much a pipe holds, so len is
+ * counted here: never more than cap (<= bufsize) goes in.
+ */
+struct spipe {
+	int		 rd;			/* -1: the direction copies */
+	int		 wr;
+	size_t		 len;			/* bytes in the pipe */
+	size_t		 cap;
+	unsigned	 stalled:1;		/* out of slots before cap: read
+						 * again once some went out */
+};
+
 struct side {
 	int		 fd;
 	ev_io		 rd;
@@ -123,6 +143,9 @@ struct rflow {
 	struct side		 up;
 	struct rbuf		 a2u;		/* app -> upstream */
 	struct rbuf		 u2a;		/* upstream -> app */
+	struct spipe		 pa2u;		/* splice(2) instead of a2u */
+	struct spipe		 pu2a;		/* ... of u2a */
+	unsigned		 splice_failed:1;	/* no pipe: copy on */
 	unsigned		 connecting:1;
 	unsigned		 hashed:1;
 	unsigned		 closed_seen:1;	/* the source's FlowClosed came */
@@ -426,6 +449,72 @@ rbuf_release(struct relay *r, struct rbuf *b)
 	free(b->data);
 	b->data = NULL;
 	b->head = b->len = 0;
+}
+
+/* --- splice(2) --------------------------------------------------------------------- */
+
+static void
+spipe_init(struct spipe *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->rd = p->wr = -1;
+}
+
+/* Bytes it held are dropped (the flow ends, or the direction is done). */
+static void
+spipe_close(struct relay *r, struct spipe *p)
+{
+	if (p->rd == -1)
+		return;
+	r->stats.buffered -= p->len;
+	close(p->rd);
+	close(p->wr);
+	spipe_init(p);
+}
+
+/*
+ * A pipe for one direction, sized like its ring buffer.  -1 (counted; the
+ * direction copies on) if there is none to have: out of descriptors, or of
+ * the user's pipe pages, which leave new pipes too small to be worth it.
+ */
+static int
+spipe_open(struct relay *r, struct spipe *p)
+{
+	int fds[2], sz;
+
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+		if (r->stats.splice_fallbacks++ == 0)
+			log_info("no pipe for splice(2) (%s): those flows copy",
+			    strerror(errno));
+		return -1;
+	}
+	if ((sz = fcntl(fds[1], F_SETPIPE_SZ, (int)r->cfg.bufsize)) == -1)
+		sz = fcntl(fds[1], F_GETPIPE_SZ);
+	if (sz < (int)(r->cfg.bufsize < SPLICE_MIN_PIPE ? r->cfg.bufsize :
+	    SPLICE_MIN_PIPE)) {
+		if (r->stats.splice_fallbacks++ == 0)
+			log_info("pipes for splice(2) only %d bytes: those flows "
+			    "copy", sz);
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	p->rd = fds[0];
+	p->wr = fds[1];
+	p->len = 0;
+	p->cap = (size_t)sz < r->cfg.bufsize ? (size_t)sz : r->cfg.bufsize;
+	p->stalled = 0;
+	r->stats.splice_dirs++;
+	return 0;
+}
+
+/* Room for reading into a direction: its pipe's, or else its buffer's. */
+static int
+dir_room(const struct relay *r, const struct rbuf *b, const struct spipe *p)
+{
+	if (p->rd != -1)
+		return p->len < p->cap && !p->stalled;
+	return b->len < r->cfg.bufsize;
 }
 
 /* --- ending a flow -------------------------------------------------------------- */
@@ -813,6 +902,8 @@ flow_end(struct rflow *f, enum flow_end end, int error)
 	side_close(r, &f->up);
 	rbuf_release(r, &f->a2u);
 	rbuf_release(r, &f->u2a);
+	spipe_close(r, &f->pa2u);
+	spipe_close(r, &f->pu2a);
 	dlist_remove(&f->connect_dl);
 	dlist_remove(&f->idle_dl);
 	hash_remove(r, f);
@@ -896,15 +987,99 @@ idle_list(struct rflow *f)
 }
 
 /*
- * Read what s has into b.  0 to go on, -1 if the flow ended (f is freed).
+ * Splice what s has into p, as much as p has room for: counted as a read
+ * into the ring buffer is (its first bytes were kept before the direction
+ * moved to the pipe).  0 to go on, -1 if the flow ended (f is freed).
+ */
+static int
+splice_in(struct rflow *f, struct side *s, struct spipe *p, int from_app)
+{
+	struct relay *r = f->relay;
+	ssize_t n;
+
+	if (p->len >= p->cap || p->stalled)
+		return 0;
+	n = splice(s->fd, NULL, p->wr, NULL, p->cap - p->len,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		if (from_app) {
+			f->rec.bytes_from_app += (size_t)n;
+			r->stats.bytes_from_app += (size_t)n;
+		} else {
+			f->rec.bytes_to_app += (size_t)n;
+			r->stats.bytes_to_app += (size_t)n;
+		}
+		r->stats.bytes_spliced += (size_t)n;
+		p->len += (size_t)n;
+		r->stats.buffered += (size_t)n;
+		if (p->len > r->stats.buffer_high_water)
+			r->stats.buffer_high_water = p->len;
+		dlist_touch(&r->tcp_idle, &f->idle_dl);
+		return 0;
+	}
+	if (n == 0) {
+		s->eof = 1;
+		return 0;
+	}
+	if (errno == EAGAIN) {
+		/*
+		 * Called on readiness, so the socket has something: a pipe
+		 * that holds bytes ran out of slots (one per page or
+		 * fragment) before it ran out of room.  Read again once some
+		 * went out, rather than spin on a readable socket.
+		 */
+		if (p->len > 0)
+			p->stalled = 1;
+		return 0;
+	}
+	if (errno == EINTR)
+		return 0;
+	flow_end(f, from_app ? FLOW_END_APP_RESET : FLOW_END_UPSTREAM_RESET,
+	    errno);
+	return -1;
+}
+
+/* Splice what p holds to s.  0 to go on, -1 if the flow ended. */
+static int
+splice_out(struct rflow *f, struct side *s, struct spipe *p, int to_app)
+{
+	struct relay *r = f->relay;
+	ssize_t n;
+
+	if (p->len == 0)
+		return 0;
+	n = splice(p->rd, NULL, s->fd, NULL, p->len,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		if ((size_t)n > p->len)		/* cannot be: we put it there */
+			n = (ssize_t)p->len;
+		p->len -= (size_t)n;
+		r->stats.buffered -= (size_t)n;
+		p->stalled = 0;
+		dlist_touch(&r->tcp_idle, &f->idle_dl);
+		return 0;
+	}
+	if (n == 0 || errno == EAGAIN || errno == EINTR || errno == ENOBUFS)
+		return 0;
+	flow_end(f, to_app ? FLOW_END_APP_RESET : FLOW_END_UPSTREAM_RESET, errno);
+	return -1;
+}
+
+/*
+ * Read what s has into b (or its pipe, once the direction splices).  0 to
+ * go on, -1 if the flow ended (f is freed).
  */
 static int
 tcp_read(struct rflow *f, struct side *s, struct rbuf *b, int from_app)
 {
 	struct relay *r = f->relay;
+	struct spipe *p = from_app ? &f->pa2u : &f->pu2a;
 	struct iovec iov[2];
 	ssize_t n;
 	int niov;
+
+	if (p->rd != -1)
+		return splice_in(f, s, p, from_app);
 
 	if ((niov = rbuf_space(r, b, iov)) <= 0) {
 		if (niov == -1) {
@@ -942,11 +1117,14 @@ static int
 tcp_write(struct rflow *f, struct side *s, struct rbuf *b, int to_app)
 {
 	struct relay *r = f->relay;
+	struct spipe *p = to_app ? &f->pu2a : &f->pa2u;
 	struct iovec iov[2];
 	struct msghdr mh;
 	ssize_t n;
 	int niov;
 
+	if (p->rd != -1)
+		return splice_out(f, s, p, to_app);
 	if ((niov = rbuf_data(r, b, iov)) == 0)
 		return 0;
 	memset(&mh, 0, sizeof(mh));
@@ -979,39 +1157,105 @@ tcp_connected(struct rflow *f)
 	dlist_touch(&r->tcp_idle, &f->idle_dl);
 }
 
+/*
+ * Whether one direction of a flow should move to a pipe: the mode says it
+ * pays for this pair of sockets (relay.h), nothing looks at its bytes any
+ * more or will (not TLS-intercepted, not observed as HTTP, detection and
+ * sniffing over: a raw flow, a TLS passthrough, an --ignore-hosts one),
+ * its first bytes are in the record, and enough went that way to be worth
+ * a pipe.
+ */
+static int
+splice_wanted(const struct rflow *f, int from_app)
+{
+	const struct relay *r = f->relay;
+	const struct side *in = from_app ? &f->app : &f->up;
+	const struct side *out = from_app ? &f->up : &f->app;
+	uint64_t moved = from_app ? f->rec.bytes_from_app : f->rec.bytes_to_app;
+	uint16_t first = from_app ? f->rec.first_from_app_len :
+	    f->rec.first_to_app_len;
+
+	if (r->cfg.splice == RELAY_SPLICE_OFF || (r->cfg.splice ==
+	    RELAY_SPLICE_AUTO && (in->domain == AF_UNIX ||
+	    out->domain != AF_UNIX)))
+		return 0;
+	/*
+	 * Sniffing is over, or will decline: a flow whose server spoke
+	 * first is never observed as HTTP (http_sniff).
+	 */
+	return !f->splice_failed && f->m == NULL && f->obs == NULL &&
+	    (f->sniffed || f->rec.bytes_to_app > 0) && !f->detecting &&
+	    !f->connecting && first >= FLOW_FIRST_BYTES &&
+	    moved >= r->cfg.splice_after && in->fd != -1 && !in->eof &&
+	    out->fd != -1 && !out->shut_wr;
+}
+
+/*
+ * Move a direction to its pipe if it should.  The switch waits for its ring
+ * buffer to be empty, so the stream's order holds: until then its side is
+ * not read (1 is returned), and the buffer drains.
+ */
+static int
+splice_maybe(struct rflow *f, int from_app)
+{
+	struct relay *r = f->relay;
+	struct spipe *p = from_app ? &f->pa2u : &f->pu2a;
+	struct rbuf *b = from_app ? &f->a2u : &f->u2a;
+
+	if (p->rd != -1 || !splice_wanted(f, from_app))
+		return 0;
+	if (b->len > 0)
+		return 1;
+	if (spipe_open(r, p) == -1) {
+		f->splice_failed = 1;
+		return 0;
+	}
+	rbuf_release(r, b);
+	return 0;
+}
+
 static void
 tcp_settle(struct rflow *f)
 {
 	struct relay *r = f->relay;
-	size_t cap = r->cfg.bufsize;
+	size_t a2u, u2a;
+	int drain_a2u = 0, drain_u2a = 0;
 
 	if (f->m != NULL) {
 		(void)tls_run(f);
 		return;
 	}
+	/* Bytes held each way: a direction uses its buffer or its pipe. */
+	a2u = f->a2u.len + f->pa2u.len;
+	u2a = f->u2a.len + f->pu2a.len;
 	if (!f->connecting && !f->detecting) {
-		if (f->app.eof && f->a2u.len == 0 && !f->up.shut_wr) {
+		if (f->app.eof && a2u == 0 && !f->up.shut_wr) {
 			(void)shutdown(f->up.fd, SHUT_WR);
 			f->up.shut_wr = 1;
 			rbuf_release(r, &f->a2u);
+			spipe_close(r, &f->pa2u);
 		}
-		if (f->up.eof && f->u2a.len == 0 && !f->app.shut_wr) {
+		if (f->up.eof && u2a == 0 && !f->app.shut_wr) {
 			(void)shutdown(f->app.fd, SHUT_WR);
 			f->app.shut_wr = 1;
 			rbuf_release(r, &f->u2a);
+			spipe_close(r, &f->pu2a);
 		}
 		if (f->app.shut_wr && f->up.shut_wr) {
 			flow_end(f, FLOW_END_CLOSED, 0);
 			return;
 		}
+		drain_a2u = splice_maybe(f, 1);
+		drain_u2a = splice_maybe(f, 0);
 	}
-	watch(r->loop, &f->app.rd, !f->app.eof && f->a2u.len < cap);
+	watch(r->loop, &f->app.rd, !f->app.eof && !drain_a2u &&
+	    dir_room(r, &f->a2u, &f->pa2u));
 	/* While detecting, the up socket may be gone (connect_err). */
 	watch(r->loop, &f->up.wr, f->up.fd != -1 && (f->connecting ||
-	    (!f->detecting && f->a2u.len > 0)));
+	    (!f->detecting && a2u > 0)));
 	watch(r->loop, &f->up.rd, f->up.fd != -1 && !f->connecting &&
-	    !f->up.eof && f->u2a.len < cap);
-	watch(r->loop, &f->app.wr, f->u2a.len > 0);
+	    !f->up.eof && !drain_u2a && dir_room(r, &f->u2a, &f->pu2a));
+	watch(r->loop, &f->app.wr, u2a > 0);
 }
 
 /* --- TLS interception ------------------------------------------------------------ */
@@ -1822,6 +2066,8 @@ relay_start_prefixed(struct relay *r, const void *source,
 	f->relay = r;
 	f->app.fd = fd;
 	f->up.fd = -1;
+	spipe_init(&f->pa2u);
+	spipe_init(&f->pu2a);
 	len = sizeof(f->app.domain);
 	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &f->app.domain, &len) == -1)
 		f->app.domain = -1;
@@ -2040,6 +2286,8 @@ relay_config_default(struct relay_config *c)
 	c->passthrough_max = PASSMAP_DEFAULT_CAP;
 	c->passthrough_ttl = PASSMAP_DEFAULT_TTL;
 	c->source_wait = 2;
+	c->splice = RELAY_SPLICE_AUTO;
+	c->splice_after = 64 * 1024;
 }
 
 struct relay *
@@ -2053,6 +2301,16 @@ relay_new(struct ev_loop *loop, const struct relay_config *cfg)
 	r->cfg = *cfg;
 	if (r->cfg.bufsize < 4096)
 		r->cfg.bufsize = 4096;
+	if (r->cfg.bufsize > (1u << 30))
+		r->cfg.bufsize = 1u << 30;	/* F_SETPIPE_SZ takes an int */
+	if (r->cfg.splice != RELAY_SPLICE_OFF) {
+		struct sigaction sa;
+
+		/* splice(2) has no MSG_NOSIGNAL: EPIPE must not kill us. */
+		if (sigaction(SIGPIPE, NULL, &sa) == 0 &&
+		    !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL)
+			(void)signal(SIGPIPE, SIG_IGN);
+	}
 	if ((r->dgram = malloc(UDP_MAX_DGRAM)) == NULL ||
 	    passmap_init(&r->pass, r->cfg.passthrough_max) == -1 ||
 	    flow_ring_init(&r->ring, r->cfg.ring_size) == -1) {

@@ -60,6 +60,24 @@ struct relay_config {
 	 * 1024 so ended).
 	 */
 	double	source_wait;
+	/*
+	 * splice(2): a TCP direction in which nothing is parsed any more (a
+	 * raw flow, a TLS passthrough, an --ignore-hosts flow), once its
+	 * first bytes are recorded and splice_after bytes have gone that way,
+	 * can move socket -> pipe -> socket instead of through its ring
+	 * buffer (a pipe of bufsize per such direction: two descriptors more).
+	 * RELAY_SPLICE_AUTO (the default) splices only where it measured
+	 * faster than copying: from a TCP socket to a Unix one (a download to
+	 * netstackd); see docs/proxyd-relay.md.  splice(2) cannot be told
+	 * MSG_NOSIGNAL, so relay_new() with splice on ignores SIGPIPE if
+	 * nothing handles it.
+	 */
+	enum relay_splice {
+		RELAY_SPLICE_OFF,	/* always copy */
+		RELAY_SPLICE_AUTO,	/* TCP -> Unix only */
+		RELAY_SPLICE_ALL,	/* every direction that qualifies */
+	}	splice;
+	size_t	splice_after;		/* bytes one way first; 64 KiB */
 };
 
 struct relay_stats {
@@ -74,12 +92,16 @@ struct relay_stats {
 	uint64_t	resets_from_upstream;
 	uint64_t	idle_expired;
 	uint64_t	dgrams_dropped;
-	size_t		buffered;		/* bytes held now, all flows */
+	size_t		buffered;		/* bytes held now, all flows
+						 * (ring buffers and pipes) */
 	size_t		buffer_high_water;	/* most one direction ever held */
 	uint64_t	tls_intercepted;	/* TLS flows handed to the engine */
 	uint64_t	tls_passthrough;	/* TLS flows relayed undecrypted */
 	uint64_t	tls_client_rejected;	/* clients that refused our leaf */
 	uint64_t	tls_upstream_failed;	/* answered with a 502 or closed */
+	uint64_t	splice_dirs;		/* directions moved to a pipe */
+	uint64_t	splice_fallbacks;	/* ... that got no pipe: copied on */
+	uint64_t	bytes_spliced;		/* both ways, through pipes */
 };
 
 struct relay;

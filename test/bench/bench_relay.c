@@ -1,7 +1,7 @@
 /*
  * Benchmark for proxyd's raw relay (not a test: it prints figures).
  *
- *   bench_relay [MIB] [BUFSIZE_KIB]     (default 1024 MiB per run, 128 KiB)
+ *   bench_relay [MIB] [BUFSIZE_KIB] [RUNS]  (default 1024 MiB, 128 KiB, 1)
  *
  * Moves MIB mebibytes over loopback, one way at a time (upload: the app
  * sends; download: the server sends), and prints MB/s and the relay
@@ -9,12 +9,17 @@
  *   direct      app <-TCP-> server, no relay (the ceiling)
  *   relay/unix  app <-socketpair-> relay <-TCP-> server (netstackd's shape)
  *   relay/tcp   app <-TCP-> relay <-TCP-> server (the explicit proxy's shape)
+ * each relay shape copying (splice off) and splicing (splice on), in the
+ * same run, with the ratio splice/copy of CPU per GB.  With RUNS > 1 each
+ * figure is the median of RUNS runs, copy and splice interleaved.  Last,
+ * what setting up one pipe costs (pipe2 + F_SETPIPE_SZ + 2 close).
  * The relay runs on a libev loop in the main thread; the app and the server
  * are threads.  Bounded: one connection per run, MIB bytes each.  Build:
- * see docs/proxyd-relay.md.
+ * `make bench` or see docs/proxyd-relay.md.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -144,8 +149,14 @@ tick(struct ev_loop *loop, ev_timer *w, int revents)
 
 enum shape { DIRECT, RELAY_UNIX, RELAY_TCP };
 
-static void
-run(enum shape shape, size_t bufsize)
+struct result {
+	double	mbps;
+	double	cpu_gb;		/* relay thread's CPU s per GB */
+	uint64_t spliced;	/* bytes the relay spliced */
+};
+
+static struct result
+run(enum shape shape, size_t bufsize, int splice)
 {
 	static const char *names[] = { "direct", "relay/unix", "relay/tcp" };
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -156,10 +167,12 @@ run(enum shape shape, size_t bufsize)
 	uint16_t port;
 	int lfd = listener(&port), fds[2], sfd;
 	double t0, c0, wall, cpu;
+	struct result res;
 	ev_timer w;
 
 	relay_config_default(&cfg);
 	cfg.bufsize = bufsize;
+	cfg.splice = splice ? RELAY_SPLICE_ALL : RELAY_SPLICE_OFF;
 	r = relay_new(loop, &cfg);
 	t0 = now_s(CLOCK_MONOTONIC);
 	c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
@@ -208,15 +221,85 @@ run(enum shape shape, size_t bufsize)
 	if ((upload ? srv.moved : app.moved) != total)
 		fatalx("%s: moved %zu of %zu bytes", names[shape],
 		    upload ? srv.moved : app.moved, total);
-	printf("%-9s %-11s %8.0f MB/s", upload ? "upload" : "download",
-	    names[shape], (double)total / 1e6 / wall);
-	if (shape != DIRECT)
-		printf("   relay CPU %.2f s/GB", cpu / ((double)total / 1e9));
-	printf("\n");
-	fflush(stdout);
+	res.mbps = (double)total / 1e6 / wall;
+	res.cpu_gb = cpu / ((double)total / 1e9);
+	res.spliced = relay_stats(r)->bytes_spliced;
 	relay_free(r);
 	ev_loop_destroy(loop);
 	close(lfd);
+	return res;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_RUNS	15
+
+/* One shape, copy and splice interleaved runs times: medians. */
+static void
+compare(enum shape shape, size_t bufsize, int runs)
+{
+	static const char *names[] = { "direct", "relay/unix", "relay/tcp" };
+	double mb[2][MAX_RUNS], cpu[2][MAX_RUNS], m[2], c[2];
+	uint64_t spliced = 0;
+	struct result res;
+	int i, sp;
+
+	for (i = 0; i < runs; i++) {
+		for (sp = 0; sp < (shape == DIRECT ? 1 : 2); sp++) {
+			res = run(shape, bufsize, sp);
+			mb[sp][i] = res.mbps;
+			cpu[sp][i] = res.cpu_gb;
+			if (sp)
+				spliced = res.spliced;
+		}
+	}
+	m[0] = median(mb[0], runs);
+	printf("%-9s %-11s", upload ? "upload" : "download", names[shape]);
+	if (shape == DIRECT) {
+		printf(" %6.0f MB/s\n", m[0]);
+		fflush(stdout);
+		return;
+	}
+	c[0] = median(cpu[0], runs);
+	m[1] = median(mb[1], runs);
+	c[1] = median(cpu[1], runs);
+	printf(" copy %6.0f MB/s %5.2f s/GB   splice %6.0f MB/s %5.2f s/GB   "
+	    "splice/copy: MB/s %.2f, CPU %.2f%s\n", m[0], c[0], m[1], c[1],
+	    m[1] / m[0], c[1] / c[0],
+	    spliced * 2 < total ? "  (mostly NOT spliced)" : "");
+	fflush(stdout);
+}
+
+/* What one pipe costs a flow that gets one: pipe2, F_SETPIPE_SZ, close. */
+static void
+pipe_cost(size_t bufsize)
+{
+	const int n = 20000;
+	double t0 = now_s(CLOCK_MONOTONIC);
+	int i, fds[2];
+
+	for (i = 0; i < n; i++) {
+		if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
+			fatal("pipe2");
+		(void)fcntl(fds[1], F_SETPIPE_SZ, (int)bufsize);
+		close(fds[0]);
+		close(fds[1]);
+	}
+	printf("one pipe of %zu KiB: %.2f us to set up and close\n",
+	    bufsize / 1024, (now_s(CLOCK_MONOTONIC) - t0) / n * 1e6);
 }
 
 int
@@ -224,19 +307,26 @@ main(int argc, char *argv[])
 {
 	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 1024;
 	size_t bufsize = (argc > 2 ? strtoul(argv[2], NULL, 10) : 128) * 1024;
+	int runs = argc > 3 ? atoi(argv[3]) : 1;
 
-	if (mib == 0 || mib > 65536 || bufsize < 4096 || bufsize > (64u << 20)) {
-		fprintf(stderr, "usage: bench_relay [MIB 1..65536] [BUFSIZE_KIB]\n");
+	if (mib == 0 || mib > 65536 || bufsize < 4096 || bufsize > (64u << 20) ||
+	    runs < 1 || runs > MAX_RUNS) {
+		fprintf(stderr, "usage: bench_relay [MIB 1..65536] [BUFSIZE_KIB] "
+		    "[RUNS 1..%d]\n", MAX_RUNS);
 		return 2;
 	}
 	log_init("bench_relay", 1, LOG_LEVEL_WARN);
 	total = mib << 20;
-	printf("%zu MiB per run, relay buffer %zu KiB per direction, %ld CPUs\n",
-	    mib, bufsize / 1024, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("%zu MiB per run, relay buffer %zu KiB per direction, %ld CPUs, "
+	    "median of %d\n", mib, bufsize / 1024,
+	    sysconf(_SC_NPROCESSORS_ONLN), runs);
 	for (upload = 1; upload >= 0; upload--) {
-		run(DIRECT, bufsize);
-		run(RELAY_UNIX, bufsize);
-		run(RELAY_TCP, bufsize);
+		compare(DIRECT, bufsize, runs);
+		compare(RELAY_UNIX, bufsize, runs);
+		compare(RELAY_TCP, bufsize, runs);
 	}
+	pipe_cost(bufsize);
+	printf("proxyd's default (RELAY_SPLICE_AUTO) splices only TCP -> Unix: "
+	    "the download relay/unix row\n");
 	return 0;
 }

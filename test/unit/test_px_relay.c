@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -33,11 +34,14 @@
 #include "ipc.h"
 #include "log.h"
 #include "proxyd/flow.h"
+#include "proxyd/hostmatch.h"
 #include "proxyd/intake.h"
 #include "proxyd/relay.h"
 #include "proxyd/store.h"
 
 #include <sqlite3.h>
+
+#include "test/unit/data/px_client_hellos.h"
 
 #define TEST_BUFSIZE	(64 * 1024)
 #define SOURCE		((const void *)0x5043)	/* any non-NULL identity */
@@ -674,6 +678,9 @@ tcp_8mib_both_ways_intact(void **state)
 	assert_memory_equal(rec->first_from_app, data, FLOW_FIRST_BYTES);
 	assert_memory_equal(rec->first_to_app, data, FLOW_FIRST_BYTES);
 	assert_true(relay_stats(t->relay)->buffer_high_water <= TEST_BUFSIZE);
+	/* By default only server -> Unix app is spliced (relay.h). */
+	assert_int_equal(relay_stats(t->relay)->splice_dirs,
+	    t->cfg.splice == RELAY_SPLICE_AUTO ? 1 : 0);
 	app_finish(&app);
 	server_stop(&srv);
 	free(data);
@@ -978,6 +985,8 @@ tcp_slow_app_pauses_server(void **state)
 	assert_true(relay_stats(t->relay)->buffer_high_water <= TEST_BUFSIZE);
 	assert_int_equal(last_record(t)->bytes_to_app, len);
 	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	/* A download to a Unix app: through a pipe, as bounded. */
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 1);
 	app_finish(&app);
 	server_stop(&srv);
 	free(data);
@@ -1085,6 +1094,449 @@ tcp_relay_free_resets_running_flows(void **state)
 	close(fds[0]);
 	close(srv.lfd);
 	free(srv.got);
+}
+
+/* --- splice(2) ------------------------------------------------------------------- */
+
+/* Splice every direction that qualifies, from its first bytes on. */
+static void
+splice_all(struct fixture *t)
+{
+	t->cfg.splice = RELAY_SPLICE_ALL;
+	t->cfg.splice_after = 0;
+	restart_relay(t);
+}
+
+/*
+ * len bytes each way through an echo server, the app on a socketpair or
+ * on TCP, with every direction spliced: intact, counted, first bytes kept.
+ */
+static void
+splice_echo(struct fixture *t, int tcp_app, size_t len)
+{
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 11);
+	const struct flow_record *rec;
+	const struct relay_stats *st;
+	int fds[2];
+
+	splice_all(t);
+	server_start(&srv, AF_INET, SRV_ECHO, len);
+	if (tcp_app)
+		flow_tcp_pair(fds);
+	else
+		flow_socketpair(SOCK_STREAM, fds);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], len);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 60);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	assert_true(app.saw_eof);
+	assert_true(srv.saw_eof);
+	rec = last_record(t);
+	st = relay_stats(t->relay);
+	assert_int_equal(rec->end, FLOW_END_CLOSED);
+	assert_int_equal(rec->bytes_from_app, len);
+	assert_int_equal(rec->bytes_to_app, len);
+	assert_int_equal(st->bytes_from_app, len);
+	assert_int_equal(st->bytes_to_app, len);
+	assert_int_equal(rec->first_from_app_len, FLOW_FIRST_BYTES);
+	assert_int_equal(rec->first_to_app_len, FLOW_FIRST_BYTES);
+	assert_memory_equal(rec->first_from_app, data, FLOW_FIRST_BYTES);
+	assert_memory_equal(rec->first_to_app, data, FLOW_FIRST_BYTES);
+	/*
+	 * Both ways went through pipes, all but what the ring held before
+	 * the switch (at most one buffer each way: reading stops while it
+	 * drains).
+	 */
+	assert_int_equal(st->splice_dirs, 2);
+	assert_int_equal(st->splice_fallbacks, 0);
+	assert_true(st->bytes_spliced >= 2 * len - 2 * TEST_BUFSIZE);
+	assert_true(st->bytes_spliced <= 2 * len);
+	assert_true(st->buffer_high_water <= TEST_BUFSIZE);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+static void
+splice_unix_app_both_ways(void **state)
+{
+	splice_echo(*state, 0, 8u << 20);
+}
+
+static void
+splice_tcp_app_both_ways(void **state)
+{
+	splice_echo(*state, 1, 8u << 20);
+}
+
+/* The default splices only server -> Unix app, and not short flows. */
+static void
+splice_auto_only_tcp_to_unix(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 4u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 12);
+	const struct relay_stats *st;
+	int fds[2];
+
+	assert_int_equal(t->cfg.splice, RELAY_SPLICE_AUTO);
+	server_start(&srv, AF_INET, SRV_ECHO, len);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], len);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 60);
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	st = relay_stats(t->relay);
+	assert_int_equal(st->splice_dirs, 1);
+	/* After the first splice_after (64 KiB) bytes, the rest. */
+	assert_true(st->bytes_spliced >= len - 64 * 1024 - TEST_BUFSIZE);
+	assert_true(st->bytes_spliced <= len);
+	app_finish(&app);
+	server_stop(&srv);
+
+	/* A short exchange pays for no pipe. */
+	tcp_echo(t, AF_INET);
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 1);
+	free(data);
+}
+
+/* The app's EOF goes through its pipe; the server still answers. */
+static void
+splice_half_close_from_app(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 2u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 13);
+	int fds[2];
+
+	splice_all(t);
+	server_start(&srv, AF_INET, SRV_RESPOND_AFTER_EOF, len);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 30);
+
+	assert_true(srv.saw_eof);
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_int_equal(app.inlen, 23);
+	assert_memory_equal(app.in, "response after your EOF", 23);
+	assert_true(app.saw_eof);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 1);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/* The server's EOF goes through its pipe; the app still sends after it. */
+static void
+splice_half_close_from_upstream(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 2u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 14);
+	int fds[2];
+
+	splice_all(t);
+	srv.send_buf = data;
+	srv.send_len = len;
+	server_start(&srv, AF_INET6, SRV_SEND, 1024);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.read_first = 1;
+	app.out = (const uint8_t *)"sent after your EOF";
+	app.outlen = 19;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], len);
+	start_tcp(t, AF_INET6, srv.port, fds[1]);
+	run_until(t, all_done, &b, 30);
+
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	assert_true(app.saw_eof);
+	assert_int_equal(srv.gotlen, 19);
+	assert_memory_equal(srv.got, "sent after your EOF", 19);
+	assert_true(srv.saw_eof);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	assert_int_equal(last_record(t)->bytes_to_app, len);
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 1);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/* The server resets while the app's bytes go through a pipe. */
+static void
+splice_upstream_reset(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 1u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 15);
+	const struct flow_record *rec;
+	int fds[2];
+
+	splice_all(t);
+	server_start(&srv, AF_INET, SRV_RESET_MID, len);
+	srv.reset_after = len;
+	flow_tcp_pair(fds);
+	app.out = data;
+	app.outlen = len;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 30);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_int_equal(app.inlen, 7);
+	assert_memory_equal(app.in, "partial", 7);
+	assert_int_equal(app.read_err, ECONNRESET);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_UPSTREAM_RESET);
+	assert_int_equal(rec->bytes_from_app, len);
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 1);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/* The app resets while its bytes go through a pipe: the server is reset. */
+static void
+splice_app_reset(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 1u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 16);
+	int fds[2];
+
+	splice_all(t);
+	server_start(&srv, AF_INET, SRV_READ_ALL, len);
+	srv.pause = 0.2;	/* the app's bytes wait in the pipe */
+	flow_tcp_pair(fds);
+	app.out = data;
+	app.outlen = len;
+	app.reset_after_send = 1;
+	app_start(&app, fds[0], 0);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 30);
+
+	assert_int_equal(srv.read_err, ECONNRESET);
+	assert_false(srv.saw_eof);
+	assert_int_equal(last_record(t)->end, FLOW_END_APP_RESET);
+	assert_int_equal(relay_stats(t->relay)->resets_from_app, 1);
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 1);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/* A reader that does not read stalls the writer through a pipe too. */
+static void
+splice_slow_reader_pauses_writer(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 32u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct slow s = { &app, &srv, 0 };
+	uint8_t *data = pattern(len, 17);
+	int fds[2];
+
+	splice_all(t);
+	server_start(&srv, AF_INET, SRV_READ_ALL, len);
+	srv.pause = 0.5;
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 0);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_for(t, 0.3);
+	assert_true(atomic_load(&app.sent) < len);
+	assert_true(relay_stats(t->relay)->buffered <= TEST_BUFSIZE);
+	run_until(t, slow_done, &s, 60);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_true(s.max_buffered <= TEST_BUFSIZE);
+	assert_true(relay_stats(t->relay)->buffer_high_water <= TEST_BUFSIZE);
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 1);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/*
+ * A TLS flow passed through (its SNI matches --ignore-hosts) is spliced
+ * after its ClientHello, which is still what the record keeps.  The engine
+ * context is a stand-in: it only switches detection on, and a flow passed
+ * through never reaches the engine.
+ */
+static void
+splice_tls_passthrough(void **state)
+{
+	struct fixture *t = *state;
+	static char engine_stand_in;
+	const size_t len = 4u << 20;
+	struct hostmatch *ignore = hostmatch_new();
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 18);
+	const struct flow_record *rec;
+	char err[128];
+	int fds[2];
+
+	assert_non_null(ignore);
+	assert_int_equal(hostmatch_add(ignore, "example\\.org", err,
+	    sizeof(err)), 0);
+	memcpy(data, px_ch_curl, px_ch_curl_len);	/* SNI www.example.org */
+	t->cfg.mitm = (struct mitm_ctx *)(void *)&engine_stand_in;
+	t->cfg.ignore = ignore;
+	splice_all(t);
+	server_start(&srv, AF_INET, SRV_ECHO, len);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], len);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 60);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	rec = last_record(t);
+	assert_true(rec->tls_passthrough);
+	assert_string_equal(rec->tls_sni, "www.example.org");
+	assert_int_equal(rec->bytes_from_app, len);
+	assert_int_equal(rec->bytes_to_app, len);
+	assert_memory_equal(rec->first_from_app, px_ch_curl, FLOW_FIRST_BYTES);
+	assert_int_equal(relay_stats(t->relay)->tls_passthrough, 1);
+	assert_int_equal(relay_stats(t->relay)->splice_dirs, 2);
+	app_finish(&app);
+	server_stop(&srv);
+	/* The relay borrows both: gone before they are. */
+	t->cfg.mitm = NULL;
+	t->cfg.ignore = NULL;
+	restart_relay(t);
+	hostmatch_free(ignore);
+	free(data);
+}
+
+static int
+highest_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = -1;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && atoi(de->d_name) > n)
+			n = atoi(de->d_name);
+	closedir(d);
+	return n;
+}
+
+/* No descriptor for a pipe: the flow copies on, whole, and it is counted. */
+static void
+splice_no_pipe_falls_back(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 4u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	uint8_t *data = pattern(len, 19);
+	const struct relay_stats *st;
+	struct rlimit old, low;
+	int fds[2], fill[512], nfill = 0, i;
+
+	splice_all(t);
+	server_start(&srv, AF_INET, SRV_ECHO, len);
+	flow_socketpair(SOCK_STREAM, fds);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	/* Connected and accepted: the flow needs no new descriptor now. */
+	run_for(t, 0.1);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)highest_fd() + 1;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	/* The limit bounds numbers, not how many: fill the holes below it. */
+	while (nfill < 512 && (fill[nfill] = dup(0)) != -1)
+		nfill++;
+	assert_true(nfill < 512);
+	assert_int_equal(errno, EMFILE);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], len);
+	run_until(t, all_done, &b, 60);
+	for (i = 0; i < nfill; i++)
+		close(fill[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	st = relay_stats(t->relay);
+	assert_int_equal(st->splice_dirs, 0);
+	assert_int_equal(st->splice_fallbacks, 1);	/* tried once per flow */
+	assert_int_equal(st->bytes_spliced, 0);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	assert_int_equal(last_record(t)->bytes_to_app, len);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+}
+
+/* Off: nothing is spliced, and the bytes are the same. */
+static void
+splice_off_copies(void **state)
+{
+	struct fixture *t = *state;
+
+	t->cfg.splice = RELAY_SPLICE_OFF;
+	restart_relay(t);
+	tcp_8mib_both_ways_intact(state);
+	assert_int_equal(relay_stats(t->relay)->bytes_spliced, 0);
 }
 
 /* --- the source's TCP figures (FlowClosed) ----------------------------------------- */
@@ -1803,6 +2255,26 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    tcp_flow_closed_figures_land_either_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(splice_unix_app_both_ways, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(splice_tcp_app_both_ways, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(splice_auto_only_tcp_to_unix,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(splice_half_close_from_app, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(splice_half_close_from_upstream,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(splice_upstream_reset, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(splice_app_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(splice_slow_reader_pauses_writer,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(splice_tls_passthrough, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(splice_no_pipe_falls_back, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(splice_off_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv4, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv6, setup,

@@ -21,6 +21,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <time.h>
@@ -114,6 +116,48 @@ do_signer_work(void)
 	return write(STDERR_FILENO, "x", 1) == 1 ? 0 : 3;
 }
 
+/*
+ * What proxyd's relay does to splice a direction (proxyd/relay.c): a pipe
+ * sized with F_SETPIPE_SZ, socket -> pipe -> socket with splice(2), both
+ * ways between a Unix socket and a TCP one.
+ */
+static int
+do_proxyd_splice(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int sv[2], p[2], lfd, c, a;
+	char buf[8];
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1 ||
+	    pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
+		return 1;
+	if (fcntl(p[1], F_SETPIPE_SZ, 128 * 1024) < 128 * 1024)
+		return 2;
+	if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(lfd, 1) == -1 ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &len) == -1 ||
+	    (c = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    connect(c, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    (a = accept4(lfd, NULL, NULL, 0)) == -1)
+		return 3;
+	/* Unix -> pipe -> TCP */
+	if (write(sv[0], "unix", 4) != 4 ||
+	    splice(sv[1], NULL, p[1], NULL, 4, SPLICE_F_MOVE) != 4 ||
+	    splice(p[0], NULL, c, NULL, 4, SPLICE_F_MOVE) != 4 ||
+	    recv(a, buf, 4, MSG_WAITALL) != 4 || memcmp(buf, "unix", 4) != 0)
+		return 4;
+	/* TCP -> pipe -> Unix */
+	if (send(a, "tcp!", 4, 0) != 4 ||
+	    splice(c, NULL, p[1], NULL, 4, SPLICE_F_MOVE) != 4 ||
+	    splice(p[0], NULL, sv[1], NULL, 4, SPLICE_F_MOVE) != 4 ||
+	    recv(sv[0], buf, 4, MSG_WAITALL) != 4 || memcmp(buf, "tcp!", 4) != 0)
+		return 5;
+	return 0;
+}
+
 static int
 do_unix_socket(void)
 {
@@ -150,6 +194,13 @@ signer_profile_allows_its_work_and_nothing_else(void **state)
 	assert_int_equal(confined_as(SANDBOX_SIGNER, do_exec_mapping), 159);
 	assert_int_equal(confined_as(SANDBOX_SIGNER, do_kill_parent), 159);
 	assert_int_equal(confined_as(SANDBOX_SIGNER, do_ioctl), 159);
+}
+
+static void
+proxyd_profile_allows_splice(void **state)
+{
+	(void)state;
+	assert_int_equal(confined_as(SANDBOX_PROXYD, do_proxyd_splice), 0);
 }
 
 static void
@@ -276,6 +327,7 @@ main(void)
 		cmocka_unit_test(inet_socket_kills_but_unix_works),
 		cmocka_unit_test(landlock_refuses_files),
 		cmocka_unit_test(signer_profile_allows_its_work_and_nothing_else),
+		cmocka_unit_test(proxyd_profile_allows_splice),
 		cmocka_unit_test(no_capabilities_and_no_new_privs),
 		cmocka_unit_test(as_another_user_nothing_is_left),
 	};
