@@ -119,6 +119,13 @@ struct netstackd {
 	uint64_t		 flows_refused;	/* proxyd away or no resources */
 	uint64_t		 tun_handovers;
 	int			 status_dirty;
+
+	/* proxyd's last ProxyStatus, passed on to redirectord. */
+#define NS_PX_COUNTERS	32
+	char			 px_names[NS_PX_COUNTERS][32];
+	uint64_t		 px_values[NS_PX_COUNTERS];
+	size_t			 n_px;
+	uint64_t		 px_flows_active;
 };
 
 static struct netstackd ns = { .d = { .name = "netstackd" }, .tun_fd = -1 };
@@ -162,6 +169,7 @@ report_status(void)
 	const struct ns_stack_stats *st = ns.stack ? ns_stack_stats(ns.stack) : NULL;
 	Lc__NetstackStatus msg;
 	Lc__Counter c[16], *cp[16];	/* redirectord keeps 16 */
+	Lc__Counter pcs[NS_PX_COUNTERS], *pcp[NS_PX_COUNTERS];
 	size_t n = 0;
 
 	if (rd == NULL)
@@ -195,9 +203,21 @@ report_status(void)
 	msg.n_counters = n;
 	msg.counters = cp;
 	if (px) {
+		Lc__Counter *pc = pcs;
+		size_t i;
+
 		msg.proxyd_connected = 1;
 		msg.proxyd_pid = (uint32_t)ipc_cred(px)->pid;
 		msg.proxyd_version = (char *)(uintptr_t)ipc_peer_version(px);
+		for (i = 0; i < ns.n_px; i++) {
+			lc__counter__init(&pc[i]);
+			pc[i].name = ns.px_names[i];
+			pc[i].value = ns.px_values[i];
+			pcp[i] = &pc[i];
+		}
+		msg.n_proxyd_counters = ns.n_px;
+		msg.proxyd_counters = pcp;
+		msg.proxyd_flows_active = ns.px_flows_active;
 	}
 	if (ipc_send(rd, LC__MSG_TYPE__MSG_NETSTACK_STATUS, &msg.base, NULL, 0) == -1)
 		log_warn("sending NetstackStatus");
@@ -1025,7 +1045,23 @@ proxy_message(struct ipc_peer *peer, Lc__MsgType type,
 	(void)fds;
 	(void)nfds;
 	switch (type) {
-	case LC__MSG_TYPE__MSG_PROXY_STATUS:
+	case LC__MSG_TYPE__MSG_PROXY_STATUS: {
+		const Lc__ProxyStatus *ps = (const Lc__ProxyStatus *)(const void *)msg;
+		size_t i;
+
+		/* Kept for status only: names cut, a bounded number of them. */
+		ns.n_px = 0;
+		for (i = 0; i < ps->n_counters && ns.n_px < NS_PX_COUNTERS; i++) {
+			if (ps->counters[i]->name == NULL)
+				continue;
+			snprintf(ns.px_names[ns.n_px], sizeof(ns.px_names[0]), "%s",
+			    ps->counters[i]->name);
+			ns.px_values[ns.n_px++] = ps->counters[i]->value;
+		}
+		ns.px_flows_active = ps->flows_active;
+		ns.status_dirty = 1;
+		break;
+	}
 	case LC__MSG_TYPE__MSG_FLOW_CLOSED:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;

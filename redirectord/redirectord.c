@@ -56,6 +56,11 @@ struct redirectord {
 	Lc__Counter		*ns_counter_ptrs[16];
 	char			 ns_counter_names[16][32];
 	size_t			 n_ns_counters;
+	/* proxyd's, as netstackd passes them on. */
+	Lc__Counter		 px_counters[33];
+	Lc__Counter		*px_counter_ptrs[33];
+	char			 px_counter_names[33][32];
+	size_t			 n_px_counters;
 	const char		*tun_name_opt;
 	const char		*tun_mtu_opt;
 	const char		*cgroup_opt;
@@ -168,6 +173,10 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
 	fill_daemon(&ds[2], "proxyd", have_ns && rd.proxyd_connected,
 	    have_ns && rd.proxyd_connected ? rd.proxyd_pid : 0,
 	    have_ns && rd.proxyd_connected ? rd.proxyd_version : NULL);
+	if (have_ns && rd.proxyd_connected) {
+		ds[2].n_counters = rd.n_px_counters;
+		ds[2].counters = rd.px_counter_ptrs;
+	}
 	dsp[0] = &ds[0];
 	dsp[1] = &ds[1];
 	dsp[2] = &ds[2];
@@ -428,6 +437,21 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 		capture_chain(&rd.cap, rd.proxyd_connected);
 		snprintf(rd.proxyd_version, sizeof(rd.proxyd_version), "%s",
 		    st->proxyd_version ? st->proxyd_version : "");
+		/* proxyd's: flows_active first, then its named counters. */
+		rd.n_px_counters = 0;
+		for (i = 0; st->proxyd_connected && i <= st->n_proxyd_counters &&
+		    i < 33; i++) {
+			Lc__Counter *c = &rd.px_counters[rd.n_px_counters];
+
+			lc__counter__init(c);
+			snprintf(rd.px_counter_names[rd.n_px_counters], 32, "%s",
+			    i == 0 ? "flows_active" : st->proxyd_counters[i - 1]->name ?
+			    st->proxyd_counters[i - 1]->name : "");
+			c->name = rd.px_counter_names[rd.n_px_counters];
+			c->value = i == 0 ? st->proxyd_flows_active :
+			    st->proxyd_counters[i - 1]->value;
+			rd.px_counter_ptrs[rd.n_px_counters++] = c;
+		}
 		rd.n_ns_counters = 0;
 		for (i = 0; i < st->n_counters && i < 16; i++) {
 			Lc__Counter *c = &rd.ns_counters[rd.n_ns_counters];
