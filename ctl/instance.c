@@ -141,6 +141,18 @@ daemon_cgroup(const char *runtime_dir, char *path, size_t len)
 	return 0;
 }
 
+/* Remove the daemons' cgroup once they are gone (the kernel may take a moment). */
+static void
+remove_daemon_cgroup(const char *cg)
+{
+	int i;
+
+	if (cg[0] == '\0')
+		return;
+	for (i = 0; i < 20 && rmdir(cg) == -1 && errno == EBUSY; i++)
+		usleep(50000);
+}
+
 static pid_t
 spawn(const char *bindir, const char *name, char *const extra[], const char *logdir,
     int foreground, const char *cgroup)
@@ -399,6 +411,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 				    "see %s/%s.log\n", daemon_names[i], why[0] ? ": " : "",
 				    why, logdir, daemon_names[i]);
 				stop_all(pids);
+				remove_daemon_cgroup(cg);
 				return 1;
 			}
 		}
@@ -406,6 +419,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 			fprintf(stderr, "localcapctl: the daemons did not all come up "
 			    "within %d s; logs in %s\n", UP_TIMEOUT_MS / 1000, logdir);
 			stop_all(pids);
+			remove_daemon_cgroup(cg);
 			return 1;
 		}
 		usleep(50000);
@@ -441,6 +455,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 			break;
 	}
 	stop_all(pids);
+	remove_daemon_cgroup(cg);
 	return got_signal ? 0 : 1;
 }
 
@@ -487,10 +502,8 @@ ctl_down(const char *runtime_dir)
 	if (!left) {
 		char cg[PATH_MAX];
 
-		/* Their cgroup is empty now (it may take the kernel a moment). */
 		if (daemon_cgroup(runtime_dir, cg, sizeof(cg)) == 0)
-			for (i = 0; i < 20 && rmdir(cg) == -1 && errno == EBUSY; i++)
-				usleep(50000);
+			remove_daemon_cgroup(cg);
 	}
 	return left ? 1 : 0;
 }

@@ -28,6 +28,16 @@ remove_cgroup() {
 	echo "warning: could not remove cgroup $1" >&2
 }
 
+# stop_pids PID...: the test's own background processes, asked to stop,
+# then killed if they have not within 0.2 s, and reaped.
+stop_pids() {
+	[ $# -gt 0 ] || return 0
+	for _p in "$@"; do kill "$_p" 2>/dev/null; done
+	sleep 0.2
+	for _p in "$@"; do kill -9 "$_p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+
 # kill_netns NAME: end every process still in the namespace (the test's own),
 # then delete it.
 kill_netns() {

@@ -28,8 +28,7 @@ SECS=${BENCH_SECONDS:-5}
 pids=""
 
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	stop_pids $pids
 	kill_netns "$NS"
 	kill_netns "$NS2"
 	remove_cgroup "$CG"

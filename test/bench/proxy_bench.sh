@@ -55,10 +55,7 @@ CG=$(make_cgroup "localcap-pbench-$$") || { echo "proxy_bench: no cgroup v2"; ex
 pids=""
 
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	stop_pids $pids
 	kill_netns "$NS"
 	remove_cgroup "$CG"
 	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
@@ -186,7 +183,6 @@ measure() {
 			    sleep "$SECS" >"$T/perf.log" 2>&1 &
 			_perf=$!
 		fi
-		# shellcheck disable=SC2086
 		_r=$(client $_args -t "$SECS" "$@")
 		[ -n "${_perf:-}" ] && { wait "$_perf"; _perf=""; }
 		_c1=0

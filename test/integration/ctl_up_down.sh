@@ -77,6 +77,7 @@ out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "
     --ignore-hosts 'a(b' 2>&1); rc=$?
 check "up with a bad --ignore-hosts pattern fails and says why ($out)" sh -c \
     "[ $rc -ne 0 ] && echo \"\$1\" | grep -q 'bad pattern'" sh "$out"
+check "...and leaves no cgroup behind" test ! -d "$(cgroup2_root)$rd_cg"
 $NSE "$B/bin/localcapctl" -r "$T/run" down >/dev/null 2>&1
 
 # Installed: localcapctl in $PREFIX/bin finds $PREFIX/libexec/localcap.

@@ -39,10 +39,7 @@ passed=0 failed=0
 CG=$(make_cgroup "localcap-test-interop-$$") || { echo "no cgroup v2"; exit 1; }
 
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	stop_pids $pids
 	kill_netns "$NS"
 	remove_cgroup "$CG"
 	rm -rf "$T"

@@ -30,10 +30,7 @@ pids=""
 passed=0 failed=0
 
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	stop_pids $pids
 	kill_netns "$NS"
 	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
