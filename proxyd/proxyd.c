@@ -679,14 +679,24 @@ main(int argc, char *argv[])
 	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot initialise libev");
 	daemon_start(&proxyd.d, loop, &hooks);
+	/* Options first: a bad one stops proxyd before it creates anything. */
+	prepare_ignore();
+	prepare_store_config();
+	{
+		const char *l = proxyd.listen_opt ? proxyd.listen_opt :
+		    conf_get(proxyd.d.conf, "proxyd", "listen");
+		struct flow_addr a;
+		char err[256];
+
+		if (l != NULL && plisten_parse_addr(l, &a, err, sizeof(err)) == -1)
+			fatalx("--listen: %s", err);
+	}
 	prepare_state_dir();
 	raise_fd_limit();
 	if (proxyd.upstream_ca == NULL)
 		proxyd.upstream_ca = conf_get(proxyd.d.conf, "proxyd",
 		    "upstream_ca");
 	read_trust();
-	prepare_ignore();
-	prepare_store_config();
 	proxyd.relay_cfg.ignore = proxyd.ignore;
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||
