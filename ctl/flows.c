@@ -301,7 +301,8 @@ reader_open_1(struct reader *r, const char *dir, struct filters *f)
 	int v = 0, rc;
 	sqlite3_stmt *q;
 
-	snprintf(r->path, sizeof(r->path), "%s/%s", dir, STORE_DB_NAME);
+	snprintf(r->path, sizeof(r->path), "%s/%s/%s", dir, STORE_DIR_NAME,
+	    STORE_DB_NAME);
 	if (access(r->path, F_OK) == -1 && errno == ENOENT) {
 		fprintf(stderr, "localcapctl: no flows recorded yet in %s\n", dir);
 		return 1;

@@ -9,6 +9,7 @@
  * is the process: options, the flow.sock listener, start-up and shutdown.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ struct proxyd {
 	struct daemon		 d;
 	const char		*state_dir_opt;
 	char			 state_dir[256];
+	char			 store_dir[300];	/* <state>/store: all it writes */
 	struct ipc_listener	*flow_listener;
 	struct relay_config	 relay_cfg;
 	struct relay		*relay;
@@ -245,6 +247,8 @@ prepare_state_dir(void)
 		fatalx("state dir %s is not a directory", proxyd.state_dir);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		fatalx("state dir %s is writable by group or others", proxyd.state_dir);
+	snprintf(proxyd.store_dir, sizeof(proxyd.store_dir), "%s/%s",
+	    proxyd.state_dir, STORE_DIR_NAME);
 }
 
 /*
@@ -400,6 +404,58 @@ prepare_tls(struct ev_loop *loop)
 }
 
 /*
+ * <state>/store, the one tree the sandbox lets proxyd touch: not the state
+ * dir itself, which holds the CA key (the signer's) and the certificate
+ * `localcapctl ca install` trusts.  A store from before this layout
+ * (<state>/flows.db) moves in.  As proxyd's user, before the sandbox.
+ */
+static void
+prepare_store_dir(void)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char from[600], to[600];
+	size_t i;
+
+	if (mkdir(proxyd.store_dir, 0700) == -1 && errno != EEXIST)
+		fatal("cannot create %s", proxyd.store_dir);
+	snprintf(to, sizeof(to), "%s/%s", proxyd.store_dir, STORE_DB_NAME);
+	snprintf(from, sizeof(from), "%s/%s", proxyd.state_dir, STORE_DB_NAME);
+	if (access(to, F_OK) == 0 || access(from, F_OK) == -1)
+		return;
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(from, sizeof(from), "%s/%s%s", proxyd.state_dir,
+		    STORE_DB_NAME, sfx[i]);
+		snprintf(to, sizeof(to), "%s/%s%s", proxyd.store_dir,
+		    STORE_DB_NAME, sfx[i]);
+		if (rename(from, to) == -1 && errno != ENOENT)
+			fatal("moving %s into %s", from, proxyd.store_dir);
+	}
+	log_info("flow store moved into %s", proxyd.store_dir);
+}
+
+/*
+ * Inside the sandbox: try to open the CA key file, which only the signer
+ * should ever have read.  Said either way, so a person (and a test) can see
+ * that the sandbox really hides it.
+ */
+static void
+check_key_hidden(void)
+{
+	char p[600];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", proxyd.state_dir, CA_SECRET_FILE);
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) != -1) {
+		close(fd);
+		log_warnx("the CA key %s is readable inside the sandbox: this "
+		    "kernel does not restrict files (no Landlock)", p);
+		return;
+	}
+	log_info("the CA key file is out of proxyd's reach (%s)",
+	    strerror(errno));
+}
+
+/*
  * The flow store: every flow is recorded from its start.  If it cannot be
  * opened proxyd still relays, unrecorded, and says so once.
  */
@@ -408,7 +464,7 @@ open_store(struct ev_loop *loop)
 {
 	char path[512], err[512];
 
-	snprintf(path, sizeof(path), "%s/%s", proxyd.state_dir, STORE_DB_NAME);
+	snprintf(path, sizeof(path), "%s/%s", proxyd.store_dir, STORE_DB_NAME);
 	if ((proxyd.store = store_open(path, &proxyd.store_cfg, err,
 	    sizeof(err))) == NULL) {
 		log_warnx("flows will not be recorded: %s", err);
@@ -497,6 +553,7 @@ prepare_listener(struct ev_loop *loop)
 {
 	const char *l = proxyd.listen_opt ? proxyd.listen_opt :
 	    conf_get(proxyd.d.conf, "proxyd", "listen");
+	struct resolver_config rc;
 	struct flow_addr a;
 	char err[512], where[64];
 
@@ -511,7 +568,10 @@ prepare_listener(struct ev_loop *loop)
 	log_info("explicit HTTP proxy on %s", flow_addr_str(&a, where,
 	    sizeof(where)));
 	/* The files are read now: the sandbox will not let proxyd later. */
-	if ((proxyd.resolver = resolver_new(loop, NULL)) == NULL)
+	/* As many lookups as clients may wait: one client cannot take all. */
+	memset(&rc, 0, sizeof(rc));
+	rc.max_pending = PLISTEN_MAX_PENDING;
+	if ((proxyd.resolver = resolver_new(loop, &rc)) == NULL)
 		fatalx("out of memory");
 	if (resolver_load(proxyd.resolver, NULL, NULL, err, sizeof(err)) == -1)
 		log_warnx("host names: %s; only addresses will work", err);
@@ -734,7 +794,7 @@ main(int argc, char *argv[])
 		const struct sandbox sb = {
 			.profile = SANDBOX_PROXYD,
 			.user = user,
-			.rw_dir = proxyd.state_dir,
+			.rw_dir = proxyd.store_dir,
 			.remove_dir = proxyd.d.runtime_dir,
 			.ro_file = proxyd.d.config_path,
 		};
@@ -743,7 +803,9 @@ main(int argc, char *argv[])
 		 * the CA, whose key leaves with the signer; then the sandbox. */
 		sandbox_drop(&sb);
 		spawn_signer();
+		prepare_store_dir();
 		sandbox_confine(&sb);
+		check_key_hidden();
 	}
 	prepare_tls(loop);
 	open_store(loop);

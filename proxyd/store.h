@@ -33,6 +33,12 @@
 #include "proxyd/flow.h"
 #include "proxyd/http.h"
 
+/*
+ * The store lives in its own directory under the state dir: the only tree
+ * proxyd's sandbox may write (and read), so that the CA key and the
+ * certificate `ca install` trusts, beside it, are out of its reach.
+ */
+#define STORE_DIR_NAME		"store"
 #define STORE_DB_NAME		"flows.db"
 #define STORE_SCHEMA_VERSION	3
 

@@ -144,6 +144,8 @@ ok "daemons and origin up"
 
 field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 want_seccomp=2; [ "${SANITIZE:-}" = 1 ] && want_seccomp=0
+check "proxyd's sandbox hides the CA key file from it (it tried)" \
+    grep -q "the CA key file is out of proxyd's reach (Permission denied)" "$T/proxyd.log"
 check "proxyd runs with no capabilities, no_new_privs and its seccomp filter" \
     sh -c "[ '$(field $PXD CapEff)' = 0000000000000000 ] &&
            [ '$(field $PXD NoNewPrivs)' = 1 ] && [ '$(field $PXD Seccomp)' = $want_seccomp ]"

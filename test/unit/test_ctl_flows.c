@@ -234,7 +234,11 @@ setup(void **state)
 	snprintf(dir, sizeof(dir), "/tmp/test_ctl_flows.XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return -1;
-	snprintf(dbpath, sizeof(dbpath), "%s/%s", dir, STORE_DB_NAME);
+	snprintf(dbpath, sizeof(dbpath), "%s/%s", dir, STORE_DIR_NAME);
+	if (mkdir(dbpath, 0700) == -1)
+		return -1;
+	snprintf(dbpath, sizeof(dbpath), "%s/%s/%s", dir, STORE_DIR_NAME,
+	    STORE_DB_NAME);
 	snprintf(outpath, sizeof(outpath), "%s/out", dir);
 	snprintf(errpath, sizeof(errpath), "%s/err", dir);
 	t_now = realtime_us();
@@ -803,6 +807,8 @@ root_reads_as_the_store_owner(void **state)
 		unlink(p);	/* as after proxyd's clean exit */
 	}
 	assert_int_equal(chown(dir, 65534, 65534), 0);
+	snprintf(p, sizeof(p), "%s/%s", dir, STORE_DIR_NAME);
+	assert_int_equal(chown(p, 65534, 65534), 0);
 	assert_int_equal(chown(dbpath, 65534, 65534), 0);
 	assert_int_equal(RUN(ctl_flows, "flows"), 0);
 	assert_int_equal(count_lines(out), 7);
@@ -860,7 +866,10 @@ other_schema_versions_refused_clearly(void **state)
 
 	snprintf(sub, sizeof(sub), "%s/old", dir);
 	assert_int_equal(mkdir(sub, 0700), 0);
-	snprintf(path, sizeof(path), "%s/%s", sub, STORE_DB_NAME);
+	snprintf(path, sizeof(path), "%s/%s", sub, STORE_DIR_NAME);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/%s/%s", sub, STORE_DIR_NAME,
+	    STORE_DB_NAME);
 	assert_int_equal(store_create_at_version(path, 1, e, sizeof(e)), 0);
 	assert_int_equal(run_child(ctl_flows, sub, NULL,
 	    (char *[]){ "flows", NULL }), 1);
@@ -877,9 +886,11 @@ other_schema_versions_refused_clearly(void **state)
 		    f);
 		fclose(f);
 	}
-	snprintf(path, sizeof(path), "%s/%s-wal", sub, STORE_DB_NAME);
+	snprintf(path, sizeof(path), "%s/%s/%s-wal", sub, STORE_DIR_NAME,
+	    STORE_DB_NAME);
 	unlink(path);
-	snprintf(path, sizeof(path), "%s/%s-shm", sub, STORE_DB_NAME);
+	snprintf(path, sizeof(path), "%s/%s/%s-shm", sub, STORE_DIR_NAME,
+	    STORE_DB_NAME);
 	unlink(path);
 	assert_int_equal(run_child(ctl_flows, sub, NULL,
 	    (char *[]){ "flows", NULL }), 1);
