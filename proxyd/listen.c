@@ -32,7 +32,8 @@
 #include "proxyd/relay.h"
 
 #define DRAIN_TIMEOUT	2.0	/* s to let an answered client close */
-#define RESOLVE_TIMEOUT	30.0	/* s, on top of the resolver's own */
+#define RESOLVE_TIMEOUT	30.0	/* s a client waits for its host's address */
+#define ACCEPT_PAUSE	0.1	/* s without accepting when out of fds */
 
 enum pstate {
 	P_READING,
@@ -67,6 +68,7 @@ struct plisten {
 	int			 fd;
 	uint16_t		 port;
 	ev_io			 accept_w;
+	ev_timer		 accept_pause;	/* out of descriptors: wait */
 	struct plisten_resolver	 res;
 	TAILQ_HEAD(, pconn)	 conns;
 	size_t			 npending;
@@ -273,6 +275,8 @@ resolved(void *arg, const struct flow_addr *addrs, size_t naddrs,
 	struct pconn *pc = arg;
 
 	pc->query = NULL;
+	if (pc->state != P_RESOLVING)
+		return;		/* answered already (cannot happen: cancelled) */
 	if (naddrs == 0) {
 		char why[512];
 
@@ -301,8 +305,14 @@ keep_field(const struct http_msg *m, const struct http_field *f)
 	for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
 		if (strcasecmp(f->name, hop[i]) == 0)
 			return 0;
-	/* Fields the client named as hop-by-hop go, except the upgrade. */
+	/*
+	 * Fields the client named as hop-by-hop go, except the upgrade and
+	 * the body's framing: dropping Content-Length or Transfer-Encoding
+	 * would make the body that follows look like the next request.
+	 */
 	if (strcasecmp(f->name, "upgrade") != 0 &&
+	    strcasecmp(f->name, "content-length") != 0 &&
+	    strcasecmp(f->name, "transfer-encoding") != 0 &&
 	    http_field_has_token(m->fields, m->nfields, "connection", f->name))
 		return 0;
 	return 1;
@@ -539,6 +549,10 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		refuse(pc, 408, "Request Timeout", "no complete request in time");
 		break;
 	case P_RESOLVING:
+		/* The lookup must not answer a client that has had its 504. */
+		if (pc->query != NULL && pc->pl->res.cancel != NULL)
+			pc->pl->res.cancel(pc->query);
+		pc->query = NULL;
 		pc->pl->stats.resolve_failed++;
 		refuse(pc, 504, "Gateway Timeout", "resolving took too long");
 		break;
@@ -582,7 +596,22 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		fd = accept4(pl->fd, (struct sockaddr *)&ss, &sslen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR &&
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/*
+				 * The connection stays queued, so the socket
+				 * stays readable: pause rather than spin, and
+				 * say so at most every 10 s.
+				 */
+				if (ev_now(loop) - pl->overload_logged > 10) {
+					pl->overload_logged = ev_now(loop);
+					log_warn("proxy listener: accept (pausing "
+					    "%.0f ms)", ACCEPT_PAUSE * 1000);
+				}
+				pl->stats.overloaded++;
+				ev_io_stop(loop, &pl->accept_w);
+				ev_timer_start(loop, &pl->accept_pause);
+			} else if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("proxy listener: accept");
 			return;
@@ -617,6 +646,15 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		pc->timer.data = pc;
 		ev_timer_start(loop, &pc->timer);
 	}
+}
+
+static void
+accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct plisten *pl = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &pl->accept_w);
 }
 
 struct plisten *
@@ -661,6 +699,8 @@ plisten_new(struct ev_loop *loop, struct relay *relay,
 	}
 	ev_io_init(&pl->accept_w, accept_cb, pl->fd, EV_READ);
 	pl->accept_w.data = pl;
+	ev_timer_init(&pl->accept_pause, accept_resume, ACCEPT_PAUSE, 0);
+	pl->accept_pause.data = pl;
 	return pl;
 }
 
@@ -682,6 +722,7 @@ plisten_free(struct plisten *pl)
 	while ((pc = TAILQ_FIRST(&pl->conns)) != NULL)
 		pconn_free(pc);
 	ev_io_stop(pl->loop, &pl->accept_w);
+	ev_timer_stop(pl->loop, &pl->accept_pause);
 	close(pl->fd);
 	free(pl);
 }

@@ -88,6 +88,24 @@ absolute_form_port_path_and_body(void **state)
 	free(r.prefix);
 }
 
+/* Connection may not strip the body's framing: the body would turn into the
+ * next request. */
+static void
+framing_survives_connection_tokens(void **state)
+{
+	static const char in[] =
+	    "POST http://h.test/ HTTP/1.1\r\n"
+	    "Connection: content-length, transfer-encoding, x-a\r\n"
+	    "X-A: 1\r\nContent-Length: 5\r\n\r\nhello";
+	struct plisten_req r;
+
+	(void)state;
+	decide(in, sizeof(in) - 1, &r);
+	expect_prefix(&r, "POST / HTTP/1.1\r\nHost: h.test\r\n"
+	    "Content-Length: 5\r\nConnection: close\r\n\r\nhello");
+	free(r.prefix);
+}
+
 static void
 upgrade_keeps_connection_upgrade(void **state)
 {
@@ -204,6 +222,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(absolute_form_rewritten_to_origin_form),
 		cmocka_unit_test(absolute_form_port_path_and_body),
+		cmocka_unit_test(framing_survives_connection_tokens),
 		cmocka_unit_test(upgrade_keeps_connection_upgrade),
 		cmocka_unit_test(connect_keeps_following_bytes),
 		cmocka_unit_test(refusals),
