@@ -219,10 +219,11 @@ check_request(struct signer *s, const struct leaf_request *req, char *err, size_
 		seterr(err, errlen, "subjectAltNames too long (%zu bytes)", dns_bytes);
 		return SIGNER_BAD_REQUEST;
 	}
-	if (req->not_after <= req->not_before ||
-	    req->not_after - req->not_before > (int64_t)SIGNER_MAX_DAYS * 86400 ||
-	    req->not_before < now - SIGNER_MAX_BACKDATE ||
-	    req->not_after > now + (int64_t)SIGNER_MAX_DAYS * 86400) {
+	/* Each bound against now first: the difference then cannot overflow. */
+	if (req->not_before < now - SIGNER_MAX_BACKDATE ||
+	    req->not_after > now + (int64_t)SIGNER_MAX_DAYS * 86400 ||
+	    req->not_after <= req->not_before ||
+	    req->not_after - req->not_before > (int64_t)SIGNER_MAX_DAYS * 86400) {
 		seterr(err, errlen, "validity out of policy (at most %d days, notBefore "
 		    "at most %d days back)", SIGNER_MAX_DAYS, SIGNER_MAX_BACKDATE / 86400);
 		return SIGNER_BAD_REQUEST;
