@@ -281,6 +281,9 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	};
 	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
 	const char *upstream_ca = NULL, *ignore = NULL, *listen = NULL;
+	static char ignore_buf[4096];
+
+	ignore_buf[0] = '\0';
 	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX], cg[PATH_MAX];
 	char *rd_args[12], *ns_args[8], *px_args[16];
 	pid_t pids[NDAEMONS] = { 0 };
@@ -297,7 +300,21 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		case 'F': fail_closed = 1; break;
 		case 'f': foreground = 1; break;
 		case 'U': upstream_ca = optarg; break;
-		case 'G': ignore = optarg; break;
+		case 'G': {
+			/* Repeatable, as proxyd's: the lists join. */
+			size_t have = strlen(ignore_buf);
+
+			if (have + (have > 0) + strlen(optarg) >= sizeof(ignore_buf)) {
+				fprintf(stderr, "localcapctl: up --ignore-hosts: "
+				    "the patterns are too long together\n");
+				return 2;
+			}
+			if (have > 0)
+				ignore_buf[have++] = ',';
+			memcpy(ignore_buf + have, optarg, strlen(optarg) + 1);
+			ignore = ignore_buf;
+			break;
+		}
 		case 'L': listen = optarg; break;
 		default:
 			return 2;

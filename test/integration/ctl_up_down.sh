@@ -36,7 +36,7 @@ ip netns add "$NS" || exit 1
 ip -n "$NS" link set lo up
 
 out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" \
-    --listen 127.0.0.1:3128 --ignore-hosts 'example\.org,^pinned\.' 2>&1)
+    --listen 127.0.0.1:3128 --ignore-hosts 'example\.org' --ignore-hosts '^pinned\.' 2>&1)
 rc=$?
 check "up starts the three daemons and says where things are" \
     sh -c "[ $rc -eq 0 ] && echo \"\$1\" | grep -q 'localcap is up' &&
