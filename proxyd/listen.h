@@ -32,7 +32,6 @@ struct relay;
 #define PLISTEN_MAX_HEAD	(16 * 1024)	/* the proxy request's head */
 #define PLISTEN_HEAD_TIMEOUT	30.0		/* s to send it */
 #define PLISTEN_MAX_PENDING	1024		/* connections before their flow */
-#define PLISTEN_MAX_ADDRS	16
 
 /*
  * Resolving a host name: resolve() starts a lookup and returns a handle
