@@ -49,6 +49,10 @@ static const struct conf_key conf_schema[] = {
 	{ "upstream_ca",	CONF_PATH,	",proxyd,", 0, 0 },
 	{ "body_cap",		CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "store_max",		CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "memory_budget",	CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "max_flows",		CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "max_flows_per_addr",	CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "idle_timeout",	CONF_TEXT,	",proxyd,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };

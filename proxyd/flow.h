@@ -37,6 +37,7 @@ enum flow_end {
 	FLOW_END_SOURCE_CLOSED,		/* the source ended it (FlowClosed) */
 	FLOW_END_SHUTDOWN,		/* proxyd stopping */
 	FLOW_END_INTERNAL,		/* proxyd could not go on (memory...) */
+	FLOW_END_REFUSED,		/* over a flow cap: never relayed */
 };
 
 struct flow_addr {

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "proxyd/layer.h"
+#include "proxyd/membudget.h"
 #include "proxyd/mitm.h"
 #include "proxyd/relay.h"
 #include "proxyd/relay_int.h"
@@ -249,6 +250,7 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 	case FLOW_END_IDLE:
 	case FLOW_END_SHUTDOWN:
 	case FLOW_END_INTERNAL:
+	case FLOW_END_REFUSED:
 		if (end == FLOW_END_IDLE)
 			r->stats.idle_expired++;
 		/* Neither side may take a cut-off stream for a complete one. */
@@ -265,13 +267,16 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 	ev_timer_stop(r->loop, &f->grace);
 	rflow_side_close(r, &f->app);
 	rflow_side_close(r, &f->up);
-	r->stats.buffered -= rbuf_release(&f->a2u);
-	r->stats.buffered -= rbuf_release(&f->u2a);
+	rflow_ring_release(r, &f->a2u);
+	rflow_ring_release(r, &f->u2a);
 	spipe_close(r, &f->pa2u);
 	spipe_close(r, &f->pu2a);
 	dlist_remove(&f->connect_dl);
 	dlist_remove(&f->idle_dl);
 	rflow_hash_remove(r, f);
+	rflow_addr_uncount(f);
+	membudget_give(r->cfg.budget, f->charged);
+	f->charged = 0;
 	TAILQ_REMOVE(&r->flows, f, all);
 	r->stats.flows_active--;
 	/* Exchanges first: the flow's row is complete once it ends. */

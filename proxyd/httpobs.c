@@ -16,11 +16,14 @@
 
 #include "log.h"
 #include "proxyd/httpobs.h"
+#include "proxyd/membudget.h"
 
 struct obody {
 	uint8_t		*p;
 	size_t		 len, cap;
 	uint64_t	 size;		/* all bytes seen, kept or not */
+	struct membudget *budget;	/* cap is charged to it */
+	bool		 budget_cut;	/* kept less: the budget was spent */
 };
 
 struct xchg {
@@ -59,13 +62,14 @@ struct httpobs {
 };
 
 static void
-body_add(struct obody *b, size_t cap, const uint8_t *data, size_t len)
+body_add(struct obody *b, struct membudget *budget, size_t cap,
+    const uint8_t *data, size_t len)
 {
 	size_t take, want;
 	uint8_t *np;
 
 	b->size += len;
-	if (b->len >= cap)
+	if (b->len >= cap || b->budget_cut)
 		return;
 	take = len < cap - b->len ? len : cap - b->len;
 	if (b->cap - b->len < take) {
@@ -74,10 +78,19 @@ body_add(struct obody *b, size_t cap, const uint8_t *data, size_t len)
 			want *= 2;
 		if (want > cap)
 			want = cap;
-		if ((np = realloc(b->p, want)) == NULL)
+		/* Growth is charged; when the budget is spent the body
+		 * stops here, marked so (the flow goes on). */
+		if (!membudget_take(budget, want - b->cap)) {
+			b->budget_cut = true;
+			return;
+		}
+		if ((np = realloc(b->p, want)) == NULL) {
+			membudget_give(budget, want - b->cap);
 			return;		/* kept less: the size says so */
+		}
 		b->p = np;
 		b->cap = want;
+		b->budget = budget;
 	}
 	memcpy(b->p + b->len, data, take);
 	b->len += take;
@@ -86,6 +99,7 @@ body_add(struct obody *b, size_t cap, const uint8_t *data, size_t len)
 static void
 body_free(struct obody *b)
 {
+	membudget_give(b->budget, b->cap);
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
@@ -170,6 +184,7 @@ emit(struct httpobs *o, struct xchg *x, const struct http_msg *resp,
 	h.req_body_size = x->body.size;
 	h.req_body = x->body.p;
 	h.req_body_len = x->body.len;
+	h.req_body_budget_cut = x->body.budget_cut;
 	h.req_start_us = x->req_start_us;
 	h.req_end_us = x->req_end_us;
 	if (answered) {
@@ -182,6 +197,7 @@ emit(struct httpobs *o, struct xchg *x, const struct http_msg *resp,
 		h.resp_body_size = o->resp_body.size;
 		h.resp_body = o->resp_body.p;
 		h.resp_body_len = o->resp_body.len;
+		h.resp_body_budget_cut = o->resp_body.budget_cut;
 		h.resp_start_us = x->resp_start_us;
 		h.resp_end_us = now_us;
 	}
@@ -293,7 +309,7 @@ feed_requests(struct httpobs *o, const uint8_t *buf, size_t len,
 			break;
 		case HTTP_EV_BODY:
 			if (o->cur_req != NULL)
-				body_add(&o->cur_req->body, o->cfg.body_cap, data,
+				body_add(&o->cur_req->body, o->cfg.budget, o->cfg.body_cap, data,
 				    dlen);
 			break;
 		case HTTP_EV_END:
@@ -352,7 +368,8 @@ response_event(struct httpobs *o, enum http_event ev, const uint8_t *data,
 		body_free(&o->resp_body);
 		return 0;
 	case HTTP_EV_BODY:
-		body_add(&o->resp_body, o->cfg.body_cap, data, dlen);
+		body_add(&o->resp_body, o->cfg.budget, o->cfg.body_cap, data,
+		    dlen);
 		return 0;
 	case HTTP_EV_END:
 		if (!o->resp_headers) {		/* an interim response */

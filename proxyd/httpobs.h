@@ -32,10 +32,18 @@ enum httpobs_dir {
 
 #define HTTPOBS_DEFAULT_MAX_PENDING	16
 
+struct membudget;
+
 struct httpobs_config {
 	const char	*scheme;	/* "http" or "https" */
 	const char	*default_host;	/* no Host field: SNI or "addr:port" */
 	size_t		 body_cap;	/* body bytes kept per side */
+	/*
+	 * proxyd's memory budget (membudget.h), or NULL: body memory is
+	 * charged to it as it grows; a body it has no room for is kept
+	 * truncated and marked (store_http.*_body_budget_cut).
+	 */
+	struct membudget *budget;
 	size_t		 max_pending;	/* requests awaiting a response */
 	uint64_t	 flow_id;	/* for log lines */
 	/* Called once per exchange; h and what it points to live only

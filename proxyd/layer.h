@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct membudget;
 struct store_http;
 
 enum layer_side {
@@ -69,6 +70,7 @@ struct layer_env {
 	const char		*scheme;	/* "http", "https" */
 	const char		*default_host;	/* a request without a host */
 	size_t			 body_cap;	/* bytes of each body recorded */
+	struct membudget	*budget;	/* body memory charged here */
 	struct layer_recorder	 rec;
 };
 

@@ -218,6 +218,7 @@ layer_http1_new(const struct layer_env *env)
 	/* httpobs takes 0 for its default: 1 byte is as good as none when
 	 * the store keeps none. */
 	c.body_cap = env->body_cap > 0 ? env->body_cap : 1;
+	c.budget = env->budget;
 	c.flow_id = env->flow_id;
 	c.emit = env->rec.exchange;
 	c.arg = env->rec.arg;

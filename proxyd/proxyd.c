@@ -34,6 +34,7 @@
 #include "proxyd/resolver.h"
 #include "proxyd/aeadbench.h"
 #include "proxyd/cabundle.h"
+#include "proxyd/membudget.h"
 #include "proxyd/mitm.h"
 #include "proxyd/signer.h"
 #include "proxyd/store.h"
@@ -44,6 +45,7 @@
 #include "proxyd/relay.h"
 
 #define PROXYD_DEFAULT_STATE_DIR	"/var/lib/localcap"
+#define PROXYD_DEFAULT_MEMORY_BUDGET	(256ULL << 20)
 
 enum {
 	OPT_CONNECT_TIMEOUT = 256,
@@ -56,6 +58,9 @@ enum {
 	OPT_BODY_CAP,
 	OPT_STORE_MAX,
 	OPT_NO_SPLICE,
+	OPT_MEMORY_BUDGET,
+	OPT_MAX_FLOWS,
+	OPT_MAX_FLOWS_PER_ADDR,
 };
 
 struct proxyd {
@@ -94,6 +99,12 @@ struct proxyd {
 	/* The flow store's caps (--body-cap, --store-max), or NULL. */
 	const char		*body_cap_opt;
 	const char		*store_max_opt;
+	/* Memory and flow caps (--memory-budget, --max-flows...), or NULL. */
+	const char		*memory_budget_opt;
+	const char		*max_flows_opt;
+	const char		*max_per_addr_opt;
+	bool			 idle_timeout_given;
+	struct membudget	 budget;
 };
 
 static struct proxyd proxyd = { .d = { .name = "proxyd" } };
@@ -107,7 +118,8 @@ static const char usage[] =
     PROXYD_DEFAULT_STATE_DIR ")\n"
     "  -u, --user NAME         run as this unprivileged user once started\n"
     "      --connect-timeout S upstream connect timeout (default 10)\n"
-    "      --idle-timeout S    end TCP flows idle this long (default: never)\n"
+    "      --idle-timeout S    end TCP flows idle this long (default 600;\n"
+    "                          0: never)\n"
     "      --udp-timeout S     end UDP flows idle this long (default 60;\n"
     "                          DNS flows: half of it)\n"
     "      --upstream-ca FILE  also trust this CA (PEM/DER) for servers\n"
@@ -122,6 +134,12 @@ static const char usage[] =
     "                          longer bodies are marked truncated)\n"
     "      --store-max SIZE    flow store size; the oldest flows go first\n"
     "                          (default 1G; suffixes K, M, G)\n"
+    "      --memory-budget SIZE  proxyd's memory target: buffers and captured\n"
+    "                          bodies are held to it, bodies over it are\n"
+    "                          recorded truncated (default 256M; 0: none)\n"
+    "      --max-flows N       flows at once; more are refused (default 8192)\n"
+    "      --max-flows-per-addr N  flows at once from one address (default\n"
+    "                          4096)\n"
     "      --no-splice         copy every relayed byte through proxyd's\n"
     "                          buffers (default: splice(2) bulk raw data\n"
     "                          from servers to netstackd)\n";
@@ -523,6 +541,68 @@ prepare_store_config(void)
 		    1ULL << 20, 1ULL << 40);
 }
 
+/* A count within [min, max]; a bad one is fatal. */
+static size_t
+count_arg(const char *what, const char *s, size_t min, size_t max)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end != '\0' || s[0] == '-' || v < min ||
+	    v > max)
+		fatalx("%s: '%s' is not a number from %zu to %zu", what, s, min,
+		    max);
+	return (size_t)v;
+}
+
+/*
+ * proxyd's memory budget and flow caps (options, else localcap.conf, else
+ * defaults), and the TCP idle timeout from the config if no option gave it.
+ */
+static void
+prepare_limits(void)
+{
+	const char *b = proxyd.memory_budget_opt ? proxyd.memory_budget_opt :
+	    conf_get(proxyd.d.conf, "proxyd", "memory_budget");
+	const char *n = proxyd.max_flows_opt ? proxyd.max_flows_opt :
+	    conf_get(proxyd.d.conf, "proxyd", "max_flows");
+	const char *a = proxyd.max_per_addr_opt ? proxyd.max_per_addr_opt :
+	    conf_get(proxyd.d.conf, "proxyd", "max_flows_per_addr");
+	const char *i = conf_get(proxyd.d.conf, "proxyd", "idle_timeout");
+	uint64_t total = PROXYD_DEFAULT_MEMORY_BUDGET;
+
+	if (b != NULL) {
+		total = size_arg("--memory-budget", b, 0, 1ULL << 40);
+		if (total != 0 && total < 32ULL << 20)
+			fatalx("--memory-budget: %s is less than 32M, too little "
+			    "to relay with", b);
+	}
+	membudget_init(&proxyd.budget, (size_t)total);
+	proxyd.relay_cfg.budget = &proxyd.budget;
+	if (n != NULL)
+		proxyd.relay_cfg.max_flows = count_arg("--max-flows", n, 0,
+		    1u << 24);
+	if (a != NULL)
+		proxyd.relay_cfg.max_flows_per_addr = count_arg(
+		    "--max-flows-per-addr", a, 0, 1u << 24);
+	if (i != NULL && !proxyd.idle_timeout_given) {
+		char *end;
+		double v = strtod(i, &end);
+
+		if (end == i || *end != '\0' || v < 0 || v > 86400 * 365)
+			fatalx("idle_timeout: '%s' is not a number of seconds", i);
+		proxyd.relay_cfg.tcp_idle_timeout = v;
+	}
+	if (total != 0)
+		log_info("memory budget %llu MiB (%zu MiB for buffers and "
+		    "bodies), at most %zu flows, %zu per address",
+		    (unsigned long long)(total >> 20), proxyd.budget.limit >> 20,
+		    proxyd.relay_cfg.max_flows,
+		    proxyd.relay_cfg.max_flows_per_addr);
+}
+
 /* --ignore-hosts (every one given), else the config's ignore_hosts. */
 static void
 prepare_ignore(void)
@@ -654,6 +734,10 @@ main(int argc, char *argv[])
 		{ "body-cap", required_argument, NULL, OPT_BODY_CAP },
 		{ "store-max", required_argument, NULL, OPT_STORE_MAX },
 		{ "no-splice", no_argument, NULL, OPT_NO_SPLICE },
+		{ "memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET },
+		{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
+		{ "max-flows-per-addr", required_argument, NULL,
+		    OPT_MAX_FLOWS_PER_ADDR },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ipc_peer_config cfg = {
@@ -688,6 +772,7 @@ main(int argc, char *argv[])
 		case OPT_IDLE_TIMEOUT:
 			proxyd.relay_cfg.tcp_idle_timeout =
 			    seconds_opt("idle-timeout", optarg);
+			proxyd.idle_timeout_given = true;
 			break;
 		case OPT_UDP_TIMEOUT:
 			proxyd.relay_cfg.udp_idle_timeout =
@@ -709,6 +794,15 @@ main(int argc, char *argv[])
 			break;
 		case OPT_STORE_MAX:
 			proxyd.store_max_opt = optarg;
+			break;
+		case OPT_MEMORY_BUDGET:
+			proxyd.memory_budget_opt = optarg;
+			break;
+		case OPT_MAX_FLOWS:
+			proxyd.max_flows_opt = optarg;
+			break;
+		case OPT_MAX_FLOWS_PER_ADDR:
+			proxyd.max_per_addr_opt = optarg;
 			break;
 		case OPT_NO_SPLICE:
 			proxyd.relay_cfg.splice = RELAY_SPLICE_OFF;
@@ -744,6 +838,7 @@ main(int argc, char *argv[])
 	/* Options first: a bad one stops proxyd before it creates anything. */
 	prepare_ignore();
 	prepare_store_config();
+	prepare_limits();
 	{
 		const char *l = proxyd.listen_opt ? proxyd.listen_opt :
 		    conf_get(proxyd.d.conf, "proxyd", "listen");

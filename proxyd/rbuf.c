@@ -6,14 +6,22 @@
 #include "proxyd/rbuf.h"
 
 int
-rbuf_space(struct rbuf *b, size_t cap, struct iovec iov[2])
+rbuf_alloc(struct rbuf *b, size_t cap)
 {
-	size_t end;
-
-	if (b->len == cap)
-		return 0;
-	if (b->data == NULL && (b->data = malloc(cap)) == NULL)
+	if ((b->data = malloc(cap)) == NULL)
 		return -1;
+	b->cap = cap;
+	b->head = b->len = 0;
+	return 0;
+}
+
+int
+rbuf_space(struct rbuf *b, struct iovec iov[2])
+{
+	size_t cap = b->cap, end;
+
+	if (b->data == NULL || b->len == cap)
+		return 0;
 	if (b->len == 0)
 		b->head = 0;
 	end = b->head + b->len;
@@ -32,9 +40,9 @@ rbuf_space(struct rbuf *b, size_t cap, struct iovec iov[2])
 }
 
 int
-rbuf_data(const struct rbuf *b, size_t cap, struct iovec iov[2])
+rbuf_data(const struct rbuf *b, struct iovec iov[2])
 {
-	size_t first;
+	size_t cap = b->cap, first;
 
 	if (b->len == 0)
 		return 0;
@@ -49,9 +57,9 @@ rbuf_data(const struct rbuf *b, size_t cap, struct iovec iov[2])
 }
 
 void
-rbuf_consume(struct rbuf *b, size_t cap, size_t n)
+rbuf_consume(struct rbuf *b, size_t n)
 {
-	b->head = (b->head + n) % cap;
+	b->head = (b->head + n) % b->cap;
 	b->len -= n;
 	if (b->len == 0)
 		b->head = 0;
@@ -64,6 +72,6 @@ rbuf_release(struct rbuf *b)
 
 	free(b->data);
 	b->data = NULL;
-	b->head = b->len = 0;
+	b->cap = b->head = b->len = 0;
 	return held;
 }

@@ -45,6 +45,12 @@ flow_facts(struct rflow *f, struct store_flow_facts *fa)
 {
 	const struct mitm_info *in;
 
+	if (f->refused[0] != '\0') {
+		memset(fa, 0, sizeof(*fa));
+		fa->error = f->refused;
+		return fa;
+	}
+
 	if (f->ignored) {
 		memset(fa, 0, sizeof(*fa));
 		fa->protocol = "raw";
@@ -121,6 +127,7 @@ recorder_layer_env(struct rflow *f, struct layer_env *env, const char *scheme,
 	env->scheme = scheme;
 	env->default_host = host;
 	env->body_cap = store_body_cap(st);	/* what the store keeps */
+	env->budget = f->relay->cfg.budget;
 	env->rec.exchange = exchange;
 	env->rec.arg = f;
 	return true;

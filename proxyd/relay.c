@@ -35,6 +35,7 @@
 #include "log.h"
 #include "proxyd/hostmatch.h"
 #include "proxyd/layer.h"
+#include "proxyd/membudget.h"
 #include "proxyd/mitm.h"
 #include "proxyd/passmap.h"
 #include "proxyd/relay.h"
@@ -122,6 +123,127 @@ relay_refuse(struct relay *r, int fd, const char *fmt, ...)
 	relay_changed(r);
 }
 
+/* --- ring buffers under the memory budget ------------------------------------- */
+
+/*
+ * Room in b.  A buffer without memory gets it now: bufsize when the budget
+ * has room, else RING_SMALL (at least need) charged anyway, so that a flow
+ * under memory pressure slows down rather than stops.  -1 out of memory.
+ */
+int
+rflow_ring_space(struct relay *r, struct rbuf *b, struct iovec iov[2],
+    size_t need)
+{
+	size_t cap;
+
+	if (b->data == NULL) {
+		cap = r->cfg.bufsize;
+		if (!membudget_take(r->cfg.budget, cap)) {
+			cap = RING_SMALL < cap ? RING_SMALL : cap;
+			if (cap < need)
+				cap = need;
+			membudget_force(r->cfg.budget, cap);
+			r->stats.small_rings++;
+		}
+		if (rbuf_alloc(b, cap) == -1) {
+			membudget_give(r->cfg.budget, cap);
+			return -1;
+		}
+	}
+	return rbuf_space(b, iov);
+}
+
+/* Drop what b holds and give its memory back. */
+void
+rflow_ring_release(struct relay *r, struct rbuf *b)
+{
+	membudget_give(r->cfg.budget, b->cap);
+	r->stats.buffered -= rbuf_release(b);
+}
+
+/* --- flow caps ------------------------------------------------------------------ */
+
+static size_t
+addr_slot(const struct flow_addr *a)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i, n = a->family == AF_INET ? 4 : 16;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ a->addr[i]) * 1099511628211ULL;
+	return (size_t)(h ^ h >> 32) & (ADDR_BUCKETS - 1);
+}
+
+static struct addr_count **
+addr_find(struct relay *r, const struct flow_addr *a)
+{
+	struct addr_count **pp;
+
+	for (pp = &r->addrs[addr_slot(a)]; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->addr.family == a->family &&
+		    memcmp((*pp)->addr.addr, a->addr, 16) == 0)
+			break;
+	return pp;
+}
+
+/*
+ * Whether a new flow from src fits under the caps; if not, why (into
+ * why).  If it fits it is counted (rflow_addr_uncount undoes that).
+ */
+static bool
+caps_admit(struct rflow *f, char *why, size_t whylen)
+{
+	struct relay *r = f->relay;
+	struct flow_addr a = f->rec.meta.src;
+	struct addr_count **pp, *c;
+	char src[64];
+
+	a.port = 0;
+	if (r->cfg.max_flows > 0 && r->stats.flows_active >= r->cfg.max_flows) {
+		snprintf(why, whylen, "%zu flows running (max_flows)",
+		    (size_t)r->stats.flows_active);
+		return false;
+	}
+	pp = addr_find(r, &a);
+	if ((c = *pp) != NULL && r->cfg.max_flows_per_addr > 0 &&
+	    c->n >= r->cfg.max_flows_per_addr) {
+		flow_addr_str(&a, src, sizeof(src));
+		if (strrchr(src, ':') != NULL)
+			*strrchr(src, ':') = '\0';
+		snprintf(why, whylen, "%zu flows running from %s "
+		    "(max_flows_per_addr)", c->n, src);
+		return false;
+	}
+	if (c == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return true;	/* admitted, not counted */
+		memset(&c->addr, 0, sizeof(c->addr));
+		c->addr.family = a.family;
+		memcpy(c->addr.addr, a.addr, sizeof(a.addr));
+		*pp = c;
+	}
+	c->n++;
+	f->addr_counted = 1;
+	return true;
+}
+
+void
+rflow_addr_uncount(struct rflow *f)
+{
+	struct flow_addr a = f->rec.meta.src;
+	struct addr_count **pp, *c;
+
+	if (!f->addr_counted)
+		return;
+	f->addr_counted = 0;
+	a.port = 0;
+	pp = addr_find(f->relay, &a);
+	if ((c = *pp) != NULL && --c->n == 0) {
+		*pp = c->next;
+		free(c);
+	}
+}
+
 /* --- deadlines ---------------------------------------------------------------- */
 
 /* A flow's time in one deadline list is up: l->why says what that means. */
@@ -206,7 +328,7 @@ tcp_read(struct rflow *f, struct side *s, struct rbuf *b, int from_app)
 	if (p->rd != -1)
 		return rflow_splice_in(f, s, p, from_app);
 
-	if ((niov = rbuf_space(b, r->cfg.bufsize, iov)) <= 0) {
+	if ((niov = rflow_ring_space(r, b, iov, 0)) <= 0) {
 		if (niov == -1) {
 			log_warnx("flow %llu: out of memory for its buffer",
 			    (unsigned long long)f->rec.id);
@@ -229,7 +351,7 @@ tcp_read(struct rflow *f, struct side *s, struct rbuf *b, int from_app)
 	if (errno == EAGAIN || errno == EINTR) {
 		/* Nothing pending and nothing held: give the memory back. */
 		if (b->len == 0)
-			r->stats.buffered -= rbuf_release(b);
+			rflow_ring_release(r, b);
 		return 0;
 	}
 	rflow_end(f, from_app ? FLOW_END_APP_RESET : FLOW_END_UPSTREAM_RESET,
@@ -250,18 +372,15 @@ tcp_write(struct rflow *f, struct side *s, struct rbuf *b, int to_app)
 
 	if (p->rd != -1)
 		return rflow_splice_out(f, s, p, to_app);
-	if ((niov = rbuf_data(b, r->cfg.bufsize, iov)) == 0)
+	if ((niov = rbuf_data(b, iov)) == 0)
 		return 0;
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = iov;
 	mh.msg_iovlen = (size_t)niov;
 	n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n >= 0) {
-		b->head = (b->head + (size_t)n) % r->cfg.bufsize;
-		b->len -= (size_t)n;
+		rbuf_consume(b, (size_t)n);
 		r->stats.buffered -= (size_t)n;
-		if (b->len == 0)
-			b->head = 0;
 		dlist_touch(&r->tcp_idle, &f->idle_dl);
 		return 0;
 	}
@@ -300,13 +419,13 @@ rflow_settle(struct rflow *f)
 		if (f->app.eof && a2u == 0 && !f->up.shut_wr) {
 			(void)shutdown(f->up.fd, SHUT_WR);
 			f->up.shut_wr = 1;
-			r->stats.buffered -= rbuf_release(&f->a2u);
+			rflow_ring_release(r, &f->a2u);
 			spipe_close(r, &f->pa2u);
 		}
 		if (f->up.eof && u2a == 0 && !f->app.shut_wr) {
 			(void)shutdown(f->app.fd, SHUT_WR);
 			f->app.shut_wr = 1;
-			r->stats.buffered -= rbuf_release(&f->u2a);
+			rflow_ring_release(r, &f->u2a);
 			spipe_close(r, &f->pu2a);
 		}
 		if (f->app.shut_wr && f->up.shut_wr) {
@@ -460,7 +579,7 @@ seed(struct rflow *f, const void *prefix, size_t len)
 	struct iovec iov[2];
 	int niov;
 
-	if ((niov = rbuf_space(&f->a2u, f->relay->cfg.bufsize, iov)) <= 0 ||
+	if ((niov = rflow_ring_space(f->relay, &f->a2u, iov, len)) <= 0 ||
 	    iov[0].iov_len < len) {
 		rflow_end(f, FLOW_END_INTERNAL, ENOMEM);
 		return -1;
@@ -521,13 +640,19 @@ relay_start_prefixed(struct relay *r, const void *source,
 	}
 	f->up.domain = meta->dst.family;
 	f->up.type = tcp ? SOCK_STREAM : SOCK_DGRAM;
-	if ((f->up.fd = socket(meta->dst.family, f->up.type | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
+	f->rec.meta.src = meta->src;	/* for caps_admit */
+	if (!caps_admit(f, f->refused, sizeof(f->refused))) {
+		/* Recorded below, then refused: no upstream socket. */
+		relay_refusal_warn(r, "flow to %s refused: %s",
+		    flow_addr_str(&meta->dst, dst, sizeof(dst)), f->refused);
+	} else if ((f->up.fd = socket(meta->dst.family, f->up.type |
+	    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
+		rflow_addr_uncount(f);
 		relay_refusal_warn(r, "flow to %s: upstream socket: %s",
 		    flow_addr_str(&meta->dst, dst, sizeof(dst)), strerror(errno));
 		goto refuse;
 	}
-	if (tcp) {
+	if (tcp && f->up.fd != -1) {
 		/* The app chose when to send; do not add Nagle delays of ours. */
 		(void)setsockopt(f->up.fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
@@ -579,6 +704,14 @@ relay_start_prefixed(struct relay *r, const void *source,
 	f->app.rd.data = f->up.rd.data = f->app.wr.data = f->up.wr.data = f;
 	ev_timer_init(&f->grace, rflow_grace_expired, CONNECT_GRACE, 0);
 	f->grace.data = f;
+	if (f->refused[0] != '\0') {
+		r->stats.flows_over_cap++;
+		r->stats.flows_refused++;
+		rflow_end(f, FLOW_END_REFUSED, 0);
+		return 0;
+	}
+	f->charged = FLOW_STATE_COST;
+	membudget_force(r->cfg.budget, f->charged);
 
 	sslen = flow_addr_sockaddr(&f->rec.meta.dst, &ss);
 	rc = connect(f->up.fd, (struct sockaddr *)&ss, sslen);
@@ -609,6 +742,8 @@ refuse:
 	r->stats.flows_refused++;
 	if (f && f->up.fd != -1)
 		close(f->up.fd);
+	if (f)
+		rflow_addr_uncount(f);
 	free(f);
 	close(fd);
 	flow_meta_clear(meta);
@@ -623,7 +758,9 @@ relay_config_default(struct relay_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->connect_timeout = 10;
-	c->tcp_idle_timeout = 0;
+	c->tcp_idle_timeout = RELAY_DEFAULT_TCP_IDLE;
+	c->max_flows = RELAY_DEFAULT_MAX_FLOWS;
+	c->max_flows_per_addr = RELAY_DEFAULT_MAX_PER_ADDR;
 	c->udp_idle_timeout = 60;
 	c->dns_idle_timeout = 30;
 	c->bufsize = 128 * 1024;
@@ -709,6 +846,13 @@ relay_free(struct relay *r)
 	dlist_stop(&r->tcp_idle);
 	dlist_stop(&r->udp_idle);
 	dlist_stop(&r->dns_idle);
+	for (size_t i = 0; i < ADDR_BUCKETS; i++)
+		while (r->addrs[i] != NULL) {
+			struct addr_count *c = r->addrs[i];
+
+			r->addrs[i] = c->next;
+			free(c);
+		}
 	flow_ring_free(&r->ring);
 	passmap_free(&r->pass);
 	free(r->dgram);

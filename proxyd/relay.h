@@ -26,16 +26,34 @@
 #include "proxyd/flow.h"
 
 struct store;
+struct membudget;
 struct mitm_ctx;
 struct hostmatch;
 
 struct relay_config {
 	double	connect_timeout;	/* seconds; default 10 */
-	double	tcp_idle_timeout;	/* seconds without a byte; 0: never */
+	double	tcp_idle_timeout;	/* seconds without a byte; default
+					 * RELAY_DEFAULT_TCP_IDLE, 0: never */
 	double	udp_idle_timeout;	/* default 60 */
 	double	dns_idle_timeout;	/* UDP to port 53; default 30 */
 	size_t	bufsize;		/* bytes buffered per direction; 128 KiB */
 	size_t	ring_size;		/* finished flows kept; default 1024 */
+	/*
+	 * Flows running at once: in all, and from one source address (the
+	 * application's, or the explicit-proxy client's).  A flow over
+	 * either is refused: its socket reset (closed for UDP), recorded
+	 * with end "refused" and the cap it hit.  0: no cap.
+	 */
+	size_t	max_flows;		/* default RELAY_DEFAULT_MAX_FLOWS */
+	size_t	max_flows_per_addr;	/* default RELAY_DEFAULT_MAX_PER_ADDR */
+	/*
+	 * proxyd's memory budget (membudget.h), borrowed, or NULL: ring
+	 * buffers, splice pipes, captured bodies and each flow's state are
+	 * charged to it.  When it is spent a ring buffer is RING_SMALL, a
+	 * direction copies instead of splicing, a body is recorded
+	 * truncated; no flow is cut for it.
+	 */
+	struct membudget *budget;
 	struct store *store;		/* the flow store, or NULL: not recorded */
 	/*
 	 * TLS interception: with an engine context, a TCP flow whose first
@@ -80,10 +98,18 @@ struct relay_config {
 	size_t	splice_after;		/* bytes one way first; 64 KiB */
 };
 
+#define RELAY_DEFAULT_TCP_IDLE		600	/* s: a silent flow's memory comes back */
+#define RELAY_DEFAULT_MAX_FLOWS		8192
+#define RELAY_DEFAULT_MAX_PER_ADDR	4096
+
 struct relay_stats {
 	uint64_t	flows_active;
 	uint64_t	flows_total;		/* started */
-	uint64_t	flows_refused;		/* bad NewFlow, or no upstream socket */
+	uint64_t	flows_refused;		/* bad NewFlow, no upstream socket,
+						 * or over a cap */
+	uint64_t	flows_over_cap;		/* ... over max_flows(_per_addr) */
+	uint64_t	small_rings;		/* ring buffers cut to RING_SMALL
+						 * by the memory budget */
 	uint64_t	bytes_from_app;		/* of finished and running flows */
 	uint64_t	bytes_to_app;
 	uint64_t	connect_failed;		/* includes timeouts */

@@ -86,7 +86,7 @@ rflow_http_sniff(struct rflow *f)
 	f->sniffed = 1;
 	if (f->rec.protocol != NULL || f->rec.bytes_to_app > 0 ||
 	    f->rec.bytes_from_app != n ||
-	    f->a2u.head + n > f->relay->cfg.bufsize)
+	    f->a2u.head + n > f->a2u.cap)
 		return;
 	d = detect_tcp(p, n);
 	if (d != DETECT_HTTP1 && d != DETECT_NEED_MORE)
@@ -121,7 +121,8 @@ rflow_detect(struct rflow *f)
 {
 	struct relay *r = f->relay;
 	const uint8_t *p = f->a2u.data;
-	size_t n = f->a2u.len, full = r->cfg.bufsize;
+	size_t n = f->a2u.len, full = f->a2u.data != NULL ? f->a2u.cap :
+	    r->cfg.bufsize;
 	struct tls_client_hello ch;
 	enum tlshello_result hr;
 	const char *ignored = NULL;

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/uio.h>
 
 #include <ev.h>
 
@@ -47,6 +48,24 @@ struct store_flow_facts;
  * new pipes get two pages) would splice slower than copying: not used.
  */
 #define SPLICE_MIN_PIPE		(64 * 1024)
+/* A ring buffer allocated while the memory budget is spent (membudget.h). */
+#define RING_SMALL		(16 * 1024)
+/*
+ * What a flow's state costs besides its ring buffers and bodies, charged to
+ * the memory budget while it runs: the flow and its HTTP parsers; and for
+ * an intercepted one the TLS engine (mbedTLS's own record buffers, ~104 KiB
+ * measured by bench_mitm, plus the engine's and the layer's buffers).
+ */
+#define FLOW_STATE_COST		(sizeof(struct rflow) + 8 * 1024)
+#define TLS_FLOW_COST		(104 * 1024 + mitm_buffer_bytes() + 32 * 1024)
+#define ADDR_BUCKETS		256	/* source address -> flows running */
+
+/* Flows running from one source address (max_flows_per_addr). */
+struct addr_count {
+	struct addr_count	*next;
+	struct flow_addr	 addr;		/* port 0 */
+	size_t			 n;
+};
 
 /*
  * A TCP flow that ended on proxyd's side while its source had not sent its
@@ -108,6 +127,11 @@ struct rflow {
 	struct dl_entry		 idle_dl;
 	TAILQ_ENTRY(rflow)	 all;
 
+	size_t			 charged;	/* to the memory budget, besides
+						 * ring buffers and bodies */
+	unsigned		 addr_counted:1;	/* in relay.addrs */
+	char			 refused[128];	/* over a cap: which */
+
 	/* --- the source's view (flow_end.c) --- */
 	const void		*source;	/* NULL once the source is gone */
 	struct rflow		*hnext;
@@ -161,6 +185,7 @@ struct relay {
 	uint64_t		 next_id;
 	TAILQ_HEAD(, rflow)	 flows;
 	struct rflow		*hash[RELAY_HASH_BUCKETS];
+	struct addr_count	*addrs[ADDR_BUCKETS];
 	struct dlist		 connect_list;
 	struct dlist		 tcp_idle;
 	struct dlist		 udp_idle;
@@ -189,6 +214,11 @@ void		 rflow_settle(struct rflow *);
 void		 rflow_took(struct rflow *, struct rbuf *, int from_app,
 		    const struct iovec *, size_t got);
 struct dlist	*rflow_idle_list(struct rflow *);
+int		 rflow_ring_space(struct relay *, struct rbuf *,
+		    struct iovec iov[2], size_t need);
+void		 rflow_ring_release(struct relay *, struct rbuf *);
+/* The flow no longer counts against max_flows_per_addr. */
+void		 rflow_addr_uncount(struct rflow *);
 
 /* relay_splice.c */
 void		 spipe_init(struct spipe *);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proxyd/membudget.h"
 #include "proxyd/relay.h"
 #include "proxyd/relay_int.h"
 
@@ -35,6 +36,7 @@ spipe_close(struct relay *r, struct spipe *p)
 	if (p->rd == -1)
 		return;
 	r->stats.buffered -= p->len;
+	membudget_give(r->cfg.budget, p->cap);
 	close(p->rd);
 	close(p->wr);
 	spipe_init(p);
@@ -50,7 +52,11 @@ spipe_open(struct relay *r, struct spipe *p)
 {
 	int fds[2], sz;
 
+	/* A pipe's pages are memory too (the kernel's, in our cgroup). */
+	if (!membudget_take(r->cfg.budget, r->cfg.bufsize))
+		return -1;	/* copied on through the ring buffer */
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+		membudget_give(r->cfg.budget, r->cfg.bufsize);
 		if (r->stats.splice_fallbacks++ == 0)
 			log_info("no pipe for splice(2) (%s): those flows copy",
 			    strerror(errno));
@@ -65,12 +71,14 @@ spipe_open(struct relay *r, struct spipe *p)
 			    "copy", sz);
 		close(fds[0]);
 		close(fds[1]);
+		membudget_give(r->cfg.budget, r->cfg.bufsize);
 		return -1;
 	}
 	p->rd = fds[0];
 	p->wr = fds[1];
 	p->len = 0;
 	p->cap = (size_t)sz < r->cfg.bufsize ? (size_t)sz : r->cfg.bufsize;
+	membudget_give(r->cfg.budget, r->cfg.bufsize - p->cap);
 	p->stalled = 0;
 	r->stats.splice_dirs++;
 	return 0;
@@ -82,7 +90,7 @@ spipe_room(const struct relay *r, const struct rbuf *b, const struct spipe *p)
 {
 	if (p->rd != -1)
 		return p->len < p->cap && !p->stalled;
-	return b->len < r->cfg.bufsize;
+	return b->len < (b->data != NULL ? b->cap : r->cfg.bufsize);
 }
 
 /*
@@ -217,7 +225,7 @@ rflow_splice_maybe(struct rflow *f, int from_app)
 		f->splice_failed = 1;
 		return 0;
 	}
-	r->stats.buffered -= rbuf_release(b);
+	rflow_ring_release(r, b);
 	return 0;
 }
 

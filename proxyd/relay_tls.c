@@ -23,6 +23,7 @@
 #include "log.h"
 #include "proxyd/detect.h"
 #include "proxyd/layer.h"
+#include "proxyd/membudget.h"
 #include "proxyd/mitm.h"
 #include "proxyd/passmap.h"
 #include "proxyd/relay.h"
@@ -280,10 +281,10 @@ rflow_tls_run(struct rflow *f)
 				size_t k = mitm_feed(m, MITM_CLIENT, f->a2u.data +
 				    f->a2u.head, f->a2u.len);
 
-				rbuf_consume(&f->a2u, r->cfg.bufsize, k);
+				rbuf_consume(&f->a2u, k);
 				r->stats.buffered -= k;
 				if (f->a2u.len == 0)
-					r->stats.buffered -= rbuf_release(&f->a2u);
+					rflow_ring_release(r, &f->a2u);
 				progress |= k > 0;
 				continue;
 			}
@@ -454,6 +455,8 @@ rflow_tls_start(struct rflow *f)
 	}
 	mitm_set_host_hint(f->m, f->rec.meta.host);
 	r->stats.tls_intercepted++;
+	f->charged += TLS_FLOW_COST;
+	membudget_force(r->cfg.budget, TLS_FLOW_COST);
 	if (f->connect_err)
 		return rflow_tls_connect_failed(f, f->connect_err);
 	return rflow_tls_run(f);

@@ -832,6 +832,7 @@ end_reason(enum flow_end end)
 	case FLOW_END_SOURCE_CLOSED:	return "source closed";
 	case FLOW_END_SHUTDOWN:		return "shutdown";
 	case FLOW_END_INTERNAL:		return "internal error";
+	case FLOW_END_REFUSED:		return "refused";
 	}
 	return "unknown";
 }
@@ -1071,12 +1072,14 @@ store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
 	    st->cfg.body_cap;
 	if (h->req_body)
 		sqlite3_bind_blob64(s, 15, h->req_body, n, SQLITE_STATIC);
-	sqlite3_bind_int(s, 17, h->req_body_size > (h->req_body ? n : 0));
+	sqlite3_bind_int(s, 17, h->req_body_budget_cut ? 2 :
+	    h->req_body_size > (h->req_body ? n : 0));
 	n = h->resp_body_len < st->cfg.body_cap ? h->resp_body_len :
 	    st->cfg.body_cap;
 	if (h->resp_body)
 		sqlite3_bind_blob64(s, 16, h->resp_body, n, SQLITE_STATIC);
-	sqlite3_bind_int(s, 18, h->resp_body_size > (h->resp_body ? n : 0));
+	sqlite3_bind_int(s, 18, h->resp_body_budget_cut ? 2 :
+	    h->resp_body_size > (h->resp_body ? n : 0));
 	sqlite3_bind_int64(s, 19, (sqlite3_int64)h->req_start_us);
 	if (h->req_end_us)
 		sqlite3_bind_int64(s, 20, (sqlite3_int64)h->req_end_us);

@@ -127,6 +127,10 @@ struct store_http {
 	size_t			 req_body_len;
 	const uint8_t		*resp_body;
 	size_t			 resp_body_len;
+	/* The body was cut short by proxyd's memory budget (membudget.h):
+	 * recorded truncated, *_body_truncated = 2. */
+	bool			 req_body_budget_cut;
+	bool			 resp_body_budget_cut;
 	uint64_t		 req_start_us;	/* CLOCK_REALTIME, like flows */
 	uint64_t		 req_end_us;
 	uint64_t		 resp_start_us;	/* first byte of the status line */

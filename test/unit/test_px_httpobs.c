@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "proxyd/httpobs.h"
+#include "proxyd/membudget.h"
 #include "proxyd/relay.h"
 #include "proxyd/store.h"
 
@@ -792,6 +793,74 @@ relay_records_pipelined_plain_http(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* What the budget saw of one exchange's bodies. */
+struct budget_seen {
+	int		 n;
+	bool		 req_cut, resp_cut;
+	size_t		 req_len;
+	uint64_t	 req_size;
+};
+
+static void
+budget_emit(void *arg, const struct store_http *h)
+{
+	struct budget_seen *s = arg;
+
+	s->n++;
+	s->req_cut = h->req_body_budget_cut;
+	s->resp_cut = h->resp_body_budget_cut;
+	s->req_len = h->req_body_len;
+	s->req_size = h->req_body_size;
+}
+
+/*
+ * Body memory is charged to proxyd's budget: once it is spent the body is
+ * kept truncated and marked so (the store records truncated = 2), the
+ * bytes keep being observed, and the memory goes back when it is emitted.
+ */
+static void
+body_over_budget_is_marked(void **state)
+{
+	static const char head[] = "POST /up HTTP/1.1\r\nHost: h\r\n"
+	    "Content-Length: 262144\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	    "\r\nok";
+	struct httpobs_config c = { 0 };
+	struct budget_seen seen = { 0 };
+	struct membudget budget;
+	struct httpobs *o;
+	uint8_t chunk[4096];
+	size_t i;
+
+	(void)state;
+	membudget_init(&budget, 128 * 1024);	/* 64 KiB for bodies */
+	c.scheme = "http";
+	c.default_host = "h";
+	c.body_cap = 1 << 20;
+	c.budget = &budget;
+	c.emit = budget_emit;
+	c.arg = &seen;
+	assert_non_null(o = httpobs_new(&c));
+	memset(chunk, 'x', sizeof(chunk));
+	assert_int_equal(httpobs_feed(o, HTTPOBS_CLIENT, (const uint8_t *)head,
+	    strlen(head), 1), 0);
+	for (i = 0; i < 262144 / sizeof(chunk); i++)
+		assert_int_equal(httpobs_feed(o, HTTPOBS_CLIENT, chunk,
+		    sizeof(chunk), 2), 0);
+	assert_true(budget.used <= budget.limit);
+	assert_true(budget.refused > 0);
+	assert_int_equal(httpobs_feed(o, HTTPOBS_SERVER, (const uint8_t *)resp,
+	    strlen(resp), 3), 0);
+	assert_int_equal(seen.n, 1);
+	assert_true(seen.req_cut);
+	/* The request's body still held the budget while the response came. */
+	assert_true(seen.resp_cut);
+	assert_true(seen.req_len > 0 && seen.req_len <= 64 * 1024);
+	assert_int_equal(seen.req_size, 262144);
+	assert_int_equal(budget.used, 0);
+	httpobs_free(o, 4, NULL);
+}
+
 int
 main(void)
 {
@@ -805,6 +874,7 @@ main(void)
 		cmocka_unit_test(chunked_with_trailers),
 		cmocka_unit_test(response_read_until_close),
 		cmocka_unit_test(body_over_cap_is_truncated),
+		cmocka_unit_test(body_over_budget_is_marked),
 		cmocka_unit_test(no_host_uses_default_and_https_scheme),
 		cmocka_unit_test(garbage_request_stops_observing),
 		cmocka_unit_test(garbage_response_stops_observing),

@@ -37,6 +37,7 @@
 #include "proxyd/hostmatch.h"
 #include "proxyd/intake.h"
 #include "proxyd/relay.h"
+#include "proxyd/membudget.h"
 #include "proxyd/store.h"
 
 #include <sqlite3.h>
@@ -684,6 +685,111 @@ tcp_8mib_both_ways_intact(void **state)
 	app_finish(&app);
 	server_stop(&srv);
 	free(data);
+}
+
+/*
+ * A flow over max_flows_per_addr is refused: its socket reset, recorded as
+ * "refused" with the cap it hit; the flow already running is untouched,
+ * and once it is over the address may start flows again.
+ */
+static void
+tcp_flow_cap_refuses_and_records(void **state)
+{
+	struct fixture *t = *state;
+	static const char req[] = "under the cap";
+	struct server srv = { 0 };
+	struct app app = { 0 }, over = { 0 };
+	struct both b = { &app, &srv }, bo = { &over, NULL };
+	struct flow_meta m;
+	const struct flow_record *rec;
+	int fds[2], ofds[2];
+
+	t->cfg.max_flows_per_addr = 1;
+	restart_relay(t);
+	server_start(&srv, AF_INET, SRV_ECHO, 1024);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = (const uint8_t *)req;
+	app.outlen = sizeof(req) - 1;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+
+	flow_tcp_pair(ofds);
+	app_start(&over, ofds[0], 16);
+	m = mkmeta(FLOW_TCP, AF_INET, srv.port);
+	assert_int_equal(relay_start(t->relay, SOURCE, &m, ofds[1]), 0);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_REFUSED);
+	assert_int_equal(relay_stats(t->relay)->flows_over_cap, 1);
+	assert_int_equal(relay_stats(t->relay)->flows_refused, 1);
+	run_until(t, all_done, &bo, 10);
+	assert_int_equal(over.read_err, ECONNRESET);
+
+	run_until(t, all_done, &b, 10);
+	assert_int_equal(app.inlen, sizeof(req) - 1);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	app_finish(&app);
+	app_finish(&over);
+	server_stop(&srv);
+	/* The running flow ended: the address may start one again. */
+	memset(&app, 0, sizeof(app));
+	memset(&srv, 0, sizeof(srv));
+	server_start(&srv, AF_INET, SRV_ECHO, 1024);
+	flow_socketpair(SOCK_STREAM, fds);
+	app.out = (const uint8_t *)req;
+	app.outlen = sizeof(req) - 1;
+	app.shut_after_send = 1;
+	app_start(&app, fds[0], 1024);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, all_done, &b, 10);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	app_finish(&app);
+	server_stop(&srv);
+}
+
+/*
+ * With the memory budget spent, ring buffers come small: the flow slows
+ * down, its bytes arrive intact, and the budget is whole again after.
+ */
+static void
+tcp_memory_budget_small_rings(void **state)
+{
+	struct fixture *t = *state;
+	const size_t len = 4u << 20;
+	struct server srv = { 0 };
+	struct app app = { 0 };
+	struct both b = { &app, &srv };
+	struct membudget budget;
+	uint8_t *data = pattern(len, 7);
+	int fds_for_budget[2];
+
+	membudget_init(&budget, 64 * 1024);	/* 32 KiB: less than a ring */
+	t->cfg.budget = &budget;
+	restart_relay(t);
+	server_start(&srv, AF_INET, SRV_ECHO, len);
+	flow_socketpair(SOCK_STREAM, fds_for_budget);
+	app.out = data;
+	app.outlen = len;
+	app.shut_after_send = 1;
+	app_start(&app, fds_for_budget[0], len);
+	start_tcp(t, AF_INET, srv.port, fds_for_budget[1]);
+	run_until(t, all_done, &b, 60);
+
+	assert_int_equal(srv.gotlen, len);
+	assert_memory_equal(srv.got, data, len);
+	assert_int_equal(app.inlen, len);
+	assert_memory_equal(app.in, data, len);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	assert_true(relay_stats(t->relay)->small_rings > 0);
+	assert_true(relay_stats(t->relay)->buffer_high_water <= 16 * 1024);
+	assert_true(budget.refused > 0);
+	assert_int_equal(budget.used, 0);
+	app_finish(&app);
+	server_stop(&srv);
+	free(data);
+	restart_relay(t);	/* before budget goes out of scope */
+	t->cfg.budget = NULL;
+	restart_relay(t);
 }
 
 /* The app's EOF reaches the server while the server can still answer. */
@@ -2249,6 +2355,10 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(tcp_connect_timeout, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(tcp_flow_cap_refuses_and_records,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_memory_budget_small_rings,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(tcp_idle_timeout_resets_both,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(tcp_relay_free_resets_running_flows,

@@ -1,0 +1,53 @@
+/*
+ * proxyd's memory budget (membudget.h).
+ */
+#include "proxyd/membudget.h"
+
+void
+membudget_init(struct membudget *b, size_t total)
+{
+	b->used = b->high_water = 0;
+	b->refused = 0;
+	if (total == 0)
+		b->limit = 0;
+	else if (total > 2 * MEMBUDGET_PROCESS_RESERVE)
+		b->limit = total - MEMBUDGET_PROCESS_RESERVE;
+	else
+		b->limit = total / 2;	/* a tiny budget: half for each */
+}
+
+static void
+charge(struct membudget *b, size_t n)
+{
+	b->used += n;
+	if (b->used > b->high_water)
+		b->high_water = b->used;
+}
+
+bool
+membudget_take(struct membudget *b, size_t n)
+{
+	if (b == NULL)
+		return true;
+	if (b->limit != 0 && (b->used > b->limit || n > b->limit - b->used)) {
+		b->refused++;
+		return false;
+	}
+	charge(b, n);
+	return true;
+}
+
+void
+membudget_force(struct membudget *b, size_t n)
+{
+	if (b != NULL)
+		charge(b, n);
+}
+
+void
+membudget_give(struct membudget *b, size_t n)
+{
+	if (b == NULL)
+		return;
+	b->used = n > b->used ? 0 : b->used - n;
+}
