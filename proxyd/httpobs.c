@@ -39,6 +39,7 @@ struct xchg {
 	size_t			 nfields;
 	struct obody		 body;
 	uint64_t		 req_start_us, req_end_us, resp_start_us;
+	size_t			 cost;		/* bytes of x and its blob */
 };
 
 struct httpobs {
@@ -58,6 +59,9 @@ struct httpobs {
 	char			 reason[128];
 	struct obody		 resp_body;
 	uint32_t		 next_seq, emitted;
+	/* State charged to cfg.budget (bodies are charged on their own). */
+	size_t			 xchg_bytes;	/* requests waiting, copied */
+	size_t			 charged;
 	bool			 stopped;
 };
 
@@ -80,7 +84,7 @@ body_add(struct obody *b, struct membudget *budget, size_t cap,
 			want = cap;
 		/* Growth is charged; when the budget is spent the body
 		 * stops here, marked so (the flow goes on). */
-		if (!membudget_take(budget, want - b->cap)) {
+		if (!membudget_take_soft(budget, want - b->cap)) {
 			b->budget_cut = true;
 			return;
 		}
@@ -129,6 +133,7 @@ xchg_new(struct httpobs *o, const struct http_msg *m)
 		need += m->fields[i].name_len + 1 + m->fields[i].value_len + 1;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
+	x->cost = sizeof(*x) + need;
 	if ((x->blob = malloc(need)) == NULL) {
 		free(x);
 		return NULL;
@@ -158,6 +163,7 @@ xchg_new(struct httpobs *o, const struct http_msg *m)
 	x->version_minor = m->version_minor;
 	x->upgrade = m->upgrade;
 	x->req_start_us = o->req_msg_start;
+	o->xchg_bytes += x->cost;
 	return x;
 }
 
@@ -215,6 +221,7 @@ emit(struct httpobs *o, struct xchg *x, const struct http_msg *resp,
 	}
 	if (o->cur_req == x)
 		o->cur_req = NULL;
+	o->xchg_bytes -= x->cost;
 	xchg_free(x);
 }
 
@@ -417,6 +424,33 @@ feed_responses(struct httpobs *o, const uint8_t *buf, size_t len,
 	}
 }
 
+static size_t
+parser_bytes(const struct http_parser *p)
+{
+	return p->head_cap + p->trail_cap + (p->fields_cap + p->tfields_cap) *
+	    sizeof(struct http_field);
+}
+
+/*
+ * The observer's own state (parsers' header buffers, requests waiting for
+ * their responses) is charged to the budget as it is, never refused: the
+ * parsers' limits bound it, and the budget's other users yield to it.
+ */
+static int
+recharge(struct httpobs *o, int rc)
+{
+	size_t now = o->xchg_bytes;
+
+	if (!o->stopped)
+		now += parser_bytes(&o->req) + parser_bytes(&o->resp);
+	if (now > o->charged)
+		membudget_force(o->cfg.budget, now - o->charged);
+	else
+		membudget_give(o->cfg.budget, o->charged - now);
+	o->charged = now;
+	return rc;
+}
+
 int
 httpobs_feed(struct httpobs *o, enum httpobs_dir dir, const uint8_t *buf,
     size_t len, uint64_t now_us)
@@ -425,8 +459,9 @@ httpobs_feed(struct httpobs *o, enum httpobs_dir dir, const uint8_t *buf,
 		return -1;
 	if (len == 0)
 		return 0;
-	return dir == HTTPOBS_CLIENT ? feed_requests(o, buf, len, now_us) :
-	    feed_responses(o, buf, len, now_us);
+	return recharge(o, dir == HTTPOBS_CLIENT ?
+	    feed_requests(o, buf, len, now_us) :
+	    feed_responses(o, buf, len, now_us));
 }
 
 int
@@ -442,7 +477,8 @@ httpobs_eof(struct httpobs *o, enum httpobs_dir dir, uint64_t now_us)
 	}
 	if (!o->resp_in_msg)
 		return 0;
-	return response_event(o, http_parse_eof(&o->resp), NULL, 0, now_us);
+	return recharge(o, response_event(o, http_parse_eof(&o->resp), NULL, 0,
+	    now_us));
 }
 
 uint32_t
@@ -468,5 +504,6 @@ httpobs_free(struct httpobs *o, uint64_t now_us, const char *why)
 		    "connection closed before the response ended");
 	(void)stop(o, now_us, why != NULL ? why :
 	    "connection closed before a response", false);
+	membudget_give(o->cfg.budget, o->charged);
 	free(o);
 }

@@ -24,17 +24,35 @@ charge(struct membudget *b, size_t n)
 		b->high_water = b->used;
 }
 
-bool
-membudget_take(struct membudget *b, size_t n)
+/* Charge n if used stays under limit less limit/keep (keep 0: the limit). */
+static bool
+take_under(struct membudget *b, size_t n, unsigned keep)
 {
+	size_t under;
+
 	if (b == NULL)
 		return true;
-	if (b->limit != 0 && (b->used > b->limit || n > b->limit - b->used)) {
-		b->refused++;
-		return false;
+	if (b->limit != 0) {
+		under = keep ? b->limit - b->limit / keep : b->limit;
+		if (b->used > under || n > under - b->used) {
+			b->refused++;
+			return false;
+		}
 	}
 	charge(b, n);
 	return true;
+}
+
+bool
+membudget_take(struct membudget *b, size_t n)
+{
+	return take_under(b, n, 8);
+}
+
+bool
+membudget_take_soft(struct membudget *b, size_t n)
+{
+	return take_under(b, n, 4);
 }
 
 void

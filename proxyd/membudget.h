@@ -33,8 +33,18 @@ struct membudget {
 
 /* A budget for a process whose memory should stay near total (0: none). */
 void	membudget_init(struct membudget *, size_t total);
-/* Charge n if it fits under the limit; false (counted) if not.  NULL: true. */
+/*
+ * Charge n if it fits under 7/8 of the limit; false (counted) if not.
+ * NULL: true.  The last eighth is for what is charged anyway (flow
+ * state, small rings: membudget_force), so that it too fits.
+ */
 bool	membudget_take(struct membudget *, size_t n);
+/*
+ * The same for memory that can stop growing without slowing anything
+ * (captured bodies): up to 3/4 of the limit, so that the relay's buffers
+ * keep room when bodies have taken all they may.
+ */
+bool	membudget_take_soft(struct membudget *, size_t n);
 /* Charge n whether or not it fits (state a flow cannot run without). */
 void	membudget_force(struct membudget *, size_t n);
 void	membudget_give(struct membudget *, size_t n);

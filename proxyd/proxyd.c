@@ -190,6 +190,11 @@ proxyd_shutdown(void *arg)
 	/* Running flows are reset: a cut stream must not pass for a whole one. */
 	relay_free(proxyd.relay);
 	proxyd.relay = NULL;
+	if (proxyd.budget.limit != 0)
+		log_info("memory budget: at most %zu KiB of %zu KiB used, %llu "
+		    "requests turned down", proxyd.budget.high_water >> 10,
+		    proxyd.budget.limit >> 10,
+		    (unsigned long long)proxyd.budget.refused);
 	/* After the relay: it records the flows it ended just now. */
 	store_close(proxyd.store);
 	proxyd.store = NULL;

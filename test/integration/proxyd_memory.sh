@@ -7,7 +7,7 @@
 # (VmHWM) stays under the budget, every byte still reaches the server (no
 # flow dropped), a normal request completes during the load, and the store
 # marks the bodies cut by the budget (req_body_truncated = 2).  (Without
-# the budget: 601 MB peak in the same run, 2026-12-07; with it 59 MB.)  Then a
+# the budget: 601 MB peak on the same machine, 2026-12-07; with it 53 MB.)  Then a
 # flow cap: with --max-flows-per-addr 2, a third connection at once is
 # refused and recorded as such.
 #
