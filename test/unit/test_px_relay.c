@@ -787,7 +787,7 @@ tcp_memory_budget_small_rings(void **state)
 	app_finish(&app);
 	server_stop(&srv);
 	free(data);
-	restart_relay(t);	/* before budget goes out of scope */
+	/* A relay without the budget, before it goes out of scope. */
 	t->cfg.budget = NULL;
 	restart_relay(t);
 }
