@@ -1,9 +1,10 @@
 /*
- * The HTTP/1.1 observer of one TCP flow: proxyd's relay (relay.c) hands it
- * a copy-free view of every byte that passes each way (plain HTTP, or the
- * plaintext of an intercepted TLS flow), and it records each request with
- * its response as one struct store_http.  It never changes, holds back or
- * produces a byte of the stream: observation is a side line of the relay.
+ * The HTTP/1.1 observer of one TCP flow: proxyd's HTTP/1 layer
+ * (layer_http1.c) hands it a view of every byte that passes each way
+ * (plain HTTP, or the plaintext of an intercepted TLS flow), and it
+ * records each request with its response as one struct store_http.  It
+ * never changes, holds back or produces a byte of the stream: observation
+ * is a side line of the relay.
  *
  * Two incremental parsers (http.h), one per direction; requests wait in a
  * FIFO for their responses (keep-alive, pipelining), and the response
