@@ -128,6 +128,30 @@ ctl_authorize(const struct ipc_cred *cred, void *arg)
 	return 0;
 }
 
+/*
+ * A process's effective uid from /proc: the daemons drop to their users
+ * after they connect, so SO_PEERCRED (taken at connect) would say root.
+ */
+static int
+effective_uid(pid_t pid, uint32_t *uid)
+{
+	char path[64], line[256];
+	unsigned r, e;
+	FILE *f;
+	int found = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (found == -1 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
+			*uid = e;
+			found = 0;
+		}
+	fclose(f);
+	return found;
+}
+
 static void
 fill_daemon(Lc__DaemonStatus *ds, const char *name, int running, uint32_t pid,
     const char *version)
@@ -137,6 +161,8 @@ fill_daemon(Lc__DaemonStatus *ds, const char *name, int running, uint32_t pid,
 	ds->running = running;
 	ds->pid = pid;
 	ds->software_version = (char *)(uintptr_t)(version ? version : "");
+	if (running && pid > 0)
+		ds->uid_known = effective_uid((pid_t)pid, &ds->uid) == 0;
 }
 
 static void
