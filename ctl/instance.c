@@ -39,6 +39,8 @@ static const char *const daemon_names[NDAEMONS] = {
  */
 #define PROXYD_USER	"localcap"
 #define NETSTACKD_USER	"localcap-netstack"
+/* Members may use localcapctl: may capture anyone's traffic. */
+#define ADMIN_GROUP	"localcap-admin"
 
 /* Run argv (an absolute path first), quiet; its exit status or -1. */
 static int
@@ -117,6 +119,34 @@ ensure_user(const char *name, const char *comment, uid_t *uid, const char **how)
 	}
 	*uid = pw->pw_uid;
 	return 0;
+}
+
+/*
+ * The admin group (redirectord's ctl.sock admits its members), made empty
+ * if missing so that a person can be added to it.  Best effort: root can
+ * use localcapctl without it.
+ */
+static void
+ensure_admin_group(void)
+{
+	static const char *const groupadd[] = { "/usr/sbin/groupadd", "/sbin/groupadd" };
+	char *argv[4];
+	size_t i;
+
+	if (getgrnam(ADMIN_GROUP) != NULL)
+		return;
+	argv[1] = (char *)(uintptr_t)"--system";
+	argv[2] = (char *)(uintptr_t)ADMIN_GROUP;
+	argv[3] = NULL;
+	for (i = 0; i < 2; i++)
+		if (access(groupadd[i], X_OK) == 0) {
+			argv[0] = (char *)(uintptr_t)groupadd[i];
+			if (run_quiet(argv) == 0)
+				return;
+		}
+	if (getgrnam(ADMIN_GROUP) == NULL)
+		fprintf(stderr, "localcapctl: warning: could not create the group "
+		    "%s; only root can use localcapctl\n", ADMIN_GROUP);
 }
 
 /*
@@ -524,6 +554,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		    ensure_user(NETSTACKD_USER, "localcap netstackd", &ns_uid,
 		    &ns_how) == -1)
 			return 1;
+		ensure_admin_group();
 		if (px_uid == ns_uid) {
 			fprintf(stderr, "localcapctl: users %s and %s have the same "
 			    "uid %u; each daemon needs its own\n", PROXYD_USER,
