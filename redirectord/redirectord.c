@@ -271,7 +271,7 @@ ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
 	Lc__Error err;
 	Lc__SpecReply spec_reply;
 	Lc__RunReply run_reply;
-	char text[400], cgroup[300];
+	char text[600], cgroup[512];
 	const char *what = "status";
 
 	lc__ctl_reply__init(&reply);

@@ -29,11 +29,11 @@ T=$(mktemp -d /tmp/lc-auth.XXXXXX)
 chmod 755 "$T"
 CG=$(make_cgroup "localcap-test-auth-$$") || { echo "no cgroup v2"; exit 1; }
 PXU=localcap NSU=localcap-netstack ADM=localcap-admin
-PROXYD_PID="" REDIRECTORD_PID="" NETSTACKD_PID="" HOLD_PID=""
+PROXYD_PID="" REDIRECTORD_PID="" NETSTACKD_PID="" HOLD_PID="" TICK_PID=""
 passed=0 failed=0
 
 cleanup() {
-	for p in $HOLD_PID $PROXYD_PID $REDIRECTORD_PID $NETSTACKD_PID; do
+	for p in $TICK_PID $HOLD_PID $PROXYD_PID $REDIRECTORD_PID $NETSTACKD_PID; do
 		kill -9 "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
@@ -127,6 +127,57 @@ check "proxyd's user is refused even in $ADM (exit $rc)" \
 check "...and redirectord logged why" grep -q "refused uid $PX_UID .*a localcap service user" \
     "$T/redirectord.log"
 check "...and nothing was attached" sh -c "! \"$BIN/localcapctl\" -r \"$T\" --json status | grep -q '\"spec\":\"uid:0\"'"
+
+# run: the run cgroup is made inside the caller's own cgroup, so the
+# caller's limits hold for what it runs (it used to go right under the
+# attach point, shedding MemoryMax and the rest); a caller outside the
+# attach point is refused.
+mkdir "$CG/limited"
+# shellcheck disable=SC2016
+out=$(sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -r "$3" run -- cat /proc/self/cgroup' \
+    sh "$CG/limited" "$BIN/localcapctl" "$T" 2>&1 | grep '^0::')
+check "run's cgroup is inside the caller's ($out)" sh -c \
+    "echo '$out' | grep -q '^0::.*/localcap-test-auth-$$/limited/localcap-run\.[0-9]*\$'"
+# Freezing the caller's cgroup (a control every cgroup v2 has, with no
+# controller needed) stops what it runs.
+# shellcheck disable=SC2016
+sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -r "$3" run -- sh -c "while :; do date +%s%N >\"\$0\"; sleep 0.05; done" "$4"' \
+    sh "$CG/limited" "$BIN/localcapctl" "$T" "$T/ticks" >/dev/null 2>&1 &
+TICK_PID=$!
+sleep 0.5
+echo 1 >"$CG/limited/cgroup.freeze"
+sleep 0.3
+a=$(cat "$T/ticks" 2>/dev/null); sleep 0.5; b=$(cat "$T/ticks" 2>/dev/null)
+check "freezing the caller's cgroup freezes the command run started ($a = $b)" \
+    sh -c "[ -n '$a' ] && [ '$a' = '$b' ]"
+echo 0 >"$CG/limited/cgroup.freeze"
+kill -9 "$TICK_PID" 2>/dev/null
+for p in $(cat "$CG"/limited/localcap-run.*/cgroup.procs 2>/dev/null); do kill -9 "$p"; done
+wait "$TICK_PID" 2>/dev/null
+# And MemoryMax, where cgroup v2 has the memory controller (not on a
+# hybrid hierarchy, where it is v1's).
+if grep -qw memory "$(cgroup2_root)/cgroup.subtree_control" &&
+    echo +memory >"$CG/cgroup.subtree_control" &&
+    echo 64M >"$CG/limited/memory.max"; then
+	echo 0 >"$CG/limited/memory.swap.max" 2>/dev/null
+	# shellcheck disable=SC2016
+	sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -r "$3" run -- "$4" -c "b = bytearray(256 << 20); b[::4096] = b\"x\" * len(b[::4096])"' \
+	    sh "$CG/limited" "$BIN/localcapctl" "$T" "$PY" >/dev/null 2>&1
+	rc=$?
+	check "the caller's MemoryMax (64M) still holds in run: 256 MiB is refused (exit $rc)" \
+	    [ $rc -ne 0 ]
+else
+	echo "# skipped: no cgroup v2 memory controller here; MemoryMax in run not checked"
+fi
+if OUT=$(make_cgroup "localcap-test-auth-out-$$"); then
+	# shellcheck disable=SC2016
+	out=$(sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -r "$3" run -- true' \
+	    sh "$OUT" "$BIN/localcapctl" "$T" 2>&1); rc=$?
+	check "run from outside the attach point is refused, saying so (exit $rc)" \
+	    sh -c "[ $rc -ne 0 ] && echo \"\$1\" | grep -q 'outside the attach point'" sh "$out"
+	check "...and made no cgroup there" sh -c "! ls -d '$OUT'/localcap-run.* >/dev/null 2>&1"
+	remove_cgroup "$OUT"
+fi
 
 # Idle control connections: at most 64 held, never root locked out, and
 # those that never finish a handshake are closed within seconds.
