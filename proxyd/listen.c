@@ -686,7 +686,13 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 			if (sockaddr_to_flow(&ss, &src) == -1)
 				memset(&src, 0, sizeof(src));
-			(void)make_room(pl, &src);
+			/* At a limit with nobody to push out (all past their
+			 * head, resolving or draining): refuse this one. */
+			if (make_room(pl, &src) == -1) {
+				pl->stats.overloaded++;
+				close(fd);
+				continue;
+			}
 		}
 		pc = NULL;
 		if (pl->npending >= PLISTEN_MAX_PENDING ||
