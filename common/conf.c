@@ -43,7 +43,7 @@ static const struct conf_key conf_schema[] = {
 	{ "cgroup",		CONF_PATH,	",redirectord,", 0, 0 },
 	{ "fail_closed",	CONF_BOOL,	",redirectord,", 0, 0 },
 	{ "user",		CONF_USER,	",netstackd,proxyd,", 0, 0 },
-	{ "netstack_user",	CONF_USER,	",redirectord,", 0, 0 },
+	{ "netstack_user",	CONF_USER,	",redirectord,proxyd,", 0, 0 },
 	{ "listen",		CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "ignore_hosts",	CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "upstream_ca",	CONF_PATH,	",proxyd,", 0, 0 },

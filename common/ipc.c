@@ -162,6 +162,48 @@ static int	queue_frame(struct ipc_peer *, Lc__MsgType, const ProtobufCMessage *,
 		    const int *, size_t, int force);
 static int	peer_flush(struct ipc_peer *);
 
+/*
+ * The peer's supplementary groups (SO_PEERGROUPS): what the kernel holds
+ * for the connecting process, not what /etc/group says of its uid.
+ */
+static void
+peer_groups(int fd, struct ipc_cred *cred)
+{
+	socklen_t len = 64 * sizeof(gid_t);
+	gid_t *g = NULL;
+	int tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		gid_t *ng = realloc(g, len ? len : sizeof(gid_t));
+
+		if (ng == NULL)
+			break;
+		g = ng;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
+			cred->groups = g;
+			cred->ngroups = (int)(len / sizeof(gid_t));
+			return;
+		}
+		if (errno != ERANGE)
+			break;
+		/* len now says how much the list needs. */
+	}
+	free(g);
+}
+
+int
+ipc_cred_in_group(const struct ipc_cred *cred, gid_t gid)
+{
+	int i;
+
+	if (cred->gid == gid)
+		return 1;
+	for (i = 0; i < cred->ngroups; i++)
+		if (cred->groups[i] == gid)
+			return 1;
+	return 0;
+}
+
 struct ipc_peer *
 ipc_peer_new(struct ev_loop *loop, int fd, int connecting,
     const struct ipc_peer_config *cfg)
@@ -192,6 +234,8 @@ ipc_peer_new(struct ev_loop *loop, int fd, int connecting,
 		p->cred.uid = uc.uid;
 		p->cred.gid = uc.gid;
 	}
+	p->cred.ngroups = -1;
+	peer_groups(fd, &p->cred);
 	if (set_nonblock_cloexec(fd) == -1) {
 		close(fd);
 		free(p);
@@ -347,6 +391,7 @@ peer_finish(struct ipc_peer *p)
 		free(m);
 	}
 	close_fds(p->pending_fds, p->npending);
+	free(p->cred.groups);
 	free(p->in);
 	free(p);
 }

@@ -75,12 +75,21 @@ struct ipc_callbacks {
 	void	(*on_drain)(struct ipc_peer *);
 };
 
-/* Identity of the process at the other end, from SO_PEERCRED. */
+/*
+ * Identity of the process at the other end, from SO_PEERCRED, and its
+ * supplementary groups as the kernel holds them (SO_PEERGROUPS; ngroups -1
+ * if the kernel would not say).  Both are taken at connect time.
+ */
 struct ipc_cred {
-	pid_t	pid;
-	uid_t	uid;
-	gid_t	gid;
+	pid_t	 pid;
+	uid_t	 uid;
+	gid_t	 gid;
+	int	 ngroups;
+	gid_t	*groups;
 };
+
+/* 1 if gid is the peer's primary group or one of its supplementary groups. */
+int	ipc_cred_in_group(const struct ipc_cred *, gid_t gid);
 
 struct ipc_peer_config {
 	enum ipc_channel	channel;

@@ -219,7 +219,7 @@ allow_common(scmp_filter_ctx ctx)
 		"exit", "exit_group", "getpid", "gettid", "getuid", "geteuid",
 		"getgid", "getegid", "getppid", "wait4", "futex", "sched_yield",
 		"unlink", "unlinkat", "newfstatat", "fstat", "lseek",
-		"eventfd2", "signalfd4", "pipe2", "tgkill", "restart_syscall",
+		"eventfd2", "signalfd4", "pipe2", "restart_syscall",
 		"uname",
 		/* Only what Landlock lets through: the config file on SIGHUP. */
 		"openat", "open",
@@ -294,6 +294,21 @@ seccomp_filter(enum sandbox_profile profile)
 		goto load;
 	}
 	allow_common(ctx);
+	/*
+	 * Signals to ourselves only (raise(), abort()): code running in a
+	 * parser must not signal another process of the same uid — or, were
+	 * the daemon ever left root, any process.  Our pid, taken now: these
+	 * profiles are for processes that do not fork after confining.
+	 */
+	{
+		scmp_datum_t self = (scmp_datum_t)getpid();
+
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+		    SCMP_A0(SCMP_CMP_EQ, self)) < 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+		    SCMP_A0(SCMP_CMP_EQ, self)) < 0)
+			fatalx("sandbox: seccomp rule for kill/tgkill");
+	}
 	/* Sockets: Unix only for netstackd (its flow sockets, its peers, syslog). */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 	    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)

@@ -5,8 +5,11 @@
  * only its public certificate (localcap-ca-cert.pem / .der).  install puts
  * it where Debian's tools trust it (update-ca-certificates) and into the
  * NSS databases of the user who asked (Chromium's ~/.pki/nssdb, Firefox
- * profiles) when certutil is available; it records each action in the state
- * dir so that uninstall removes exactly that and nothing else.
+ * profiles) when certutil is available; it records each action so that
+ * uninstall removes exactly that and nothing else.  The record lives where
+ * only root writes (/var/lib/localcap-ca/), never in the state dir, which
+ * proxyd's user owns: root's uninstall must not delete what that user
+ * names.  Even so, uninstall honours only paths install itself creates.
  *
  * LOCALCAP_TRUST_ROOT=DIR (tests) prefixes every system path, and runs
  * update-ca-certificates on that tree only.
@@ -28,7 +31,8 @@
 
 #define CA_PEM		"localcap-ca-cert.pem"
 #define CA_DER		"localcap-ca-cert.der"
-#define CA_RECORD	"ca-installed"	/* what install did, for uninstall */
+#define CA_RECORD	"ca-installed"	/* an older localcapctl's record, in the state dir */
+#define RECORD_DIR	"/var/lib/localcap-ca"	/* root's: what install did */
 #define LOCAL_CERTS	"/usr/local/share/ca-certificates"
 
 static const char *
@@ -200,6 +204,130 @@ ca_tag(const char *pem, size_t len)
 	return h;
 }
 
+/*
+ * The install record of a state dir: <trust root>/var/lib/localcap-ca/
+ * installed.<FNV-1a of the state dir's real path>.
+ */
+static int
+record_path(const char *state_dir, char *out, size_t len)
+{
+	char real[PATH_MAX];
+	const char *key = realpath(state_dir, real) ? real : state_dir;
+	uint32_t h = 2166136261u;
+
+	for (; *key; key++)
+		h = (h ^ (uint8_t)*key) * 16777619u;
+	return (size_t)snprintf(out, len, "%s%s/installed.%08x", trust_root(),
+	    RECORD_DIR, h) >= len ? -1 : 0;
+}
+
+/* Ours and not writable by anyone else: what a record and its dir must be. */
+static int
+trusted_stat(const struct stat *st)
+{
+	return st->st_uid == geteuid() && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+int
+ctl_ca_installed_file_ok(const char *root, const char *path)
+{
+	size_t rl = strlen(root), ll = strlen(LOCAL_CERTS), i;
+	const char *name;
+
+	/* Exactly <root>/usr/local/share/ca-certificates/localcap-XXXXXXXX.crt */
+	if (strncmp(path, root, rl) != 0 || strncmp(path + rl, LOCAL_CERTS, ll) != 0 ||
+	    path[rl + ll] != '/')
+		return 0;
+	name = path + rl + ll + 1;
+	if (strlen(name) != strlen("localcap-12345678.crt") ||
+	    strncmp(name, "localcap-", 9) != 0 || strcmp(name + 17, ".crt") != 0)
+		return 0;
+	for (i = 9; i < 17; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* An NSS database install could have used: one nss_dbs() finds now. */
+static int
+nss_db_ok(const char *db)
+{
+	char dbs[8][PATH_MAX];
+	int i, n = nss_dbs(dbs, 8);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(dbs[i], db) == 0)
+			return 1;
+	return 0;
+}
+
+/* Open the record for writing: its dir made root's 0700 if missing. */
+static FILE *
+record_create(const char *record)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s%s", trust_root(), RECORD_DIR);
+	if (mkdir_p(dir) == -1 || chmod(dir, 0700) == -1 || lstat(dir, &st) == -1)
+		return NULL;
+	if (!S_ISDIR(st.st_mode) || !trusted_stat(&st)) {
+		errno = EPERM;
+		return NULL;
+	}
+	if ((fd = open(record, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) == -1)
+		return NULL;
+	if ((f = fdopen(fd, "w")) == NULL)
+		close(fd);
+	return f;
+}
+
+/*
+ * The record to read: root's, checked to be ours and unwritable by others;
+ * else an older localcapctl's in the state dir (*legacy set), whose lines
+ * are then no more trusted than the new one's (see ca_uninstall).
+ */
+static FILE *
+record_open(const char *state_dir, char *path, size_t len, int *legacy)
+{
+	char dir[PATH_MAX];
+	struct stat st, dst;
+	FILE *f;
+	int fd;
+
+	*legacy = 0;
+	if (record_path(state_dir, path, len) == -1) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	snprintf(dir, sizeof(dir), "%s%s", trust_root(), RECORD_DIR);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) != -1) {
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || !trusted_stat(&st) ||
+		    lstat(dir, &dst) == -1 || !S_ISDIR(dst.st_mode) || !trusted_stat(&dst)) {
+			fprintf(stderr, "localcapctl: %s (or its directory) is not "
+			    "root's alone; not using it\n", path);
+			close(fd);
+			errno = EPERM;
+			return NULL;
+		}
+		if ((f = fdopen(fd, "r")) == NULL)
+			close(fd);
+		return f;
+	}
+	if (errno != ENOENT)
+		return NULL;
+	snprintf(path, len, "%s/%s", state_dir, CA_RECORD);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return NULL;
+	*legacy = 1;
+	if ((f = fdopen(fd, "r")) == NULL)
+		close(fd);
+	return f;
+}
+
 static int
 ca_install(const char *state_dir)
 {
@@ -220,12 +348,17 @@ ca_install(const char *state_dir)
 	snprintf(nick, sizeof(nick), "localcap CA %08x", ca_tag(pem, len));
 	snprintf(dest, sizeof(dest), "%s%s/localcap-%08x.crt", trust_root(),
 	    LOCAL_CERTS, ca_tag(pem, len));
-	snprintf(record, sizeof(record), "%s/%s", state_dir, CA_RECORD);
-	if ((rec = fopen(record, "we")) == NULL) {
-		fprintf(stderr, "localcapctl: %s: %s\n", record, strerror(errno));
+	if (record_path(state_dir, record, sizeof(record)) == -1 ||
+	    (rec = record_create(record)) == NULL) {
+		fprintf(stderr, "localcapctl: the install record %s: %s%s\n", record,
+		    strerror(errno), errno == EACCES ? " (run as root)" : "");
 		free(pem);
 		return 1;
 	}
+	fprintf(rec, "state %s\n", state_dir);
+	/* An older localcapctl's record in the state dir is superseded. */
+	snprintf(dir, sizeof(dir), "%s/%s", state_dir, CA_RECORD);
+	(void)unlink(dir);
 
 	/* The system store. */
 	snprintf(dir, sizeof(dir), "%s%s", trust_root(), LOCAL_CERTS);
@@ -280,11 +413,10 @@ ca_uninstall(const char *state_dir)
 {
 	char record[PATH_MAX], line[PATH_MAX + 16], nick[64] = "";
 	char sqldb[PATH_MAX + 8];
-	int removed_file = 0, failed = 0;
+	int removed_file = 0, failed = 0, legacy;
 	FILE *rec;
 
-	snprintf(record, sizeof(record), "%s/%s", state_dir, CA_RECORD);
-	if ((rec = fopen(record, "re")) == NULL) {
+	if ((rec = record_open(state_dir, record, sizeof(record), &legacy)) == NULL) {
 		if (errno == ENOENT) {
 			printf("nothing to uninstall: localcapctl ca install has not "
 			    "run for %s\n", state_dir);
@@ -293,6 +425,9 @@ ca_uninstall(const char *state_dir)
 		fprintf(stderr, "localcapctl: %s: %s\n", record, strerror(errno));
 		return 1;
 	}
+	if (legacy)
+		printf("using the record an older localcapctl left in %s; only "
+		    "what ca install itself creates is removed\n", record);
 	/* The nickname comes last; read it first. */
 	while (fgets(line, sizeof(line), rec))
 		if (strncmp(line, "nick ", 5) == 0) {
@@ -303,7 +438,20 @@ ca_uninstall(const char *state_dir)
 	rewind(rec);
 	while (fgets(line, sizeof(line), rec)) {
 		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "file ", 5) == 0) {
+		/*
+		 * Whoever wrote the record, only the names install creates:
+		 * root must not unlink (or edit) what another user names.
+		 */
+		if (strncmp(line, "file ", 5) == 0 &&
+		    !ctl_ca_installed_file_ok(trust_root(), line + 5)) {
+			fprintf(stderr, "localcapctl: %s names %s, which ca install "
+			    "does not create; left alone\n", record, line + 5);
+			failed = 1;
+		} else if (strncmp(line, "nss ", 4) == 0 && !nss_db_ok(line + 4)) {
+			fprintf(stderr, "localcapctl: %s names the NSS database %s, "
+			    "not one of yours; left alone\n", record, line + 4);
+			failed = 1;
+		} else if (strncmp(line, "file ", 5) == 0) {
 			if (unlink(line + 5) == 0 || errno == ENOENT) {
 				removed_file = 1;
 				printf("removed %s\n", line + 5);

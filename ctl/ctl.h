@@ -14,5 +14,10 @@ int	ctl_down(const char *runtime_dir);
 int	ctl_logs(const char *runtime_dir, int argc, char **argv);
 /* localcapctl ca ...: argv[0] is "ca". */
 int	ctl_ca(const char *state_dir, int argc, char **argv);
+/*
+ * 1 if path is a file `ca install` creates under the trust root root ("" on
+ * a real system): uninstall, as root, removes nothing else.
+ */
+int	ctl_ca_installed_file_ok(const char *root, const char *path);
 
 #endif

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +31,147 @@
 static const char *const daemon_names[NDAEMONS] = {
 	"redirectord", "netstackd", "proxyd",
 };
+
+/*
+ * The unprivileged users netstackd and proxyd switch to once their sockets
+ * are open: the same ones packaging/systemd/localcap.sysusers creates, so
+ * an instance and the units share the state dir's owner.
+ */
+#define PROXYD_USER	"localcap"
+#define NETSTACKD_USER	"localcap-netstack"
+/* Members may use localcapctl: may capture anyone's traffic. */
+#define ADMIN_GROUP	"localcap-admin"
+
+/* Run argv (an absolute path first), quiet; its exit status or -1. */
+static int
+run_quiet(char *const argv[])
+{
+	pid_t pid;
+	int status, fd;
+
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		if ((fd = open("/dev/null", O_RDWR)) != -1) {
+			dup2(fd, STDIN_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * A system user for a daemon: reused if it exists (never root), created
+ * with useradd otherwise (its own group, no home, no shell).  *how says
+ * which, for the start-up message.
+ */
+static int
+ensure_user(const char *name, const char *comment, uid_t *uid, const char **how)
+{
+	static const char *const useradd[] = { "/usr/sbin/useradd", "/sbin/useradd" };
+	struct passwd *pw;
+	size_t i;
+
+	if ((pw = getpwnam(name)) == NULL) {
+		char *argv[12];
+		int n = 0, rc = -1;
+
+		argv[n++] = NULL;
+		argv[n++] = (char *)(uintptr_t)"--system";
+		/* A group of that name already there (an older install): join it. */
+		argv[n++] = (char *)(uintptr_t)(getgrnam(name) ? "--gid" : "--user-group");
+		if (getgrnam(name))
+			argv[n++] = (char *)(uintptr_t)name;
+		argv[n++] = (char *)(uintptr_t)"--no-create-home";
+		argv[n++] = (char *)(uintptr_t)"--home-dir";
+		argv[n++] = (char *)(uintptr_t)"/nonexistent";
+		argv[n++] = (char *)(uintptr_t)"--shell";
+		argv[n++] = (char *)(uintptr_t)"/usr/sbin/nologin";
+		argv[n++] = (char *)(uintptr_t)"--comment";
+		argv[n++] = (char *)(uintptr_t)comment;
+		argv[n++] = (char *)(uintptr_t)name;
+		argv[n] = NULL;
+		for (i = 0; i < 2 && rc != 0; i++)
+			if (access(useradd[i], X_OK) == 0) {
+				argv[0] = (char *)(uintptr_t)useradd[i];
+				rc = run_quiet(argv);
+			}
+		/* Another `up` may have created it meanwhile: look again. */
+		if ((pw = getpwnam(name)) == NULL) {
+			fprintf(stderr, "localcapctl: cannot create the system user "
+			    "'%s' (useradd %s); create it, or run the daemons "
+			    "under systemd (sysusers)\n", name,
+			    rc == -1 ? "not found" : "failed");
+			return -1;
+		}
+		*how = "created";
+	} else
+		*how = "existing";
+	if (pw->pw_uid == 0) {
+		fprintf(stderr, "localcapctl: user '%s' is root; refusing to run "
+		    "a daemon as it\n", name);
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	return 0;
+}
+
+/*
+ * The admin group (redirectord's ctl.sock admits its members), made empty
+ * if missing so that a person can be added to it.  Best effort: root can
+ * use localcapctl without it.
+ */
+static void
+ensure_admin_group(void)
+{
+	static const char *const groupadd[] = { "/usr/sbin/groupadd", "/sbin/groupadd" };
+	char *argv[4];
+	size_t i;
+
+	if (getgrnam(ADMIN_GROUP) != NULL)
+		return;
+	argv[1] = (char *)(uintptr_t)"--system";
+	argv[2] = (char *)(uintptr_t)ADMIN_GROUP;
+	argv[3] = NULL;
+	for (i = 0; i < 2; i++)
+		if (access(groupadd[i], X_OK) == 0) {
+			argv[0] = (char *)(uintptr_t)groupadd[i];
+			if (run_quiet(argv) == 0)
+				return;
+		}
+	if (getgrnam(ADMIN_GROUP) == NULL)
+		fprintf(stderr, "localcapctl: warning: could not create the group "
+		    "%s; only root can use localcapctl\n", ADMIN_GROUP);
+}
+
+/*
+ * After a stop: netstackd and proxyd, no longer root, could not remove
+ * their pid files (and proxyd its flow.sock) from the root-owned runtime
+ * dir.  Removed here once no process holds the pid file's lock.
+ */
+static void
+remove_leftovers(const char *runtime_dir, const char *name, const char *sock)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s.pid", runtime_dir, name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		(void)unlink(path);
+		if (sock) {
+			snprintf(path, sizeof(path), "%s/%s", runtime_dir, sock);
+			(void)unlink(path);
+		}
+	}
+	close(fd);
+}
 
 /* Directory holding the daemon binaries. */
 static int
@@ -285,7 +429,8 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 
 	ignore_buf[0] = '\0';
 	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX], cg[PATH_MAX];
-	char *rd_args[12], *ns_args[8], *px_args[16];
+	char *rd_args[16], *ns_args[12], *px_args[24];
+	char users[256] = "as started (not root: no users of their own)";
 	pid_t pids[NDAEMONS] = { 0 };
 	int fail_closed = 0, foreground = 0, c, i, n, running;
 	long deadline;
@@ -400,6 +545,42 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	}
 	px_args[n] = NULL;
 
+	/* The two daemons that parse untrusted bytes: users of their own. */
+	if (geteuid() == 0) {
+		uid_t px_uid, ns_uid;
+		const char *px_how, *ns_how;
+
+		if (ensure_user(PROXYD_USER, "localcap proxyd", &px_uid, &px_how) == -1 ||
+		    ensure_user(NETSTACKD_USER, "localcap netstackd", &ns_uid,
+		    &ns_how) == -1)
+			return 1;
+		ensure_admin_group();
+		if (px_uid == ns_uid) {
+			fprintf(stderr, "localcapctl: users %s and %s have the same "
+			    "uid %u; each daemon needs its own\n", PROXYD_USER,
+			    NETSTACKD_USER, (unsigned)px_uid);
+			return 1;
+		}
+		snprintf(users, sizeof(users), "proxyd as %s (uid %u, %s), "
+		    "netstackd as %s (uid %u, %s)", PROXYD_USER, (unsigned)px_uid,
+		    px_how, NETSTACKD_USER, (unsigned)ns_uid, ns_how);
+		px_args[n++] = (char *)(uintptr_t)"--user";
+		px_args[n++] = (char *)(uintptr_t)PROXYD_USER;
+		px_args[n++] = (char *)(uintptr_t)"--netstack-user";
+		px_args[n++] = (char *)(uintptr_t)NETSTACKD_USER;
+		px_args[n] = NULL;
+		for (n = 0; ns_args[n]; n++)
+			;
+		ns_args[n++] = (char *)(uintptr_t)"--user";
+		ns_args[n++] = (char *)(uintptr_t)NETSTACKD_USER;
+		ns_args[n] = NULL;
+		for (n = 0; rd_args[n]; n++)
+			;
+		rd_args[n++] = (char *)(uintptr_t)"--netstack-user";
+		rd_args[n++] = (char *)(uintptr_t)NETSTACKD_USER;
+		rd_args[n] = NULL;
+	}
+
 	if (daemon_cgroup(runtime_dir, cg, sizeof(cg)) == -1 ||
 	    (mkdir(cg, 0755) == -1 && errno != EEXIST)) {
 		fprintf(stderr, "localcapctl: warning: no cgroup of their own for "
@@ -445,10 +626,12 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	    "  runtime dir  %s (ctl.sock, data.sock, flow.sock, pid files)\n"
 	    "  logs         %s/*.log (localcapctl logs)\n"
 	    "  state dir    %s\n"
+	    "  users        %s\n"
 	    "  capture at   %s\n"
 	    "next: localcapctl run -- CMD, or localcapctl attach NAME; "
 	    "localcapctl down to stop\n", runtime_dir, logdir,
-	    state ? state : "/var/lib/localcap", cgroup ? cgroup : "the cgroup v2 root");
+	    state ? state : "/var/lib/localcap", users,
+	    cgroup ? cgroup : "the cgroup v2 root");
 	fflush(stdout);
 	if (!foreground)
 		return 0;
@@ -518,6 +701,9 @@ ctl_down(const char *runtime_dir)
 	}
 	if (!left) {
 		char cg[PATH_MAX];
+
+		remove_leftovers(runtime_dir, "netstackd", NULL);
+		remove_leftovers(runtime_dir, "proxyd", "flow.sock");
 
 		if (daemon_cgroup(runtime_dir, cg, sizeof(cg)) == 0)
 			remove_daemon_cgroup(cg);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +121,11 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 
 			printf("%s{\"name\":", i ? "," : "");
 			json_string(d->name);
-			printf(",\"running\":%s,\"pid\":%u,\"version\":",
+			printf(",\"running\":%s,\"pid\":%u,",
 			    d->running ? "true" : "false", d->pid);
+			if (d->uid_known)
+				printf("\"uid\":%u,", d->uid);
+			printf("\"version\":");
 			json_string(d->software_version);
 			printf(",\"uptime_s\":%llu,\"counters\":{",
 			    (unsigned long long)d->uptime_s);
@@ -143,8 +147,16 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 			printf("%-12s DOWN\n", d->name);
 			continue;
 		}
-		printf("%-12s running  pid %-7u version %s", d->name, d->pid,
-		    d->software_version);
+		printf("%-12s running  pid %-7u ", d->name, d->pid);
+		if (d->uid_known) {
+			struct passwd *pw = getpwuid((uid_t)d->uid);
+			char who[64];
+
+			snprintf(who, sizeof(who), "%s(%u)", pw ? pw->pw_name : "",
+			    d->uid);
+			printf("user %-22s ", who);
+		}
+		printf("version %s", d->software_version);
 		if (strcmp(d->name, "redirectord") == 0 && d->n_counters)
 			printf("  sockets captured %llu",
 			    (unsigned long long)counter(d, "sockets_captured"));

@@ -87,6 +87,19 @@ struct {
 	__type(value, struct lc_owner);
 } lc_owners SEC(".maps");
 
+/*
+ * Captured sockets unbound because they connected to (or sent to) a local
+ * address: cookie -> owner, so that the same socket going to a remote
+ * address afterwards is bound to the TUN again (a refused loopback connect
+ * retried elsewhere, a UDP socket that asked a local resolver first).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LC_MAX_OWNERS);
+	__type(key, __u64);
+	__type(value, struct lc_owner);
+} lc_unbound SEC(".maps");
+
 /* Flow key as seen on the TUN -> owner. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -331,14 +344,52 @@ is_local(__u32 family, const __u8 *addr)
 static __always_inline void
 unbind(struct bpf_sock_addr *ctx, __u32 why)
 {
+	struct lc_owner *owner;
 	int zero = 0;
 	__u64 cookie;
 
 	bpf_setsockopt(ctx, SOL_SOCKET_, SO_BINDTOIFINDEX_, &zero, sizeof(zero));
 	count(why);
-	/* Not going to the TUN after all: no owner, no flows to record. */
+	/* Not going to the TUN after all: no owner, no flows to record.  A
+	 * client socket's owner is kept aside, for rebind() below. */
 	cookie = bpf_get_socket_cookie(ctx);
+	if (why == LC_CNT_CONNECT_LOCAL &&
+	    (owner = bpf_map_lookup_elem(&lc_owners, &cookie)) != NULL)
+		bpf_map_update_elem(&lc_unbound, &cookie, owner, BPF_ANY);
 	bpf_map_delete_elem(&lc_owners, &cookie);
+}
+
+/*
+ * A socket unbound for a local destination now goes to a remote one: bind
+ * it to the TUN again, with its owner back, while capture is on.  Costs
+ * one hash lookup per connect (and per unconnected sendmsg) of sockets
+ * that are not bound to the TUN.  For an unconnected UDP socket the kernel
+ * has read the device before this hook runs, so the first datagram to the
+ * remote address still goes direct; connect() takes effect at once.
+ */
+static __always_inline void
+rebind(struct bpf_sock_addr *ctx)
+{
+	const struct lc_config *cfg;
+	struct lc_owner *owner;
+	__u32 key = 0;
+	__u64 cookie;
+	int ifindex;
+
+	cookie = bpf_get_socket_cookie(ctx);
+	owner = bpf_map_lookup_elem(&lc_unbound, &cookie);
+	if (!owner)
+		return;
+	cfg = bpf_map_lookup_elem(&lc_config, &key);
+	if (!cfg || cfg->tun_ifindex == 0 || !cfg->enabled)
+		return;
+	ifindex = (int)cfg->tun_ifindex;
+	if (bpf_setsockopt(ctx, SOL_SOCKET_, SO_BINDTOIFINDEX_, &ifindex,
+	    sizeof(ifindex)) != 0)
+		return;
+	bpf_map_update_elem(&lc_owners, &cookie, owner, BPF_ANY);
+	bpf_map_delete_elem(&lc_unbound, &cookie);
+	count(LC_CNT_REBOUND);
 }
 
 static __always_inline int
@@ -370,39 +421,56 @@ v4_is_local(__u32 ip /* network order */)
 	return is_local(4, (const __u8 *)&ip);
 }
 
+/* Unbound earlier for a local destination (the common case: no). */
+static __always_inline int
+was_unbound(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	return bpf_map_lookup_elem(&lc_unbound, &cookie) != NULL;
+}
+
 static __always_inline int
 local_dest4(struct bpf_sock_addr *ctx)
 {
-	if (bound_to_tun(ctx) && v4_is_local(ctx->user_ip4))
-		unbind(ctx, LC_CNT_CONNECT_LOCAL);
+	if (bound_to_tun(ctx)) {
+		if (v4_is_local(ctx->user_ip4))
+			unbind(ctx, LC_CNT_CONNECT_LOCAL);
+	} else if (was_unbound(ctx) && !v4_is_local(ctx->user_ip4))
+		rebind(ctx);
 	return 1;
+}
+
+static __always_inline int
+v6_is_local(const __u32 *a)
+{
+	/* ::, ::1 */
+	if (a[0] == 0 && a[1] == 0 && a[2] == 0 &&
+	    (a[3] == 0 || a[3] == bpf_htonl(1)))
+		return 1;
+	/* ::ffff:a.b.c.d on a dual-stack socket */
+	if (a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff))
+		return v4_is_local(a[3]);
+	return is_local(6, (const __u8 *)a);
 }
 
 static __always_inline int
 local_dest6(struct bpf_sock_addr *ctx)
 {
 	__u32 a[4];
+	int bound = bound_to_tun(ctx);
 
-	if (!bound_to_tun(ctx))
+	if (!bound && !was_unbound(ctx))
 		return 1;
 	a[0] = ctx->user_ip6[0];
 	a[1] = ctx->user_ip6[1];
 	a[2] = ctx->user_ip6[2];
 	a[3] = ctx->user_ip6[3];
-	/* ::, ::1 */
-	if (a[0] == 0 && a[1] == 0 && a[2] == 0 &&
-	    (a[3] == 0 || a[3] == bpf_htonl(1))) {
-		unbind(ctx, LC_CNT_CONNECT_LOCAL);
-		return 1;
-	}
-	/* ::ffff:a.b.c.d on a dual-stack socket */
-	if (a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff)) {
-		if (v4_is_local(a[3]))
+	if (bound) {
+		if (v6_is_local(a))
 			unbind(ctx, LC_CNT_CONNECT_LOCAL);
-		return 1;
-	}
-	if (is_local(6, (const __u8 *)a))
-		unbind(ctx, LC_CNT_CONNECT_LOCAL);
+	} else if (!v6_is_local(a))
+		rebind(ctx);
 	return 1;
 }
 

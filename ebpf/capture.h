@@ -106,6 +106,7 @@ enum lc_counter {
 	LC_CNT_OWNER_RECORDED,		/* socket cookie -> owner stored */
 	LC_CNT_FLOW_RECORDED,		/* flow key -> owner stored */
 	LC_CNT_COMM_READ_FAILED,	/* leader comm unreadable: name rules miss */
+	LC_CNT_REBOUND,			/* unbound for a local peer, then a remote one: TUN again */
 	LC_CNT_MAX
 };
 

@@ -10,7 +10,8 @@
  *
  * The cache is a hash table (chained, power-of-two buckets, seeded FNV-1a
  * because the names come from peers) plus a doubly linked LRU list.
- * Entries are also dropped when their certificate is about to expire.
+ * Entries are also dropped when our validity cap on them is about to run
+ * out (leaves live days: signer.h).
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -41,7 +42,15 @@
 struct forged_cert {
 	unsigned int		refs;
 	mbedtls_x509_crt	chain;		/* the leaf */
-	int64_t			not_after;
+	/*
+	 * When to forge it again: an hour before our own validity cap runs
+	 * out.  A leaf clipped to an upstream certificate's notAfter (even
+	 * an expired one) keeps that date whenever it is forged again for the
+	 * same certificate, so it is not re-forged for it: a client retrying
+	 * against an expired server must not cost a signature per connection
+	 * (and run into the signer's rate limit).
+	 */
+	int64_t			renew_at;
 	struct forged_cert	*lru_prev, *lru_next;	/* head = most recent */
 	struct forged_cert	*hnext;
 	uint64_t		hash;
@@ -302,7 +311,7 @@ forge(struct certforge *cf, const struct certname *want, const mbedtls_x509_crt 
 	struct leaf_request req;
 	unsigned char *der = NULL;
 	size_t der_len;
-	int64_t now = (int64_t)time(NULL), not_after;
+	int64_t now = (int64_t)time(NULL), not_after, renew_at;
 	int ret;
 
 	if ((set = calloc(1, sizeof(*set))) == NULL ||
@@ -313,8 +322,9 @@ forge(struct certforge *cf, const struct certname *want, const mbedtls_x509_crt 
 	/* The name the client asked for goes first: it must survive any cap. */
 	(void)san_add(set, want);
 	cn = *want;
-	/* Lifetime counts from notBefore, as browsers count it (≤ 398 days). */
+	/* Lifetime counts from notBefore, as browsers count it (signer.h). */
 	not_after = now - CERTFORGE_BACKDATE + (int64_t)cf->days * 86400;
+	renew_at = not_after - EXPIRY_MARGIN;
 	if (up != NULL) {
 		int64_t up_after = x509u_time_to_epoch(&up->valid_to);
 
@@ -352,7 +362,7 @@ forge(struct certforge *cf, const struct certname *want, const mbedtls_x509_crt 
 	fc->hash = h;
 	fc->keylen = keylen;
 	memcpy(fc->key, key, keylen);
-	fc->not_after = req.not_after;
+	fc->renew_at = renew_at;
 	if ((ret = mbedtls_x509_crt_parse_der(&fc->chain, der, der_len)) != 0) {
 		seterr(err, errlen, "forged certificate does not parse back (-0x%04x)", -ret);
 		forged_cert_release(fc);
@@ -411,7 +421,7 @@ certforge_get(struct certforge *cf, const struct certforge_request *req,
 	h = key_hash(cf->seed, key, keylen);
 
 	if ((fc = cache_find(cf, key, keylen, h)) != NULL) {
-		if (fc->not_after - EXPIRY_MARGIN > (int64_t)time(NULL)) {
+		if (fc->renew_at > (int64_t)time(NULL)) {
 			lru_unlink(cf, fc);
 			lru_push_head(cf, fc);
 			cf->st.hits++;

@@ -27,7 +27,7 @@
 struct signer;
 
 #define CERTFORGE_DEFAULT_CACHE	1024
-#define CERTFORGE_DEFAULT_DAYS	397	/* leaf lifetime cap, Apple/Chrome rule */
+#define CERTFORGE_DEFAULT_DAYS	7	/* leaf lifetime cap from notBefore (signer.h) */
 #define CERTFORGE_BACKDATE	(2 * 86400)	/* tolerate client clock skew */
 
 struct certforge_request {

@@ -10,7 +10,11 @@
  *		  kernel does not answer them with a reset that could destroy
  *		  the answer before the client reads it
  *
- * and then the socket belongs to the relay.  Each state has one deadline.
+ * and then the socket belongs to the relay.  Each state has one deadline
+ * (READING two: the first byte within PLISTEN_FIRST_BYTE_TIMEOUT, the whole
+ * head within PLISTEN_HEAD_TIMEOUT).  Pending connections are bounded per
+ * source address and in all; at either bound the oldest one still READING
+ * makes room for the new one (see listen.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,6 +57,7 @@ struct pconn {
 	size_t			 len;
 	size_t			 parsed;	/* of buf, fed to hp */
 	struct flow_addr	 peer;
+	ev_tstamp		 since;		/* accepted */
 	/* The request, once its head is complete. */
 	int			 tunnel;	/* CONNECT */
 	char			 host[256];	/* name or address, no [] */
@@ -502,7 +507,6 @@ head_read(struct ev_loop *loop, ev_io *w, int revents)
 	enum http_event ev;
 	ssize_t n;
 
-	(void)loop;
 	(void)revents;
 	n = read(pc->fd, pc->buf + pc->len, PLISTEN_MAX_HEAD - pc->len);
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
@@ -511,6 +515,14 @@ head_read(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (n == -1)
 		return;
+	if (pc->len == 0) {
+		/* The first byte came: the rest of the head's deadline. */
+		ev_tstamp left = PLISTEN_HEAD_TIMEOUT - (ev_now(loop) - pc->since);
+
+		ev_timer_stop(loop, &pc->timer);
+		ev_timer_set(&pc->timer, left > 0.001 ? left : 0.001, 0);
+		ev_timer_start(loop, &pc->timer);
+	}
 	pc->len += (size_t)n;
 	for (;;) {
 		ev = http_parse(&pc->hp, pc->buf + pc->parsed, pc->len - pc->parsed,
@@ -546,6 +558,10 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	switch (pc->state) {
 	case P_READING:
+		if (pc->len == 0) {
+			pconn_free(pc);	/* not a byte: nothing to answer */
+			break;
+		}
 		refuse(pc, 408, "Request Timeout", "no complete request in time");
 		break;
 	case P_RESOLVING:
@@ -579,6 +595,54 @@ pconn_free(struct pconn *pc)
 	TAILQ_REMOVE(&pl->conns, pc, entry);
 	pl->npending--;
 	free(pc);
+}
+
+static int
+same_source(const struct flow_addr *a, const struct flow_addr *b)
+{
+	return a->family == b->family &&
+	    memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/*
+ * Room for a client from src: 0 if there is (or was made, by closing the
+ * oldest connection still sending its head: of src when src is at its
+ * limit, of anyone when the listener is), -1 if there is none to make.
+ */
+static int
+make_room(struct plisten *pl, const struct flow_addr *src)
+{
+	struct pconn *pc, *oldest_src = NULL, *oldest = NULL;
+	size_t from_src = 0;
+
+	TAILQ_FOREACH(pc, &pl->conns, entry) {
+		int mine = src->family != 0 && same_source(&pc->peer, src);
+
+		from_src += mine;
+		if (pc->state != P_READING)
+			continue;
+		if (mine && oldest_src == NULL)
+			oldest_src = pc;
+		if (oldest == NULL)
+			oldest = pc;
+	}
+	if (from_src >= PLISTEN_MAX_PER_SOURCE)
+		pc = oldest_src;
+	else if (pl->npending >= PLISTEN_MAX_PENDING)
+		pc = oldest;
+	else
+		return 0;
+	if (pc == NULL)
+		return -1;
+	pl->stats.evicted++;
+	if (ev_now(pl->loop) - pl->overload_logged > 10) {
+		pl->overload_logged = ev_now(pl->loop);
+		log_warnx("proxy listener: %zu clients waiting for their flow (%zu "
+		    "from one source); closing the oldest that has not sent its "
+		    "request for a new one", pl->npending, from_src);
+	}
+	pconn_free(pc);
+	return 0;
 }
 
 static void
@@ -617,6 +681,19 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		pl->stats.accepted++;
+		{
+			struct flow_addr src;
+
+			if (sockaddr_to_flow(&ss, &src) == -1)
+				memset(&src, 0, sizeof(src));
+			/* At a limit with nobody to push out (all past their
+			 * head, resolving or draining): refuse this one. */
+			if (make_room(pl, &src) == -1) {
+				pl->stats.overloaded++;
+				close(fd);
+				continue;
+			}
+		}
 		pc = NULL;
 		if (pl->npending >= PLISTEN_MAX_PENDING ||
 		    (pc = calloc(1, sizeof(*pc))) == NULL ||
@@ -642,7 +719,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_init(&pc->rd, head_read, fd, EV_READ);
 		pc->rd.data = pc;
 		ev_io_start(loop, &pc->rd);
-		ev_timer_init(&pc->timer, timer_cb, PLISTEN_HEAD_TIMEOUT, 0);
+		pc->since = ev_now(loop);
+		ev_timer_init(&pc->timer, timer_cb, PLISTEN_FIRST_BYTE_TIMEOUT, 0);
 		pc->timer.data = pc;
 		ev_timer_start(loop, &pc->timer);
 	}

@@ -31,7 +31,15 @@ struct relay;
 
 #define PLISTEN_MAX_HEAD	(16 * 1024)	/* the proxy request's head */
 #define PLISTEN_HEAD_TIMEOUT	30.0		/* s to send it */
+#define PLISTEN_FIRST_BYTE_TIMEOUT 5.0		/* s to send its first byte */
 #define PLISTEN_MAX_PENDING	1024		/* connections before their flow */
+/*
+ * Connections one source address may have pending.  When a source (or the
+ * whole listener) is at its limit, a new connection pushes out that
+ * source's (or anyone's) oldest one still sending its head: a slow client
+ * cannot keep others out by holding connections half-sent (slowloris).
+ */
+#define PLISTEN_MAX_PER_SOURCE	128
 
 /*
  * Resolving a host name: resolve() starts a lookup and returns a handle
@@ -55,6 +63,7 @@ struct plisten_stats {
 	uint64_t	refused;	/* bad or unsupported requests */
 	uint64_t	resolve_failed;
 	uint64_t	overloaded;	/* closed at once: too many pending */
+	uint64_t	evicted;	/* oldest half-sent head closed for a new one */
 };
 
 struct plisten;

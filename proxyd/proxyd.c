@@ -61,6 +61,7 @@ enum {
 	OPT_MEMORY_BUDGET,
 	OPT_MAX_FLOWS,
 	OPT_MAX_FLOWS_PER_ADDR,
+	OPT_NETSTACK_USER,
 };
 
 struct proxyd {
@@ -73,6 +74,10 @@ struct proxyd {
 	struct relay		*relay;
 	struct intake		*intake;
 	const char		*user;		/* --user: drop to it once started */
+	/* --netstack-user: the flow source's own user, let onto flow.sock. */
+	const char		*netstack_user;
+	int			 netstack_user_set;
+	unsigned		 netstack_uid, netstack_gid;
 	struct store		*store;		/* NULL: flows not recorded */
 	struct store_config	 store_cfg;
 	/* TLS interception (NULL: off, every flow relayed raw). */
@@ -117,6 +122,7 @@ static const char usage[] =
     "  -s, --state-dir DIR     CA and flow store (default "
     PROXYD_DEFAULT_STATE_DIR ")\n"
     "  -u, --user NAME         run as this unprivileged user once started\n"
+    "      --netstack-user NAME  the user netstackd runs as (may use flow.sock)\n"
     "      --connect-timeout S upstream connect timeout (default 10)\n"
     "      --idle-timeout S    end TCP flows idle this long (default 600;\n"
     "                          0: never)\n"
@@ -212,12 +218,13 @@ proxyd_shutdown(void *arg)
 	proxyd.ca = NULL;
 }
 
-/* Root, or our own uid: the flow sources run as root or as a sibling user. */
+/* Root, our own uid, or netstackd's (--netstack-user): the flow sources. */
 static int
 source_authorize(const struct ipc_cred *cred, void *arg)
 {
 	(void)arg;
-	return cred->uid == 0 || cred->uid == geteuid();
+	return cred->uid == 0 || cred->uid == geteuid() ||
+	    (proxyd.netstack_user_set && cred->uid == proxyd.netstack_uid);
 }
 
 static double
@@ -258,18 +265,33 @@ prepare_state_dir(void)
 {
 	const char *sd = proxyd.state_dir_opt ? proxyd.state_dir_opt :
 	    conf_get(proxyd.d.conf, "proxyd", "state_dir");
+	const char *user = proxyd.user ? proxyd.user :
+	    conf_get(proxyd.d.conf, "proxyd", "user");
+	unsigned uid, gid;
 	struct stat st;
 
 	if (sd == NULL)
 		sd = PROXYD_DEFAULT_STATE_DIR;
 	daemon_abspath(sd, proxyd.state_dir, sizeof(proxyd.state_dir));
 	/* The state dir will hold the CA key: proxyd's alone. */
-	if (mkdir(proxyd.state_dir, 0700) == -1 && errno != EEXIST)
+	if (mkdir(proxyd.state_dir, 0700) == 0) {
+		/* Made here as root: it belongs to the user proxyd becomes. */
+		if (geteuid() == 0 && user != NULL &&
+		    (sandbox_lookup_user(user, &uid, &gid) == -1 ||
+		    chown(proxyd.state_dir, uid, gid) == -1))
+			fatal("giving state dir %s to user %s", proxyd.state_dir, user);
+	} else if (errno != EEXIST)
 		fatal("cannot create state dir %s", proxyd.state_dir);
 	if (stat(proxyd.state_dir, &st) == -1)
 		fatal("state dir %s", proxyd.state_dir);
 	if (!S_ISDIR(st.st_mode))
 		fatalx("state dir %s is not a directory", proxyd.state_dir);
+	if (geteuid() == 0 && user != NULL &&
+	    sandbox_lookup_user(user, &uid, &gid) == 0 && st.st_uid != uid)
+		fatalx("state dir %s belongs to uid %u, not to %s (uid %u), the "
+		    "user proxyd runs as (an instance that ran proxyd as root "
+		    "made it?): chown -R %s: %s", proxyd.state_dir,
+		    (unsigned)st.st_uid, user, uid, user, proxyd.state_dir);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		fatalx("state dir %s is writable by group or others", proxyd.state_dir);
 	snprintf(proxyd.store_dir, sizeof(proxyd.store_dir), "%s/%s",
@@ -743,6 +765,7 @@ main(int argc, char *argv[])
 		{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 		{ "max-flows-per-addr", required_argument, NULL,
 		    OPT_MAX_FLOWS_PER_ADDR },
+		{ "netstack-user", required_argument, NULL, OPT_NETSTACK_USER },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ipc_peer_config cfg = {
@@ -766,6 +789,9 @@ main(int argc, char *argv[])
 		switch (c) {
 		case 's':
 			proxyd.state_dir_opt = optarg;
+			break;
+		case OPT_NETSTACK_USER:
+			proxyd.netstack_user = optarg;
 			break;
 		case 'u':
 			proxyd.user = optarg;
@@ -867,6 +893,14 @@ main(int argc, char *argv[])
 	cfg.user = proxyd.intake;
 	prepare_listener(loop);
 
+	if (proxyd.netstack_user == NULL)
+		proxyd.netstack_user = conf_get(proxyd.d.conf, "proxyd", "netstack_user");
+	if (proxyd.netstack_user) {
+		if (sandbox_lookup_user(proxyd.netstack_user, &proxyd.netstack_uid,
+		    &proxyd.netstack_gid) == -1)
+			fatalx("--netstack-user: unknown user '%s'", proxyd.netstack_user);
+		proxyd.netstack_user_set = 1;
+	}
 	daemon_path(&proxyd.d, "flow.sock", path, sizeof(path));
 	if ((proxyd.flow_listener = ipc_listen(loop, path, 0660, &cfg,
 	    source_authorize, intake_accept)) == NULL)
@@ -891,7 +925,8 @@ main(int argc, char *argv[])
 		 * root there, without capabilities), and we do not even try.
 		 */
 		if (user && can_chown() && (sandbox_lookup_user(user, &uid, &gid) == -1 ||
-		    chown(path, uid, gid) == -1))
+		    chown(path, uid, proxyd.netstack_user_set ? proxyd.netstack_gid :
+		    gid) == -1))
 			fatal("giving %s to user %s", path, user);
 		const struct sandbox sb = {
 			.profile = SANDBOX_PROXYD,

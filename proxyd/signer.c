@@ -82,7 +82,24 @@ struct signer {
 	unsigned char		last_spki[SIGNER_MAX_SPKI];
 	size_t			last_spki_len;	/* 0: leaf_pk not set up */
 	uint64_t		signatures;
+	/* The signer process only: the pinned leaf key and the rate limit. */
+	bool			pin_spki;
+	unsigned char		pinned_spki[SIGNER_MAX_SPKI];
+	size_t			pinned_spki_len;	/* 0: not pinned yet */
+	double			tokens;		/* leaves it may sign now */
+	double			rate_burst, rate_per_s;	/* 0: no limit */
+	struct timespec		refilled;
+	bool			limited;	/* refusing: logged once a series */
 };
+
+static unsigned rate_burst = SIGNER_RATE_BURST, rate_per_s = SIGNER_RATE_PER_S;
+
+void
+signer_set_rate_limit(unsigned burst, unsigned per_second)
+{
+	rate_burst = burst;
+	rate_per_s = per_second;
+}
 
 static void __attribute__((format(printf, 3, 4)))
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -250,7 +267,47 @@ check_request(struct signer *s, const struct leaf_request *req, char *err, size_
 		memcpy(s->last_spki, req->spki_der, req->spki_len);
 		s->last_spki_len = req->spki_len;
 	}
+	if (s->pin_spki && s->pinned_spki_len != 0 &&
+	    (req->spki_len != s->pinned_spki_len ||
+	    memcmp(req->spki_der, s->pinned_spki, req->spki_len) != 0)) {
+		seterr(err, errlen, "not the leaf key this signer serves (pinned at "
+		    "its first request)");
+		return SIGNER_BAD_REQUEST;
+	}
+	if (s->pin_spki && s->pinned_spki_len == 0) {
+		memcpy(s->pinned_spki, req->spki_der, req->spki_len);
+		s->pinned_spki_len = req->spki_len;
+	}
 	return SIGNER_OK;
+}
+
+/* Token bucket: 1 if one more leaf may be signed now (and takes it). */
+static bool
+rate_take(struct signer *s)
+{
+	struct timespec now;
+	double dt;
+
+	if (s->rate_burst <= 0)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dt = (double)(now.tv_sec - s->refilled.tv_sec) +
+	    (double)(now.tv_nsec - s->refilled.tv_nsec) / 1e9;
+	s->refilled = now;
+	s->tokens += dt * s->rate_per_s;
+	if (s->tokens > s->rate_burst)
+		s->tokens = s->rate_burst;
+	if (s->tokens < 1) {
+		if (!s->limited)
+			log_warnx("more than %.0f leaves at once or %.0f a second "
+			    "asked for: refusing until the rate falls", s->rate_burst,
+			    s->rate_per_s);
+		s->limited = true;
+		return false;
+	}
+	s->tokens -= 1;
+	s->limited = false;
+	return true;
 }
 
 static enum signer_status
@@ -451,6 +508,11 @@ serve(struct signer *s)
 		lc__leaf_response__init(&resp);
 		err[0] = '\0';
 		st = request_from_msg(m, &req, sans, cn, sizeof(cn), err, sizeof(err));
+		if (st == SIGNER_OK && !rate_take(s)) {
+			seterr(err, sizeof(err), "rate limit: at most %.0f leaves at "
+			    "once, %.0f a second", s->rate_burst, s->rate_per_s);
+			st = SIGNER_FAILED;
+		}
 		if (st == SIGNER_OK)
 			st = sign_local(s, &req, der, sizeof(der), &der_len, err,
 			    sizeof(err));
@@ -558,6 +620,11 @@ signer_child(struct signer *s, int fd, pid_t parent)
 	if (holds_capabilities())
 		sandbox_drop(&sb);
 	sandbox_confine(&sb);
+	s->pin_spki = true;
+	s->rate_burst = rate_burst;
+	s->rate_per_s = rate_per_s;
+	s->tokens = rate_burst;
+	clock_gettime(CLOCK_MONOTONIC, &s->refilled);
 	serve(s);
 }
 

@@ -30,8 +30,20 @@ struct ca;
 #define SIGNER_MAX_SANS		256
 #define SIGNER_MAX_SAN_BYTES	(16 * 1024)	/* sum of all DNS name lengths */
 #define SIGNER_MAX_SPKI		1024
-#define SIGNER_MAX_DAYS		398		/* CA/B Forum limit for leaves */
-#define SIGNER_MAX_BACKDATE	(7 * 86400)	/* how far notBefore may lie back */
+/*
+ * Leaves live days, not the CA/B Forum's 398: a compromised proxyd must not
+ * be able to mint certificates that stay useful for long wherever the CA
+ * is trusted.  certforge caches leaves and re-forges before they expire.
+ */
+#define SIGNER_MAX_DAYS		7		/* notAfter - notBefore, and ahead of now */
+#define SIGNER_MAX_BACKDATE	(3 * 86400)	/* how far notBefore may lie back */
+/*
+ * The signer process (not an in-process signer) signs at most
+ * SIGNER_RATE_BURST leaves at once and SIGNER_RATE_PER_S a second on
+ * average; further requests are refused until the bucket refills.
+ */
+#define SIGNER_RATE_BURST	256
+#define SIGNER_RATE_PER_S	32
 #define SIGNER_DER_MAX		(SIGNER_MAX_SAN_BYTES + 4096)
 /* Largest record either way on the signer socket (proto/signer.proto). */
 #define SIGNER_MSG_MAX		(32 * 1024)
@@ -89,6 +101,15 @@ struct signer *signer_new(struct ca *ca);
  * NULL with err set on failure (ca keeps its key then).
  */
 struct signer *signer_spawn(struct ca *ca, char *err, size_t errlen);
+
+/*
+ * The rate limit of signers spawned after this call (burst, per second;
+ * 0, 0: none — benchmarks only).  Default SIGNER_RATE_BURST, _PER_S.
+ * A spawned signer also pins the leaf public key of its first request and
+ * refuses every other key afterwards: proxyd's first request is its
+ * start-up self-test, made before it reads a byte from the network.
+ */
+void	signer_set_rate_limit(unsigned burst, unsigned per_second);
 
 /*
  * In-process: frees.  Spawned: closes the socket (the signer exits on EOF)

@@ -53,6 +53,7 @@ static const char *const counter_names[LC_CNT_MAX] = {
 	[LC_CNT_SOCK_OTHER_NETNS] = "sockets_other_netns",
 	[LC_CNT_SOCK_PAUSED] = "sockets_while_paused",
 	[LC_CNT_CONNECT_LOCAL] = "connects_local_unbound",
+	[LC_CNT_REBOUND] = "sockets_rebound",
 	[LC_CNT_SERVER_UNBOUND] = "servers_unbound",
 	[LC_CNT_OWNER_RECORDED] = "owners_recorded",
 	[LC_CNT_FLOW_RECORDED] = "flows_recorded",

@@ -364,11 +364,24 @@ capture_run(struct capture *c, pid_t pid, char *cgroup, size_t len, char *err,
 		seterr(err, errlen, "no process %d", (int)pid);
 		return -1;
 	}
+	/*
+	 * The run cgroup is made inside the caller's own cgroup, never beside
+	 * it: every limit above it (MemoryMax, CPU, TasksMax, a unit's device
+	 * and IP filters) still applies to what runs there.  A caller outside
+	 * the attach point could not be captured anyway: refused.
+	 */
+	if (strncmp(before, c->attach, strlen(c->attach)) != 0 ||
+	    (before[strlen(c->attach)] != '\0' && before[strlen(c->attach)] != '/')) {
+		seterr(err, errlen, "process %d is in cgroup %s, outside the attach "
+		    "point %s: capture cannot see it there", (int)pid,
+		    before + strlen(c->root), c->attach);
+		return -1;
+	}
 	r = &c->runs[c->nruns];
 	memset(r, 0, sizeof(*r));
 	r->pid = pid;
 	if ((size_t)snprintf(r->path, sizeof(r->path), "%s/localcap-run.%d",
-	    c->attach, (int)pid) >= sizeof(r->path)) {
+	    before, (int)pid) >= sizeof(r->path)) {
 		seterr(err, errlen, "cgroup path too long");
 		return -1;
 	}

@@ -30,8 +30,8 @@ struct tun;
 
 struct capture_run {
 	pid_t	 pid;			/* the process moved in */
-	char	 path[256];		/* absolute cgroup directory */
-	char	 item[300];		/* its spec item: cgroup:/relative */
+	char	 path[512];		/* absolute cgroup directory */
+	char	 item[528];		/* its spec item: cgroup:/relative */
 };
 
 struct capture {

@@ -1,9 +1,9 @@
 /*
  * redirectord — the privileged part of localcap.
  *
- * Serves the admin CLI on <runtime>/ctl.sock (root, our own uid and members
- * of the "localcap" group; every change logged with the caller's uid and
- * pid) and netstackd on <runtime>/data.sock (one netstackd at a time).  It
+ * Serves the admin CLI on <runtime>/ctl.sock (root and members of the
+ * "localcap-admin" group, never a service user; every change logged with the
+ * caller's uid and pid) and netstackd on <runtime>/data.sock (one netstackd at a time).  It
  * owns the capture machinery — eBPF cgroup programs, the TUN device, policy
  * routes — built in redirectord/'s other modules and ebpf/.  This file is the
  * process: options, the two listeners, the control requests and the status
@@ -34,11 +34,25 @@
 #include "redirectord/capture.h"
 #include "redirectord/tun.h"
 
-#define CTL_GROUP	"localcap"
+/*
+ * The admin group: its members may capture (and so decrypt) anyone's
+ * traffic.  No service user belongs to it (packaging/systemd/localcap.sysusers).
+ */
+#define CTL_GROUP	"localcap-admin"
+/*
+ * Control connections are short (one request, one reply) but a client may
+ * keep one open for a while (a viewer polling status).  Bounded in number,
+ * in time to finish the handshake, and in idleness, so no caller can hold
+ * redirectord's file descriptors.
+ */
+#define CTL_MAX_CLIENTS		64
+#define CTL_HANDSHAKE_S		5.
+#define CTL_IDLE_S		60.
 
 struct client {
 	TAILQ_ENTRY(client)	 entry;
 	struct ipc_peer		*peer;
+	ev_tstamp		 since;		/* accepted, or its last request */
 };
 
 struct redirectord {
@@ -46,6 +60,8 @@ struct redirectord {
 	struct ipc_listener	*ctl_listener;
 	struct ipc_listener	*data_listener;
 	TAILQ_HEAD(, client)	 clients;
+	size_t			 nclients;
+	ev_timer		 ctl_sweep;	/* handshake and idle deadlines */
 	struct ipc_peer		*netstack;	/* the one netstackd, when ready */
 	/* What netstackd last told us about proxyd. */
 	int			 proxyd_connected;
@@ -101,31 +117,71 @@ print_version(void)
 /* --- control plane (ctl.sock) ------------------------------------------------ */
 
 /*
- * Root, our own uid, and members of the localcap group (primary gid, or
- * listed in the group) may use the control socket.
+ * Root, and members of the admin group by the caller's real groups as the
+ * kernel holds them (SO_PEERGROUPS at connect), never by what /etc/group
+ * says of its uid.  netstackd's and proxyd's users are refused whatever
+ * their groups: code running inside either must not reach capture.
  */
+static int effective_uid(pid_t, uint32_t *);
+
+static int
+service_uid(uid_t uid)
+{
+	uint32_t u;
+
+	if (rd.netstack_user_set && uid == rd.netstack_uid)
+		return 1;
+	if (rd.netstack && effective_uid(ipc_cred(rd.netstack)->pid, &u) == 0 &&
+	    u == uid && u != 0)
+		return 1;
+	if (rd.netstack && rd.proxyd_connected && rd.proxyd_pid &&
+	    effective_uid((pid_t)rd.proxyd_pid, &u) == 0 && u == uid && u != 0)
+		return 1;
+	return 0;
+}
+
 static int
 ctl_authorize(const struct ipc_cred *cred, void *arg)
 {
 	struct group grp, *found = NULL;
-	char gbuf[4096], pbuf[4096];
-	char **member;
+	char gbuf[4096];
 
 	(void)arg;
-	if (cred->uid == 0 || cred->uid == geteuid())
+	if (cred->uid == 0)
 		return 1;
-	if (getgrnam_r(CTL_GROUP, &grp, gbuf, sizeof(gbuf), &found) != 0 || !found)
+	if (service_uid(cred->uid)) {
+		log_warnx("ctl.sock: refused uid %d pid %d: a localcap service user",
+		    (int)cred->uid, (int)cred->pid);
 		return 0;
-	if (cred->gid == grp.gr_gid)
-		return 1;
-	for (member = grp.gr_mem; member && *member; member++) {
-		struct passwd pwd, *res = NULL;
-
-		if (getpwnam_r(*member, &pwd, pbuf, sizeof(pbuf), &res) == 0 &&
-		    res && res->pw_uid == cred->uid)
-			return 1;
 	}
-	return 0;
+	if (cred->ngroups < 0 ||
+	    getgrnam_r(CTL_GROUP, &grp, gbuf, sizeof(gbuf), &found) != 0 || !found)
+		return 0;
+	return ipc_cred_in_group(cred, grp.gr_gid);
+}
+
+/*
+ * A process's effective uid from /proc: the daemons drop to their users
+ * after they connect, so SO_PEERCRED (taken at connect) would say root.
+ */
+static int
+effective_uid(pid_t pid, uint32_t *uid)
+{
+	char path[64], line[256];
+	unsigned r, e;
+	FILE *f;
+	int found = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (found == -1 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
+			*uid = e;
+			found = 0;
+		}
+	fclose(f);
+	return found;
 }
 
 static void
@@ -137,6 +193,8 @@ fill_daemon(Lc__DaemonStatus *ds, const char *name, int running, uint32_t pid,
 	ds->running = running;
 	ds->pid = pid;
 	ds->software_version = (char *)(uintptr_t)(version ? version : "");
+	if (running && pid > 0)
+		ds->uid_known = effective_uid((pid_t)pid, &ds->uid) == 0;
 }
 
 static void
@@ -213,7 +271,7 @@ ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
 	Lc__Error err;
 	Lc__SpecReply spec_reply;
 	Lc__RunReply run_reply;
-	char text[400], cgroup[300];
+	char text[600], cgroup[512];
 	const char *what = "status";
 
 	lc__ctl_reply__init(&reply);
@@ -295,8 +353,12 @@ static void
 client_message(struct ipc_peer *peer, Lc__MsgType type,
     const ProtobufCMessage *msg, int *fds, size_t nfds)
 {
+	struct client *cl = ipc_user(peer);
+
 	(void)fds;
 	(void)nfds;
+	if (cl)
+		cl->since = ev_now(rd.d.loop);
 	if (type == LC__MSG_TYPE__MSG_CTL_REQUEST)
 		ctl_request(peer, (const Lc__CtlRequest *)(const void *)msg);
 	else
@@ -312,7 +374,26 @@ client_close(struct ipc_peer *peer, const char *reason)
 	(void)reason;
 	if (cl) {
 		TAILQ_REMOVE(&rd.clients, cl, entry);
+		rd.nclients--;
 		free(cl);
+	}
+}
+
+/* Close control connections past their handshake or idle deadline. */
+static void
+ctl_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *cl, *next;
+	ev_tstamp now = ev_now(loop);
+
+	(void)w;
+	(void)revents;
+	for (cl = TAILQ_FIRST(&rd.clients); cl; cl = next) {
+		next = TAILQ_NEXT(cl, entry);
+		if (!ipc_is_ready(cl->peer) && now - cl->since > CTL_HANDSHAKE_S)
+			ipc_close(cl->peer, "no handshake in time");
+		else if (now - cl->since > CTL_IDLE_S)
+			ipc_close(cl->peer, "idle");
 	}
 }
 
@@ -327,11 +408,22 @@ client_accept(struct ipc_listener *l, struct ipc_peer *peer)
 	struct client *cl;
 
 	(void)l;
+	/* root is never locked out by other callers' connections. */
+	if (rd.nclients >= CTL_MAX_CLIENTS && ipc_cred(peer)->uid != 0) {
+		log_warnx("ctl.sock: %d control connections open; refused uid %d "
+		    "pid %d", CTL_MAX_CLIENTS, (int)ipc_cred(peer)->uid,
+		    (int)ipc_cred(peer)->pid);
+		ipc_refuse(peer, LC__ERROR_CODE__ERR_BUSY, "too many control "
+		    "connections (%d); try again", CTL_MAX_CLIENTS);
+		return;
+	}
 	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
 		ipc_close(peer, "out of memory");
 		return;
 	}
 	cl->peer = peer;
+	cl->since = ev_now(rd.d.loop);
+	rd.nclients++;
 	ipc_set_user(peer, cl);
 	TAILQ_INSERT_TAIL(&rd.clients, cl, entry);
 }
@@ -695,6 +787,9 @@ main(int argc, char *argv[])
 	    ctl_authorize, client_accept)) == NULL)
 		fatal("cannot listen on %s", path);
 	log_info("control socket %s ready", path);
+	ev_timer_init(&rd.ctl_sweep, ctl_sweep_cb, 1., 1.);
+	ev_timer_start(loop, &rd.ctl_sweep);
+	ev_unref(loop);		/* the sweep alone does not keep us running */
 
 	/* Everything is open: keep only what capture needs from here on. */
 	{

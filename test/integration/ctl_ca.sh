@@ -73,8 +73,18 @@ if command -v certutil >/dev/null; then
 	check "the NSS database has it as a trusted CA" sh -c \
 	    "certutil -L -d 'sql:$HOMEDIR/.pki/nssdb' | grep -q 'localcap CA .*C,,'"
 fi
+# The record is root's, not in the state dir proxyd's user owns; a record
+# planted there (by that user) is not what uninstall reads.
+rec=$(ls "$R/var/lib/localcap-ca/"installed.* 2>/dev/null)
+check "the install record is root's, 0600 in a 0700 dir, not in the state dir ($rec)" sh -c \
+    "[ -n '$rec' ] && [ \"\$(stat -c '%a %u' '$rec')\" = '600 0' ] &&
+     [ \$(stat -c %a '$R/var/lib/localcap-ca') = 700 ] && [ ! -e '$T/state/ca-installed' ]"
+echo keep >"$T/victim"
+printf 'file %s\nfile %s\n' "$T/victim" \
+    "$R/usr/local/share/ca-certificates/../../../../victim" >"$T/state/ca-installed"
 out=$(LOCALCAP_TRUST_ROOT="$R" HOME="$HOMEDIR" SUDO_USER= ctl ca uninstall 2>&1); rc=$?
 check "ca uninstall succeeds ($rc)" test $rc -eq 0
+check "...and a record planted in the state dir deleted nothing" test -e "$T/victim"
 check "the bundle no longer holds it, the file is gone, the rest stays" sh -c \
     "! grep -q \"\$(sed -n 2p '$T/ca.pem')\" '$R/etc/ssl/certs/ca-certificates.crt' &&
      ! ls '$R/usr/local/share/ca-certificates/'localcap-* >/dev/null 2>&1 &&
@@ -84,6 +94,13 @@ if command -v certutil >/dev/null; then
 	check "...and the NSS database no longer has it" sh -c \
 	    "! certutil -L -d 'sql:$HOMEDIR/.pki/nssdb' | grep -q 'localcap CA'"
 fi
+# With no root record, an older localcapctl's record in the state dir is
+# read, but only what install creates is removed from it.
+out=$(LOCALCAP_TRUST_ROOT="$R" ctl ca uninstall 2>&1); rc=$?
+check "a planted state-dir record is refused line by line (exit $rc)" sh -c \
+    "[ $rc -ne 0 ] && echo \"\$1\" | grep -q 'which ca install does not create; left alone'" sh "$out"
+check "...and the files it named are still there" test -e "$T/victim"
+rm -f "$T/state/ca-installed"
 out=$(LOCALCAP_TRUST_ROOT="$R" ctl ca uninstall 2>&1)
 check "uninstall again: nothing to do, exit 0" sh -c \
     "echo \"\$1\" | grep -q 'nothing to uninstall'" sh "$out"

@@ -43,6 +43,25 @@ check "up starts the three daemons and says where things are" \
            echo \"\$1\" | grep -q 'logs  *$T/run/logs'" sh "$out"
 check "status: all three running" sh -c \
     "[ \$('$B/bin/localcapctl' -r '$T/run' --json status | grep -o '\"running\":true' | wc -l) -eq 3 ]"
+# netstackd and proxyd parse untrusted bytes: each runs as a user of its
+# own, not root (issue 12), and status says which.
+st=$("$B/bin/localcapctl" -r "$T/run" --json status)
+ns_uid=$(awk '/^Uid:/ { print $3 }' "/proc/$(cat "$T/run/netstackd.pid")/status")
+px_uid=$(awk '/^Uid:/ { print $3 }' "/proc/$(cat "$T/run/proxyd.pid")/status")
+check "netstackd ($ns_uid) and proxyd ($px_uid) run as distinct non-root users" \
+    sh -c "[ -n '$ns_uid' ] && [ -n '$px_uid' ] && [ '$ns_uid' -ne 0 ] &&
+           [ '$px_uid' -ne 0 ] && [ '$ns_uid' -ne '$px_uid' ]"
+check "up says which users it used" sh -c \
+    "echo \"\$1\" | grep -q 'users  *proxyd as localcap (uid $px_uid, [a-z]*), netstackd as localcap-netstack (uid $ns_uid'" sh "$out"
+check "status shows each daemon's uid" sh -c \
+    "echo '$st' | grep -q '\"name\":\"netstackd\",\"running\":true,\"pid\":[0-9]*,\"uid\":$ns_uid,' &&
+     echo '$st' | grep -q '\"name\":\"proxyd\",\"running\":true,\"pid\":[0-9]*,\"uid\":$px_uid,' &&
+     echo '$st' | grep -q '\"name\":\"redirectord\",\"running\":true,\"pid\":[0-9]*,\"uid\":0,'"
+out2=$("$B/bin/localcapctl" -r "$T/run" status)
+check "status (text) names the users" sh -c \
+    "echo \"\$1\" | grep -q '^proxyd .*user localcap($px_uid)' &&
+     echo \"\$1\" | grep -q '^netstackd .*user localcap-netstack($ns_uid)'" sh "$out2"
+check "the state dir belongs to proxyd's user" test "$(stat -c %u "$T/state")" = "$px_uid"
 rd_cg=$(sed -n 's/^0:://p' "/proc/$(cat "$T/run/redirectord.pid")/cgroup")
 px_cg=$(sed -n 's/^0:://p' "/proc/$(cat "$T/run/proxyd.pid")/cgroup")
 check "the daemons run in a cgroup of their own ($rd_cg)" sh -c \

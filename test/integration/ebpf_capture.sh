@@ -232,6 +232,35 @@ if proto.startswith("serve-"):
         print("result timeout", flush=True)
     sys.exit(0)
 
+if proto in ("tcp-after-local", "udp-after-local"):
+    # One socket, first to a local address, then to the remote one: it must
+    # not leave capture that way.  TCP: a blocking connect to loopback that
+    # is refused, retried elsewhere.  UDP (unconnected): a datagram to a
+    # local resolver, then two to the remote address, port and port + 1;
+    # the kernel picks the first one's device before the hook rebinds the
+    # socket, so the second is the one that must be captured.
+    tcp = proto == "tcp-after-local"
+    s = socket.socket(af, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+    local = "::1" if fam == 6 else "127.0.0.1"
+    try:
+        if tcp:
+            try:
+                s.connect((local, 9))	# nothing listens: refused
+            except OSError:
+                pass
+            s.settimeout(0.3)
+            s.connect((host, port))
+        else:
+            s.sendto(b"dns?", (local, 9))
+            s.sendto(b"ping", (host, port))
+            s.sendto(b"ping", (host, port + 1))
+        print("result connected", flush=True)
+    except socket.timeout:
+        print("result timeout", flush=True)
+    except OSError as e:
+        print("result error %d" % e.errno, flush=True)
+    sys.exit(0)
+
 def attempt():
     s = socket.socket(af, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     s.settimeout(0.3 if proto in ("tcp", "udp") else 2)
@@ -443,6 +472,18 @@ else
 fi
 [ "$(counter connects_local_unbound)" -ge 3 ] && pass "connect hook counted the local connects" ||
 	fail "connect hook counted the local connects" "$(counter connects_local_unbound)"
+
+# A socket unbound for a local destination and then pointed at a remote
+# one is bound to the TUN again: a refused loopback connect retried
+# elsewhere, a UDP socket that talked to a local resolver first.
+captured "TCP: a refused loopback connect retried to a remote address is captured" \
+	"> 10.77.0.9:8021 " nsx -- "$CG" lc-curl tcp-after-local 4 10.77.0.9 8021
+captured "UDP: a datagram to loopback, then to a remote address: captured (from the 2nd)" \
+	"> 10.77.0.9:8023 " nsx -- "$CG" lc-curl udp-after-local 4 10.77.0.9 8022
+captured "IPv6 TCP: [::1] refused, then a remote address: captured" \
+	"> [fd77::9]:8025 " nsx -- "$CG" lc-curl tcp-after-local 6 fd77::9 8025
+[ "$(counter sockets_rebound)" -ge 3 ] && pass "the connect hook counted the rebinds" ||
+	fail "the connect hook counted the rebinds" "$(counter sockets_rebound)"
 
 # --- a captured process can still serve ---------------------------------------------
 # Its listening socket (TCP, explicit or ephemeral port) and its UDP socket

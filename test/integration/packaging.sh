@@ -223,11 +223,16 @@ cp "$DEST/usr/lib/tmpfiles.d/localcap.conf" "$R/usr/lib/tmpfiles.d/" 2>/dev/null
     cp "$top/packaging/systemd/localcap.tmpfiles" "$R/usr/lib/tmpfiles.d/localcap.conf"
 if systemd-sysusers --root="$R" >"$T/sysusers.log" 2>&1 &&
     grep -q '^localcap:x:[0-9]*:[0-9]*:.*:/usr/sbin/nologin$' "$R/etc/passwd" &&
-    grep -q '^localcap:x:' "$R/etc/group"; then
-	ok "sysusers.d creates user and group localcap"
+    grep -q '^localcap-netstack:x:[0-9]*:[0-9]*:.*:/usr/sbin/nologin$' "$R/etc/passwd" &&
+    grep -q '^localcap:x:' "$R/etc/group" && grep -q '^localcap-admin:x:[0-9]*:$' "$R/etc/group"; then
+	ok "sysusers.d creates users localcap and localcap-netstack, and an empty localcap-admin group"
 else
 	not_ok "sysusers.d: $(cat "$T/sysusers.log")"
 fi
+# The admin group must hold no service user, by uid or primary group.
+adm=$(sed -n 's/^localcap-admin:x:\([0-9]*\):.*/\1/p' "$R/etc/group")
+check "no service user has localcap-admin ($adm) as its group" sh -c \
+    "[ -n '$adm' ] && ! grep -q '^localcap[a-z-]*:x:[0-9]*:$adm:' '$R/etc/passwd'"
 if systemd-tmpfiles --create --root="$R" >"$T/tmpfiles.log" 2>&1; then
 	ok "tmpfiles.d applies cleanly"
 else
@@ -235,7 +240,7 @@ else
 fi
 perm() { stat -c '%a %U %G' "$1" 2>&1; }
 # The daemons refuse a runtime dir writable by group or others, or owned by
-# anyone but root and themselves (uid 0 today).
+# anyone but root and themselves.
 check "tmpfiles: /run/localcap is 0755 root:root (is $(perm "$R/run/localcap"))" \
     [ "$(perm "$R/run/localcap")" = "755 root root" ]
 check "tmpfiles: /var/lib/localcap is 0700 localcap:localcap (is $(perm "$R/var/lib/localcap"))" \
@@ -288,19 +293,41 @@ else
 	check "proxyd's unit switches it to the localcap user" [ "$PXUSER" = localcap ]
 	id -u "$PXUSER" >/dev/null 2>&1 || PXUSER=nobody
 	PXUID=$(id -u "$PXUSER")
+	# netstackd to a user of its own too; redirectord and proxyd give it
+	# data.sock and flow.sock (--netstack-user in all three units).
+	NSUSER=$(sed -n 's/^ExecStart=.* --user \([a-z_][a-z0-9_-]*\).*/\1/p' \
+	    "$top/packaging/systemd/localcap-netstackd.service")
+	check "netstackd's unit switches it to the localcap-netstack user" \
+	    [ "$NSUSER" = localcap-netstack ]
+	for u in redirectord proxyd; do
+		check "$u's unit lets netstackd's user onto its socket" \
+		    grep -q "^ExecStart=.* --netstack-user $NSUSER " \
+		    "$top/packaging/systemd/localcap-$u.service"
+	done
+	for u in netstackd proxyd; do
+		check "$u's unit hides /run but /run/localcap" sh -c \
+		    "grep -q '^TemporaryFileSystem=/run\$' '$top/packaging/systemd/localcap-$u.service' &&
+		     grep -q '^BindPaths=/run/localcap\$' '$top/packaging/systemd/localcap-$u.service'"
+	done
+	getent passwd "$NSUSER" >/dev/null 2>&1 || useradd --system --user-group \
+	    --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+	    "$NSUSER" >/dev/null 2>&1 || NSUSER=nobody
+	NSUID=$(id -u "$NSUSER")
 	mkdir -m 0700 "$T/state"
 	chown "$PXUSER:" "$T/state"
 	# shellcheck disable=SC2046
 	as_unit localcap-proxyd.service -- $(tracer proxyd) "$B/bin/proxyd" -f \
-	    -r "$RT" -s "$T/state" -u "$PXUSER" >"$T/proxyd.log" 2>&1 &
+	    -r "$RT" -s "$T/state" -u "$PXUSER" --netstack-user "$NSUSER" \
+	    >"$T/proxyd.log" 2>&1 &
 	PIDS="$PIDS $!"
 	# shellcheck disable=SC2046
 	as_unit localcap-netstackd.service unshare --net -- $(tracer netstackd) \
-	    "$B/bin/netstackd" -f -r "$RT" >"$T/netstackd.log" 2>&1 &
+	    "$B/bin/netstackd" -f -r "$RT" -u "$NSUSER" >"$T/netstackd.log" 2>&1 &
 	PIDS="$PIDS $!"
 	# shellcheck disable=SC2046
 	as_unit localcap-redirectord.service -- $(tracer redirectord) \
-	    "$B/bin/redirectord" -f -r "$RT" -g "$CG" >"$T/redirectord.log" 2>&1 &
+	    "$B/bin/redirectord" -f -r "$RT" -g "$CG" --netstack-user "$NSUSER" \
+	    >"$T/redirectord.log" 2>&1 &
 	PIDS="$PIDS $!"
 	# With something attached, capture is on only once all three are up
 	# and connected (netstackd reports proxyd reachable to redirectord).
@@ -328,6 +355,7 @@ else
 	for d in redirectord netstackd proxyd; do
 		uid=0
 		[ $d = proxyd ] && uid=$PXUID
+		[ $d = netstackd ] && uid=$NSUID
 		if grep -q "sandboxed: uid $uid," "$T/$d.log"; then
 			ok "$d sandboxed itself (uid $uid) within the unit's bounding set"
 		else

@@ -297,6 +297,49 @@ check "... of exactly that size, and show --body says it is cut" sh -c \
 ctl flows >"$T/table" 2>&1
 check "the client is shown as (proxy), not a process" grep -q '(proxy) ' "$T/table"
 
+# Slowloris: 1,030 half-sent request heads from one source (127.0.0.2)
+# must not keep a legitimate client out, from another address or from that
+# same one; a client that sends nothing is closed within the first-byte
+# deadline (5 s).  Bounded: the holder gives up after 40 s.
+ip netns exec "$NS" "$PY" -c '
+import resource, socket, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+silent = socket.create_connection(("127.0.0.1", 3128))
+t0 = time.time()
+held = []
+for i in range(1030):
+    s = socket.socket()
+    s.bind(("127.0.0.2", 0))
+    s.connect(("127.0.0.1", 3128))
+    s.sendall(b"GET http://origin.test:8080/small HTTP/1.1\r\nHost: orig")
+    held.append(s)
+print("ready", flush=True)
+silent.settimeout(10)
+try:
+    gone = silent.recv(1) == b""
+except OSError:
+    gone = True
+print("silent closed after %.1f s" % (time.time() - t0) if gone else "silent open", flush=True)
+time.sleep(40)
+' >"$T/slowloris.out" 2>&1 &
+SLOW=$!
+pids="$pids $SLOW"
+i=0
+while [ $i -lt 200 ] && ! grep -q ready "$T/slowloris.out"; do sleep 0.05; i=$((i + 1)); done
+check "1,030 half-sent heads sent from 127.0.0.2" grep -q ready "$T/slowloris.out"
+out=$(ip netns exec "$NS" curl -s -m 5 -o /dev/null -w '%{http_code}' -x $P \
+    http://127.0.0.1:8080/small 2>&1)
+check "...and a client from 127.0.0.1 is still served ($out)" test "$out" = 200
+out=$(ip netns exec "$NS" curl -s -m 5 --interface 127.0.0.2 -o /dev/null \
+    -w '%{http_code}' -x $P http://127.0.0.1:8080/small 2>&1)
+check "...and so is one from 127.0.0.2 itself ($out)" test "$out" = 200
+i=0
+while [ $i -lt 200 ] && ! grep -q silent "$T/slowloris.out"; do sleep 0.05; i=$((i + 1)); done
+sed -n 's/^silent/# silent/p' "$T/slowloris.out"
+check "a client that sends nothing is closed within the first-byte deadline" sh -c \
+    "grep -q 'silent closed after [0-7]\.' '$T/slowloris.out'"
+kill "$SLOW" 2>/dev/null; wait "$SLOW" 2>/dev/null
+
 kill -TERM "$PXD"
 wait "$PXD"
 check "proxyd exits cleanly" test $? -eq 0

@@ -598,7 +598,8 @@ validity_capped_by_upstream_and_backdated(void **state)
 	time_t now = time(NULL);
 	struct tm nb;
 
-	up = make_upstream("origin.example", 30, "DNS:origin.example", &uplen);
+	/* Shorter-lived than our cap (7 days from notBefore): clipped. */
+	up = make_upstream("origin.example", 3, "DNS:origin.example", &uplen);
 	fc = get_ok(f, "origin.example", NULL, 0, up, uplen);
 	leaf = forged_cert_chain(fc);
 	mbedtls_x509_crt_init(&upc);
@@ -608,7 +609,8 @@ validity_capped_by_upstream_and_backdated(void **state)
 	forged_cert_release(fc);
 	free(up);
 
-	/* Without upstream: at most 397 days, notBefore two days back. */
+	/* Without upstream: days, not months (signer.h), notBefore two days back. */
+	assert_true(CERTFORGE_DEFAULT_DAYS <= SIGNER_MAX_DAYS && CERTFORGE_DEFAULT_DAYS <= 7);
 	fc = get_ok(f, "free.example", NULL, 0, NULL, 0);
 	leaf = forged_cert_chain(fc);
 	now -= CERTFORGE_BACKDATE;
@@ -655,6 +657,40 @@ leaf_key_is_not_the_ca_key(void **state)
 	forged_cert_release(fc);
 }
 
+/*
+ * A leaf clipped to an expired upstream certificate is still cached: a
+ * client retrying against such a server must not cost a signature (and a
+ * token of the signer's rate limit) per connection.
+ */
+static void
+expired_upstream_leaf_is_cached(void **state)
+{
+	struct fixture *f = *state;
+	struct certforge_stats st;
+	size_t uplen;
+	int i;
+
+	/* An upstream certificate that expired yesterday (our CA will do). */
+	struct leaf_san san = { LEAF_SAN_DNS, (const unsigned char *)"expired.example", 15 };
+	struct leaf_request req = {
+		.subject_cn = "expired.example", .sans = &san, .nsans = 1,
+		.not_before = (int64_t)time(NULL) - 2 * 86400,
+		.not_after = (int64_t)time(NULL) - 86400,
+	};
+	unsigned char spki_buf[512];
+	static unsigned char up[SIGNER_DER_MAX];
+
+	req.spki_der = spki_buf;
+	req.spki_len = spki(certforge_leaf_key(f->cf), spki_buf, sizeof(spki_buf));
+	assert_int_equal(signer_sign_leaf(g_signer, &req, up, sizeof(up), &uplen,
+	    f->err, sizeof(f->err)), SIGNER_OK);
+	for (i = 0; i < 5; i++)
+		forged_cert_release(get_ok(f, "expired.example", NULL, 0, up, uplen));
+	certforge_get_stats(f->cf, &st);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.hits, 4);
+}
+
 /* --- signer policy --------------------------------------------------------- */
 
 static enum signer_status
@@ -684,7 +720,7 @@ signer_refuses_out_of_policy_requests(void **state)
 	req.sans = &san;
 	req.nsans = 1;
 	req.not_before = now - 86400;
-	req.not_after = now + 30 * 86400;
+	req.not_after = now + 4 * 86400;
 	req.spki_der = leaf_spki;
 	req.spki_len = spki(certforge_leaf_key(f->cf), leaf_spki, sizeof(leaf_spki));
 	assert_int_equal(sign(&req, f->err, sizeof(f->err)), SIGNER_OK);
@@ -1052,6 +1088,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(garbage_upstream_certificate_is_an_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_cn_that_is_not_a_host_falls_back_to_sni, setup, teardown),
 		cmocka_unit_test_setup_teardown(validity_capped_by_upstream_and_backdated, setup, teardown),
+		cmocka_unit_test_setup_teardown(expired_upstream_leaf_is_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(leaf_key_is_not_the_ca_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(signer_refuses_out_of_policy_requests, setup, teardown),
 		cmocka_unit_test(certname_normalises_and_classifies),

@@ -35,6 +35,7 @@
 #include "proxyd/aeadbench.h"
 #include "proxyd/mitm.h"
 #include "proxyd/signer.h"
+#include "proxyd/tlshello.h"
 
 static char g_dir[64];
 static struct ca *g_ca;
@@ -508,6 +509,60 @@ tls12_both_legs(void **state)
 	assert_string_equal(in->upstream_version, "TLSv1.2");
 	assert_string_equal(in->alpn, "http/1.1");
 	assert_true(in->upstream_verified);
+}
+
+/*
+ * The upstream leg offers what a current browser offers, less its legacy:
+ * TLS 1.2 and 1.3 only; TLS 1.3 suites and ECDHE with an AEAD; no static
+ * RSA key exchange, no CBC (SHA-1 or otherwise).  Read from the
+ * ClientHello the engine sends upstream.
+ */
+static void
+upstream_hello_offers_only_ecdhe_aead(void **state)
+{
+	struct fx *f = *state;
+	struct tls_client_hello ch;
+	const unsigned char *out = NULL;
+	size_t len = 0, i;
+	int n;
+
+	new_flow(f);
+	app_init(&f->app, NULL, MBEDTLS_SSL_VERSION_TLS1_3);
+	f->app_used = true;
+	peer_start(&f->app, &f->m, "upstream.test");
+	for (n = 0; n < 20 && len == 0; n++) {
+		peer_handshake(&f->app);
+		f->st = mitm_step(f->m);
+		out = mitm_out_peek(f->m, MITM_UPSTREAM, &len);
+	}
+	assert_true(len > 0);
+	assert_int_equal(tlshello_parse(out, len, &ch), TLSHELLO_OK);
+	assert_true(ch.ncipher_suites > 0);
+	for (i = 0; i < ch.ncipher_suites; i++) {
+		uint16_t id = tlshello_u16(ch.cipher_suites, i);
+		const char *name = mbedtls_ssl_get_ciphersuite_name(id);
+		bool ok;
+
+		if (id == 0x00ff || id == 0x5600 || tls_is_grease(id))
+			continue;	/* signalling values, not suites */
+		ok = strncmp(name, "TLS1-3-", 7) == 0 ||
+		    (strncmp(name, "TLS-ECDHE-", 10) == 0 &&
+		    (strstr(name, "-GCM-") != NULL || strstr(name, "CHACHA20-POLY1305") != NULL ||
+		    strstr(name, "-CCM") != NULL));
+		if (!ok) {
+			tlshello_free(&ch);
+			fail_msg("the upstream leg offers %s (0x%04x)", name, id);
+		}
+	}
+	for (i = 0; i < ch.nsupported_versions; i++) {
+		uint16_t v = tlshello_u16(ch.supported_versions, i);
+
+		if (!tls_is_grease(v) && v != 0x0303 && v != 0x0304) {
+			tlshello_free(&ch);
+			fail_msg("the upstream leg offers version 0x%04x", v);
+		}
+	}
+	tlshello_free(&ch);
 }
 
 static void
@@ -1539,6 +1594,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(tls13_both_legs_h2_dropped_http11_chosen, setup, teardown),
 		cmocka_unit_test_setup_teardown(tls12_both_legs, setup, teardown),
+		cmocka_unit_test_setup_teardown(upstream_hello_offers_only_ecdhe_aead, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(legs_negotiate_versions_independently, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_alpn_is_relayed, setup, teardown),
 		cmocka_unit_test_setup_teardown(h2_only_client_still_gets_h2, setup, teardown),

@@ -28,6 +28,8 @@
 
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/psa_util.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/x509_crt.h>
 
 #include "log.h"
@@ -392,7 +394,7 @@ policy_is_enforced_by_the_process(void **state)
 	req.sans = &san;
 	req.nsans = 1;
 	req.not_before = now - 86400;
-	req.not_after = now + 30 * 86400;
+	req.not_after = now + 4 * 86400;
 	req.spki_der = leaf_spki;
 	req.spki_len = spki(certforge_leaf_key(f->cf), leaf_spki, sizeof(leaf_spki));
 	assert_int_equal(sign(f, &req), SIGNER_OK);
@@ -434,7 +436,17 @@ policy_is_enforced_by_the_process(void **state)
 	req.not_after = now + 3650LL * 86400;
 	assert_int_equal(sign(f, &req), SIGNER_BAD_REQUEST);
 	assert_non_null(strstr(f->err, "validity"));
+	/* Days, not the 398 the CA/B Forum allows: a month is refused too. */
 	req.not_after = now + 30 * 86400;
+	assert_int_equal(sign(f, &req), SIGNER_BAD_REQUEST);
+	assert_non_null(strstr(f->err, "validity"));
+	req.not_after = now + (SIGNER_MAX_DAYS + 1) * 86400LL;
+	assert_int_equal(sign(f, &req), SIGNER_BAD_REQUEST);
+	req.not_before = now - SIGNER_MAX_BACKDATE - 86400;
+	req.not_after = now + 86400;
+	assert_int_equal(sign(f, &req), SIGNER_BAD_REQUEST);
+	req.not_before = now - 86400;
+	req.not_after = now + 4 * 86400;
 	/* Extreme times are refused without overflowing (UBSan would abort
 	 * the signer in the sanitizer build). */
 	req.not_before = INT64_MIN;
@@ -443,12 +455,95 @@ policy_is_enforced_by_the_process(void **state)
 	req.not_before = now - 86400;
 	req.not_after = INT64_MAX;
 	assert_int_equal(sign(f, &req), SIGNER_BAD_REQUEST);
-	req.not_after = now + 30 * 86400;
+	req.not_after = now + 4 * 86400;
 
 	/* None of that hurt the channel. */
 	assert_int_equal(sign(f, &req), SIGNER_OK);
 	assert_int_equal(signer_signatures(f->s), 1 + 2);	/* + self-test */
 	assert_true(signer_fd(f->s) >= 0);
+}
+
+/* A valid request for this fixture's leaf key, good for four days. */
+static void
+good_request(struct fixture *f, struct leaf_request *req, struct leaf_san *san,
+    unsigned char *buf, size_t cap)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	san->type = LEAF_SAN_DNS;
+	san->value = (const unsigned char *)"ok.example";
+	san->len = 10;
+	memset(req, 0, sizeof(*req));
+	req->subject_cn = "ok.example";
+	req->sans = san;
+	req->nsans = 1;
+	req->not_before = now - 86400;
+	req->not_after = now + 4 * 86400;
+	req->spki_der = buf;
+	req->spki_len = spki(certforge_leaf_key(f->cf), buf, cap);
+}
+
+/*
+ * The signer process certifies only the leaf key of its first request
+ * (proxyd's self-test, before any network input): a compromised proxyd
+ * cannot have it certify a key of its choosing.
+ */
+static void
+signer_pins_the_leaf_key(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char leaf_spki[512], other_spki[512];
+	mbedtls_pk_context other;
+	struct leaf_request req;
+	struct leaf_san san;
+
+	good_request(f, &req, &san, leaf_spki, sizeof(leaf_spki));
+	assert_int_equal(sign(f, &req), SIGNER_OK);
+	mbedtls_pk_init(&other);
+	assert_int_equal(mbedtls_pk_setup(&other,
+	    mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
+	assert_int_equal(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1,
+	    mbedtls_pk_ec(other), mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE), 0);
+	req.spki_der = other_spki;
+	req.spki_len = spki(&other, other_spki, sizeof(other_spki));
+	assert_int_equal(sign(f, &req), SIGNER_BAD_REQUEST);
+	assert_non_null(strstr(f->err, "not the leaf key"));
+	mbedtls_pk_free(&other);
+	/* The pinned one still works. */
+	req.spki_der = leaf_spki;
+	req.spki_len = spki(certforge_leaf_key(f->cf), leaf_spki, sizeof(leaf_spki));
+	assert_int_equal(sign(f, &req), SIGNER_OK);
+}
+
+/* At most SIGNER_RATE_BURST leaves at once; the bucket refills with time. */
+static void
+signer_rate_limits(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char leaf_spki[512];
+	struct leaf_request req;
+	struct leaf_san san;
+	struct timespec t0, t1;
+	enum signer_status st = SIGNER_OK;
+	double secs;
+	int ok = 0, i;
+
+	good_request(f, &req, &san, leaf_spki, sizeof(leaf_spki));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 4 * SIGNER_RATE_BURST && st == SIGNER_OK; i++)
+		if ((st = sign(f, &req)) == SIGNER_OK)
+			ok++;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	print_message("# %d leaves signed in %.3f s before the limit\n", ok, secs);
+	assert_int_equal(st, SIGNER_FAILED);
+	assert_non_null(strstr(f->err, "rate limit"));
+	/* The burst (less the self-test's token), plus what refilled meanwhile. */
+	assert_true(ok >= SIGNER_RATE_BURST - 1 - 1);
+	assert_true(ok <= SIGNER_RATE_BURST + (int)(secs * SIGNER_RATE_PER_S) + 1);
+	assert_true(signer_fd(f->s) >= 0);	/* refused, not broken */
+	usleep(2 * 1000000 / SIGNER_RATE_PER_S);
+	assert_int_equal(sign(f, &req), SIGNER_OK);
 }
 
 /* A well-formed record whose CN carries a NUL: an error answer, not an exit. */
@@ -601,6 +696,8 @@ main(void)
 		cmocka_unit_test(same_user_cannot_read_signer_memory),
 		cmocka_unit_test_setup_teardown(leaf_signed_by_the_process_verifies,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(signer_pins_the_leaf_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(signer_rate_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(policy_is_enforced_by_the_process,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(

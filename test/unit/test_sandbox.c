@@ -20,6 +20,9 @@
 #include <sys/random.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -179,6 +182,106 @@ do_kill_parent(void)
 	return 0;	/* not reached */
 }
 
+/* raise() is tgkill on ourselves: still allowed. */
+static int
+do_signal_self(void)
+{
+	signal(SIGUSR1, SIG_IGN);
+	return raise(SIGUSR1) == 0 && kill(getpid(), 0) == 0 ? 0 : 1;
+}
+
+static int
+do_tgkill_parent(void)
+{
+	pid_t pp = getppid();
+
+	(void)syscall(SYS_tgkill, pp, pp, 0);
+	return 0;	/* not reached */
+}
+
+/*
+ * Signals reach only the process itself, under both daemon profiles: a
+ * parser bug must not be able to signal redirectord, pid 1 or a sibling.
+ */
+static void
+daemon_profiles_signal_only_themselves(void **state)
+{
+	(void)state;
+	assert_int_equal(confined_as(SANDBOX_NETSTACKD, do_signal_self), 0);
+	assert_int_equal(confined_as(SANDBOX_PROXYD, do_signal_self), 0);
+#ifdef SANITIZER_BUILD
+	skip();
+#endif
+	assert_int_equal(confined_as(SANDBOX_NETSTACKD, do_kill_parent), 159);
+	assert_int_equal(confined_as(SANDBOX_PROXYD, do_kill_parent), 159);
+	assert_int_equal(confined_as(SANDBOX_NETSTACKD, do_tgkill_parent), 159);
+	assert_int_equal(confined_as(SANDBOX_PROXYD, do_tgkill_parent), 159);
+}
+
+/* A root-owned 0600 socket (systemd's private one, say) the probe tries. */
+static char root_sock[108];
+
+static int
+do_connect_root_socket(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	memcpy(sun.sun_path, root_sock, strlen(root_sock) + 1);
+	if (fd == -1)
+		return 2;
+	return connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 &&
+	    errno == EACCES ? 0 : 1;
+}
+
+/* The daemon profiles as they run (their own user): no root-only socket. */
+static int
+confined_user(enum sandbox_profile profile, const char *user, int (*fn)(void))
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sandbox sb = { .profile = profile, .user = user };
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, STDERR_FILENO);
+		log_init("test_sandbox", 1, LOG_LEVEL_WARN - 1);
+		sandbox_enter(&sb);
+		_exit(fn());
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void
+daemon_users_cannot_reach_root_sockets(void **state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/lc-sbx.XXXXXX";
+	int lfd;
+
+	(void)state;
+	if (geteuid() != 0 || getpwnam("nobody") == NULL)
+		skip();
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(root_sock, sizeof(root_sock), "%s/private", dir);
+	memcpy(sun.sun_path, root_sock, strlen(root_sock) + 1);
+	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(chmod(root_sock, 0600), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(confined_user(SANDBOX_NETSTACKD, "nobody",
+	    do_connect_root_socket), 0);
+	assert_int_equal(confined_user(SANDBOX_PROXYD, "nobody",
+	    do_connect_root_socket), 0);
+	close(lfd);
+	unlink(root_sock);
+	rmdir(dir);
+}
+
 static void
 signer_profile_allows_its_work_and_nothing_else(void **state)
 {
@@ -328,6 +431,8 @@ main(void)
 		cmocka_unit_test(landlock_refuses_files),
 		cmocka_unit_test(signer_profile_allows_its_work_and_nothing_else),
 		cmocka_unit_test(proxyd_profile_allows_splice),
+		cmocka_unit_test(daemon_profiles_signal_only_themselves),
+		cmocka_unit_test(daemon_users_cannot_reach_root_sockets),
 		cmocka_unit_test(no_capabilities_and_no_new_privs),
 		cmocka_unit_test(as_another_user_nothing_is_left),
 	};
