@@ -68,6 +68,7 @@ redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
 proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3)
 localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
+webd_LIBS        = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
@@ -82,7 +83,7 @@ PROTOS      := $(wildcard proto/*.proto)
 GEN_SRC     := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 GEN_HDR     := $(GEN_SRC:.c=.h)
 COMMON_SRC  := $(wildcard common/*.c)
-DAEMONS     := redirectord netstackd proxyd
+DAEMONS     := redirectord netstackd proxyd webd
 
 define daemon_vars
 $(1)_MAIN    := $(1)/$(1).c
@@ -154,6 +155,13 @@ $(BIN)/$(1): $$(call obj,$$($(1)_MAIN)) $$($(1)_LIB) $(COMMON_LIB)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rules,$(d))))
 
+# The viewer's page, script and stylesheet, built into webd (webd/assets.c).
+WEBD_ASSETS := $(wildcard webd/www/*)
+$(GEN)/webd_assets.inc: $(WEBD_ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(@D)
+	./scripts/embed-assets.sh $@ $(WEBD_ASSETS)
+$(OBJ)/webd/assets.o: $(GEN)/webd_assets.inc
+
 # An archive needs at least one member even before a daemon has modules.
 $(BUILD)/lib/empty.o: $(FLAGS_STAMP)
 	@mkdir -p $(@D)
@@ -200,7 +208,7 @@ FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC))
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 
-$(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_SRC) $(GEN_HDR)
+$(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_SRC) $(GEN_HDR) $(GEN)/webd_assets.inc
 	@mkdir -p $(@D)
 	clang $(filter-out -MMD -MP,$(CPPFLAGS)) $(FUZZ_CFLAGS) -o $@ $< \
 		$(FUZZ_LIB_SRC) $(GEN_SRC) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)

@@ -170,6 +170,9 @@ landlock(const struct sandbox *sb)
 		ll_allow(rs, sb->remove_dir, LANDLOCK_ACCESS_FS_REMOVE_FILE);
 	if (sb->ro_file)
 		ll_allow(rs, sb->ro_file, LANDLOCK_ACCESS_FS_READ_FILE);
+	for (size_t i = 0; sb->ro_dirs && sb->ro_dirs[i]; i++)
+		ll_allow(rs, sb->ro_dirs[i], LANDLOCK_ACCESS_FS_READ_FILE |
+		    LANDLOCK_ACCESS_FS_READ_DIR);
 #ifdef SANITIZER_BUILD
 	/* LeakSanitizer reads /proc/self at exit. */
 	ll_allow(rs, "/proc", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR);
@@ -331,6 +334,27 @@ seccomp_filter(enum sandbox_profile profile)
 		ALLOW(ctx, faccessat2);
 		ALLOW(ctx, readlink);
 		ALLOW(ctx, getcwd);
+	}
+	if (profile == SANDBOX_WEBD) {
+		/*
+		 * Its listeners exist before it confines itself: it accepts,
+		 * and creates no IP socket (socket() is Unix only, above), so
+		 * it can never connect out.  SQLite reads the store (pread,
+		 * fcntl locks, the -shm mapping); the process list reads /proc.
+		 */
+		ALLOW(ctx, accept4);
+		ALLOW(ctx, accept);
+		ALLOW(ctx, pread64);
+		ALLOW(ctx, statx);
+		ALLOW(ctx, getdents64);
+		ALLOW(ctx, readlink);
+		ALLOW(ctx, readlinkat);
+		ALLOW(ctx, access);
+		ALLOW(ctx, faccessat);
+		ALLOW(ctx, faccessat2);
+		ALLOW(ctx, fstatfs);
+		ALLOW(ctx, getcwd);
+		ALLOW(ctx, sysinfo);
 	}
 	/* No ioctl at all: a TUN fd holder could otherwise TUNSETPERSIST. */
 load:

@@ -1,0 +1,13 @@
+/*
+ * The processes tab's data: the running processes as `localcapctl ps
+ * --json` lists them, with their flows in the store.
+ */
+#ifndef LOCALCAP_WEBD_PS_H
+#define LOCALCAP_WEBD_PS_H
+
+struct api;
+
+/* A JSON array (malloc'd), or NULL. */
+char	*ps_json_for_api(struct api *);
+
+#endif
