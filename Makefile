@@ -92,6 +92,11 @@ $(1)_LIB     := $(BUILD)/lib/lib$(1).a
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
 
+# storeread/: the flow store's reader, libstoreread.a, linked by localcapctl
+# and the viewer (never by a daemon: proxyd shares only storeread/schema.h).
+STOREREAD_SRC := $(wildcard storeread/*.c)
+STOREREAD_LIB := $(BUILD)/lib/libstoreread.a
+
 # localcapctl: ctl/localcapctl.c is main; the other ctl/*.c form libctl.a.
 CTL_MAIN    := ctl/localcapctl.c
 CTL_LIBSRC  := $(filter-out $(CTL_MAIN),$(wildcard ctl/*.c))
@@ -172,14 +177,18 @@ $(CTL_LIB): $(call obj,$(CTL_LIBSRC)) $(BUILD)/lib/empty.o
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(COMMON_LIB)
+$(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(localcapctl_LIBS) $(COMMON_LIBS)
 
 # Unit tests link every module library, so they need every daemon's libraries.
 ALL_DAEMON_LIBS = $(foreach d,$(DAEMONS) localcapctl,$($(d)_LIBS))
 
-$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(COMMON_LIB)
+$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
@@ -227,7 +236,7 @@ demo:
 BENCH_SRC  := $(wildcard test/bench/*.c)
 BENCH_BINS := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-$(BUILD)/bench/%: $(OBJ)/test/bench/%.o $(DAEMON_LIBS) $(COMMON_LIB)
+$(BUILD)/bench/%: $(OBJ)/test/bench/%.o $(DAEMON_LIBS) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_DAEMON_LIBS) $(COMMON_LIBS) \
 		$(BENCH_LIBS) -lpthread
