@@ -96,6 +96,7 @@ $(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
 # and the viewer (never by a daemon: proxyd shares only storeread/schema.h).
 STOREREAD_SRC := $(wildcard storeread/*.c)
 STOREREAD_LIB := $(BUILD)/lib/libstoreread.a
+webd_DEPLIBS  := $(STOREREAD_LIB)
 
 # localcapctl: ctl/localcapctl.c is main; the other ctl/*.c form libctl.a.
 CTL_MAIN    := ctl/localcapctl.c
@@ -154,7 +155,7 @@ $$($(1)_LIB): $$(call obj,$$($(1)_LIBSRC))
 	@mkdir -p $$(@D)
 	rm -f $$@ && ar rcs $$@ $$^ $(BUILD)/lib/empty.o
 
-$(BIN)/$(1): $$(call obj,$$($(1)_MAIN)) $$($(1)_LIB) $(COMMON_LIB)
+$(BIN)/$(1): $$(call obj,$$($(1)_MAIN)) $$($(1)_LIB) $$($(1)_DEPLIBS) $(COMMON_LIB)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$($(1)_LIBS) $$(COMMON_LIBS)
 endef
@@ -213,7 +214,7 @@ check:
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC))
+FUZZ_LIB_SRC := $(COMMON_SRC) $(STOREREAD_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC))
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 

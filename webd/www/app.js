@@ -133,7 +133,7 @@ function kindOf(f) {
 	if (f.kind === 'dns')
 		return 'dns';
 	if (f.kind === 'http')
-		return f.proto && /^(h2|http\/2)/i.test(f.proto) ? 'h2' : 'http';
+		return /^(HTTP\/2|h2)/i.test(f.http_version || '') ? 'h2' : 'http';
 	return 'raw';
 }
 
@@ -465,6 +465,8 @@ function renderDetail(d, id) {
 	    ', gid ' + f.gid + ')');
 	kv(dl, 'cgroup', f.cgroup);
 	kv(dl, 'started', f.start);
+	kv(dl, 'connect', fmtDur(f.connect_us));
+	kv(dl, 'TLS handshake', fmtDur(f.tls_handshake_us));
 	kv(dl, 'lasted', f.end_us ? fmtDur(f.end_us - f.start_us) + ', ' +
 	    (f.end_reason || '') : 'running');
 	kv(dl, 'bytes', f.bytes_up !== null && f.bytes_up !== undefined ?
@@ -474,33 +476,45 @@ function renderDetail(d, id) {
 	sum.appendChild(dl);
 	body.appendChild(sum);
 
-	if (f.tls_version || f.sni || f.server_cert_subject) {
+	const tlsf = f.tls, cert = f.server_cert;
+	if (tlsf || cert) {
 		const tls = section('TLS');
 		const t = el('dl', 'facts');
-		kv(t, 'client side', [f.tls_version, f.tls_cipher,
-		    f.tls_resumed ? '(resumed)' : ''].filter(Boolean).join(' '));
-		kv(t, 'SNI', f.sni);
-		kv(t, 'ALPN', f.alpn);
-		kv(t, 'ALPN offered', f.client_alpn_offer);
-		kv(t, 'upstream', [f.upstream_tls_version, f.upstream_tls_cipher,
-		    f.upstream_resumed ? '(resumed)' : ''].filter(Boolean).join(' '));
-		kv(t, 'server cert', f.server_cert_subject);
-		kv(t, 'issuer', f.server_cert_issuer);
-		if (f.server_cert_verified !== null && f.server_cert_verified !== undefined)
-			kv(t, 'verified', f.server_cert_verified ? 'yes' : 'NO');
-		kv(t, 'sha256', f.server_cert_sha256);
+		if (tlsf) {
+			kv(t, 'app side', [tlsf.version, tlsf.cipher,
+			    tlsf.resumed ? '(resumed)' : ''].filter(Boolean).join(' '));
+			kv(t, 'SNI', tlsf.sni);
+			kv(t, 'ALPN', tlsf.alpn);
+			kv(t, 'ALPN offered', tlsf.alpn_offered);
+			kv(t, 'server side', [tlsf.upstream_version, tlsf.upstream_cipher,
+			    tlsf.upstream_resumed ? '(resumed)' : ''].filter(Boolean).join(' '));
+		}
+		if (cert) {
+			kv(t, 'server cert', cert.subject);
+			kv(t, 'issuer', cert.issuer);
+			if (cert.verified !== null && cert.verified !== undefined)
+				kv(t, 'verified', cert.verified ? 'yes' : 'NO');
+			kv(t, 'sha256', cert.sha256);
+		}
 		tls.appendChild(t);
 		body.appendChild(tls);
 	}
-	if (f.tcp) {
+	if (f.transport === 'tcp' && (f.retransmits !== null || f.rtt_us !== null ||
+	    f.packets_up !== null)) {
 		const tcp = section('TCP');
 		const t = el('dl', 'facts');
-		kv(t, 'packets', f.tcp.packets_up !== null ? f.tcp.packets_up + ' up, ' +
-		    f.tcp.packets_down + ' down' : null);
-		kv(t, 'retransmits', f.tcp.retransmits);
-		kv(t, 'rtt', fmtDur(f.tcp.rtt_us));
+		kv(t, 'packets', f.packets_up !== null && f.packets_up !== undefined ?
+		    f.packets_up + ' up, ' + f.packets_down + ' down' : null);
+		kv(t, 'retransmits', f.retransmits);
+		kv(t, 'rtt', fmtDur(f.rtt_us));
 		tcp.appendChild(t);
 		body.appendChild(tcp);
+	} else if (f.transport === 'udp' && f.packets_up !== null && f.packets_up !== undefined) {
+		const udp = section('UDP');
+		const t = el('dl', 'facts');
+		kv(t, 'datagrams', f.packets_up + ' up, ' + f.packets_down + ' down');
+		udp.appendChild(t);
+		body.appendChild(udp);
 	}
 
 	for (const x of d.exchanges || []) {
@@ -511,18 +525,18 @@ function renderDetail(d, id) {
 		s.appendChild(el('p', 'reqline', (x.method || '?') + ' ' + (x.url || '') +
 		    ' ' + (x.http_version || '')));
 		s.appendChild(el('h4', null, 'Request headers'));
-		s.appendChild(headersTable(x.req_headers));
+		s.appendChild(headersTable(x.request_headers));
 		s.appendChild(bodyBlock(xid, 'req', x.req_body_size, x.req_body_truncated,
-		    headerValue(x.req_headers, 'content-type')));
+		    headerValue(x.request_headers, 'content-type')));
 		if (x.status === null || x.status === undefined)
 			s.appendChild(el('p', 'bad', 'no response'));
 		else {
 			s.appendChild(el('p', 'respline', (x.http_version || '') + ' ' +
 			    x.status + ' ' + (x.reason || '')));
 			s.appendChild(el('h4', null, 'Response headers'));
-			s.appendChild(headersTable(x.resp_headers));
+			s.appendChild(headersTable(x.response_headers));
 			s.appendChild(bodyBlock(xid, 'resp', x.resp_body_size,
-			    x.resp_body_truncated, headerValue(x.resp_headers, 'content-type')));
+			    x.resp_body_truncated, headerValue(x.response_headers, 'content-type')));
 		}
 		if (x.error)
 			s.appendChild(el('p', 'bad', 'error: ' + x.error));
@@ -536,6 +550,7 @@ function renderDetail(d, id) {
 		const s = section('DNS ' + f.id + '.' + q.seq);
 		const t = el('dl', 'facts');
 		kv(t, 'question', (q.qname || '?') + ' ' + (q.qtype || ''));
+		kv(t, 'message id', q.msg_id);
 		kv(t, 'answer', q.rcode ? q.rcode + (q.response_us && q.query_us ?
 		    ' after ' + fmtDur(q.response_us - q.query_us) : '') : 'none');
 		kv(t, 'error', q.error);
@@ -544,7 +559,8 @@ function renderDetail(d, id) {
 		for (const a of q.answers || []) {
 			const tr = document.createElement('tr');
 			tr.appendChild(el('th', null, a.name));
-			tr.appendChild(el('td', null, a.type + ' ' + a.ttl + ' ' + a.data));
+			tr.appendChild(el('td', null, (a.type || '') + ' ' +
+			    (a.ttl === null || a.ttl === undefined ? '' : a.ttl) + ' ' + (a.data || '')));
 			at.appendChild(tr);
 		}
 		s.appendChild(at);
@@ -607,7 +623,10 @@ async function loadProcs() {
 		const r = await api('/api/processes');
 		clear(tbody);
 		$('spec-line').textContent = '';
-		$('spec-line').appendChild(text('spec: ' + (r.spec || 'nothing captured')));
+		const cap = r.capture;
+		$('spec-line').appendChild(text(cap ? 'capturing: ' + (cap.spec || 'nothing') +
+		    (cap.note ? ' — ' + cap.note : '') : 'capture state unknown: ' +
+		    (r.capture_error || 'redirectord did not answer')));
 		for (const p of r.processes) {
 			const tr = el('tr', p.captured ? 'captured' : '');
 			tr.dataset.pid = p.pid;
@@ -616,8 +635,9 @@ async function loadProcs() {
 			tr.appendChild(el('td', null, p.name));
 			tr.appendChild(el('td', 'c-exe', p.exe));
 			tr.appendChild(el('td', 'c-unit', p.unit || p.cgroup));
-			tr.appendChild(el('td', null, String(p.flows || 0)));
-			tr.appendChild(el('td', null, p.captured ? 'yes (' + (p.item || '?') + ')' : 'no'));
+			tr.appendChild(el('td', null, p.flows === null ? '' : String(p.flows)));
+			tr.appendChild(el('td', null, p.captured === undefined || p.captured === null ?
+			    '?' : p.captured ? 'yes (' + (p.item || '?') + ')' : 'no'));
 			const b = el('button', 'act', p.captured ? 'Detach' : 'Attach');
 			b.type = 'button';
 			b.addEventListener('click', () => attach(p, !p.captured, b));
