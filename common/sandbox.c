@@ -142,8 +142,15 @@ ll_allow(int ruleset, const char *dir, unsigned long long access)
 	close(pb.parent_fd);
 }
 
-static void
-landlock(const struct sandbox *sb)
+/*
+ * The ruleset, with a rule per path: -1 when the kernel has no Landlock.
+ * Made before the user is dropped when it can be (sandbox_enter), so that
+ * a path the new user cannot reach (a 0700 store dir of root's that the
+ * viewer opened before it dropped) still gets its rule; the rule grants
+ * nothing the user's own permissions refuse.
+ */
+static int
+landlock_ruleset(const struct sandbox *sb)
 {
 	/* Everything ABI 1 knows how to refuse (ABI 2/3 add refer/truncate). */
 	unsigned long long fs_all = LANDLOCK_ACCESS_FS_EXECUTE |
@@ -160,7 +167,7 @@ landlock(const struct sandbox *sb)
 	if (abi < 1) {
 		log_warnx("sandbox: this kernel has no Landlock (%s): filesystem "
 		    "access is NOT restricted", strerror(errno));
-		return;
+		return -1;
 	}
 	if ((rs = ll_create_ruleset(&attr, sizeof(attr), 0)) == -1)
 		fatal("sandbox: landlock_create_ruleset");
@@ -177,6 +184,20 @@ landlock(const struct sandbox *sb)
 	/* LeakSanitizer reads /proc/self at exit. */
 	ll_allow(rs, "/proc", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR);
 #endif
+	return rs;
+}
+
+/* A ruleset made by sandbox_enter before the drop; -2: none made. */
+static int prepared_ruleset = -2;
+
+static void
+landlock(const struct sandbox *sb)
+{
+	int rs = prepared_ruleset != -2 ? prepared_ruleset : landlock_ruleset(sb);
+
+	prepared_ruleset = -2;
+	if (rs == -1)
+		return;
 	if (syscall(__NR_landlock_restrict_self, rs, 0) == -1)
 		fatal("sandbox: landlock_restrict_self");
 	close(rs);
@@ -397,6 +418,8 @@ sandbox_confine(const struct sandbox *sb)
 void
 sandbox_enter(const struct sandbox *sb)
 {
+	if (sb->profile != SANDBOX_REDIRECTORD)
+		prepared_ruleset = landlock_ruleset(sb);
 	sandbox_drop(sb);
 	sandbox_confine(sb);
 }

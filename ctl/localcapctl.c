@@ -28,6 +28,7 @@
 struct ctl {
 	struct ev_loop		*loop;
 	const char		*sock_path;
+	const char		*runtime_dir;
 	Lc__CtlRequest		*request;
 	int			 json;
 	int			 exit_code;
@@ -45,7 +46,7 @@ static const char usage[] =
     "commands:\n"
     "  up [--state-dir DIR] [--cgroup PATH] [--config FILE] [--tun-name NAME]\n"
     "     [--fail-closed] [--foreground] [--upstream-ca FILE]\n"
-    "     [--ignore-hosts LIST] [--listen ADDR:PORT]\n"
+    "     [--ignore-hosts LIST] [--listen ADDR:PORT] [--web ADDR:PORT]\n"
     "                         start the three daemons (without systemd)\n"
     "  down                   stop them\n"
     "  logs [-f] [-n N] [--daemon NAME]\n"
@@ -65,6 +66,9 @@ static const char usage[] =
     "  ca path | export [--der] | install | uninstall\n"
     "                         the localcap CA: where it is, its certificate, and\n"
     "                         trusting it system-wide (and in NSS browser stores)\n"
+    "  web [--listen ADDR:PORT] [--user USER]\n"
+    "                         the flow viewer in a browser (foreground): prints\n"
+    "                         the URL to open, with its access token\n"
     "  version                this program's version\n"
     "\n"
     "options:\n"
@@ -98,6 +102,7 @@ static void
 print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 {
 	const Lc__StatusReply *st = reply->status;
+	char web[512];
 	size_t i;
 
 	if (ctl->json) {
@@ -114,6 +119,11 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 		printf(",\"tun\":");
 		json_string(st->tun_name);
 		printf(",\"tun_mtu\":%u", st->tun_mtu);
+		printf(",\"web\":");
+		if (ctl_web_url(ctl->runtime_dir, web, sizeof(web)) == 0)
+			json_string(web);
+		else
+			printf("null");
 		printf(",\"daemons\":[");
 		for (i = 0; i < st->n_daemons; i++) {
 			const Lc__DaemonStatus *d = st->daemons[i];
@@ -176,6 +186,8 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 		printf("TUN          %s, MTU %u\n", st->tun_name, st->tun_mtu);
 	if (st->spec && st->spec[0])
 		printf("spec         %s\n", st->spec);
+	if (ctl_web_url(ctl->runtime_dir, web, sizeof(web)) == 0)
+		printf("viewer       %s\n", web);
 }
 
 static void
@@ -441,9 +453,13 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	ctl.sock_path = path;
+	ctl.runtime_dir = runtime_dir;
 
 	if (state_dir == NULL || state_dir[0] == '\0')
 		state_dir = "/var/lib/localcap";
+	if (strcmp(cmd, "web") == 0)
+		return ctl_web(runtime_dir, state_dir, argc - optind + 1,
+		    argv + optind - 1);
 	if (strcmp(cmd, "ca") == 0)
 		return ctl_ca(state_dir, argc - optind + 1, argv + optind - 1);
 	/* The flow store's readers (ctl/flows.c): --json is their own option. */

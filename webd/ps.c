@@ -24,6 +24,43 @@
 #include "webd/api.h"
 
 #define PS_MAX	4096	/* processes listed at most */
+#define PS_USERS 1024	/* user names remembered */
+
+/*
+ * uid -> name, read once before the sandbox (Landlock keeps /etc/passwd
+ * out of reach afterwards): a user made later shows as its uid.
+ */
+static struct {
+	unsigned	uid;
+	char		name[33];
+} users[PS_USERS];
+static size_t nusers;
+
+void
+ps_init(void)
+{
+	struct passwd *pw;
+
+	setpwent();
+	while (nusers < PS_USERS && (pw = getpwent()) != NULL) {
+		users[nusers].uid = pw->pw_uid;
+		snprintf(users[nusers].name, sizeof(users[nusers].name), "%s",
+		    pw->pw_name);
+		nusers++;
+	}
+	endpwent();
+}
+
+static const char *
+user_name(unsigned uid)
+{
+	size_t i;
+
+	for (i = 0; i < nusers; i++)
+		if (users[i].uid == uid)
+			return users[i].name;
+	return NULL;
+}
 
 /* A small file of /proc into buf: its length, or -1. */
 static ssize_t
@@ -123,8 +160,6 @@ ps_json_for_api(struct api *a)
 		char path[64], stat[1024], status[4096], cg[1024], exe[PATH_MAX];
 		char name[64] = "", unit[256], *p;
 		unsigned uid = 0, ppid = 0;
-		struct passwd pw, *pwp = NULL;
-		char pwbuf[1024];
 		ssize_t k;
 		long pid;
 		int64_t flows = -1, start_us;
@@ -163,11 +198,10 @@ ps_json_for_api(struct api *a)
 		unit_of(cg, unit, sizeof(unit));
 		if (a->store && api_store_open(a) == 0)
 			flows = sr_count_flows_of(a->store, pid, start_us);
-		getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &pwp);
 
 		fprintf(out, "%s{\"pid\":%ld,\"uid\":%u,\"user\":", n ? "," : "",
 		    pid, uid);
-		json_s(out, pwp ? pwp->pw_name : NULL);
+		json_s(out, user_name(uid));
 		fputs(",\"name\":", out);
 		json_s(out, name);
 		fputs(",\"exe\":", out);

@@ -7,6 +7,9 @@
 
 struct api;
 
+/* Before the sandbox: remember the user names. */
+void	ps_init(void);
+
 /* A JSON array (malloc'd), or NULL. */
 char	*ps_json_for_api(struct api *);
 

@@ -229,6 +229,7 @@ main(int argc, char *argv[])
 	/* What needs the starter's identity: the store, ctl.sock, the URL file. */
 	w.api.state_dir = state_dir;
 	w.api.processes_json = ps_json_for_api;
+	ps_init();
 	api_store_open(&w.api);
 	snprintf(ctl_sock, sizeof(ctl_sock), "%s/ctl.sock", w.d.runtime_dir);
 	ctlc_init(&w.api.ctl, w.loop, ctl_sock);
@@ -265,8 +266,11 @@ main(int argc, char *argv[])
 	/* The token goes to stdout (and the URL file), never to the log. */
 	log_info("listening on port %u (%zu address%s)", w.srv.port,
 	    w.srv.nlisten, w.srv.nlisten == 1 ? "" : "es");
-	printf("localcap viewer: %s\n", w.url);
-	fflush(stdout);
+	/* As a daemon stdout is a log file: the URL file is where it goes. */
+	if (w.standalone) {
+		printf("localcap viewer: %s\n", w.url);
+		fflush(stdout);
+	}
 
 	ev_run(w.loop, 0);
 

@@ -627,14 +627,19 @@ async function loadProcs() {
 		$('spec-line').appendChild(text(cap ? 'capturing: ' + (cap.spec || 'nothing') +
 		    (cap.note ? ' — ' + cap.note : '') : 'capture state unknown: ' +
 		    (r.capture_error || 'redirectord did not answer')));
-		for (const p of r.processes) {
+		// What is captured, and what has traffic, first.
+		const procs = r.processes.slice().sort((a, b) =>
+		    (b.captured ? 1 : 0) - (a.captured ? 1 : 0) ||
+		    (b.flows || 0) - (a.flows || 0) || a.pid - b.pid);
+		for (const p of procs) {
 			const tr = el('tr', p.captured ? 'captured' : '');
 			tr.dataset.pid = p.pid;
 			tr.appendChild(el('td', null, String(p.pid)));
-			tr.appendChild(el('td', null, p.user));
+			tr.appendChild(el('td', null, p.user !== null && p.user !== undefined ?
+			    p.user : String(p.uid)));
 			tr.appendChild(el('td', null, p.name));
 			tr.appendChild(el('td', 'c-exe', p.exe));
-			tr.appendChild(el('td', 'c-unit', p.unit || p.cgroup));
+			tr.appendChild(el('td', 'c-unit', p.unit || p.cgroup || ''));
 			tr.appendChild(el('td', null, p.flows === null ? '' : String(p.flows)));
 			tr.appendChild(el('td', null, p.captured === undefined || p.captured === null ?
 			    '?' : p.captured ? 'yes (' + (p.item || '?') + ')' : 'no'));
@@ -655,18 +660,21 @@ async function loadProcs() {
 async function attach(p, on, button) {
 	button.disabled = true;
 	const spec = on ? String(p.pid) : (p.item || String(p.pid));
+	let msg = null, bad = false;
 	try {
 		const r = await api(on ? '/api/attach' : '/api/detach', {
 			method: 'POST',
 			headers: { 'Content-Type': 'application/json' },
 			body: JSON.stringify({ spec: spec }),
 		});
-		say((on ? 'attached ' : 'detached ') + spec + '; capturing: ' +
-		    (r.spec || 'nothing'));
+		msg = (on ? 'attached ' : 'detached ') + spec + '; capturing: ' +
+		    (r.spec || 'nothing');
 	} catch (e) {
-		say(e.message, true);
+		msg = e.message;
+		bad = true;
 	}
-	loadProcs();
+	await loadProcs();
+	say(msg, bad);
 }
 
 /* --- tabs, filter, address fragment ------------------------------------------------------ */
@@ -739,6 +747,20 @@ function start() {
 	});
 	if (h.tab === 'procs')
 		setTab('procs');
+	// The address's fragment changed by hand, a link or Back: follow it.
+	window.addEventListener('hashchange', () => {
+		const n = readHash();
+		if (n.filter !== state.filter) {
+			state.filter = n.filter;
+			$('filter').value = n.filter;
+			updateHarLink();
+			loadFirst();
+		}
+		if (n.tab !== state.tab)
+			setTab(n.tab);
+		if (n.flow !== state.selected)
+			select(n.flow);
+	});
 }
 
 document.addEventListener('DOMContentLoaded', start);
