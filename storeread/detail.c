@@ -20,7 +20,8 @@ sr_flow_get(struct sr_store *st, int64_t flow, sr_flow_cb cb, void *ctx)
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		sr_read_flow(s, 0, &f);
-		cb(ctx, &f);
+		if (cb)
+			cb(ctx, &f);
 	} else if (rc == SQLITE_DONE)
 		sr_seterr(st, "no flow %lld", (long long)flow);
 	else
@@ -90,7 +91,7 @@ sr_exchanges(struct sr_store *st, int64_t flow, int64_t seq, bool bodies,
 		x.error = sr_col_text(s, 21);
 		x.done_serial = sr_col_int(s, 22);
 		n++;
-		if (cb(ctx, &x) != 0) {
+		if (cb && cb(ctx, &x) != 0) {
 			rc = SQLITE_DONE;
 			break;
 		}
@@ -133,7 +134,7 @@ sr_dns_list(struct sr_store *st, int64_t flow, int64_t seq, sr_dns_cb cb,
 		d.answers = sr_col_text(s, 7);
 		d.error = sr_col_text(s, 8);
 		n++;
-		if (cb(ctx, &d) != 0) {
+		if (cb && cb(ctx, &d) != 0) {
 			rc = SQLITE_DONE;
 			break;
 		}

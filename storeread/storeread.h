@@ -220,7 +220,8 @@ typedef int (*sr_flow_cb)(void *ctx, const struct sr_flow *);
 typedef int (*sr_exchange_cb)(void *ctx, const struct sr_exchange *);
 typedef int (*sr_dns_cb)(void *ctx, const struct sr_dns *);
 
-/* The flow's facts: 0, 1 no such flow, -1. */
+/* The flow's facts: 0, 1 no such flow, -1.  (Here and below, a NULL
+ * callback just counts.) */
 int	sr_flow_get(struct sr_store *, int64_t flow, sr_flow_cb, void *ctx);
 /* Its HTTP exchanges (seq 0: all), bodies included if asked: count, -1. */
 long	sr_exchanges(struct sr_store *, int64_t flow, int64_t seq,
