@@ -175,7 +175,7 @@ def main():
                 print("browser.py: unknown step " + step)
                 rc = 1
                 break
-    except RuntimeError as e:
+    except (RuntimeError, OSError) as e:
         print("browser.py: %s" % e)
         rc = 1
     finally:

@@ -382,7 +382,7 @@ async function renderBody(box, blob, ctype) {
 			s = JSON.stringify(JSON.parse(s), null, 2);
 		} catch (e) { /* shown as it is */ }
 	}
-	box.appendChild(el('pre', 'text', s !== null ? s : hexdump(bytes)));
+	box.appendChild(el('pre', s !== null ? 'text' : 'text hex', s !== null ? s : hexdump(bytes)));
 }
 
 function hexdump(b) {
@@ -575,11 +575,11 @@ function renderDetail(d, id) {
 		const s = section('First bytes');
 		if (f.first_up) {
 			s.appendChild(el('h4', null, 'from the app'));
-			s.appendChild(el('pre', 'text', hexdump(b64bytes(f.first_up))));
+			s.appendChild(el('pre', 'text hex', hexdump(b64bytes(f.first_up))));
 		}
 		if (f.first_down) {
 			s.appendChild(el('h4', null, 'to the app'));
-			s.appendChild(el('pre', 'text', hexdump(b64bytes(f.first_down))));
+			s.appendChild(el('pre', 'text hex', hexdump(b64bytes(f.first_down))));
 		}
 		body.appendChild(s);
 	}
