@@ -184,6 +184,8 @@ function makeRow(f) {
 	w.appendChild(el('span', 'badge b-' + k, what(f)));
 	if (k === 'h2')
 		w.appendChild(el('span', 'badge b-proto', 'h2'));
+	if ((k === 'http' || k === 'h2') && f.proto === 'https')
+		w.appendChild(el('span', 'badge b-tls', 'TLS'));
 	tr.appendChild(w);
 	tr.appendChild(el('td', 'c-host', host));
 	tr.appendChild(el('td', 'c-path', path));
