@@ -77,6 +77,14 @@ ip -n "$NS2" link set lcv1 up
 mkdir "$T/www"
 echo "hello from the origin" >"$T/www/index.html"
 printf '{"answer":42,"list":[1,2,3]}' >"$T/www/data.json"
+# A 3x2 PNG, for the detail pane's image.
+"$PY" -c '
+import struct, sys, zlib
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+raw = b"".join(b"\0" + bytes([200, 40, 40] * 3) for _ in range(2))
+sys.stdout.buffer.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0)) +
+    chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))' >"$T/www/pixel.png"
 ip netns exec "$NS2" "$PY" -m http.server --bind 10.98.0.2 --directory "$T/www" \
     8080 >"$T/origin.log" 2>&1 &
 pids="$pids $!"
@@ -120,6 +128,7 @@ for n in 1 2 3; do
 	incg curl -sS -m 10 -o /dev/null "http://10.98.0.2:8080/index.html?n=$n"
 done
 incg curl -sS -m 10 -o /dev/null http://10.98.0.2:8080/data.json
+incg curl -sS -m 10 -o /dev/null http://10.98.0.2:8080/pixel.png
 out=$(incg curl -sS -m 10 --cacert "$LCA" $RES -H 'X-Localcap-Test: decrypted-42' \
     https://origin.test:8443/index.html 2>&1)
 check "HTTPS through the capture, decrypted ($out)" test "$out" = "hello from the origin"
@@ -247,6 +256,12 @@ for l in open(sys.argv[1]):
     r = json.loads(l)
     if r["kind"] == "http" and r["path"] == "/data.json":
         print(r["id"])' "$T/flows.json" | tail -n 1)
+PNG_ID=$("$PY" -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["kind"] == "http" and r["path"] == "/pixel.png":
+        print(r["id"])' "$T/flows.json" | tail -n 1)
 api -H "$AUTH" "${BASE}api/flows/$HTTPS_ID" >"$T/detail.json"
 check "/api/flows/$HTTPS_ID: the decrypted exchange with its TLS facts and our header" "$PY" -c '
 import json, sys
@@ -294,6 +309,9 @@ browser "goto:$URL" size:1280x720 \
     "goto:${BASE}#flow=$JSON_ID" \
     "wait:document.getElementById('detail-title').textContent.startsWith('$JSON_ID ') && document.querySelector('#detail-body pre.text') !== null" \
     "dom:$T/json.html" \
+    "goto:${BASE}#flow=$PNG_ID" \
+    "wait:document.getElementById('detail-title').textContent.startsWith('$PNG_ID ') && document.querySelector('#detail-body img.shot') !== null && document.querySelector('#detail-body img.shot').complete" \
+    "eval:(() => { const i = document.querySelector('#detail-body img.shot'); return i.src.slice(0, 5) + ' ' + i.naturalWidth + 'x' + i.naturalHeight })()" \
     "goto:${BASE}#flow=$EVIL_ID" \
     "wait:document.getElementById('detail-title').textContent.startsWith('$EVIL_ID ') && document.getElementById('detail-body').textContent.includes('X-Evil')" \
     "dom:$T/hostile.html" \
@@ -312,6 +330,8 @@ check "the detail pane shows the decrypted HTTPS exchange's request header and T
     grep -q '<th>X-Localcap-Test</th><td>decrypted-42</td>' '$T/detail.html' &&
     grep -q '<dt>SNI</dt><dd>origin.test</dd>' '$T/detail.html'"
 check "a JSON body is shown pretty-printed" grep -q '"answer": 42,' "$T/json.html"
+check "an image body is shown, from a blob: URL the CSP allows ($(grep -m1 '^"blob' "$T/browser1.out"))" \
+    grep -q '^"blob: 3x2"$' "$T/browser1.out"
 # The page's own script is its only one; the header's markup is text.
 check "a hostile header stays inert: its markup is text, nothing ran" sh -c "
     grep -q '&lt;script&gt;document.title=\"pwned\"&lt;/script&gt;&lt;img src=x onerror=' '$T/hostile.html' &&
