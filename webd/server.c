@@ -59,6 +59,8 @@ struct web_conn {
 	bool		 answered;	/* the current request has its answer */
 	bool		 busy;		/* a request is in the handler or held */
 	bool		 held, dead;
+	bool		 in_handler;	/* a route runs now (it may answer and
+					   release at once: the loop goes on) */
 	bool		 sse;
 	bool		 close_after;	/* once the output is written */
 };
@@ -329,6 +331,8 @@ void
 web_conn_release(struct web_conn *c)
 {
 	c->held = false;
+	if (c->in_handler)
+		return;		/* conn_process goes on (or frees) after it */
 	if (c->dead) {
 		free(c->out);
 		free(c);
@@ -435,8 +439,8 @@ conn_close(struct web_conn *c, const char *why)
 	c->fd = -1;
 	c->dead = true;
 	s->nconns--;
-	if (c->held)
-		return;		/* freed by web_conn_release */
+	if (c->held || c->in_handler)
+		return;		/* freed by web_conn_release or conn_process */
 	free(c->out);
 	free(c);
 }
@@ -458,11 +462,12 @@ guard(struct web_server *s, struct web_conn *c, const struct web_req *req)
 	}
 	/*
 	 * Opening the URL with ?token=T sets the cookie and sends the browser
-	 * to the same page without the token in its address bar (the
-	 * fragment, the page's state, is kept by the browser).
+	 * to the page without the token in its address bar (the fragment, the
+	 * page's state, is kept by the browser).  The API takes the cookie or
+	 * a Bearer header only: a token in an API URL ends up in histories.
 	 */
-	if (strcmp(req->method, "GET") == 0 && (n = web_query_get(req->query,
-	    "token", tok, sizeof(tok))) >= 0) {
+	if (strcmp(req->method, "GET") == 0 && strncmp(req->path, "/api/", 5) != 0 &&
+	    (n = web_query_get(req->query, "token", tok, sizeof(tok))) >= 0) {
 		char extra[256];
 
 		if (!web_token_eq(tok, (size_t)n, s->token)) {
@@ -518,12 +523,19 @@ conn_process(struct web_conn *c)
 		s->requests++;
 		c->keep_alive = req.keep_alive;
 		c->head_only = strcmp(req.method, "HEAD") == 0;
+		c->in_handler = true;
 		if (guard(s, c, &req))
 			s->handler(s, c, &req, s->handler_arg);
-		if (!c->answered && !c->held && !c->dead)
-			web_respond_error(c, 500, "no answer");
-		if (c->dead)
+		c->in_handler = false;
+		if (c->dead) {
+			if (!c->held) {
+				free(c->out);
+				free(c);
+			}
 			return;
+		}
+		if (!c->answered && !c->held)
+			web_respond_error(c, 500, "no answer");
 		/* The request's bytes are done with (the handler copied what
 		 * it keeps). */
 		memmove(c->in, c->in + used, c->inlen - used);

@@ -104,7 +104,8 @@ EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
 pids="$pids $!"
 
 $NSE "$B/bin/redirectord" -f -r "$T" -g "$CG" >"$T/redirectord.log" 2>&1 &
-pids="$pids $!"
+RD=$!
+pids="$pids $RD"
 $NSE "$B/bin/netstackd" -f -r "$T" >"$T/netstackd.log" 2>&1 &
 pids="$pids $!"
 $NSE "$B/bin/proxyd" -f -r "$T" -s "$T/state" --upstream-ca "$T/pki/oca.pem" \
@@ -307,7 +308,7 @@ browser "goto:$URL" size:1280x720 \
     "shot:$SHOTDIR/web-narrow.png" \
     size:1280x720 \
     "goto:${BASE}#flow=$JSON_ID" \
-    "wait:document.getElementById('detail-title').textContent.startsWith('$JSON_ID ') && document.querySelector('#detail-body pre.text') !== null" \
+    "wait:document.getElementById('detail-title').textContent.startsWith('$JSON_ID ') && document.querySelector('#detail-body .body pre.text') !== null" \
     "dom:$T/json.html" \
     "goto:${BASE}#flow=$PNG_ID" \
     "wait:document.getElementById('detail-title').textContent.startsWith('$PNG_ID ') && document.querySelector('#detail-body img.shot') !== null && document.querySelector('#detail-body img.shot').complete" \
@@ -428,6 +429,32 @@ check "100 event streams open and told of new flows ($streams streams, $events e
     sh -c "[ '$streams' = 100 ] && [ '${events:-0}' -ge 100 ]"
 check "...without slowing proxyd's recording: ${ms1} ms against ${ms0}/${ms2} ms (at most 1.5x the slower + 200 ms)" \
     test "$ms1" -le $((slow * 3 / 2 + 200))
+
+# Two requests in one write on one connection: two answers, in order.
+out=$($NSE "$PY" -c '
+import re, socket, sys
+port, token = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n\r\n"
+s.sendall((req % ("/app.css", port, token) + req % ("/nothing", port, token)).encode())
+got = b""
+while not got.endswith(b"{\"error\":\"not found\"}\n"):
+    b = s.recv(65536)
+    if not b:
+        break
+    got += b
+print(" ".join(re.findall(r"HTTP/1.1 (\d+) ", got.decode("latin-1"))))' "$PORT" "$TOKEN" 2>&1)
+check "two pipelined requests on one connection: answered in order ($out)" test "$out" = "200 404"
+# redirectord gone: attach fails at once with its reason, and the
+# connection goes on (the answer came from inside the route).
+kill "$RD"
+wait "$RD" 2>/dev/null
+pids=$(echo "$pids" | sed "s/ $RD\b//")
+out=$($NSE curl -sS -m 10 -H "$AUTH" -H 'Content-Type: application/json' -d '{"spec":"1"}' \
+    -w ' %{http_code}' "${BASE}api/attach" --next -H "$AUTH" -o /dev/null \
+    -w ' %{http_code} %{num_connects}' "${BASE}api/flows" 2>&1 | tr -d '\n')
+check "attach with redirectord gone: 502 with the reason, then the same connection answers ($out)" \
+    sh -c "case '$out' in '{\"error\":\"redirectord is not running'*'} 502 200 0') exit 0 ;; *) exit 1 ;; esac"
 
 sleep 0.3
 kill "$WEB"
