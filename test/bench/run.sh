@@ -24,3 +24,6 @@ echo "== netstackd end to end"
 echo
 echo "== proxyd as an explicit proxy vs direct, sslsplit and mitmproxy"
 "$top/test/bench/proxy_bench.sh"
+echo
+echo "== the viewer's API on a 500,000-exchange store (webd vs storeread and localcapctl)"
+"$top/test/bench/webd_bench.sh"
