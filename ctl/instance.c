@@ -546,9 +546,16 @@ ctl_down(const char *runtime_dir)
 
 	/* The viewer (up --web) first: it is a client of the others. */
 	if (web > 0 && kill(web, SIGTERM) == 0) {
+		char f[PATH_MAX];
+
 		for (i = 0; i < 100 && kill(web, 0) == 0; i++)
 			usleep(50000);
 		printf("stopped webd (pid %d)\n", (int)web);
+		/* Its files: it runs as nobody by then and cannot remove them. */
+		snprintf(f, sizeof(f), "%s/webd.url", runtime_dir);
+		(void)unlink(f);
+		snprintf(f, sizeof(f), "%s/webd.pid", runtime_dir);
+		(void)unlink(f);
 	}
 	for (i = 0; i < NDAEMONS; i++) {
 		pids[i] = daemon_pid(runtime_dir, daemon_names[i]);
