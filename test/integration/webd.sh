@@ -133,6 +133,17 @@ incg curl -sS -m 10 -o /dev/null http://10.98.0.2:8080/pixel.png
 out=$(incg curl -sS -m 10 --cacert "$LCA" $RES -H 'X-Localcap-Test: decrypted-42' \
     https://origin.test:8443/index.html 2>&1)
 check "HTTPS through the capture, decrypted ($out)" test "$out" = "hello from the origin"
+# A raw TCP flow (curl speaks telnet://: bytes, no HTTP) to a one-shot
+# server that answers what it got.
+ip netns exec "$NS2" "$PY" -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.98.0.2", 9000)); s.listen(1); s.settimeout(20)
+c, _ = s.accept(); c.sendall(b"raw says " + c.recv(100)); c.close()' &
+RAWSRV=$!
+sleep 0.3
+echo hello | incg curl -sS -m 5 -o /dev/null telnet://10.98.0.2:9000 2>/dev/null
+wait $RAWSRV 2>/dev/null
 EVIL=$(printf 'X-Evil: <script>document.title="pwned"</script><img src=x onerror="document.title=1">\342\200\256evil\302\205end')
 incg curl -sS -m 10 -o /dev/null -H "$EVIL" "http://10.98.0.2:8080/index.html?hostile"
 
@@ -325,6 +336,8 @@ count_rows() { grep -o '<tr class="row' "$1" | wc -l; }
 check "the list showed every captured exchange and the one that came after the page loaded, by the event stream ($(count_rows "$T/live.html") rows)" \
     sh -c "[ $(count_rows "$T/live.html") -eq $((NROWS + 1)) ] && grep -q 'after-load' '$T/live.html' &&
            [ \"\$(sed -n 2p '$T/browser1.out')\" = true ]"
+check "a raw TCP flow is listed as one, marked apart from HTTP" \
+    grep -q '<tr class="row k-raw"[^>]*>.*<span class="badge b-raw">TCP</span>' "$T/live.html"
 check "the filter narrowed it to one row" sh -c \
     "[ $(count_rows "$T/filtered.html") -eq 1 ] && grep -q 'data.json' '$T/filtered.html'"
 check "the detail pane shows the decrypted HTTPS exchange's request header and TLS facts" sh -c "
