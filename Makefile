@@ -205,7 +205,8 @@ check:
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC))
+FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC)) \
+	$(STOREREAD_SRC)
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 

@@ -17,6 +17,7 @@
 #include "ctl/flowopts.h"
 #include "ctl/flows.h"
 #include "ctl/textout.h"
+#include "utf8.h"
 
 #define FOLLOW_POLL_US		250000
 
@@ -75,17 +76,7 @@ utf8_prefix(const char *s, size_t n)
 static void
 esc(char *buf, size_t len, const char *s, size_t n)
 {
-	char *p = NULL;
-	size_t plen = 0;
-	FILE *m = open_memstream(&p, &plen);
-
-	buf[0] = '\0';
-	if (m == NULL)
-		return;
-	term_text(m, s, n);
-	if (fclose(m) == 0 && p)
-		snprintf(buf, len, "%s", p);
-	free(p);
+	utf8_term_escape(buf, len, s, n);
 }
 
 static int
@@ -226,7 +217,10 @@ ctl_flows(const char *state_dir, int argc, char **argv)
 	int64_t serial = 0;
 	int c, rc = 0;
 
-	optind = 1;
+	/* 0, not 1: glibc then forgets the "+" (stop at the first
+	 * non-option) of localcapctl's own parse, so options may follow
+	 * the ID. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "fj", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': do_follow = true; break;

@@ -125,6 +125,24 @@ term_str_null_and_default(void **state)
 }
 
 static void
+escape_into_a_buffer(void **state)
+{
+	char buf[16];
+
+	(void)state;
+	assert_int_equal(utf8_term_escape(buf, sizeof(buf), "a\x1b" "b", 3), 6);
+	assert_string_equal(buf, "a\\x1bb");
+	/* Cut before an escape that would not fit, never inside one. */
+	assert_int_equal(utf8_term_escape(buf, 8, "abcd\xc2\x9b", 6), 4);
+	assert_string_equal(buf, "abcd");
+	assert_int_equal(utf8_term_escape(buf, 4, "caf\xc3\xa9", 5), 3);
+	assert_string_equal(buf, "caf");
+	assert_int_equal(utf8_term_escape(buf, sizeof(buf), "\xe2\x80\xae", 3),
+	    8);
+	assert_string_equal(buf, "\\u{202e}");
+}
+
+static void
 json_strings_always_valid(void **state)
 {
 	(void)state;
@@ -156,6 +174,7 @@ main(void)
 		cmocka_unit_test(terminal_escapes_c1_controls),
 		cmocka_unit_test(terminal_escapes_bidi_controls),
 		cmocka_unit_test(term_str_null_and_default),
+		cmocka_unit_test(escape_into_a_buffer),
 		cmocka_unit_test(json_strings_always_valid),
 		cmocka_unit_test(text_detection),
 	};
