@@ -173,7 +173,11 @@ $(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(STOREREAD_LIB) $(COMMON_LIB)
+# ps decides with spec.c's own matcher (linked, not copied): its one
+# redirectord object, pure code with no daemon state.
+CTL_SHARED_OBJ := $(OBJ)/redirectord/spec.o
+
+$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(CTL_SHARED_OBJ) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(localcapctl_LIBS) $(COMMON_LIBS)
 

@@ -27,6 +27,14 @@ int	ctl_show(const char *state_dir, int argc, char **argv);
 int	ctl_export(const char *state_dir, int argc, char **argv);
 
 /*
+ * ps [--all] [--json] [--state-dir DIR]: running processes and whether the
+ * spec redirectord holds captures each (asked over ctl_sock), their flows
+ * in the store.  json: the global --json was given.
+ */
+int	ctl_ps(const char *ctl_sock, const char *state_dir, int json, int argc,
+	    char **argv);
+
+/*
  * --since: "30s", "10m", "2h", "1d" before now, or an ISO 8601 time
  * ("2026-11-29T18:00:00Z", "2026-11-29 18:00", "…+01:00", a date alone;
  * local time without a zone).  0, or -1 if s is neither.
