@@ -19,7 +19,8 @@
 #define CTL_DEFAULT_STATE_DIR	"/var/lib/localcap"
 
 /* flows [--follow] [--json] [--host RE] [--method M] [--status N]
- *       [--process NAME] [--since TIME] [--limit N] */
+ *       [--process NAME] [--text TEXT] [--since TIME] [--limit N]
+ *       [--before ID | --after ID] */
 int	ctl_flows(const char *state_dir, int argc, char **argv);
 /* show ID [--body] [--json] — ID is a flow (12) or an exchange (12.3) */
 int	ctl_show(const char *state_dir, int argc, char **argv);
