@@ -182,7 +182,11 @@ $(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(STOREREAD_LIB) $(COMMON_LIB)
+# ps decides with spec.c's own matcher (linked, not copied): its one
+# redirectord object, pure code with no daemon state.
+CTL_SHARED_OBJ := $(OBJ)/redirectord/spec.o
+
+$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(CTL_SHARED_OBJ) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(localcapctl_LIBS) $(COMMON_LIBS)
 
@@ -214,7 +218,8 @@ check:
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-FUZZ_LIB_SRC := $(COMMON_SRC) $(STOREREAD_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC))
+FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC)) \
+	$(STOREREAD_SRC)
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 

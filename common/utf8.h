@@ -45,6 +45,11 @@ bool	utf8_is_term_control(uint32_t cp);
  * can then never drive the terminal or disguise what is shown.
  */
 void	utf8_term_write(FILE *out, const void *data, size_t n, bool lines);
+/*
+ * The same into dst (NUL-terminated, never cut inside an escape or a
+ * character; no lines): the length written.
+ */
+size_t	utf8_term_escape(char *dst, size_t dstlen, const void *data, size_t n);
 /* The same for a NUL-terminated string; NULL writes def (may be NULL). */
 void	utf8_term_str(FILE *out, const char *s, const char *def);
 

@@ -6,10 +6,19 @@
 #ifndef LOCALCAP_CTL_H
 #define LOCALCAP_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "control.pb-c.h"
 
 /* Daemons reported running (0-3), or -1 if redirectord does not answer. */
 int	ctl_daemons_running(const char *ctl_sock_path);
+/*
+ * redirectord's status, handed to fn while it is valid: 0, or -1 (with a
+ * line on stderr unless quiet) if redirectord does not answer.
+ */
+int	ctl_status_fetch(const char *ctl_sock_path, bool quiet,
+	    void (*fn)(void *, const Lc__StatusReply *), void *arg);
 
 int	ctl_up(const char *runtime_dir, int argc, char **argv);
 int	ctl_down(const char *runtime_dir);

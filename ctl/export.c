@@ -64,7 +64,10 @@ ctl_export(const char *state_dir, int argc, char **argv)
 	FILE *out;
 	int c, rc;
 
-	optind = 1;
+	/* 0, not 1: glibc then forgets the "+" (stop at the first
+	 * non-option) of localcapctl's own parse, so options may follow
+	 * the ID. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (c == OPT_HAR)
 			har = optarg;

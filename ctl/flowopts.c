@@ -163,6 +163,9 @@ flow_option(struct flow_opts *o, int c, const char *arg)
 	case OPT_PROCESS:
 		o->f.process = arg;
 		return 0;
+	case OPT_TEXT:
+		o->f.text = arg;
+		return 0;
 	case OPT_SINCE:
 		if (ctl_parse_since(arg, ctl_now_us(), &o->f.since_us) == -1) {
 			fprintf(stderr, "localcapctl: --since '%s': expected a "

@@ -14,7 +14,7 @@
 enum {
 	OPT_STATE_DIR = 256,
 	OPT_HOST, OPT_METHOD, OPT_STATUS, OPT_PROCESS, OPT_SINCE, OPT_LIMIT,
-	OPT_HAR,
+	OPT_TEXT, OPT_HAR, OPT_BEFORE, OPT_AFTER,
 };
 
 #define FILTER_LONGOPTS \
@@ -24,7 +24,8 @@ enum {
 	{ "status",	required_argument,	NULL, OPT_STATUS }, \
 	{ "process",	required_argument,	NULL, OPT_PROCESS }, \
 	{ "since",	required_argument,	NULL, OPT_SINCE }, \
-	{ "limit",	required_argument,	NULL, OPT_LIMIT }
+	{ "limit",	required_argument,	NULL, OPT_LIMIT }, \
+	{ "text",	required_argument,	NULL, OPT_TEXT }
 
 struct flow_opts {
 	struct sr_filter f;

@@ -17,6 +17,7 @@
 #include "ctl/flowopts.h"
 #include "ctl/flows.h"
 #include "ctl/textout.h"
+#include "utf8.h"
 
 #define FOLLOW_POLL_US		250000
 
@@ -75,17 +76,7 @@ utf8_prefix(const char *s, size_t n)
 static void
 esc(char *buf, size_t len, const char *s, size_t n)
 {
-	char *p = NULL;
-	size_t plen = 0;
-	FILE *m = open_memstream(&p, &plen);
-
-	buf[0] = '\0';
-	if (m == NULL)
-		return;
-	term_text(m, s, n);
-	if (fclose(m) == 0 && p)
-		snprintf(buf, len, "%s", p);
-	free(p);
+	utf8_term_escape(buf, len, s, n);
 }
 
 static int
@@ -217,20 +208,29 @@ ctl_flows(const char *state_dir, int argc, char **argv)
 		FILTER_LONGOPTS,
 		{ "follow",	no_argument,		NULL, 'f' },
 		{ "json",	no_argument,		NULL, 'j' },
+		{ "before",	required_argument,	NULL, OPT_BEFORE },
+		{ "after",	required_argument,	NULL, OPT_AFTER },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct flow_opts o = { 0 };
 	struct lister l = { 0 };
 	struct sr_page pg = { 0 };
+	struct sr_key cursor;
+	const char *before = NULL, *after = NULL;
 	bool do_follow = false;
 	int64_t serial = 0;
 	int c, rc = 0;
 
-	optind = 1;
+	/* 0, not 1: glibc then forgets the "+" (stop at the first
+	 * non-option) of localcapctl's own parse, so options may follow
+	 * the ID. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "fj", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': do_follow = true; break;
 		case 'j': l.json = true; break;
+		case OPT_BEFORE: before = optarg; break;
+		case OPT_AFTER: after = optarg; break;
 		default:
 			if (c == '?' || flow_option(&o, c, optarg))
 				return 2;
@@ -240,6 +240,26 @@ ctl_flows(const char *state_dir, int argc, char **argv)
 		fprintf(stderr, "localcapctl: flows takes options only ('%s'?)\n",
 		    argv[optind]);
 		return 2;
+	}
+	if ((before && after) || ((before || after) && do_follow)) {
+		fprintf(stderr, "localcapctl: --before, --after and --follow do "
+		    "not go together\n");
+		return 2;
+	}
+	if (before && o.limit == 0) {
+		fprintf(stderr, "localcapctl: --before needs --limit N (the page "
+		    "just older than ID)\n");
+		return 2;
+	}
+	if (before || after) {
+		const char *id = before ? before : after;
+
+		if (sr_parse_id(id, &cursor.flow, &cursor.seq) == -1) {
+			fprintf(stderr, "localcapctl: --%s '%s': expected an id "
+			    "(12 or 12.3), as listed by flows\n", before ?
+			    "before" : "after", id);
+			return 2;
+		}
 	}
 	if ((l.st = ctl_store_open(ctl_state_dir(o.state_dir, state_dir))) ==
 	    NULL)
@@ -251,10 +271,28 @@ ctl_flows(const char *state_dir, int argc, char **argv)
 		if ((serial = sr_max_serial(l.st)) < 0)
 			rc = 1;
 	}
-	/* The newest N, printed oldest first; or everything oldest first. */
-	pg.newest_first = o.limit > 0;
-	pg.reversed = o.limit > 0;
+	/*
+	 * The newest N, printed oldest first; or everything oldest first.  A
+	 * page: --before ID the N entries just older than ID, --after ID the
+	 * N just newer (both printed oldest first: pages for the viewer).
+	 */
+	pg.newest_first = o.limit > 0 || before;
+	pg.reversed = pg.newest_first;
 	pg.limit = (size_t)o.limit;
+	if (after) {
+		pg.newest_first = false;
+		pg.reversed = false;
+	}
+	if (before || after) {
+		if ((rc = sr_key_of(l.st, cursor.flow, cursor.seq, &cursor)) != 0) {
+			fprintf(stderr, "localcapctl: --%s: no entry %s in %s\n",
+			    before ? "before" : "after", before ? before : after,
+			    sr_path(l.st));
+			sr_close(l.st);
+			return 1;
+		}
+		pg.cursor = &cursor;
+	}
 	print_header(&l);
 	if (rc == 0 && sr_list(l.st, &o.f, &pg, print_entry, &l) < 0)
 		rc = 1;

@@ -58,11 +58,15 @@ static const char usage[] =
     "  run [--] CMD [ARG...]  run CMD with it and everything it starts captured;\n"
     "                         exits with CMD's status\n"
     "  flows [--follow] [--json] [--host RE] [--method M] [--status N]\n"
-    "        [--process NAME] [--since TIME] [--limit N]\n"
+    "        [--process NAME] [--text TEXT] [--since TIME] [--limit N]\n"
+    "        [--before ID | --after ID]\n"
     "                         the recorded flows, one line each\n"
-    "  show ID [--body]       one flow or exchange in full\n"
+    "  show ID [--body] [--json]\n"
+    "                         one flow or exchange in full\n"
     "  export --har FILE [filters as for flows]\n"
     "                         HAR 1.2 for browser devtools and HAR viewers\n"
+    "  ps [--all] [--json]    running processes: which the spec captures (and\n"
+    "                         the item that decided), their flows in the store\n"
     "  ca path | export [--der] | install | uninstall\n"
     "                         the localcap CA: where it is, its certificate, and\n"
     "                         trusting it system-wide (and in NSS browser stores)\n"
@@ -368,6 +372,37 @@ ctl_daemons_running(const char *sock_path)
 	return ctl.running;
 }
 
+static void (*status_fn)(void *, const Lc__StatusReply *);
+static void *status_arg;
+
+static void
+hand_status(const struct ctl *ctl, const Lc__CtlReply *reply)
+{
+	(void)ctl;
+	status_fn(status_arg, reply->status);
+}
+
+int
+ctl_status_fetch(const char *sock_path, bool quiet,
+    void (*fn)(void *, const Lc__StatusReply *), void *arg)
+{
+	struct ctl ctl = { .exit_code = 1, .quiet = quiet };
+	Lc__CtlRequest req;
+	Lc__StatusRequest status;
+
+	lc__ctl_request__init(&req);
+	lc__status_request__init(&status);
+	req.request_id = (uint64_t)getpid();
+	req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
+	req.status = &status;
+	ctl.request = &req;
+	ctl.sock_path = sock_path;
+	ctl.print = hand_status;
+	status_fn = fn;
+	status_arg = arg;
+	return run_request(&ctl) == 0 ? 0 : -1;
+}
+
 /* "a", "b,c", "d" -> "a,b,c,d" */
 static char *
 join_args(int n, char **args)
@@ -469,6 +504,9 @@ main(int argc, char *argv[])
 		return ctl_show(state_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "export") == 0)
 		return ctl_export(state_dir, argc - optind + 1, argv + optind - 1);
+	if (strcmp(cmd, "ps") == 0)
+		return ctl_ps(path, state_dir, ctl.json, argc - optind + 1,
+		    argv + optind - 1);
 	if (strcmp(cmd, "up") == 0)
 		return ctl_up(runtime_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "down") == 0) {

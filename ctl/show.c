@@ -381,7 +381,10 @@ ctl_show(const char *state_dir, int argc, char **argv)
 	long nx, nd;
 	int c, rc;
 
-	optind = 1;
+	/* 0, not 1: glibc then forgets the "+" (stop at the first
+	 * non-option) of localcapctl's own parse, so options may follow
+	 * the ID. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "bj", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b': body = true; break;

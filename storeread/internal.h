@@ -12,8 +12,8 @@
 
 /* Statements prepared once per open store. */
 enum sr_stmt {
-	SR_Q_HTTP_ENTRY,	/* an HTTP entry by (flow, seq) */
-	SR_Q_DNS_ENTRY,		/* a DNS entry by (flow, seq) */
+	SR_Q_HTTP_ENTRY,	/* an HTTP entry by its row id */
+	SR_Q_DNS_ENTRY,		/* a DNS entry by its row id */
 	SR_Q_FLOW_ENTRY,	/* a flow entry by flow */
 	SR_Q_FLOW,		/* a flow's facts */
 	SR_Q_HEADERS,		/* json_each over a header list */
@@ -30,6 +30,7 @@ struct sr_store {
 	/* lc_host_match's pattern, while a list with a host filter runs. */
 	regex_t		 host_re;
 	bool		 has_host_re;
+	bool		 own_txn;	/* list.c's read transaction is open */
 };
 
 /* sr_errmsg's text: printf-style, or SQLite's last error when fmt is NULL. */
@@ -56,6 +57,13 @@ void	sr_read_entry(sqlite3_stmt *, struct sr_entry *);
  * the decoded length.  Garbage decodes as is.
  */
 size_t	sr_json_decode(const char *s, size_t len, char *out);
+
+/*
+ * A header list as proxyd writes it, [["name","value"],...], each pair to
+ * cb: 0, or -1 (and no callback) if json is anything else.
+ */
+int	sr_headers_parse(const char *json, size_t len, sr_header_cb cb,
+	    void *ctx);
 
 /* UTC ISO 8601 with milliseconds: "2026-12-07T18:00:00.123Z". */
 void	sr_fmt_iso(char *buf, size_t len, int64_t us);

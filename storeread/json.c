@@ -112,6 +112,130 @@ sr_json_decode(const char *s, size_t len, char *out)
 	return k;
 }
 
+/*
+ * The header lists proxyd writes, [["name","value"],...], read without
+ * SQL (json_each cost half of a long `flows --json`).  Strict: anything
+ * else, or any doubt, returns -1 and the caller takes SQLite's tolerant
+ * reading instead.  Two passes, so that nothing is handed on from a list
+ * that turns out to be malformed.
+ */
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	return p;
+}
+
+/* The end of the JSON string at p (past its closing quote), or NULL. */
+static const char *
+string_end(const char *p, const char *end)
+{
+	if (p >= end || *p != '"')
+		return NULL;
+	for (p++; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20)
+			return NULL;
+		if (c == '\\') {
+			if (++p >= end)
+				return NULL;
+			if (*p == 'u') {
+				uint32_t v;
+
+				if (hex4(p + 1, end, &v) == -1)
+					return NULL;
+				p += 4;
+			} else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0')
+				return NULL;
+		}
+	}
+	return NULL;
+}
+
+int
+sr_headers_parse(const char *json, size_t len, sr_header_cb cb, void *ctx)
+{
+	const char *end = json + len, *p, *n0, *n1, *v0, *v1;
+	char *name = NULL, *value = NULL;
+	size_t cap = 0;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		p = skip_ws(json, end);
+		if (p >= end || *p++ != '[')
+			goto bad;
+		p = skip_ws(p, end);
+		if (p < end && *p == ']') {
+			p++;
+			goto done;
+		}
+		for (;;) {
+			p = skip_ws(p, end);
+			if (p >= end || *p++ != '[')
+				goto bad;
+			n0 = skip_ws(p, end);
+			if ((n1 = string_end(n0, end)) == NULL)
+				goto bad;
+			p = skip_ws(n1, end);
+			if (p >= end || *p++ != ',')
+				goto bad;
+			v0 = skip_ws(p, end);
+			if ((v1 = string_end(v0, end)) == NULL)
+				goto bad;
+			p = skip_ws(v1, end);
+			if (p >= end || *p++ != ']')
+				goto bad;
+			if (pass == 1) {
+				size_t need = (size_t)(n1 - n0) > (size_t)(v1 - v0) ?
+				    (size_t)(n1 - n0) : (size_t)(v1 - v0);
+				size_t nl, vl;
+
+				if (need + 1 > cap) {
+					char *a = realloc(name, need + 1);
+					char *b;
+
+					if (a == NULL)
+						goto bad;
+					name = a;
+					if ((b = realloc(value, need + 1)) == NULL)
+						goto bad;
+					value = b;
+					cap = need + 1;
+				}
+				nl = sr_json_decode(n0, (size_t)(n1 - n0), name);
+				vl = sr_json_decode(v0, (size_t)(v1 - v0), value);
+				name[nl] = value[vl] = '\0';
+				cb(ctx, name, nl, value, vl);
+			}
+			p = skip_ws(p, end);
+			if (p < end && *p == ',') {
+				p++;
+				continue;
+			}
+			if (p < end && *p == ']') {
+				p++;
+				break;
+			}
+			goto bad;
+		}
+done:
+		if (skip_ws(p, end) != end)
+			goto bad;
+	}
+	free(name);
+	free(value);
+	return 0;
+bad:
+	free(name);
+	free(value);
+	/* A failure in the second pass (memory) after callbacks: say done. */
+	return pass == 1 ? 0 : -1;
+}
+
 /* --- small writers ------------------------------------------------------------------- */
 
 static void

@@ -15,16 +15,19 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storeread/internal.h"
 
-#define CHUNK		512	/* keys per page of an unlimited list */
+#define CHUNK		2048	/* keys per page of an unlimited list */
 #define FOLLOW_CHUNK	4096	/* entries per arm per follow poll */
+#define PLAN_BUDGET_MS	10	/* a process filter's first plan (arm_keys) */
 
 enum arm { ARM_HTTP, ARM_DNS, ARM_FLOW, ARM__COUNT };
 
 struct hit {
 	struct sr_key	key;
+	int64_t		rowid;		/* of the arm's table: the row, read later */
 	int64_t		serial;
 	enum arm	arm;
 };
@@ -38,7 +41,8 @@ enum {
 struct arm_cols {
 	const char	*from;		/* FROM … (with f when joined) */
 	const char	*from_joined;
-	const char	*start, *flow, *seq, *serial, *host;
+	const char	*from_planner;	/* a JOIN SQLite may turn round */
+	const char	*start, *flow, *seq, *serial, *host, *rowid;
 	const char	*text[2];	/* what --text searches besides process */
 };
 
@@ -47,19 +51,21 @@ static const struct arm_cols arms[ARM__COUNT] = {
 		"http_exchanges h",
 		/* CROSS JOIN: walk h in time order, look each flow up. */
 		"http_exchanges h CROSS JOIN flows f ON f.id = h.flow_id",
+		"http_exchanges h JOIN flows f ON f.id = h.flow_id",
 		"h.req_start_us", "h.flow_id", "h.seq", "h.done_serial",
-		"h.host", { "h.url", "h.host" },
+		"h.host", "h.id", { "h.url", "h.host" },
 	},
 	[ARM_DNS] = {
 		"dns d",
 		"dns d CROSS JOIN flows f ON f.id = d.flow_id",
+		"dns d JOIN flows f ON f.id = d.flow_id",
 		"coalesce(d.query_us, d.response_us)", "d.flow_id", "d.seq",
-		"d.done_serial", "d.qname", { "d.qname", NULL },
+		"d.done_serial", "d.qname", "d.id", { "d.qname", NULL },
 	},
 	[ARM_FLOW] = {
-		"flows f", "flows f",
+		"flows f", "flows f", "flows f",
 		"f.start_us", "f.id", "0", "f.done_serial",
-		"coalesce(f.sni, f.host, f.dst_addr)",
+		"coalesce(f.sni, f.host, f.dst_addr)", "f.id",
 		{ "coalesce(f.sni, f.host, f.dst_addr)", NULL },
 	},
 };
@@ -122,14 +128,15 @@ cat(char *buf, size_t len, const char *fmt, ...)
  */
 static void
 arm_sql(char *sql, size_t len, const struct sr_filter *f, enum arm a,
-    bool newest, bool cursor, bool bound, bool follow)
+    bool newest, bool cursor, bool bound, bool follow, bool planner_join)
 {
 	const struct arm_cols *c = &arms[a];
 	bool join = a != ARM_FLOW && (f->process || f->text);
 	const char *lt = newest ? "<" : ">", *dir = newest ? " DESC" : "";
 
-	snprintf(sql, len, "SELECT %s, %s, %s, %s FROM %s WHERE 1", c->start,
-	    c->flow, c->seq, c->serial, join ? c->from_joined : c->from);
+	snprintf(sql, len, "SELECT %s, %s, %s, %s, %s FROM %s WHERE 1",
+	    c->start, c->flow, c->seq, c->serial, c->rowid, !join ? c->from :
+	    planner_join ? c->from_planner : c->from_joined);
 	if (a == ARM_FLOW)
 		cat(sql, len, " AND NOT EXISTS (SELECT 1 FROM http_exchanges h"
 		    " WHERE h.flow_id = f.id) AND NOT EXISTS (SELECT 1 FROM dns d"
@@ -140,8 +147,10 @@ arm_sql(char *sql, size_t len, const struct sr_filter *f, enum arm a,
 		cat(sql, len, " AND upper(h.method) = upper(?%d)", P_METHOD);
 	if (f->status)
 		cat(sql, len, " AND h.status = ?%d", P_STATUS);
+	/* (+: not through flows_process, so that flows go in time order.) */
 	if (f->process)
-		cat(sql, len, " AND f.process = ?%d", P_PROCESS);
+		cat(sql, len, " AND %sf.process = ?%d", a == ARM_FLOW &&
+		    !planner_join ? "+" : "", P_PROCESS);
 	if (f->since_us)
 		cat(sql, len, " AND %s >= ?%d", c->start, P_SINCE);
 	if (f->text) {
@@ -305,11 +314,12 @@ collect(struct query *q, sqlite3_stmt *s, enum arm a, struct hit **hits,
 		h->key.flow = sqlite3_column_int64(s, 1);
 		h->key.seq = sqlite3_column_int64(s, 2);
 		h->serial = sr_col_int(s, 3);
+		h->rowid = sqlite3_column_int64(s, 4);
 		h->arm = a;
 	}
 	if (rc != SQLITE_DONE) {
 		sr_sqlerr(q->st);
-		return -1;
+		return (rc & 0xff) == SQLITE_INTERRUPT ? -2 : -1;
 	}
 	return 0;
 }
@@ -328,8 +338,7 @@ emit(struct sr_store *st, const struct hit *h, sr_entry_cb cb, void *ctx)
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, h->key.flow);
-	sqlite3_bind_int64(s, 2, h->key.seq);
+	sqlite3_bind_int64(s, 1, h->rowid);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		sr_read_entry(s, &e);
@@ -347,26 +356,45 @@ emit(struct sr_store *st, const struct hit *h, sr_entry_cb cb, void *ctx)
  * One page of at most limit keys after the cursor, merged from the arms
  * into *hits (sorted in the page's direction): the count, or -1.
  */
-static long
-page_keys(struct query *q, bool newest, const struct sr_key *cursor,
-    size_t limit, struct hit **hits, size_t *cap)
+struct budget {
+	struct timespec	start;
+	long		ms;
+};
+
+static int
+over_budget(void *arg)
+{
+	struct budget *b = arg;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - b->start.tv_sec) * 1000 +
+	    (now.tv_nsec - b->start.tv_nsec) / 1000000 > b->ms;
+}
+
+/*
+ * One arm's keys into *hits.  A process filter has two plans: walk the
+ * arm in time order looking each flow up (quick when the process is
+ * common: the page fills early), or take the process's flows by index and
+ * sort their entries (quick when it is rare).  The walk goes first, within
+ * a time budget; past it, the other plan.
+ */
+static int
+arm_keys(struct query *q, enum arm a, bool newest, const struct sr_key *cursor,
+    size_t limit, bool bound, struct hit **hits, size_t *n, size_t *cap)
 {
 	char sql[2048];
-	size_t n = 0;
-	int a;
+	bool two_plans = q->f->process != NULL;
+	size_t before = *n;
+	int plan, rc = -1;
 
-	for (a = 0; a < ARM__COUNT; a++) {
+	for (plan = 0; plan < (two_plans ? 2 : 1); plan++) {
+		struct budget b = { .ms = PLAN_BUDGET_MS };
 		sqlite3_stmt *s;
-		bool bound = n >= limit;
-		int rc;
 
-		if (!arm_wanted(q->f, (enum arm)a))
-			continue;
-		if (bound)
-			qsort(*hits, n, sizeof(**hits), newest ? hit_cmp_desc :
-			    hit_cmp_asc);
-		arm_sql(sql, sizeof(sql), q->f, (enum arm)a, newest,
-		    cursor != NULL, bound, false);
+		*n = before;
+		arm_sql(sql, sizeof(sql), q->f, a, newest, cursor != NULL, bound,
+		    false, plan == 1);
 		if (sqlite3_prepare_v2(q->st->db, sql, -1, &s, NULL) !=
 		    SQLITE_OK) {
 			sr_sqlerr(q->st);
@@ -379,15 +407,69 @@ page_keys(struct query *q, bool newest, const struct sr_key *cursor,
 			sqlite3_bind_int64(s, P_CUR_SEQ, cursor->seq);
 		}
 		if (bound)
-			sqlite3_bind_int64(s, P_BOUND, (*hits)[limit - 1].key.start_us);
+			sqlite3_bind_int64(s, P_BOUND,
+			    (*hits)[limit - 1].key.start_us);
 		sqlite3_bind_int64(s, P_LIMIT, (sqlite3_int64)limit);
-		rc = collect(q, s, (enum arm)a, hits, &n, cap);
+		if (two_plans && plan == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &b.start);
+			sqlite3_progress_handler(q->st->db, 1000, over_budget, &b);
+		}
+		rc = collect(q, s, a, hits, n, cap);
+		sqlite3_progress_handler(q->st->db, 0, NULL, NULL);
 		sqlite3_finalize(s);
-		if (rc == -1)
+		if (rc != -2)
+			break;
+	}
+	return rc == 0 ? 0 : -1;
+}
+
+/*
+ * One page of at most limit keys after the cursor, merged from the arms
+ * into *hits (sorted in the page's direction): the count, or -1.
+ */
+static long
+page_keys(struct query *q, bool newest, const struct sr_key *cursor,
+    size_t limit, struct hit **hits, size_t *cap)
+{
+	size_t n = 0;
+	int a;
+
+	for (a = 0; a < ARM__COUNT; a++) {
+		bool bound = n >= limit;
+
+		if (!arm_wanted(q->f, (enum arm)a))
+			continue;
+		if (bound)
+			qsort(*hits, n, sizeof(**hits), newest ? hit_cmp_desc :
+			    hit_cmp_asc);
+		if (arm_keys(q, (enum arm)a, newest, cursor, limit, bound, hits,
+		    &n, cap) == -1)
 			return -1;
 	}
 	qsort(*hits, n, sizeof(**hits), newest ? hit_cmp_desc : hit_cmp_asc);
 	return (long)(n < limit ? n : limit);
+}
+
+/*
+ * A chunk's keys and rows are read in one read transaction: one snapshot
+ * (a flow pruned meanwhile cannot vanish between the two), and one lock
+ * instead of one per statement.  Only a chunk: a long list must not hold
+ * proxyd's WAL checkpoints back.  (Nothing to do if the caller has a
+ * transaction open.)
+ */
+static void
+snapshot_begin(struct sr_store *st)
+{
+	st->own_txn = sqlite3_get_autocommit(st->db) &&
+	    sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static void
+snapshot_end(struct sr_store *st)
+{
+	if (st->own_txn)
+		(void)sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	st->own_txn = false;
 }
 
 long
@@ -425,8 +507,10 @@ sr_list(struct sr_store *st, const struct sr_filter *f,
 			chunk = CHUNK;
 		if (chunk == 0)
 			break;
+		snapshot_begin(st);
 		if ((n = page_keys(&q, pg->newest_first, have_cur ? &cur : NULL,
 		    chunk, &hits, &cap)) < 0) {
+			snapshot_end(st);
 			rc = -1;
 			break;
 		}
@@ -436,6 +520,7 @@ sr_list(struct sr_store *st, const struct sr_filter *f,
 			if ((rc = emit(st, &hits[k], cb, ctx)) == 1)
 				break;
 		}
+		snapshot_end(st);
 		total += n;
 		if (rc != 0 || (size_t)n < chunk || pg->reversed)
 			break;
@@ -530,7 +615,7 @@ sr_follow(struct sr_store *st, const struct sr_filter *f, int64_t *serial,
 		if (!arm_wanted(f, (enum arm)a))
 			continue;
 		arm_sql(sql, sizeof(sql), f, (enum arm)a, false, false, false,
-		    true);
+		    true, false);
 		if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
 			sr_sqlerr(st);
 			rc = -1;

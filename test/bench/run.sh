@@ -19,6 +19,9 @@ echo
 echo "== TLS interception engine (decrypt + encrypt) vs a plain TLS connection"
 "$B/bench/bench_mitm" 2 64
 echo
+echo "== the flow store's reader on 500,000 exchanges (the old view vs keyset pages; the CLI)"
+"$B/bench/bench_store" "${BENCH_STORE_EXCHANGES:-500000}" "$B/bin/localcapctl"
+echo
 echo "== netstackd end to end"
 "$top/test/bench/netstack_bench.sh"
 echo

@@ -477,6 +477,32 @@ flows_filters_select_entries(void **state)
 	assert_non_null(line_of("1.1"));
 }
 
+/* Pages by cursor (what the viewer asks for), and --text. */
+static void
+flows_pages_before_and_after_an_id(void **state)
+{
+	(void)state;
+	/* Oldest first: 4.1 1.1 1.2 2.1 3 5. */
+	assert_int_equal(RUN(ctl_flows, "flows", "--limit", "2", "--before", "3"),
+	    0);
+	assert_int_equal(count_lines(out), 3);
+	assert_true(strstr(out, "\n1.2 ") < strstr(out, "\n2.1 "));
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "1.2", "--limit",
+	    "2"), 0);
+	assert_int_equal(count_lines(out), 3);
+	assert_true(strstr(out, "\n2.1 ") < strstr(out, "\n3 "));
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "3"), 0);
+	assert_int_equal(count_lines(out), 2);
+	assert_non_null(line_of("5"));
+	assert_int_equal(RUN(ctl_flows, "flows", "--text", "EXAMPLE.COM"), 0);
+	assert_int_equal(count_lines(out), 2);
+	assert_non_null(line_of("2.1"));
+	assert_int_equal(RUN(ctl_flows, "flows", "--before", "3"), 2);
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "x"), 2);
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "99"), 1);
+	assert_non_null(strstr(err, "no entry 99"));
+}
+
 static void
 flows_bad_options_are_usage_errors(void **state)
 {
@@ -1120,6 +1146,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(flows_table_one_line_per_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_json_lines_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_filters_select_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(flows_pages_before_and_after_an_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_bad_options_are_usage_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_store_is_one_clear_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(show_exchange_headers_bodies_timings, setup, teardown),
