@@ -96,7 +96,8 @@ $(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
 # and the viewer (never by a daemon: proxyd shares only storeread/schema.h).
 STOREREAD_SRC := $(wildcard storeread/*.c)
 STOREREAD_LIB := $(BUILD)/lib/libstoreread.a
-webd_DEPLIBS  := $(STOREREAD_LIB)
+# The viewer's processes tab is ctl/ps.c's list, decided by spec.c: linked.
+webd_DEPLIBS  := $(OBJ)/ctl/ps.o $(OBJ)/redirectord/spec.o $(STOREREAD_LIB)
 
 # localcapctl: ctl/localcapctl.c is main; the other ctl/*.c form libctl.a.
 CTL_MAIN    := ctl/localcapctl.c
@@ -219,7 +220,7 @@ check:
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC)) \
-	$(STOREREAD_SRC)
+	$(STOREREAD_SRC) ctl/ps.c
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 

@@ -17,6 +17,7 @@
 #include <sys/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -177,9 +178,15 @@ landlock_ruleset(const struct sandbox *sb)
 		ll_allow(rs, sb->remove_dir, LANDLOCK_ACCESS_FS_REMOVE_FILE);
 	if (sb->ro_file)
 		ll_allow(rs, sb->ro_file, LANDLOCK_ACCESS_FS_READ_FILE);
-	for (size_t i = 0; sb->ro_dirs && sb->ro_dirs[i]; i++)
-		ll_allow(rs, sb->ro_dirs[i], LANDLOCK_ACCESS_FS_READ_FILE |
-		    LANDLOCK_ACCESS_FS_READ_DIR);
+	for (size_t i = 0; sb->ro_paths && sb->ro_paths[i]; i++) {
+		struct stat st;
+
+		if (stat(sb->ro_paths[i], &st) == -1)
+			continue;	/* nothing there to read */
+		ll_allow(rs, sb->ro_paths[i], S_ISDIR(st.st_mode) ?
+		    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR :
+		    LANDLOCK_ACCESS_FS_READ_FILE);
+	}
 #ifdef SANITIZER_BUILD
 	/* LeakSanitizer reads /proc/self at exit. */
 	ll_allow(rs, "/proc", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR);
@@ -376,6 +383,9 @@ seccomp_filter(enum sandbox_profile profile)
 		ALLOW(ctx, fstatfs);
 		ALLOW(ctx, getcwd);
 		ALLOW(ctx, sysinfo);
+		/* The processes tab resolves cgroup: spec items (spec.c). */
+		ALLOW(ctx, statfs);
+		ALLOW(ctx, name_to_handle_at);
 	}
 	/* No ioctl at all: a TUN fd holder could otherwise TUNSETPERSIST. */
 load:

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "control.pb-c.h"
 #include "storeread/storeread.h"
 
 /* What redirectord said (its StatusReply), as ps needs it. */
@@ -57,5 +58,9 @@ void	ps_free(struct ps_proc *, size_t n);
 
 /* One process as a JSON object (no newline): `ps --json`'s lines. */
 void	ps_json(FILE *, const struct ps_proc *);
+
+/* What ps needs of redirectord's status; ps_capture_free releases it. */
+void	ps_capture_from_status(struct ps_capture *, const Lc__StatusReply *);
+void	ps_capture_free(struct ps_capture *);
 
 #endif

@@ -38,6 +38,7 @@
 #include "storeread/storeread.h"
 #include "webd/assets.h"
 #include "webd/filter.h"
+#include "webd/ps.h"
 
 #define API_PAGE_DEFAULT	100
 #define API_PAGE_MAX		10000
@@ -501,7 +502,6 @@ struct ctl_wait {
 	struct web_conn	*conn;
 	struct api	*api;
 	enum ctlc_op	 op;
-	char		*processes;	/* CTLC_STATUS for /api/processes */
 };
 
 static void
@@ -513,26 +513,13 @@ ctl_done(void *arg, bool ok, const char *text, long offset)
 	size_t len = 0;
 	FILE *out;
 
-	if (web_conn_gone(c)) {
-		web_conn_release(c);
-		free(w->processes);
-		free(w);
-		return;
-	}
+	if (web_conn_gone(c))
+		goto out;
 	if ((out = open_memstream(&body, &len)) == NULL) {
 		web_respond_error(c, 500, "out of memory");
 		goto out;
 	}
-	if (w->op == CTLC_STATUS) {
-		/* {"spec":…,"capturing":…,"note":…,"processes":[…]} */
-		fputs("{\"capture\":", out);
-		fputs(ok ? text : "null", out);
-		if (!ok) {
-			fputs(",\"capture_error\":", out);
-			json_str_n(out, text, strlen(text));
-		}
-		fprintf(out, ",\"processes\":%s}\n", w->processes);
-	} else if (ok) {
+	if (ok) {
 		fputs("{\"spec\":", out);
 		json_str_n(out, text, strlen(text));
 		fputs("}\n", out);
@@ -548,12 +535,12 @@ ctl_done(void *arg, bool ok, const char *text, long offset)
 		web_respond_error(c, 500, "out of memory");
 		goto out;
 	}
-	web_respond_take(c, ok || w->op == CTLC_STATUS ? 200 :
-	    strstr(text, "not running") || strstr(text, "no answer") ? 502 : 400,
-	    JSON_TYPE, body, len, NULL);
+	/* Refused by redirectord: 400; not reached at all: 502. */
+	web_respond_take(c, ok ? 200 : strstr(text, "not running") ||
+	    strstr(text, "no answer") || strstr(text, "closed the connection") ?
+	    502 : 400, JSON_TYPE, body, len, NULL);
 out:
 	web_conn_release(c);
-	free(w->processes);
 	free(w);
 }
 
@@ -583,27 +570,43 @@ api_spec_change(struct api *a, struct web_conn *c, const struct web_req *req,
 	ctlc_request(&a->ctl, op, spec, ctl_done, w);
 }
 
+/* The status came (or not): the list, with the capture decided from it. */
+static void
+processes_done(void *arg, const Lc__StatusReply *st, const char *why)
+{
+	struct ctl_wait *w = arg;
+	struct web_conn *c = w->conn;
+	struct api *a = w->api;
+	char err[256], *body;
+
+	if (web_conn_gone(c))
+		goto out;
+	(void)api_store_open(a);	/* without one, flows are unknown */
+	if ((body = ps_json_for_api(st, why, a->store, err, sizeof(err))) ==
+	    NULL) {
+		web_respond_error(c, 500, err);
+		goto out;
+	}
+	web_respond_take(c, 200, JSON_TYPE, body, strlen(body), NULL);
+out:
+	web_conn_release(c);
+	free(w);
+}
+
 static void
 api_processes(struct api *a, struct web_conn *c)
 {
 	struct ctl_wait *w;
-	char *list = NULL;
 
-	if ((list = a->processes_json ? a->processes_json(a) : NULL) == NULL) {
-		web_respond_error(c, 500, "cannot list the processes");
-		return;
-	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		free(list);
 		web_respond_error(c, 500, "out of memory");
 		return;
 	}
 	w->conn = c;
 	w->api = a;
 	w->op = CTLC_STATUS;
-	w->processes = list;
 	web_conn_hold(c);
-	ctlc_request(&a->ctl, CTLC_STATUS, NULL, ctl_done, w);
+	ctlc_status(&a->ctl, processes_done, w);
 }
 
 /* --- live updates ------------------------------------------------------------------------ */

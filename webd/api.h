@@ -27,8 +27,6 @@ struct api {
 	uint64_t	 polls;
 	ev_timer	 poll;
 	struct ctlc	 ctl;
-	/* The running processes as a JSON array (malloc'd), or NULL. */
-	char		*(*processes_json)(struct api *);
 };
 
 /* Open the store if it is not: 0, or -1 (the reason in store_err). */

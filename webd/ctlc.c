@@ -16,25 +16,47 @@
 
 static void ctlc_connect(struct ctlc *);
 
+static bool
+busy(const struct ctlc_pending *p)
+{
+	return p->done != NULL || p->status != NULL;
+}
+
 static struct ctlc_pending *
 find_pending(struct ctlc *c, uint64_t id)
 {
 	size_t i;
 
 	for (i = 0; i < CTLC_MAX_PENDING; i++)
-		if (c->pending[i].done && c->pending[i].id == id)
+		if (busy(&c->pending[i]) && c->pending[i].id == id)
 			return &c->pending[i];
 	return NULL;
+}
+
+/*
+ * The one answer a request gets.  A status request (p->status) is told
+ * the reply, or NULL and the text; the others ok, text and offset.
+ */
+static void
+finish_reply(struct ctlc_pending *p, bool ok, const char *text, long offset,
+    const Lc__StatusReply *st)
+{
+	ctlc_done_fn done = p->done;
+	ctlc_status_fn status = p->status;
+	void *arg = p->arg;
+
+	p->done = NULL;
+	p->status = NULL;
+	if (status)
+		status(arg, ok ? st : NULL, ok ? NULL : text);
+	else
+		done(arg, ok, text, offset);
 }
 
 static void
 finish(struct ctlc_pending *p, bool ok, const char *text, long offset)
 {
-	ctlc_done_fn done = p->done;
-	void *arg = p->arg;
-
-	p->done = NULL;
-	done(arg, ok, text, offset);
+	finish_reply(p, ok && p->status == NULL, text, offset, NULL);
 }
 
 static int
@@ -81,7 +103,7 @@ on_ready(struct ipc_peer *peer)
 
 	c->ready = true;
 	for (i = 0; i < CTLC_MAX_PENDING; i++)
-		if (c->pending[i].done && !c->pending[i].sent &&
+		if (busy(&c->pending[i]) && !c->pending[i].sent &&
 		    send_one(c, &c->pending[i]) == -1)
 			finish(&c->pending[i], false, "cannot send to redirectord",
 			    -1);
@@ -138,6 +160,10 @@ on_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg,
 		finish(p, true, reply->spec->spec ? reply->spec->spec : "", -1);
 		break;
 	case LC__CTL_REPLY__REPLY_STATUS:
+		if (p->status) {
+			finish_reply(p, true, NULL, -1, reply->status);
+			break;
+		}
 		json = status_json(reply->status);
 		finish(p, json != NULL, json ? json : "out of memory", -1);
 		free(json);
@@ -159,7 +185,7 @@ on_close(struct ipc_peer *peer, const char *reason)
 	snprintf(msg, sizeof(msg), "redirectord closed the connection: %s",
 	    reason);
 	for (i = 0; i < CTLC_MAX_PENDING; i++)
-		if (c->pending[i].done)
+		if (busy(&c->pending[i]))
 			finish(&c->pending[i], false, msg, -1);
 }
 
@@ -201,7 +227,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	for (i = 0; i < CTLC_MAX_PENDING; i++)
-		if (c->pending[i].done && c->pending[i].deadline <= now)
+		if (busy(&c->pending[i]) && c->pending[i].deadline <= now)
 			finish(&c->pending[i], false, "no answer from redirectord",
 			    -1);
 }
@@ -220,30 +246,32 @@ ctlc_init(struct ctlc *c, struct ev_loop *loop, const char *sock_path)
 	ctlc_connect(c);
 }
 
-void
-ctlc_request(struct ctlc *c, enum ctlc_op op, const char *spec,
-    ctlc_done_fn done, void *arg)
+static void
+start(struct ctlc *c, enum ctlc_op op, const char *spec, ctlc_done_fn done,
+    ctlc_status_fn status, void *arg)
 {
-	struct ctlc_pending *p = NULL;
+	struct ctlc_pending *p = NULL, early = { .done = done, .status = status,
+	    .arg = arg };
 	size_t i;
 
 	for (i = 0; i < CTLC_MAX_PENDING; i++)
-		if (c->pending[i].done == NULL) {
+		if (c->pending[i].done == NULL && c->pending[i].status == NULL) {
 			p = &c->pending[i];
 			break;
 		}
 	if (p == NULL) {
-		done(arg, false, "too many requests to redirectord at once", -1);
+		finish(&early, false, "too many requests to redirectord at once",
+		    -1);
 		return;
 	}
 	if (spec && strlen(spec) >= sizeof(p->spec)) {
-		done(arg, false, "spec too long", -1);
+		finish(&early, false, "spec too long", -1);
 		return;
 	}
 	ctlc_connect(c);
 	if (c->peer == NULL) {
-		done(arg, false, "redirectord is not running, or this viewer may "
-		    "not use its control socket", -1);
+		finish(&early, false, "redirectord is not running, or this viewer "
+		    "may not use its control socket", -1);
 		return;
 	}
 	memset(p, 0, sizeof(*p));
@@ -253,8 +281,22 @@ ctlc_request(struct ctlc *c, enum ctlc_op op, const char *spec,
 	p->deadline = ev_now(c->loop) + CTLC_TIMEOUT;
 	snprintf(p->spec, sizeof(p->spec), "%s", spec ? spec : "");
 	p->done = done;
+	p->status = status;
 	if (c->ready && send_one(c, p) == -1)
 		finish(p, false, "cannot send to redirectord", -1);
+}
+
+void
+ctlc_request(struct ctlc *c, enum ctlc_op op, const char *spec,
+    ctlc_done_fn done, void *arg)
+{
+	start(c, op, spec, done, NULL, arg);
+}
+
+void
+ctlc_status(struct ctlc *c, ctlc_status_fn done, void *arg)
+{
+	start(c, CTLC_STATUS, NULL, NULL, done, arg);
 }
 
 void
@@ -263,7 +305,7 @@ ctlc_free(struct ctlc *c)
 	size_t i;
 
 	for (i = 0; i < CTLC_MAX_PENDING; i++)
-		if (c->pending[i].done)
+		if (busy(&c->pending[i]))
 			finish(&c->pending[i], false, "shutting down", -1);
 	ev_ref(c->loop);
 	ev_timer_stop(c->loop, &c->timer);

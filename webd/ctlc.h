@@ -17,6 +17,8 @@
 
 #include <ev.h>
 
+#include "control.pb-c.h"
+
 #define CTLC_TIMEOUT	5.0	/* seconds for one answer */
 #define CTLC_MAX_PENDING 32
 
@@ -31,11 +33,15 @@ enum ctlc_op { CTLC_ATTACH, CTLC_DETACH, CTLC_STATUS };
  */
 typedef void	(*ctlc_done_fn)(void *arg, bool ok, const char *text,
 		    long offset);
+/* A status answer: the reply, or NULL with one line for a person. */
+typedef void	(*ctlc_status_fn)(void *arg, const Lc__StatusReply *,
+		    const char *error);
 
 struct ctlc_pending {
 	uint64_t	 id;
 	enum ctlc_op	 op;
 	ctlc_done_fn	 done;
+	ctlc_status_fn	 status;	/* CTLC_STATUS: the reply itself */
 	void		*arg;
 	ev_tstamp	 deadline;
 	bool		 sent;		/* else waiting for the handshake */
@@ -60,6 +66,8 @@ void	ctlc_init(struct ctlc *, struct ev_loop *, const char *sock_path);
  */
 void	ctlc_request(struct ctlc *, enum ctlc_op, const char *spec,
 	    ctlc_done_fn done, void *arg);
+/* Ask for the status; done is called exactly once, as for ctlc_request. */
+void	ctlc_status(struct ctlc *, ctlc_status_fn done, void *arg);
 void	ctlc_free(struct ctlc *);
 
 #endif

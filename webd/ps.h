@@ -1,16 +1,20 @@
 /*
- * The processes tab's data: the running processes as `localcapctl ps
- * --json` lists them, with their flows in the store.
+ * The processes tab's data: ctl/ps.c's list (the one `localcapctl ps`
+ * prints), with the capture decision made from redirectord's status.
  */
 #ifndef LOCALCAP_WEBD_PS_H
 #define LOCALCAP_WEBD_PS_H
 
-struct api;
+#include "control.pb-c.h"
 
-/* Before the sandbox: remember the user names. */
-void	ps_init(void);
+struct sr_store;
 
-/* A JSON array (malloc'd), or NULL. */
-char	*ps_json_for_api(struct api *);
+/*
+ * {"capture":{"spec","capturing","note"}|null[,"capture_error":S],
+ *  "processes":[`ps --json` objects]}, malloc'd, or NULL with err.
+ * st: redirectord's status, or NULL (capture unknown) with why.
+ */
+char	*ps_json_for_api(const Lc__StatusReply *st, const char *why,
+	    struct sr_store *store, char *err, size_t errlen);
 
 #endif

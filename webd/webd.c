@@ -6,7 +6,8 @@
  *
  * Start-up, in the order the design asks for: listen, open the store,
  * connect ctl.sock, write the URL (with its random access token) → drop to
- * an unprivileged user → Landlock (the store read-only, /proc read-only)
+ * an unprivileged user → Landlock (read only: the store, /proc, the user
+ * names)
  * → seccomp (no IP socket can be created: it never connects out).
  *
  * Two ways to run: as a daemon beside the others (`localcapctl up --web`,
@@ -30,7 +31,6 @@
 #include "sandbox.h"
 #include "storeread/storeread.h"
 #include "webd/api.h"
-#include "webd/ps.h"
 #include "webd/server.h"
 
 #define WEBD_DEFAULT_LISTEN	"127.0.0.1:8081"
@@ -158,7 +158,7 @@ main(int argc, char *argv[])
 	const char *listens[WEB_MAX_LISTEN], *user = NULL, *url_file = NULL;
 	const char *state_dir = getenv("LOCALCAP_STATE_DIR");
 	char err[512], store_dir[600], ctl_sock[300];
-	const char *ro_dirs[3];
+	const char *ro_paths[6];
 	size_t nlisten = 0, i;
 	int c;
 
@@ -228,8 +228,6 @@ main(int argc, char *argv[])
 
 	/* What needs the starter's identity: the store, ctl.sock, the URL file. */
 	w.api.state_dir = state_dir;
-	w.api.processes_json = ps_json_for_api;
-	ps_init();
 	api_store_open(&w.api);
 	snprintf(ctl_sock, sizeof(ctl_sock), "%s/ctl.sock", w.d.runtime_dir);
 	ctlc_init(&w.api.ctl, w.loop, ctl_sock);
@@ -245,16 +243,18 @@ main(int argc, char *argv[])
 	if (user == NULL && geteuid() == 0)
 		user = WEBD_DEFAULT_USER;
 	snprintf(store_dir, sizeof(store_dir), "%s/%s", state_dir, STORE_DIR_NAME);
+	/* The store; /proc and user names for the processes tab. */
 	i = 0;
-	if (access(store_dir, F_OK) == 0)
-		ro_dirs[i++] = store_dir;
-	ro_dirs[i++] = "/proc";
-	ro_dirs[i] = NULL;
+	ro_paths[i++] = store_dir;
+	ro_paths[i++] = "/proc";
+	ro_paths[i++] = "/etc/passwd";
+	ro_paths[i++] = "/etc/nsswitch.conf";
+	ro_paths[i] = NULL;
 	{
 		const struct sandbox sb = {
 			.profile = SANDBOX_WEBD,
 			.user = user,
-			.ro_dirs = ro_dirs,
+			.ro_paths = ro_paths,
 			.remove_dir = w.standalone ? NULL : w.d.runtime_dir,
 		};
 

@@ -629,11 +629,8 @@ async function loadProcs() {
 		$('spec-line').appendChild(text(cap ? 'capturing: ' + (cap.spec || 'nothing') +
 		    (cap.note ? ' — ' + cap.note : '') : 'capture state unknown: ' +
 		    (r.capture_error || 'redirectord did not answer')));
-		// What is captured, and what has traffic, first.
-		const procs = r.processes.slice().sort((a, b) =>
-		    (b.captured ? 1 : 0) - (a.captured ? 1 : 0) ||
-		    (b.flows || 0) - (a.flows || 0) || a.pid - b.pid);
-		for (const p of procs) {
+		// Sorted by the server: captured first, then those with flows.
+		for (const p of r.processes) {
 			const tr = el('tr', p.captured ? 'captured' : '');
 			tr.dataset.pid = p.pid;
 			tr.appendChild(el('td', null, String(p.pid)));
@@ -643,8 +640,11 @@ async function loadProcs() {
 			tr.appendChild(el('td', 'c-exe', p.exe));
 			tr.appendChild(el('td', 'c-unit', p.unit || p.cgroup || ''));
 			tr.appendChild(el('td', null, p.flows === null ? '' : String(p.flows)));
-			tr.appendChild(el('td', null, p.captured === undefined || p.captured === null ?
-			    '?' : p.captured ? 'yes (' + (p.item || '?') + ')' : 'no'));
+			const by = p.decided_by ? ' (' + p.decided_by + ')' : '';
+			tr.appendChild(el('td', null, p.captured === null ? '?' :
+			    (p.captured ? 'yes' : 'no') + by));
+			if (p.reason)
+				tr.lastChild.title = p.reason;
 			const b = el('button', 'act', p.captured ? 'Detach' : 'Attach');
 			b.type = 'button';
 			b.addEventListener('click', () => attach(p, !p.captured, b));
@@ -661,7 +661,9 @@ async function loadProcs() {
 
 async function attach(p, on, button) {
 	button.disabled = true;
-	const spec = on ? String(p.pid) : (p.item || String(p.pid));
+	// Detach removes the item that decided (it may be a name: every
+	// process of that name then goes direct).
+	const spec = on ? String(p.pid) : (p.decided_by || String(p.pid));
 	let msg = null, bad = false;
 	try {
 		const r = await api(on ? '/api/attach' : '/api/detach', {
