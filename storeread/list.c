@@ -446,7 +446,9 @@ page_keys(struct query *q, bool newest, const struct sr_key *cursor,
 		    &n, cap) == -1)
 			return -1;
 	}
-	qsort(*hits, n, sizeof(**hits), newest ? hit_cmp_desc : hit_cmp_asc);
+	if (n)
+		qsort(*hits, n, sizeof(**hits), newest ? hit_cmp_desc :
+		    hit_cmp_asc);
 	return (long)(n < limit ? n : limit);
 }
 
@@ -633,7 +635,8 @@ sr_follow(struct sr_store *st, const struct sr_filter *f, int64_t *serial,
 			upto = hits[n - 1].serial;
 	}
 	if (rc == 0) {
-		qsort(hits, n, sizeof(*hits), hit_cmp_serial);
+		if (n)
+			qsort(hits, n, sizeof(*hits), hit_cmp_serial);
 		for (i = 0; i < n && hits[i].serial <= upto; i++) {
 			if ((rc = emit(st, &hits[i], cb, ctx)) == -1)
 				break;

@@ -349,9 +349,13 @@ sr_open_file(const char *path, char *err, size_t errlen,
 	sqlite3_busy_timeout(st->db, 2000);
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) !=
 	    SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
-		open_fail(st, err, errlen, why, SR_OPEN_FAILED, "%s: %s", path,
-		    sqlite3_errmsg(st->db));
+		char msg[256];
+
+		/* The statement goes first, or the close would fail (busy). */
+		snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(st->db));
 		sqlite3_finalize(q);
+		open_fail(st, err, errlen, why, SR_OPEN_FAILED, "%s: %s", path,
+		    msg);
 		return NULL;
 	}
 	st->version = sqlite3_column_int(q, 0);
