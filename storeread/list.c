@@ -611,6 +611,7 @@ sr_follow(struct sr_store *st, const struct sr_filter *f, int64_t *serial,
 
 	if (query_begin(&q, st, f) == -1)
 		return -1;
+	snapshot_begin(st);
 	for (a = 0; a < ARM__COUNT && rc == 0; a++) {
 		sqlite3_stmt *s;
 
@@ -649,6 +650,7 @@ sr_follow(struct sr_store *st, const struct sr_filter *f, int64_t *serial,
 			}
 		}
 	}
+	snapshot_end(st);
 	free(hits);
 	query_end(&q);
 	return rc == -1 ? -1 : listed;
