@@ -112,8 +112,10 @@ print_entry(void *ctx, const struct sr_entry *e)
 		pid[0] = '\0';
 	else
 		snprintf(pid, sizeof(pid), "(%lld)", (long long)f->pid);
-	if (http)
-		snprintf(what, sizeof(what), "%.16s", e->method ? e->method : "?");
+	if (http)	/* "GET", or "GET h2" for an HTTP/2 stream */
+		snprintf(what, sizeof(what), "%.16s%s", e->method ? e->method :
+		    "?", e->http_version && strcmp(e->http_version,
+		    "HTTP/2.0") == 0 ? " h2" : "");
 	else if (dns && e->host == NULL)
 		snprintf(what, sizeof(what), "DNS");	/* not a DNS message */
 	else if (dns)

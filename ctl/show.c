@@ -239,6 +239,10 @@ show_exchange(void *ctx, const struct sr_exchange *x)
 	(void)sr_headers_each(s->st, x->req_headers, show_header, NULL);
 	show_body("request", x->req_body, x->req_body_len, x->req_body_size,
 	    x->req_truncated);
+	if (x->req_trailers) {
+		printf("request trailers:\n");
+		(void)sr_headers_each(s->st, x->req_trailers, show_header, NULL);
+	}
 	if (x->status < 0)
 		printf("\nno response");
 	else {
@@ -250,6 +254,27 @@ show_exchange(void *ctx, const struct sr_exchange *x)
 		(void)sr_headers_each(s->st, x->resp_headers, show_header, NULL);
 		show_body("response", x->resp_body, x->resp_body_len,
 		    x->resp_body_size, x->resp_truncated);
+		if (x->resp_trailers) {
+			printf("response trailers:\n");
+			(void)sr_headers_each(s->st, x->resp_trailers, show_header,
+			    NULL);
+		}
+	}
+	/* A gRPC exchange: its messages each way and its status. */
+	if (x->grpc_req_messages >= 0 || x->grpc_resp_messages >= 0) {
+		printf("\ngrpc       %lld message(s) up, %lld down; status ",
+		    (long long)(x->grpc_req_messages < 0 ? 0 :
+		    x->grpc_req_messages), (long long)(x->grpc_resp_messages < 0 ?
+		    0 : x->grpc_resp_messages));
+		if (x->grpc_status < 0)
+			printf("none");
+		else
+			printf("%lld", (long long)x->grpc_status);
+		if (x->grpc_message) {
+			putchar(' ');
+			term_str(stdout, x->grpc_message, NULL);
+		}
+		putchar('\n');
 	}
 	if (x->error) {
 		printf("\nerror: ");

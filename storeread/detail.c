@@ -44,9 +44,10 @@ sr_exchanges(struct sr_store *st, int64_t flow, int64_t seq, bool bodies,
 	    " req_body_size, resp_body_size, %s, req_body_truncated,"
 	    " resp_body_truncated, req_start_us, req_end_us, resp_start_us,"
 	    " resp_end_us, error, done_serial, length(req_body),"
-	    " length(resp_body) FROM http_exchanges WHERE flow_id = ?1 AND"
-	    " (?2 = 0 OR seq = ?2) ORDER BY seq", bodies ?
-	    "req_body, resp_body" : "NULL, NULL");
+	    " length(resp_body), %s FROM http_exchanges h WHERE flow_id = ?1"
+	    " AND (?2 = 0 OR seq = ?2) ORDER BY seq", bodies ?
+	    "req_body, resp_body" : "NULL, NULL", st->has_h2 ? SR_H2_COLS :
+	    SR_NO_H2_COLS);
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
 		sr_sqlerr(st);
 		return -1;
@@ -90,6 +91,12 @@ sr_exchanges(struct sr_store *st, int64_t flow, int64_t seq, bool bodies,
 		x.resp_end_us = sr_col_int(s, 20);
 		x.error = sr_col_text(s, 21);
 		x.done_serial = sr_col_int(s, 22);
+		x.req_trailers = sr_col_text(s, 25);
+		x.resp_trailers = sr_col_text(s, 26);
+		x.grpc_status = sr_col_int(s, 27);
+		x.grpc_message = sr_col_text(s, 28);
+		x.grpc_req_messages = sr_col_int(s, 29);
+		x.grpc_resp_messages = sr_col_int(s, 30);
 		n++;
 		if (cb && cb(ctx, &x) != 0) {
 			rc = SQLITE_DONE;

@@ -234,6 +234,19 @@ har_exchange(void *ctx, const struct sr_exchange *x)
 		fputs(",\"error\":", out);
 		jstr(out, x->error);
 	}
+	/* HAR has no trailers: ours, and gRPC's status from them. */
+	if (x->resp_trailers) {
+		struct har_headers th = { .out = out };
+
+		fputs(",\"trailers\":", out);
+		har_headers(h->st, &th, x->resp_trailers);
+	}
+	if (x->grpc_status >= 0)
+		fprintf(out, ",\"grpc_status\":%" PRId64, x->grpc_status);
+	if (x->grpc_message) {
+		fputs(",\"grpc_message\":", out);
+		jstr(out, x->grpc_message);
+	}
 	fputs("}}", out);
 	return 0;
 }

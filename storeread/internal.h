@@ -31,6 +31,7 @@ struct sr_store {
 	regex_t		 host_re;
 	bool		 has_host_re;
 	bool		 own_txn;	/* list.c's read transaction is open */
+	bool		 has_h2;	/* http_exchanges has trailers, grpc */
 };
 
 /* sr_errmsg's text: printf-style, or SQLite's last error when fmt is NULL. */
@@ -43,6 +44,19 @@ sqlite3_stmt *sr_stmt(struct sr_store *, enum sr_stmt);
 /* Column helpers: text or NULL, integer or -1 when NULL. */
 const char *sr_col_text(sqlite3_stmt *, int);
 int64_t	sr_col_int(sqlite3_stmt *, int);
+
+/*
+ * HTTP/2's columns (trailers and the gRPC summary, in the schema step that
+ * added them): read where the file has them, NULL where it has not, so a
+ * reader works on either.  grpc is JSON proxyd wrote; read only if valid.
+ */
+#define SR_H2_COLS								\
+	"h.req_trailers, h.resp_trailers,"				\
+	" iif(json_valid(h.grpc), h.grpc ->> '$.status', NULL),"	\
+	" iif(json_valid(h.grpc), h.grpc ->> '$.message', NULL),"	\
+	" iif(json_valid(h.grpc), h.grpc ->> '$.request.messages', NULL),"	\
+	" iif(json_valid(h.grpc), h.grpc ->> '$.response.messages', NULL)"
+#define SR_NO_H2_COLS	"NULL, NULL, NULL, NULL, NULL, NULL"
 
 /* The flow columns (FLOW_COLS, aliased f) read from column first on. */
 #define SR_FLOW_NCOLS	42

@@ -362,6 +362,26 @@ kblob(FILE *out, const char *key, const uint8_t *p, size_t n)
 	putc('"', out);
 }
 
+/* ,"grpc":{"status","message","request_messages","response_messages"}|null */
+static void
+kgrpc(FILE *out, int64_t status, const char *message, int64_t req,
+    int64_t resp)
+{
+	if (req < 0 && resp < 0 && status < 0 && message == NULL) {
+		fputs(",\"grpc\":null", out);
+		return;
+	}
+	fputs(",\"grpc\":{\"status\":", out);
+	if (status < 0)
+		fputs("null", out);
+	else
+		fprintf(out, "%" PRId64, status);
+	kstr(out, "message", message);
+	kint(out, "request_messages", req);
+	kint(out, "response_messages", resp);
+	putc('}', out);
+}
+
 /* --- flows and entries ------------------------------------------------------------------ */
 
 static void
@@ -508,6 +528,12 @@ sr_entry_json(struct sr_store *st, FILE *out, const struct sr_entry *e)
 	}
 	kheaders(st, out, "request_headers", http ? e->req_headers : NULL);
 	kheaders(st, out, "response_headers", http ? e->resp_headers : NULL);
+	if (http) {
+		kheaders(st, out, "request_trailers", e->req_trailers);
+		kheaders(st, out, "response_trailers", e->resp_trailers);
+		kgrpc(out, e->grpc_status, e->grpc_message,
+		    e->grpc_req_messages, e->grpc_resp_messages);
+	}
 	if (dns)
 		kanswers(st, out, "answers", e->answers);
 	kint(out, "done_serial", e->done_serial);
@@ -576,6 +602,10 @@ detail_exchange(void *ctx, const struct sr_exchange *x)
 	kstr(out, "reason", x->reason);
 	kheaders(d->st, out, "request_headers", x->req_headers);
 	kheaders(d->st, out, "response_headers", x->resp_headers);
+	kheaders(d->st, out, "request_trailers", x->req_trailers);
+	kheaders(d->st, out, "response_trailers", x->resp_trailers);
+	kgrpc(out, x->grpc_status, x->grpc_message, x->grpc_req_messages,
+	    x->grpc_resp_messages);
 	kint(out, "req_body_size", x->req_body_size);
 	kint(out, "resp_body_size", x->resp_body_size);
 	kint(out, "req_body_kept", (int64_t)x->req_body_len);

@@ -446,7 +446,9 @@ page_keys(struct query *q, bool newest, const struct sr_key *cursor,
 		    &n, cap) == -1)
 			return -1;
 	}
-	qsort(*hits, n, sizeof(**hits), newest ? hit_cmp_desc : hit_cmp_asc);
+	if (n)
+		qsort(*hits, n, sizeof(**hits), newest ? hit_cmp_desc :
+		    hit_cmp_asc);
 	return (long)(n < limit ? n : limit);
 }
 
@@ -609,6 +611,7 @@ sr_follow(struct sr_store *st, const struct sr_filter *f, int64_t *serial,
 
 	if (query_begin(&q, st, f) == -1)
 		return -1;
+	snapshot_begin(st);
 	for (a = 0; a < ARM__COUNT && rc == 0; a++) {
 		sqlite3_stmt *s;
 
@@ -633,7 +636,8 @@ sr_follow(struct sr_store *st, const struct sr_filter *f, int64_t *serial,
 			upto = hits[n - 1].serial;
 	}
 	if (rc == 0) {
-		qsort(hits, n, sizeof(*hits), hit_cmp_serial);
+		if (n)
+			qsort(hits, n, sizeof(*hits), hit_cmp_serial);
 		for (i = 0; i < n && hits[i].serial <= upto; i++) {
 			if ((rc = emit(st, &hits[i], cb, ctx)) == -1)
 				break;
@@ -646,6 +650,7 @@ sr_follow(struct sr_store *st, const struct sr_filter *f, int64_t *serial,
 			}
 		}
 	}
+	snapshot_end(st);
 	free(hits);
 	query_end(&q);
 	return rc == -1 ? -1 : listed;

@@ -141,8 +141,9 @@ sr_read_flow(sqlite3_stmt *s, int c, struct sr_flow *f)
  * entry's result is its error, else its status; a DNS entry's its error,
  * else its rcode; a flow's its end reason.
  */
-#define ENTRY_NCOLS	24
+#define ENTRY_NCOLS	30
 #define ENTRY_SQL(COLS, FROM)	"SELECT " COLS ", %s FROM " FROM
+
 
 static const char http_entry_cols[] =
     "'http', h.req_start_us, h.seq, h.resp_end_us, h.scheme, h.method,"
@@ -150,17 +151,18 @@ static const char http_entry_cols[] =
     " coalesce(h.error, CAST(h.status AS TEXT)), h.error, h.req_body_size,"
     " h.resp_body_size, h.done_serial, h.req_end_us, h.resp_start_us,"
     " h.req_body_truncated, h.resp_body_truncated, h.req_headers,"
-    " h.resp_headers, NULL";
+    " h.resp_headers, NULL, %s";
 static const char dns_entry_cols[] =
     "'dns', d.query_us, d.seq, coalesce(d.response_us, f.end_us), 'dns',"
     " coalesce(d.qtype_name, 'DNS'), d.qname, NULL, NULL, NULL, NULL, NULL,"
     " coalesce(d.error, d.rcode_name, 'no answer'), d.error, NULL, NULL,"
-    " d.done_serial, NULL, NULL, 0, 0, NULL, NULL, d.answers";
+    " d.done_serial, NULL, NULL, 0, 0, NULL, NULL, d.answers, " SR_NO_H2_COLS;
 static const char flow_entry_cols[] =
     "f.transport, f.start_us, 0, f.end_us, coalesce(f.protocol, f.transport),"
     " upper(f.transport), coalesce(f.sni, f.host, f.dst_addr), NULL, NULL,"
     " NULL, NULL, NULL, coalesce(f.end_reason, 'running'), NULL, f.bytes_up,"
-    " f.bytes_down, f.done_serial, NULL, NULL, 0, 0, NULL, NULL, NULL";
+    " f.bytes_down, f.done_serial, NULL, NULL, 0, 0, NULL, NULL, NULL, "
+    SR_NO_H2_COLS;
 
 void
 sr_read_entry(sqlite3_stmt *s, struct sr_entry *e)
@@ -193,6 +195,12 @@ sr_read_entry(sqlite3_stmt *s, struct sr_entry *e)
 	e->req_headers = sr_col_text(s, 21);
 	e->resp_headers = sr_col_text(s, 22);
 	e->answers = sr_col_text(s, 23);
+	e->req_trailers = sr_col_text(s, 24);
+	e->resp_trailers = sr_col_text(s, 25);
+	e->grpc_status = sr_col_int(s, 26);
+	e->grpc_message = sr_col_text(s, 27);
+	e->grpc_req_messages = sr_col_int(s, 28);
+	e->grpc_resp_messages = sr_col_int(s, 29);
 	if (e->kind && strcmp(e->kind, "http") == 0)
 		e->resp_end_us = e->end_us;
 	else
@@ -209,12 +217,16 @@ sr_stmt(struct sr_store *st, enum sr_stmt id)
 	if (st->stmt[id])
 		return st->stmt[id];
 	switch (id) {
-	case SR_Q_HTTP_ENTRY:
+	case SR_Q_HTTP_ENTRY: {
+		char cols[1024];
+
+		snprintf(cols, sizeof(cols), http_entry_cols, st->has_h2 ?
+		    SR_H2_COLS : SR_NO_H2_COLS);
 		snprintf(sql, sizeof(sql), ENTRY_SQL("%s",
 		    "http_exchanges h JOIN flows f ON f.id = h.flow_id"
-		    " WHERE h.id = ?1"), http_entry_cols,
-		    sr_flow_cols);
+		    " WHERE h.id = ?1"), cols, sr_flow_cols);
 		break;
+	}
 	case SR_Q_DNS_ENTRY:
 		snprintf(sql, sizeof(sql), ENTRY_SQL("%s",
 		    "dns d JOIN flows f ON f.id = d.flow_id"
@@ -267,6 +279,23 @@ host_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	s = (const char *)sqlite3_value_text(argv[0]);
 	sqlite3_result_int(ctx, st->has_host_re && s &&
 	    regexec(&st->host_re, s, 0, NULL, 0) == 0);
+}
+
+/* Whether table has column (a later schema step may have added it). */
+static bool
+has_column(sqlite3 *db, const char *table, const char *column)
+{
+	sqlite3_stmt *q;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE"
+	    " name = ?2", -1, &q, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, column, -1, SQLITE_STATIC);
+	found = sqlite3_step(q) == SQLITE_ROW;
+	sqlite3_finalize(q);
+	return found;
 }
 
 static int
@@ -349,9 +378,13 @@ sr_open_file(const char *path, char *err, size_t errlen,
 	sqlite3_busy_timeout(st->db, 2000);
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) !=
 	    SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
-		open_fail(st, err, errlen, why, SR_OPEN_FAILED, "%s: %s", path,
-		    sqlite3_errmsg(st->db));
+		char msg[256];
+
+		/* The statement goes first, or the close would fail (busy). */
+		snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(st->db));
 		sqlite3_finalize(q);
+		open_fail(st, err, errlen, why, SR_OPEN_FAILED, "%s: %s", path,
+		    msg);
 		return NULL;
 	}
 	st->version = sqlite3_column_int(q, 0);
@@ -373,6 +406,9 @@ sr_open_file(const char *path, char *err, size_t errlen,
 		    st->version, STORE_SCHEMA_VERSION);
 		return NULL;
 	}
+	st->has_h2 = has_column(st->db, "http_exchanges", "grpc") &&
+	    has_column(st->db, "http_exchanges", "req_trailers") &&
+	    has_column(st->db, "http_exchanges", "resp_trailers");
 	/* Only our own statements may call it (SQLITE_DIRECTONLY). */
 	if (sqlite3_create_function(st->db, "lc_host_match", 1, SQLITE_UTF8 |
 	    SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, st, host_match, NULL,

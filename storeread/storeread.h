@@ -148,6 +148,12 @@ struct sr_entry {
 	const char	*req_headers, *resp_headers;	/* JSON [[n,v],…] */
 	const char	*answers;	/* dns: JSON [{name,type,ttl,data},…] */
 	struct sr_flow	 flow;
+	/* http (HTTP/2): trailers (JSON as headers; NULL none), gRPC's
+	 * status (-1 none), message, and messages each way (-1: not gRPC) */
+	const char	*req_trailers, *resp_trailers;
+	int64_t		 grpc_status;
+	const char	*grpc_message;
+	int64_t		 grpc_req_messages, grpc_resp_messages;
 };
 
 typedef int (*sr_entry_cb)(void *ctx, const struct sr_entry *);
@@ -204,6 +210,11 @@ struct sr_exchange {
 	int64_t		 req_start_us, req_end_us, resp_start_us, resp_end_us;
 	const char	*error;
 	int64_t		 done_serial;
+	/* HTTP/2: trailers, gRPC (as in struct sr_entry) */
+	const char	*req_trailers, *resp_trailers;
+	int64_t		 grpc_status;
+	const char	*grpc_message;
+	int64_t		 grpc_req_messages, grpc_resp_messages;
 };
 
 struct sr_dns {

@@ -1031,6 +1031,39 @@ show_escapes_c1_and_bidi_controls(void **state)
 	    "evil\"]"));
 }
 
+/* HTTP/2's columns, where the store has them: in the list, show and HAR. */
+static void
+http2_trailers_and_grpc_shown(void **state)
+{
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
+	    "ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
+	    "ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;"
+	    "UPDATE http_exchanges SET http_version = 'HTTP/2.0', reason = NULL,"
+	    " resp_trailers = '[[\"grpc-status\",\"5\"],[\"grpc-message\","
+	    "\"not found\"]]', grpc = '{\"status\":5,\"message\":\"not found\","
+	    "\"request\":{\"messages\":1,\"sizes\":[7]},\"response\":"
+	    "{\"messages\":0,\"sizes\":[]}}' WHERE flow_id = 1 AND seq = 2;",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(RUN(ctl_flows, "flows"), 0);
+	assert_line_has("1.2", " POST h2 ");
+	assert_line_has("1.1", " GET     ");
+	assert_int_equal(RUN(ctl_show, "show", "1.2"), 0);
+	assert_non_null(strstr(out, "POST https://example.org/upload HTTP/2.0\n"));
+	assert_non_null(strstr(out, "HTTP/2.0 500 \n"));
+	assert_non_null(strstr(out, "response trailers:\n  grpc-status: 5\n"
+	    "  grpc-message: not found\n"));
+	assert_non_null(strstr(out, "grpc       1 message(s) up, 0 down; status 5"
+	    " not found\n"));
+	assert_int_equal(RUN(ctl_show, "show", "1.1"), 0);
+	assert_null(strstr(out, "grpc "));
+}
+
 /* Issue 10 #3: flows --json says why a flow failed, as show does. */
 static void
 flows_json_carries_the_error_text(void **state)
@@ -1162,6 +1195,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(root_reads_as_the_store_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(other_schema_versions_refused_clearly, setup, teardown),
 		cmocka_unit_test_setup_teardown(show_escapes_c1_and_bidi_controls, setup, teardown),
+		cmocka_unit_test_setup_teardown(http2_trailers_and_grpc_shown, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_json_carries_the_error_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_har_file_is_private, setup, teardown),
 		cmocka_unit_test(since_durations_and_iso_times),

@@ -544,6 +544,77 @@ har_and_counts(void **state)
  * view that would call lc_host_match (a function of ours) and `dns` has a
  * generated column calling it: reading is refused or leaves them inert.
  */
+/*
+ * HTTP/2's columns (trailers, the gRPC summary) are read where the file has
+ * them: a store with them (added here as a later schema step adds them)
+ * shows them in the entry, the detail and the HAR; a malformed grpc value
+ * is ignored, not an error.
+ */
+static void
+http2_columns_read_where_present(void **state)
+{
+	struct sr_filter f = { .status = 404, .since_us = t0 + 29000 };
+	struct sr_store *st;
+	sqlite3 *db;
+	char *j, *buf = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	(void)state;
+	st = open_ok();
+	j = entries_json(st, &f);
+	assert_non_null(strstr(j, "\"response_trailers\":null"));
+	assert_non_null(strstr(j, "\"grpc\":null"));
+	free(j);
+	sr_close(st);
+
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
+	    "ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
+	    "ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;"
+	    "UPDATE http_exchanges SET http_version = 'HTTP/2.0',"
+	    " resp_trailers = '[[\"grpc-status\",\"5\"],[\"grpc-message\","
+	    "\"not found\"]]', grpc = '{\"status\":5,\"message\":\"not found\","
+	    "\"request\":{\"messages\":1,\"sizes\":[7]},\"response\":"
+	    "{\"messages\":0,\"sizes\":[]}}' WHERE seq = 30;"
+	    "UPDATE http_exchanges SET grpc = '{broken' WHERE seq = 25;",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	st = open_ok();
+	j = entries_json(st, &f);
+	assert_non_null(strstr(j, "\"http_version\":\"HTTP/2.0\""));
+	assert_non_null(strstr(j, "\"response_trailers\":[[\"grpc-status\","
+	    "\"5\"],[\"grpc-message\",\"not found\"]]"));
+	assert_non_null(strstr(j, "\"grpc\":{\"status\":5,\"message\":"
+	    "\"not found\",\"request_messages\":1,\"response_messages\":0}"));
+	free(j);
+	/* The malformed one: listed, its grpc null. */
+	f.since_us = t0 + 25000;
+	j = entries_json(st, &f);
+	assert_non_null(strstr(j, "\"id\":\"1.25\""));
+	free(j);
+
+	out = open_memstream(&buf, &len);
+	assert_int_equal(sr_detail_json(st, out, 1, 30, false), 0);
+	fclose(out);
+	assert_non_null(strstr(buf, "\"grpc\":{\"status\":5"));
+	free(buf);
+	buf = NULL;
+	out = open_memstream(&buf, &len);
+	f = (struct sr_filter){ .since_us = t0 + 30000 };
+	assert_int_equal(sr_export_har(st, &f, 0, out), 0);
+	fclose(out);
+	assert_non_null(strstr(buf, "\"httpVersion\":\"HTTP/2.0\""));
+	assert_non_null(strstr(buf, "\"trailers\":[{\"name\":\"grpc-status\","
+	    "\"value\":\"5\"}"));
+	assert_non_null(strstr(buf, "\"grpc_status\":5,\"grpc_message\":"
+	    "\"not found\""));
+	free(buf);
+	sr_close(st);
+}
+
 static void
 dummy_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -641,6 +712,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(detail_json_and_exchanges, setup, teardown),
 		cmocka_unit_test_setup_teardown(follow_lists_what_completes, setup, teardown),
 		cmocka_unit_test_setup_teardown(har_and_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(http2_columns_read_where_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_schema_is_refused_or_inert, setup, teardown),
 	};
 
