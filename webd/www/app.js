@@ -186,6 +186,8 @@ function makeRow(f) {
 		w.appendChild(el('span', 'badge b-proto', 'h2'));
 	if ((k === 'http' || k === 'h2') && f.proto === 'https')
 		w.appendChild(el('span', 'badge b-tls', 'TLS'));
+	if (f.grpc)
+		w.appendChild(el('span', 'badge b-proto', 'gRPC'));
 	tr.appendChild(w);
 	tr.appendChild(el('td', 'c-host', host));
 	tr.appendChild(el('td', 'c-path', path));
@@ -539,6 +541,25 @@ function renderDetail(d, id) {
 			s.appendChild(headersTable(x.response_headers));
 			s.appendChild(bodyBlock(xid, 'resp', x.resp_body_size,
 			    x.resp_body_truncated, headerValue(x.response_headers, 'content-type')));
+		}
+		// HTTP/2: trailers each way; gRPC's outcome.
+		if (x.request_trailers && x.request_trailers.length) {
+			s.appendChild(el('h4', null, 'Request trailers'));
+			s.appendChild(headersTable(x.request_trailers));
+		}
+		if (x.response_trailers && x.response_trailers.length) {
+			s.appendChild(el('h4', null, 'Response trailers'));
+			s.appendChild(headersTable(x.response_trailers));
+		}
+		if (x.grpc) {
+			s.appendChild(el('h4', null, 'gRPC'));
+			const g = el('dl', 'facts');
+			kv(g, 'status', x.grpc.status);
+			kv(g, 'message', x.grpc.message);
+			kv(g, 'messages', (x.grpc.request_messages === null ? '?' :
+			    x.grpc.request_messages) + ' up, ' + (x.grpc.response_messages ===
+			    null ? '?' : x.grpc.response_messages) + ' down');
+			s.appendChild(g);
 		}
 		if (x.error)
 			s.appendChild(el('p', 'bad', 'error: ' + x.error));
