@@ -441,8 +441,10 @@ slow=$ms0; [ "$ms2" -gt "$slow" ] && slow=$ms2
 echo "# 100 captured requests (4 at a time): ${ms0} ms and ${ms2} ms with no event stream open, ${ms1} ms with $streams streams ($events flow events delivered to them)"
 check "100 event streams open and told of new flows ($streams streams, $events events)" \
     sh -c "[ '$streams' = 100 ] && [ '${events:-0}' -ge 100 ]"
-check "...without slowing proxyd's recording: ${ms1} ms against ${ms0}/${ms2} ms (at most 1.5x the slower + 200 ms)" \
-    test "$ms1" -le $((slow * 3 / 2 + 200))
+# (Quiet runs alone differ by up to 1.7x on the shared test machine: the
+# bound catches a viewer that holds proxyd up, not noise.)
+check "...without slowing proxyd's recording: ${ms1} ms against ${ms0}/${ms2} ms (at most 2x the slower + 300 ms)" \
+    test "$ms1" -le $((slow * 2 + 300))
 
 # Two requests in one write on one connection: two answers, in order.
 out=$($NSE "$PY" -c '
