@@ -68,6 +68,7 @@ redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
 proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3)
 localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
+webd_LIBS        = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
@@ -82,7 +83,7 @@ PROTOS      := $(wildcard proto/*.proto)
 GEN_SRC     := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 GEN_HDR     := $(GEN_SRC:.c=.h)
 COMMON_SRC  := $(wildcard common/*.c)
-DAEMONS     := redirectord netstackd proxyd
+DAEMONS     := redirectord netstackd proxyd webd
 
 define daemon_vars
 $(1)_MAIN    := $(1)/$(1).c
@@ -90,6 +91,13 @@ $(1)_LIBSRC  := $$(filter-out $(1)/$(1).c,$$(wildcard $(1)/*.c))
 $(1)_LIB     := $(BUILD)/lib/lib$(1).a
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
+
+# storeread/: the flow store's reader, libstoreread.a, linked by localcapctl
+# and the viewer (never by a daemon: proxyd shares only storeread/schema.h).
+STOREREAD_SRC := $(wildcard storeread/*.c)
+STOREREAD_LIB := $(BUILD)/lib/libstoreread.a
+# The viewer's processes tab is ctl/ps.c's list, decided by spec.c: linked.
+webd_DEPLIBS  := $(OBJ)/ctl/ps.o $(OBJ)/redirectord/spec.o $(STOREREAD_LIB)
 
 # localcapctl: ctl/localcapctl.c is main; the other ctl/*.c form libctl.a.
 CTL_MAIN    := ctl/localcapctl.c
@@ -148,11 +156,18 @@ $$($(1)_LIB): $$(call obj,$$($(1)_LIBSRC))
 	@mkdir -p $$(@D)
 	rm -f $$@ && ar rcs $$@ $$^ $(BUILD)/lib/empty.o
 
-$(BIN)/$(1): $$(call obj,$$($(1)_MAIN)) $$($(1)_LIB) $(COMMON_LIB)
+$(BIN)/$(1): $$(call obj,$$($(1)_MAIN)) $$($(1)_LIB) $$($(1)_DEPLIBS) $(COMMON_LIB)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$($(1)_LIBS) $$(COMMON_LIBS)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rules,$(d))))
+
+# The viewer's page, script and stylesheet, built into webd (webd/assets.c).
+WEBD_ASSETS := $(wildcard webd/www/*)
+$(GEN)/webd_assets.inc: $(WEBD_ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(@D)
+	./scripts/embed-assets.sh $@ $(WEBD_ASSETS)
+$(OBJ)/webd/assets.o: $(GEN)/webd_assets.inc
 
 # An archive needs at least one member even before a daemon has modules.
 $(BUILD)/lib/empty.o: $(FLAGS_STAMP)
@@ -164,14 +179,22 @@ $(CTL_LIB): $(call obj,$(CTL_LIBSRC)) $(BUILD)/lib/empty.o
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(COMMON_LIB)
+$(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# ps decides with spec.c's own matcher (linked, not copied): its one
+# redirectord object, pure code with no daemon state.
+CTL_SHARED_OBJ := $(OBJ)/redirectord/spec.o
+
+$(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(CTL_SHARED_OBJ) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(localcapctl_LIBS) $(COMMON_LIBS)
 
 # Unit tests link every module library, so they need every daemon's libraries.
 ALL_DAEMON_LIBS = $(foreach d,$(DAEMONS) localcapctl,$($(d)_LIBS))
 
-$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(COMMON_LIB)
+$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
@@ -196,11 +219,12 @@ check:
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC))
+FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC)) \
+	$(STOREREAD_SRC) ctl/ps.c
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 
-$(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_SRC) $(GEN_HDR)
+$(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_SRC) $(GEN_HDR) $(GEN)/webd_assets.inc
 	@mkdir -p $(@D)
 	clang $(filter-out -MMD -MP,$(CPPFLAGS)) $(FUZZ_CFLAGS) -o $@ $< \
 		$(FUZZ_LIB_SRC) $(GEN_SRC) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
@@ -219,7 +243,7 @@ demo:
 BENCH_SRC  := $(wildcard test/bench/*.c)
 BENCH_BINS := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-$(BUILD)/bench/%: $(OBJ)/test/bench/%.o $(DAEMON_LIBS) $(COMMON_LIB)
+$(BUILD)/bench/%: $(OBJ)/test/bench/%.o $(DAEMON_LIBS) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_DAEMON_LIBS) $(COMMON_LIBS) \
 		$(BENCH_LIBS) -lpthread

@@ -17,6 +17,7 @@
 #include <sys/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -142,8 +143,15 @@ ll_allow(int ruleset, const char *dir, unsigned long long access)
 	close(pb.parent_fd);
 }
 
-static void
-landlock(const struct sandbox *sb)
+/*
+ * The ruleset, with a rule per path: -1 when the kernel has no Landlock.
+ * Made before the user is dropped when it can be (sandbox_enter), so that
+ * a path the new user cannot reach (a 0700 store dir of root's that the
+ * viewer opened before it dropped) still gets its rule; the rule grants
+ * nothing the user's own permissions refuse.
+ */
+static int
+landlock_ruleset(const struct sandbox *sb)
 {
 	/* Everything ABI 1 knows how to refuse (ABI 2/3 add refer/truncate). */
 	unsigned long long fs_all = LANDLOCK_ACCESS_FS_EXECUTE |
@@ -160,7 +168,7 @@ landlock(const struct sandbox *sb)
 	if (abi < 1) {
 		log_warnx("sandbox: this kernel has no Landlock (%s): filesystem "
 		    "access is NOT restricted", strerror(errno));
-		return;
+		return -1;
 	}
 	if ((rs = ll_create_ruleset(&attr, sizeof(attr), 0)) == -1)
 		fatal("sandbox: landlock_create_ruleset");
@@ -170,10 +178,33 @@ landlock(const struct sandbox *sb)
 		ll_allow(rs, sb->remove_dir, LANDLOCK_ACCESS_FS_REMOVE_FILE);
 	if (sb->ro_file)
 		ll_allow(rs, sb->ro_file, LANDLOCK_ACCESS_FS_READ_FILE);
+	for (size_t i = 0; sb->ro_paths && sb->ro_paths[i]; i++) {
+		struct stat st;
+
+		if (stat(sb->ro_paths[i], &st) == -1)
+			continue;	/* nothing there to read */
+		ll_allow(rs, sb->ro_paths[i], S_ISDIR(st.st_mode) ?
+		    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR :
+		    LANDLOCK_ACCESS_FS_READ_FILE);
+	}
 #ifdef SANITIZER_BUILD
 	/* LeakSanitizer reads /proc/self at exit. */
 	ll_allow(rs, "/proc", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR);
 #endif
+	return rs;
+}
+
+/* A ruleset made by sandbox_enter before the drop; -2: none made. */
+static int prepared_ruleset = -2;
+
+static void
+landlock(const struct sandbox *sb)
+{
+	int rs = prepared_ruleset != -2 ? prepared_ruleset : landlock_ruleset(sb);
+
+	prepared_ruleset = -2;
+	if (rs == -1)
+		return;
 	if (syscall(__NR_landlock_restrict_self, rs, 0) == -1)
 		fatal("sandbox: landlock_restrict_self");
 	close(rs);
@@ -347,6 +378,30 @@ seccomp_filter(enum sandbox_profile profile)
 		ALLOW(ctx, readlink);
 		ALLOW(ctx, getcwd);
 	}
+	if (profile == SANDBOX_WEBD) {
+		/*
+		 * Its listeners exist before it confines itself: it accepts,
+		 * and creates no IP socket (socket() is Unix only, above), so
+		 * it can never connect out.  SQLite reads the store (pread,
+		 * fcntl locks, the -shm mapping); the process list reads /proc.
+		 */
+		ALLOW(ctx, accept4);
+		ALLOW(ctx, accept);
+		ALLOW(ctx, pread64);
+		ALLOW(ctx, statx);
+		ALLOW(ctx, getdents64);
+		ALLOW(ctx, readlink);
+		ALLOW(ctx, readlinkat);
+		ALLOW(ctx, access);
+		ALLOW(ctx, faccessat);
+		ALLOW(ctx, faccessat2);
+		ALLOW(ctx, fstatfs);
+		ALLOW(ctx, getcwd);
+		ALLOW(ctx, sysinfo);
+		/* The processes tab resolves cgroup: spec items (spec.c). */
+		ALLOW(ctx, statfs);
+		ALLOW(ctx, name_to_handle_at);
+	}
 	/* No ioctl at all: a TUN fd holder could otherwise TUNSETPERSIST. */
 load:
 	if (seccomp_load(ctx) < 0)
@@ -388,6 +443,8 @@ sandbox_confine(const struct sandbox *sb)
 void
 sandbox_enter(const struct sandbox *sb)
 {
+	if (sb->profile != SANDBOX_REDIRECTORD)
+		prepared_ruleset = landlock_ruleset(sb);
 	sandbox_drop(sb);
 	sandbox_confine(sb);
 }

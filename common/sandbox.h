@@ -25,6 +25,8 @@ enum sandbox_profile {
 	SANDBOX_PROXYD,		/* plus outbound IP sockets and its state dir */
 	SANDBOX_SIGNER,		/* proxyd's CA signer: its socket, malloc, time,
 				   randomness; no filesystem at all */
+	SANDBOX_WEBD,		/* the viewer: accepts on its listeners, Unix
+				   sockets out (ctl.sock), reads its ro_paths */
 };
 
 struct sandbox {
@@ -35,6 +37,9 @@ struct sandbox {
 	const char	*rw_dir;	/* Landlock: the one writable tree, or NULL */
 	const char	*remove_dir;	/* Landlock: may unlink files here, or NULL */
 	const char	*ro_file;	/* Landlock: may read this file (config), or NULL */
+	const char *const *ro_paths;	/* Landlock: trees and files it may
+					   read (NULL-terminated), or NULL;
+					   a missing one is skipped */
 };
 
 /* Resolve a user name to uid/gid before anything is dropped; -1 if unknown. */

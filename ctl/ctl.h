@@ -6,8 +6,19 @@
 #ifndef LOCALCAP_CTL_H
 #define LOCALCAP_CTL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "control.pb-c.h"
+
 /* Daemons reported running (0-3), or -1 if redirectord does not answer. */
 int	ctl_daemons_running(const char *ctl_sock_path);
+/*
+ * redirectord's status, handed to fn while it is valid: 0, or -1 (with a
+ * line on stderr unless quiet) if redirectord does not answer.
+ */
+int	ctl_status_fetch(const char *ctl_sock_path, bool quiet,
+	    void (*fn)(void *, const Lc__StatusReply *), void *arg);
 
 int	ctl_up(const char *runtime_dir, int argc, char **argv);
 int	ctl_down(const char *runtime_dir);
@@ -19,5 +30,15 @@ int	ctl_ca(const char *state_dir, int argc, char **argv);
  * a real system): uninstall, as root, removes nothing else.
  */
 int	ctl_ca_installed_file_ok(const char *root, const char *path);
+
+/*
+ * The viewer (ctl/web.c): `localcapctl web` (execs webd in the foreground);
+ * where webd is; and the URL of the one `up --web` started, if it runs
+ * (0), else -1.
+ */
+int	ctl_web(const char *runtime_dir, const char *state_dir, int argc,
+	    char **argv);
+int	ctl_find_webd(char *path, size_t len);
+int	ctl_web_url(const char *runtime_dir, char *url, size_t len);
 
 #endif

@@ -400,6 +400,47 @@ last_error(const char *logdir, const char *name, char *out, size_t len)
 			*c = '?';
 }
 
+/*
+ * up --web ADDR:PORT: the viewer beside the daemons, once they are up;
+ * it writes <runtime>/webd.url (its address and access token) when it
+ * listens.  Its pid, or 0 after an error line.
+ */
+static pid_t
+up_web(const char *bindir, const char *runtime_dir, const char *state,
+    const char *listen, const char *logdir, const char *cgroup)
+{
+	char *args[10], url_file[PATH_MAX], why[512];
+	long deadline = now_ms() + 5000;
+	int n = 0, status;
+	pid_t pid;
+
+	args[n++] = (char *)(uintptr_t)"-r";
+	args[n++] = (char *)(uintptr_t)runtime_dir;
+	args[n++] = (char *)(uintptr_t)"--listen";
+	args[n++] = (char *)(uintptr_t)listen;
+	if (state) {
+		args[n++] = (char *)(uintptr_t)"-s";
+		args[n++] = (char *)(uintptr_t)state;
+	}
+	args[n] = NULL;
+	snprintf(url_file, sizeof(url_file), "%s/webd.url", runtime_dir);
+	(void)unlink(url_file);
+	if ((pid = spawn(bindir, "webd", args, logdir, 0, cgroup)) <= 0)
+		return 0;
+	while (access(url_file, F_OK) == -1) {
+		if (waitpid(pid, &status, WNOHANG) == pid || now_ms() > deadline) {
+			if (now_ms() > deadline)
+				kill(pid, SIGTERM);
+			last_error(logdir, "webd", why, sizeof(why));
+			fprintf(stderr, "localcapctl: webd did not start%s%s; see "
+			    "%s/webd.log\n", why[0] ? ": " : "", why, logdir);
+			return 0;
+		}
+		usleep(50000);
+	}
+	return pid;
+}
+
 static volatile sig_atomic_t got_signal;
 
 static void
@@ -421,8 +462,11 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		{ "upstream-ca", required_argument,	NULL, 'U' },
 		{ "ignore-hosts", required_argument,	NULL, 'G' },
 		{ "listen",	required_argument,	NULL, 'L' },
+		{ "web",	required_argument,	NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *web = NULL;
+	pid_t web_pid = 0;
 	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
 	const char *upstream_ca = NULL, *ignore = NULL, *listen = NULL;
 	static char ignore_buf[4096];
@@ -461,6 +505,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 			break;
 		}
 		case 'L': listen = optarg; break;
+		case 'W': web = optarg; break;
 		default:
 			return 2;
 		}
@@ -622,6 +667,12 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		}
 		usleep(50000);
 	}
+	if (web && (web_pid = up_web(bindir, runtime_dir, state, web, logdir,
+	    cg[0] ? cg : NULL)) <= 0) {
+		stop_all(pids);
+		remove_daemon_cgroup(cg);
+		return 1;
+	}
 	printf("localcap is up\n"
 	    "  runtime dir  %s (ctl.sock, data.sock, flow.sock, pid files)\n"
 	    "  logs         %s/*.log (localcapctl logs)\n"
@@ -632,6 +683,12 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	    "localcapctl down to stop\n", runtime_dir, logdir,
 	    state ? state : "/var/lib/localcap", users,
 	    cgroup ? cgroup : "the cgroup v2 root");
+	if (web_pid > 0) {
+		char url[512];
+
+		if (ctl_web_url(runtime_dir, url, sizeof(url)) == 0)
+			printf("  viewer       %s\n", url);
+	}
 	fflush(stdout);
 	if (!foreground)
 		return 0;
@@ -654,6 +711,10 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		if (dead == -1 && errno != EINTR)
 			break;
 	}
+	if (web_pid > 0) {
+		kill(web_pid, SIGTERM);
+		waitpid(web_pid, NULL, 0);
+	}
 	stop_all(pids);
 	remove_daemon_cgroup(cg);
 	return got_signal ? 0 : 1;
@@ -662,10 +723,23 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 int
 ctl_down(const char *runtime_dir)
 {
-	pid_t pids[NDAEMONS];
+	pid_t pids[NDAEMONS], web = daemon_pid(runtime_dir, "webd");
 	int i, any = 0, left;
 	long deadline;
 
+	/* The viewer (up --web) first: it is a client of the others. */
+	if (web > 0 && kill(web, SIGTERM) == 0) {
+		char f[PATH_MAX];
+
+		for (i = 0; i < 100 && kill(web, 0) == 0; i++)
+			usleep(50000);
+		printf("stopped webd (pid %d)\n", (int)web);
+		/* Its files: it runs as nobody by then and cannot remove them. */
+		snprintf(f, sizeof(f), "%s/webd.url", runtime_dir);
+		(void)unlink(f);
+		snprintf(f, sizeof(f), "%s/webd.pid", runtime_dir);
+		(void)unlink(f);
+	}
 	for (i = 0; i < NDAEMONS; i++) {
 		pids[i] = daemon_pid(runtime_dir, daemon_names[i]);
 		if (pids[i] > 0) {

@@ -29,6 +29,7 @@
 struct ctl {
 	struct ev_loop		*loop;
 	const char		*sock_path;
+	const char		*runtime_dir;
 	Lc__CtlRequest		*request;
 	int			 json;
 	int			 exit_code;
@@ -46,7 +47,7 @@ static const char usage[] =
     "commands:\n"
     "  up [--state-dir DIR] [--cgroup PATH] [--config FILE] [--tun-name NAME]\n"
     "     [--fail-closed] [--foreground] [--upstream-ca FILE]\n"
-    "     [--ignore-hosts LIST] [--listen ADDR:PORT]\n"
+    "     [--ignore-hosts LIST] [--listen ADDR:PORT] [--web ADDR:PORT]\n"
     "                         start the three daemons (without systemd)\n"
     "  down                   stop them\n"
     "  logs [-f] [-n N] [--daemon NAME]\n"
@@ -58,14 +59,21 @@ static const char usage[] =
     "  run [--] CMD [ARG...]  run CMD with it and everything it starts captured;\n"
     "                         exits with CMD's status\n"
     "  flows [--follow] [--json] [--host RE] [--method M] [--status N]\n"
-    "        [--process NAME] [--since TIME] [--limit N]\n"
+    "        [--process NAME] [--text TEXT] [--since TIME] [--limit N]\n"
+    "        [--before ID | --after ID]\n"
     "                         the recorded flows, one line each\n"
-    "  show ID [--body]       one flow or exchange in full\n"
+    "  show ID [--body] [--json]\n"
+    "                         one flow or exchange in full\n"
     "  export --har FILE [filters as for flows]\n"
     "                         HAR 1.2 for browser devtools and HAR viewers\n"
+    "  ps [--all] [--json]    running processes: which the spec captures (and\n"
+    "                         the item that decided), their flows in the store\n"
     "  ca path | export [--der] | install | uninstall\n"
     "                         the localcap CA: where it is, its certificate, and\n"
     "                         trusting it system-wide (and in NSS browser stores)\n"
+    "  web [--listen ADDR:PORT] [--user USER]\n"
+    "                         the flow viewer in a browser (foreground): prints\n"
+    "                         the URL to open, with its access token\n"
     "  version                this program's version\n"
     "\n"
     "options:\n"
@@ -99,6 +107,7 @@ static void
 print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 {
 	const Lc__StatusReply *st = reply->status;
+	char web[512];
 	size_t i;
 
 	if (ctl->json) {
@@ -115,6 +124,11 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 		printf(",\"tun\":");
 		json_string(st->tun_name);
 		printf(",\"tun_mtu\":%u", st->tun_mtu);
+		printf(",\"web\":");
+		if (ctl_web_url(ctl->runtime_dir, web, sizeof(web)) == 0)
+			json_string(web);
+		else
+			printf("null");
 		printf(",\"daemons\":[");
 		for (i = 0; i < st->n_daemons; i++) {
 			const Lc__DaemonStatus *d = st->daemons[i];
@@ -188,6 +202,8 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 		printf("TUN          %s, MTU %u\n", st->tun_name, st->tun_mtu);
 	if (st->spec && st->spec[0])
 		printf("spec         %s\n", st->spec);
+	if (ctl_web_url(ctl->runtime_dir, web, sizeof(web)) == 0)
+		printf("viewer       %s\n", web);
 }
 
 static void
@@ -368,6 +384,37 @@ ctl_daemons_running(const char *sock_path)
 	return ctl.running;
 }
 
+static void (*status_fn)(void *, const Lc__StatusReply *);
+static void *status_arg;
+
+static void
+hand_status(const struct ctl *ctl, const Lc__CtlReply *reply)
+{
+	(void)ctl;
+	status_fn(status_arg, reply->status);
+}
+
+int
+ctl_status_fetch(const char *sock_path, bool quiet,
+    void (*fn)(void *, const Lc__StatusReply *), void *arg)
+{
+	struct ctl ctl = { .exit_code = 1, .quiet = quiet };
+	Lc__CtlRequest req;
+	Lc__StatusRequest status;
+
+	lc__ctl_request__init(&req);
+	lc__status_request__init(&status);
+	req.request_id = (uint64_t)getpid();
+	req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
+	req.status = &status;
+	ctl.request = &req;
+	ctl.sock_path = sock_path;
+	ctl.print = hand_status;
+	status_fn = fn;
+	status_arg = arg;
+	return run_request(&ctl) == 0 ? 0 : -1;
+}
+
 /* "a", "b,c", "d" -> "a,b,c,d" */
 static char *
 join_args(int n, char **args)
@@ -453,9 +500,13 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	ctl.sock_path = path;
+	ctl.runtime_dir = runtime_dir;
 
 	if (state_dir == NULL || state_dir[0] == '\0')
 		state_dir = "/var/lib/localcap";
+	if (strcmp(cmd, "web") == 0)
+		return ctl_web(runtime_dir, state_dir, argc - optind + 1,
+		    argv + optind - 1);
 	if (strcmp(cmd, "ca") == 0)
 		return ctl_ca(state_dir, argc - optind + 1, argv + optind - 1);
 	/* The flow store's readers (ctl/flows.c): --json is their own option. */
@@ -465,6 +516,9 @@ main(int argc, char *argv[])
 		return ctl_show(state_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "export") == 0)
 		return ctl_export(state_dir, argc - optind + 1, argv + optind - 1);
+	if (strcmp(cmd, "ps") == 0)
+		return ctl_ps(path, state_dir, ctl.json, argc - optind + 1,
+		    argv + optind - 1);
 	if (strcmp(cmd, "up") == 0)
 		return ctl_up(runtime_dir, argc - optind + 1, argv + optind - 1);
 	if (strcmp(cmd, "down") == 0) {

@@ -140,6 +140,19 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"ALTER TABLE flows ADD COLUMN host TEXT;"
 	"DROP VIEW entries;"
 	ENTRIES_VIEW("coalesce(f.sni, f.host, f.dst_addr)"),
+
+	/* 4: what the readers' pages walk (storeread/list.c): each kind of
+	 * entry in time order, so that the newest page of a big store
+	 * reads only its own rows; a status filter in time order; a
+	 * process's flows by pid (ps).  http_status is the new index's
+	 * prefix. */
+	"CREATE INDEX http_start ON http_exchanges(req_start_us, flow_id, seq);"
+	"CREATE INDEX dns_start ON dns(coalesce(query_us, response_us),"
+	"  flow_id, seq);"
+	"DROP INDEX http_status;"
+	"CREATE INDEX http_status_start ON http_exchanges(status, req_start_us,"
+	"  flow_id, seq);"
+	"CREATE INDEX flows_pid ON flows(pid, start_us);",
 };
 
 enum stmt_id {

@@ -17,8 +17,9 @@
  * recorded), so callers need no checks of their own.
  *
  * The schema is versioned with PRAGMA user_version and defined by the
- * sequence of migrations in store.c; see docs/flow-store.md.  localcapctl
- * reads it directly (ctl/flows.c) and shares only the macros below.
+ * sequence of migrations in store.c; see docs/flow-store.md.  Readers
+ * (localcapctl, the viewer) go through storeread/ and share only
+ * storeread/schema.h with this writer.
  */
 #ifndef LOCALCAP_PROXYD_STORE_H
 #define LOCALCAP_PROXYD_STORE_H
@@ -33,14 +34,8 @@
 #include "proxyd/flow.h"
 #include "proxyd/http.h"
 
-/*
- * The store lives in its own directory under the state dir: the only tree
- * proxyd's sandbox may write (and read), so that the CA key and the
- * certificate `ca install` trusts, beside it, are out of its reach.
- */
-#define STORE_DIR_NAME		"store"
-#define STORE_DB_NAME		"flows.db"
-#define STORE_SCHEMA_VERSION	3
+/* STORE_DIR_NAME, STORE_DB_NAME, STORE_SCHEMA_VERSION: the readers' too. */
+#include "storeread/schema.h"
 
 struct store_config {
 	uint64_t	max_flows;		/* rows in flows; 0: no limit */

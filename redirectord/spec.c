@@ -577,10 +577,12 @@ rule_matches(const struct lc_rule *r, const struct rd_proc *p)
 	}
 }
 
-bool
-rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p)
+int
+rd_spec_decide(const struct rd_spec *spec, const struct rd_proc *p,
+    bool *captured)
 {
 	bool capture = spec->default_capture;
+	int decided = -1;
 	size_t i;
 
 	for (i = 0; i < spec->nrules; i++) {
@@ -590,7 +592,21 @@ rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p)
 			capture = capture && !m;
 		else
 			capture = capture || m;
+		/* A matching include makes it true, a matching exclude
+		 * false: the last that matched decided. */
+		if (m)
+			decided = (int)i;
 	}
+	*captured = capture;
+	return decided;
+}
+
+bool
+rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p)
+{
+	bool capture;
+
+	(void)rd_spec_decide(spec, p, &capture);
 	return capture;
 }
 

@@ -72,6 +72,14 @@ struct rd_proc {
 
 /* The reference evaluator; ebpf/capture.bpf.c implements the same. */
 bool	rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p);
+/*
+ * The same, saying which rule decided (`localcapctl ps`): the index of the
+ * last rule that matched p — a matching include sets the result, a
+ * matching exclude clears it — or -1 when none did (the default decided:
+ * captured if the first item is an exclusion).
+ */
+int	rd_spec_decide(const struct rd_spec *spec, const struct rd_proc *p,
+	    bool *captured);
 
 /* A canonical one-line rendering (for status / list spec). */
 void	rd_spec_format(const struct rd_spec *spec, char *buf, size_t len);

@@ -19,8 +19,14 @@ echo
 echo "== TLS interception engine (decrypt + encrypt) vs a plain TLS connection"
 "$B/bench/bench_mitm" 2 64
 echo
+echo "== the flow store's reader on 500,000 exchanges (the old view vs keyset pages; the CLI)"
+"$B/bench/bench_store" "${BENCH_STORE_EXCHANGES:-500000}" "$B/bin/localcapctl"
+echo
 echo "== netstackd end to end"
 "$top/test/bench/netstack_bench.sh"
 echo
 echo "== proxyd as an explicit proxy vs direct, sslsplit and mitmproxy"
 "$top/test/bench/proxy_bench.sh"
+echo
+echo "== the viewer's API on a 500,000-exchange store (webd vs storeread and localcapctl)"
+"$top/test/bench/webd_bench.sh"

@@ -36,8 +36,10 @@ ip netns add "$NS" || exit 1
 ip -n "$NS" link set lo up
 
 out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" \
-    --listen 127.0.0.1:3128 --ignore-hosts 'example\.org' --ignore-hosts '^pinned\.' 2>&1)
+    --listen 127.0.0.1:3128 --ignore-hosts 'example\.org' --ignore-hosts '^pinned\.' \
+    --web 127.0.0.1:0 2>&1)
 rc=$?
+upout=$out
 check "up starts the three daemons and says where things are" \
     sh -c "[ $rc -eq 0 ] && echo \"\$1\" | grep -q 'localcap is up' &&
            echo \"\$1\" | grep -q 'logs  *$T/run/logs'" sh "$out"
@@ -70,6 +72,14 @@ out=$($NSE curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3128/ 2>&1)
 check "up --listen: proxyd answers as a proxy there ($out)" test "$out" = 400
 check "up --ignore-hosts: proxyd took both patterns" \
     grep -q 'not looking inside connections to 2 host patterns' "$T/run/logs/proxyd.log"
+# up --web: the viewer beside them; up and status print its URL.
+url=$(echo "$upout" | sed -n 's/^  viewer  *//p')
+st=$("$B/bin/localcapctl" -r "$T/run" status 2>&1 | sed -n 's/^viewer  *//p')
+code=$($NSE curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${url##*token=}" \
+    "${url%%\?*}api/flows" 2>&1)
+check "up --web: the viewer's URL in up's output and in status, and it answers ($code)" sh -c \
+    "echo '$url' | grep -q '^http://127.0.0.1:[0-9]*/?token=[0-9a-f]\{64\}\$' &&
+     [ '$st' = '$url' ] && [ '$code' = 200 ] && [ \"\$(stat -c %a '$T/run/webd.url')\" = 600 ]"
 out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" 2>&1)
 check "up again: already up, exit 0 ($out)" sh -c \
     "echo \"\$1\" | grep -q 'already up'" sh "$out"
@@ -81,13 +91,16 @@ check "logs of an unknown daemon: exit 2, clear" sh -c \
     "[ $rc -eq 2 ] && echo \"\$1\" | grep -q \"no daemon called 'nosuchd'\"" sh "$out"
 pids=$(cat "$T/run/"*.pid)
 out=$("$B/bin/localcapctl" -r "$T/run" down 2>&1); rc=$?
-check "down stops all three ($out)" sh -c \
-    "[ $rc -eq 0 ] && [ \$(echo \"\$1\" | grep -c '^stopped') -eq 3 ]" sh "$out"
+check "down stops all three and the viewer ($out)" sh -c \
+    "[ $rc -eq 0 ] && [ \$(echo \"\$1\" | grep -c '^stopped') -eq 4 ] &&
+     echo \"\$1\" | grep -q '^stopped webd'" sh "$out"
 alive=0
 for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
 check "...their processes are gone" test $alive -eq 0
 check "...and so are their sockets and pid files" sh -c \
     "! ls '$T/run/'*.sock '$T/run/'*.pid >/dev/null 2>&1"
+check "...and the viewer's pid and URL files" sh -c \
+    "[ ! -e '$T/run/webd.pid' ] && [ ! -e '$T/run/webd.url' ]"
 check "...and their cgroup" test ! -d "$(cgroup2_root)$rd_cg"
 out=$("$B/bin/localcapctl" -r "$T/run" down 2>&1)
 check "down again: not running, exit 0" sh -c \

@@ -72,7 +72,7 @@ trap 'exit 1' INT TERM
 
 skip() { echo "SKIP - $*"; }
 
-UNITS="localcap-redirectord.service localcap-netstackd.service localcap-proxyd.service"
+UNITS="localcap-redirectord.service localcap-netstackd.service localcap-proxyd.service localcap-webd.service"
 
 # --- man pages -----------------------------------------------------------------
 for m in "$top"/man/*.[1-9]; do
@@ -90,12 +90,12 @@ for m in "$top"/man/*.[1-9]; do
 		not_ok "man -l $name: $err"
 	fi
 done
-for p in localcapctl.8 redirectord.8 netstackd.8 proxyd.8 localcap.conf.5; do
+for p in localcapctl.8 redirectord.8 netstackd.8 proxyd.8 webd.8 localcap.conf.5; do
 	check "man page $p exists" [ -f "$top/man/$p" ]
 done
 # The pages describe what exists: every long option a program's --help
 # prints, and every localcapctl command, is in its page.
-for d in redirectord netstackd proxyd localcapctl; do
+for d in redirectord netstackd proxyd webd localcapctl; do
 	page=$(mandoc -T ascii "$top/man/$d.8" 2>/dev/null | col -b)
 	missing=""
 	for o in $("$B/bin/$d" --help 2>&1 | grep -o -- '--[a-z][a-z-]*' | sort -u); do
@@ -151,7 +151,8 @@ else
 	not_ok "make install: $(tail -n 5 "$T/install.log")"
 fi
 for f in bin/localcapctl libexec/localcap/redirectord libexec/localcap/netstackd \
-    libexec/localcap/proxyd share/man/man8/localcapctl.8 \
+    libexec/localcap/proxyd libexec/localcap/webd share/man/man8/webd.8 \
+    share/man/man8/localcapctl.8 \
     share/man/man8/redirectord.8 share/man/man8/netstackd.8 \
     share/man/man8/proxyd.8 share/man/man5/localcap.conf.5 \
     lib/systemd/system/localcap.target lib/sysusers.d/localcap.conf \

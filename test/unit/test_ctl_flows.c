@@ -103,6 +103,8 @@ build_fixture(void)
 	static const struct http_field resp1[] = {
 		{ "Content-Type", 12, "text/html", 9 },
 		{ "X-Odd", 5, "a\0b\x1b[31m", 8 },
+		/* C1 CSI (U+009B) and a right-to-left override (U+202E). */
+		{ "X-C1", 4, "\xc2\x9b" "2J\xe2\x80\xae" "evil", 11 },
 	};
 	static const struct http_field req2[] = {
 		{ "Host", 4, "example.org", 11 },
@@ -147,7 +149,7 @@ build_fixture(void)
 	h.req_fields = req1;
 	h.n_req_fields = 2;
 	h.resp_fields = resp1;
-	h.n_resp_fields = 2;
+	h.n_resp_fields = 3;
 	h.resp_body = (const uint8_t *)"<h1>hi</h1>\r\n";
 	h.resp_body_len = h.resp_body_size = 13;
 	h.req_start_us = (uint64_t)t + 1000;
@@ -473,6 +475,32 @@ flows_filters_select_entries(void **state)
 	    "GET", "--since", "1h"), 0);
 	assert_int_equal(count_lines(out), 2);
 	assert_non_null(line_of("1.1"));
+}
+
+/* Pages by cursor (what the viewer asks for), and --text. */
+static void
+flows_pages_before_and_after_an_id(void **state)
+{
+	(void)state;
+	/* Oldest first: 4.1 1.1 1.2 2.1 3 5. */
+	assert_int_equal(RUN(ctl_flows, "flows", "--limit", "2", "--before", "3"),
+	    0);
+	assert_int_equal(count_lines(out), 3);
+	assert_true(strstr(out, "\n1.2 ") < strstr(out, "\n2.1 "));
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "1.2", "--limit",
+	    "2"), 0);
+	assert_int_equal(count_lines(out), 3);
+	assert_true(strstr(out, "\n2.1 ") < strstr(out, "\n3 "));
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "3"), 0);
+	assert_int_equal(count_lines(out), 2);
+	assert_non_null(line_of("5"));
+	assert_int_equal(RUN(ctl_flows, "flows", "--text", "EXAMPLE.COM"), 0);
+	assert_int_equal(count_lines(out), 2);
+	assert_non_null(line_of("2.1"));
+	assert_int_equal(RUN(ctl_flows, "flows", "--before", "3"), 2);
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "x"), 2);
+	assert_int_equal(RUN(ctl_flows, "flows", "--after", "99"), 1);
+	assert_non_null(strstr(err, "no entry 99"));
 }
 
 static void
@@ -982,10 +1010,126 @@ follow_waits_for_a_held_flow(void **state)
 	assert_non_null(strstr(out, "\"process\":\"held\""));
 	assert_non_null(strstr(out, "\"result\":\"closed\""));
 	assert_non_null(strstr(out, "\"tcp\":{\"packets_up\":7,\"packets_down\":6,"
-	    "\"retransmits\":2,\"rtt_us\":1500}}\n"));
+	    "\"retransmits\":2,\"rtt_us\":1500},"));
 	/* Once: 1.1 1.2 2.1 3 4.1 at once, then 6. */
-	assert_null(strstr(strstr(out, "\"process\":\"held\"") + 1,
-	    "\"process\":\"held\""));
+	assert_null(strstr(strstr(out, "{\"id\":\"6\"") + 1,
+	    "{\"id\":\"6\""));
+}
+
+/* Issue 12 #6: C1 and bidi controls never reach the terminal as such. */
+static void
+show_escapes_c1_and_bidi_controls(void **state)
+{
+	(void)state;
+	assert_int_equal(RUN(ctl_show, "show", "1.1"), 0);
+	assert_non_null(strstr(out, "  X-C1: \\u{009b}2J\\u{202e}evil\n"));
+	assert_null(strstr(out, "\xc2\x9b"));
+	assert_null(strstr(out, "\xe2\x80\xae"));
+	/* JSON keeps the text as it is (valid UTF-8, escaped by the viewer). */
+	assert_int_equal(RUN(ctl_show, "show", "--json", "1.1"), 0);
+	assert_non_null(strstr(out, "[\"X-C1\",\"\xc2\x9b" "2J\xe2\x80\xae"
+	    "evil\"]"));
+}
+
+/* HTTP/2's columns, where the store has them: in the list, show and HAR. */
+static void
+http2_trailers_and_grpc_shown(void **state)
+{
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
+	    "ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
+	    "ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;"
+	    "UPDATE http_exchanges SET http_version = 'HTTP/2.0', reason = NULL,"
+	    " resp_trailers = '[[\"grpc-status\",\"5\"],[\"grpc-message\","
+	    "\"not found\"]]', grpc = '{\"status\":5,\"message\":\"not found\","
+	    "\"request\":{\"messages\":1,\"sizes\":[7]},\"response\":"
+	    "{\"messages\":0,\"sizes\":[]}}' WHERE flow_id = 1 AND seq = 2;",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(RUN(ctl_flows, "flows"), 0);
+	assert_line_has("1.2", " POST h2 ");
+	assert_line_has("1.1", " GET     ");
+	assert_int_equal(RUN(ctl_show, "show", "1.2"), 0);
+	assert_non_null(strstr(out, "POST https://example.org/upload HTTP/2.0\n"));
+	assert_non_null(strstr(out, "HTTP/2.0 500 \n"));
+	assert_non_null(strstr(out, "response trailers:\n  grpc-status: 5\n"
+	    "  grpc-message: not found\n"));
+	assert_non_null(strstr(out, "grpc       1 message(s) up, 0 down; status 5"
+	    " not found\n"));
+	assert_int_equal(RUN(ctl_show, "show", "1.1"), 0);
+	assert_null(strstr(out, "grpc "));
+}
+
+/* Issue 10 #3: flows --json says why a flow failed, as show does. */
+static void
+flows_json_carries_the_error_text(void **state)
+{
+	struct store_flow_facts bad = { .protocol = "tls", .sni = "bad.test",
+		.error = "upstream certificate: not trusted" };
+	struct flow_record rec;
+	struct store *st;
+	char e[256];
+	int64_t row;
+
+	(void)state;
+	st = store_open(dbpath, NULL, e, sizeof(e));
+	assert_non_null(st);
+	record(&rec, 8, FLOW_TCP, "refused", 800, "192.0.2.44", 443, t_now);
+	row = store_flow_begin(st, &rec);
+	rec.end = FLOW_END_UPSTREAM_RESET;
+	rec.end_us = (uint64_t)t_now + 100;
+	assert_int_equal(store_flow_end(st, row, &rec, &bad), 0);
+	store_close(st);
+	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process",
+	    "refused"), 0);
+	assert_int_equal(count_lines(out), 1);
+	assert_non_null(strstr(out, "\"result\":\"upstream reset\""));
+	assert_non_null(strstr(out, "\"error\":\"upstream certificate: not "
+	    "trusted\""));
+	assert_int_equal(RUN(ctl_show, "show", "6"), 0);
+	assert_non_null(strstr(out, "error      upstream certificate: not "
+	    "trusted\n"));
+	/* show --json of the flow: the same facts. */
+	assert_int_equal(RUN(ctl_show, "show", "--json", "6"), 0);
+	assert_non_null(strstr(out, "\"error\":\"upstream certificate: not "
+	    "trusted\""));
+	assert_non_null(strstr(out, "\"sni\":\"bad.test\""));
+}
+
+/* Issue 12 #8: the HAR is the owner's only, and never written through a
+ * link planted where it goes. */
+static void
+export_har_file_is_private(void **state)
+{
+	char har[160], target[160];
+	struct stat sb;
+	mode_t old;
+	int fd;
+
+	(void)state;
+	snprintf(har, sizeof(har), "%s/out.har", dir);
+	old = umask(022);
+	assert_int_equal(RUN(ctl_export, "export", "--har", har), 0);
+	assert_int_equal(stat(har, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+	/* A symlink at FILE is replaced, its target left alone. */
+	snprintf(target, sizeof(target), "%s/target", dir);
+	fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(unlink(har), 0);
+	assert_int_equal(symlink(target, har), 0);
+	assert_int_equal(RUN(ctl_export, "export", "--har", har), 0);
+	assert_int_equal(lstat(har, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0600);
+	assert_int_equal(stat(target, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	umask(old);
 }
 
 static void
@@ -1035,6 +1179,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(flows_table_one_line_per_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_json_lines_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_filters_select_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(flows_pages_before_and_after_an_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_bad_options_are_usage_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_store_is_one_clear_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(show_exchange_headers_bodies_timings, setup, teardown),
@@ -1049,6 +1194,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(flows_colour_only_on_a_terminal, setup, teardown),
 		cmocka_unit_test_setup_teardown(root_reads_as_the_store_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(other_schema_versions_refused_clearly, setup, teardown),
+		cmocka_unit_test_setup_teardown(show_escapes_c1_and_bidi_controls, setup, teardown),
+		cmocka_unit_test_setup_teardown(http2_trailers_and_grpc_shown, setup, teardown),
+		cmocka_unit_test_setup_teardown(flows_json_carries_the_error_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(export_har_file_is_private, setup, teardown),
 		cmocka_unit_test(since_durations_and_iso_times),
 	};
 

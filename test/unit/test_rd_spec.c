@@ -224,6 +224,42 @@ default_capture_follows_first_action(void **state)
 	assert_int_equal(spec.nrules, 0);
 }
 
+/* rd_spec_decide: the last matching rule decided (localcapctl ps). */
+static void
+decide_names_the_deciding_rule(void **state)
+{
+	struct rd_spec_resolver r = resolver();
+	struct rd_spec spec;
+	struct rd_proc curl = proc(10, "curl", 0), wget = proc(11, "wget", 0);
+	struct rd_proc other = proc(12, "nginx", 0);
+	bool c;
+
+	(void)state;
+	assert_int_equal(rd_spec_parse("curl,wget,!11", &r, &spec, NULL), 0);
+	assert_int_equal(rd_spec_decide(&spec, &curl, &c), 0);
+	assert_true(c);
+	assert_int_equal(rd_spec_decide(&spec, &wget, &c), 2);
+	assert_false(c);
+	assert_int_equal(rd_spec_decide(&spec, &other, &c), -1);
+	assert_false(c);
+	/* The default decides when nothing matches. */
+	assert_int_equal(rd_spec_parse("!curl", &r, &spec, NULL), 0);
+	assert_int_equal(rd_spec_decide(&spec, &other, &c), -1);
+	assert_true(c);
+	assert_int_equal(rd_spec_decide(&spec, &curl, &c), 0);
+	assert_false(c);
+	/* And it agrees with rd_spec_captures on the mitmproxy table. */
+	for (size_t i = 0; i < sizeof(mitmproxy_table) /
+	    sizeof(mitmproxy_table[0]); i++) {
+		struct rd_proc a = proc(1, "a", 0);
+
+		assert_int_equal(rd_spec_parse(mitmproxy_table[i].spec, &r, &spec,
+		    NULL), 0);
+		(void)rd_spec_decide(&spec, &a, &c);
+		assert_int_equal(c, rd_spec_captures(&spec, &a));
+	}
+}
+
 /* --- names and comm ------------------------------------------------------------------- */
 
 static void
@@ -640,6 +676,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(mitmproxy_semantics_table),
 		cmocka_unit_test(default_capture_follows_first_action),
+		cmocka_unit_test(decide_names_the_deciding_rule),
 		cmocka_unit_test(long_name_compared_on_15_bytes),
 		cmocka_unit_test(name_keeps_inner_spaces_and_colons),
 		cmocka_unit_test(uid_and_user_match_uid),
