@@ -92,6 +92,7 @@ send_one(struct ctlc *c, struct ctlc_pending *p)
 	    0) == -1)
 		return -1;
 	p->sent = true;
+	c->last_sent = ev_now(c->loop);
 	return 0;
 }
 
@@ -102,6 +103,7 @@ on_ready(struct ipc_peer *peer)
 	size_t i;
 
 	c->ready = true;
+	c->last_sent = ev_now(c->loop);
 	for (i = 0; i < CTLC_MAX_PENDING; i++)
 		if (busy(&c->pending[i]) && !c->pending[i].sent &&
 		    send_one(c, &c->pending[i]) == -1)
@@ -218,6 +220,16 @@ ctlc_connect(struct ctlc *c)
 	c->peer = ipc_peer_new(c->loop, fd, 1, &cfg);
 }
 
+/* The keep-alive's answer: nothing to do with it (a lost one shows later). */
+static void
+keepalive_done(void *arg, const Lc__StatusReply *st, const char *error)
+{
+	(void)arg;
+	(void)st;
+	if (error)
+		log_debug("ctl.sock keep-alive: %s", error);
+}
+
 static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -230,6 +242,8 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (busy(&c->pending[i]) && c->pending[i].deadline <= now)
 			finish(&c->pending[i], false, "no answer from redirectord",
 			    -1);
+	if (c->ready && now - c->last_sent >= CTLC_KEEPALIVE)
+		ctlc_status(c, keepalive_done, NULL);
 }
 
 void

@@ -21,6 +21,12 @@
 
 #define CTLC_TIMEOUT	5.0	/* seconds for one answer */
 #define CTLC_MAX_PENDING 32
+/*
+ * redirectord closes a control connection idle for 60 s, and once webd has
+ * dropped to its own user it may not open another: a status request this
+ * often keeps the one it opened as its starter alive.
+ */
+#define CTLC_KEEPALIVE	20.0
 
 struct ipc_peer;
 
@@ -56,6 +62,7 @@ struct ctlc {
 	uint64_t	 next_id;
 	struct ctlc_pending pending[CTLC_MAX_PENDING];
 	ev_timer	 timer;
+	ev_tstamp	 last_sent;	/* the last request went out */
 };
 
 /* Connect now (before the privilege drop); failure is not fatal. */
