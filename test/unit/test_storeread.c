@@ -244,6 +244,23 @@ open_refuses_what_is_not_a_store(void **state)
 	assert_int_equal(sr_schema_version(st), STORE_SCHEMA_VERSION);
 	sr_close(st);
 
+	/* Version 3 (before the reader's indexes) still reads; 2 does not. */
+	snprintf(p, sizeof(p), "%s/v3.db", dir);
+	assert_int_equal(store_create_at_version(p, 3, e, sizeof(e)), 0);
+	st = sr_open_file(p, e, sizeof(e), &why);
+	assert_non_null(st);
+	{
+		struct sr_filter f = { 0 };
+		struct ids ids;
+
+		assert_int_equal(list(st, &f, true, 20, NULL, &ids), 0);
+	}
+	sr_close(st);
+	snprintf(p, sizeof(p), "%s/v2.db", dir);
+	assert_int_equal(store_create_at_version(p, 2, e, sizeof(e)), 0);
+	assert_null(sr_open_file(p, e, sizeof(e), &why));
+	assert_non_null(strstr(e, "schema version 2; start proxyd once"));
+
 	/* A symlink in the store's place is not followed. */
 	snprintf(p, sizeof(p), "%s/link.db", dir);
 	assert_int_equal(symlink(dbpath, p), 0);
