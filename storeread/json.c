@@ -537,8 +537,9 @@ sr_entry_json(struct sr_store *st, FILE *out, const struct sr_entry *e)
 	if (dns)
 		kanswers(st, out, "answers", e->answers);
 	kint(out, "done_serial", e->done_serial);
+	/* A flow's own entry carries its first bytes, as show prints them. */
 	fputs(",\"conn\":", out);
-	flow_json(out, f, false);
+	flow_json(out, f, !http && !dns);
 	putc('}', out);
 }
 

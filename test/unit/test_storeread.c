@@ -447,6 +447,8 @@ entry_json_carries_error_and_flow_facts(void **state)
 	    "trusted (self-signed)\""));
 	assert_non_null(strstr(j, "\"server_cert\":{\"subject\":\"CN=bad.test\""));
 	assert_non_null(strstr(j, "\"verified\":false"));
+	/* A flow entry: its first bytes too (none here). */
+	assert_non_null(strstr(j, "\"first_up\":null,\"first_down\":null}"));
 	free(j);
 
 	/* C1 and bidi controls stay escaped-free JSON text (valid UTF-8). */
