@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness for storeread's reading of stored header lists
- * (storeread/json.c: sr_headers_parse, sr_json_decode).  The store file is
+ * (storeread/jsonparse.c: sr_headers_parse, sr_json_decode).  The store file is
  * written by proxyd, which parses network input, and read by root's
  * localcapctl: its bytes are untrusted.  The fast parser must never crash,
  * and whatever it accepts SQLite's JSON reading (the fallback, json_each)

@@ -19,39 +19,18 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <sqlite3.h>
 
 #include "log.h"
 #include "proxyd/store.h"
 #include "storeread/storeread.h"
+#include "test/unit/helpers/flowfix.h"
 
 static char dir[64];
 static char dbpath[128];
 static int64_t t0;
 
 #define N_HTTP	30	/* flow 1: keep-alive, 30 exchanges */
-
-static void
-record(struct flow_record *rec, uint64_t id, enum flow_transport t,
-    const char *name, uint32_t pid, const char *dst, uint16_t port,
-    int64_t start)
-{
-	memset(rec, 0, sizeof(*rec));
-	rec->id = id;
-	rec->meta.transport = t;
-	rec->meta.src.family = AF_INET;
-	inet_pton(AF_INET, "10.0.0.2", rec->meta.src.addr);
-	rec->meta.src.port = 40000 + (uint16_t)id;
-	rec->meta.dst.family = AF_INET;
-	inet_pton(AF_INET, dst, rec->meta.dst.addr);
-	rec->meta.dst.port = port;
-	rec->meta.owner.pid = pid;
-	rec->meta.owner.uid = 1000;
-	rec->meta.owner.name = (char *)(uintptr_t)name;
-	rec->meta.owner.cgroup = (char *)(uintptr_t)"/test";
-	rec->meta.start_us = (uint64_t)start;
-}
 
 /*
  * 1: curl, 30 HTTPS exchanges 1 ms apart (every 5th a 404);
@@ -65,11 +44,6 @@ build_store(void)
 	static const struct http_field req[] = {
 		{ "Host", 4, "example.org", 11 },
 		{ "X-Evil", 6, "\xc2\x9b" "31m\xe2\x80\xae", 8 },
-	};
-	static const uint8_t q[] = {
-		0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
-		0x00, 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
-		0x00, 0x01, 0x00, 0x01,
 	};
 	struct store_flow_facts bad = { .protocol = "tls", .sni = "bad.test",
 		.error = "upstream certificate: not trusted (self-signed)",
@@ -85,7 +59,7 @@ build_store(void)
 	st = store_open(dbpath, NULL, e, sizeof(e));
 	if (st == NULL)
 		fail_msg("store_open: %s", e);
-	record(&rec, 1, FLOW_TCP, "curl", 100, "192.0.2.7", 443, t0);
+	flowfix_record(&rec, 1, FLOW_TCP, "curl", 100, "192.0.2.7", 443, t0);
 	row = store_flow_begin(st, &rec);
 	for (i = 1; i <= N_HTTP; i++) {
 		memset(&h, 0, sizeof(h));
@@ -110,14 +84,14 @@ build_store(void)
 	rec.end_us = (uint64_t)t0 + 100000;
 	assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
 
-	record(&rec, 2, FLOW_TCP, "curl", 100, "192.0.2.8", 443,
+	flowfix_record(&rec, 2, FLOW_TCP, "curl", 100, "192.0.2.8", 443,
 	    t0 + N_HTTP * 1000 + 100);
 	row = store_flow_begin(st, &rec);
 	rec.end = FLOW_END_UPSTREAM_RESET;
 	rec.end_us = rec.meta.start_us + 2000;
 	assert_int_equal(store_flow_end(st, row, &rec, &bad), 0);
 
-	record(&rec, 3, FLOW_TCP, "wget", 300, "192.0.2.9", 80,
+	flowfix_record(&rec, 3, FLOW_TCP, "wget", 300, "192.0.2.9", 80,
 	    t0 + N_HTTP * 1000 + 200);
 	row = store_flow_begin(st, &rec);
 	memset(&h, 0, sizeof(h));
@@ -135,11 +109,11 @@ build_store(void)
 	rec.end_us = rec.meta.start_us + 100;
 	assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
 
-	record(&rec, 4, FLOW_UDP, "resolver", 400, "192.0.2.53", 53,
+	flowfix_record(&rec, 4, FLOW_UDP, "resolver", 400, "192.0.2.53", 53,
 	    t0 + N_HTTP * 1000 + 300);
 	row = store_flow_begin(st, &rec);
-	assert_int_equal(store_dns_add_wire(st, row, rec.meta.start_us, q,
-	    sizeof(q)), 0);
+	assert_int_equal(store_dns_add_wire(st, row, rec.meta.start_us,
+	    flowfix_dns_query, flowfix_dns_query_len), 0);
 	rec.end = FLOW_END_IDLE;
 	rec.end_us = rec.meta.start_us + 5000;
 	assert_int_equal(store_flow_end(st, row, &rec, NULL), 0);
@@ -243,6 +217,23 @@ open_refuses_what_is_not_a_store(void **state)
 	st = open_ok();
 	assert_int_equal(sr_schema_version(st), STORE_SCHEMA_VERSION);
 	sr_close(st);
+
+	/* Version 3 (before the reader's indexes) still reads; 2 does not. */
+	snprintf(p, sizeof(p), "%s/v3.db", dir);
+	assert_int_equal(store_create_at_version(p, 3, e, sizeof(e)), 0);
+	st = sr_open_file(p, e, sizeof(e), &why);
+	assert_non_null(st);
+	{
+		struct sr_filter f = { 0 };
+		struct ids ids;
+
+		assert_int_equal(list(st, &f, true, 20, NULL, &ids), 0);
+	}
+	sr_close(st);
+	snprintf(p, sizeof(p), "%s/v2.db", dir);
+	assert_int_equal(store_create_at_version(p, 2, e, sizeof(e)), 0);
+	assert_null(sr_open_file(p, e, sizeof(e), &why));
+	assert_non_null(strstr(e, "schema version 2; start proxyd once"));
 
 	/* A symlink in the store's place is not followed. */
 	snprintf(p, sizeof(p), "%s/link.db", dir);
@@ -430,6 +421,8 @@ entry_json_carries_error_and_flow_facts(void **state)
 	    "trusted (self-signed)\""));
 	assert_non_null(strstr(j, "\"server_cert\":{\"subject\":\"CN=bad.test\""));
 	assert_non_null(strstr(j, "\"verified\":false"));
+	/* A flow entry: its first bytes too (none here). */
+	assert_non_null(strstr(j, "\"first_up\":null,\"first_down\":null}"));
 	free(j);
 
 	/* C1 and bidi controls stay escaped-free JSON text (valid UTF-8). */
@@ -498,7 +491,7 @@ follow_lists_what_completes(void **state)
 
 	st = store_open(dbpath, NULL, e, sizeof(e));
 	assert_non_null(st);
-	record(&rec, 5, FLOW_TCP, "late", 500, "192.0.2.30", 9000, t0);
+	flowfix_record(&rec, 5, FLOW_TCP, "late", 500, "192.0.2.30", 9000, t0);
 	row = store_flow_begin(st, &rec);
 	assert_int_equal(store_flush(st), 0);
 	/* Running: not complete, not followed. */
