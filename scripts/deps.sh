@@ -17,7 +17,7 @@ PACKAGES="
   libbpf-dev bpftool linux-libc-dev
   libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev
   libcmocka-dev
-  iproute2 procps psmisc curl wget openssl iperf3
+  iproute2 procps psmisc curl wget openssl iperf3 python3-cryptography
   mandoc man-db systemd strace ca-certificates libnss3-tools
 "
 # `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
