@@ -49,6 +49,7 @@ static const struct conf_key conf_schema[] = {
 	{ "upstream_ca",	CONF_PATH,	",proxyd,", 0, 0 },
 	{ "body_cap",		CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "store_max",		CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "quic",		CONF_TEXT,	",proxyd,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };

@@ -45,7 +45,7 @@ static const char usage[] =
     "commands:\n"
     "  up [--state-dir DIR] [--cgroup PATH] [--config FILE] [--tun-name NAME]\n"
     "     [--fail-closed] [--foreground] [--upstream-ca FILE]\n"
-    "     [--ignore-hosts LIST] [--listen ADDR:PORT]\n"
+    "     [--ignore-hosts LIST] [--listen ADDR:PORT] [--quic fallback|pass]\n"
     "                         start the three daemons (without systemd)\n"
     "  down                   stop them\n"
     "  logs [-f] [-n N] [--daemon NAME]\n"
