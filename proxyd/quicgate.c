@@ -211,6 +211,12 @@ qgate_is_quic(const struct qgate *g)
 	return g->state != QGATE_S_START && g->state != QGATE_S_NOT_QUIC;
 }
 
+bool
+qgate_hello_final(const struct qgate *g)
+{
+	return g->parsed == QUIC_OK || g->parsed == QUIC_MALFORMED;
+}
+
 const char *
 qgate_sni(const struct qgate *g)
 {

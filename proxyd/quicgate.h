@@ -94,6 +94,8 @@ void	 qgate_drop_held(struct qgate *);
 size_t	 qgate_reply(const struct qgate *, uint8_t *out, size_t cap);
 
 bool	 qgate_is_quic(const struct qgate *);
+/* The Initials were read to the end: the hello is whole or never will be. */
+bool	 qgate_hello_final(const struct qgate *);
 /* "" when unknown (the hello was never whole). */
 const char *qgate_sni(const struct qgate *);
 const char *qgate_alpn_offer(const struct qgate *);

@@ -239,7 +239,9 @@ test_pass_forwards_and_records(void **state)
 	assert_int_equal(qgate_datagram(&g, d1, n1), QGATE_FORWARD);
 	assert_int_equal(qgate_nheld(&g), 0);
 	assert_string_equal(qgate_sni(&g), "");
+	assert_false(qgate_hello_final(&g));
 	assert_int_equal(qgate_datagram(&g, d2, n2), QGATE_FORWARD);
+	assert_true(qgate_hello_final(&g));
 	assert_string_equal(qgate_sni(&g), "example.com");
 	assert_string_equal(qgate_alpn_offer(&g), "alpn");
 	assert_string_equal(qgate_pass_reason(&g), "--quic pass");
