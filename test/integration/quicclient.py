@@ -10,11 +10,15 @@ RFC 9369 for v2), optionally split over several datagrams.
       JSON line, what came back first and after how long: "icmp" (the socket
       got ECONNREFUSED: an ICMP port unreachable), "version_negotiation",
       "initial" (a server Initial), "other", or "timeout".
+  quicclient.py echo ADDR [ADDR...] --port P --log FILE
+      a UDP server for the tests: logs "LEN SHA256" of every datagram it
+      gets and sends it back.
   quicclient.py seeds DIR
       writes fuzz seeds for test/fuzz/fuzz_quic.c (16-bit length-prefixed
       datagrams).
 """
 import argparse
+import hashlib
 import json
 import os
 import socket
@@ -162,7 +166,9 @@ def cmd_send(a):
             continue
     ms = (time.monotonic() - t0) * 1000
     print(json.dumps({"result": result, "ms": round(ms, 1), "sent": len(dgrams),
-                      "bytes": [len(d) for d in dgrams], "reply_len": len(got),
+                      "bytes": [len(d) for d in dgrams],
+                      "sha256": [hashlib.sha256(d).hexdigest() for d in dgrams],
+                      "reply_len": len(got),
                       "reply_hex": got[:64].hex()}))
     sys.stdout.flush()
     return 0
@@ -188,6 +194,24 @@ def cmd_seeds(a):
     return 0
 
 
+def cmd_echo(a):
+    import selectors
+    sel = selectors.DefaultSelector()
+    for addr in a.addr:
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, a.port))
+        sel.register(s, selectors.EVENT_READ)
+    log = open(a.log, "a", buffering=1)
+    print("serving", flush=True)
+    while True:
+        for key, _ in sel.select():
+            d, peer = key.fileobj.recvfrom(65535)
+            log.write("%d %s\n" % (len(d), hashlib.sha256(d).hexdigest()))
+            key.fileobj.sendto(d, peer)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -200,10 +224,14 @@ def main():
     s.add_argument("--split", type=int, default=1)
     s.add_argument("--wait", type=float, default=1.0)
     s.add_argument("--repeat", type=int, default=1)
+    e = sub.add_parser("echo")
+    e.add_argument("addr", nargs="+")
+    e.add_argument("--port", type=int, required=True)
+    e.add_argument("--log", required=True)
     d = sub.add_parser("seeds")
     d.add_argument("dir")
     a = p.parse_args()
-    return cmd_send(a) if a.cmd == "send" else cmd_seeds(a)
+    return {"send": cmd_send, "echo": cmd_echo, "seeds": cmd_seeds}[a.cmd](a)
 
 
 if __name__ == "__main__":
