@@ -69,6 +69,7 @@ flow_end_str(enum flow_end e)
 	case FLOW_END_SOURCE_CLOSED:	return "closed by source";
 	case FLOW_END_SHUTDOWN:		return "proxyd shutdown";
 	case FLOW_END_INTERNAL:		return "internal error";
+	case FLOW_END_REFUSED:		return "refused";
 	}
 	return "?";
 }

@@ -257,12 +257,15 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 			side_abort(&f->up);
 		}
 		break;
+	case FLOW_END_REFUSED:
 	case FLOW_END_NONE:
 	case FLOW_END_CLOSED:
 	case FLOW_END_SOURCE_CLOSED:
 		break;
 	}
 	ev_timer_stop(r->loop, &f->grace);
+	if (f->quic != NULL)
+		ev_timer_stop(r->loop, &f->quic_hold);
 	rflow_side_close(r, &f->app);
 	rflow_side_close(r, &f->up);
 	r->stats.buffered -= rbuf_release(&f->a2u);
@@ -288,6 +291,7 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 	} else
 		recorder_flow_end(f, false);
 	log_end(f);
+	rflow_quic_free(f);
 	mitm_free(f->m);
 	f->m = NULL;
 	flow_ring_push(&r->ring, &f->rec);

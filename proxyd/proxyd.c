@@ -788,6 +788,7 @@ main(int argc, char *argv[])
 		    "upstream_ca");
 	read_trust();
 	proxyd.relay_cfg.ignore = proxyd.ignore;
+	proxyd.relay_cfg.quic = proxyd.quic_mode;
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||
 	    (proxyd.intake = intake_new(loop, proxyd.relay)) == NULL)

@@ -832,6 +832,7 @@ end_reason(enum flow_end end)
 	case FLOW_END_SOURCE_CLOSED:	return "source closed";
 	case FLOW_END_SHUTDOWN:		return "shutdown";
 	case FLOW_END_INTERNAL:		return "internal error";
+	case FLOW_END_REFUSED:		return "refused";
 	}
 	return "unknown";
 }
