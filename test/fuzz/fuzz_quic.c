@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "proxyd/quic.h"
+#include "proxyd/quicgate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,6 +37,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool plaintext = size > 0 && data[0] == 0xf1;
 	unsigned pn = 0;
 
+	struct qgate gates[2];
+	bool refused[2] = { false, false };
+
+	qgate_init(&gates[0], QUIC_MODE_FALLBACK, NULL, 443);
+	qgate_init(&gates[1], QUIC_MODE_PASS, NULL, 443);
 	quic_initial_init(&qi);
 	if (plaintext)
 		off = 1;
@@ -84,6 +90,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		(void)quic_looks_like_client_initial(dg, n);
 		r = quic_initial_feed(&qi, dg, n);
+		for (int k = 0; k < 2; k++) {
+			enum qgate_verdict v = qgate_datagram(&gates[k], dg, n);
+			uint8_t reply[600];
+
+			if (refused[k] && v != QGATE_REFUSE)
+				abort();
+			if (v == QGATE_REFUSE) {
+				refused[k] = true;
+				if (qgate_reply(&gates[k], reply, sizeof(reply)) == 0 ||
+				    qgate_nheld(&gates[k]) != 0 ||
+				    qgate_detail(&gates[k]) == NULL)
+					abort();
+			}
+			if (v != QGATE_HOLD && v != QGATE_RELEASE &&
+			    qgate_nheld(&gates[k]) != 0)
+				abort();
+			if (qgate_nheld(&gates[k]) > QGATE_HOLD_MAX ||
+			    (k == 1 && v != QGATE_FORWARD && v != QGATE_NOT_QUIC))
+				abort();
+			if (v == QGATE_RELEASE)
+				qgate_drop_held(&gates[k]);
+		}
 		free(dg);
 		if ((final == QUIC_OK || final == QUIC_MALFORMED) && r != final)
 			abort();
@@ -112,6 +140,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    strlen(ch->sni)))
 			abort();
 	}
+	if (qgate_deadline(&gates[0]) == QGATE_HOLD)
+		abort();
+	qgate_free(&gates[0]);
+	qgate_free(&gates[1]);
 	quic_initial_free(&qi);
 	return 0;
 }
