@@ -9,7 +9,8 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 # Build: compilers, generators, libraries.  Tests: cmocka and the real peers
-# the integration tests talk to.  Each is a stock bookworm package.
+# the integration tests talk to (chromium: a real browser falling back from
+# HTTP/3, capture_chromium_quic.sh).  Each is a stock bookworm package.
 PACKAGES="
   build-essential pkg-config cmake python3 dpkg-dev xz-utils bzip2
   clang llvm libclang-rt-14-dev
@@ -19,6 +20,7 @@ PACKAGES="
   libcmocka-dev
   iproute2 procps psmisc curl wget openssl iperf3 python3-cryptography
   mandoc man-db systemd strace ca-certificates libnss3-tools
+  chromium
 "
 # `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
 # OpenSSL client's headers and the two peers proxyd is measured against.
