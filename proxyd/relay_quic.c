@@ -115,9 +115,22 @@ rflow_quic_datagram(struct rflow *f, const uint8_t *d, size_t n)
 	if (f->quic_done)
 		return 0;
 	if (f->quic == NULL) {
+		const char *pat;
+
 		/* DNS is DNS; everything else may open like QUIC. */
-		if (f->rec.meta.dst.port == 53 ||
-		    (f->quic = malloc(sizeof(*f->quic))) == NULL) {
+		if (f->rec.meta.dst.port == 53) {
+			f->quic_done = 1;
+			return 0;
+		}
+		/* --ignore-hosts by address: not looked into, as for TCP */
+		if ((pat = rflow_ignore_match(f)) != NULL) {
+			f->ignored = 1;
+			snprintf(f->pass_reason, sizeof(f->pass_reason),
+			    "matches --ignore-hosts '%s'", pat);
+			f->quic_done = 1;
+			return 0;
+		}
+		if ((f->quic = malloc(sizeof(*f->quic))) == NULL) {
 			f->quic_done = 1;
 			return 0;
 		}

@@ -68,7 +68,7 @@ ip -n "$NS2" link set lcq1 up
 
 # The "QUIC server": logs every datagram's length and SHA-256, echoes it.
 : >"$T/echo.log"
-ip netns exec "$NS2" "$PY" "$QC" echo 10.97.0.2 fd97::2 --port 443 \
+ip netns exec "$NS2" "$PY" "$QC" echo 10.97.0.2 fd97::2 --port 443,4433 \
     --log "$T/echo.log" >"$T/echo.out" 2>&1 &
 pids="$pids $!"
 
@@ -97,7 +97,7 @@ start_proxyd() {
 	done
 }
 
-start_proxyd proxyd-fallback --ignore-hosts 'ignored\.example:443$' &&
+start_proxyd proxyd-fallback --ignore-hosts 'ignored\.example:443$,^10\.97\.0\.2:4433$' &&
     grep -q serving "$T/echo.out"
 check "daemons and the UDP server up (proxyd in its default --quic mode)" test $? -eq 0
 check "proxyd says what it does with QUIC" \
@@ -136,6 +136,9 @@ out=$(send 10.97.0.2 443 --sni www.ignored.example --split 2 --wait 3)
 check "fallback: a host matching --ignore-hosts is let through (the server's echo: $(jget "$out" result))" \
     test "$(jget "$out" result)" = initial
 check "...every datagram reached the server unchanged" got_all "$out"
+out=$(send 10.97.0.2 4433 --sni www.refused.example --wait 3)
+check "fallback: an address matching --ignore-hosts is not looked into (the server's echo: $(jget "$out" result))" \
+    sh -c "[ '$(jget "$out" result)' = initial ]"
 out=$(incg "$T/lc-quic" -c '
 import socket
 s = socket.socket(); s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -162,6 +165,8 @@ check "...the split IPv6 one too, SNI read from three Initials" \
         dst="[fd97::2]:443")'
 check "...the ignored host's, as quic, ended idle" \
     rows 'some(kind="udp", proto="quic", host="www.ignored.example", dst="10.97.0.2:443")'
+check "...the ignored address's flow, not looked into: raw" \
+    rows 'some(kind="udp", proto="raw", dst="10.97.0.2:4433")'
 check "...and the plain UDP flow as plain UDP" \
     rows 'some(kind="udp", proto="udp", process="lc-quic", dst="10.97.0.2:443")'
 id=$("$PY" -c '

@@ -10,7 +10,7 @@ RFC 9369 for v2), optionally split over several datagrams.
       JSON line, what came back first and after how long: "icmp" (the socket
       got ECONNREFUSED: an ICMP port unreachable), "version_negotiation",
       "initial" (a server Initial), "other", or "timeout".
-  quicclient.py echo ADDR [ADDR...] --port P --log FILE
+  quicclient.py echo ADDR [ADDR...] --port P[,P...] --log FILE
       a UDP server for the tests: logs "LEN SHA256" of every datagram it
       gets and sends it back.
   quicclient.py seeds DIR
@@ -198,11 +198,12 @@ def cmd_echo(a):
     import selectors
     sel = selectors.DefaultSelector()
     for addr in a.addr:
-        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        s = socket.socket(fam, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, a.port))
-        sel.register(s, selectors.EVENT_READ)
+        for port in a.port.split(","):
+            fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((addr, int(port)))
+            sel.register(s, selectors.EVENT_READ)
     log = open(a.log, "a", buffering=1)
     print("serving", flush=True)
     while True:
@@ -226,7 +227,7 @@ def main():
     s.add_argument("--repeat", type=int, default=1)
     e = sub.add_parser("echo")
     e.add_argument("addr", nargs="+")
-    e.add_argument("--port", type=int, required=True)
+    e.add_argument("--port", required=True, help="PORT[,PORT...]")
     e.add_argument("--log", required=True)
     d = sub.add_parser("seeds")
     d.add_argument("dir")
