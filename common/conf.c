@@ -53,6 +53,7 @@ static const struct conf_key conf_schema[] = {
 	{ "max_flows",		CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "max_flows_per_addr",	CONF_TEXT,	",proxyd,", 0, 0 },
 	{ "idle_timeout",	CONF_TEXT,	",proxyd,", 0, 0 },
+	{ "quic",		CONF_TEXT,	",proxyd,", 0, 0 },
 };
 
 static const char *conf_sections[] = { "redirectord", "netstackd", "proxyd" };

@@ -463,17 +463,19 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		{ "ignore-hosts", required_argument,	NULL, 'G' },
 		{ "listen",	required_argument,	NULL, 'L' },
 		{ "web",	required_argument,	NULL, 'W' },
+		{ "quic",	required_argument,	NULL, 'Q' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *web = NULL;
 	pid_t web_pid = 0;
 	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
 	const char *upstream_ca = NULL, *ignore = NULL, *listen = NULL;
+	const char *quic = NULL;
 	static char ignore_buf[4096];
 
 	ignore_buf[0] = '\0';
 	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX], cg[PATH_MAX];
-	char *rd_args[16], *ns_args[12], *px_args[24];
+	char *rd_args[16], *ns_args[12], *px_args[26];
 	char users[256] = "as started (not root: no users of their own)";
 	pid_t pids[NDAEMONS] = { 0 };
 	int fail_closed = 0, foreground = 0, c, i, n, running;
@@ -506,6 +508,15 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		}
 		case 'L': listen = optarg; break;
 		case 'W': web = optarg; break;
+		case 'Q':
+			if (strcmp(optarg, "fallback") != 0 &&
+			    strcmp(optarg, "pass") != 0) {
+				fprintf(stderr, "localcapctl: up --quic: '%s' is "
+				    "neither fallback nor pass\n", optarg);
+				return 2;
+			}
+			quic = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -587,6 +598,10 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	if (listen) {
 		px_args[n++] = (char *)(uintptr_t)"--listen";
 		px_args[n++] = (char *)(uintptr_t)listen;
+	}
+	if (quic) {
+		px_args[n++] = (char *)(uintptr_t)"--quic";
+		px_args[n++] = (char *)(uintptr_t)quic;
 	}
 	px_args[n] = NULL;
 

@@ -48,6 +48,7 @@ static const char usage[] =
     "  up [--state-dir DIR] [--cgroup PATH] [--config FILE] [--tun-name NAME]\n"
     "     [--fail-closed] [--foreground] [--upstream-ca FILE]\n"
     "     [--ignore-hosts LIST] [--listen ADDR:PORT] [--web ADDR:PORT]\n"
+    "     [--quic fallback|pass]\n"
     "                         start the three daemons (without systemd)\n"
     "  down                   stop them\n"
     "  logs [-f] [-n N] [--daemon NAME]\n"
@@ -185,12 +186,15 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 			    (unsigned long long)counter(d, "tcp_timeouts"));
 		if (strcmp(d->name, "proxyd") == 0 && d->n_counters)
 			printf("  flows %llu open, %llu in all; TLS %llu decrypted, "
-			    "%llu passed through, %llu upstream failures",
+			    "%llu passed through, %llu upstream failures; QUIC "
+			    "%llu refused, %llu passed",
 			    (unsigned long long)counter(d, "flows_active"),
 			    (unsigned long long)counter(d, "flows_total"),
 			    (unsigned long long)counter(d, "tls_intercepted"),
 			    (unsigned long long)counter(d, "tls_passthrough"),
-			    (unsigned long long)counter(d, "tls_upstream_failed"));
+			    (unsigned long long)counter(d, "tls_upstream_failed"),
+			    (unsigned long long)counter(d, "quic_refused"),
+			    (unsigned long long)counter(d, "quic_passed"));
 		putchar('\n');
 	}
 	printf("capture      %s%s%s\n", st->capturing ? "on" : "off",

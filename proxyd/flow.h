@@ -37,7 +37,8 @@ enum flow_end {
 	FLOW_END_SOURCE_CLOSED,		/* the source ended it (FlowClosed) */
 	FLOW_END_SHUTDOWN,		/* proxyd stopping */
 	FLOW_END_INTERNAL,		/* proxyd could not go on (memory...) */
-	FLOW_END_REFUSED,		/* over a flow cap: never relayed */
+	FLOW_END_REFUSED,		/* proxyd refused it: over a flow cap, or a
+					 * QUIC attempt (--quic fallback) */
 };
 
 struct flow_addr {
@@ -110,7 +111,8 @@ struct flow_record {
 	 * (static strings), whether it passed through undecrypted, and the
 	 * MITM engine's error (enum mitm_error, 0 none).
 	 */
-	const char	*protocol;	/* NULL (raw, not inspected), "tls", "dns" */
+	const char	*protocol;	/* NULL (raw, not inspected), "tls", "dns",
+					 * "quic" */
 	char		tls_sni[256];
 	const char	*tls_version;
 	const char	*upstream_tls_version;

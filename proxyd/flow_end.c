@@ -265,6 +265,8 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 		break;
 	}
 	ev_timer_stop(r->loop, &f->grace);
+	if (f->quic != NULL)
+		ev_timer_stop(r->loop, &f->quic_hold);
 	rflow_side_close(r, &f->app);
 	rflow_side_close(r, &f->up);
 	rflow_ring_release(r, &f->a2u);
@@ -293,6 +295,7 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 	} else
 		recorder_flow_end(f, false);
 	log_end(f);
+	rflow_quic_free(f);
 	mitm_free(f->m);
 	f->m = NULL;
 	flow_ring_push(&r->ring, &f->rec);

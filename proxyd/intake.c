@@ -165,6 +165,8 @@ send_status(struct intake *in, struct ipc_peer *peer)
 		{ "splice_dirs",		st->splice_dirs },
 		{ "splice_fallbacks",		st->splice_fallbacks },
 		{ "bytes_spliced",		st->bytes_spliced },
+		{ "quic_refused",		st->quic_refused },
+		{ "quic_passed",		st->quic_passed },
 		{ "proxy_clients",		ps->accepted },
 		{ "proxy_tunnels",		ps->tunnels },
 		{ "proxy_requests",		ps->requests },

@@ -31,6 +31,7 @@
 #include "proxyd/certforge.h"
 #include "proxyd/hostmatch.h"
 #include "proxyd/listen.h"
+#include "proxyd/quicgate.h"
 #include "proxyd/resolver.h"
 #include "proxyd/aeadbench.h"
 #include "proxyd/cabundle.h"
@@ -62,6 +63,7 @@ enum {
 	OPT_MAX_FLOWS,
 	OPT_MAX_FLOWS_PER_ADDR,
 	OPT_NETSTACK_USER,
+	OPT_QUIC,
 };
 
 struct proxyd {
@@ -101,6 +103,9 @@ struct proxyd {
 	const char		*ignore_opt[16];
 	size_t			 nignore_opt;
 	struct hostmatch	*ignore;
+	/* --quic, else the config's quic; NULL: fallback. */
+	const char		*quic_opt;
+	enum quic_mode		 quic_mode;
 	/* The flow store's caps (--body-cap, --store-max), or NULL. */
 	const char		*body_cap_opt;
 	const char		*store_max_opt;
@@ -136,6 +141,10 @@ static const char usage[] =
     "      --ignore-hosts LIST relay these without looking inside: regular\n"
     "                          expressions matched against host:port\n"
     "                          (comma-separated; repeatable)\n"
+    "      --quic MODE         QUIC (HTTP/3) attempts: fallback (default:\n"
+    "                          refused, so that clients use TCP+TLS, which is\n"
+    "                          decrypted) or pass (relayed undecrypted); both\n"
+    "                          record the attempt with its SNI and ALPN\n"
     "      --body-cap SIZE     HTTP body bytes recorded per side (default 1M;\n"
     "                          longer bodies are marked truncated)\n"
     "      --store-max SIZE    flow store size; the oldest flows go first\n"
@@ -630,6 +639,20 @@ prepare_limits(void)
 		    proxyd.relay_cfg.max_flows_per_addr);
 }
 
+/* --quic, else the config's quic, else fallback. */
+static void
+prepare_quic(void)
+{
+	const char *q = proxyd.quic_opt ? proxyd.quic_opt :
+	    conf_get(proxyd.d.conf, "proxyd", "quic");
+
+	if (q != NULL && quic_mode_parse(q, &proxyd.quic_mode) == -1)
+		fatalx("--quic: '%s' is neither fallback nor pass", q);
+	log_info("QUIC attempts: %s", proxyd.quic_mode == QUIC_MODE_PASS ?
+	    "passed undecrypted and recorded" :
+	    "refused so that clients fall back to TCP, and recorded");
+}
+
 /* --ignore-hosts (every one given), else the config's ignore_hosts. */
 static void
 prepare_ignore(void)
@@ -766,6 +789,7 @@ main(int argc, char *argv[])
 		{ "max-flows-per-addr", required_argument, NULL,
 		    OPT_MAX_FLOWS_PER_ADDR },
 		{ "netstack-user", required_argument, NULL, OPT_NETSTACK_USER },
+		{ "quic", required_argument, NULL, OPT_QUIC },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ipc_peer_config cfg = {
@@ -838,6 +862,9 @@ main(int argc, char *argv[])
 		case OPT_NO_SPLICE:
 			proxyd.relay_cfg.splice = RELAY_SPLICE_OFF;
 			break;
+		case OPT_QUIC:
+			proxyd.quic_opt = optarg;
+			break;
 		case OPT_IGNORE_HOSTS:
 			if (proxyd.nignore_opt == sizeof(proxyd.ignore_opt) /
 			    sizeof(proxyd.ignore_opt[0])) {
@@ -868,6 +895,7 @@ main(int argc, char *argv[])
 	daemon_start(&proxyd.d, loop, &hooks);
 	/* Options first: a bad one stops proxyd before it creates anything. */
 	prepare_ignore();
+	prepare_quic();
 	prepare_store_config();
 	prepare_limits();
 	{
@@ -886,6 +914,7 @@ main(int argc, char *argv[])
 		    "upstream_ca");
 	read_trust();
 	proxyd.relay_cfg.ignore = proxyd.ignore;
+	proxyd.relay_cfg.quic = proxyd.quic_mode;
 
 	if ((proxyd.relay = relay_new(loop, &proxyd.relay_cfg)) == NULL ||
 	    (proxyd.intake = intake_new(loop, proxyd.relay)) == NULL)

@@ -57,6 +57,16 @@ flow_facts(struct rflow *f, struct store_flow_facts *fa)
 		fa->passthrough_reason = f->pass_reason;
 		return fa;
 	}
+	if (f->quic != NULL && qgate_is_quic(f->quic)) {
+		memset(fa, 0, sizeof(*fa));
+		fa->protocol = "quic";
+		fa->sni = qgate_sni(f->quic)[0] ? qgate_sni(f->quic) : NULL;
+		fa->client_alpn_offer = qgate_alpn_offer(f->quic)[0] ?
+		    qgate_alpn_offer(f->quic) : NULL;
+		fa->passthrough_reason = qgate_pass_reason(f->quic);
+		fa->error = qgate_detail(f->quic);
+		return fa;
+	}
 	if (f->rec.meta.transport == FLOW_UDP) {
 		if (f->rec.meta.dst.port != 53)
 			return NULL;

@@ -24,6 +24,7 @@
 #include <ev.h>
 
 #include "proxyd/flow.h"
+#include "proxyd/quicgate.h"
 
 struct store;
 struct membudget;
@@ -70,6 +71,14 @@ struct relay_config {
 	 * SNI matches passes through undecrypted.  NULL: none.
 	 */
 	const struct hostmatch *ignore;
+	/*
+	 * A UDP flow that opens with a QUIC client Initial (quicgate.h):
+	 * QUIC_MODE_FALLBACK (the default) refuses it with a Version
+	 * Negotiation, so that the client falls back to TCP, unless its SNI
+	 * matches ignore; QUIC_MODE_PASS relays it.  Both record it as "quic"
+	 * with SNI and ALPN.
+	 */
+	enum quic_mode quic;
 	/*
 	 * A TCP flow of a source that ends on proxyd's side before the
 	 * source's FlowClosed: how long (s) its row waits, not yet marked
@@ -128,6 +137,8 @@ struct relay_stats {
 	uint64_t	splice_dirs;		/* directions moved to a pipe */
 	uint64_t	splice_fallbacks;	/* ... that got no pipe: copied on */
 	uint64_t	bytes_spliced;		/* both ways, through pipes */
+	uint64_t	quic_refused;		/* QUIC attempts refused */
+	uint64_t	quic_passed;		/* ... relayed (pass, ignore-hosts) */
 };
 
 struct relay;

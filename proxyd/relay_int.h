@@ -7,6 +7,7 @@
  *   relay_splice.c  a TCP direction moved to a pipe (transport)
  *   relay_udp.c     the UDP pump (transport; DNS recorded per message)
  *   relay_detect.c  first bytes: TLS ClientHello, HTTP/1, --ignore-hosts
+ *   relay_quic.c    UDP: a QUIC attempt held, refused or passed
  *   relay_tls.c     an intercepted flow: sockets <-> mitm engine <-> layer
  *   flow_end.c      how a flow ends; FlowClosed reconciliation
  *   recorder.c      what the store learns of a flow (begin, facts, end)
@@ -153,6 +154,14 @@ struct rflow {
 	char			 pass_reason[PASSMAP_KEY_MAX + 64];
 						/* why it was not looked into */
 
+	/*
+	 * --- QUIC (relay_quic.c): the gate a UDP flow's datagrams from the
+	 * app pass through until it knows the flow (quic_done); kept to the
+	 * end for the record when the flow was QUIC.
+	 */
+	struct qgate		*quic;
+	ev_timer		 quic_hold;	/* a split ClientHello's rest */
+	unsigned		 quic_done:1;	/* nothing more to ask the gate */
 	/* --- TLS (relay_tls.c) --- */
 	struct mitm		*m;		/* NULL: not intercepted */
 	unsigned		 answered:1;	/* upstream failed: client answered */
@@ -236,6 +245,13 @@ int		 rflow_splice_maybe(struct rflow *, int from_app);
 void		 rflow_udp_app_readable(struct ev_loop *, ev_io *, int);
 void		 rflow_udp_up_readable(struct ev_loop *, ev_io *, int);
 
+/* relay_quic.c */
+/*
+ * A datagram from the app, before it is relayed: 0 relay it, 1 the gate
+ * took it (held or released), -1 the flow ended (refused).
+ */
+int		 rflow_quic_datagram(struct rflow *, const uint8_t *, size_t);
+void		 rflow_quic_free(struct rflow *);
 /* relay_detect.c */
 int		 rflow_detect(struct rflow *);
 void		 rflow_http_sniff(struct rflow *);

@@ -1,7 +1,8 @@
 /*
  * The UDP pump: one datagram per message on the flow socket, relayed over
  * a connected UDP socket, expired when idle.  UDP to port 53 is DNS, its
- * messages recorded one by one (recorder.c).
+ * messages recorded one by one (recorder.c).  Other flows' datagrams from
+ * the app pass the QUIC gate first (relay_quic.c) until it knows the flow.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +71,15 @@ udp_pump(struct rflow *f, int from_app)
 			if (f->rec.first_to_app_len == 0)
 				flow_keep_first(f->rec.first_to_app,
 				    &f->rec.first_to_app_len, r->dgram, (size_t)n);
+		}
+		/* QUIC: held, refused or passed (relay_quic.c) */
+		if (from_app && !f->quic_done) {
+			int q = rflow_quic_datagram(f, r->dgram, (size_t)n);
+
+			if (q < 0)
+				return;		/* refused: the flow ended */
+			if (q > 0)
+				continue;	/* held, or released with the rest */
 		}
 		if (f->rec.meta.dst.port == 53)
 			recorder_dns(f, r->dgram, (size_t)n);

@@ -432,6 +432,43 @@ tlshello_parse(const uint8_t *buf, size_t len, struct tls_client_hello *out)
 	return TLSHELLO_OK;
 }
 
+enum tlshello_result
+tlshello_parse_message(const uint8_t *msg, size_t len,
+    struct tls_client_hello *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < 4)
+		return TLSHELLO_NEED_MORE;
+	if (msg[0] != TLS_HS_CLIENT_HELLO) {
+		out->error = TLSHELLO_ERR_NOT_CLIENT_HELLO;
+		return TLSHELLO_MALFORMED;
+	}
+	if (4 + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3]) != len) {
+		out->error = len > TLSHELLO_MAX_HANDSHAKE ?
+		    TLSHELLO_ERR_TOO_LARGE : TLSHELLO_ERR_TRAILING_DATA;
+		return TLSHELLO_MALFORMED;
+	}
+	if (len > TLSHELLO_MAX_HANDSHAKE) {
+		out->error = TLSHELLO_ERR_TOO_LARGE;
+		return TLSHELLO_MALFORMED;
+	}
+	if ((out->hello = malloc(len)) == NULL) {
+		out->error = TLSHELLO_ERR_NOMEM;
+		return TLSHELLO_MALFORMED;
+	}
+	memcpy(out->hello, msg, len);
+	out->hello_len = len;
+	out->stream_len = len;
+	if ((out->error = parse_hello(out)) != TLSHELLO_ERR_NONE) {
+		enum tlshello_error e = out->error;
+
+		tlshello_free(out);
+		out->error = e;
+		return TLSHELLO_MALFORMED;
+	}
+	return TLSHELLO_OK;
+}
+
 bool
 tlshello_alpn_at(const struct tls_client_hello *ch, size_t i,
     const uint8_t **name, size_t *len)

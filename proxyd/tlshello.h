@@ -107,6 +107,13 @@ struct tls_client_hello {
 /* Zeroes *out first; call tlshello_free() after any result. */
 enum tlshello_result tlshello_parse(const uint8_t *buf, size_t len,
 	    struct tls_client_hello *out);
+/*
+ * One bare handshake message, as QUIC's CRYPTO frames carry it (RFC 9001
+ * §4: no record layer): msg[0, len) must be exactly one ClientHello.
+ * nrecords is 0 and record_version unset.  NEED_MORE only when len < 4.
+ */
+enum tlshello_result tlshello_parse_message(const uint8_t *msg, size_t len,
+	    struct tls_client_hello *out);
 void	 tlshello_free(struct tls_client_hello *out);
 const char *tlshello_error_str(enum tlshello_error err);
 

@@ -10,8 +10,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 # Build: compilers, generators, libraries.  Tests: cmocka and the real peers
 # the integration tests talk to (chromium: the browser that reads the flow
-# viewer's page in test/integration/webd.sh).  Each is a stock bookworm
-# package.
+# viewer's page in test/integration/webd.sh, and falls back from HTTP/3 in
+# capture_chromium_quic.sh).  Each is a stock bookworm package.
 PACKAGES="
   build-essential pkg-config cmake python3 dpkg-dev xz-utils bzip2
   clang llvm libclang-rt-14-dev
@@ -19,7 +19,7 @@ PACKAGES="
   libbpf-dev bpftool linux-libc-dev
   libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev
   libcmocka-dev
-  iproute2 procps psmisc curl wget openssl iperf3
+  iproute2 procps psmisc curl wget openssl iperf3 python3-cryptography
   mandoc man-db systemd strace ca-certificates libnss3-tools
   chromium
 "

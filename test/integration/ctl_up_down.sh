@@ -37,7 +37,7 @@ ip -n "$NS" link set lo up
 
 out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" \
     --listen 127.0.0.1:3128 --ignore-hosts 'example\.org' --ignore-hosts '^pinned\.' \
-    --web 127.0.0.1:0 2>&1)
+    --web 127.0.0.1:0 --quic pass 2>&1)
 rc=$?
 upout=$out
 check "up starts the three daemons and says where things are" \
@@ -80,6 +80,8 @@ code=$($NSE curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${u
 check "up --web: the viewer's URL in up's output and in status, and it answers ($code)" sh -c \
     "echo '$url' | grep -q '^http://127.0.0.1:[0-9]*/?token=[0-9a-f]\{64\}\$' &&
      [ '$st' = '$url' ] && [ '$code' = 200 ] && [ \"\$(stat -c %a '$T/run/webd.url')\" = 600 ]"
+check "up --quic pass: proxyd passes QUIC attempts" \
+    grep -q 'QUIC attempts: passed undecrypted and recorded' "$T/run/logs/proxyd.log"
 out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" 2>&1)
 check "up again: already up, exit 0 ($out)" sh -c \
     "echo \"\$1\" | grep -q 'already up'" sh "$out"
@@ -111,6 +113,10 @@ check "up with a bad --ignore-hosts pattern fails and says why ($out)" sh -c \
     "[ $rc -ne 0 ] && echo \"\$1\" | grep -q 'bad pattern'" sh "$out"
 check "...and leaves no cgroup behind" test ! -d "$(cgroup2_root)$rd_cg"
 $NSE "$B/bin/localcapctl" -r "$T/run" down >/dev/null 2>&1
+out=$("$B/bin/localcapctl" -r "$T/run3" up --state-dir "$T/state3" --quic refuse 2>&1); rc=$?
+check "up --quic with neither fallback nor pass: exit 2, says why, starts nothing ($out)" \
+    sh -c "[ $rc -eq 2 ] && echo \"\$1\" | grep -q 'neither fallback nor pass' &&
+           [ ! -e '$T/run3' ] && [ ! -e '$T/state3' ]" sh "$out"
 
 # Installed: localcapctl in $PREFIX/bin finds $PREFIX/libexec/localcap.
 make -s -C "$top" install DESTDIR="$T/inst" PREFIX=/usr BUILD="${BUILD:-build}" \

@@ -43,6 +43,7 @@
 #include <sqlite3.h>
 
 #include "test/unit/data/px_client_hellos.h"
+#include "test/unit/data/px_quic_vectors.h"
 
 #define TEST_BUFSIZE	(64 * 1024)
 #define SOURCE		((const void *)0x5043)	/* any non-NULL identity */
@@ -1816,6 +1817,7 @@ struct udp_echo {
 	int		 fd;
 	pthread_t	 th;
 	atomic_int	 stop;
+	atomic_int	 got;		/* datagrams received */
 };
 
 static void *
@@ -1834,9 +1836,11 @@ udp_echo_main(void *arg)
 			continue;
 		sl = sizeof(ss);
 		n = recvfrom(u->fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, &sl);
-		if (n >= 0)
+		if (n >= 0) {
+			atomic_fetch_add(&u->got, 1);
 			(void)sendto(u->fd, buf, (size_t)n, 0,
 			    (struct sockaddr *)&ss, sl);
+		}
 	}
 	return NULL;
 }
@@ -1989,6 +1993,149 @@ udp_seqpacket_close_ends_flow(void **state)
 	close(fds[0]);
 	run_until(t, no_flows, NULL, 5);
 	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+}
+
+/* --- QUIC on UDP (relay_quic.c) ------------------------------------------------------- */
+
+static void
+quic_echo_start(struct udp_echo *u, uint16_t *port)
+{
+	u->fd = listen_on(AF_INET, SOCK_DGRAM, port);
+	atomic_init(&u->stop, 0);
+	atomic_init(&u->got, 0);
+	assert_int_equal(pthread_create(&u->th, NULL, udp_echo_main, u), 0);
+}
+
+static void
+quic_echo_stop(struct udp_echo *u)
+{
+	atomic_store(&u->stop, 1);
+	pthread_join(u->th, NULL);
+	close(u->fd);
+}
+
+/* --quic fallback: RFC 9001's Initial gets a Version Negotiation echoing
+ * its connection ids, nothing goes upstream, the flow ends refused and is
+ * recorded as quic with its SNI. */
+static void
+quic_fallback_refuses(void **state)
+{
+	struct fixture *t = *state;
+	struct udp_echo u;
+	struct flow_meta m;
+	const struct flow_record *rec;
+	uint16_t port;
+	uint8_t vn[128];
+	int fds[2], n;
+
+	quic_echo_start(&u, &port);
+	flow_socketpair(SOCK_SEQPACKET, fds);
+	m = mkmeta(FLOW_UDP, AF_INET, port);
+	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
+	assert_int_equal(send(fds[0], QUIC_V1_CLIENT_INITIAL,
+	    sizeof(QUIC_V1_CLIENT_INITIAL), 0), sizeof(QUIC_V1_CLIENT_INITIAL));
+	run_until(t, no_flows, NULL, 5);
+	n = recv_timeout(fds[0], vn, sizeof(vn), 100);
+	/* first byte, version 0, DCID = the client's (empty) SCID, SCID = its
+	 * DCID, one reserved version */
+	assert_int_equal(n, 1 + 4 + 1 + 0 + 1 + 8 + 4);
+	assert_true(vn[0] & 0x80);
+	assert_memory_equal(vn + 1, "\0\0\0\0\0\x08\x83\x94\xc8\xf0\x3e\x51"
+	    "\x57\x08", 14);
+	assert_int_equal(recv_timeout(fds[0], vn, sizeof(vn), 50), 0);	/* EOF */
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_REFUSED);
+	assert_string_equal(rec->protocol, "quic");
+	assert_string_equal(rec->tls_sni, "example.com");
+	assert_int_equal(rec->dgrams_from_app, 1);
+	assert_int_equal(rec->dgrams_to_app, 1);
+	assert_int_equal(relay_stats(t->relay)->quic_refused, 1);
+	run_for(t, 0.05);
+	assert_int_equal(atomic_load(&u.got), 0);
+	quic_echo_stop(&u);
+	close(fds[0]);
+}
+
+/* A ClientHello that never completes is refused once the hold expires. */
+static void
+quic_fallback_hold_expires(void **state)
+{
+	struct fixture *t = *state;
+	static const uint8_t dcid[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	struct quic_initial_spec spec = {
+		.version = QUIC_VERSION_1, .key_dcid = dcid,
+		.key_dcid_len = 8, .dcid = dcid, .dcid_len = 8,
+		.pn_len = 2, .pad_to = 1200,
+	};
+	/* the first 100 bytes of the RFC's ClientHello only */
+	uint8_t frames[120] = { 0x06, 0x00, 0x40, 100 }, pkt[1300], vn[64];
+	struct udp_echo u;
+	struct flow_meta m;
+	uint16_t port;
+	size_t len;
+	double t0;
+	int fds[2];
+
+	memcpy(frames + 4, QUIC_CLIENT_FRAMES + 4, 100);
+	len = quic_build_initial(&spec, frames, 104, pkt, sizeof(pkt));
+	assert_true(len >= 1200);
+	quic_echo_start(&u, &port);
+	flow_socketpair(SOCK_SEQPACKET, fds);
+	m = mkmeta(FLOW_UDP, AF_INET, port);
+	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
+	t0 = now_s();
+	assert_int_equal(send(fds[0], pkt, len, 0), (ssize_t)len);
+	run_until(t, no_flows, NULL, 5);
+	assert_true(now_s() - t0 >= QGATE_HOLD_MS / 1000.0 * 0.9);
+	assert_true(recv_timeout(fds[0], vn, sizeof(vn), 100) > 0);
+	assert_int_equal(last_record(t)->end, FLOW_END_REFUSED);
+	assert_string_equal(last_record(t)->tls_sni, "");
+	assert_int_equal(atomic_load(&u.got), 0);
+	quic_echo_stop(&u);
+	close(fds[0]);
+}
+
+static int
+echo_got_one(struct fixture *t, void *arg)
+{
+	(void)t;
+	return atomic_load(&((struct udp_echo *)arg)->got) >= 1;
+}
+
+/* --quic pass: relayed unchanged both ways, recorded as quic with SNI. */
+static void
+quic_pass_relays(void **state)
+{
+	struct fixture *t = *state;
+	struct udp_echo u;
+	struct flow_meta m;
+	const struct flow_record *rec;
+	uint16_t port;
+	uint8_t back[1300];
+	int fds[2];
+
+	t->cfg.quic = QUIC_MODE_PASS;
+	restart_relay(t);
+	quic_echo_start(&u, &port);
+	flow_socketpair(SOCK_SEQPACKET, fds);
+	m = mkmeta(FLOW_UDP, AF_INET, port);
+	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
+	assert_int_equal(send(fds[0], QUIC_V2_CLIENT_INITIAL,
+	    sizeof(QUIC_V2_CLIENT_INITIAL), 0), sizeof(QUIC_V2_CLIENT_INITIAL));
+	run_until(t, echo_got_one, &u, 5);
+	run_for(t, 0.05);
+	assert_int_equal(recv_timeout(fds[0], back, sizeof(back), 500),
+	    sizeof(QUIC_V2_CLIENT_INITIAL));
+	assert_memory_equal(back, QUIC_V2_CLIENT_INITIAL,
+	    sizeof(QUIC_V2_CLIENT_INITIAL));
+	assert_int_equal(relay_stats(t->relay)->quic_passed, 1);
+	close(fds[0]);
+	run_until(t, no_flows, NULL, 5);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_CLOSED);
+	assert_string_equal(rec->protocol, "quic");
+	assert_string_equal(rec->tls_sni, "example.com");
+	quic_echo_stop(&u);
 }
 
 /* --- NewFlow validation and records ------------------------------------------------ */
@@ -2390,6 +2537,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv6, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(udp_idle_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(quic_fallback_refuses,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(quic_fallback_hold_expires,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(quic_pass_relays,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(udp_seqpacket_close_ends_flow,
 		    setup, teardown),
 		cmocka_unit_test(newflow_malformed_refused),

@@ -689,11 +689,52 @@ every_error_has_a_distinct_string(void **state)
 	}
 }
 
+/* QUIC's CRYPTO frames carry the bare message: the openssl hello without
+ * its record header parses the same; a message must be exactly one hello. */
+static void
+bare_message_as_quic_carries_it(void **state)
+{
+	struct tls_client_hello ch;
+	const uint8_t *msg = px_ch_openssl + 5;
+	size_t n = px_ch_openssl_len - 5;
+	uint8_t copy[600];
+
+	(void)state;
+	assert_int_equal(tlshello_parse_message(msg, n, &ch), TLSHELLO_OK);
+	assert_string_equal(ch.sni, "example.com");
+	assert_true(tlshello_offers_alpn(&ch, "h2"));
+	assert_int_equal(ch.hello_len, n);
+	assert_int_equal(ch.nrecords, 0);
+	tlshello_free(&ch);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(tlshello_parse_message(msg, i, &ch),
+		    TLSHELLO_NEED_MORE);
+		tlshello_free(&ch);
+	}
+	/* one byte short or long of the length it declares */
+	assert_int_equal(tlshello_parse_message(msg, n - 1, &ch),
+	    TLSHELLO_MALFORMED);
+	assert_int_equal(ch.error, TLSHELLO_ERR_TRAILING_DATA);
+	tlshello_free(&ch);
+	memcpy(copy, msg, n);
+	copy[n] = 0;
+	assert_int_equal(tlshello_parse_message(copy, n + 1, &ch),
+	    TLSHELLO_MALFORMED);
+	tlshello_free(&ch);
+	/* a ServerHello is not accepted */
+	copy[0] = 2;
+	assert_int_equal(tlshello_parse_message(copy, n, &ch),
+	    TLSHELLO_MALFORMED);
+	assert_int_equal(ch.error, TLSHELLO_ERR_NOT_CLIENT_HELLO);
+	tlshello_free(&ch);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(openssl_hello_sni_alpn_versions),
+		cmocka_unit_test(bare_message_as_quic_carries_it),
 		cmocka_unit_test(curl_and_python_hellos),
 		cmocka_unit_test(tls12_hello_without_sni),
 		cmocka_unit_test(every_prefix_needs_more),
