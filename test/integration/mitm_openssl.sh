@@ -154,6 +154,8 @@ s_out=$(openssl s_client -connect "127.0.0.1:$P1" -servername test.local -CAfile
     -verify_return_error -verify_hostname test.local </dev/null 2>&1)
 check "openssl s_client verifies the forged chain and host name" \
 	sh -c 'printf "%s" "$1" | grep -q "Verify return code: 0 (ok)"' _ "$s_out"
+check "the client leg's key exchange is X25519 (Everest's code in our mbedTLS)" \
+	sh -c 'printf "%s" "$1" | grep -q "Server Temp Key: X25519"' _ "$s_out"
 
 curl -sS --max-time 20 --resolve "test.local:$P1:127.0.0.1" \
     "https://test.local:$P1/index.txt" >/dev/null 2>"$T/curl-noca.err"
