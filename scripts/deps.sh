@@ -23,6 +23,11 @@ PACKAGES="
   mandoc man-db systemd strace ca-certificates libnss3-tools
   chromium
 "
+# AES-GCM record crypto through Intel's ipsec-mb (built into our mbedTLS by
+# scripts/build-mbedtls.sh; x86-64 only, where Debian ships it).
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+	PACKAGES="$PACKAGES libipsec-mb-dev"
+fi
 # `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
 # OpenSSL client's headers and the two peers proxyd is measured against.
 BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy"
