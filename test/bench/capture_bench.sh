@@ -24,7 +24,11 @@
 # it), and its peak RSS (VmHWM, summed).  localcap's CPU is also split per
 # daemon.  Ratios put localcap against each of the others.
 #
-# BENCH_SECONDS per measurement (default 4; 20 measurements in all).
+# BENCH_SECONDS per measurement (default 4; 20 measurements in all);
+# BENCH_ONLY (e.g. "localcap") and BENCH_WORKS (e.g. "keepalive") narrow
+# the run, for before/after comparisons of one change.
+# BENCH_STRACE=1 counts netstackd's and proxyd's system calls during the
+# keep-alive run (strace -c; slows them, so only the counts mean anything).
 # BENCH_PERF=1 also records perf profiles of netstackd and proxyd during
 # localcap's HTTPS bulk and keep-alive runs and prints their top symbols.
 # KEEP=1 keeps the logs.  Root only; everything it creates (namespaces,
@@ -122,7 +126,9 @@ client() {
 		(nsrun "$NSC" "$CG/client" "$CLIENT" "$@") 2>>"$CLIENT_ERR"
 	fi
 }
-WORKS="https http keepalive connect1 connect8"
+WORKS=${BENCH_WORKS:-https http keepalive connect1 connect8}
+ONLY=${BENCH_ONLY:-direct localcap sslsplit mitmproxy}
+wanted() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # measure NAME CAFILE [CGROUP]: every workload for one setup; results in
 # R_NAME_WORK, the CPU of CGROUP (the proxy's, with every daemon below it)
@@ -158,8 +164,17 @@ measure() {
 			    -o "$T/perf-$_w.data" -- sleep "$SECS" >"$T/perf.log" 2>&1 &
 			_perf=$!
 		fi
+		_st=""
+		if [ -n "${BENCH_STRACE:-}" ] && [ "$_n" = localcap ] && [ "$_w" = keepalive ]; then
+			for _p in $NSD $PXD; do
+				timeout -s INT "$SECS" strace -c -f -p "$_p" -o "$T/strace-$_p.txt" \
+				    2>/dev/null &
+				_st="$_st $!"
+			done
+		fi
 		_r=$(client $_args -t "$SECS")
 		[ -n "$_perf" ] && wait "$_perf"
+		for _p in $_st; do wait "$_p"; done
 		eval "R_${_n}_${_w}='$_r'"
 		if [ -n "$_pcg" ]; then
 			eval "R_${_n}_${_w}_cpu=$(($(cg_cpu_usec "$_pcg") - _c0))"
@@ -187,11 +202,12 @@ redirect() {
 
 SETUPS="direct"
 HOW=direct DAEMONS=""
-measure direct "$T/oca.pem"
+if wanted direct; then measure direct "$T/oca.pem"; else R_direct_missing=1; fi
 
 # localcap: the daemons each in a cgroup of their own below CG/localcap;
 # capture attaches to CG/cap, where localcapctl run makes the client's.
 LC="$CG/localcap"
+if wanted localcap; then
 nsrun "$NSC" "$LC/redirectord" "$B/bin/redirectord" -f -r "$T" -g "$CG/cap" \
     >"$T/redirectord.log" 2>&1 &
 pids="$pids $!"
@@ -218,8 +234,12 @@ flows=$("$B/bin/localcapctl" -r "$T" --json status 2>/dev/null |
 HOW=direct DAEMONS=""
 stop_one "$PXD"
 stop_one "$NSD"
+else
+	R_localcap_missing=1
+	SETUPS="$SETUPS localcap"
+fi
 
-if command -v sslsplit >/dev/null 2>&1; then
+if wanted sslsplit && command -v sslsplit >/dev/null 2>&1; then
 	# No destination in the proxyspecs: sslsplit asks netfilter for it.
 	nsrun "$NSC" "$CG/sslsplit" sslsplit -k "$T/pca.key" -c "$T/pca.pem" -K "$T/leaf.key" \
 	    ssl 127.0.0.1 10443 http 127.0.0.1 10080 >"$T/sslsplit.log" 2>&1 &
@@ -240,7 +260,7 @@ else
 	SETUPS="$SETUPS sslsplit"
 fi
 
-if command -v mitmdump >/dev/null 2>&1; then
+if wanted mitmproxy && command -v mitmdump >/dev/null 2>&1; then
 	nsrun "$NSC" "$CG/mitmproxy" env HOME="$T/mitm" mitmdump -q --mode transparent \
 	    --listen-host 127.0.0.1 -p 18080 --set confdir="$T/mitm" \
 	    --set ssl_verify_upstream_trusted_ca="$T/oca.pem" \
@@ -337,6 +357,7 @@ done
 echo "  (${flows:-?} TCP flows through netstackd)"
 echo
 for n in $SETUPS; do
+	wanted "$n" || { echo "$n: not run (BENCH_ONLY)"; continue; }
 	eval "_miss=\${R_${n}_missing:-}; _dead=\${R_${n}_dead:-}"
 	[ -n "$_miss" ] && echo "$n: n/a (not installed: scripts/deps.sh --bench)"
 	[ -n "$_dead" ] && echo "$n: n/a (did not answer; see its log with KEEP=1)"
@@ -355,6 +376,16 @@ echo "below 1 for CPU and RSS); CPU and RSS are the proxy's whole process tree"
 echo "(localcap: redirectord + netstackd + proxyd and its signer); localcap also"
 echo "records every exchange in its SQLite flow store, the peers record nothing"
 
+if [ -n "${BENCH_STRACE:-}" ] && [ -n "${R_localcap_keepalive:-}" ]; then
+	echo
+	echo "== system calls during keep-alive (strace -c, which slows the daemons;"
+	echo "   $(kv_field "$R_localcap_keepalive" reqs) requests)"
+	for _p in "netstackd $NSD" "proxyd $PXD"; do
+		set -- $_p
+		echo "-- $1"
+		sed -n '3,14p' "$T/strace-$2.txt"
+	done
+fi
 for w in https keepalive; do
 	[ -n "${BENCH_PERF:-}" ] && [ -s "$T/perf-$w.data" ] || continue
 	echo
