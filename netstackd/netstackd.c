@@ -46,7 +46,7 @@
 #include "netstackd/stack.h"
 
 #define TUN_BATCH	64		/* packets read per TUN wakeup */
-#define FLOW_BUF	(64u << 10)	/* largest read from a flow socket */
+#define FLOW_BUF	(256u << 10)	/* largest read from a flow socket: the send ring */
 #define STATUS_EVERY	1.0		/* seconds between status reports */
 #define OWNER_WAIT_MS	100		/* longest wait for an owner lookup */
 #define UDP_PENDING_MAX	8		/* datagrams kept while it runs */

@@ -27,8 +27,8 @@
 # BENCH_SECONDS per measurement (default 4; 20 measurements in all);
 # BENCH_ONLY (e.g. "localcap") and BENCH_WORKS (e.g. "keepalive") narrow
 # the run, for before/after comparisons of one change.
-# BENCH_STRACE=1 counts netstackd's and proxyd's system calls during the
-# keep-alive run (strace -c; slows them, so only the counts mean anything).
+# BENCH_STRACE=WORK (e.g. keepalive) counts netstackd's and proxyd's system
+# calls during that workload (strace -c; slows them, so only the counts mean anything).
 # BENCH_PERF=1 also records perf profiles of netstackd and proxyd during
 # localcap's HTTPS bulk and keep-alive runs and prints their top symbols.
 # KEEP=1 keeps the logs.  Root only; everything it creates (namespaces,
@@ -165,7 +165,7 @@ measure() {
 			_perf=$!
 		fi
 		_st=""
-		if [ -n "${BENCH_STRACE:-}" ] && [ "$_n" = localcap ] && [ "$_w" = keepalive ]; then
+		if [ -n "${BENCH_STRACE:-}" ] && [ "$_n" = localcap ] && [ "$_w" = "$BENCH_STRACE" ]; then
 			for _p in $NSD $PXD; do
 				timeout -s INT "$SECS" strace -c -f -p "$_p" -o "$T/strace-$_p.txt" \
 				    2>/dev/null &
@@ -376,10 +376,11 @@ echo "below 1 for CPU and RSS); CPU and RSS are the proxy's whole process tree"
 echo "(localcap: redirectord + netstackd + proxyd and its signer); localcap also"
 echo "records every exchange in its SQLite flow store, the peers record nothing"
 
-if [ -n "${BENCH_STRACE:-}" ] && [ -n "${R_localcap_keepalive:-}" ]; then
+if [ -n "${BENCH_STRACE:-}" ]; then
+	eval "_r=\${R_localcap_$BENCH_STRACE:-}"
 	echo
-	echo "== system calls during keep-alive (strace -c, which slows the daemons;"
-	echo "   $(kv_field "$R_localcap_keepalive" reqs) requests)"
+	echo "== system calls during $BENCH_STRACE (strace -c, which slows the daemons;"
+	echo "   $(kv_field "$_r" reqs) requests, $(kv_field "$_r" bytes) bytes)"
 	for _p in "netstackd $NSD" "proxyd $PXD"; do
 		set -- $_p
 		echo "-- $1"
