@@ -337,7 +337,8 @@ for row in https http keepalive connect1 connect8 https_cpu http_cpu keepalive_c
 	    "$(bench_ratio "$l" "$d")" "$(bench_ratio "$l" "$s")" "$(bench_ratio "$l" "$m")"
 done
 echo
-echo "localcap's CPU per daemon (ms of CPU per second of the run):"
+echo "localcap's CPU per daemon, per unit of work (s per GB for the bulk runs,"
+echo "ms per 1,000 requests for keep-alive, ms per connection for the others):"
 printf '  %-12s' ""
 for w in $WORKS; do printf ' %9s' "$w"; done
 echo
@@ -345,12 +346,17 @@ for dm in redirectord netstackd proxyd; do
 	printf '  %-12s' "$dm"
 	for w in $WORKS; do
 		eval "_c=\${R_localcap_${w}_cpu_$dm:-}; _r=\${R_localcap_${w}:-}"
-		if [ -n "$_c" ] && [ -n "$_r" ]; then
-			printf ' %9s' "$(awk -v c="$_c" -v s="$(kv_field "$_r" secs)" \
-			    'BEGIN { printf "%.0f", c / 1e3 / s }')"
-		else
+		if [ -z "$_c" ] || [ -z "$_r" ]; then
 			printf ' %9s' "-"
+			continue
 		fi
+		case $w in
+		https | http) _u=$(kv_field "$_r" bytes); _f="%.2f"; _k=1e9 ;;
+		keepalive) _u=$(kv_field "$_r" reqs); _f="%.1f"; _k=1e3 ;;
+		*) _u=$(kv_field "$_r" conns); _f="%.2f"; _k=1 ;;
+		esac
+		printf ' %9s' "$(awk -v c="$_c" -v u="$_u" -v k="$_k" -v f="$_f" \
+		    'BEGIN { if (u > 0) printf f, c / 1e3 / (u / k) * (k == 1e9 ? 1e-3 : 1); else print "n/a" }')"
 	done
 	echo
 done
