@@ -183,7 +183,10 @@ measure() {
 			done
 		fi
 	done
-	[ -n "$_pcg" ] && eval "R_${_n}_rss=$(cg_hwm_kib "$_pcg")"
+	if [ -n "$_pcg" ]; then
+		eval "R_${_n}_rss=$(cg_hwm_kib "$_pcg")"
+		for _d in $DAEMONS; do eval "R_${_n}_rss_$_d=$(cg_hwm_kib "$_pcg/$_d")"; done
+	fi
 	return 0
 }
 
@@ -358,8 +361,21 @@ for dm in redirectord netstackd proxyd; do
 		printf ' %9s' "$(awk -v c="$_c" -v u="$_u" -v k="$_k" -v f="$_f" \
 		    'BEGIN { if (u > 0) printf f, c / 1e3 / (u / k) * (k == 1e9 ? 1e-3 : 1); else print "n/a" }')"
 	done
+	eval "_kib=\${R_localcap_rss_$dm:-}"
+	[ -n "$_kib" ] && printf '  (peak RSS %s MiB)' "$(awk -v k="$_kib" 'BEGIN { printf "%.1f", k / 1024 }')"
 	echo
 done
+# Whether the daemons overlap on the cores: CPU seconds per second of the run.
+printf '  %-12s' "cores busy"
+for w in $WORKS; do
+	eval "_c=\${R_localcap_${w}_cpu:-}; _r=\${R_localcap_${w}:-}"
+	if [ -n "$_c" ] && [ -n "$_r" ]; then
+		printf ' %9s' "$(awk -v c="$_c" -v s="$(kv_field "$_r" secs)" 'BEGIN { printf "%.2f", c / 1e6 / s }')"
+	else
+		printf ' %9s' "-"
+	fi
+done
+echo
 echo "  (${flows:-?} TCP flows through netstackd)"
 echo
 for n in $SETUPS; do
