@@ -31,6 +31,7 @@
 # calls during that workload (strace -c; slows them, so only the counts mean anything).
 # BENCH_PERF=1 also records perf profiles of netstackd and proxyd during
 # localcap's HTTPS bulk and keep-alive runs and prints their top symbols.
+# BENCH_PIN=same|apart pins netstackd and proxyd to one core / to one each.
 # KEEP=1 keeps the logs.  Root only; everything it creates (namespaces,
 # cgroups, iptables rules inside its namespace) goes on every exit path.
 # Not a test: nothing here fails on a number.
@@ -229,6 +230,13 @@ until "$B/bin/localcapctl" -r "$T" --json status 2>/dev/null |
 	[ $i -gt 100 ] && break
 	sleep 0.05
 done
+# BENCH_PIN (item 4's question: do the daemons gain from two cores?):
+# "same" puts netstackd and proxyd on CPU 0, "apart" netstackd on 0 and
+# proxyd on 1; unset leaves them to the scheduler.
+case ${BENCH_PIN:-} in
+same) taskset -a -p -c 0 "$NSD" >/dev/null; taskset -a -p -c 0 "$PXD" >/dev/null ;;
+apart) taskset -a -p -c 0 "$NSD" >/dev/null; taskset -a -p -c 1 "$PXD" >/dev/null ;;
+esac
 SETUPS="$SETUPS localcap"
 HOW=capture DAEMONS="redirectord netstackd proxyd"
 measure localcap "$T/state/localcap-ca-cert.pem" "$LC"
