@@ -140,7 +140,7 @@ measure() {
 	# Wait for the setup to answer (bounded), which also warms it up.
 	_i=0
 	while :; do
-		_r=$(CLIENT_ERR="$T/warmup.err" client -m connect -t 0.3 -c 1 -p /small $_tls)
+		_r=$(CLIENT_ERR="$T/warmup-$_n.err" client -m connect -t 0.3 -c 1 -p /small $_tls)
 		[ "$(kv_field "$_r" conns)" -gt 0 ] 2>/dev/null && break
 		_i=$((_i + 1))
 		[ $_i -gt 40 ] && { eval "R_${_n}_dead=1"; return 1; }
@@ -390,7 +390,10 @@ for n in $SETUPS; do
 	wanted "$n" || { echo "$n: not run (BENCH_ONLY)"; continue; }
 	eval "_miss=\${R_${n}_missing:-}; _dead=\${R_${n}_dead:-}"
 	[ -n "$_miss" ] && echo "$n: n/a (not installed: scripts/deps.sh --bench)"
-	[ -n "$_dead" ] && echo "$n: n/a (did not answer; see its log with KEEP=1)"
+	if [ -n "$_dead" ]; then
+		echo "$n: n/a (did not answer; its logs are kept with KEEP=1); the client said:"
+		sort "$T/warmup-$n.err" 2>/dev/null | uniq -c | sort -rn | head -n 3
+	fi
 	for w in $WORKS; do
 		eval "_r=\${R_${n}_${w}:-}"
 		e=$(kv_field "$_r" errors)
