@@ -29,8 +29,10 @@ if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
 	PACKAGES="$PACKAGES libipsec-mb-dev"
 fi
 # `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
-# OpenSSL client's headers and the two peers proxyd is measured against.
-BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy"
+# OpenSSL client's headers, the two peers proxyd is measured against, and
+# iptables (the capture benchmark puts the peers in transparent mode with a
+# REDIRECT inside its own namespace).
+BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy iptables"
 if [ "${1:-}" = "--bench" ]; then
 	PACKAGES="$PACKAGES $BENCH_PACKAGES"
 fi
