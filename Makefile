@@ -103,6 +103,11 @@ webd_DEPLIBS  := $(OBJ)/ctl/ps.o $(OBJ)/redirectord/spec.o $(STOREREAD_LIB)
 CTL_MAIN    := ctl/localcapctl.c
 CTL_LIBSRC  := $(filter-out $(CTL_MAIN),$(wildcard ctl/*.c))
 CTL_LIB     := $(BUILD)/lib/libctl.a
+# The macOS extension's portable core (macos-extension/core/): built and
+# tested here with a simulated platform; the Objective-C shim is only
+# syntax-checked here (macos-extension/shim/, make shim-syntax).
+MXCORE_SRC  := $(wildcard macos-extension/core/*.c)
+MXCORE_LIB  := $(BUILD)/lib/libmxcore.a
 UNIT_SRC    := $(wildcard test/unit/test_*.c)
 UNIT_BINS   := $(patsubst test/unit/%.c,$(TESTBIN)/%,$(UNIT_SRC))
 TEST_HELPER_SRC := $(wildcard test/unit/helpers/*.c)
@@ -179,6 +184,10 @@ $(CTL_LIB): $(call obj,$(CTL_LIBSRC)) $(BUILD)/lib/empty.o
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+$(MXCORE_LIB): $(call obj,$(MXCORE_SRC)) $(BUILD)/lib/empty.o
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
 $(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
@@ -194,7 +203,7 @@ $(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(CTL_SHARED_OBJ) $(STORE
 # Unit tests link every module library, so they need every daemon's libraries.
 ALL_DAEMON_LIBS = $(foreach d,$(DAEMONS) localcapctl,$($(d)_LIBS))
 
-$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(STOREREAD_LIB) $(COMMON_LIB)
+$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(STOREREAD_LIB) $(MXCORE_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
@@ -203,7 +212,7 @@ $(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS)
 ITEST_SRC  := $(wildcard test/integration/*.c)
 ITEST_BINS := $(patsubst test/integration/%.c,$(TESTBIN)/integration/%,$(ITEST_SRC))
 
-$(TESTBIN)/integration/%: $(OBJ)/test/integration/%.o $(DAEMON_LIBS) $(COMMON_LIB)
+$(TESTBIN)/integration/%: $(OBJ)/test/integration/%.o $(DAEMON_LIBS) $(MXCORE_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
@@ -220,7 +229,7 @@ check:
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC)) \
-	$(STOREREAD_SRC) ctl/ps.c
+	$(STOREREAD_SRC) ctl/ps.c $(MXCORE_SRC)
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 
