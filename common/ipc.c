@@ -297,6 +297,12 @@ ipc_outq_bytes(const struct ipc_peer *p)
 }
 
 int
+ipc_peer_fd(const struct ipc_peer *p)
+{
+	return p->fd;
+}
+
+int
 ipc_is_ready(const struct ipc_peer *p)
 {
 	return p->state == PEER_READY;

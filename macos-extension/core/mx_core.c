@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,9 @@ struct mx_flow {
 	bool			 app_eof;	/* the app closed its write side */
 	bool			 sock_wr_shut;	/* we shut the socket for writing */
 	bool			 sock_eof;	/* proxyd shut its write side */
+	bool			 eof_queued;	/* on core->eofs, see eof_grace */
+	ev_tstamp		 eof_at;
+	TAILQ_ENTRY(mx_flow)	 eof_entry;
 	uint64_t		 bytes_up, bytes_down;
 	size_t			 held_max;
 
@@ -101,6 +105,8 @@ struct mx_core {
 	struct ipc_connector	*conn;
 	uint64_t		 next_id;
 	TAILQ_HEAD(, mx_flow)	 flows;
+	TAILQ_HEAD(, mx_flow)	 eofs;		/* EOFs read, not yet acted on */
+	ev_timer		 eof_timer;
 	uint8_t			*scratch;	/* one read from a socket */
 
 	/* Shared with mx_core_decide/set_spec callers on other threads. */
@@ -325,6 +331,8 @@ flow_maybe_release(struct mx_flow *f)
 
 	if (!f->ended || f->open_pending || f->read_pending || f->write_pending)
 		return;
+	if (f->eof_queued)
+		TAILQ_REMOVE(&c->eofs, f, eof_entry);
 	TAILQ_REMOVE(&c->flows, f, entry);
 	stat_add(c, &c->st.flows_active, -1);
 	c->ops.release(c->ops.ctx, f->pflow);
@@ -454,8 +462,25 @@ tcp_sock_readable(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (n == 0) {
-		f->sock_eof = true;
-		goto settle;
+		/*
+		 * proxyd closed its end: the end of the server's stream, or
+		 * proxyd itself gone, whose exit closes flow.sock too, in
+		 * some order.  Acted on MX_EOF_GRACE later (one timer, the
+		 * list in arrival order), so that a dead proxyd is seen as
+		 * what it is and the app gets an error, not a clean end of
+		 * a cut-off stream.
+		 */
+		ev_io_stop(c->loop, &f->rio);
+		if (!f->eof_queued) {
+			f->eof_queued = true;
+			f->eof_at = ev_now(c->loop);
+			TAILQ_INSERT_TAIL(&c->eofs, f, eof_entry);
+			if (!ev_is_active(&c->eof_timer)) {
+				ev_timer_set(&c->eof_timer, MX_EOF_GRACE, 0);
+				ev_timer_start(c->loop, &c->eof_timer);
+			}
+		}
+		return;
 	}
 	f->bytes_down += (uint64_t)n;
 	stat_add(c, &c->st.bytes_to_app, n);
@@ -497,7 +522,7 @@ tcp_settle(struct mx_flow *f)
 
 	/* proxyd -> app: read the socket only with no write to the app in
 	 * flight; its EOF becomes closeWriteWithError(nil) once written. */
-	if (!f->sock_eof && !f->write_pending)
+	if (!f->sock_eof && !f->eof_queued && !f->write_pending)
 		ev_io_start(c->loop, &f->rio);
 	else
 		ev_io_stop(c->loop, &f->rio);
@@ -565,6 +590,50 @@ mx_tcp_read_done(struct mx_flow *f, const void *data, size_t len, int err)
 		note_held(f);
 	}
 	tcp_settle(f);
+}
+
+/* Has proxyd hung up flow.sock (not yet read by the framing layer)? */
+static bool
+proxyd_hung_up(struct mx_core *c)
+{
+	struct ipc_peer *px = proxyd_peer(c);
+	struct pollfd pfd;
+
+	if (px == NULL)
+		return true;
+	pfd.fd = ipc_peer_fd(px);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
+}
+
+static void
+eof_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct mx_core *c = container_of(w, struct mx_core, eof_timer);
+	struct mx_flow *f;
+
+	(void)revents;
+	if (!TAILQ_EMPTY(&c->eofs) && proxyd_hung_up(c)) {
+		struct ipc_peer *px = proxyd_peer(c);
+
+		/* Every flow ends now, as an error (proxyd_close). */
+		if (px != NULL)
+			ipc_close(px, "proxyd hung up");
+		return;
+	}
+	while ((f = TAILQ_FIRST(&c->eofs)) != NULL) {
+		if (f->eof_at + MX_EOF_GRACE > ev_now(loop)) {
+			ev_timer_set(w, f->eof_at + MX_EOF_GRACE - ev_now(loop),
+			    0);
+			ev_timer_start(loop, w);
+			return;
+		}
+		TAILQ_REMOVE(&c->eofs, f, eof_entry);
+		f->eof_queued = false;
+		f->sock_eof = true;
+		tcp_settle(f);
+	}
 }
 
 /* --- UDP ------------------------------------------------------------------------------ */
@@ -1054,6 +1123,7 @@ mx_core_new(struct ev_loop *loop, const struct mx_platform *ops,
 	c->ops = *ops;
 	c->fail_closed = cfg->fail_closed;
 	TAILQ_INIT(&c->flows);
+	TAILQ_INIT(&c->eofs);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->inbox_lock, NULL);
 	if (cfg->n_own_uids > 0) {
@@ -1079,6 +1149,7 @@ mx_core_new(struct ev_loop *loop, const struct mx_platform *ops,
 		goto fail;
 	ev_async_init(&c->wake, inbox_run);
 	ev_async_start(loop, &c->wake);
+	ev_init(&c->eof_timer, eof_grace_cb);
 	pc.user = c;
 	if ((c->conn = ipc_connector_new(loop, cfg->flow_sock, &pc)) == NULL) {
 		ev_async_stop(loop, &c->wake);
@@ -1115,6 +1186,7 @@ mx_core_free(struct mx_core *c)
 	}
 	ipc_connector_free(c->conn);
 	ev_async_stop(c->loop, &c->wake);
+	ev_timer_stop(c->loop, &c->eof_timer);
 	mx_proc_cache_free(c->cache);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->inbox_lock);

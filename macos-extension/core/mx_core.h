@@ -41,6 +41,9 @@
 #define MX_CREDIT		(64u * 1024)
 /* SO_SNDBUF/SO_RCVBUF asked for on the core's end of a flow socket. */
 #define MX_SOCKBUF		(64 * 1024)
+/* Seconds between reading proxyd's end of a flow and telling the app,
+ * long enough to learn whether proxyd died (then: an error, not an end). */
+#define MX_EOF_GRACE		0.02
 /* Flows at once; over it a new flow is left to the system (counted). */
 #define MX_MAX_FLOWS		8192
 /* Remote endpoints one app UDP socket may reach through us at once. */
