@@ -225,6 +225,33 @@ check:
 	@$(MAKE) --no-print-directory test-bins
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) ./test/run-tests.sh
 
+# --- make PORTABLE=1: what macOS builds, compiled here ------------------------------
+# common/'s portable files, the generated protobuf code and the macOS
+# extension's core, without _GNU_SOURCE and with Linux-only names poisoned
+# (common/portable_check.h): a Linux-only call there fails here, warnings as
+# errors, not first on a Mac.  Compile only (the *_darwin.c files and the
+# Objective-C shim need macOS's headers: .github/workflows/macos.yml).
+PORTABLE_DIR := build/portable
+PORTABLE_SRC := $(addprefix common/,ipc.c msg.c log.c ispec.c utf8.c) $(MXCORE_SRC)
+PORTABLE_OBJ := $(patsubst %.c,$(PORTABLE_DIR)/%.o,$(PORTABLE_SRC)) \
+	$(patsubst $(GEN)/%.c,$(PORTABLE_DIR)/gen/%.o,$(GEN_SRC))
+PORTABLE_CPPFLAGS = $(filter-out -D_GNU_SOURCE -MMD -MP,$(CPPFLAGS)) \
+	-D_DEFAULT_SOURCE -DLC_PORTABLE_CHECK -include common/portable_check.h
+
+$(PORTABLE_DIR)/gen/%.o: $(GEN)/%.c $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(PORTABLE_CPPFLAGS) $(filter-out -Wcast-qual -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
+$(PORTABLE_DIR)/%.o: %.c common/portable_check.h $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(PORTABLE_CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+.PHONY: portable
+portable: $(PORTABLE_OBJ)
+	@echo "portable: $(words $(PORTABLE_OBJ)) files compiled as macOS builds them, warning-free"
+ifeq ($(PORTABLE),1)
+.DEFAULT_GOAL := portable
+endif
+
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))

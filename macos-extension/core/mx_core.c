@@ -30,16 +30,16 @@
 #include <unistd.h>
 
 #include "ipc.h"
+#include "ipc_sys.h"
 #include "log.h"
 #include "flow.pb-c.h"
 #include "macos-extension/core/mx_core.h"
 #include "macos-extension/core/mx_proc.h"
 #include "macos-extension/core/mx_spec.h"
 
-/* macOS has no MSG_NOSIGNAL: SO_NOSIGPIPE on each socket instead. */
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL	0
-#endif
+/* No SIGPIPE, without blocking: MSG_NOSIGNAL on Linux; on macOS
+ * SO_NOSIGPIPE on each socket (flow_socketpair). */
+#define SEND_FLAGS	IPC_SEND_FLAGS
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -403,7 +403,7 @@ tcp_push_up(struct mx_flow *f)
 {
 	while (f->up_len > 0) {
 		ssize_t n = send(f->fd, f->up + f->up_off, f->up_len,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		    SEND_FLAGS);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -566,7 +566,7 @@ mx_tcp_read_done(struct mx_flow *f, const void *data, size_t len, int err)
 	/* Straight to the socket; only what does not fit is kept. */
 	while (sent < len) {
 		ssize_t n = send(f->fd, (const uint8_t *)data + sent, len - sent,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		    SEND_FLAGS);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -740,7 +740,7 @@ udp_forward(struct mx_flow *f, const struct mx_dgram *d)
 		if ((s = sub_find(f, &d->remote)) == NULL &&
 		    (s = sub_new(f, &d->remote)) == NULL)
 			break;
-		if (send(s->fd, d->data, d->len, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+		if (send(s->fd, d->data, d->len, SEND_FLAGS) ==
 		    (ssize_t)d->len) {
 			s->bytes_up += d->len;
 			s->last_used = ++f->use_counter;
