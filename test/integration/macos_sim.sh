@@ -44,13 +44,13 @@ ip netns add "$NS" || exit 1
 ip -n "$NS" link set lo up || exit 1
 NSE="ip netns exec $NS"
 
+# wait_for DESC COMMAND...: up to 30 s of wall time (sanitizer builds are slow).
 wait_for() {
 	desc=$1; shift
-	i=0
-	while [ $i -lt 400 ]; do
+	end=$(( $(date +%s) + 30 ))
+	while [ "$(date +%s)" -le $end ]; do
 		if "$@"; then ok "$desc"; return 0; fi
-		sleep 0.05
-		i=$((i + 1))
+		sleep 0.1
 	done
 	not_ok "$desc"
 	return 1

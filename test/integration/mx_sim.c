@@ -284,6 +284,7 @@ struct app {
 	uint64_t		 sent, received;
 	bool			 eof_sent, read_out, read_held, write_out;
 	bool			 opened, released;
+	bool			 orphan;	/* its phase gave up: free on release */
 	int			 shut_rd, shut_wr, shut_rd_err, shut_wr_err;
 	int			 contract_errors;
 	mbedtls_sha256_context	 sha_out, sha_in;
@@ -301,6 +302,8 @@ struct app {
 	size_t			 dns_answer_len;
 	void			(*on_release)(struct app *);
 };
+
+static void	app_free(struct app *);
 
 enum comp_kind { C_OPEN, C_READ, C_WRITE };
 
@@ -615,7 +618,9 @@ sim_release(void *ctx, void *pflow)
 		contract(a, "released without closing both directions once");
 	sim.apps_live--;
 	sim.apps_done++;
-	if (a->on_release != NULL)
+	if (a->orphan)
+		app_free(a);
+	else if (a->on_release != NULL)
 		a->on_release(a);
 	if (sim.stop_at_done != 0 && sim.apps_done >= sim.stop_at_done)
 		ev_break(sim.loop, EVBREAK_ALL);
@@ -657,17 +662,22 @@ run_completions(struct ev_loop *loop, ev_idle *w, int revents)
 				mx_tcp_read_done(a->flow, a->buf, c->len,
 				    c->err);
 			break;
-		case C_WRITE:
+		case C_WRITE: {
+			/* a TCP app may be freed by its release in there */
+			bool udp = a->meta.transport == MX_UDP;
+
 			a->write_out = false;
 			mx_write_done(a->flow, c->err);
-			/* Every reply in: the UDP app closes its socket. */
-			if (a->meta.transport == MX_UDP && !a->released &&
+			/* Every reply in: the UDP app closes its socket (UDP
+			 * apps are freed by their phase, never on release). */
+			if (udp && !a->released &&
 			    a->read_held && udp_all_answered(a)) {
 				a->read_held = false;
 				a->eof_sent = true;
 				enqueue(C_READ, a, 0, 0);
 			}
 			break;
+		}
 		}
 		free(c);
 	}
@@ -719,9 +729,14 @@ app_start(struct app *a)
 	return 1;
 }
 
+/* An app the core still holds (a failed phase) is left to the core. */
 static void
 app_free(struct app *a)
 {
+	if (a->flow != NULL && !a->released) {
+		a->orphan = true;
+		return;
+	}
 	mbedtls_sha256_free(&a->sha_out);
 	mbedtls_sha256_free(&a->sha_in);
 	free(a);
