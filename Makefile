@@ -245,6 +245,11 @@ $(PORTABLE_DIR)/%.o: %.c common/portable_check.h $(FLAGS_STAMP) | $(GEN_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(PORTABLE_CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+# The Objective-C shim against its stub SDK headers (also part of make check).
+.PHONY: shim-syntax
+shim-syntax:
+	./test/integration/macos_shim_syntax.sh
+
 .PHONY: portable
 portable: $(PORTABLE_OBJ)
 	@echo "portable: $(words $(PORTABLE_OBJ)) files compiled as macOS builds them, warning-free"
@@ -305,7 +310,7 @@ install: all
 
 clean:
 	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz \
-		$(FLAGS_STAMP) build/sanitize
+		$(FLAGS_STAMP) build/sanitize build/portable build/macos
 
 # Also forgets the locally built mbedTLS.
 distclean:
