@@ -109,10 +109,13 @@ struct mx_core {
 	ev_timer		 eof_timer;
 	uint8_t			*scratch;	/* one read from a socket */
 
+	/* The audit-token cache, apart: a miss asks the platform (proc_pidpath,
+	 * the code signature), which must not hold up the loop's counters. */
+	pthread_mutex_t		 cache_lock;
+	struct mx_proc_cache	*cache;
 	/* Shared with mx_core_decide/set_spec callers on other threads. */
 	pthread_mutex_t		 lock;
 	struct mx_spec		 spec;
-	struct mx_proc_cache	*cache;
 	bool			 connected;
 	uint32_t		 proxyd_pid;
 	uint32_t		 proxyd_uid;
@@ -885,18 +888,25 @@ int
 mx_core_decide(struct mx_core *c, const struct mx_flow_meta *m,
     struct mx_proc *proc)
 {
-	bool hit;
-	int rc = 0;
+	bool hit = false;
+	int rc = 0, found;
+
+	if ((m->transport != MX_TCP && m->transport != MX_UDP) ||
+	    (m->transport == MX_TCP && !endpoint_usable(&m->remote))) {
+		pthread_mutex_lock(&c->lock);
+		c->st.flows_seen++;
+		c->st.flows_passed++;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&c->cache_lock);
+	found = mx_proc_cache_get(c->cache, m->audit_token,
+	    sizeof(m->audit_token), c->ops.proc_info, c->ops.ctx, proc, &hit);
+	pthread_mutex_unlock(&c->cache_lock);
 
 	pthread_mutex_lock(&c->lock);
 	c->st.flows_seen++;
-	if ((m->transport != MX_TCP && m->transport != MX_UDP) ||
-	    (m->transport == MX_TCP && !endpoint_usable(&m->remote))) {
-		c->st.flows_passed++;
-		goto out;
-	}
-	if (mx_proc_cache_get(c->cache, m->audit_token, sizeof(m->audit_token),
-	    c->ops.proc_info, c->ops.ctx, proc, &hit) == -1) {
+	if (found == -1) {
 		c->st.flows_no_process++;
 		goto out;
 	}
@@ -1125,6 +1135,7 @@ mx_core_new(struct ev_loop *loop, const struct mx_platform *ops,
 	TAILQ_INIT(&c->flows);
 	TAILQ_INIT(&c->eofs);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->cache_lock, NULL);
 	pthread_mutex_init(&c->inbox_lock, NULL);
 	if (cfg->n_own_uids > 0) {
 		c->own_uids = calloc(cfg->n_own_uids, sizeof(uint32_t));
@@ -1189,6 +1200,7 @@ mx_core_free(struct mx_core *c)
 	ev_timer_stop(c->loop, &c->eof_timer);
 	mx_proc_cache_free(c->cache);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->cache_lock);
 	pthread_mutex_destroy(&c->inbox_lock);
 	free(c->scratch);
 	free(c->own_uids);
