@@ -435,6 +435,15 @@ tcp_sock_writable(struct ev_loop *loop, ev_io *w, int revents)
 		tcp_settle(f);
 }
 
+/* Both directions of the peer gone (close(2), not shutdown(SHUT_WR)). */
+static bool
+peer_closed(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN, .revents = 0 };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
+}
+
 static void
 tcp_sock_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -466,12 +475,22 @@ tcp_sock_readable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (n == 0) {
 		/*
-		 * proxyd closed its end: the end of the server's stream, or
-		 * proxyd itself gone, whose exit closes flow.sock too, in
-		 * some order.  Acted on MX_EOF_GRACE later (one timer, the
-		 * list in arrival order), so that a dead proxyd is seen as
-		 * what it is and the app gets an error, not a clean end of
-		 * a cut-off stream.
+		 * proxyd ends a stream orderly with shutdown(SHUT_WR), and
+		 * closes the socket only once both directions are done
+		 * (docs/proxyd-relay.md).  So a full close while we still
+		 * send is proxyd cutting the flow, or proxyd gone: the app
+		 * gets an error, not a clean end of a cut-off stream.
+		 */
+		if (!f->sock_wr_shut && peer_closed(f->fd)) {
+			flow_end(f, ECONNRESET, "proxyd closed the flow");
+			return;
+		}
+		/*
+		 * Otherwise the end of the server's stream, or (our side
+		 * done too) proxyd dying, whose exit closes flow.sock as
+		 * well, in some order.  Acted on MX_EOF_GRACE later (one
+		 * timer, the list in arrival order), so that a dead proxyd is
+		 * seen as what it is.
 		 */
 		ev_io_stop(c->loop, &f->rio);
 		if (!f->eof_queued) {
@@ -748,7 +767,9 @@ udp_forward(struct mx_flow *f, const struct mx_dgram *d)
 			s->bytes_up += d->len;
 			s->last_used = ++f->use_counter;
 			stat_add(c, &c->st.bytes_from_app, (int64_t)d->len);
-			udp_settle(f);
+			/* No settle here: the next read is asked for once the
+			 * whole batch is through (mx_udp_read_done), while the
+			 * platform's datagrams are still ours to read. */
 			return;
 		}
 		/* Full (proxyd behind): the datagram is lost, as on any UDP

@@ -41,8 +41,9 @@
 #define MX_CREDIT		(64u * 1024)
 /* SO_SNDBUF/SO_RCVBUF asked for on the core's end of a flow socket. */
 #define MX_SOCKBUF		(64 * 1024)
-/* Seconds between reading proxyd's end of a flow and telling the app,
- * long enough to learn whether proxyd died (then: an error, not an end). */
+/* Seconds between reading proxyd's end of a flow (after the app's own end)
+ * and telling the app, to learn whether proxyd died (then: an error, not an
+ * end).  A full close while the app still sends is an error at once. */
 #define MX_EOF_GRACE		0.02
 /* Flows at once; over it a new flow is left to the system (counted). */
 #define MX_MAX_FLOWS		8192

@@ -6,7 +6,8 @@
 #     failure); the platform contract kept on each; the fd count back to its
 #     baseline; every flow in proxyd's store with the simulated pid and name;
 #   - a stalled proxyd (SIGSTOP) against the core's byte credit;
-#   - one UDP socket to 3 remotes -> 3 flows, all answered; DNS recorded as DNS;
+#   - one UDP socket to 3 remotes -> 3 flows, all answered; remotes that
+#     proxyd ended reopened, more than 64 remotes (LRU); DNS recorded as DNS;
 #   - malformed and oversized frames on flow.sock close that peer only;
 #   - proxyd killed under 50 running flows: each ends as an error, fds back.
 # Everything runs in a network namespace of its own (DNS needs port 53 on
@@ -64,7 +65,10 @@ PIDS="$PIDS $!"
 wait_for "the DNS server in the namespace is up" logged dns.log "^serving"
 
 start_proxyd() {
+	# --udp-timeout 1: mx_sim's churn phase waits for proxyd to end idle
+	# UDP flows
 	$NSE "$BIN/proxyd" -f -r "$T" -s "$T/state" --connect-timeout 3 \
+	    --udp-timeout 1 \
 	    >>"$T/proxyd.log" 2>&1 &
 	PROXYD_PID=$!
 	PIDS="$PIDS $PROXYD_PID"

@@ -26,6 +26,7 @@
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -298,6 +299,13 @@ struct app {
 	int			 udp_replies[3];
 	int			 udp_wrong;
 	bool			 dns;
+	/* churn: remotes that come and go (see phase_udp_churn) */
+	bool			 churn;
+	int			 churn_stage;
+	bool			 churn_waiting;
+	ev_timer		 churn_timer;
+	struct mx_dgram		 cdg[40];
+	char			 cdata[40][32];
 	uint8_t			 dns_answer[512];
 	size_t			 dns_answer_len;
 	void			(*on_release)(struct app *);
@@ -442,10 +450,134 @@ tcp_produce(struct app *a, size_t max)
 
 static bool udp_all_answered(const struct app *);
 
+/* n datagrams from index `from`: to the echo servers (closed false), or to
+ * 127.0.0.2 ports nobody listens on (closed true). */
+static void
+churn_send(struct app *a, int from, int n, bool closed)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		struct mx_dgram *d = &a->cdg[i];
+
+		snprintf(a->cdata[i], sizeof(a->cdata[i]), "churn %d/%d",
+		    a->churn_stage, from + i);
+		memset(d, 0, sizeof(*d));
+		d->data = a->cdata[i];
+		d->len = strlen(a->cdata[i]);
+		d->remote.family = 4;
+		d->remote.addr[0] = 127;
+		d->remote.addr[3] = closed ? 2 : 1;
+		d->remote.port = closed ? (uint16_t)(20000 + from + i) :
+		    udp_ports[(from + i) % 3];
+	}
+	enqueue(C_READ, a, 0, (size_t)n);
+}
+
+static bool
+churn_replies(const struct app *a, int each)
+{
+	return a->udp_replies[0] >= each && a->udp_replies[1] >= each &&
+	    a->udp_replies[2] >= each;
+}
+
+static void churn_kick(struct app *);
+
+static void
+churn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct app *a = (struct app *)(void *)((char *)w -
+	    offsetof(struct app, churn_timer));
+
+	(void)loop;
+	(void)revents;
+	a->churn_stage = 2;
+	a->churn_waiting = false;
+	churn_kick(a);
+}
+
+/*
+ * The churn script: 3 echo remotes; idle past proxyd's UDP timeout, so
+ * that proxyd ends those flows; the same 3 again (new subflows); 70
+ * remotes nobody answers (more than MX_UDP_MAX_REMOTES: the oldest give
+ * way); the 3 echo remotes once more; then close.
+ */
+static void
+churn_produce(struct app *a)
+{
+	switch (a->churn_stage) {
+	case 0:
+		a->churn_stage = 1;
+		churn_send(a, 0, 3, false);
+		return;
+	case 2:
+		a->churn_stage = 3;
+		churn_send(a, 0, 3, false);
+		return;
+	case 4:
+		a->churn_stage = 5;
+		churn_send(a, 0, 35, true);
+		return;
+	case 5:
+		a->churn_stage = 6;
+		churn_send(a, 35, 35, true);
+		return;
+	case 6:
+		a->churn_stage = 7;
+		churn_send(a, 0, 3, false);
+		return;
+	default:
+		a->read_held = true;
+		churn_kick(a);
+	}
+}
+
+/* A held read goes on once the stage's replies are in. */
+static void
+churn_kick(struct app *a)
+{
+	if (!a->read_held || a->released)
+		return;
+	switch (a->churn_stage) {
+	case 1:
+		if (churn_replies(a, 1) && !a->churn_waiting) {
+			/* idle: proxyd runs with --udp-timeout 1 */
+			a->churn_waiting = true;
+			ev_timer_init(&a->churn_timer, churn_timer_cb, 2.5, 0);
+			ev_timer_start(sim.loop, &a->churn_timer);
+		}
+		return;
+	case 2:
+	case 4:
+		break;
+	case 3:
+		if (!churn_replies(a, 2))
+			return;
+		a->churn_stage = 4;
+		break;
+	case 7:
+		if (!churn_replies(a, 3))
+			return;
+		a->read_held = false;
+		a->eof_sent = true;
+		enqueue(C_READ, a, 0, 0);
+		return;
+	default:
+		return;
+	}
+	a->read_held = false;
+	churn_produce(a);
+}
+
 static void
 udp_produce(struct app *a)
 {
 	int i;
+
+	if (a->churn) {
+		churn_produce(a);
+		return;
+	}
 
 	if (a->dns) {
 		if (a->udp_round++ == 0) {
@@ -656,7 +788,8 @@ run_completions(struct ev_loop *loop, ev_idle *w, int revents)
 		case C_READ:
 			a->read_out = false;
 			if (a->meta.transport == MX_UDP)
-				mx_udp_read_done(a->flow, a->dg,
+				mx_udp_read_done(a->flow,
+				    a->churn ? a->cdg : a->dg,
 				    c->err ? 0 : c->len, c->err);
 			else
 				mx_tcp_read_done(a->flow, a->buf, c->len,
@@ -670,7 +803,9 @@ run_completions(struct ev_loop *loop, ev_idle *w, int revents)
 			mx_write_done(a->flow, c->err);
 			/* Every reply in: the UDP app closes its socket (UDP
 			 * apps are freed by their phase, never on release). */
-			if (udp && !a->released &&
+			if (udp && a->churn)
+				churn_kick(a);
+			else if (udp && !a->released &&
 			    a->read_held && udp_all_answered(a)) {
 				a->read_held = false;
 				a->eof_sent = true;
@@ -998,6 +1133,43 @@ phase_udp(void)
 }
 
 static void
+phase_udp_churn(void)
+{
+	struct app *a = app_new(800002, WAY_UDP, 42001, "udpchurn");
+	uint64_t subs0 = mx_core_stats(sim.core)->udp_subflows, subs;
+	int rc;
+
+	a->churn = true;
+	a->meta.local.family = 4;
+	a->meta.local.addr[0] = 127;
+	a->meta.local.addr[3] = 1;
+	a->meta.local.port = 50507;
+	a->meta.remote.port = udp_ports[0];
+	udp_released = false;
+	a->on_release = udp_released_cb;
+	check(app_start(a) == 1, "the churning UDP socket is intercepted");
+	rc = run_until(cond_udp_released, 30);
+	subs = mx_core_stats(sim.core)->udp_subflows - subs0;
+	check(rc == 0 && a->udp_wrong == 0, "a UDP socket whose remotes come "
+	    "and go is answered each time by the right remote (replies "
+	    "%d/%d/%d, wrong %d)", a->udp_replies[0], a->udp_replies[1],
+	    a->udp_replies[2], a->udp_wrong);
+	/* 3, then 3 new after proxyd ended the first (the core learns it on
+	 * the next send), 70 more (the oldest, the echo remotes among them,
+	 * give way at %d), then the 3 echo remotes anew. */
+	printf("# churn: %llu subflows, %llu datagrams dropped in all\n",
+	    (unsigned long long)subs,
+	    (unsigned long long)mx_core_stats(sim.core)->dgrams_dropped);
+	check(subs == 3 + 3 + 70 + 3, "remotes proxyd ended are reopened, "
+	    "and past %d remotes the least recently used give way (%llu "
+	    "subflows, 79 expected)", MX_UDP_MAX_REMOTES,
+	    (unsigned long long)subs);
+	check(a->contract_errors == 0, "the churning flow kept the contract");
+	ev_timer_stop(sim.loop, &a->churn_timer);
+	app_free(a);
+}
+
+static void
 phase_dns(const char *dns_ip)
 {
 	struct app *a = app_new(800001, WAY_UDP, 43000, "dnsapp");
@@ -1281,7 +1453,7 @@ main(int argc, char **argv)
 		int k;
 
 		used += (size_t)snprintf(spec, sizeof(spec), "stallapp,udpapp,"
-		    "dnsapp,echoapp,goneapp,probe");
+		    "udpchurn,dnsapp,echoapp,goneapp,probe");
 		for (k = 0; k < 50; k++)
 			used += (size_t)snprintf(spec + used, sizeof(spec) - used,
 			    ",sim%d", k);
@@ -1299,6 +1471,7 @@ main(int argc, char **argv)
 		phase_tcp(total, concurrent);
 		phase_stall();
 		phase_udp();
+		phase_udp_churn();
 		phase_dns(dns_ip);
 		phase_bad_frames(sock);
 	} else if (strcmp(mode, "gone") == 0) {
