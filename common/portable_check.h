@@ -27,8 +27,9 @@
 #undef MSG_NOSIGNAL
 #undef MSG_CMSG_CLOEXEC
 #undef SO_PEERCRED
+#undef SO_PEERGROUPS
 #pragma GCC poison SOCK_NONBLOCK SOCK_CLOEXEC MSG_NOSIGNAL MSG_CMSG_CLOEXEC
-#pragma GCC poison SO_PEERCRED
+#pragma GCC poison SO_PEERCRED SO_PEERGROUPS
 /* Calls macOS does not have. */
 #pragma GCC poison accept4 pipe2 dup3 epoll_create epoll_create1 epoll_ctl
 #pragma GCC poison epoll_wait signalfd eventfd timerfd_create splice tee
