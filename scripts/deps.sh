@@ -15,9 +15,9 @@ PACKAGES="
   clang llvm libclang-rt-14-dev
   libev-dev libprotobuf-c-dev protobuf-c-compiler
   libbpf-dev bpftool linux-libc-dev
-  libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev
+  libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev libnghttp2-dev
   libcmocka-dev
-  iproute2 procps psmisc curl wget openssl iperf3
+  iproute2 procps psmisc curl wget openssl iperf3 nghttp2-client nghttp2-server
   mandoc man-db systemd strace ca-certificates libnss3-tools
 "
 # `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
