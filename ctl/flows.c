@@ -49,6 +49,7 @@ struct reader {
 	bool		 json;
 	bool		 color;
 	sqlite3_stmt	*tcp_q;		/* a flow's TCP figures (JSON) */
+	sqlite3_stmt	*ver_q;		/* an exchange's HTTP version */
 };
 
 /* --- output helpers ---------------------------------------------------------- */
@@ -368,6 +369,8 @@ reader_close(struct reader *r)
 {
 	sqlite3_finalize(r->tcp_q);
 	r->tcp_q = NULL;
+	sqlite3_finalize(r->ver_q);
+	r->ver_q = NULL;
 	if (r->db)
 		sqlite3_close(r->db);
 	r->db = NULL;
@@ -675,11 +678,31 @@ print_tcp_json(struct reader *r, int64_t flow)
 	sqlite3_reset(q);
 }
 
+/*
+ * An exchange's HTTP version ("HTTP/2.0"), into buf ("" when unknown): a
+ * point lookup, as print_tcp_json's, so the entries view stays as it is.
+ */
+static const char *
+entry_http_version(struct reader *r, sqlite3_stmt *s, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (r->ver_q == NULL && sqlite3_prepare_v2(r->db, "SELECT http_version"
+	    " FROM http_exchanges WHERE flow_id = ?1 AND seq = ?2", -1,
+	    &r->ver_q, NULL) != SQLITE_OK)
+		return buf;
+	sqlite3_bind_int64(r->ver_q, 1, sqlite3_column_int64(s, E_FLOW));
+	sqlite3_bind_int64(r->ver_q, 2, sqlite3_column_int64(s, E_SEQ));
+	if (sqlite3_step(r->ver_q) == SQLITE_ROW && col_text(r->ver_q, 0))
+		snprintf(buf, len, "%s", col_text(r->ver_q, 0));
+	sqlite3_reset(r->ver_q);
+	return buf;
+}
+
 static void
 print_entry(struct reader *r, sqlite3_stmt *s)
 {
 	char id[48], when[40], proc[64], what[24], target[1024], sizes[48];
-	char up[16], down[16], dur[24], dst[128];
+	char up[16], down[16], dur[24], dst[128], ver[16] = "";
 	const char *kind = col_text(s, E_KIND), *host = col_text(s, E_HOST);
 	const char *result = col_text(s, E_RESULT);
 	int64_t start = sqlite3_column_int64(s, E_START);
@@ -688,6 +711,8 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 	bool http = kind && strcmp(kind, "http") == 0;
 	bool dns = kind && strcmp(kind, "dns") == 0;
 
+	if (http)
+		(void)entry_http_version(r, s, ver, sizeof(ver));
 	if (col_null(s, E_SEQ))
 		snprintf(id, sizeof(id), "%lld", sqlite3_column_int64(s, E_FLOW));
 	else
@@ -722,6 +747,8 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 		json_str(stdout, col_text(s, E_PROTO));
 		printf(",\"method\":");
 		json_str(stdout, http ? col_text(s, E_METHOD) : NULL);
+		printf(",\"http_version\":");
+		json_str(stdout, ver[0] ? ver : NULL);
 		printf(",\"host\":");
 		json_str(stdout, host);
 		printf(",\"path\":");
@@ -768,9 +795,10 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 			snprintf(proc, sizeof(proc), "%s(%lld)", pbuf,
 			    sqlite3_column_int64(s, E_PID));
 	}
-	if (http)
-		snprintf(what, sizeof(what), "%.16s", col_text(s, E_METHOD) ?
-		    col_text(s, E_METHOD) : "?");
+	if (http)	/* "GET", or "GET h2" for an HTTP/2 stream */
+		snprintf(what, sizeof(what), "%.16s%s", col_text(s, E_METHOD) ?
+		    col_text(s, E_METHOD) : "?",
+		    strcmp(ver, "HTTP/2.0") == 0 ? " h2" : "");
 	else if (dns && host == NULL)
 		snprintf(what, sizeof(what), "DNS");	/* not a DNS message */
 	else if (dns)
@@ -1214,7 +1242,9 @@ static const char http_sql[] =
     "SELECT seq, method, url, http_version, status, reason, req_headers,"
     " resp_headers, req_body_size, resp_body_size, req_body, resp_body,"
     " req_body_truncated, resp_body_truncated, req_start_us, req_end_us,"
-    " resp_start_us, resp_end_us, error, target, host"
+    " resp_start_us, resp_end_us, error, target, host, req_trailers,"
+    " resp_trailers, grpc ->> '$.status', grpc ->> '$.message',"
+    " grpc ->> '$.request.messages', grpc ->> '$.response.messages'"
     " FROM http_exchanges WHERE flow_id = ?1 AND (?2 = 0 OR seq = ?2)"
     " ORDER BY seq";
 
@@ -1244,6 +1274,10 @@ show_exchanges(struct reader *r, int64_t flow, int64_t seq)
 		show_body("request", sqlite3_column_blob(s, 10),
 		    (size_t)sqlite3_column_bytes(s, 10),
 		    sqlite3_column_int64(s, 8), sqlite3_column_int(s, 12));
+		if (col_text(s, 21)) {
+			printf("request trailers:\n");
+			show_headers(r->db, col_text(s, 21));
+		}
 		if (col_null(s, 4))
 			printf("\nno response");
 		else {
@@ -1256,6 +1290,22 @@ show_exchanges(struct reader *r, int64_t flow, int64_t seq)
 			show_body("response", sqlite3_column_blob(s, 11),
 			    (size_t)sqlite3_column_bytes(s, 11),
 			    sqlite3_column_int64(s, 9), sqlite3_column_int(s, 13));
+			if (col_text(s, 22)) {
+				printf("response trailers:\n");
+				show_headers(r->db, col_text(s, 22));
+			}
+		}
+		if (!col_null(s, 25)) {		/* a gRPC exchange */
+			printf("\ngrpc       %lld message(s) up, %lld down;"
+			    " status %s", sqlite3_column_int64(s, 25),
+			    sqlite3_column_int64(s, 26), col_null(s, 23) ?
+			    "none" : col_text(s, 23));
+			if (col_text(s, 24)) {
+				printf(" ");
+				safe_text(stdout, col_text(s, 24),
+				    strlen(col_text(s, 24)));
+			}
+			putchar('\n');
 		}
 		if (col_text(s, 18))
 			printf("\nerror: %s", col_text(s, 18));
@@ -1636,7 +1686,8 @@ export_har(struct reader *r, const struct filters *f, FILE *out)
 	    " h.resp_body_size, h.req_body, h.resp_body, h.req_start_us,"
 	    " h.req_end_us, h.resp_start_us, h.resp_end_us, h.error,"
 	    " f.dst_addr, f.process, f.pid, h.resp_body_truncated,"
-	    " f.connect_us, f.tls_handshake_us, f.rtt_us, f.retransmits"
+	    " f.connect_us, f.tls_handshake_us, f.rtt_us, f.retransmits,"
+	    " h.grpc ->> '$.status', h.grpc ->> '$.message', h.resp_trailers"
 	    " FROM (SELECT * FROM entries %s%s) e"
 	    " JOIN http_exchanges h ON h.flow_id = e.flow_id AND h.seq = e.seq"
 	    " JOIN flows f ON f.id = e.flow_id%s",
@@ -1731,6 +1782,19 @@ export_har(struct reader *r, const struct filters *f, FILE *out)
 		if (col_text(s, 17)) {
 			fputs(",\"error\":", out);
 			json_str(out, col_text(s, 17));
+		}
+		/* HAR has no trailers: ours, and gRPC's status from them. */
+		if (col_text(s, 28)) {
+			fputs(",\"trailers\":", out);
+			har_headers(out, each, col_text(s, 28), ctype,
+			    sizeof(ctype));
+		}
+		if (!col_null(s, 26))
+			fprintf(out, ",\"grpc_status\":%lld",
+			    sqlite3_column_int64(s, 26));
+		if (col_text(s, 27)) {
+			fputs(",\"grpc_message\":", out);
+			json_str(out, col_text(s, 27));
 		}
 		fputs("}}", out);
 	}
