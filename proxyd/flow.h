@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "flow.pb-c.h"
 
 /* How many of the first bytes of each direction a record keeps. */
 #define FLOW_FIRST_BYTES	256
@@ -119,15 +118,6 @@ struct flow_record {
 	int		tls_error;
 };
 
-/*
- * Check a NewFlow and copy it into meta (strings duplicated).  0, or -1 with
- * one line for a log in err (meta left empty).  Refused: a transport other
- * than TCP/UDP, a missing endpoint, an address not 4 or 16 bytes, source and
- * destination of different families, a destination port of 0 or over 65535,
- * an unspecified destination address.
- */
-int	flow_meta_from_newflow(struct flow_meta *, const Lc__NewFlow *,
-	    char *err, size_t errlen);
 void	flow_meta_clear(struct flow_meta *);
 
 /* dst as a sockaddr for connect(2); returns its length. */

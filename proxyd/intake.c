@@ -4,8 +4,11 @@
  * back, coalesced by one timer so a burst of flows costs one message.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +36,107 @@ struct intake {
 };
 
 /* Counters of ProxyStatus, by name, so the set can grow without a proto change. */
+/* --- NewFlow: a source's description of a flow, into proxyd's own ------------ */
+
+#define ERR(...)	do { snprintf(err, errlen, __VA_ARGS__); goto bad; } while (0)
+
+static int
+endpoint_addr(struct flow_addr *fa, const Lc__Endpoint *ep)
+{
+	if (ep->addr.len == 4)
+		fa->family = AF_INET;
+	else if (ep->addr.len == 16)
+		fa->family = AF_INET6;
+	else
+		return -1;
+	memcpy(fa->addr, ep->addr.data, ep->addr.len);
+	return 0;
+}
+
+static int
+addr_unspecified(const struct flow_addr *fa)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(fa->addr, zero, fa->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* A copy of a peer-supplied string, cut at max bytes; "" for none. */
+static char *
+dup_bounded(const char *s, size_t max)
+{
+	return strndup(s ? s : "", max);
+}
+
+int
+flow_meta_from_newflow(struct flow_meta *m, const Lc__NewFlow *nf, char *err,
+    size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	if (nf->transport == LC__TRANSPORT__TRANSPORT_TCP)
+		m->transport = FLOW_TCP;
+	else if (nf->transport == LC__TRANSPORT__TRANSPORT_UDP)
+		m->transport = FLOW_UDP;
+	else
+		ERR("transport %d is neither TCP nor UDP", (int)nf->transport);
+	if (nf->src == NULL || nf->dst == NULL)
+		ERR("source or destination missing");
+	if (endpoint_addr(&m->src, nf->src) == -1)
+		ERR("source address of %zu bytes", nf->src->addr.len);
+	if (endpoint_addr(&m->dst, nf->dst) == -1)
+		ERR("destination address of %zu bytes", nf->dst->addr.len);
+	if (m->src.family != m->dst.family)
+		ERR("source and destination of different address families");
+	if (nf->src->port > 65535)
+		ERR("source port %u", nf->src->port);
+	if (nf->dst->port == 0 || nf->dst->port > 65535)
+		ERR("destination port %u", nf->dst->port);
+	/* connect() to 0.0.0.0 or :: reaches this host: never what was meant. */
+	if (addr_unspecified(&m->dst))
+		ERR("unspecified destination address");
+	m->src.port = (uint16_t)nf->src->port;
+	m->dst.port = (uint16_t)nf->dst->port;
+	m->source_flow_id = nf->flow_id;
+	m->start_us = nf->start_time_us;
+	if (nf->owner) {
+		m->owner.pid = nf->owner->pid;
+		m->owner.uid = nf->owner->uid;
+		m->owner.gid = nf->owner->gid;
+		m->owner.cgroup_id = nf->owner->cgroup_id;
+	}
+	/* Bounded: a comm is 16 bytes, a cgroup path rarely over a few hundred. */
+	m->owner.name = dup_bounded(nf->owner ? nf->owner->name : NULL, 255);
+	m->owner.cgroup = dup_bounded(nf->owner ? nf->owner->cgroup : NULL, 4095);
+	if (m->owner.name == NULL || m->owner.cgroup == NULL) {
+		flow_meta_clear(m);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+bad:
+	memset(m, 0, sizeof(*m));
+	return -1;
+}
+
+/*
+ * A NewFlow straight from a source: validated (a bad one is refused: one log
+ * line, fd closed, 0 returned) and started in the relay.
+ */
+uint64_t
+intake_new_flow(struct relay *r, const void *source, const Lc__NewFlow *nf,
+    int fd)
+{
+	struct flow_meta meta;
+	char err[128];
+
+	if (flow_meta_from_newflow(&meta, nf, err, sizeof(err)) == -1) {
+		relay_refuse(r, fd, "NewFlow %llu refused: %s",
+		    (unsigned long long)nf->flow_id, err);
+		return 0;
+	}
+	return relay_start(r, source, &meta, fd);
+}
+
 static void
 send_status(struct intake *in, struct ipc_peer *peer)
 {
@@ -161,7 +265,7 @@ source_message(struct ipc_peer *peer, Lc__MsgType type,
 		 * The fd is the source's own doing, not the application's: a
 		 * wrong kind is a bug there, and the source is dropped.  Bad
 		 * addresses come from the application's packets: only that
-		 * flow is refused (relay_new_flow).
+		 * flow is refused (intake_new_flow).
 		 */
 		if (nfds != 1 || check_flow_fd(nf, fds[0]) == -1) {
 			s->in->bad_fds++;
@@ -172,7 +276,7 @@ source_message(struct ipc_peer *peer, Lc__MsgType type,
 		}
 		fd = fds[0];
 		fds[0] = -1;
-		(void)relay_new_flow(s->in->relay, s, nf, fd);
+		(void)intake_new_flow(s->in->relay, s, nf, fd);
 		break;
 	}
 	case LC__MSG_TYPE__MSG_FLOW_CLOSED: {

@@ -12,7 +12,9 @@
 
 #include <ev.h>
 
+#include "flow.pb-c.h"
 #include "ipc.h"
+#include "proxyd/flow.h"
 #include "proxyd/relay.h"
 
 #define INTAKE_STATUS_INTERVAL	1.0	/* seconds between ProxyStatus */
@@ -35,6 +37,23 @@ size_t		 intake_nsources(const struct intake *);
 /* The explicit proxy's figures go into ProxyStatus too (NULL: none). */
 struct plisten;
 void		 intake_set_listener(struct intake *, const struct plisten *);
+
+/*
+ * Check a NewFlow and copy it into meta (strings duplicated).  0, or -1 with
+ * one line for a log in err (meta left empty).  Refused: a transport other
+ * than TCP/UDP, a missing endpoint, an address not 4 or 16 bytes, source and
+ * destination of different families, a destination port of 0 or over 65535,
+ * an unspecified destination address.
+ */
+int	flow_meta_from_newflow(struct flow_meta *, const Lc__NewFlow *,
+	    char *err, size_t errlen);
+
+/*
+ * A NewFlow straight from a source: validated (a bad one is refused: one log
+ * line, fd closed, 0 returned) and started in the relay (relay_start).
+ */
+uint64_t	 intake_new_flow(struct relay *, const void *source,
+		    const Lc__NewFlow *, int fd);
 
 /* NewFlows refused for a bad fd (a source bug; the source is dropped). */
 uint64_t	 intake_bad_fds(const struct intake *);

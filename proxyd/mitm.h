@@ -46,13 +46,7 @@ enum mitm_cipher_pref {
 	MITM_PREFER_AESGCM,	/* AES-GCM first (what most servers pick anyway) */
 };
 
-/*
- * Which AEAD is faster on this machine with this mbedTLS: each encrypts
- * 16 KiB records for a few milliseconds (best of three).  AES-GCM wins
- * where mbedTLS's AES-NI code is built for SSE4.1, ChaCha20 elsewhere.  The
- * figures (MB/s per core) are returned for the log.
- */
-enum mitm_cipher_pref mitm_fastest_aead(double *aes_mbs, double *chacha_mbs);
+/* The AEAD to prefer is measured at start: aeadbench.h. */
 
 struct mitm_options {
 	const char	*system_ca_file;	/* NULL: MITM_SYSTEM_CA_FILE; "" none */
@@ -60,7 +54,7 @@ struct mitm_options {
 	/*
 	 * The same as bytes already in memory (PEM NUL-terminated, len counting
 	 * the NUL, or DER), used instead of the file when set: proxyd reads its
-	 * trust files before it enters its sandbox, where it cannot open them.
+	 * trust files before it enters its sandbox, where it cannot open them (cabundle.h).
 	 */
 	const unsigned char *system_ca_buf;
 	size_t		 system_ca_len;
@@ -87,12 +81,6 @@ struct mitm_ctx *mitm_ctx_new(const struct mitm_options *opt, struct certforge *
 	    char *err, size_t errlen);
 void	mitm_ctx_free(struct mitm_ctx *ctx);
 
-/*
- * Read a CA file (a bundle) into memory for system_ca_buf / extra_ca_buf:
- * malloc'd, NUL-terminated, *len counts the NUL.  0, or -1 with err set.
- */
-int	mitm_read_ca_file(const char *path, unsigned char **buf, size_t *len,
-	    char *err, size_t errlen);
 
 /* Upstream sessions currently cached, and how many handshakes resumed. */
 struct mitm_ctx_stats {

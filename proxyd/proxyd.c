@@ -32,6 +32,8 @@
 #include "proxyd/hostmatch.h"
 #include "proxyd/listen.h"
 #include "proxyd/resolver.h"
+#include "proxyd/aeadbench.h"
+#include "proxyd/cabundle.h"
 #include "proxyd/mitm.h"
 #include "proxyd/signer.h"
 #include "proxyd/store.h"
@@ -271,14 +273,14 @@ read_trust(void)
 	{
 		double aes, chacha;
 
-		o->cipher_pref = mitm_fastest_aead(&aes, &chacha);
+		o->cipher_pref = aeadbench_fastest(&aes, &chacha);
 		log_info("record cipher preferred on both legs: %s (here, per "
 		    "core: AES-128-GCM %.0f MB/s, ChaCha20-Poly1305 %.0f MB/s)",
 		    o->cipher_pref == MITM_PREFER_AESGCM ? "AES-128-GCM" :
 		    "ChaCha20-Poly1305", aes, chacha);
 	}
 	o->ticket_lifetime = MITM_DEFAULT_TICKET_LIFETIME;
-	if (mitm_read_ca_file(MITM_SYSTEM_CA_FILE, &proxyd.system_ca_buf,
+	if (cabundle_read(MITM_SYSTEM_CA_FILE, &proxyd.system_ca_buf,
 	    &o->system_ca_len, err, sizeof(err)) == -1) {
 		log_warnx("system trust store: %s", err);
 		o->system_ca_file = "";
@@ -286,7 +288,7 @@ read_trust(void)
 		o->system_ca_buf = proxyd.system_ca_buf;
 	if (proxyd.upstream_ca != NULL) {
 		/* Asked for explicitly: not being able to use it is fatal. */
-		if (mitm_read_ca_file(proxyd.upstream_ca, &proxyd.extra_ca_buf,
+		if (cabundle_read(proxyd.upstream_ca, &proxyd.extra_ca_buf,
 		    &o->extra_ca_len, err, sizeof(err)) == -1)
 			fatalx("--upstream-ca: %s", err);
 		o->extra_ca_file = proxyd.upstream_ca;

@@ -138,11 +138,13 @@ uint64_t	relay_start_prefixed(struct relay *, const void *source,
 		    struct flow_meta *, int fd, const void *prefix, size_t len);
 
 /*
- * A NewFlow straight from a source: validated (a bad one is refused: one log
- * line, fd closed, 0 returned) and started.
+ * Refuse a flow before it started (its description was bad): one log line
+ * (at most one a second, the next says how many were not logged), fd
+ * closed, counted in flows_refused.
  */
-uint64_t	relay_new_flow(struct relay *, const void *source,
-		    const Lc__NewFlow *, int fd);
+void	relay_refuse(struct relay *, int fd, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
 
 /*
  * The source says a flow ended on its side (FlowClosed).  A UDP flow ends.

@@ -1975,7 +1975,7 @@ relay_refuses_bad_newflow(void **state)
 	mknewflow(&nf, &src, &dst, &owner);
 	dst.port = 0;
 	flow_socketpair(SOCK_STREAM, fds);
-	assert_int_equal(relay_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
+	assert_int_equal(intake_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
 	assert_int_equal(recv(fds[0], &c, 1, 0), 0);	/* closed */
 	assert_int_equal(relay_stats(t->relay)->flows_refused, 1);
 	assert_int_equal(relay_stats(t->relay)->flows_total, 0);
@@ -2003,13 +2003,13 @@ relay_refusals_rate_limited(void **state)
 	for (i = 0; i < 3; i++) {
 		nf.flow_id = (uint64_t)i + 1;
 		flow_socketpair(SOCK_STREAM, fds);
-		assert_int_equal(relay_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
+		assert_int_equal(intake_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
 		close(fds[0]);
 	}
 	run_for(t, 1.05);
 	nf.flow_id = 4;
 	flow_socketpair(SOCK_STREAM, fds);
-	assert_int_equal(relay_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
+	assert_int_equal(intake_new_flow(t->relay, SOURCE, &nf, fds[1]), 0);
 	close(fds[0]);
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
