@@ -368,6 +368,28 @@ h2_done(const struct h2 *c)
 	return true;
 }
 
+bool
+h2_out_done(struct h2 *c, enum h2_leg to)
+{
+	struct leg *l = &c->leg[to];
+	const uint8_t *p;
+
+	if (h2_output(c, to, &p) > 0)
+		return false;
+	if (l->failed || l->eof || c->error[0] != '\0')
+		return !nghttp2_session_want_write(l->s) || l->failed || l->eof;
+	if (to == H2_CLIENT && !c->client_settings_sent)
+		return false;
+	return !nghttp2_session_want_read(l->s) &&
+	    !nghttp2_session_want_write(l->s);
+}
+
+size_t
+h2_held(const struct h2 *c)
+{
+	return c->st.buffered + c->leg[0].out.len + c->leg[1].out.len;
+}
+
 uint64_t
 h2_next_deadline(const struct h2 *c)
 {

@@ -127,6 +127,13 @@ void		 h2_output_done(struct h2 *c, enum h2_leg to, size_t n,
 bool		 h2_want_read(const struct h2 *c, enum h2_leg from);
 /* Both legs are finished and their output written: close the flow. */
 bool		 h2_done(const struct h2 *c);
+/*
+ * Nothing more will ever be written to that leg (its session is over, or
+ * its peer or the connection failed) and its output is out: half-close it.
+ */
+bool		 h2_out_done(struct h2 *c, enum h2_leg to);
+/* Bytes the layer holds now (DATA waiting, output ready). */
+size_t		 h2_held(const struct h2 *c);
 /* When h2_tick() should run next (0: no deadline). */
 uint64_t	 h2_next_deadline(const struct h2 *c);
 /* Reaps streams stalled past their deadline. */

@@ -42,6 +42,27 @@ rflow_proto_start(struct rflow *f, const char *scheme, const char *host)
 	f->http_seen = f->proto != NULL;
 }
 
+/*
+ * The HTTP/2 layer, for a flow whose both legs speak h2.  It terminates h2
+ * on each leg, so it goes on whether or not there is a store to record
+ * into; only out of memory leaves the flow to the raw relay (the two legs
+ * agreed on h2, so relaying their bytes unchanged still works).
+ */
+void
+rflow_proto_start_h2(struct rflow *f, const char *scheme, const char *host)
+{
+	struct layer_env env;
+
+	if (!recorder_layer_env(f, &env, scheme, host)) {
+		memset(&env, 0, sizeof(env));
+		env.flow_id = f->rec.id;
+		env.scheme = scheme;
+		env.default_host = host;
+	}
+	f->proto = layer_h2_new(&env);
+	f->http_seen = f->proto != NULL;
+}
+
 /* The layer stopped looking (bad input): the flow goes on raw. */
 static void
 proto_stop(struct rflow *f)

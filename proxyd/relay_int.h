@@ -150,6 +150,7 @@ struct rflow {
 
 	/* --- recorder (recorder.c) --- */
 	int64_t			 store_row;	/* its row in the flow store, or 0 */
+	char			 proto_why[160];/* why the layer ended the flow */
 	unsigned		 http_seen:1;	/* observed as HTTP at all */
 };
 
@@ -213,6 +214,9 @@ const char	*rflow_ignore_match(const struct rflow *);
 void		 rflow_grace_expired(struct ev_loop *, ev_timer *, int);
 /* Put the HTTP/1 layer on the flow (when there is a store to record into). */
 void		 rflow_proto_start(struct rflow *, const char *scheme,
+		    const char *host);
+/* The HTTP/2 layer (with or without a store: it re-frames). */
+void		 rflow_proto_start_h2(struct rflow *, const char *scheme,
 		    const char *host);
 /* A plain flow's bytes as they pass, for a transparent layer to look at. */
 void		 rflow_proto_observe(struct rflow *, int from_app,

@@ -158,20 +158,28 @@ tls_answer(struct rflow *f)
 
 /*
  * The handshakes are done: a flow whose ALPN is http/1.1, or none (an
- * HTTP/1 client that offered nothing), is observed as HTTPS.  Other ALPN
- * protocols (h2 later) stay with mitm_relay(), decrypted but raw.
+ * HTTP/1 client that offered nothing), is observed as HTTPS; h2 (both legs
+ * agreed on it: the client leg mirrors the server's choice) gets the
+ * HTTP/2 layer.  Other ALPN protocols stay with mitm_relay(), decrypted but
+ * raw.
  */
 static void
 tls_observe_start(struct rflow *f)
 {
 	const struct mitm_info *in = mitm_get_info(f->m);
 	char addr[64];
+	const char *host = in->sni[0] != '\0' ? in->sni :
+	    f->rec.meta.host[0] != '\0' ? f->rec.meta.host :
+	    flow_addr_str(&f->rec.meta.dst, addr, sizeof(addr));
 
 	f->tls_checked = 1;
+	if (strcmp(in->alpn, "h2") == 0) {
+		rflow_proto_start_h2(f, "https", host);
+		return;
+	}
 	if (in->alpn[0] != '\0' && strcmp(in->alpn, "http/1.1") != 0)
 		return;
-	rflow_proto_start(f, "https", in->sni[0] != '\0' ? in->sni :
-	    flow_addr_str(&f->rec.meta.dst, addr, sizeof(addr)));
+	rflow_proto_start(f, "https", host);
 }
 
 /*
