@@ -190,7 +190,10 @@ leg_failed(struct h2 *c, enum h2_leg leg, ssize_t rv)
 	else
 		h2_fail_conn(c, "%s broke HTTP/2: %s", h2_leg_name[leg],
 		    nghttp2_strerror((int)rv));
-	h2_fail_both(c, leg, NGHTTP2_PROTOCOL_ERROR);
+	/* Floods (ours, or nghttp2's own count) get ENHANCE_YOUR_CALM. */
+	h2_fail_both(c, leg, rv == NGHTTP2_ERR_FLOODED ||
+	    strstr(c->error, "flooded") != NULL ? NGHTTP2_ENHANCE_YOUR_CALM :
+	    NGHTTP2_PROTOCOL_ERROR);
 }
 
 int

@@ -31,6 +31,7 @@
 struct layer_h2 {
 	struct layer	 l;		/* first */
 	struct h2	*c;
+	uint64_t	 flow_id;
 	uint8_t		 in[H2_IN_CHUNK];
 	bool		 logged;
 };
@@ -49,7 +50,7 @@ leg(enum layer_side s)
 
 /* Note why the connection failed, once; reap stalled streams. */
 static void
-after(struct layer_h2 *h, uint64_t now_us)
+h2_layer_after(struct layer_h2 *h, uint64_t now_us)
 {
 	const char *e = h2_error(h->c);
 	uint64_t dl = h2_next_deadline(h->c);
@@ -59,7 +60,8 @@ after(struct layer_h2 *h, uint64_t now_us)
 	if (e != NULL && !h->logged) {
 		h->logged = true;
 		snprintf(h->l.why, sizeof(h->l.why), "HTTP/2: %s", e);
-		log_info("%s", h->l.why);
+		log_info("flow %llu: %s", (unsigned long long)h->flow_id,
+		    h->l.why);
 	}
 }
 
@@ -86,7 +88,7 @@ h2l_in_commit(struct layer *l, enum layer_side from, size_t n,
 
 	if (n > 0)
 		(void)h2_feed(h->c, leg(from), h->in, n, now_us);
-	after(h, now_us);
+	h2_layer_after(h, now_us);
 	/* A failure is not -1: the GOAWAYs go out first (out_done). */
 	return 0;
 }
@@ -97,7 +99,7 @@ h2l_in_eof(struct layer *l, enum layer_side from, uint64_t now_us)
 	struct layer_h2 *h = lh(l);
 
 	h2_eof(h->c, leg(from), now_us);
-	after(h, now_us);
+	h2_layer_after(h, now_us);
 	return 0;
 }
 
@@ -117,7 +119,7 @@ h2l_out_consume(struct layer *l, enum layer_side to, size_t n,
 	struct layer_h2 *h = lh(l);
 
 	h2_output_done(h->c, leg(to), n, now_us);
-	after(h, now_us);
+	h2_layer_after(h, now_us);
 }
 
 static bool
@@ -180,6 +182,7 @@ layer_h2_new(const struct layer_env *env)
 		free(h);
 		return NULL;
 	}
+	h->flow_id = env->flow_id;
 	h->l.ops = &h2_ops;
 	return &h->l;
 }
