@@ -2,8 +2,9 @@
  * Detection: what a TCP flow's first bytes are.  A ClientHello goes to the
  * TLS layer (relay_tls.c) unless its host passes through; an HTTP/1
  * request on a plain flow gets the HTTP/1 protocol layer (layer_http1.c),
- * which then observes it; anything else, or an --ignore-hosts match, is
- * relayed raw.
+ * which then observes it; the HTTP/2 connection preface (prior-knowledge
+ * h2c) gets the HTTP/2 layer, driven by relay_layer.c; anything else, or
+ * an --ignore-hosts match, is relayed raw.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,6 +111,17 @@ rflow_http_sniff(struct rflow *f)
 	    f->a2u.head + n > f->relay->cfg.bufsize)
 		return;
 	d = detect_tcp(p, n);
+	if (d == DETECT_HTTP2) {
+		/*
+		 * Prior-knowledge h2c: the HTTP/2 layer re-frames, so the
+		 * bytes go through it (relay_layer.c), the preface first.
+		 */
+		rflow_proto_start_h2(f, "http", f->rec.meta.host[0] != '\0' ?
+		    f->rec.meta.host : flow_addr_str(&f->rec.meta.dst, host,
+		    sizeof(host)));
+		f->layer_pump = f->proto != NULL;
+		return;
+	}
 	if (d != DETECT_HTTP1 && d != DETECT_NEED_MORE)
 		return;
 	rflow_proto_start(f, "http", f->rec.meta.host[0] != '\0' ? f->rec.meta.host :

@@ -8,6 +8,7 @@
  *   relay_udp.c     the UDP pump (transport; DNS recorded per message)
  *   relay_detect.c  first bytes: TLS ClientHello, HTTP/1, --ignore-hosts
  *   relay_tls.c     an intercepted flow: sockets <-> mitm engine <-> layer
+ *   relay_layer.c   a plain flow whose layer re-frames (h2c): sockets <-> layer
  *   flow_end.c      how a flow ends; FlowClosed reconciliation
  *   recorder.c      what the store learns of a flow (begin, facts, end)
  */
@@ -147,6 +148,9 @@ struct rflow {
 	 * then goes across with mitm_relay()).
 	 */
 	struct layer		*proto;
+	unsigned		 layer_pump:1;	/* plain flow whose layer re-frames
+						 * (h2c): relay_layer.c moves its
+						 * bytes, not the ring buffers */
 
 	/* --- recorder (recorder.c) --- */
 	int64_t			 store_row;	/* its row in the flow store, or 0 */
@@ -222,6 +226,9 @@ void		 rflow_proto_start_h2(struct rflow *, const char *scheme,
 void		 rflow_proto_observe(struct rflow *, int from_app,
 		    const void *, size_t);
 void		 rflow_proto_observe_eof(struct rflow *, int from_app);
+
+/* relay_layer.c */
+int		 rflow_layer_run(struct rflow *);
 
 /* relay_tls.c */
 int		 rflow_tls_start(struct rflow *);

@@ -3,7 +3,8 @@
 # clients captured with `localcapctl run` (TUN, netstackd, proxyd), and the
 # same through proxyd's explicit proxy (--listen, inside CONNECT).  The
 # origins: nghttpd (h2 over TLS, response trailers, request bodies echoed),
-# and an HTTP/1.1-only TLS origin (python3, no ALPN).  Checked: nghttp -nv
+# an h2c one (nghttpd --no-tls, prior knowledge) and an HTTP/1.1-only TLS
+# origin (python3, no ALPN).  Checked: nghttp -nv
 # gets its 200 over h2 (nghttp only warns about certificates: it is
 # pointed at the address, with the name in :authority); curl --http2 reports HTTP/2; h2load's 2000
 # requests all succeed and the store holds 2000 HTTP/2.0 exchanges
@@ -11,7 +12,8 @@
 # trailers round-trip both ways; the h1-only origin still serves curl
 # --http2 (over 1.1) and gives an h2-only client a clear TLS alert; floods
 # and bombs are refused (a GOAWAY, a 431) with proxyd's RSS logged and
-# proxyd still serving.
+# proxyd still serving; h2c with prior knowledge (curl, nghttp, h2load) goes
+# through the same layer, captured and inside CONNECT.
 #
 # Two network namespaces this script creates ("client": the daemons and the
 # captured programs, in a child cgroup of our own; "server": the origins),
@@ -92,6 +94,9 @@ echo "hello over h2" >"$T/www/index.html"
 ip netns exec "$NS2" nghttpd -d "$T/www" --trailer 'x-trailer: end' \
     --echo-upload 8443 "$T/pki/origin.key" "$T/pki/origin.pem" \
     >"$T/nghttpd.log" 2>&1 &
+pids="$pids $!"
+# h2c with prior knowledge (no TLS) on 8080.
+ip netns exec "$NS2" nghttpd -d "$T/www" --no-tls 8080 >"$T/nghttpd-h2c.log" 2>&1 &
 pids="$pids $!"
 # The same, verbose (every frame in its log), for the trailer checks.
 ip netns exec "$NS2" nghttpd -v -d "$T/www" --trailer 'x-trailer: end' \
@@ -213,6 +218,21 @@ check "...and the flow says why" sh -c "
     \"$B/bin/localcapctl\" -s '$T/state' show \$(grep -F '\"dst\":\"10.97.0.2:8444\"' '$T/flows.json' |
         tail -n 1 | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/') | grep -q 'offered only h2, the server speaks HTTP/1.1 only'"
 
+# Prior-knowledge h2c on plain TCP: the connection preface is detected and
+# the stream goes through the same HTTP/2 layer.
+out=$(run curl -sS -m 20 --http2-prior-knowledge -o /dev/null \
+    -w '%{http_version} %{http_code}' http://10.97.0.2:8080/index.html 2>&1)
+check "h2c: run -- curl --http2-prior-knowledge: HTTP/2 200 ($out)" test "$out" = "2 200"
+out=$(run nghttp -nv http://10.97.0.2:8080/index.html 2>&1)
+check "h2c: run -- nghttp -nv: 200" sh -c 'echo "$0" | grep -q ":status: 200"' "$out"
+out=$(run h2load -n 200 -c 2 -m 20 http://10.97.0.2:8080/index.html 2>&1)
+check "h2c: run -- h2load -n 200 -c 2 -m 20: 200 succeeded" sh -c '
+    echo "$0" | grep -E -q "requests: 200 total, 200 started, 200 done, 200 succeeded"' "$out"
+flows_json
+n=$(grep -F '"url":"http://10.97.0.2:8080/index.html"' "$T/flows.json" |
+    grep -F '"process":"h2load"' | grep -c '"http_version":"HTTP/2.0"')
+check "h2c: the store holds h2load's 200 exchanges as HTTP/2.0 over http ($n)" test "$n" -eq 200
+
 # --- show and HAR ----------------------------------------------------------------
 id=$(grep -F '"path":"/echo"' "$T/flows.json" | tail -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
 "$B/bin/localcapctl" -s "$T/state" show "$id" >"$T/show-echo.txt" 2>&1
@@ -266,6 +286,10 @@ out=$($NSE "$PY" "$top/test/integration/h2attack.py" 10.97.0.2 8443 "$LCA" \
     rapid origin.test 127.0.0.1:3128 2>&1 | tail -n 1)
 check "--listen: rapid reset refused inside CONNECT ($out), proxyd RSS $(rss)" \
     sh -c 'case "$0" in goaway*|closed) exit 0;; *) exit 1;; esac' "$out"
+flows_json
+out=$($NSE curl -sS -m 20 -x $P -p --http2-prior-knowledge -o /dev/null \
+    -w '%{http_version} %{http_code}' http://origin.test:8080/index.html 2>&1)
+check "--listen: h2c with prior knowledge inside CONNECT: HTTP/2 200 ($out)" test "$out" = "2 200"
 flows_json
 check "--listen: its exchanges recorded as HTTP/2.0" sh -c "
     grep -F '\"url\":\"https://origin.test:8443/index.html?p=50\"' '$T/flows.json' |
