@@ -4,9 +4,9 @@
 # same through proxyd's explicit proxy (--listen, inside CONNECT).  The
 # origins: nghttpd (h2 over TLS, response trailers, request bodies echoed),
 # an h2c one (nghttpd --no-tls, prior knowledge) and an HTTP/1.1-only TLS
-# origin (python3, no ALPN).  Checked: nghttp -nv
-# gets its 200 over h2 (nghttp only warns about certificates: it is
-# pointed at the address, with the name in :authority); curl --http2 reports HTTP/2; h2load's 2000
+# origin (python3, no ALPN).  Checked: nghttp -nv gets its 200 over h2
+# (nghttp only warns about certificates: it is pointed at the address,
+# with the name in :authority); curl --http2 reports HTTP/2; h2load's 2000
 # requests all succeed and the store holds 2000 HTTP/2.0 exchanges
 # attributed to h2load; a 256 MiB h2 download is SHA-256-identical;
 # trailers round-trip both ways; the h1-only origin still serves curl
