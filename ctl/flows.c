@@ -747,8 +747,6 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 		json_str(stdout, col_text(s, E_PROTO));
 		printf(",\"method\":");
 		json_str(stdout, http ? col_text(s, E_METHOD) : NULL);
-		printf(",\"http_version\":");
-		json_str(stdout, ver[0] ? ver : NULL);
 		printf(",\"host\":");
 		json_str(stdout, host);
 		printf(",\"path\":");
@@ -763,6 +761,8 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 			printf(",\"status\":null");
 		else
 			printf(",\"status\":%d", sqlite3_column_int(s, E_STATUS));
+		printf(",\"http_version\":");
+		json_str(stdout, ver[0] ? ver : NULL);
 		printf(",\"result\":");
 		json_str(stdout, result);
 		if (col_null(s, E_UP))
