@@ -32,6 +32,7 @@ struct layer_h2 {
 	struct layer	 l;		/* first */
 	struct h2	*c;
 	uint64_t	 flow_id;
+	uint64_t	 next_check_us;	/* stalled streams looked for next */
 	uint8_t		 in[H2_IN_CHUNK];
 	bool		 logged;
 };
@@ -53,10 +54,15 @@ static void
 h2_layer_after(struct layer_h2 *h, uint64_t now_us)
 {
 	const char *e = h2_error(h->c);
-	uint64_t dl = h2_next_deadline(h->c);
+	uint64_t dl;
 
-	if (dl != 0 && dl <= now_us)
-		h2_tick(h->c, now_us);
+	/* A walk over the streams: ten times a second is plenty for a
+	 * deadline of a minute. */
+	if (now_us >= h->next_check_us) {
+		h->next_check_us = now_us + 100000;
+		if ((dl = h2_next_deadline(h->c)) != 0 && dl <= now_us)
+			h2_tick(h->c, now_us);
+	}
 	if (e != NULL && !h->logged) {
 		h->logged = true;
 		snprintf(h->l.why, sizeof(h->l.why), "HTTP/2: %s", e);

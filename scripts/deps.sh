@@ -21,8 +21,9 @@ PACKAGES="
   mandoc man-db systemd strace ca-certificates libnss3-tools
 "
 # `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
-# OpenSSL client's headers and the two peers proxyd is measured against.
-BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy"
+# OpenSSL client's headers and the two peers proxyd is measured against, and
+# socat: the HTTP/2 benchmark's CONNECT shim (h2load speaks to no proxy).
+BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy socat"
 if [ "${1:-}" = "--bench" ]; then
 	PACKAGES="$PACKAGES $BENCH_PACKAGES"
 fi

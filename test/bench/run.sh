@@ -24,3 +24,6 @@ echo "== netstackd end to end"
 echo
 echo "== proxyd as an explicit proxy vs direct, sslsplit and mitmproxy"
 "$top/test/bench/proxy_bench.sh"
+echo
+echo "== HTTP/2 through proxyd vs direct and mitmproxy (h2load)"
+"$top/test/bench/h2_bench.sh"
