@@ -11,8 +11,10 @@
  *	/rst		RST_STREAM INTERNAL_ERROR
  *	/hang		nothing (the test acts)
  *
- * Flood and bomb cases write raw frames as an attacker would.  Every test
- * ends with h2_free and a check that nothing is left allocated.
+ * Flood and bomb cases write raw frames as an attacker would.  The last
+ * tests drive the same layer behind the protocol-layer seam (layer_h2.c),
+ * as relay_tls.c and relay_layer.c do.  LeakSanitizer (make SANITIZE=1)
+ * checks that nothing is left allocated.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +28,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxyd/h2.h"
+#include "proxyd/layer.h"
 
 #define MAXS	256
 
@@ -1346,6 +1349,187 @@ test_h2_memory_budget(void **state)
 	rig_free(&r);
 }
 
+/* --- the same layer behind the seam (layer.h), as relay_tls.c drives it ---- */
+
+/* One side's nghttp2 output into the layer, through the room it offers. */
+static bool
+seam_in(struct layer *l, enum layer_side from, nghttp2_session *s,
+    uint64_t now)
+{
+	static uint8_t pend[2][1 << 20];
+	static size_t plen[2];
+	const uint8_t *d;
+	ssize_t n;
+	uint8_t *p;
+	size_t room, k;
+	bool moved = false;
+
+	while (plen[from] < sizeof(pend[0]) - 65536 &&
+	    (n = nghttp2_session_mem_send(s, &d)) > 0) {
+		memcpy(pend[from] + plen[from], d, (size_t)n);
+		plen[from] += (size_t)n;
+	}
+	while (plen[from] > 0 && (room = l->ops->in_space(l, from, &p)) > 0) {
+		k = plen[from] < room ? plen[from] : room;
+		memcpy(p, pend[from], k);
+		assert_int_equal(l->ops->in_commit(l, from, k, now), 0);
+		memmove(pend[from], pend[from] + k, plen[from] - k);
+		plen[from] -= k;
+		moved = true;
+	}
+	return moved;
+}
+
+static bool
+seam_out(struct layer *l, enum layer_side to, nghttp2_session *s,
+    uint64_t now)
+{
+	const uint8_t *p;
+	size_t len;
+	bool moved = false;
+
+	while ((p = l->ops->out_peek(l, to, &len)) != NULL && len > 0) {
+		assert_int_equal(nghttp2_session_mem_recv(s, p, len), (ssize_t)len);
+		l->ops->out_consume(l, to, len, now);
+		moved = true;
+	}
+	return moved;
+}
+
+static void
+seam_pump(struct layer *l, struct app *a, struct origin *o, uint64_t *now)
+{
+	int rounds;
+	bool moved;
+
+	for (rounds = 0; rounds < 100000; rounds++) {
+		*now += 10;
+		moved = seam_in(l, LAYER_CLIENT, a->s, *now);
+		moved |= seam_in(l, LAYER_SERVER, o->s, *now);
+		moved |= seam_out(l, LAYER_SERVER, o->s, *now);
+		moved |= seam_out(l, LAYER_CLIENT, a->s, *now);
+		if (!moved)
+			return;
+	}
+	fail_msg("seam pump did not settle");
+}
+
+static void
+exchange_rec(void *arg, const struct store_http *h)
+{
+	record(arg, h);
+}
+
+static void
+test_layer_h2_through_the_seam(void **state)
+{
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 9, .scheme = "https", .default_host = "origin.test",
+		.body_cap = 4096, .rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	struct app app;
+	struct origin org;
+	struct layer *l;
+	uint64_t now = 1000000;
+
+	(void)state;
+	memset(&rec, 0, sizeof(rec));
+	app_init(&app, false);
+	origin_init(&org, 0, false);
+	assert_non_null(l = layer_h2_new(&env));
+	assert_string_equal(l->ops->name, "h2");
+	/* It re-frames: no transparent path for the plain pump. */
+	assert_null(l->ops->observe);
+	app_request(&app, "GET", "/size/100000", NULL, 0, false);
+	seam_pump(l, &app, &org, &now);
+	assert_true(app.st[0].closed);
+	assert_int_equal(app.st[0].status, 200);
+	assert_int_equal(app.st[0].body, 100000);
+	assert_int_equal(rec.n, 1);
+	assert_string_equal(rec.version[0], "HTTP/2.0");
+	assert_int_equal(l->ops->held(l), 0);
+	assert_false(l->ops->out_done(l, LAYER_CLIENT));
+	assert_false(l->ops->out_done(l, LAYER_SERVER));
+	/* The app leaves: the origin gets a GOAWAY, then both sides are done. */
+	assert_int_equal(l->ops->in_eof(l, LAYER_CLIENT, now), 0);
+	assert_false(l->ops->out_done(l, LAYER_SERVER));	/* GOAWAY first */
+	seam_pump(l, &app, &org, &now);
+	assert_true(nghttp2_session_get_remote_settings(org.s,
+	    NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) > 0);
+	assert_true(l->ops->out_done(l, LAYER_SERVER));
+	assert_true(l->ops->out_done(l, LAYER_CLIENT));
+	assert_string_equal(l->why, "");
+	l->ops->free(l, now, NULL);
+	nghttp2_session_del(app.s);
+	nghttp2_session_del(org.s);
+}
+
+static void
+test_layer_h2_flood_ends_in_order(void **state)
+{
+	static uint8_t buf[17 * 3000];
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 10, .scheme = "https", .default_host = "origin.test",
+		.rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	struct origin org;
+	struct layer *l;
+	uint64_t now = 1000000;
+	size_t n = 0, off = 0, room, k;
+	uint8_t *p;
+	int i;
+
+	(void)state;
+	memset(&rec, 0, sizeof(rec));
+	origin_init(&org, 0, false);
+	assert_non_null(l = layer_h2_new(&env));
+	memcpy(buf, H2_PREFACE, H2_PREFACE_LEN);
+	n = H2_PREFACE_LEN;
+	n += frame(buf + n, 0, NGHTTP2_SETTINGS, 0, 0);
+	for (i = 0; i < 2000; i++) {
+		n += frame(buf + n, 8, NGHTTP2_PING, 0, 0);
+		memset(buf + n, 'p', 8);
+		n += 8;
+	}
+	/* A client that writes PINGs and reads its answers at once. */
+	while (off < n && (room = l->ops->in_space(l, LAYER_CLIENT, &p)) > 0) {
+		const uint8_t *o;
+		size_t len;
+
+		k = n - off < room ? n - off : room;
+		if (k > 170)
+			k = 170;
+		memcpy(p, buf + off, k);
+		assert_int_equal(l->ops->in_commit(l, LAYER_CLIENT, k, now), 0);
+		off += k;
+		while ((o = l->ops->out_peek(l, LAYER_CLIENT, &len)) != NULL &&
+		    len > 0)
+			l->ops->out_consume(l, LAYER_CLIENT, len, now);
+		(void)seam_in(l, LAYER_SERVER, org.s, now);
+		(void)seam_out(l, LAYER_SERVER, org.s, now);
+	}
+	/* Refused before the end of it; no more room for that client. */
+	assert_true(off < n);
+	assert_int_equal(l->ops->in_space(l, LAYER_CLIENT, &p), 0);
+	assert_non_null(strstr(l->why, "flooded"));
+	/* The GOAWAYs go out, then both sides are done. */
+	{
+		const uint8_t *o;
+		size_t len;
+
+		while ((o = l->ops->out_peek(l, LAYER_CLIENT, &len)) != NULL &&
+		    len > 0)
+			l->ops->out_consume(l, LAYER_CLIENT, len, now);
+	}
+	(void)seam_out(l, LAYER_SERVER, org.s, now);
+	assert_true(l->ops->out_done(l, LAYER_CLIENT));
+	assert_true(l->ops->out_done(l, LAYER_SERVER));
+	l->ops->free(l, now, "shutdown");
+	nghttp2_session_del(org.s);
+}
+
 int
 main(void)
 {
@@ -1369,6 +1553,8 @@ main(void)
 		cmocka_unit_test(test_h2_rapid_reset),
 		cmocka_unit_test(test_h2_bad_preface),
 		cmocka_unit_test(test_h2_memory_budget),
+		cmocka_unit_test(test_layer_h2_through_the_seam),
+		cmocka_unit_test(test_layer_h2_flood_ends_in_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
