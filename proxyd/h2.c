@@ -463,6 +463,7 @@ h2_free(struct h2 *c, uint64_t now_us, const char *why)
 	if (c == NULL)
 		return;
 	c->now_us = now_us;
+	c->failed_all = false;		/* the sessions are done with them */
 	TAILQ_FOREACH_SAFE(s, &c->streams, e, tmp) {
 		h2_set_error(s, "%s", why != NULL ? why : c->error[0] != '\0' ?
 		    c->error : "connection closed");

@@ -137,6 +137,8 @@ struct h2 {
 	bool			 client_settings_sent;
 	bool			 up_settings_seen;
 	bool			 up_connect_protocol;
+	bool			 failed_all;	/* h2_fail_both ran: streams are
+						 * freed by h2_free only */
 	size_t			 recorded;	/* body bytes kept by open streams */
 	uint64_t		 now_us;
 	char			 error[200];

@@ -62,6 +62,12 @@ h2_settle(struct h2 *c, struct stream *s)
 {
 	if (s->dead || !s->c_closed || !s->u_closed)
 		return;
+	if (c->failed_all) {
+		/* Recorded already; both sessions may still name it while
+		 * they write their GOAWAYs. */
+		h2_emit(c, s);
+		return;
+	}
 	s->dead = true;
 	h2_discard(c, s, UP);
 	h2_discard(c, s, DOWN);
@@ -310,6 +316,7 @@ h2_fail_both(struct h2 *c, enum h2_leg culprit, uint32_t code)
 	 * Recorded now; freed only by h2_free(), as nghttp2 may still hold
 	 * them while it writes its GOAWAY.
 	 */
+	c->failed_all = true;
 	TAILQ_FOREACH_SAFE(s, &c->streams, e, tmp) {
 		h2_set_error(s, "%s connection failed: %s", h2_leg_name[culprit],
 		    c->error);
