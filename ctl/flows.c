@@ -50,6 +50,7 @@ struct reader {
 	bool		 color;
 	sqlite3_stmt	*tcp_q;		/* a flow's TCP figures (JSON) */
 	sqlite3_stmt	*ver_q;		/* an exchange's HTTP version */
+	sqlite3_stmt	*err_q;		/* an entry's error text (JSON) */
 };
 
 /* --- output helpers ---------------------------------------------------------- */
@@ -371,6 +372,8 @@ reader_close(struct reader *r)
 	r->tcp_q = NULL;
 	sqlite3_finalize(r->ver_q);
 	r->ver_q = NULL;
+	sqlite3_finalize(r->err_q);
+	r->err_q = NULL;
 	if (r->db)
 		sqlite3_close(r->db);
 	r->db = NULL;
@@ -698,6 +701,40 @@ entry_http_version(struct reader *r, sqlite3_stmt *s, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * ,"error":… — the text show prints for the entry (an exchange's error,
+ * else its flow's; a DNS row's; a bare flow's, e.g. why the upstream
+ * certificate was refused), which "result" only summarises.  A point
+ * lookup, as the TCP figures'.
+ */
+static void
+print_error_json(struct reader *r, sqlite3_stmt *s, const char *kind)
+{
+	sqlite3_stmt *q;
+
+	printf(",\"error\":");
+	if (r->err_q == NULL && sqlite3_prepare_v2(r->db, "SELECT CASE ?3"
+	    " WHEN 'http' THEN (SELECT coalesce(h.error, f.error) FROM"
+	    "  http_exchanges h, flows f WHERE h.flow_id = ?1 AND h.seq = ?2"
+	    "  AND f.id = ?1)"
+	    " WHEN 'dns' THEN (SELECT error FROM dns WHERE flow_id = ?1 AND"
+	    "  seq = ?2)"
+	    " ELSE (SELECT error FROM flows WHERE id = ?1) END", -1, &r->err_q,
+	    NULL) != SQLITE_OK) {
+		printf("null");
+		return;
+	}
+	q = r->err_q;
+	sqlite3_bind_int64(q, 1, sqlite3_column_int64(s, E_FLOW));
+	sqlite3_bind_int64(q, 2, sqlite3_column_int64(s, E_SEQ));
+	sqlite3_bind_text(q, 3, kind ? kind : "", -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		json_str(stdout, col_text(q, 0));
+	else
+		printf("null");
+	sqlite3_reset(q);
+}
+
 static void
 print_entry(struct reader *r, sqlite3_stmt *s)
 {
@@ -765,6 +802,7 @@ print_entry(struct reader *r, sqlite3_stmt *s)
 		json_str(stdout, ver[0] ? ver : NULL);
 		printf(",\"result\":");
 		json_str(stdout, result);
+		print_error_json(r, s, kind);
 		if (col_null(s, E_UP))
 			printf(",\"bytes_up\":null,\"bytes_down\":null");
 		else

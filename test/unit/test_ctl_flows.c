@@ -711,7 +711,8 @@ export_har_filters_and_stdout(void **state)
 	assert_int_equal(stat(har, &sb), -1);
 }
 
-/* An HTTP/2 gRPC exchange: its version, trailers and status everywhere. */
+/* An HTTP/2 gRPC exchange: its version, trailers and status everywhere;
+ * and the error text in flows --json. */
 static void
 http2_grpc_exchange_everywhere(void **state)
 {
@@ -759,7 +760,20 @@ http2_grpc_exchange_everywhere(void **state)
 	rec.end = FLOW_END_CLOSED;
 	rec.end_us = rec.meta.start_us + 2000;
 	assert_int_equal(store_flow_end(st, row, &rec, &tls), 0);
+	/* A flow refused for its upstream certificate: JSON says why too. */
+	record(&rec, 7, FLOW_TCP, "badcert", 700, "192.0.2.31", 443,
+	    t_now - 900000);
+	row = store_flow_begin(st, &rec);
+	rec.end = FLOW_END_UPSTREAM_RESET;
+	rec.end_us = rec.meta.start_us + 2000;
+	tls.error = "upstream certificate for bad.test: not trusted";
+	assert_int_equal(store_flow_end(st, row, &rec, &tls), 0);
 	store_close(st);
+
+	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process",
+	    "badcert"), 0);
+	assert_non_null(strstr(out, "\"result\":\"upstream reset\",\"error\":"
+	    "\"upstream certificate for bad.test: not trusted\""));
 
 	assert_int_equal(RUN(ctl_flows, "flows", "--process", "grpcclient"), 0);
 	assert_line_has("6.1", "POST h2");
