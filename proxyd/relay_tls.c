@@ -418,6 +418,22 @@ rflow_tls_run(struct rflow *f)
 	case MITM_HANDSHAKING:
 		break;
 	}
+	/*
+	 * What the protocol layer still owes a leg counts as pending too:
+	 * when the rounds above ran out with the engine's ciphertext all sent
+	 * but the layer holding more (an HTTP/2 window that opened in the
+	 * last round), nothing else would wake the flow, and both peers
+	 * would wait for each other.  The socket is writable: the next run
+	 * comes at once.
+	 */
+	if (f->proto != NULL && st == MITM_ESTABLISHED) {
+		size_t pc = 0, pu = 0;
+
+		(void)f->proto->ops->out_peek(f->proto, LAYER_CLIENT, &pc);
+		(void)f->proto->ops->out_peek(f->proto, LAYER_SERVER, &pu);
+		lc += pc;
+		lu += pu;
+	}
 	w = mitm_wants(m);
 	relay_watch(r->loop, &f->app.rd, f->app.fd != -1 && !f->app.eof &&
 	    (w & MITM_WANT_READ_CLIENT));
