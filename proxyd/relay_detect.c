@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "proxyd/detect.h"
+#include "proxyd/h2.h"
 #include "proxyd/hostmatch.h"
 #include "proxyd/layer.h"
 #include "proxyd/mitm.h"
@@ -161,6 +162,14 @@ rflow_detect(struct rflow *f)
 	char addr[64], *colon;
 
 	if (n == 0 && !f->app.eof)
+		return 0;
+	/*
+	 * The start of the HTTP/2 preface (prior-knowledge h2c) waits for the
+	 * rest, so that rflow_http_sniff() sees it whole: split across reads,
+	 * it would otherwise go out raw and never be looked at.
+	 */
+	if (n < H2_PREFACE_LEN && !f->app.eof && n < full &&
+	    memcmp(p, H2_PREFACE, n) == 0)
 		return 0;
 	if (n == 0 || p[0] != 0x16)
 		goto raw;
