@@ -66,13 +66,13 @@ CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 
 redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
-proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3)
+proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3 libnghttp2)
 localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
 webd_LIBS        = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
-ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl sqlite3 && echo ok),ok)
+ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl sqlite3 libnghttp2 && echo ok),ok)
 $(error build dependencies missing: run 'make deps' as root first (it installs Debian packages and builds mbedTLS 3.6))
 endif
 endif

@@ -341,6 +341,8 @@ read_trust(void)
 		    "ChaCha20-Poly1305", aes, chacha);
 	}
 	o->ticket_lifetime = MITM_DEFAULT_TICKET_LIFETIME;
+	/* The HTTP/2 layer (layer_h2.c) speaks h2 on both legs. */
+	o->allow_h2 = true;
 	if (cabundle_read(MITM_SYSTEM_CA_FILE, &proxyd.system_ca_buf,
 	    &o->system_ca_len, err, sizeof(err)) == -1) {
 		log_warnx("system trust store: %s", err);

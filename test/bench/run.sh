@@ -32,3 +32,5 @@ echo "== the viewer's API on a 500,000-exchange store (webd vs storeread and loc
 "$top/test/bench/webd_bench.sh"
 echo "== localcap's capture path vs direct, sslsplit and mitmproxy (transparent)"
 "$top/test/bench/capture_bench.sh"
+echo "== HTTP/2 through proxyd vs direct and mitmproxy (h2load)"
+"$top/test/bench/h2_bench.sh"
