@@ -800,7 +800,8 @@ http2_grpc_exchange_everywhere(void **state)
 
 	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process",
 	    "badcert"), 0);
-	assert_non_null(strstr(out, "\"result\":\"upstream reset\",\"error\":"
+	assert_non_null(strstr(out, "\"result\":\"upstream reset\""));
+	assert_non_null(strstr(out, "\"error\":"
 	    "\"upstream certificate for bad.test: not trusted\""));
 
 	assert_int_equal(RUN(ctl_flows, "flows", "--process", "grpcclient"), 0);
@@ -1140,9 +1141,6 @@ http2_trailers_and_grpc_shown(void **state)
 	(void)state;
 	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-	    "ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
-	    "ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
-	    "ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;"
 	    "UPDATE http_exchanges SET http_version = 'HTTP/2.0', reason = NULL,"
 	    " resp_trailers = '[[\"grpc-status\",\"5\"],[\"grpc-message\","
 	    "\"not found\"]]', grpc = '{\"status\":5,\"message\":\"not found\","
