@@ -444,9 +444,11 @@ rflow_settle(struct rflow *f)
 	/* While detecting, the up socket may be gone (connect_err). */
 	relay_watch(r->loop, &f->up.wr, f->up.fd != -1 && (f->connecting ||
 	    (!f->detecting && a2u > 0)));
+	/* Held server bytes (rflow_server_hold): a frame header is enough. */
 	relay_watch(r->loop, &f->up.rd, f->up.fd != -1 && !f->connecting &&
-	    !f->up.eof && !drain_u2a && spipe_room(r, &f->u2a, &f->pu2a));
-	relay_watch(r->loop, &f->app.wr, u2a > 0);
+	    !f->up.eof && !drain_u2a && spipe_room(r, &f->u2a, &f->pu2a) &&
+	    !(f->server_held && f->u2a.len >= 9));
+	relay_watch(r->loop, &f->app.wr, u2a > 0 && !f->server_held);
 }
 
 static void
@@ -466,11 +468,15 @@ tcp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (tcp_read(f, &f->app, &f->a2u, 1) == -1)
 		return;
+	rflow_server_hold_client(f);
 	if (f->detecting && rflow_detect(f) == -1)
 		return;
 	if (f->m != NULL)
 		return;		/* rflow_tls_run has run */
 	rflow_http_sniff(f);
+	/* Looked at, and not h2c after all: the held bytes go on. */
+	if (f->server_held && f->sniffed && !f->layer_pump)
+		rflow_server_release(f);
 	if (f->layer_pump) {		/* h2c: the layer takes the bytes */
 		(void)rflow_layer_run(f);
 		return;
@@ -499,6 +505,11 @@ tcp_up_readable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (tcp_read(f, &f->up, &f->u2a, 0) == -1)
 		return;
+	/* What may be an h2c origin's SETTINGS waits for the client. */
+	if (rflow_server_hold(f)) {
+		rflow_settle(f);
+		return;
+	}
 	/* A server that speaks first is not answering a ClientHello. */
 	if (f->detecting && f->u2a.len > 0)
 		f->detecting = 0;
@@ -522,7 +533,7 @@ tcp_app_writable(struct ev_loop *loop, ev_io *w, int revents)
 		(void)rflow_layer_run(f);
 		return;
 	}
-	if (tcp_write(f, &f->app, &f->u2a, 1) == -1)
+	if (!f->server_held && tcp_write(f, &f->app, &f->u2a, 1) == -1)
 		return;
 	rflow_settle(f);
 }

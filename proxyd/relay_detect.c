@@ -107,7 +107,9 @@ rflow_http_sniff(struct rflow *f)
 	if (f->sniffed || f->detecting || f->m != NULL || n == 0)
 		return;
 	f->sniffed = 1;
-	if (f->rec.protocol != NULL || f->rec.bytes_to_app > 0 ||
+	/* Held server bytes (rflow_server_hold) have not reached the app. */
+	if (f->rec.protocol != NULL || f->rec.bytes_to_app >
+	    (f->server_held ? f->u2a.len : 0) ||
 	    f->rec.bytes_from_app != n ||
 	    f->a2u.head + n > f->a2u.cap)
 		return;
@@ -121,6 +123,16 @@ rflow_http_sniff(struct rflow *f)
 		    f->rec.meta.host : flow_addr_str(&f->rec.meta.dst, host,
 		    sizeof(host)));
 		f->layer_pump = f->proto != NULL;
+		if (f->layer_pump && f->server_held) {
+			/*
+			 * The held SETTINGS go into the layer (relay_layer.c's
+			 * feed_held), not to the app: what the app gets is
+			 * the layer's, counted as it goes.
+			 */
+			f->relay->stats.bytes_to_app -= f->rec.bytes_to_app;
+			f->rec.bytes_to_app = 0;
+			f->rec.first_to_app_len = 0;
+		}
 		return;
 	}
 	if (d != DETECT_HTTP1 && d != DETECT_NEED_MORE)
@@ -130,7 +142,11 @@ rflow_http_sniff(struct rflow *f)
 	rflow_proto_observe(f, 1, p, n);
 }
 
-/* Connect failed and the client said nothing in time: not for a 502. */
+/*
+ * Connect failed and the client said nothing in time: not for a 502.  Or
+ * the server's first bytes were held and the client said nothing in time:
+ * a server-first protocol, whose bytes go to the app now.
+ */
 void
 rflow_grace_expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -138,8 +154,112 @@ rflow_grace_expired(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (f->server_held && !f->layer_pump) {
+		rflow_server_release(f);
+		rflow_settle(f);
+		return;
+	}
 	if (f->detecting && f->a2u.len == 0)
 		rflow_end(f, FLOW_END_CONNECT_FAILED, f->connect_err);
+}
+
+/* --- a server that speaks first ----------------------------------------------- */
+
+/*
+ * Whether p (n bytes) starts like the SETTINGS frame an h2c origin sends
+ * as soon as it accepts: a 9-byte frame header of type 4, no flags, stream
+ * 0, a payload of whole settings (6 bytes each) and not more than
+ * SERVER_HOLD_SETTINGS_MAX.  1 it does, -1 it may (the header is not
+ * whole yet), 0 it does not.
+ */
+static int
+settings_head(const uint8_t *p, size_t n)
+{
+	size_t i, len;
+
+	if (n >= 1 && p[0] != 0)		/* length < 65536 */
+		return 0;
+	if (n >= 2 && p[1] > (SERVER_HOLD_SETTINGS_MAX >> 8))
+		return 0;
+	if (n >= 3) {
+		len = (size_t)p[1] << 8 | p[2];
+		if (len % 6 != 0 || len > SERVER_HOLD_SETTINGS_MAX)
+			return 0;
+	}
+	if (n >= 4 && p[3] != 0x4)		/* SETTINGS */
+		return 0;
+	for (i = 4; i < n && i < 9; i++)	/* flags, stream id */
+		if (p[i] != 0)
+			return 0;
+	return n >= 9 ? 1 : -1;
+}
+
+/*
+ * The server's bytes just came into u2a.  A plain flow not looked at yet
+ * (not sniffed), whose client has sent nothing, holds them while they
+ * start like an h2c origin's SETTINGS: if the client's first bytes then
+ * are the HTTP/2 preface, the HTTP/2 layer gets both (rflow_http_sniff,
+ * relay_layer.c); if they are anything else, or none come within
+ * SERVER_HOLD, the held bytes go to the app as they would have at once.
+ */
+int
+rflow_server_hold(struct rflow *f)
+{
+	struct iovec iov[2];
+
+	if (!f->server_held && (f->u2a.len == 0 || f->sniffed ||
+	    f->m != NULL || f->proto != NULL || f->layer_pump ||
+	    f->rec.bytes_from_app > 0 || f->a2u.len > 0 || f->app.eof ||
+	    f->rec.bytes_to_app != f->u2a.len || f->pu2a.len > 0))
+		return 0;
+	if (f->up.eof || rbuf_data(&f->u2a, iov) == 0 ||
+	    settings_head(iov[0].iov_base, iov[0].iov_len) == 0) {
+		if (f->server_held)
+			rflow_server_release(f);
+		return 0;
+	}
+	if (!f->server_held) {
+		f->server_held = 1;
+		/* Not running: only a failed connect starts it otherwise. */
+		ev_timer_stop(f->relay->loop, &f->grace);
+		ev_timer_set(&f->grace, SERVER_HOLD, 0);
+		ev_timer_start(f->relay->loop, &f->grace);
+	}
+	return 1;
+}
+
+void
+rflow_server_hold_client(struct rflow *f)
+{
+	const uint8_t *p = f->a2u.data != NULL ? f->a2u.data + f->a2u.head :
+	    NULL;
+	size_t n = f->a2u.len;
+
+	if (!f->server_held || f->layer_pump || (n == 0 && !f->app.eof))
+		return;
+	if (n > 0 && f->a2u.head + n <= f->a2u.cap) {
+		if (n >= H2_PREFACE_LEN &&
+		    memcmp(p, H2_PREFACE, H2_PREFACE_LEN) == 0) {
+			/* Both legs speak h2: the layer is to take them. */
+			ev_timer_stop(f->relay->loop, &f->grace);
+			return;
+		}
+		/* While detecting, a preface's rest is waited for (within
+		 * the hold). */
+		if (n < H2_PREFACE_LEN && f->detecting && !f->app.eof &&
+		    memcmp(p, H2_PREFACE, n) == 0)
+			return;
+	}
+	rflow_server_release(f);
+}
+
+void
+rflow_server_release(struct rflow *f)
+{
+	f->server_held = 0;
+	ev_timer_stop(f->relay->loop, &f->grace);
+	/* A server that speaks first is not answering a ClientHello. */
+	f->detecting = 0;
 }
 
 /*

@@ -43,6 +43,15 @@ struct store_flow_facts;
  * wait for a ClientHello that would get a 502 rather than a reset.
  */
 #define CONNECT_GRACE		0.25
+/*
+ * A plain flow whose server speaks first with what starts like an HTTP/2
+ * SETTINGS frame (a prior-knowledge h2c origin does, as soon as it
+ * accepts): how long (s) those bytes wait for the client's first ones, so
+ * that the client's preface can still put the HTTP/2 layer on the flow.
+ * And the largest such frame held (payload bytes; 6 per setting).
+ */
+#define SERVER_HOLD		0.3
+#define SERVER_HOLD_SETTINGS_MAX	(6 * 64)
 /* TCP flows ended on our side whose FlowClosed may still come (see ended). */
 #define ENDED_MAX		1024
 /*
@@ -144,13 +153,19 @@ struct rflow {
 	 * --- detect (relay_detect.c).  While detecting, the app's first
 	 * bytes wait in a2u (nothing goes upstream) until they are known to
 	 * be a ClientHello or not; then either m takes the flow or it goes
-	 * on raw.
+	 * on raw.  The server's first bytes wait in u2a (server_held) while
+	 * they look like an h2c origin's SETTINGS and the client has not
+	 * spoken yet, for SERVER_HOLD at most (the grace timer).
 	 */
 	unsigned		 detecting:1;
 	unsigned		 ignored:1;	/* --ignore-hosts: raw from the start */
 	unsigned		 sniffed:1;	/* plain flow looked at for HTTP */
+	unsigned		 server_held:1;	/* u2a waits for the client */
 	int			 connect_err;	/* connect failed while detecting */
-	ev_timer		 grace;		/* ... how long to wait for a hello */
+	ev_timer		 grace;		/* ... how long to wait for a hello;
+						 * or how long u2a is held (never
+						 * both: a failed connect has no
+						 * server bytes) */
 	char			 host[PASSMAP_KEY_MAX];	/* passthrough key */
 	char			 pass_reason[PASSMAP_KEY_MAX + 64];
 						/* why it was not looked into */
@@ -262,6 +277,18 @@ int		 rflow_detect(struct rflow *);
 void		 rflow_http_sniff(struct rflow *);
 const char	*rflow_ignore_match(const struct rflow *);
 void		 rflow_grace_expired(struct ev_loop *, ev_timer *, int);
+/*
+ * The server's bytes just read into u2a: 1 if they are held (not to be
+ * written to the app yet), 0 if they go on as ever.
+ */
+int		 rflow_server_hold(struct rflow *);
+/*
+ * The client's bytes just read into a2u while the server's are held: the
+ * hold ends unless they are (the start of) the HTTP/2 preface.
+ */
+void		 rflow_server_hold_client(struct rflow *);
+/* The held server bytes go to the app after all (the hold ends). */
+void		 rflow_server_release(struct rflow *);
 /* Put the HTTP/1 layer on the flow (when there is a store to record into). */
 void		 rflow_proto_start(struct rflow *, const char *scheme,
 		    const char *host);

@@ -3,8 +3,9 @@
  * prior knowledge, h2c): the sockets' bytes go through the layer
  * (layer.h), read only into the room it offers and written from what it
  * owes each side, exactly as relay_tls.c drives it behind TLS, minus the
- * engine.  The ring buffers are not used, except that the bytes detection
- * held back in a2u (the connection preface) go into the layer first.
+ * engine.  The ring buffers are not used, except that the bytes held back
+ * in them go into the layer first: the connection preface detection held
+ * in a2u, and an origin's SETTINGS that came before it, held in u2a.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,28 +24,46 @@ side_of(struct rflow *f, int s)
 	return s == LAYER_CLIENT ? &f->app : &f->up;
 }
 
-/* The held-back first bytes into the layer.  Progress made. */
+/*
+ * The held-back first bytes of one side into the layer: the client's
+ * preface from a2u, the server's SETTINGS that came before it from u2a
+ * (rflow_server_hold).  Progress made.
+ */
 static int
-feed_held(struct rflow *f)
+feed_held_side(struct rflow *f, int from)
 {
 	struct relay *r = f->relay;
 	struct layer *l = f->proto;
+	struct rbuf *b = from == LAYER_CLIENT ? &f->a2u : &f->u2a;
 	struct iovec iov[2];
 	uint8_t *p;
 	size_t space, k;
 
-	if (f->a2u.len == 0 || rbuf_data(&f->a2u, iov) == 0)
+	if (b->len == 0 || rbuf_data(b, iov) == 0)
 		return 0;
-	if ((space = l->ops->in_space(l, LAYER_CLIENT, &p)) == 0)
+	if ((space = l->ops->in_space(l, (enum layer_side)from, &p)) == 0)
 		return 0;
 	k = iov[0].iov_len < space ? iov[0].iov_len : space;
 	memcpy(p, iov[0].iov_base, k);
-	(void)l->ops->in_commit(l, LAYER_CLIENT, k, relay_realtime_us());
-	rbuf_consume(&f->a2u, k);
+	(void)l->ops->in_commit(l, (enum layer_side)from, k,
+	    relay_realtime_us());
+	rbuf_consume(b, k);
 	r->stats.buffered -= k;
-	if (f->a2u.len == 0)
-		rflow_ring_release(r, &f->a2u);
+	if (b->len == 0) {
+		rflow_ring_release(r, b);
+		if (from == LAYER_SERVER)
+			f->server_held = 0;
+	}
 	return 1;
+}
+
+/* The server's held bytes first (they came first), then the client's. */
+static int
+feed_held(struct rflow *f)
+{
+	int progress = feed_held_side(f, LAYER_SERVER);
+
+	return feed_held_side(f, LAYER_CLIENT) || progress;
 }
 
 /* What the layer owes side `to`, onto its socket.  -1: the flow ended. */
@@ -104,7 +123,8 @@ fill(struct rflow *f, int from, int *progress)
 	ssize_t n;
 
 	if (sd->fd == -1 || sd->eof || (from == LAYER_SERVER && f->connecting) ||
-	    (from == LAYER_CLIENT && f->a2u.len > 0))
+	    (from == LAYER_CLIENT && f->a2u.len > 0) ||
+	    (from == LAYER_SERVER && f->u2a.len > 0))
 		return 0;
 	if ((space = l->ops->in_space(l, (enum layer_side)from, &p)) == 0)
 		return 0;
