@@ -231,6 +231,8 @@ enum srv_mode {
 	SRV_RESET_MID,		/* read reset_after bytes, send, then RST */
 	SRV_READ_ALL,		/* after pause seconds, read until EOF/error */
 	SRV_SEND,		/* send send_len bytes of send_buf, then close */
+	SRV_H2C,		/* send_buf (SETTINGS) at once, then answer
+				 * HTTP/2 requests (h2c_origin) */
 };
 
 struct server {
@@ -337,6 +339,72 @@ server_drain(struct server *s, int fd)
 	}
 }
 
+/* Read exactly n bytes, waiting 5 s at most for each part.  0 or -1. */
+static int
+read_full(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+	ssize_t k;
+
+	while (n > 0) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pf, 1, 5000) != 1)
+			return -1;
+		if ((k = recv(fd, p, n, 0)) <= 0) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+#define H2_PREFACE_STR	"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+/*
+ * A prior-knowledge h2c origin, as nghttpd behaves: its SETTINGS (send_buf)
+ * as soon as it accepts, before the client's preface; then, for each
+ * request (a HEADERS frame that ends its stream), SETTINGS ACK, ":status:
+ * 200" and DATA "hello", until EOF.  Keeps the preface it got.
+ */
+static void
+h2c_origin(struct server *s, int fd)
+{
+	uint8_t pre[24], h[9], pl[16384], out[64];
+	size_t len, o;
+
+	(void)write_all(fd, s->send_buf, s->send_len);
+	if (read_full(fd, pre, sizeof(pre)) == -1)
+		return;
+	server_keep(s, pre, sizeof(pre));
+	for (;;) {
+		if (read_full(fd, h, sizeof(h)) == -1)
+			break;
+		len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+		if (len > sizeof(pl) || (len > 0 && read_full(fd, pl, len) == -1))
+			break;
+		if (h[3] != 0x1 || !(h[4] & 0x1))	/* HEADERS, END_STREAM */
+			continue;
+		o = 0;
+		memcpy(out + o, "\0\0\0\x04\x01\0\0\0\0", 9);	/* SETTINGS ACK */
+		o += 9;
+		memcpy(out + o, "\0\0\x01\x01\x04", 5);	/* HEADERS, END_HEADERS */
+		memcpy(out + o + 5, h + 5, 4);
+		out[o + 9] = 0x88;				/* :status: 200 */
+		o += 10;
+		memcpy(out + o, "\0\0\x05\0\x01", 5);	/* DATA, END_STREAM */
+		memcpy(out + o + 5, h + 5, 4);
+		memcpy(out + o + 9, "hello", 5);
+		o += 14;
+		if (write_all(fd, out, o) == -1)
+			break;
+	}
+	s->saw_eof = 1;
+}
+
 static void *
 server_main(void *arg)
 {
@@ -386,6 +454,9 @@ server_main(void *arg)
 		(void)write_all(fd, s->send_buf, s->send_len);
 		shutdown(fd, SHUT_WR);
 		server_drain(s, fd);
+		break;
+	case SRV_H2C:
+		h2c_origin(s, fd);
 		break;
 	}
 	close(fd);
@@ -1811,6 +1882,219 @@ tcp_flow_closed_figures_land_either_order(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* --- a server that speaks first ----------------------------------------------------- */
+
+#define SERVER_HOLD_S	0.3	/* proxyd/relay_int.h's SERVER_HOLD */
+
+/* An h2c origin's first SETTINGS: MAX_CONCURRENT_STREAMS 100. */
+static const uint8_t h2_settings[] = {
+	0, 0, 6, 0x04, 0, 0, 0, 0, 0,	0, 3, 0, 0, 0, 100 };
+
+struct h2_client {
+	int	 fd;
+	uint8_t	 in[4096];
+	size_t	 inlen;
+	int	 got_hello;	/* DATA "hello" ending stream 1 */
+	int	 got_settings;	/* a SETTINGS from the relay's side */
+};
+
+/* Read what came to the app; scan its frames for the answer. */
+static int
+h2_client_answered(struct fixture *t, void *arg)
+{
+	struct h2_client *c = arg;
+	size_t off = 0, len;
+	ssize_t n;
+
+	(void)t;
+	while (c->inlen < sizeof(c->in) && (n = recv(c->fd, c->in + c->inlen,
+	    sizeof(c->in) - c->inlen, MSG_DONTWAIT)) > 0)
+		c->inlen += (size_t)n;
+	while (off + 9 <= c->inlen) {
+		const uint8_t *h = c->in + off;
+
+		len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+		if (off + 9 + len > c->inlen)
+			break;
+		if (h[3] == 0x4 && !(h[4] & 0x1))
+			c->got_settings = 1;
+		if (h[3] == 0x0 && (h[4] & 0x1) && memcmp(h + 5, "\0\0\0\x01",
+		    4) == 0 && len == 5 && memcmp(h + 9, "hello", 5) == 0)
+			c->got_hello = 1;
+		off += 9 + len;
+	}
+	return c->got_hello;
+}
+
+static int64_t
+count_h2_exchanges(sqlite3 *db)
+{
+	sqlite3_stmt *q;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM"
+	    " http_exchanges WHERE http_version = 'HTTP/2.0' AND status = 200"
+	    " AND scheme = 'http' AND method = 'GET'", -1, &q, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/*
+ * A prior-knowledge h2c origin sends its SETTINGS as soon as it accepts,
+ * before the client's preface: those are held (the app gets nothing of
+ * them), and when the preface comes the HTTP/2 layer takes both; the
+ * exchange is decoded and recorded as HTTP/2.0.
+ */
+static void
+h2c_origin_speaks_first_still_decoded(void **state)
+{
+	static const uint8_t req[] = {
+		0, 0, 0, 0x04, 0, 0, 0, 0, 0,		/* SETTINGS */
+		0, 0, 17, 0x01, 0x05, 0, 0, 0, 1,	/* HEADERS, END_STREAM */
+		0x82, 0x86, 0x84, 0x41, 12,		/* GET http / :authority */
+		'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 't', 'e', 's', 't' };
+	struct fixture *t = *state;
+	char dir[] = "/tmp/lc-relay-h2c.XXXXXX", path[96], err[256];
+	struct server srv = { 0 };
+	struct h2_client c = { 0 };
+	const struct flow_record *rec;
+	struct store *st;
+	sqlite3 *db;
+	uint8_t b;
+	int fds[2];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_DB_NAME);
+	st = store_open(path, NULL, err, sizeof(err));
+	assert_non_null(st);
+	relay_set_store(t->relay, st);
+
+	srv.send_buf = h2_settings;
+	srv.send_len = sizeof(h2_settings);
+	server_start(&srv, AF_INET, SRV_H2C, 64);
+	flow_socketpair(SOCK_STREAM, fds);
+	c.fd = fds[0];
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	/* The origin's SETTINGS reach the relay, which holds them. */
+	run_for(t, 0.1);
+	assert_int_equal(recv(fds[0], &b, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+
+	assert_int_equal(write_all(fds[0], H2_PREFACE_STR, 24), 0);
+	assert_int_equal(write_all(fds[0], req, sizeof(req)), 0);
+	run_until(t, h2_client_answered, &c, 5);
+	assert_true(c.got_settings);
+	/* The origin got the layer's preface, not a copy of the app's bytes
+	 * after its own SETTINGS were lost. */
+	assert_true(srv.gotlen >= 24);
+	assert_memory_equal(srv.got, H2_PREFACE_STR, 24);
+
+	close(fds[0]);
+	run_until(t, no_flows, NULL, 5);
+	server_stop(&srv);
+	rec = last_record(t);
+	assert_int_equal(rec->bytes_from_app, 24 + sizeof(req));
+	/* What the app got is what the layer sent it, counted once. */
+	assert_int_equal(rec->bytes_to_app, c.inlen);
+	assert_true(rec->first_to_app_len >= 9);
+	assert_memory_equal(rec->first_to_app, c.in, 9);
+
+	assert_int_equal(store_flush(st), 0);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(count_h2_exchanges(db), 1);
+	sqlite3_close(db);
+	relay_set_store(t->relay, NULL);
+	store_close(st);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);	/* our mkdtemp */
+	assert_int_equal(system(path), 0);
+}
+
+struct got_n {
+	int	 fd;
+	uint8_t	 buf[256];
+	size_t	 len;
+	size_t	 want;
+	double	 at;	/* now_s() when want bytes were there */
+};
+
+static int
+app_got_n(struct fixture *t, void *arg)
+{
+	struct got_n *g = arg;
+	ssize_t n;
+
+	(void)t;
+	while (g->len < sizeof(g->buf) && (n = recv(g->fd, g->buf + g->len,
+	    sizeof(g->buf) - g->len, MSG_DONTWAIT)) > 0)
+		g->len += (size_t)n;
+	if (g->len >= g->want && g->at == 0)
+		g->at = now_s();
+	return g->len >= g->want;
+}
+
+/* A server that speaks first, and a client that stays silent. */
+static double
+server_first(struct fixture *t, const uint8_t *greet, size_t len,
+    struct got_n *g)
+{
+	struct server srv = { 0 };
+	const struct flow_record *rec;
+	int fds[2];
+	double t0;
+
+	srv.send_buf = greet;
+	srv.send_len = len;
+	server_start(&srv, AF_INET, SRV_SEND, 64);
+	flow_socketpair(SOCK_STREAM, fds);
+	g->fd = fds[0];
+	g->want = len;
+	t0 = now_s();
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_until(t, app_got_n, g, 5);
+	assert_int_equal(g->len, len);
+	assert_memory_equal(g->buf, greet, len);
+	shutdown(fds[0], SHUT_WR);
+	run_until(t, no_flows, NULL, 5);
+	close(fds[0]);
+	server_stop(&srv);
+	rec = last_record(t);
+	assert_int_equal(rec->end, FLOW_END_CLOSED);
+	assert_int_equal(rec->bytes_to_app, len);
+	assert_int_equal(rec->bytes_from_app, 0);
+	assert_memory_equal(rec->first_to_app, greet, len);
+	return g->at - t0;
+}
+
+/*
+ * A server-first protocol whose first bytes happen to look like SETTINGS,
+ * to a client that waits for it: held, but only for the hold's time.
+ */
+static void
+server_first_settings_lookalike_released(void **state)
+{
+	struct got_n g = { 0 };
+	double took = server_first(*state, h2_settings, sizeof(h2_settings), &g);
+
+	assert_true(took >= SERVER_HOLD_S - 0.05);
+	assert_true(took < SERVER_HOLD_S + 2);
+}
+
+/* Any other server-first bytes (an SSH banner) go to the app at once. */
+static void
+server_first_banner_not_held(void **state)
+{
+	static const char banner[] = "SSH-2.0-OpenSSH_9.6 test\r\n";
+	struct got_n g = { 0 };
+	double took = server_first(*state, (const uint8_t *)banner,
+	    sizeof(banner) - 1, &g);
+
+	assert_true(took < SERVER_HOLD_S - 0.05);
+}
+
 /* --- UDP ------------------------------------------------------------------------ */
 
 struct udp_echo {
@@ -2532,6 +2816,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(splice_no_pipe_falls_back, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(splice_off_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    h2c_origin_speaks_first_still_decoded, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    server_first_settings_lookalike_released, setup, teardown),
+		cmocka_unit_test_setup_teardown(server_first_banner_not_held,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv4, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv6, setup,
