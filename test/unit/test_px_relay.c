@@ -2083,6 +2083,51 @@ server_first_settings_lookalike_released(void **state)
 	assert_true(took < SERVER_HOLD_S + 2);
 }
 
+/*
+ * A flow that ends while server bytes are held: by the app's EOF (which
+ * releases them to it) and by proxyd stopping (their hold's timer must
+ * not outlive the flow: the loop runs past its deadline afterwards).
+ */
+static void
+server_first_held_then_ended(void **state)
+{
+	struct fixture *t = *state;
+	struct server srv = { 0 };
+	struct got_n g = { 0 };
+	int fds[2];
+
+	/* The app's EOF while held: the bytes reach it, the flow closes. */
+	srv.send_buf = h2_settings;
+	srv.send_len = sizeof(h2_settings);
+	server_start(&srv, AF_INET, SRV_SEND, 64);
+	flow_socketpair(SOCK_STREAM, fds);
+	g.fd = fds[0];
+	g.want = sizeof(h2_settings);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_for(t, 0.1);
+	assert_false(app_got_n(t, &g));
+	shutdown(fds[0], SHUT_WR);
+	run_until(t, app_got_n, &g, SERVER_HOLD_S - 0.1);
+	run_until(t, no_flows, NULL, 5);
+	assert_int_equal(last_record(t)->end, FLOW_END_CLOSED);
+	close(fds[0]);
+	server_stop(&srv);
+
+	/* The relay going away while held. */
+	memset(&srv, 0, sizeof(srv));
+	srv.send_buf = h2_settings;
+	srv.send_len = sizeof(h2_settings);
+	server_start(&srv, AF_INET, SRV_SEND, 64);
+	flow_socketpair(SOCK_STREAM, fds);
+	start_tcp(t, AF_INET, srv.port, fds[1]);
+	run_for(t, 0.1);
+	assert_int_equal(relay_stats(t->relay)->flows_active, 1);
+	restart_relay(t);
+	run_for(t, SERVER_HOLD_S + 0.1);
+	close(fds[0]);
+	server_stop(&srv);
+}
+
 /* Any other server-first bytes (an SSH banner) go to the app at once. */
 static void
 server_first_banner_not_held(void **state)
@@ -2820,6 +2865,8 @@ main(void)
 		    h2c_origin_speaks_first_still_decoded, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    server_first_settings_lookalike_released, setup, teardown),
+		cmocka_unit_test_setup_teardown(server_first_held_then_ended,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(server_first_banner_not_held,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_round_trip_ipv4, setup,
