@@ -13,7 +13,9 @@
 # --http2 (over 1.1) and gives an h2-only client a clear TLS alert; floods
 # and bombs are refused (a GOAWAY, a 431) with proxyd's RSS logged and
 # proxyd still serving; h2c with prior knowledge (curl, nghttp, h2load) goes
-# through the same layer, captured and inside CONNECT.
+# through the same layer, captured and inside CONNECT, and is recorded even
+# when the origin's SETTINGS reach proxyd before the client's preface (a
+# python3 client that waits 200 ms before sending it).
 #
 # Two network namespaces this script creates ("client": the daemons and the
 # captured programs, in a child cgroup of our own; "server": the origins),
@@ -244,6 +246,39 @@ n=$(grep -F '"url":"http://10.97.0.2:8080/index.html"' "$T/flows.json" |
 # accepts, wait in proxyd for the client's preface (docs/proxyd-h2.md).
 check "h2c: the store holds h2load's 200 exchanges as HTTP/2.0 over http ($n)" \
     test "$n" -eq 200
+# The same made certain: a client that waits 200 ms after connecting, so
+# the origin's SETTINGS are at proxyd well before its preface.
+cat >"$T/h2slow.py" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(("10.97.0.2", 8080), timeout=10)
+time.sleep(0.2)
+path, auth = b"/index.html?slow=1", b"10.97.0.2:8080"
+hb = bytes([0x82, 0x86, 0x04, len(path)]) + path + bytes([0x01, len(auth)]) + auth
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+    bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]) + len(hb).to_bytes(3, "big") +
+    bytes([1, 5, 0, 0, 0, 1]) + hb)
+buf = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        sys.exit("EOF before the answer")
+    buf += d
+    while len(buf) >= 9:
+        n = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + n:
+            break
+        t, fl, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big")
+        if t == 4 and not fl & 1:
+            s.sendall(bytes([0, 0, 0, 4, 1, 0, 0, 0, 0]))
+        if sid == 1 and fl & 1 and t in (0, 1):
+            print("answered")
+            sys.exit(0)
+        buf = buf[9 + n:]
+EOF
+out=$(run python3 "$T/h2slow.py" 2>&1)
+check "h2c: a client slow to send its preface is answered ($out)" test "$out" = "answered"
+n=$(count_rows 1 '"url":"http://10.97.0.2:8080/index.html?slow=1"' '"http_version":"HTTP/2.0"')
+check "h2c: ...and its exchange is recorded as HTTP/2.0 ($n)" test "$n" -eq 1
 
 # --- show and HAR ----------------------------------------------------------------
 id=$(grep -F '"path":"/echo"' "$T/flows.json" | tail -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
