@@ -38,6 +38,7 @@
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
+#include "msg.h"
 #include "sandbox.h"
 #include "data.pb-c.h"
 #include "flow.pb-c.h"
@@ -121,8 +122,8 @@ struct netstackd {
 	int			 status_dirty;
 
 	/* proxyd's last ProxyStatus, passed on to redirectord. */
-#define NS_PX_COUNTERS	32
-	char			 px_names[NS_PX_COUNTERS][32];
+#define NS_PX_COUNTERS	LC_STATUS_COUNTERS_MAX	/* msg.c refuses more */
+	char			 px_names[NS_PX_COUNTERS][LC_COUNTER_NAME_MAX];
 	uint64_t		 px_values[NS_PX_COUNTERS];
 	size_t			 n_px;
 	uint64_t		 px_flows_active;
@@ -168,7 +169,7 @@ report_status(void)
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
 	const struct ns_stack_stats *st = ns.stack ? ns_stack_stats(ns.stack) : NULL;
 	Lc__NetstackStatus msg;
-	Lc__Counter c[16], *cp[16];	/* redirectord keeps 16 */
+	Lc__Counter c[LC_STATUS_COUNTERS_MAX], *cp[LC_STATUS_COUNTERS_MAX];
 	Lc__Counter pcs[NS_PX_COUNTERS], *pcp[NS_PX_COUNTERS];
 	size_t n = 0;
 
@@ -1002,7 +1003,6 @@ redirector_message(struct ipc_peer *peer, Lc__MsgType type,
 	case LC__MSG_TYPE__MSG_OWNER_REPLY:
 		owner_reply((const Lc__OwnerReply *)(const void *)msg);
 		break;
-	case LC__MSG_TYPE__MSG_PACKET_BATCH:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
 	default:
@@ -1049,7 +1049,7 @@ proxy_message(struct ipc_peer *peer, Lc__MsgType type,
 		const Lc__ProxyStatus *ps = (const Lc__ProxyStatus *)(const void *)msg;
 		size_t i;
 
-		/* Kept for status only: names cut, a bounded number of them. */
+		/* Kept for status only; msg.c bounds their number and names. */
 		ns.n_px = 0;
 		for (i = 0; i < ps->n_counters && ns.n_px < NS_PX_COUNTERS; i++) {
 			if (ps->counters[i]->name == NULL)
@@ -1062,7 +1062,6 @@ proxy_message(struct ipc_peer *peer, Lc__MsgType type,
 		ns.status_dirty = 1;
 		break;
 	}
-	case LC__MSG_TYPE__MSG_FLOW_CLOSED:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
 	default:

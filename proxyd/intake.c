@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "msg.h"
 #include "proxyd/intake.h"
 #include "proxyd/listen.h"
 #include "flow.pb-c.h"
@@ -174,6 +175,8 @@ send_status(struct intake *in, struct ipc_peer *peer)
 		{ "proxy_resolve_failed",	ps->resolve_failed },
 	};
 	enum { N = sizeof(vals) / sizeof(vals[0]) };
+	/* The permit table refuses a ProxyStatus with more (common/msg.h). */
+	_Static_assert(N <= LC_STATUS_COUNTERS_MAX, "too many proxyd counters");
 	Lc__Counter counters[N], *cp[N];
 	Lc__ProxyStatus msg;
 	size_t i;

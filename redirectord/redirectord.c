@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
+#include "msg.h"
 #include "sandbox.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
@@ -66,16 +67,19 @@ struct redirectord {
 	/* What netstackd last told us about proxyd. */
 	int			 proxyd_connected;
 	uint32_t		 proxyd_pid;
-	char			 proxyd_version[32];
-	/* netstackd's counters, as it last reported them. */
-	Lc__Counter		 ns_counters[16];
-	Lc__Counter		*ns_counter_ptrs[16];
-	char			 ns_counter_names[16][32];
+	char			 proxyd_version[LC_SOFTWARE_VERSION_MAX];
+	/*
+	 * netstackd's counters, as it last reported them; the permit table
+	 * (common/msg.c) refuses a NetstackStatus that would not fit.
+	 */
+	Lc__Counter		 ns_counters[LC_STATUS_COUNTERS_MAX];
+	Lc__Counter		*ns_counter_ptrs[LC_STATUS_COUNTERS_MAX];
+	char			 ns_counter_names[LC_STATUS_COUNTERS_MAX][LC_COUNTER_NAME_MAX];
 	size_t			 n_ns_counters;
-	/* proxyd's, as netstackd passes them on. */
-	Lc__Counter		 px_counters[33];
-	Lc__Counter		*px_counter_ptrs[33];
-	char			 px_counter_names[33][32];
+	/* proxyd's, as netstackd passes them on, after flows_active. */
+	Lc__Counter		 px_counters[1 + LC_STATUS_COUNTERS_MAX];
+	Lc__Counter		*px_counter_ptrs[1 + LC_STATUS_COUNTERS_MAX];
+	char			 px_counter_names[1 + LC_STATUS_COUNTERS_MAX][LC_COUNTER_NAME_MAX];
 	size_t			 n_px_counters;
 	const char		*tun_name_opt;
 	const char		*tun_mtu_opt;
@@ -532,11 +536,12 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 		/* proxyd's: flows_active first, then its named counters. */
 		rd.n_px_counters = 0;
 		for (i = 0; st->proxyd_connected && i <= st->n_proxyd_counters &&
-		    i < 33; i++) {
+		    i < 1 + LC_STATUS_COUNTERS_MAX; i++) {
 			Lc__Counter *c = &rd.px_counters[rd.n_px_counters];
 
 			lc__counter__init(c);
-			snprintf(rd.px_counter_names[rd.n_px_counters], 32, "%s",
+			snprintf(rd.px_counter_names[rd.n_px_counters],
+			    LC_COUNTER_NAME_MAX, "%s",
 			    i == 0 ? "flows_active" : st->proxyd_counters[i - 1]->name ?
 			    st->proxyd_counters[i - 1]->name : "");
 			c->name = rd.px_counter_names[rd.n_px_counters];
@@ -545,11 +550,12 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 			rd.px_counter_ptrs[rd.n_px_counters++] = c;
 		}
 		rd.n_ns_counters = 0;
-		for (i = 0; i < st->n_counters && i < 16; i++) {
+		for (i = 0; i < st->n_counters && i < LC_STATUS_COUNTERS_MAX; i++) {
 			Lc__Counter *c = &rd.ns_counters[rd.n_ns_counters];
 
 			lc__counter__init(c);
-			snprintf(rd.ns_counter_names[rd.n_ns_counters], 32, "%s",
+			snprintf(rd.ns_counter_names[rd.n_ns_counters],
+			    LC_COUNTER_NAME_MAX, "%s",
 			    st->counters[i]->name ? st->counters[i]->name : "");
 			c->name = rd.ns_counter_names[rd.n_ns_counters];
 			c->value = st->counters[i]->value;
@@ -559,9 +565,6 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 	}
 	case LC__MSG_TYPE__MSG_OWNER_QUERY:
 		owner_query(peer, (const Lc__OwnerQuery *)(const void *)msg);
-		break;
-	case LC__MSG_TYPE__MSG_PACKET_BATCH:
-		/* netstackd owns the TUN fd: nothing to relay. */
 		break;
 	default:
 		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
