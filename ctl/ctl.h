@@ -1,7 +1,8 @@
 /*
- * What localcapctl's commands share across its files: the control-socket
- * client (localcapctl.c) and the instance commands up/down/logs
- * (instance.c).
+ * What localcapctl's commands share across its files: redirectord's status
+ * through the control-socket client (ctlclient.c), the instance commands
+ * up/down/logs (instance.c), the CA (ca.c) and the viewer (web.c).
+ * localcapctl.c (main) calls them; none of them calls back into it.
  */
 #ifndef LOCALCAP_CTL_H
 #define LOCALCAP_CTL_H

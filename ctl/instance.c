@@ -481,7 +481,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	int fail_closed = 0, foreground = 0, c, i, n, running;
 	long deadline;
 
-	optind = 1;
+	optind = 0;	/* 0, not 1: GNU getopt starts afresh */
 	while ((c = getopt_long(argc, argv, "s:g:c:t:Ff", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': state = optarg; break;
@@ -813,7 +813,7 @@ ctl_logs(const char *runtime_dir, int argc, char **argv)
 	char *targv[16], files[NDAEMONS][PATH_MAX], units[NDAEMONS][64];
 	int follow = 0, c, i, n = 0, found = 0;
 
-	optind = 1;
+	optind = 0;	/* 0, not 1: GNU getopt starts afresh */
 	while ((c = getopt_long(argc, argv, "fd:n:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': follow = 1; break;

@@ -303,6 +303,23 @@ remove_item(const char *list, const char *want, char *out, size_t len)
 	return found;
 }
 
+void
+capture_written_spec(const struct capture *c, char *buf, size_t len,
+    uint32_t *runs)
+{
+	char tmp[RD_SPEC_MAX_TEXT];
+	size_t i;
+
+	snprintf(buf, len, "%s", c->spec);
+	*runs = 0;
+	for (i = 0; i < c->nruns; i++) {
+		if (!remove_item(buf, c->runs[i].item, tmp, sizeof(tmp)))
+			continue;
+		snprintf(buf, len, "%s", tmp);
+		(*runs)++;
+	}
+}
+
 int
 capture_detach(struct capture *c, const char *spec, bool all, char *err,
     size_t errlen)

@@ -71,6 +71,12 @@ int	capture_attach(struct capture *, const char *spec, char *err, size_t errlen,
 	    uint32_t *err_offset);
 int	capture_detach(struct capture *, const char *spec, bool all, char *err,
 	    size_t errlen);
+/*
+ * The active spec as people wrote it: c->spec without the cgroup: items
+ * capture_run added for run sessions (those are counted in *runs).
+ */
+void	capture_written_spec(const struct capture *, char *buf, size_t len,
+	    uint32_t *runs);
 /* Move pid into a new run cgroup; its path (relative) into cgroup. */
 int	capture_run(struct capture *, pid_t pid, char *cgroup, size_t len,
 	    char *err, size_t errlen);

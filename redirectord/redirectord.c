@@ -275,7 +275,7 @@ ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
 	Lc__Error err;
 	Lc__SpecReply spec_reply;
 	Lc__RunReply run_reply;
-	char text[600], cgroup[512];
+	char text[600], cgroup[512], written[RD_SPEC_MAX_TEXT];
 	const char *what = "status";
 
 	lc__ctl_reply__init(&reply);
@@ -302,7 +302,9 @@ ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
 		    !attach && req->detach->all ? "all" : spec ? spec : "",
 		    (int)cred->uid, (int)cred->pid, rc == 0 ? "done" : text);
 		if (rc == 0) {
-			spec_reply.spec = rd.cap.spec;
+			capture_written_spec(&rd.cap, written, sizeof(written),
+			    &spec_reply.runs);
+			spec_reply.spec = written;
 			reply.reply_case = LC__CTL_REPLY__REPLY_SPEC;
 			reply.spec = &spec_reply;
 		} else {

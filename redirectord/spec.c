@@ -348,6 +348,19 @@ parse_pattern(struct parse_ctx *c, size_t item, size_t ioff, size_t ilen,
 	size_t n;
 
 	*truncated = false;
+	/*
+	 * name:NAME is always a process name: for a program whose name is all
+	 * digits (name:1234 — plain 1234 is a pid) or starts like a keyword
+	 * (name:uid:x).
+	 */
+	if (has_prefix(pat, plen, "name:")) {
+		pat += 5;
+		plen -= 5;
+		if (plen == 0)
+			return spec_fail(c, item, ioff, ilen,
+			    "name: expects a process name");
+		goto name;
+	}
 	if (all_digits(pat, plen)) {
 		if (parse_u32(pat, plen, UINT32_MAX, &r->id) < 0)
 			return spec_fail(c, item, ioff, ilen,
@@ -454,6 +467,7 @@ resolved:
 
 	/* A process name, compared with the leader's comm: the kernel keeps
 	 * only the first 15 bytes of a program's name, so do we. */
+name:
 	n = plen;
 	if (n > LC_COMM_LEN - 1) {
 		n = LC_COMM_LEN - 1;
@@ -638,10 +652,20 @@ rd_spec_format(const struct rd_spec *spec, char *buf, size_t len)
 			    "%s%scgroup-id:%llu", sep, bang,
 			    (unsigned long long)r->cgroup_id);
 			break;
-		default:
-			n = snprintf(buf + used, len - used, "%s%s%.*s", sep,
-			    bang, LC_COMM_LEN, r->comm);
+		default: {
+			/* A name that would read as a pid or a keyword: name:X */
+			size_t cl = strnlen(r->comm, LC_COMM_LEN);
+			bool plain = !all_digits(r->comm, cl) &&
+			    !has_prefix(r->comm, cl, "uid:") &&
+			    !has_prefix(r->comm, cl, "user:") &&
+			    !has_prefix(r->comm, cl, "cgroup:") &&
+			    !has_prefix(r->comm, cl, "unit:") &&
+			    !has_prefix(r->comm, cl, "name:");
+
+			n = snprintf(buf + used, len - used, "%s%s%s%.*s", sep,
+			    bang, plain ? "" : "name:", (int)cl, r->comm);
 			break;
+		}
 		}
 		if (n < 0)
 			break;

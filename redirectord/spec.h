@@ -11,7 +11,8 @@
  *
  * Extensions: `uid:N`, `user:NAME`, `cgroup:PATH` (as in /proc/PID/cgroup,
  * matching the cgroup and everything below it), `unit:NAME.service` (the
- * unit's cgroup).  Names and cgroups are resolved at parse time into the
+ * unit's cgroup), `name:NAME` (always a process name: for one that is all
+ * digits, `name:1234`, or that starts like a keyword).  Names and cgroups are resolved at parse time into the
  * fixed-size rules the BPF program evaluates (struct lc_rule); a spec that
  * does not fit is refused, never truncated.  docs/capture.md has details.
  */

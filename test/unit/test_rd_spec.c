@@ -294,8 +294,32 @@ name_keeps_inner_spaces_and_colons(void **state)
 	assert_true(captures(" Web Content ", &web));
 	assert_false(captures("Web", &web));
 	assert_true(captures("kworker/0:1", &kw));
-	/* only uid:, user:, cgroup:, unit: are keywords */
+	/* only uid:, user:, cgroup:, unit:, name: are keywords */
 	assert_true(captures("!kworker/0:1", &web));
+}
+
+/* name: makes anything a process name: one of digits, one like a keyword. */
+static void
+name_prefix_names_digit_and_keyword_processes(void **state)
+{
+	struct rd_proc digits = proc(77, "1234", 0), pid1234 = proc(1234, "x", 0);
+	struct rd_proc kw = proc(8, "uid:5", 0);
+	struct rd_spec_resolver r = resolver();
+	struct rd_spec spec;
+	struct rd_spec_error err;
+
+	(void)state;
+	assert_true(captures("name:1234", &digits));
+	assert_false(captures("name:1234", &pid1234));
+	assert_true(captures("1234", &pid1234));	/* plain digits: a pid */
+	assert_false(captures("1234", &digits));
+	assert_true(captures("!name:1234", &pid1234));
+	assert_false(captures("!name:1234", &digits));
+	assert_true(captures("name:uid:5", &kw));
+	assert_false(captures("name: 1234", &digits));	/* the name " 1234" */
+	assert_int_equal(rd_spec_parse("curl,name:", &r, &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "name: expects a process name"));
+	assert_int_equal(err.offset, 5);
 }
 
 /* --- extensions ------------------------------------------------------------------------- */
@@ -600,6 +624,10 @@ format_renders_canonical_spec(void **state)
 	    &spec, NULL), 0);
 	rd_spec_format(&spec, buf, sizeof(buf));
 	assert_string_equal(buf, "!curl,1234,uid:5,uid:1001");
+	assert_int_equal(rd_spec_parse("name:1234,1234,name:curl", &r, &spec,
+	    NULL), 0);
+	rd_spec_format(&spec, buf, sizeof(buf));
+	assert_string_equal(buf, "name:1234,1234,curl");
 	/* truncation of the output never overruns */
 	rd_spec_format(&spec, buf, 4);
 	assert_int_equal(strlen(buf), 3);
@@ -613,6 +641,7 @@ format_parses_back_to_the_same_rules(void **state)
 		"1,2,3", "!1234", "mitmproxy", "!a,a", " a , mitmproxy ",
 		"! a", "0001", "!!x", "uid:0,!uid:65534,curl",
 		"systemd-resolved,!kworker/0:1", "Web Content,!2242",
+		"name:1234,!name:0", "name:uid:5,name:name:x",
 	};
 	struct rd_spec_resolver r = resolver();
 	struct rd_spec a, b;
@@ -679,6 +708,7 @@ main(void)
 		cmocka_unit_test(decide_names_the_deciding_rule),
 		cmocka_unit_test(long_name_compared_on_15_bytes),
 		cmocka_unit_test(name_keeps_inner_spaces_and_colons),
+		cmocka_unit_test(name_prefix_names_digit_and_keyword_processes),
 		cmocka_unit_test(uid_and_user_match_uid),
 		cmocka_unit_test(cgroup_matches_itself_and_descendants),
 		cmocka_unit_test(unit_resolves_under_system_slice_then_searches),
