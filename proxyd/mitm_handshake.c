@@ -272,7 +272,7 @@ start_upstream(struct mitm *m)
 	m->st = ST_UPSTREAM_HS;
 	return;
 fail:
-	mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+	(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 	mitm_fail(m, MITM_ERR_INTERNAL, "upstream TLS setup: %s", ebuf);
 }
 
@@ -426,7 +426,7 @@ start_client(struct mitm *m)
 	m->st = ST_CLIENT_HS;
 	return;
 fail:
-	mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+	(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 	mitm_fail(m, MITM_ERR_INTERNAL, "client TLS setup: %s", ebuf);
 }
 
@@ -586,7 +586,7 @@ step_upstream(struct mitm *m)
 			mitm_upstream_fail(m, MITM_ERR_UPSTREAM_HANDSHAKE,
 			    "upstream TLS handshake: server closed the connection");
 		else {
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 			mitm_upstream_fail(m, MITM_ERR_UPSTREAM_HANDSHAKE, "upstream TLS handshake: %s",
 			    ebuf);
 		}
@@ -634,7 +634,7 @@ step_client(struct mitm *m)
 			snprintf(ebuf, sizeof(ebuf), "closed the connection");
 		} else {
 			e = MITM_ERR_CLIENT_HANDSHAKE;
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 		}
 		mitm_fail(m, e, "client TLS handshake for %s: %s%s",
 		    m->info.sni[0] != '\0' ? m->info.sni : "(no SNI)", ebuf,

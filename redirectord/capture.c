@@ -2,6 +2,7 @@
  * redirectord's capture state (see capture.h): spec items, run cgroups,
  * fail-open, daemon exclusion and owner lookups, on top of bpf.c/spec.c.
  */
+#include "errmsg.h"
 #include "redirectord/capture.h"
 
 #include <ctype.h>
@@ -20,19 +21,6 @@
 #include "log.h"
 #include "redirectord/bpf.h"
 #include "redirectord/tun.h"
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The cgroup (absolute directory) a process is in, from /proc. */
 static int

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "redirectord/spec.h"
+#include "errmsg.h"
 
 #define CAPTURE_MAX_RUNS	64
 
@@ -62,13 +63,16 @@ struct capture_owner {
  * cgroup, and attach at attach_path (NULL: the cgroup v2 root).  Returns
  * 0, or -1 with a one-line reason in err.
  */
+LC_MUST_CHECK
 int	capture_init(struct capture *, const char *attach_path, const struct tun *,
 	    bool fail_closed, char *err, size_t errlen);
 void	capture_close(struct capture *);
 
 /* 0, or -1 with err (spec errors name the item and offset in SPEC). */
+LC_MUST_CHECK
 int	capture_attach(struct capture *, const char *spec, char *err, size_t errlen,
 	    uint32_t *err_offset);
+LC_MUST_CHECK
 int	capture_detach(struct capture *, const char *spec, bool all, char *err,
 	    size_t errlen);
 /*
@@ -78,6 +82,7 @@ int	capture_detach(struct capture *, const char *spec, bool all, char *err,
 void	capture_written_spec(const struct capture *, char *buf, size_t len,
 	    uint32_t *runs);
 /* Move pid into a new run cgroup; its path (relative) into cgroup. */
+LC_MUST_CHECK
 int	capture_run(struct capture *, pid_t pid, char *cgroup, size_t len,
 	    char *err, size_t errlen);
 /*
