@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -90,6 +91,15 @@ capture_init(struct capture *c, const char *attach_path, const struct tun *tun,
 		}
 		memcpy(c->attach, real, strlen(real) + 1);
 	}
+	/*
+	 * Flow owners' cgroup paths: 4,096 cgroups remembered, each trusted
+	 * for 10 s before it is confirmed again, the tree walked at most once
+	 * a second (cgcache.h).
+	 */
+	if ((c->cgroups = cgcache_new(c->root, 4096, 10000, 1000, NULL)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
 	if (rd_bpf_open(&c->bpf) == -1) {
 		seterr(err, errlen, "loading the capture programs failed: %s "
 		    "(needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)", strerror(errno));
@@ -127,6 +137,8 @@ capture_init(struct capture *c, const char *attach_path, const struct tun *tun,
 fail:
 	rd_bpf_destroy(c->bpf);
 	c->bpf = NULL;
+	cgcache_free(c->cgroups);
+	c->cgroups = NULL;
 	return -1;
 }
 
@@ -137,6 +149,8 @@ capture_close(struct capture *c)
 
 	rd_bpf_destroy(c->bpf);
 	c->bpf = NULL;
+	cgcache_free(c->cgroups);
+	c->cgroups = NULL;
 	free(c->published);
 	c->published = NULL;
 	/* Run cgroups we made: remove those that emptied; a live one stays. */
@@ -572,6 +586,7 @@ capture_owner(struct capture *c, int ipversion, int proto, const uint8_t *saddr,
 {
 	struct lc_flow_key key;
 	struct lc_owner o;
+	struct timespec now;
 
 	if (c->bpf == NULL)
 		return -1;
@@ -591,7 +606,11 @@ capture_owner(struct capture *c, int ipversion, int proto, const uint8_t *saddr,
 	out->cgroup_id = o.cgroup_id;
 	memcpy(out->name, o.comm, sizeof(o.comm));
 	out->name[sizeof(out->name) - 1] = '\0';
-	if (rd_cgroup_path(c->root, o.cgroup_id, out->cgroup, sizeof(out->cgroup)) == -1)
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* A map lookup; the tree is walked only for a cgroup new to it. */
+	if (c->cgroups == NULL || cgcache_path(c->cgroups, o.cgroup_id,
+	    (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
+	    out->cgroup, sizeof(out->cgroup)) == -1)
 		out->cgroup[0] = '\0';
 	return 0;
 }

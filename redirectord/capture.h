@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "redirectord/cgcache.h"
 #include "redirectord/spec.h"
 #include "errmsg.h"
 
@@ -48,6 +49,7 @@ struct capture {
 	/* The rules last published: a restarted unit gets a new cgroup id,
 	 * so capture_reap re-resolves the spec and compares. */
 	struct rd_spec	*published;
+	struct cgcache	*cgroups;	/* flow owners' cgroup id -> path */
 };
 
 /* Everything a flow's owner record says, resolved for people. */

@@ -206,7 +206,9 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
     Lc__DaemonStatus *dsp[3])
 {
 	static uint64_t bpf_counts[LC_CNT_MAX];
-	static Lc__Counter rd_counters[LC_CNT_MAX], *rd_counter_ptrs[LC_CNT_MAX];
+	/* The BPF programs' counters, then the owner-path cache's. */
+	static Lc__Counter rd_counters[LC_CNT_MAX + 3],
+	    *rd_counter_ptrs[LC_CNT_MAX + 3];
 	int have_ns = rd.netstack != NULL;
 
 	lc__status_reply__init(st);
@@ -224,6 +226,26 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
 		}
 		ds[0].n_counters = LC_CNT_MAX;
 		ds[0].counters = rd_counter_ptrs;
+		if (rd.cap.cgroups != NULL) {
+			const struct cgcache_stats *cs = cgcache_stats(rd.cap.cgroups);
+			static const char *const names[3] = {
+				"owner_cgroup_hits", "owner_cgroup_misses",
+				"owner_cgroup_walks",
+			};
+			const uint64_t vals[3] = {
+				cs->hits + cs->confirmed, cs->misses, cs->walks,
+			};
+
+			for (i = 0; i < 3; i++) {
+				Lc__Counter *k = &rd_counters[LC_CNT_MAX + i];
+
+				lc__counter__init(k);
+				k->name = (char *)(uintptr_t)names[i];
+				k->value = vals[i];
+				rd_counter_ptrs[LC_CNT_MAX + i] = k;
+			}
+			ds[0].n_counters = LC_CNT_MAX + 3;
+		}
 	}
 	fill_daemon(&ds[1], "netstackd", have_ns,
 	    have_ns ? (uint32_t)ipc_cred(rd.netstack)->pid : 0,

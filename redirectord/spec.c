@@ -749,6 +749,46 @@ match_id(const char *path, const char *name, const struct stat *st,
 	return rd_cgroup_id(path, &id) == 0 && id == *(const uint64_t *)arg;
 }
 
+struct foreach_ctx {
+	size_t	  rootlen;
+	int	(*fn)(const char *rel, uint64_t id, void *arg);
+	void	 *arg;
+	int	  visited;
+};
+
+/* Never "matches": every directory is visited and its children too. */
+static int
+visit_each(const char *path, const char *name, const struct stat *st,
+    const void *arg)
+{
+	struct foreach_ctx *fc = (struct foreach_ctx *)(uintptr_t)arg;
+	uint64_t id;
+
+	(void)name;
+	(void)st;
+	if (rd_cgroup_id(path, &id) == 0) {
+		fc->visited++;
+		(void)fc->fn(path + fc->rootlen, id, fc->arg);
+	}
+	return 0;
+}
+
+int
+rd_cgroup_foreach(const char *root,
+    int (*fn)(const char *rel, uint64_t id, void *arg), void *arg)
+{
+	struct foreach_ctx fc = { strlen(root), fn, arg, 0 };
+	char unused[8];
+	uint64_t id;
+
+	if (rd_cgroup_id(root, &id) < 0)
+		return -1;
+	(void)fn("/", id, arg);
+	if (walk_cgroups(root, visit_each, &fc, 1, unused, sizeof(unused)) < 0)
+		return -1;
+	return fc.visited + 1;
+}
+
 int
 rd_cgroup_path(const char *root, uint64_t id, char *buf, size_t len)
 {

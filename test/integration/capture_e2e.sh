@@ -193,6 +193,14 @@ out=$(ctl detach lc-client)
 check "detach lc-client ($out)" test "$out" = "capturing: nothing"
 check "after detach lc-client goes direct again" unreachable lc-client 10.99.0.4
 
+# Owner attribution looks the cgroup path up in a cache (cgcache.c): the
+# tree is walked once per new cgroup at most, not once per flow.
+flows=$(grep -c "^new " "$T/echo.log")
+walks=$(ctl --json status | grep -o '"owner_cgroup_walks":[0-9]*' | cut -d: -f2)
+hits=$(ctl --json status | grep -o '"owner_cgroup_hits":[0-9]*' | cut -d: -f2)
+check "owner cgroups: $flows flows, ${walks:-?} tree walks, ${hits:-?} cache hits" \
+    sh -c "[ -n '$walks' ] && [ -n '$hits' ] && [ '$walks' -lt '$flows' ] && [ '$hits' -gt 0 ]"
+
 # Fail-open: with proxyd gone, captured sockets go direct instead of hanging.
 ctl attach lc-client >/dev/null
 kill -9 "$EC_PID"; wait "$EC_PID" 2>/dev/null; EC_PID=""
