@@ -699,6 +699,45 @@ system_cgroup2_root_found_and_identified(void **state)
 	assert_int_equal(errno, EMEDIUMTYPE);
 }
 
+static int
+count_visit(const char *rel, uint64_t id, void *arg)
+{
+	const struct { const char *rel; uint64_t id; int *seen; } *want = arg;
+
+	if (strcmp(rel, want->rel) == 0 && id == want->id)
+		(*want->seen)++;
+	return 0;
+}
+
+/* The id <-> path mapping owner attribution relies on, on real cgroupfs. */
+static void
+cgroup_id_path_and_walk_on_a_real_child_cgroup(void **state)
+{
+	char root[4096], dir[4200], rel[4200];
+	uint64_t id;
+	int seen = 0;
+	struct { const char *rel; uint64_t id; int *seen; } want;
+
+	(void)state;
+	if (rd_cgroup2_root(root, sizeof(root)) < 0 || geteuid() != 0)
+		skip();
+	snprintf(dir, sizeof(dir), "%s/localcap-spec-%d", root, (int)getpid());
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(rd_cgroup_id(dir, &id), 0);
+	assert_int_equal(rd_cgroup_path(root, id, rel, sizeof(rel)), 0);
+	assert_string_equal(rel, dir + strlen(root));
+	/* The walk the owner-path cache fills from sees it, with its id. */
+	want.rel = dir + strlen(root);
+	want.id = id;
+	want.seen = &seen;
+	assert_true(rd_cgroup_foreach(root, count_visit, &want) >= 2);
+	assert_int_equal(seen, 1);
+	assert_int_equal(rmdir(dir), 0);
+	/* gone: the walk says so */
+	assert_int_equal(rd_cgroup_path(root, id, rel, sizeof(rel)), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
 int
 main(void)
 {
@@ -723,6 +762,7 @@ main(void)
 		cmocka_unit_test(format_parses_back_to_the_same_rules),
 		cmocka_unit_test(system_resolver_finds_root_user),
 		cmocka_unit_test(system_cgroup2_root_found_and_identified),
+		cmocka_unit_test(cgroup_id_path_and_walk_on_a_real_child_cgroup),
 	};
 	return cmocka_run_group_tests(tests, make_tree, remove_tree);
 }
