@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "control.pb-c.h"
 
@@ -22,6 +23,15 @@ int	ctl_status_fetch(const char *ctl_sock_path, bool quiet,
 	    void (*fn)(void *, const Lc__StatusReply *), void *arg);
 
 int	ctl_up(const char *runtime_dir, int argc, char **argv);
+/*
+ * instance.c's helpers, open to its tests: the pid a daemon's pid file in
+ * runtime_dir names if that process runs that daemon (else 0); the last
+ * fatal (else warning) line of its log in logdir, without time and
+ * function, control characters shown as '?' ("" if none).
+ */
+pid_t	ctl_daemon_pid(const char *runtime_dir, const char *name);
+void	ctl_last_error(const char *logdir, const char *name, char *out,
+	    size_t len);
 int	ctl_down(const char *runtime_dir);
 int	ctl_logs(const char *runtime_dir, int argc, char **argv);
 /* localcapctl ca ...: argv[0] is "ca". */
