@@ -39,6 +39,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
+#include "owner.h"
 #include "sandbox.h"
 #include "data.pb-c.h"
 #include "flow.pb-c.h"
@@ -83,10 +84,7 @@ struct flow {
 	uint64_t		 queried_at;
 	struct tcp_tuple	 tuple;
 	int			 have_owner;
-	uint32_t		 owner_pid, owner_uid, owner_gid;
-	uint64_t		 owner_cgroup_id;
-	char			 owner_name[16];
-	char			 owner_cgroup[256];
+	struct owner		 owner;		/* common/owner.h */
 	uint8_t			*udpq[UDP_PENDING_MAX];
 	size_t			 udpq_len[UDP_PENDING_MAX];
 	int			 nudpq;
@@ -338,15 +336,7 @@ flow_handover(struct flow *f)
 		return -1;
 	}
 	lc__new_flow__init(&nf);
-	lc__process_info__init(&owner);
-	if (f->have_owner) {
-		owner.pid = f->owner_pid;
-		owner.uid = f->owner_uid;
-		owner.gid = f->owner_gid;
-		owner.name = f->owner_name;
-		owner.cgroup = f->owner_cgroup;
-		owner.cgroup_id = f->owner_cgroup_id;
-	}
+	owner_to_pb(&f->owner, &owner);	/* zeros until an owner is known */
 	/* "remote" is the application, "local" the destination it wanted. */
 	fill_endpoint(&src, t->version, t->raddr, t->rport);
 	fill_endpoint(&dst, t->version, t->laddr, t->lport);
@@ -489,14 +479,7 @@ owner_reply(const Lc__OwnerReply *r)
 		return;		/* answered too late, or the flow is gone */
 	if (r->found && r->owner) {
 		f->have_owner = 1;
-		f->owner_pid = r->owner->pid;
-		f->owner_uid = r->owner->uid;
-		f->owner_gid = r->owner->gid;
-		f->owner_cgroup_id = r->owner->cgroup_id;
-		snprintf(f->owner_name, sizeof(f->owner_name), "%s",
-		    r->owner->name ? r->owner->name : "");
-		snprintf(f->owner_cgroup, sizeof(f->owner_cgroup), "%s",
-		    r->owner->cgroup ? r->owner->cgroup : "");
+		(void)owner_from_pb(&f->owner, r->owner);
 	}
 	flow_release_pending(f);
 	process_events();

@@ -582,7 +582,7 @@ capture_exclude_pid(struct capture *c, pid_t pid, uid_t uid)
 
 int
 capture_owner(struct capture *c, int ipversion, int proto, const uint8_t *saddr,
-    uint16_t sport, const uint8_t *daddr, uint16_t dport, struct capture_owner *out)
+    uint16_t sport, const uint8_t *daddr, uint16_t dport, struct owner *out)
 {
 	struct lc_flow_key key;
 	struct lc_owner o;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "owner.h"
 #include "redirectord/cgcache.h"
 #include "redirectord/spec.h"
 #include "errmsg.h"
@@ -50,14 +51,6 @@ struct capture {
 	 * so capture_reap re-resolves the spec and compares. */
 	struct rd_spec	*published;
 	struct cgcache	*cgroups;	/* flow owners' cgroup id -> path */
-};
-
-/* Everything a flow's owner record says, resolved for people. */
-struct capture_owner {
-	uint32_t	pid, uid, gid;
-	uint64_t	cgroup_id;
-	char		name[16];
-	char		cgroup[256];	/* relative to the cgroup root, or "" */
 };
 
 /*
@@ -108,6 +101,6 @@ void	capture_addresses_changed(struct capture *);
 /* The owner of the flow netstackd saw, or -1. */
 int	capture_owner(struct capture *, int ipversion, int proto,
 	    const uint8_t *saddr, uint16_t sport, const uint8_t *daddr,
-	    uint16_t dport, struct capture_owner *out);
+	    uint16_t dport, struct owner *out);
 
 #endif

@@ -25,7 +25,7 @@
 
 #include "errmsg.h"
 
-#define CGCACHE_PATH_MAX	256	/* as struct capture_owner's cgroup */
+#define CGCACHE_PATH_MAX	256	/* as struct owner's cgroup (owner.h) */
 
 struct cgcache_stats {
 	uint64_t	hits;		/* answered from the map alone */

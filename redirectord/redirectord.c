@@ -507,27 +507,21 @@ owner_query(struct ipc_peer *peer, const Lc__OwnerQuery *q)
 {
 	Lc__OwnerReply r;
 	Lc__ProcessInfo pi;
-	struct capture_owner o;
-	int version;
+	struct owner o;
+	struct endpoint src, dst;
+	const char *why;
 
 	lc__owner_reply__init(&r);
-	lc__process_info__init(&pi);
 	r.query_id = q->query_id;
-	if (q->src && q->dst && q->src->addr.len == q->dst->addr.len &&
-	    (q->src->addr.len == 4 || q->src->addr.len == 16) &&
-	    q->src->port <= 65535 && q->dst->port <= 65535) {
-		version = q->src->addr.len == 4 ? 4 : 6;
-		if (capture_owner(&rd.cap, version,
+	/* Validated as proxyd validates a NewFlow's (common/owner.c). */
+	if (endpoint_from_pb(&src, q->src, 1, &why) == 0 &&
+	    endpoint_from_pb(&dst, q->dst, 1, &why) == 0 &&
+	    src.family == dst.family) {
+		if (capture_owner(&rd.cap, src.family == AF_INET ? 4 : 6,
 		    q->transport == LC__TRANSPORT__TRANSPORT_UDP ? 17 : 6,
-		    q->src->addr.data, (uint16_t)q->src->port, q->dst->addr.data,
-		    (uint16_t)q->dst->port, &o) == 0) {
+		    src.addr, src.port, dst.addr, dst.port, &o) == 0) {
 			r.found = 1;
-			pi.pid = o.pid;
-			pi.uid = o.uid;
-			pi.gid = o.gid;
-			pi.name = o.name;
-			pi.cgroup = o.cgroup;
-			pi.cgroup_id = o.cgroup_id;
+			owner_to_pb(&o, &pi);
 			r.owner = &pi;
 		}
 	}

@@ -72,8 +72,8 @@ record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.dst.port = port;
 	rec->meta.owner.pid = pid;
 	rec->meta.owner.uid = 1000;
-	rec->meta.owner.name = (char *)(uintptr_t)name;
-	rec->meta.owner.cgroup = (char *)(uintptr_t)"/test";
+	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
+	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "/test");
 	rec->meta.start_us = (uint64_t)start;
 }
 

@@ -1,4 +1,5 @@
 /* Flow store fixtures (flowfix.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include <arpa/inet.h>
@@ -22,8 +23,8 @@ flowfix_record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.dst.port = port;
 	rec->meta.owner.pid = pid;
 	rec->meta.owner.uid = 1000;
-	rec->meta.owner.name = (char *)(uintptr_t)name;
-	rec->meta.owner.cgroup = (char *)(uintptr_t)"/test";
+	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
+	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "/test");
 	rec->meta.start_us = (uint64_t)start;
 }
 
