@@ -66,13 +66,13 @@ CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 
 redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
-proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3)
+proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3 libnghttp2)
 localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
 webd_LIBS        = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
-ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl sqlite3 && echo ok),ok)
+ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl sqlite3 libnghttp2 && echo ok),ok)
 $(error build dependencies missing: run 'make deps' as root first (it installs Debian packages and builds mbedTLS 3.6))
 endif
 endif
@@ -103,6 +103,11 @@ webd_DEPLIBS  := $(OBJ)/ctl/ps.o $(OBJ)/redirectord/spec.o $(STOREREAD_LIB)
 CTL_MAIN    := ctl/localcapctl.c
 CTL_LIBSRC  := $(filter-out $(CTL_MAIN),$(wildcard ctl/*.c))
 CTL_LIB     := $(BUILD)/lib/libctl.a
+# The macOS extension's portable core (macos-extension/core/): built and
+# tested here with a simulated platform; the Objective-C shim is only
+# syntax-checked here (macos-extension/shim/, make shim-syntax).
+MXCORE_SRC  := $(wildcard macos-extension/core/*.c)
+MXCORE_LIB  := $(BUILD)/lib/libmxcore.a
 UNIT_SRC    := $(wildcard test/unit/test_*.c)
 UNIT_BINS   := $(patsubst test/unit/%.c,$(TESTBIN)/%,$(UNIT_SRC))
 TEST_HELPER_SRC := $(wildcard test/unit/helpers/*.c)
@@ -179,6 +184,10 @@ $(CTL_LIB): $(call obj,$(CTL_LIBSRC)) $(BUILD)/lib/empty.o
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+$(MXCORE_LIB): $(call obj,$(MXCORE_SRC)) $(BUILD)/lib/empty.o
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
 $(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
@@ -194,7 +203,7 @@ $(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(CTL_SHARED_OBJ) $(STORE
 # Unit tests link every module library, so they need every daemon's libraries.
 ALL_DAEMON_LIBS = $(foreach d,$(DAEMONS) localcapctl,$($(d)_LIBS))
 
-$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(STOREREAD_LIB) $(COMMON_LIB)
+$(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS) $(CTL_LIB) $(STOREREAD_LIB) $(MXCORE_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
@@ -203,7 +212,7 @@ $(TESTBIN)/%: $(OBJ)/test/unit/%.o $(call obj,$(TEST_HELPER_SRC)) $(DAEMON_LIBS)
 ITEST_SRC  := $(wildcard test/integration/*.c)
 ITEST_BINS := $(patsubst test/integration/%.c,$(TESTBIN)/integration/%,$(ITEST_SRC))
 
-$(TESTBIN)/integration/%: $(OBJ)/test/integration/%.o $(DAEMON_LIBS) $(COMMON_LIB)
+$(TESTBIN)/integration/%: $(OBJ)/test/integration/%.o $(DAEMON_LIBS) $(MXCORE_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_DAEMON_LIBS) $(COMMON_LIBS)
 
@@ -216,11 +225,43 @@ check:
 	@$(MAKE) --no-print-directory test-bins
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) ./test/run-tests.sh
 
+# --- make PORTABLE=1: what macOS builds, compiled here ------------------------------
+# common/'s portable files, the generated protobuf code and the macOS
+# extension's core, without _GNU_SOURCE and with Linux-only names poisoned
+# (common/portable_check.h): a Linux-only call there fails here, warnings as
+# errors, not first on a Mac.  Compile only (the *_darwin.c files and the
+# Objective-C shim need macOS's headers: .github/workflows/macos.yml).
+PORTABLE_DIR := build/portable
+PORTABLE_SRC := $(addprefix common/,ipc.c msg.c log.c ispec.c utf8.c) $(MXCORE_SRC)
+PORTABLE_OBJ := $(patsubst %.c,$(PORTABLE_DIR)/%.o,$(PORTABLE_SRC)) \
+	$(patsubst $(GEN)/%.c,$(PORTABLE_DIR)/gen/%.o,$(GEN_SRC))
+PORTABLE_CPPFLAGS = $(filter-out -D_GNU_SOURCE -MMD -MP,$(CPPFLAGS)) \
+	-D_DEFAULT_SOURCE -DLC_PORTABLE_CHECK -include common/portable_check.h
+
+$(PORTABLE_DIR)/gen/%.o: $(GEN)/%.c $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(PORTABLE_CPPFLAGS) $(filter-out -Wcast-qual -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
+$(PORTABLE_DIR)/%.o: %.c common/portable_check.h $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(PORTABLE_CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The Objective-C shim against its stub SDK headers (also part of make check).
+.PHONY: shim-syntax
+shim-syntax:
+	./test/integration/macos_shim_syntax.sh
+
+.PHONY: portable
+portable: $(PORTABLE_OBJ)
+	@echo "portable: $(words $(PORTABLE_OBJ)) files compiled as macOS builds them, warning-free"
+ifeq ($(PORTABLE),1)
+.DEFAULT_GOAL := portable
+endif
+
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC)) \
-	$(STOREREAD_SRC) ctl/ps.c
+	$(STOREREAD_SRC) ctl/ps.c $(MXCORE_SRC)
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 
@@ -269,7 +310,7 @@ install: all
 
 clean:
 	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz \
-		$(FLAGS_STAMP) build/sanitize
+		$(FLAGS_STAMP) build/sanitize build/portable build/macos
 
 # Also forgets the locally built mbedTLS.
 distclean:

@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "ipc_sys.h"
 
 #define container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -162,35 +163,6 @@ static int	queue_frame(struct ipc_peer *, Lc__MsgType, const ProtobufCMessage *,
 		    const int *, size_t, int force);
 static int	peer_flush(struct ipc_peer *);
 
-/*
- * The peer's supplementary groups (SO_PEERGROUPS): what the kernel holds
- * for the connecting process, not what /etc/group says of its uid.
- */
-static void
-peer_groups(int fd, struct ipc_cred *cred)
-{
-	socklen_t len = 64 * sizeof(gid_t);
-	gid_t *g = NULL;
-	int tries;
-
-	for (tries = 0; tries < 3; tries++) {
-		gid_t *ng = realloc(g, len ? len : sizeof(gid_t));
-
-		if (ng == NULL)
-			break;
-		g = ng;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
-			cred->groups = g;
-			cred->ngroups = (int)(len / sizeof(gid_t));
-			return;
-		}
-		if (errno != ERANGE)
-			break;
-		/* len now says how much the list needs. */
-	}
-	free(g);
-}
-
 int
 ipc_cred_in_group(const struct ipc_cred *cred, gid_t gid)
 {
@@ -209,8 +181,6 @@ ipc_peer_new(struct ev_loop *loop, int fd, int connecting,
     const struct ipc_peer_config *cfg)
 {
 	struct ipc_peer *p;
-	struct ucred uc;
-	socklen_t len = sizeof(uc);
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		close(fd);
@@ -229,13 +199,9 @@ ipc_peer_new(struct ev_loop *loop, int fd, int connecting,
 	p->cred.pid = -1;
 	p->cred.uid = (uid_t)-1;
 	p->cred.gid = (gid_t)-1;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
-		p->cred.pid = uc.pid;
-		p->cred.uid = uc.uid;
-		p->cred.gid = uc.gid;
-	}
+	/* pid, uid, gid and supplementary groups (ipc_sys.h; -1: unknown) */
 	p->cred.ngroups = -1;
-	peer_groups(fd, &p->cred);
+	(void)ipc_sys_peer_cred(fd, &p->cred);
 	if (set_nonblock_cloexec(fd) == -1) {
 		close(fd);
 		free(p);
@@ -294,6 +260,12 @@ size_t
 ipc_outq_bytes(const struct ipc_peer *p)
 {
 	return p->oq_bytes;
+}
+
+int
+ipc_peer_fd(const struct ipc_peer *p)
+{
+	return p->fd;
 }
 
 int
@@ -485,7 +457,7 @@ peer_flush(struct ipc_peer *p)
 			c->cmsg_len = CMSG_LEN(sizeof(int) * m->nfds);
 			memcpy(CMSG_DATA(c), m->fds, sizeof(int) * m->nfds);
 		}
-		n = sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = sendmsg(p->fd, &mh, IPC_SEND_FLAGS);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -830,6 +802,7 @@ take_fds(struct ipc_peer *p, struct msghdr *mh)
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < n; i++) {
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			ipc_sys_received_fd(fd);
 			if (p->npending < IPC_MAX_PENDING_FDS)
 				p->pending_fds[p->npending++] = fd;
 			else {
@@ -880,7 +853,7 @@ peer_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		mh.msg_iovlen = 1;
 		mh.msg_control = cmsg.buf;
 		mh.msg_controllen = sizeof(cmsg.buf);
-		n = recvmsg(p->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		n = recvmsg(p->fd, &mh, IPC_RECV_FLAGS);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -933,7 +906,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (;;) {
 		struct ipc_peer *p;
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = ipc_sys_accept(l->fd);
 
 		if (fd == -1) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -974,7 +947,7 @@ ipc_connect_path(const char *path)
 		return -1;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	if ((fd = ipc_sys_socket(0)) == -1)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		int saved = errno;
@@ -1015,7 +988,7 @@ ipc_listen(struct ev_loop *loop, const char *path, mode_t mode,
 		if (unlink(path) == -1 && errno != ENOENT)
 			return NULL;
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+	if ((fd = ipc_sys_socket(1)) == -1)
 		return NULL;
 	/* The file is born with its final mode: no window with a wider one. */
 	old_umask = umask((mode_t)~mode & 0777);
@@ -1093,7 +1066,7 @@ connector_try(struct ipc_connector *c)
 	int fd;
 
 	memcpy(sun.sun_path, c->path, strlen(c->path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = ipc_sys_socket(1);
 	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		if (!c->failing)
 			log_info("waiting for %s at %s (%s)", c->cfg.name,

@@ -143,6 +143,8 @@ const struct ipc_cred	*ipc_cred(const struct ipc_peer *);
 Lc__Role		 ipc_peer_role(const struct ipc_peer *);
 const char		*ipc_peer_version(const struct ipc_peer *);
 size_t			 ipc_outq_bytes(const struct ipc_peer *);
+/* The socket, to poll for the peer's hang-up (never to read or write). */
+int			 ipc_peer_fd(const struct ipc_peer *);
 int			 ipc_is_ready(const struct ipc_peer *);
 
 /*

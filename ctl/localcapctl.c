@@ -78,6 +78,17 @@ json_string(const char *s)
 	json_str_n(stdout, s, s ? strlen(s) : 0);
 }
 
+static int
+has_counter(const Lc__DaemonStatus *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->n_counters; i++)
+		if (d->counters[i]->name && strcmp(d->counters[i]->name, name) == 0)
+			return 1;
+	return 0;
+}
+
 static unsigned long long
 counter(const Lc__DaemonStatus *d, const char *name)
 {
@@ -169,7 +180,7 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 			    (unsigned long long)counter(d, "udp_flows_created"),
 			    (unsigned long long)counter(d, "tcp_retransmits"),
 			    (unsigned long long)counter(d, "tcp_timeouts"));
-		if (strcmp(d->name, "proxyd") == 0 && d->n_counters)
+		if (strcmp(d->name, "proxyd") == 0 && d->n_counters) {
 			printf("  flows %llu open, %llu in all; TLS %llu decrypted, "
 			    "%llu passed through, %llu upstream failures; QUIC "
 			    "%llu refused, %llu passed",
@@ -180,6 +191,11 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 			    (unsigned long long)counter(d, "tls_upstream_failed"),
 			    (unsigned long long)counter(d, "quic_refused"),
 			    (unsigned long long)counter(d, "quic_passed"));
+			if (has_counter(d, "aes_gcm_ipsec_mb"))
+				printf("; AES-GCM by %s",
+				    counter(d, "aes_gcm_ipsec_mb") ? "ipsec-mb" :
+				    "mbedTLS");
+		}
 		putchar('\n');
 	}
 	printf("capture      %s%s%s\n", st->capturing ? "on" : "off",

@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +48,15 @@
 #include "netstackd/stack.h"
 
 #define TUN_BATCH	64		/* packets read per TUN wakeup */
-#define FLOW_BUF	(64u << 10)	/* per-direction staging buffer */
+#define FLOW_BUF	(256u << 10)	/* largest read from a flow socket: the send ring */
 #define STATUS_EVERY	1.0		/* seconds between status reports */
 #define OWNER_WAIT_MS	100		/* longest wait for an owner lookup */
 #define UDP_PENDING_MAX	8		/* datagrams kept while it runs */
+#define TRIM_KEEP	(8 << 20)	/* free heap kept, not returned */
+
+#ifndef MIN
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
+#endif
 
 #define container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -64,10 +70,8 @@ struct flow {
 	int			 sock;		/* our end of the socketpair */
 	ev_io			 rio;		/* sock readable: proxyd -> app */
 	ev_io			 wio;		/* sock writable: app -> proxyd */
-	/* app -> proxyd bytes taken from the connection, not yet written. */
-	uint8_t			*out;
-	size_t			 out_off, out_len;
-	/* proxyd -> app bytes read from sock, not yet accepted by TCP. */
+	/* proxyd -> app bytes read from sock that TCP did not take (its
+	 * memory budget ran out); NULL almost always. */
 	uint8_t			*in;
 	size_t			 in_off, in_len;
 	int			 app_fin;	/* app shut its write side */
@@ -503,13 +507,17 @@ flow_free(struct flow *f)
 	TAILQ_REMOVE(&ns.flows, f, entry);
 	while (f->nudpq > 0)
 		free(f->udpq[--f->nudpq]);
-	free(f->out);
 	free(f->in);
 	free(f);
 	ns.status_dirty = 1;
 }
 
-/* Move app -> proxyd bytes: from the connection into the flow socket. */
+/*
+ * Move app -> proxyd bytes: straight from the connection's receive ring
+ * into the flow socket (peek, send, consume what the socket took), so no
+ * staging copy and no allocation per read.  A short send means the socket
+ * is full: wait for it to drain instead of asking again for an EAGAIN.
+ */
 static void
 tcp_to_sock(struct flow *f)
 {
@@ -517,20 +525,14 @@ tcp_to_sock(struct flow *f)
 
 	if (f->sock < 0)
 		return;		/* not handed over yet: the connection buffers */
-	for (;;) {
+	while (f->tcp) {
+		const uint8_t *p;
+		size_t avail = ns_tcp_recv_peek(f->tcp, &p);
 		ssize_t n;
 
-		if (f->out_len == 0) {
-			if (f->tcp == NULL)
-				break;
-			if (f->out == NULL && (f->out = malloc(FLOW_BUF)) == NULL)
-				return;
-			f->out_off = 0;
-			f->out_len = ns_tcp_recv(ns.stack, f->tcp, f->out, FLOW_BUF, now);
-			if (f->out_len == 0)
-				break;
-		}
-		n = send(f->sock, f->out + f->out_off, f->out_len, MSG_NOSIGNAL);
+		if (avail == 0)
+			break;
+		n = send(f->sock, p, avail, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				/* proxyd is slower: the window closes behind us. */
@@ -538,21 +540,40 @@ tcp_to_sock(struct flow *f)
 				return;
 			}
 			/* proxyd dropped the flow: reset the application. */
-			if (f->tcp)
-				ns_tcp_abort(ns.stack, f->tcp, now);
+			ns_tcp_abort(ns.stack, f->tcp, now);
 			return;
 		}
-		f->out_off += (size_t)n;
-		f->out_len -= (size_t)n;
+		ns_tcp_recv_consume(ns.stack, f->tcp, (size_t)n, now);
+		if ((size_t)n < avail) {
+			ev_io_start(ns.d.loop, &f->wio);
+			return;
+		}
 	}
 	ev_io_stop(ns.d.loop, &f->wio);
-	/* Drained: an idle flow holds no staging buffer (memory per connection). */
-	free(f->out);
-	f->out = NULL;
 	if (f->app_fin && !f->app_fin_passed) {
 		f->app_fin_passed = 1;
 		shutdown(f->sock, SHUT_WR);
 	}
+}
+
+/* proxyd -> app bytes the stack could not take yet, kept by the flow. */
+static int
+stash_keep(struct flow *f, const uint8_t *p, size_t len)
+{
+	if ((f->in = malloc(len)) == NULL)
+		return -1;
+	memcpy(f->in, p, len);
+	f->in_off = 0;
+	f->in_len = len;
+	return 0;
+}
+
+static void
+stash_drop(struct flow *f)
+{
+	free(f->in);
+	f->in = NULL;
+	f->in_off = f->in_len = 0;
 }
 
 /*
@@ -569,33 +590,50 @@ reset_marker(struct flow *f)
 	return recv(f->sock, &c, 1, MSG_OOB | MSG_DONTWAIT) == 1 && c == 'R';
 }
 
-/* Move proxyd -> app bytes: from the flow socket into the connection. */
+/*
+ * Move proxyd -> app bytes: from the flow socket into the connection.  We
+ * read at most what the send ring has room for, into one buffer shared by
+ * every flow, so normally the stack takes all of it at once and nothing
+ * stays behind; only if it does not (its memory budget ran out) is the rest
+ * kept in a buffer of the flow's own until TCP_EV_WRITABLE.  A read shorter
+ * than asked means the socket is empty: back to the event loop, which
+ * (level-triggered) comes back at once if more arrived meanwhile, instead
+ * of a reset-marker check and a recv() that would only say EAGAIN.
+ */
 static void
 sock_to_tcp(struct flow *f)
 {
+	static uint8_t shared[FLOW_BUF];
 	uint64_t now = now_ms();
 
 	if (f->sock < 0)
 		return;		/* not handed over yet */
 	while (f->tcp) {
+		const uint8_t *src;
+		size_t want, len;
 		ssize_t n;
 
-		if (f->in_len == 0) {
+		if (f->in_len > 0) {
+			src = f->in + f->in_off;
+			len = f->in_len;
+			want = 0;
+		} else {
 			if (f->sock_eof)
 				break;
-			if (f->in == NULL && (f->in = malloc(FLOW_BUF)) == NULL)
+			want = MIN(ns_tcp_send_space(f->tcp), sizeof(shared));
+			if (want == 0) {
+				/* Send ring full (or closed): wait for TCP_EV_WRITABLE. */
+				ev_io_stop(ns.d.loop, &f->rio);
 				return;
+			}
 			if (reset_marker(f)) {
 				/* proxyd's side was reset: so is the application's. */
 				ns_tcp_abort(ns.stack, f->tcp, now);
 				return;
 			}
-			n = recv(f->sock, f->in, FLOW_BUF, 0);
+			n = recv(f->sock, shared, want, 0);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
-					/* Nothing staged: an idle flow holds no buffer. */
-					free(f->in);
-					f->in = NULL;
 					ev_io_start(ns.d.loop, &f->rio);
 					return;
 				}
@@ -607,23 +645,36 @@ sock_to_tcp(struct flow *f)
 				f->sock_eof = 1;
 				break;
 			}
-			f->in_off = 0;
-			f->in_len = (size_t)n;
+			src = shared;
+			len = (size_t)n;
 		}
-		n = ns_tcp_send(ns.stack, f->tcp, f->in + f->in_off, f->in_len, now);
+		n = ns_tcp_send(ns.stack, f->tcp, src, len, now);
 		if (n < 0) {
 			/* Our side of the connection cannot send any more. */
-			f->in_len = 0;
+			stash_drop(f);
 			ev_io_stop(ns.d.loop, &f->rio);
 			return;
 		}
-		if (n == 0) {
+		if (src != shared) {
+			f->in_off += (size_t)n;
+			f->in_len -= (size_t)n;
+			if (f->in_len == 0)
+				stash_drop(f);
+		} else if ((size_t)n < len && stash_keep(f, src + n, len - (size_t)n) == -1) {
+			/* No memory to keep them: the flow cannot go on intact. */
+			ns_tcp_abort(ns.stack, f->tcp, now);
+			return;
+		}
+		if (f->in_len > 0) {
 			/* Send ring full: wait for TCP_EV_WRITABLE. */
 			ev_io_stop(ns.d.loop, &f->rio);
 			return;
 		}
-		f->in_off += (size_t)n;
-		f->in_len -= (size_t)n;
+		if (want > 0 && len < want) {
+			/* The socket is empty for now. */
+			ev_io_start(ns.d.loop, &f->rio);
+			return;
+		}
 	}
 	ev_io_stop(ns.d.loop, &f->rio);
 	if (f->tcp && f->sock_eof && !f->sock_eof_passed) {
@@ -744,7 +795,14 @@ handle_tcp_event(const struct ns_event *ev)
 		f->app_fin = 1;
 	if (ev->tcp_events & (TCP_EV_READABLE | TCP_EV_PEER_FIN))
 		tcp_to_sock(f);
-	if (ev->tcp_events & (TCP_EV_WRITABLE | TCP_EV_ESTABLISHED))
+	/*
+	 * Room in the send ring matters only to a flow that stopped reading
+	 * its socket for want of it; one still watching the socket is told by
+	 * the event loop when proxyd writes (an ACK of every response would
+	 * otherwise cost a reset-marker check and a recv() that says EAGAIN).
+	 */
+	if ((ev->tcp_events & (TCP_EV_WRITABLE | TCP_EV_ESTABLISHED)) &&
+	    f->sock >= 0 && !ev_is_active(&f->rio))
 		sock_to_tcp(f);
 	if (ev->tcp_events & TCP_EV_CLOSED) {
 		const struct tcp_conn *c = &tf->c;
@@ -1115,6 +1173,17 @@ main(int argc, char *argv[])
 	struct ev_loop *loop;
 	char path[300];
 	int c;
+
+	/*
+	 * The stack allocates a connection's rings (256 KiB) when bytes
+	 * arrive and frees them when they are empty, i.e. for every request
+	 * of a keep-alive flow.  glibc would give each freed ring at the top
+	 * of the heap back to the kernel and take it again for the next one:
+	 * two brk() per request (measured, strace -c).  Rings come from the
+	 * heap and up to TRIM_KEEP of free heap stays ours.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+	mallopt(M_TRIM_THRESHOLD, TRIM_KEEP);
 
 	while ((c = getopt_long(argc, argv, DAEMON_SHORTOPTS "u:", longopts,
 	    NULL)) != -1) {

@@ -798,6 +798,12 @@ ns_tcp_recv(struct ns_stack *s, struct ns_tcp_flow *f, void *buf, size_t len,
 }
 
 size_t
+ns_tcp_send_space(const struct ns_tcp_flow *f)
+{
+	return tcp_send_space(&f->c);
+}
+
+size_t
 ns_tcp_recv_peek(struct ns_tcp_flow *f, const uint8_t **p)
 {
 	return tcp_recv_peek(&f->c, p);

@@ -151,6 +151,9 @@ size_t	ns_tcp_recv(struct ns_stack *s, struct ns_tcp_flow *f, void *buf,
 /* Zero-copy reading: contiguous bytes at *p (valid until the next call
  * on f), then consume what the flow socket took; opens the window. */
 size_t	ns_tcp_recv_peek(struct ns_tcp_flow *f, const uint8_t **p);
+/* Bytes ns_tcp_send() would take now (0 once our FIN is queued): read no
+ * more than this from the flow socket and nothing has to wait outside. */
+size_t	ns_tcp_send_space(const struct ns_tcp_flow *f);
 void	ns_tcp_recv_consume(struct ns_stack *s, struct ns_tcp_flow *f, size_t n,
 	    uint64_t now);
 void	ns_tcp_shutdown(struct ns_stack *s, struct ns_tcp_flow *f, uint64_t now);

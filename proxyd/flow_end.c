@@ -282,6 +282,9 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 	TAILQ_REMOVE(&r->flows, f, all);
 	r->stats.flows_active--;
 	/* Exchanges first: the flow's row is complete once it ends. */
+	if (f->proto != NULL && f->proto->why[0] != '\0')
+		snprintf(f->proto_why, sizeof(f->proto_why), "%s",
+		    f->proto->why);
 	if (f->proto != NULL)
 		f->proto->ops->free(f->proto, f->rec.end_us,
 		    end == FLOW_END_CLOSED || end == FLOW_END_SOURCE_CLOSED ?

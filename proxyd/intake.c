@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "proxyd/aead.h"
 #include "proxyd/intake.h"
 #include "proxyd/listen.h"
 #include "flow.pb-c.h"
@@ -159,6 +160,8 @@ send_status(struct intake *in, struct ipc_peer *peer)
 		{ "proxy_requests",		ps->requests },
 		{ "proxy_refused",		ps->refused + ps->overloaded },
 		{ "proxy_resolve_failed",	ps->resolve_failed },
+		/* 1: AES-GCM records through ipsec-mb; 0: mbedTLS's code. */
+		{ "aes_gcm_ipsec_mb",		(uint64_t)aead_aes_gcm_accelerated() },
 	};
 	enum { N = sizeof(vals) / sizeof(vals[0]) };
 	/* The permit table refuses a ProxyStatus with more (common/msg.h). */

@@ -124,5 +124,7 @@ struct layer {
 
 /* layer_http1.c: HTTP/1.x observed (httpobs.c), bytes passed unchanged. */
 struct layer	*layer_http1_new(const struct layer_env *);
+/* layer_h2.c: HTTP/2 terminated on each leg, streams relayed (h2.c). */
+struct layer	*layer_h2_new(const struct layer_env *);
 
 #endif

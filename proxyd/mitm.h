@@ -61,7 +61,8 @@ struct mitm_options {
 	const unsigned char *extra_ca_buf;
 	size_t		 extra_ca_len;
 	bool		 insecure;		/* --upstream-insecure: record, don't refuse */
-	bool		 allow_h2;		/* offer h2 upstream (no h2 layer yet: false) */
+	bool		 allow_h2;		/* offer h2 upstream (proxyd: true,
+						 * its HTTP/2 layer speaks it) */
 	enum mitm_cipher_pref cipher_pref;
 	size_t		 session_cache_max;	/* upstream sessions kept; 0 disables */
 	uint32_t	 ticket_lifetime;	/* client-leg tickets, seconds; 0 disables */

@@ -197,6 +197,8 @@ build_upstream_alpn(struct mitm *m, const struct tls_client_hello *ch)
 		}
 		if (len == 8 && memcmp(name, "http/1.1", 8) == 0)
 			m->client_offered_http11 = true;
+		if (len == 2 && memcmp(name, "h2", 2) == 0)
+			m->client_offered_h2 = true;
 		if (!m->ctx->opt.allow_h2 && len == 2 && memcmp(name, "h2", 2) == 0) {
 			dropped_h2 = true;
 			continue;
@@ -408,6 +410,17 @@ start_client(struct mitm *m)
 		alpn = mbedtls_ssl_get_alpn_protocol(&m->leg[MITM_UPSTREAM].ssl);
 	} else if (m->client_offered_http11) {
 		alpn = "http/1.1";	/* so that the caller can answer 502 */
+	}
+	/*
+	 * A client that offered h2 and not http/1.1, to a server that chose
+	 * no protocol (it speaks HTTP/1.1 only) or refused h2: offering it
+	 * http/1.1 makes mbedTLS answer its ClientHello with a
+	 * no_application_protocol alert, a clear end instead of a connection
+	 * neither side can use.
+	 */
+	if (alpn == NULL && m->client_offered_h2 && !m->client_offered_http11) {
+		alpn = "http/1.1";
+		m->h2_only_to_h1 = true;
 	}
 	if (alpn != NULL) {
 		snprintf(m->cl_alpn_name, sizeof(m->cl_alpn_name), "%s", alpn);
@@ -636,9 +649,17 @@ step_client(struct mitm *m)
 			e = MITM_ERR_CLIENT_HANDSHAKE;
 			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 		}
-		mitm_fail(m, e, "client TLS handshake for %s: %s%s",
-		    m->info.sni[0] != '\0' ? m->info.sni : "(no SNI)", ebuf,
-		    e == MITM_ERR_CLIENT_REJECTED ? " after our certificate" : "");
+		if (m->h2_only_to_h1)
+			mitm_fail(m, MITM_ERR_CLIENT_HANDSHAKE, "client TLS "
+			    "handshake for %s: the client offered only h2, the "
+			    "server speaks HTTP/1.1 only (%s)",
+			    m->info.sni[0] != '\0' ? m->info.sni : "(no SNI)",
+			    ebuf);
+		else
+			mitm_fail(m, e, "client TLS handshake for %s: %s%s",
+			    m->info.sni[0] != '\0' ? m->info.sni : "(no SNI)",
+			    ebuf, e == MITM_ERR_CLIENT_REJECTED ?
+			    " after our certificate" : "");
 		/* the upstream sees an orderly end rather than a cut */
 		if (m->leg[MITM_UPSTREAM].hs_done && !m->upstream_failed)
 			(void)mbedtls_ssl_close_notify(&m->leg[MITM_UPSTREAM].ssl);

@@ -113,6 +113,9 @@ struct mitm {
 	bool			 upstream_failed;
 	bool			 client_offered_http11;
 	bool			 client_offered_alpn;
+	bool			 client_offered_h2;
+	bool			 h2_only_to_h1;	/* the client offered only h2, the
+						 * server speaks HTTP/1.1 only */
 	/* ALPN lists handed to mbedTLS (it keeps the pointers) */
 	char			 alpn_store[MITM_MAX_ALPN * 64];
 	const char		*up_alpn[MITM_MAX_ALPN + 1];

@@ -112,7 +112,8 @@ flow_facts(struct rflow *f, struct store_flow_facts *fa)
 		fa->server_cert_der_len = in->upstream_der_len;
 		fa->server_cert_verified = in->upstream_verified ? 1 : -1;
 	}
-	fa->error = in->error != MITM_ERR_NONE ? in->reason : NULL;
+	fa->error = in->error != MITM_ERR_NONE ? in->reason :
+	    f->proto_why[0] != '\0' ? f->proto_why : NULL;
 	fa->tls_handshake_us = in->handshake_us;
 	return fa;
 }

@@ -412,6 +412,10 @@ rflow_settle(struct rflow *f)
 		(void)rflow_tls_run(f);
 		return;
 	}
+	if (f->layer_pump) {
+		(void)rflow_layer_run(f);
+		return;
+	}
 	/* Bytes held each way: a direction uses its buffer or its pipe. */
 	a2u = f->a2u.len + f->pa2u.len;
 	u2a = f->u2a.len + f->pu2a.len;
@@ -456,6 +460,10 @@ tcp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
 		(void)rflow_tls_run(f);
 		return;
 	}
+	if (f->layer_pump) {
+		(void)rflow_layer_run(f);
+		return;
+	}
 	if (tcp_read(f, &f->app, &f->a2u, 1) == -1)
 		return;
 	if (f->detecting && rflow_detect(f) == -1)
@@ -463,6 +471,10 @@ tcp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
 	if (f->m != NULL)
 		return;		/* rflow_tls_run has run */
 	rflow_http_sniff(f);
+	if (f->layer_pump) {		/* h2c: the layer takes the bytes */
+		(void)rflow_layer_run(f);
+		return;
+	}
 	/* Pass it on at once rather than a loop iteration later. */
 	if (!f->connecting && !f->detecting &&
 	    tcp_write(f, &f->up, &f->a2u, 0) == -1)
@@ -479,6 +491,10 @@ tcp_up_readable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (f->m != NULL) {
 		(void)rflow_tls_run(f);
+		return;
+	}
+	if (f->layer_pump) {
+		(void)rflow_layer_run(f);
 		return;
 	}
 	if (tcp_read(f, &f->up, &f->u2a, 0) == -1)
@@ -500,6 +516,10 @@ tcp_app_writable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (f->m != NULL) {
 		(void)rflow_tls_run(f);
+		return;
+	}
+	if (f->layer_pump) {
+		(void)rflow_layer_run(f);
 		return;
 	}
 	if (tcp_write(f, &f->app, &f->u2a, 1) == -1)
@@ -550,6 +570,10 @@ tcp_up_writable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (f->m != NULL) {
 		(void)rflow_tls_run(f);
+		return;
+	}
+	if (f->layer_pump) {
+		(void)rflow_layer_run(f);
 		return;
 	}
 	if (!f->detecting && tcp_write(f, &f->up, &f->a2u, 0) == -1)
@@ -882,6 +906,8 @@ relay_tls_held_bytes(const struct relay *r)
 		if (f->m != NULL)
 			n += mitm_held_bytes(f->m) + (f->proto != NULL ?
 			    f->proto->ops->held(f->proto) : 0);
+		else if (f->layer_pump && f->proto != NULL)
+			n += f->proto->ops->held(f->proto);
 	return n;
 }
 

@@ -2,8 +2,9 @@
  * Detection: what a TCP flow's first bytes are.  A ClientHello goes to the
  * TLS layer (relay_tls.c) unless its host passes through; an HTTP/1
  * request on a plain flow gets the HTTP/1 protocol layer (layer_http1.c),
- * which then observes it; anything else, or an --ignore-hosts match, is
- * relayed raw.
+ * which then observes it; the HTTP/2 connection preface (prior-knowledge
+ * h2c) gets the HTTP/2 layer, driven by relay_layer.c; anything else, or
+ * an --ignore-hosts match, is relayed raw.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 
 #include "log.h"
 #include "proxyd/detect.h"
+#include "proxyd/h2.h"
 #include "proxyd/hostmatch.h"
 #include "proxyd/layer.h"
 #include "proxyd/mitm.h"
@@ -39,6 +41,27 @@ rflow_proto_start(struct rflow *f, const char *scheme, const char *host)
 	if (!recorder_layer_env(f, &env, scheme, host))
 		return;
 	f->proto = layer_http1_new(&env);
+	f->http_seen = f->proto != NULL;
+}
+
+/*
+ * The HTTP/2 layer, for a flow whose both legs speak h2.  It terminates h2
+ * on each leg, so it goes on whether or not there is a store to record
+ * into; only out of memory leaves the flow to the raw relay (the two legs
+ * agreed on h2, so relaying their bytes unchanged still works).
+ */
+void
+rflow_proto_start_h2(struct rflow *f, const char *scheme, const char *host)
+{
+	struct layer_env env;
+
+	if (!recorder_layer_env(f, &env, scheme, host)) {
+		memset(&env, 0, sizeof(env));
+		env.flow_id = f->rec.id;
+		env.scheme = scheme;
+		env.default_host = host;
+	}
+	f->proto = layer_h2_new(&env);
 	f->http_seen = f->proto != NULL;
 }
 
@@ -89,6 +112,17 @@ rflow_http_sniff(struct rflow *f)
 	    f->a2u.head + n > f->a2u.cap)
 		return;
 	d = detect_tcp(p, n);
+	if (d == DETECT_HTTP2) {
+		/*
+		 * Prior-knowledge h2c: the HTTP/2 layer re-frames, so the
+		 * bytes go through it (relay_layer.c), the preface first.
+		 */
+		rflow_proto_start_h2(f, "http", f->rec.meta.host[0] != '\0' ?
+		    f->rec.meta.host : flow_addr_str(&f->rec.meta.dst, host,
+		    sizeof(host)));
+		f->layer_pump = f->proto != NULL;
+		return;
+	}
 	if (d != DETECT_HTTP1 && d != DETECT_NEED_MORE)
 		return;
 	rflow_proto_start(f, "http", f->rec.meta.host[0] != '\0' ? f->rec.meta.host :
@@ -129,6 +163,14 @@ rflow_detect(struct rflow *f)
 	char addr[64], *colon;
 
 	if (n == 0 && !f->app.eof)
+		return 0;
+	/*
+	 * The start of the HTTP/2 preface (prior-knowledge h2c) waits for the
+	 * rest, so that rflow_http_sniff() sees it whole: split across reads,
+	 * it would otherwise go out raw and never be looked at.
+	 */
+	if (n < H2_PREFACE_LEN && !f->app.eof && n < full &&
+	    memcmp(p, H2_PREFACE, n) == 0)
 		return 0;
 	if (n == 0 || p[0] != 0x16)
 		goto raw;

@@ -9,6 +9,7 @@
  *   relay_detect.c  first bytes: TLS ClientHello, HTTP/1, --ignore-hosts
  *   relay_quic.c    UDP: a QUIC attempt held, refused or passed
  *   relay_tls.c     an intercepted flow: sockets <-> mitm engine <-> layer
+ *   relay_layer.c   a plain flow whose layer re-frames (h2c): sockets <-> layer
  *   flow_end.c      how a flow ends; FlowClosed reconciliation
  *   recorder.c      what the store learns of a flow (begin, facts, end)
  */
@@ -180,9 +181,13 @@ struct rflow {
 	 * then goes across with mitm_relay()).
 	 */
 	struct layer		*proto;
+	unsigned		 layer_pump:1;	/* plain flow whose layer re-frames
+						 * (h2c): relay_layer.c moves its
+						 * bytes, not the ring buffers */
 
 	/* --- recorder (recorder.c) --- */
 	int64_t			 store_row;	/* its row in the flow store, or 0 */
+	char			 proto_why[160];/* why the layer ended the flow */
 	unsigned		 http_seen:1;	/* observed as HTTP at all */
 };
 
@@ -260,10 +265,16 @@ void		 rflow_grace_expired(struct ev_loop *, ev_timer *, int);
 /* Put the HTTP/1 layer on the flow (when there is a store to record into). */
 void		 rflow_proto_start(struct rflow *, const char *scheme,
 		    const char *host);
+/* The HTTP/2 layer (with or without a store: it re-frames). */
+void		 rflow_proto_start_h2(struct rflow *, const char *scheme,
+		    const char *host);
 /* A plain flow's bytes as they pass, for a transparent layer to look at. */
 void		 rflow_proto_observe(struct rflow *, int from_app,
 		    const void *, size_t);
 void		 rflow_proto_observe_eof(struct rflow *, int from_app);
+
+/* relay_layer.c */
+int		 rflow_layer_run(struct rflow *);
 
 /* relay_tls.c */
 int		 rflow_tls_start(struct rflow *);

@@ -159,20 +159,28 @@ tls_answer(struct rflow *f)
 
 /*
  * The handshakes are done: a flow whose ALPN is http/1.1, or none (an
- * HTTP/1 client that offered nothing), is observed as HTTPS.  Other ALPN
- * protocols (h2 later) stay with mitm_relay(), decrypted but raw.
+ * HTTP/1 client that offered nothing), is observed as HTTPS; h2 (both legs
+ * agreed on it: the client leg mirrors the server's choice) gets the
+ * HTTP/2 layer.  Other ALPN protocols stay with mitm_relay(), decrypted but
+ * raw.
  */
 static void
 tls_observe_start(struct rflow *f)
 {
 	const struct mitm_info *in = mitm_get_info(f->m);
 	char addr[64];
+	const char *host = in->sni[0] != '\0' ? in->sni :
+	    f->rec.meta.host[0] != '\0' ? f->rec.meta.host :
+	    flow_addr_str(&f->rec.meta.dst, addr, sizeof(addr));
 
 	f->tls_checked = 1;
+	if (strcmp(in->alpn, "h2") == 0) {
+		rflow_proto_start_h2(f, "https", host);
+		return;
+	}
 	if (in->alpn[0] != '\0' && strcmp(in->alpn, "http/1.1") != 0)
 		return;
-	rflow_proto_start(f, "https", in->sni[0] != '\0' ? in->sni :
-	    flow_addr_str(&f->rec.meta.dst, addr, sizeof(addr)));
+	rflow_proto_start(f, "https", host);
 }
 
 /*
@@ -410,6 +418,22 @@ rflow_tls_run(struct rflow *f)
 		break;
 	case MITM_HANDSHAKING:
 		break;
+	}
+	/*
+	 * What the protocol layer still owes a leg counts as pending too:
+	 * when the rounds above ran out with the engine's ciphertext all sent
+	 * but the layer holding more (an HTTP/2 window that opened in the
+	 * last round), nothing else would wake the flow, and both peers
+	 * would wait for each other.  The socket is writable: the next run
+	 * comes at once.
+	 */
+	if (f->proto != NULL && st == MITM_ESTABLISHED) {
+		size_t pc = 0, pu = 0;
+
+		(void)f->proto->ops->out_peek(f->proto, LAYER_CLIENT, &pc);
+		(void)f->proto->ops->out_peek(f->proto, LAYER_SERVER, &pu);
+		lc += pc;
+		lu += pu;
 	}
 	w = mitm_wants(m);
 	relay_watch(r->loop, &f->app.rd, f->app.fd != -1 && !f->app.eof &&

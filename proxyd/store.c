@@ -153,6 +153,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX http_status_start ON http_exchanges(status, req_start_us,"
 	"  flow_id, seq);"
 	"CREATE INDEX flows_pid ON flows(pid, start_us);",
+	/* 5: HTTP/2 exchanges (http_version "HTTP/2.0") carry trailers and,
+	 * for gRPC, the message framing and status (JSON, see
+	 * docs/flow-store.md). */
+	"ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
+	"ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
+	"ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;",
 };
 
 enum stmt_id {
@@ -208,9 +214,11 @@ static const char *const stmt_sql[S__COUNT] = {
 	    " url, host, http_version, status, reason, req_headers,"
 	    " resp_headers, req_body_size, resp_body_size, req_body, resp_body,"
 	    " req_body_truncated, resp_body_truncated, req_start_us,"
-	    " req_end_us, resp_start_us, resp_end_us, error, done_serial)"
+	    " req_end_us, resp_start_us, resp_end_us, error, done_serial,"
+	    " req_trailers, resp_trailers, grpc)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-	    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+	    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,"
+	    " ?27)",
 	[S_DNS_QUERY] =
 	    "INSERT INTO dns (flow_id, seq, msg_id, qname, qtype, qtype_name,"
 	    " query_us, response_us, rcode, rcode_name, answers, error,"
@@ -1034,10 +1042,53 @@ lost_parent(int rc)
 	return (rc & 0xff) == SQLITE_CONSTRAINT;
 }
 
+static void
+sizes_json(struct sbuf *b, const char *key, uint64_t count,
+    const uint32_t *sizes, size_t n, bool partial)
+{
+	char num[32];
+	size_t i;
+
+	sb_str(b, key);
+	snprintf(num, sizeof(num), "{\"messages\":%" PRIu64, count);
+	sb_str(b, num);
+	sb_str(b, ",\"sizes\":[");
+	for (i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%s%" PRIu32, i ? "," : "", sizes[i]);
+		sb_str(b, num);
+	}
+	sb_str(b, partial ? "],\"partial\":true}" : "]}");
+}
+
+/* {"status":0,"message":"…","request":{"messages":1,"sizes":[5]},
+ *  "response":{…}} */
+static void
+grpc_json(struct sbuf *b, const struct store_grpc *g)
+{
+	char num[32];
+
+	sb_str(b, "{\"status\":");
+	if (g->status >= 0) {
+		snprintf(num, sizeof(num), "%d", g->status);
+		sb_str(b, num);
+	} else
+		sb_str(b, "null");
+	if (g->message != NULL) {
+		sb_str(b, ",\"message\":");
+		sb_json_string(b, g->message, strlen(g->message));
+	}
+	sizes_json(b, ",\"request\":", g->req_messages, g->req_sizes,
+	    g->n_req_sizes, g->req_partial);
+	sizes_json(b, ",\"response\":", g->resp_messages, g->resp_sizes,
+	    g->n_resp_sizes, g->resp_partial);
+	sb_str(b, "}");
+}
+
 int64_t
 store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
 {
 	struct sbuf req = { 0 }, resp = { 0 }, url = { 0 };
+	struct sbuf rqt = { 0 }, rst = { 0 }, grpc = { 0 };
 	char version[16];
 	sqlite3_stmt *s;
 	size_t n;
@@ -1050,6 +1101,14 @@ store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
 	headers_json(&req, h->req_fields, h->n_req_fields, st->cfg.header_cap);
 	headers_json(&resp, h->resp_fields, h->n_resp_fields,
 	    st->cfg.header_cap);
+	if (h->n_req_trailers > 0)
+		headers_json(&rqt, h->req_trailers, h->n_req_trailers,
+		    st->cfg.header_cap);
+	if (h->n_resp_trailers > 0)
+		headers_json(&rst, h->resp_trailers, h->n_resp_trailers,
+		    st->cfg.header_cap);
+	if (h->grpc != NULL)
+		grpc_json(&grpc, h->grpc);
 	if (h->target && (strncasecmp(h->target, "http://", 7) == 0 ||
 	    strncasecmp(h->target, "https://", 8) == 0))
 		sb_str(&url, h->target);
@@ -1061,7 +1120,7 @@ store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
 		sb_str(&url, h->host ? h->host : "");
 		sb_str(&url, h->target ? h->target : "/");
 	}
-	if (req.oom || resp.oom || url.oom) {
+	if (req.oom || resp.oom || url.oom || rqt.oom || rst.oom || grpc.oom) {
 		st->stats.dropped++;
 		goto out;
 	}
@@ -1072,7 +1131,11 @@ store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
 	bind_text(s, 5, h->target);
 	bind_text(s, 6, url.p);
 	bind_text(s, 7, h->host);
-	snprintf(version, sizeof(version), "HTTP/1.%d", h->version_minor);
+	if (h->http_version != NULL)
+		snprintf(version, sizeof(version), "%s", h->http_version);
+	else
+		snprintf(version, sizeof(version), "HTTP/1.%d",
+		    h->version_minor);
 	bind_text(s, 8, version);
 	if (h->status)
 		sqlite3_bind_int(s, 9, h->status);
@@ -1102,6 +1165,12 @@ store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
 		sqlite3_bind_int64(s, 22, (sqlite3_int64)h->resp_end_us);
 	bind_text(s, 23, h->error);
 	sqlite3_bind_int64(s, 24, next_serial(st));
+	if (rqt.p != NULL)
+		sqlite3_bind_text(s, 25, rqt.p, (int)rqt.len, SQLITE_STATIC);
+	if (rst.p != NULL)
+		sqlite3_bind_text(s, 26, rst.p, (int)rst.len, SQLITE_STATIC);
+	if (grpc.p != NULL)
+		sqlite3_bind_text(s, 27, grpc.p, (int)grpc.len, SQLITE_STATIC);
 	if ((rc = step_done(st, S_HTTP)) != SQLITE_OK) {
 		if (lost_parent(rc))
 			st->stats.dropped++;
@@ -1116,6 +1185,9 @@ out:
 	free(req.p);
 	free(resp.p);
 	free(url.p);
+	free(rqt.p);
+	free(rst.p);
+	free(grpc.p);
 	return id;
 }
 

@@ -97,6 +97,24 @@ struct store_flow_facts {
 };
 
 /*
+ * What a gRPC exchange's bodies held: the 5-byte message framing of each
+ * side, and the status the server gave (trailers, or a trailers-only
+ * response).
+ */
+struct store_grpc {
+	int			 status;	/* grpc-status; -1: none */
+	const char		*message;	/* grpc-message, or NULL */
+	uint64_t		 req_messages;
+	uint64_t		 resp_messages;
+	const uint32_t		*req_sizes;	/* of the first messages */
+	size_t			 n_req_sizes;
+	const uint32_t		*resp_sizes;
+	size_t			 n_resp_sizes;
+	bool			 req_partial;	/* a body ended mid-message */
+	bool			 resp_partial;
+};
+
+/*
  * One HTTP request and its response, recorded when the exchange ends (or
  * fails).  Strings are NUL-terminated; header values are taken by length
  * and may hold any byte.  Bodies are what the caller kept of each side
@@ -110,6 +128,8 @@ struct store_http {
 	const char		*target;	/* as sent: origin or absolute form */
 	const char		*host;		/* Host, else SNI, else address */
 	int			 version_minor;	/* HTTP/1.x */
+	const char		*http_version;	/* NULL: "HTTP/1.<minor>";
+						 * "HTTP/2.0" */
 	int			 status;	/* 0: no response */
 	const char		*reason;
 	const struct http_field	*req_fields;
@@ -131,6 +151,11 @@ struct store_http {
 	uint64_t		 resp_start_us;	/* first byte of the status line */
 	uint64_t		 resp_end_us;
 	const char		*error;		/* NULL when it completed */
+	const struct http_field	*req_trailers;
+	size_t			 n_req_trailers;
+	const struct http_field	*resp_trailers;
+	size_t			 n_resp_trailers;
+	const struct store_grpc	*grpc;		/* NULL: not gRPC */
 };
 
 struct store;

@@ -7,7 +7,6 @@
  * the item (1-based) and its byte offset.  Names are resolved here, once:
  * user:NAME via getpwnam_r, cgroup:PATH and unit:NAME to cgroup ids.
  */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,146 +29,13 @@
 struct parse_ctx {
 	const char			*text;
 	const struct rd_spec_resolver	*res;
-	struct rd_spec_error		*err;
+	struct ispec_error		 err;
 	char				 root[PATH_MAX];
 };
 
-static int spec_fail(struct parse_ctx *, size_t, size_t, size_t,
-	    const char *, ...) __attribute__((format(printf, 5, 6)));
-
-/*
- * The item as it may appear in a log line: at most 60 bytes, anything but
- * printable ASCII (newlines, escapes, UTF-8) as \xNN, so that a spec cannot
- * forge log lines.
- */
-static void
-quote_item(const char *s, size_t len, char *out, size_t outlen)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < len && i < 60 && o + 5 < outlen; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
-			out[o++] = (char)ch;
-		else
-			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
-	}
-	if (i < len && o + 4 < outlen) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-}
-
 /* Always returns -1, so callers can `return spec_fail(...)`. */
-static int
-spec_fail(struct parse_ctx *c, size_t item, size_t off, size_t len,
-    const char *fmt, ...)
-{
-	char what[200], quoted[128], *p;
-	va_list ap;
-
-	if (c->err == NULL)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	/* Reasons may quote names and paths from the spec: same rule. */
-	for (p = what; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = '?';
-	c->err->item = item;
-	c->err->offset = off;
-	if (item == 0)
-		snprintf(c->err->msg, sizeof(c->err->msg), "intercept spec: %s",
-		    what);
-	else {
-		quote_item(c->text + off, len, quoted, sizeof(quoted));
-		snprintf(c->err->msg, sizeof(c->err->msg),
-		    "intercept spec item %zu at offset %zu ('%s'): %s", item,
-		    off, quoted, what);
-	}
-	return -1;
-}
-
-/* ASCII whitespace only: the C locale's isspace. */
-static int
-is_ws(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
-	    ch == '\v' || ch == '\f';
-}
-
-static int
-all_digits(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return 1;
-}
-
-/* Decimal digits to a value <= max; -1 on overflow. */
-static int
-parse_u32(const char *s, size_t n, uint32_t max, uint32_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		v = v * 10 + (uint64_t)(s[i] - '0');
-		if (v > max)
-			return -1;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int
-has_prefix(const char *s, size_t n, const char *prefix)
-{
-	size_t pn = strlen(prefix);
-
-	return n >= pn && memcmp(s, prefix, pn) == 0;
-}
-
-static int
-system_user_uid(const char *name, uint32_t *uid)
-{
-	struct passwd pw, *found = NULL;
-	size_t size = 4096;
-	char *buf = NULL;
-	int rc;
-
-	/* ERANGE: an entry bigger than the buffer (LDAP, long gecos). */
-	do {
-		char *nbuf = realloc(buf, size);
-
-		if (nbuf == NULL) {
-			free(buf);
-			return -1;
-		}
-		buf = nbuf;
-		rc = getpwnam_r(name, &pw, buf, size, &found);
-		size *= 4;
-	} while (rc == ERANGE && size <= 1024 * 1024);
-	free(buf);
-	if (rc != 0) {
-		errno = rc;
-		return -1;
-	}
-	if (found == NULL) {
-		errno = ENOENT;
-		return -1;
-	}
-	*uid = (uint32_t)pw.pw_uid;
-	return 0;
-}
+#define spec_fail(c, item, off, len, ...) \
+	ispec_fail((c)->text, &(c)->err, (item), (off), (len), __VA_ARGS__)
 
 static int
 resolve_cgroup_id(struct parse_ctx *c, const char *abs, uint64_t *id)
@@ -338,80 +204,46 @@ unit_name_ok(const char *name)
 	return 0;
 }
 
+/*
+ * Resolve one item ispec_split() classified into a BPF rule: users and
+ * cgroups to ids, names to the 15-byte comm.
+ */
 static int
-parse_pattern(struct parse_ctx *c, size_t item, size_t ioff, size_t ilen,
-    const char *pat, size_t plen, struct lc_rule *r, bool *truncated)
+resolve_item(struct parse_ctx *c, size_t item, const struct ispec_item *it,
+    struct lc_rule *r, bool *truncated)
 {
 	char buf[PATH_MAX], path[PATH_MAX];
-	const char *root;
+	const char *pat = c->text + it->arg_off, *root;
+	size_t plen = it->arg_len, ioff = it->off, ilen = it->len, n;
 	uint64_t cgid;
-	size_t n;
+	int is_unit;
 
 	*truncated = false;
-	/*
-	 * name:NAME is always a process name: for a program whose name is all
-	 * digits (name:1234 — plain 1234 is a pid) or starts like a keyword
-	 * (name:uid:x).
-	 */
-	if (has_prefix(pat, plen, "name:")) {
-		pat += 5;
-		plen -= 5;
-		if (plen == 0)
-			return spec_fail(c, item, ioff, ilen,
-			    "name: expects a process name");
-		goto name;
-	}
-	if (all_digits(pat, plen)) {
-		if (parse_u32(pat, plen, UINT32_MAX, &r->id) < 0)
-			return spec_fail(c, item, ioff, ilen,
-			    "pid out of range");
-		if (r->id == 0)
-			return spec_fail(c, item, ioff, ilen,
-			    "pid 0 is not a process");
+	r->exclude = it->exclude ? 1 : 0;
+	switch (it->kind) {
+	case ISPEC_PID:
 		r->kind = LC_RULE_PID;
+		r->id = it->id;
 		return 0;
-	}
-	if (has_prefix(pat, plen, "uid:")) {
-		pat += 4;
-		plen -= 4;
-		if (!all_digits(pat, plen))
-			return spec_fail(c, item, ioff, ilen,
-			    "uid: expects a decimal number");
-		/* (uid_t)-1 means "no uid" to the kernel */
-		if (parse_u32(pat, plen, UINT32_MAX - 1, &r->id) < 0)
-			return spec_fail(c, item, ioff, ilen,
-			    "uid out of range");
+	case ISPEC_UID:
 		r->kind = LC_RULE_UID;
+		r->id = it->id;
 		return 0;
-	}
-	if (has_prefix(pat, plen, "user:")) {
-		pat += 5;
-		plen -= 5;
-		if (plen == 0 || plen >= 256)
-			return spec_fail(c, item, ioff, ilen,
-			    "user: expects a user name");
+	case ISPEC_USER:
 		memcpy(buf, pat, plen);
 		buf[plen] = '\0';
 		if ((c->res != NULL && c->res->user_uid != NULL ?
 		    c->res->user_uid(buf, &r->id, c->res->arg) :
-		    system_user_uid(buf, &r->id)) < 0)
+		    ispec_user_uid(buf, &r->id)) < 0)
 			return spec_fail(c, item, ioff, ilen,
 			    "no such user '%s'%s%s", buf,
 			    errno == ENOENT ? "" : ": ",
 			    errno == ENOENT ? "" : strerror(errno));
 		r->kind = LC_RULE_UID;
 		return 0;
-	}
-	if (has_prefix(pat, plen, "cgroup:") || has_prefix(pat, plen, "unit:")) {
-		int is_unit = pat[0] == 'u';
-
-		n = is_unit ? 5 : 7;
-		pat += n;
-		plen -= n;
-		if (plen == 0)
-			return spec_fail(c, item, ioff, ilen, "%s",
-			    is_unit ? "unit: expects a unit name" :
-			    "cgroup: expects a path");
+	case ISPEC_CGROUP:
+	case ISPEC_UNIT:
+		is_unit = it->kind == ISPEC_UNIT;
 		if (plen >= sizeof(buf) - 64)
 			return spec_fail(c, item, ioff, ilen, "%s too long",
 			    is_unit ? "unit name" : "path");
@@ -463,11 +295,12 @@ resolved:
 		r->kind = LC_RULE_CGROUP;
 		r->cgroup_id = cgid;
 		return 0;
+	case ISPEC_NAME:
+	default:
+		break;
 	}
-
 	/* A process name, compared with the leader's comm: the kernel keeps
 	 * only the first 15 bytes of a program's name, so do we. */
-name:
 	n = plen;
 	if (n > LC_COMM_LEN - 1) {
 		n = LC_COMM_LEN - 1;
@@ -478,101 +311,69 @@ name:
 	return 0;
 }
 
+static void
+copy_error(struct rd_spec_error *dst, const struct ispec_error *src)
+{
+	if (dst == NULL)
+		return;
+	dst->offset = src->offset;
+	dst->item = src->item;
+	snprintf(dst->msg, sizeof(dst->msg), "%s", src->msg);
+}
+
 int
 rd_spec_parse(const char *text, const struct rd_spec_resolver *res,
     struct rd_spec *out, struct rd_spec_error *err)
 {
+	struct ispec_item items[LC_MAX_RULES];
 	struct parse_ctx c;
-	size_t len, start, end, pos, items, item;
+	int n, i;
 
 	memset(out, 0, sizeof(*out));
 	memset(&c, 0, sizeof(c));
 	c.text = text != NULL ? text : "";
 	c.res = res;
-	c.err = err;
 	if (err != NULL)
 		memset(err, 0, sizeof(*err));
 
-	len = strnlen(c.text, RD_SPEC_MAX_TEXT + 1);
-	if (len > RD_SPEC_MAX_TEXT)
-		return spec_fail(&c, 0, 0, 0, "longer than %d bytes",
-		    RD_SPEC_MAX_TEXT);
-	start = 0;
-	end = len;
-	while (start < end && is_ws(c.text[start]))
-		start++;
-	while (end > start && is_ws(c.text[end - 1]))
-		end--;
-	if (start == end)
-		return 0;	/* capture nothing */
-
-	/* Count first, so that an oversized spec is refused as a whole. */
-	items = 1;
-	for (pos = start; pos < end; pos++)
-		if (c.text[pos] == ',')
-			items++;
-	if (items > LC_MAX_RULES) {
-		size_t k = 0;
-
-		for (pos = start; pos < end && k < LC_MAX_RULES; pos++)
-			if (c.text[pos] == ',')
-				k++;
-		return spec_fail(&c, 0, pos, 0,
-		    "%zu rules, but at most %d fit in the BPF rules map "
-		    "(rule %d starts at offset %zu)", items, LC_MAX_RULES,
-		    LC_MAX_RULES + 1, pos);
-	}
-
-	pos = start;
-	for (item = 1; item <= items; item++) {
-		const char *comma = memchr(c.text + pos, ',', end - pos);
-		size_t iend = comma != NULL ? (size_t)(comma - c.text) : end;
-		size_t s = pos, e = iend, ps;
-		struct lc_rule *r = &out->rules[out->nrules];
+	n = ispec_split(c.text, items, LC_MAX_RULES, "the BPF rules map",
+	    &c.err);
+	if (n < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
 		bool truncated;
 
-		while (s < e && is_ws(c.text[s]))
-			s++;
-		while (e > s && is_ws(c.text[e - 1]))
-			e--;
-		if (s == e) {
-			spec_fail(&c, item, pos, 0, "empty item");
+		if (resolve_item(&c, (size_t)i + 1, &items[i],
+		    &out->rules[i], &truncated) < 0)
 			goto fail;
-		}
-		ps = s;
-		if (c.text[s] == '!') {
-			r->exclude = 1;
-			ps++;
-			while (ps < e && is_ws(c.text[ps]))
-				ps++;
-			if (ps == e) {
-				spec_fail(&c, item, s, e - s,
-				    "nothing after '!'");
-				goto fail;
-			}
-		}
-		if (parse_pattern(&c, item, s, e - s, c.text + ps, e - ps, r,
-		    &truncated) < 0)
-			goto fail;
-		out->src_offset[out->nrules] = (uint32_t)s;
-		out->src_len[out->nrules] = (uint32_t)(e - s);
-		out->name_truncated[out->nrules] = truncated;
+		out->src_offset[i] = (uint32_t)items[i].off;
+		out->src_len[i] = (uint32_t)items[i].len;
+		out->name_truncated[i] = truncated;
 		out->nrules++;
-		pos = iend + 1;
 	}
-	out->default_capture = out->rules[0].exclude != 0;
+	out->default_capture = n > 0 && out->rules[0].exclude != 0;
 	return 0;
 fail:
 	/* All or nothing: a refused spec yields no rules. */
+	copy_error(err, &c.err);
 	memset(out, 0, sizeof(*out));
 	return -1;
 }
 
+struct eval_arg {
+	const struct rd_spec	*spec;
+	const struct rd_proc	*p;
+};
+
 static bool
-rule_matches(const struct lc_rule *r, const struct rd_proc *p)
+rule_matches(size_t idx, bool *exclude, void *arg)
 {
+	const struct eval_arg *ea = arg;
+	const struct lc_rule *r = &ea->spec->rules[idx];
+	const struct rd_proc *p = ea->p;
 	size_t i;
 
+	*exclude = r->exclude != 0;
 	switch (r->kind) {
 	case LC_RULE_PID:
 		return r->id == p->tgid;
@@ -591,27 +392,16 @@ rule_matches(const struct lc_rule *r, const struct rd_proc *p)
 	}
 }
 
+/* The ordered decision is the shared one (common/ispec.c). */
 int
 rd_spec_decide(const struct rd_spec *spec, const struct rd_proc *p,
     bool *captured)
 {
-	bool capture = spec->default_capture;
-	int decided = -1;
-	size_t i;
+	struct eval_arg ea = { spec, p };
+	int decided;
 
-	for (i = 0; i < spec->nrules; i++) {
-		bool m = rule_matches(&spec->rules[i], p);
-
-		if (spec->rules[i].exclude)
-			capture = capture && !m;
-		else
-			capture = capture || m;
-		/* A matching include makes it true, a matching exclude
-		 * false: the last that matched decided. */
-		if (m)
-			decided = (int)i;
-	}
-	*captured = capture;
+	*captured = ispec_decide_which(spec->nrules, rule_matches, &ea,
+	    &decided);
 	return decided;
 }
 
@@ -622,6 +412,24 @@ rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p)
 
 	(void)rd_spec_decide(spec, p, &capture);
 	return capture;
+}
+
+/* 1 if a process name, written plainly, would parse as a pid or a keyword. */
+static int
+reads_as_other(const char *s, size_t n)
+{
+	static const char *const kw[] = { "uid:", "user:", "cgroup:", "unit:",
+	    "name:" };
+	size_t i, digits = 0;
+
+	while (digits < n && s[digits] >= '0' && s[digits] <= '9')
+		digits++;
+	if (n > 0 && digits == n)
+		return 1;
+	for (i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+		if (n >= strlen(kw[i]) && memcmp(s, kw[i], strlen(kw[i])) == 0)
+			return 1;
+	return 0;
 }
 
 void
@@ -655,12 +463,7 @@ rd_spec_format(const struct rd_spec *spec, char *buf, size_t len)
 		default: {
 			/* A name that would read as a pid or a keyword: name:X */
 			size_t cl = strnlen(r->comm, LC_COMM_LEN);
-			bool plain = !all_digits(r->comm, cl) &&
-			    !has_prefix(r->comm, cl, "uid:") &&
-			    !has_prefix(r->comm, cl, "user:") &&
-			    !has_prefix(r->comm, cl, "cgroup:") &&
-			    !has_prefix(r->comm, cl, "unit:") &&
-			    !has_prefix(r->comm, cl, "name:");
+			bool plain = !reads_as_other(r->comm, cl);
 
 			n = snprintf(buf + used, len - used, "%s%s%s%.*s", sep,
 			    bang, plain ? "" : "name:", (int)cl, r->comm);

@@ -1,6 +1,9 @@
 /*
  * Intercept specs: which processes' sockets are captured.
  *
+ * The syntax and the ordered decision are common/ispec.c's, shared with
+ * the macOS extension's core; this file adds what is Linux's.
+ *
  * Syntax and ordered semantics follow mitmproxy's local mode
  * (mitmproxy_rs intercept_conf.rs): a comma-separated list of actions, each
  * trimmed of whitespace; `!X` excludes X, otherwise X is included; a
@@ -25,9 +28,10 @@
 #include <linux/types.h>
 
 #include "ebpf/capture.h"
+#include "ispec.h"
 
 /* Longest spec text accepted (it arrives over the control socket). */
-#define RD_SPEC_MAX_TEXT	8192
+#define RD_SPEC_MAX_TEXT	ISPEC_MAX_TEXT
 
 struct rd_spec {
 	size_t		nrules;

@@ -17,15 +17,24 @@ PACKAGES="
   clang llvm libclang-rt-14-dev
   libev-dev libprotobuf-c-dev protobuf-c-compiler
   libbpf-dev bpftool linux-libc-dev
-  libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev
+  libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev libnghttp2-dev
   libcmocka-dev
   iproute2 procps psmisc curl wget openssl iperf3 python3-cryptography
+  nghttp2-client nghttp2-server
   mandoc man-db systemd strace ca-certificates libnss3-tools
   chromium
 "
+# AES-GCM record crypto through Intel's ipsec-mb (built into our mbedTLS by
+# scripts/build-mbedtls.sh; x86-64 only, where Debian ships it).
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+	PACKAGES="$PACKAGES libipsec-mb-dev"
+fi
 # `make bench` (deps.sh --bench) also needs the proxy benchmark's origin, its
-# OpenSSL client's headers and the two peers proxyd is measured against.
-BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy"
+# OpenSSL client's headers, the two peers proxyd is measured against,
+# iptables (the capture benchmark puts the peers in transparent mode with a
+# REDIRECT inside its own namespace) and socat (the HTTP/2 benchmark's
+# CONNECT shim: h2load speaks to no proxy).
+BENCH_PACKAGES="libssl-dev nginx-light sslsplit mitmproxy iptables socat"
 if [ "${1:-}" = "--bench" ]; then
 	PACKAGES="$PACKAGES $BENCH_PACKAGES"
 fi

@@ -5,8 +5,9 @@
  * Not a test: it prints figures.
  *
  *   bench_proxyclient -m bulk|keepalive|connect -a ADDR:PORT [-x ADDR:PORT]
- *       [-C CAFILE] [-p PATH] [-t SECONDS] [-c CONNECTIONS] [-i VERIFY_IP]
+ *       [-C CAFILE] [-p PATH] [-t SECONDS] [-c CONNECTIONS] [-i VERIFY_IP] [-P]
  *
+ *   -P  plain HTTP: no TLS at all (the capture benchmark's HTTP figures)
  *   -a  where the TLS connection goes: with -x, the CONNECT target (and the
  *       Host header); without, the address the client connects to
  *   -x  an explicit HTTP proxy: "CONNECT ADDR:PORT" first, then TLS inside
@@ -49,6 +50,7 @@ static enum mode mode;
 static struct sockaddr_in tcp_to;	/* proxy, or the endpoint itself */
 static const char *authority;		/* -a as given */
 static int via_proxy;
+static int plain;			/* -P: HTTP without TLS */
 static const char *path = "/";
 static const char *verify_ip = "127.0.0.1";
 static double seconds = 4;
@@ -201,6 +203,11 @@ tls_open(int *fdp)
 		fail("connect");
 		return NULL;
 	}
+	if (plain) {
+		/* No TLS object: a dummy non-NULL marks the connection open. */
+		*fdp = fd;
+		return (SSL *)(void *)&plain;
+	}
 	if (via_proxy && proxy_connect(fd) == -1) {
 		fail("CONNECT refused");
 		close(fd);
@@ -225,9 +232,26 @@ tls_open(int *fdp)
 static void
 tls_close(SSL *ssl, int fd)
 {
+	if (plain) {
+		close(fd);
+		return;
+	}
 	SSL_shutdown(ssl);	/* our close_notify; no wait for theirs */
 	SSL_free(ssl);
 	close(fd);
+}
+
+/* One connection's bytes, through TLS unless -P. */
+static int
+io_write(SSL *ssl, int fd, const void *buf, int len)
+{
+	return plain ? (int)write(fd, buf, (size_t)len) : SSL_write(ssl, buf, len);
+}
+
+static int
+io_read(SSL *ssl, int fd, void *buf, int len)
+{
+	return plain ? (int)read(fd, buf, (size_t)len) : SSL_read(ssl, buf, len);
 }
 
 /*
@@ -235,7 +259,7 @@ tls_close(SSL *ssl, int fd)
  * the deadline fell in its body), -1 on an error.  *bytes gets the body.
  */
 static int
-get(SSL *ssl, int close_after, unsigned long long *bytes)
+get(SSL *ssl, int fd, int close_after, unsigned long long *bytes)
 {
 	char req[512];
 	struct rbuf b;
@@ -247,7 +271,7 @@ get(SSL *ssl, int close_after, unsigned long long *bytes)
 	    path, authority, close_after ? "Connection: close\r\n" : "");
 	if (len < 0 || (size_t)len >= sizeof(req))
 		return -1;
-	if (SSL_write(ssl, req, len) != len) {
+	if (io_write(ssl, fd, req, len) != len) {
 		fail("write request");
 		return -1;
 	}
@@ -257,7 +281,7 @@ get(SSL *ssl, int close_after, unsigned long long *bytes)
 			fail("response head too long");
 			return -1;
 		}
-		if ((r = SSL_read(ssl, b.data + b.len,
+		if ((r = io_read(ssl, fd, b.data + b.len,
 		    (int)(sizeof(b.data) - b.len))) <= 0) {
 			fail("read response head");
 			return -1;
@@ -283,7 +307,7 @@ get(SSL *ssl, int close_after, unsigned long long *bytes)
 
 		if (mode == M_BULK && now() >= deadline)
 			break;
-		if ((r = SSL_read(ssl, chunk, want < (long long)sizeof(chunk) ?
+		if ((r = io_read(ssl, fd, chunk, want < (long long)sizeof(chunk) ?
 		    (int)want : (int)sizeof(chunk))) <= 0) {
 			fail("read response body");
 			*bytes += (unsigned long long)got;
@@ -311,7 +335,7 @@ worker(void *arg)
 			}
 			conns++;
 		}
-		if (get(ssl, mode == M_CONNECT, &bytes) == 0)
+		if (get(ssl, fd, mode == M_CONNECT, &bytes) == 0)
 			reqs++;
 		else {
 			tls_close(ssl, fd);
@@ -336,7 +360,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: bench_proxyclient -m bulk|keepalive|connect "
 	    "-a ADDR:PORT [-x ADDR:PORT] [-C CAFILE] [-p PATH] [-t SECONDS] "
-	    "[-c CONNECTIONS] [-i VERIFY_IP]\n");
+	    "[-c CONNECTIONS] [-i VERIFY_IP] [-P]\n");
 	exit(2);
 }
 
@@ -348,7 +372,7 @@ main(int argc, char *argv[])
 	double start;
 	int nthreads = 1, ch, i;
 
-	while ((ch = getopt(argc, argv, "a:C:c:i:m:p:t:x:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:C:c:i:m:p:Pt:x:")) != -1) {
 		switch (ch) {
 		case 'a': authority = optarg; break;
 		case 'C': cafile = optarg; break;
@@ -356,6 +380,7 @@ main(int argc, char *argv[])
 		case 'i': verify_ip = optarg; break;
 		case 'm': m = optarg; break;
 		case 'p': path = optarg; break;
+		case 'P': plain = 1; break;
 		case 't': seconds = atof(optarg); break;
 		case 'x': proxy = optarg; break;
 		default: usage();

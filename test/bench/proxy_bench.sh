@@ -46,6 +46,7 @@ for tool in nginx openssl curl "$CLIENT" "$B/bin/proxyd"; do
 	}
 done
 . "$top/test/lib.sh"
+. "$top/test/bench/lib.sh"
 SECS=${BENCH_SECONDS:-4}
 CONNS=${BENCH_CONNS:-4}
 NS="lc-pbench-$$"
@@ -80,65 +81,15 @@ incg() {
 	# exec: run in the background (incg ... &), $! is then the program.
 	exec nsenter --net="/run/netns/$NS" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$_cg" "$@"
 }
-cpu_usec() { awk '/^usage_usec/ { print $2 }' "$CG/$1/cpu.stat"; }
-# Peak RSS (KiB) of everything in CG/NAME, added up.
-hwm_kib() {
-	_sum=0
-	for _p in $(cat "$CG/$1/cgroup.procs"); do
-		_v=$(awk '/^VmHWM/ { print $2 }' "/proc/$_p/status" 2>/dev/null)
-		_sum=$((_sum + ${_v:-0}))
-	done
-	echo "$_sum"
-}
+cpu_usec() { cg_cpu_usec "$CG/$1"; }
+hwm_kib() { cg_hwm_kib "$CG/$1"; }
 
 # --- PKI: the origin's CA and leaf; one CA for the peers ---------------------------
-EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-( cd "$T" &&
-  openssl req -x509 $EC -keyout oca.key -out oca.pem -subj '/CN=Origin Test CA' \
-      -days 2 -addext basicConstraints=critical,CA:TRUE \
-      -addext keyUsage=critical,keyCertSign,cRLSign &&
-  openssl req -new $EC -keyout origin.key -out origin.csr -subj '/CN=origin.test' &&
-  printf 'subjectAltName=DNS:origin.test,IP:127.0.0.1\n' >san &&
-  openssl x509 -req -in origin.csr -CA oca.pem -CAkey oca.key -CAcreateserial \
-      -days 2 -extfile san -out origin.pem &&
-  openssl req -x509 $EC -keyout pca.key -out pca.pem -subj '/CN=Peer Bench CA' \
-      -days 2 -addext basicConstraints=critical,CA:TRUE \
-      -addext keyUsage=critical,keyCertSign,cRLSign &&
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out leaf.key &&
-  mkdir mitm && cat pca.key pca.pem >mitm/mitmproxy-ca.pem ) >"$T/pki.log" 2>&1 ||
-    { cat "$T/pki.log"; exit 1; }
+bench_pki "$T" 'DNS:origin.test,IP:127.0.0.1' || exit 1
 
 # --- the origin: nginx, one worker, a large and a small static file ----------------
-mkdir -p "$T/www" "$T/nginx/tmp"
-truncate -s 1G "$T/www/big"
-cat "$T/www/big" >/dev/null	# in the page cache before anything is measured
-printf 'ok\n' >"$T/www/small"
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	default_type application/octet-stream;
-	keepalive_requests 10000000;
-	keepalive_timeout 60s;
-	client_body_temp_path $T/nginx/tmp/body;
-	proxy_temp_path $T/nginx/tmp/proxy;
-	fastcgi_temp_path $T/nginx/tmp/fastcgi;
-	uwsgi_temp_path $T/nginx/tmp/uwsgi;
-	scgi_temp_path $T/nginx/tmp/scgi;
-	server {
-		listen 127.0.0.1:8443 ssl;
-		ssl_certificate $T/origin.pem;
-		ssl_certificate_key $T/origin.key;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		root $T/www;
-	}
-}
-EOF
+bench_www "$T"
+bench_nginx_conf "$T" "127.0.0.1:8443 ssl"
 incg origin nginx -e "$T/nginx/error.log" -p "$T/nginx" -c "$T/nginx/nginx.conf" \
     >"$T/nginx.log" 2>&1 &
 pids="$pids $!"
@@ -153,7 +104,7 @@ done
 # --- one setup at a time ------------------------------------------------------------
 # client ARGS...: bench_proxyclient in the namespace; prints its result line.
 client() { $NSX "$CLIENT" "$@" 2>>"$T/client.err"; }
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+field() { kv_field "$@"; }
 
 # measure NAME ARGS...: the three workloads for one setup (ARGS: where the
 # client goes, -C CA); results in R_NAME_*.  CPU is the cgroup's, when the
@@ -194,14 +145,7 @@ measure() {
 	return 0
 }
 
-# stop PID: end one proxy (SIGTERM, then SIGKILL after 2 s).
-stop() {
-	kill "$1" 2>/dev/null
-	_i=0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 20 ]; do sleep 0.1; _i=$((_i + 1)); done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
+stop() { stop_one "$1"; }
 
 SETUPS="direct"
 measure direct -a 127.0.0.1:8443 -C "$T/oca.pem"
@@ -272,9 +216,7 @@ value() {
 		esac ;;
 	esac
 }
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "-" }'
-}
+ratio() { bench_ratio "$@"; }
 
 echo "proxyd, sslsplit and mitmproxy against direct, $SECS s per figure, $CONNS connections"
 echo "for requests/s and connections/s (client: bench_proxyclient, OpenSSL; origin: nginx)"

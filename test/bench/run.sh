@@ -2,7 +2,7 @@
 # make bench: every benchmark, each printing figures and ratios against a
 # baseline it measures in the same run.  Not tests: nothing here fails on a
 # number.  BENCH_SECONDS sets iperf3's duration (default 5) and each
-# measurement of the proxy benchmark (default 4).
+# measurement of the proxy benchmarks (default 4).
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
@@ -27,3 +27,7 @@ echo "== proxyd as an explicit proxy vs direct, sslsplit and mitmproxy"
 echo
 echo "== the viewer's API on a 500,000-exchange store (webd vs storeread and localcapctl)"
 "$top/test/bench/webd_bench.sh"
+echo "== localcap's capture path vs direct, sslsplit and mitmproxy (transparent)"
+"$top/test/bench/capture_bench.sh"
+echo "== HTTP/2 through proxyd vs direct and mitmproxy (h2load)"
+"$top/test/bench/h2_bench.sh"

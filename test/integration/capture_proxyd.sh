@@ -581,6 +581,8 @@ check "status: netstackd's TCP retransmits in all ($(grep -o '[0-9]* tcp retrans
 check "status: proxyd's own figures, passed on by netstackd ($(grep -o 'TLS [0-9]* decrypted, [0-9]* passed through' "$T/status-loss.txt"))" \
     grep -E -q '^proxyd .* flows [0-9]+ open, [1-9][0-9]* in all; TLS [1-9][0-9]* decrypted, [1-9][0-9]* passed through' \
     "$T/status-loss.txt"
+check "status: proxyd names its AES-GCM ($(grep -o 'AES-GCM by [A-Za-z-]*' "$T/status-loss.txt"))" \
+    grep -E -q '^proxyd .*; AES-GCM by (ipsec-mb|mbedTLS)$' "$T/status-loss.txt"
 
 for p in $pids; do
 	kill -0 "$p" 2>/dev/null || not_ok "a daemon died (pid $p)"

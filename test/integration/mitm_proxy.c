@@ -32,6 +32,7 @@
 #include "log.h"
 #include "proxyd/ca.h"
 #include "proxyd/certforge.h"
+#include "proxyd/aead.h"
 #include "proxyd/mitm.h"
 #include "proxyd/signer.h"
 
@@ -225,6 +226,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init("mitm_proxy", 1, LOG_LEVEL_WARN);
+	/* Which AES-GCM the records use (LOCALCAP_AEAD=mbedtls forces ours off). */
+	fprintf(stderr, "aes-gcm %s\n", aead_aes_gcm_impl());
 	memset(&opt, 0, sizeof(opt));
 	opt.session_cache_max = MITM_DEFAULT_SESSIONS;
 	opt.ticket_lifetime = MITM_DEFAULT_TICKET_LIFETIME;

@@ -227,10 +227,13 @@ $NSE "$B/bin/proxyd" -f -r "$T" -s "$T/state" --max-flows-per-addr 2 \
     >"$T/proxyd2.log" 2>&1 &
 PXD=$!
 pids="$pids $PXD"
-# netstackd reconnects to the new proxyd: a captured request gets through.
+# netstackd reconnects to the new proxyd: a captured request gets through
+# and is recorded by it.  (Reaching the origin is not enough: until the
+# chain is whole again capture is paused, fail-open, and requests go direct.)
 i=0
-until [ "$(crun curl -s -m 2 http://10.98.0.2:8080/index.html 2>/dev/null)" = \
-    "hello from the origin" ]; do
+until crun curl -s -m 2 "http://10.98.0.2:8080/index.html?probe=$i" >/dev/null 2>&1 &&
+    sleep 0.3 &&
+    [ "$(count_rows "SELECT count(*) FROM http_exchanges WHERE target = '/index.html?probe=$i'" 2>/dev/null || echo 0)" -ge 1 ]; do
 	i=$((i + 1))
 	[ $i -gt 50 ] && break
 	sleep 0.2

@@ -728,6 +728,107 @@ export_har_filters_and_stdout(void **state)
 	assert_int_equal(stat(har, &sb), -1);
 }
 
+/* An HTTP/2 gRPC exchange: its version, trailers and status everywhere;
+ * and the error text in flows --json. */
+static void
+http2_grpc_exchange_everywhere(void **state)
+{
+	static const struct http_field req[] = {
+		{ "content-type", 12, "application/grpc", 16 },
+	};
+	static const struct http_field trl[] = {
+		{ "grpc-status", 11, "5", 1 },
+		{ "grpc-message", 12, "not found", 9 },
+	};
+	static const uint32_t sizes[] = { 7 };
+	struct store_grpc g = {
+		.status = 5, .message = "not found",
+		.req_messages = 1, .req_sizes = sizes, .n_req_sizes = 1,
+	};
+	struct store_flow_facts tls = { .protocol = "https", .alpn = "h2" };
+	struct store_http h;
+	struct flow_record rec;
+	struct store *st;
+	char e[256], har[160], cmd[1024];
+	int64_t row;
+
+	(void)state;
+	assert_non_null(st = store_open(dbpath, NULL, e, sizeof(e)));
+	record(&rec, 6, FLOW_TCP, "grpcclient", 600, "192.0.2.30", 443,
+	    t_now - 1000000);
+	row = store_flow_begin(st, &rec);
+	memset(&h, 0, sizeof(h));
+	h.seq = 1;
+	h.scheme = "https";
+	h.method = "POST";
+	h.target = "/pkg.Svc/Get";
+	h.host = "grpc.test";
+	h.http_version = "HTTP/2.0";
+	h.status = 200;
+	h.req_fields = req;
+	h.n_req_fields = 1;
+	h.resp_trailers = trl;
+	h.n_resp_trailers = 2;
+	h.grpc = &g;
+	h.req_start_us = rec.meta.start_us + 100;
+	h.resp_start_us = rec.meta.start_us + 900;
+	h.resp_end_us = rec.meta.start_us + 1000;
+	assert_true(store_http_add(st, row, &h) > 0);
+	rec.end = FLOW_END_CLOSED;
+	rec.end_us = rec.meta.start_us + 2000;
+	assert_int_equal(store_flow_end(st, row, &rec, &tls), 0);
+	/* A flow refused for its upstream certificate: JSON says why too. */
+	record(&rec, 7, FLOW_TCP, "badcert", 700, "192.0.2.31", 443,
+	    t_now - 900000);
+	row = store_flow_begin(st, &rec);
+	rec.end = FLOW_END_UPSTREAM_RESET;
+	rec.end_us = rec.meta.start_us + 2000;
+	tls.error = "upstream certificate for bad.test: not trusted";
+	assert_int_equal(store_flow_end(st, row, &rec, &tls), 0);
+	store_close(st);
+
+	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process",
+	    "badcert"), 0);
+	assert_non_null(strstr(out, "\"result\":\"upstream reset\""));
+	assert_non_null(strstr(out, "\"error\":"
+	    "\"upstream certificate for bad.test: not trusted\""));
+
+	assert_int_equal(RUN(ctl_flows, "flows", "--process", "grpcclient"), 0);
+	assert_line_has("6.1", "POST h2");
+	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process",
+	    "grpcclient"), 0);
+	assert_non_null(strstr(out, "\"http_version\":\"HTTP/2.0\""));
+	/* HTTP/1.1 exchanges say theirs. */
+	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process", "curl"),
+	    0);
+	assert_non_null(strstr(out, "\"http_version\":\"HTTP/1.1\""));
+	assert_int_equal(RUN(ctl_show, "show", "6.1"), 0);
+	assert_non_null(strstr(out, "POST https://grpc.test/pkg.Svc/Get HTTP/2.0\n"));
+	assert_non_null(strstr(out, "HTTP/2.0 200 \n"));
+	assert_non_null(strstr(out, "response trailers:\n  grpc-status: 5\n"
+	    "  grpc-message: not found\n"));
+	assert_non_null(strstr(out, "grpc       1 message(s) up, 0 down; status 5"
+	    " not found\n"));
+
+	snprintf(har, sizeof(har), "%s/grpc.har", dir);
+	assert_int_equal(RUN(ctl_export, "export", "--har", har, "--process",
+	    "grpcclient"), 0);
+	if (system("command -v python3 >/dev/null") != 0)
+		skip();
+	snprintf(cmd, sizeof(cmd), "python3 -c '\n"
+	    "import json, sys\n"
+	    "e = json.load(open(sys.argv[1]))[\"log\"][\"entries\"]\n"
+	    "assert len(e) == 1, e\n"
+	    "x = e[0]\n"
+	    "assert x[\"request\"][\"httpVersion\"] == \"HTTP/2.0\"\n"
+	    "assert x[\"response\"][\"httpVersion\"] == \"HTTP/2.0\"\n"
+	    "l = x[\"_localcap\"]\n"
+	    "assert l[\"grpc_status\"] == 5 and l[\"grpc_message\"] == \"not found\", l\n"
+	    "assert {\"name\": \"grpc-status\", \"value\": \"5\"} in l[\"trailers\"]\n"
+	    "' %s", har);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* On a terminal: colour by status, long targets cut; NO_COLOR turns it off. */
 static void
 flows_colour_only_on_a_terminal(void **state)
@@ -1029,9 +1130,6 @@ http2_trailers_and_grpc_shown(void **state)
 	(void)state;
 	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-	    "ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
-	    "ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
-	    "ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;"
 	    "UPDATE http_exchanges SET http_version = 'HTTP/2.0', reason = NULL,"
 	    " resp_trailers = '[[\"grpc-status\",\"5\"],[\"grpc-message\","
 	    "\"not found\"]]', grpc = '{\"status\":5,\"message\":\"not found\","
@@ -1178,6 +1276,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(show_unknown_and_bad_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_har_is_valid_har_1_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_har_filters_and_stdout, setup, teardown),
+		cmocka_unit_test_setup_teardown(http2_grpc_exchange_everywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(follow_prints_new_flows_until_sigint, setup, teardown),
 		cmocka_unit_test_setup_teardown(follow_waits_for_a_held_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(flows_colour_only_on_a_terminal, setup, teardown),

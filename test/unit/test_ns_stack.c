@@ -221,6 +221,43 @@ stack_defaults_turn_nagle_off(void **state)
 	assert_int_equal(f->nout, 2);
 }
 
+/*
+ * The daemon reads no more from a flow socket than ns_tcp_send_space()
+ * says, so that nothing has to wait outside the stack: the figure must be
+ * exactly what ns_tcp_send() then takes, shrink as the ring fills, grow
+ * back as the peer acknowledges, and be 0 once our FIN is queued.
+ */
+static void
+send_space_is_what_send_takes(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t data[64 * 1024];
+	struct ns_tcp_flow *a;
+	struct tcp_seg seg;
+	uint8_t p[128];
+	struct ns_input res;
+	size_t n, space;
+
+	make_stack(f);
+	a = open_flow(f, 4, 40000, 100);
+	assert_int_equal(ns_tcp_send_space(a), 64 * 1024);
+	assert_int_equal(ns_tcp_send(f->s, a, data, 1000, f->now), 1000);
+	assert_int_equal(ns_tcp_send_space(a), 64 * 1024 - 1000);
+	space = ns_tcp_send_space(a);
+	assert_int_equal(ns_tcp_send(f->s, a, data, sizeof(data), f->now), (ssize_t)space);
+	assert_int_equal(ns_tcp_send_space(a), 0);
+	assert_int_equal(ns_tcp_send(f->s, a, data, 1, f->now), 0);
+	/* The peer acknowledges the first segment: that much room again. */
+	seg = out_tcp(f, 0);
+	n = build_tcp(p, 4, 40000, TH_ACK, 101, seg.seq + seg.len, 65535, NULL, 0,
+	    NULL, 0);
+	input(f, p, n, &res);
+	assert_int_equal(ns_tcp_send_space(a), seg.len);
+	ns_tcp_shutdown(f->s, a, f->now);
+	assert_int_equal(ns_tcp_send_space(a), 0);
+	ns_tcp_release(f->s, a, f->now);
+}
+
 static void
 iss_differs_per_tuple(void **state)
 {
@@ -1214,6 +1251,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(syn_creates_flow_v4_and_v6),
 		T(stack_defaults_turn_nagle_off),
+	T(send_space_is_what_send_takes),
 		T(iss_differs_per_tuple),
 		T(unknown_tuple_ack_gets_rst),
 		T(syn_beyond_flow_limit_refused),

@@ -318,6 +318,8 @@ struct fx {
 
 /* The cipher preference the next fixture's context gets. */
 static enum mitm_cipher_pref g_pref = MITM_PREFER_CHACHA;
+/* Whether it offers h2 upstream (proxyd does: its HTTP/2 layer). */
+static bool g_allow_h2;
 
 static struct mitm_ctx *
 ctx_with(struct certforge *cf, bool insecure)
@@ -332,6 +334,7 @@ ctx_with(struct certforge *cf, bool insecure)
 	o.extra_ca_file = ca;
 	o.insecure = insecure;
 	o.cipher_pref = g_pref;
+	o.allow_h2 = g_allow_h2;
 	o.session_cache_max = 8;
 	o.ticket_lifetime = 600;
 	ctx = mitm_ctx_new(&o, cf, err, sizeof(err));
@@ -368,6 +371,17 @@ static int
 setup_insecure(void **state)
 {
 	return setup_common(state, true);
+}
+
+static int
+setup_h2(void **state)
+{
+	int rc;
+
+	g_allow_h2 = true;
+	rc = setup_common(state, false);
+	g_allow_h2 = false;
+	return rc;
 }
 
 static int
@@ -615,6 +629,65 @@ h2_only_client_still_gets_h2(void **state)
 
 	assert_true(f->app.hs_done);
 	assert_string_equal(mitm_get_info(f->m)->alpn, "h2");
+}
+
+/* With allow_h2 (proxyd): h2 offered upstream, the server's choice mirrored. */
+static void
+h2_offered_and_mirrored(void **state)
+{
+	struct fx *f = *state;
+
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_3,
+	    MBEDTLS_SSL_VERSION_TLS1_3);
+	peer_alpn(&f->srv, "h2", "http/1.1");
+	peer_alpn(&f->app, "h2", "http/1.1");
+	peer_start(&f->app, &f->m, "upstream.test");
+	run_handshakes(f);
+
+	assert_true(f->app.hs_done);
+	assert_string_equal(mitm_get_info(f->m)->alpn, "h2");
+	assert_string_equal(mbedtls_ssl_get_alpn_protocol(&f->srv.ssl), "h2");
+	assert_string_equal(mbedtls_ssl_get_alpn_protocol(&f->app.ssl), "h2");
+}
+
+/* An HTTP/1.1-only server (no ALPN at all): a client that can fall back
+ * gets no protocol either, i.e. HTTP/1.1, as it would directly. */
+static void
+h2_client_to_h1_server_falls_back(void **state)
+{
+	struct fx *f = *state;
+
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_3,
+	    MBEDTLS_SSL_VERSION_TLS1_3);
+	peer_alpn(&f->app, "h2", "http/1.1");
+	peer_start(&f->app, &f->m, "upstream.test");
+	run_handshakes(f);
+
+	assert_true(f->app.hs_done);
+	assert_null(mbedtls_ssl_get_alpn_protocol(&f->app.ssl));
+	assert_string_equal(mitm_get_info(f->m)->alpn, "");
+}
+
+/* ... and one that speaks h2 only gets an alert and the flow says why. */
+static void
+h2_only_client_to_h1_server_gets_an_alert(void **state)
+{
+	struct fx *f = *state;
+	const struct mitm_info *in;
+
+	start_flow(f, "up.pem", MBEDTLS_SSL_VERSION_TLS1_3,
+	    MBEDTLS_SSL_VERSION_TLS1_3);
+	peer_alpn(&f->app, "h2", NULL);
+	peer_start(&f->app, &f->m, "upstream.test");
+	run_handshakes(f);
+
+	assert_false(f->app.hs_done);
+	assert_int_not_equal(f->app.hs_ret, 0);
+	assert_int_equal(f->st, MITM_FAILED);
+	in = mitm_get_info(f->m);
+	if (strstr(in->reason, "the client offered only h2, the server speaks "
+	    "HTTP/1.1 only") == NULL)
+		fail_msg("reason: %s", in->reason);
 }
 
 /* The client leg avoids AES-256-GCM (slowest) unless the client needs it. */
@@ -1599,6 +1672,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(legs_negotiate_versions_independently, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_alpn_is_relayed, setup, teardown),
 		cmocka_unit_test_setup_teardown(h2_only_client_still_gets_h2, setup, teardown),
+		cmocka_unit_test_setup_teardown(h2_offered_and_mirrored, setup_h2, teardown),
+		cmocka_unit_test_setup_teardown(h2_client_to_h1_server_falls_back, setup_h2, teardown),
+		cmocka_unit_test_setup_teardown(h2_only_client_to_h1_server_gets_an_alert, setup_h2, teardown),
 		cmocka_unit_test_setup_teardown(client_leg_prefers_chacha_over_aes256_but_serves_aes256_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_leg_aes_first_serves_aes128_to_openssl_order, setup_aes_first, teardown),
 		cmocka_unit_test(fastest_aead_measures_both),

@@ -298,6 +298,64 @@ http_exchange_round_trip(void **state)
 	sqlite3_close(db);
 }
 
+/* An HTTP/2 exchange: its version, trailers and gRPC summary (schema 5). */
+static void
+http2_exchange_trailers_grpc(void **state)
+{
+	static const struct http_field trl[] = {
+		{ "grpc-status", 11, "0", 1 },
+		{ "grpc-message", 12, "fine \"ok\"", 9 },
+	};
+	static const uint32_t req_sizes[] = { 5 };
+	static const uint32_t resp_sizes[] = { 3, 0, 10 };
+	struct store_grpc g = {
+		.status = 0, .message = "fine \"ok\"",
+		.req_messages = 1, .req_sizes = req_sizes, .n_req_sizes = 1,
+		.resp_messages = 3, .resp_sizes = resp_sizes, .n_resp_sizes = 3,
+		.resp_partial = true,
+	};
+	struct store_http h = {
+		.seq = 1, .scheme = "https", .method = "POST",
+		.target = "/pkg.Svc/Call", .host = "grpc.test",
+		.http_version = "HTTP/2.0", .status = 200,
+		.resp_trailers = trl, .n_resp_trailers = 2, .grpc = &g,
+		.req_start_us = 1700000000001000ULL,
+	};
+	struct flow_record rec;
+	struct store *st;
+	sqlite3 *db;
+	int64_t row;
+
+	(void)state;
+	st = open_store(NULL);
+	make_record(&rec, 1, FLOW_TCP, "grpcurl");
+	row = store_flow_begin(st, &rec);
+	assert_true(store_http_add(st, row, &h) > 0);
+	h.seq = 2;
+	h.grpc = NULL;
+	h.n_resp_trailers = 0;
+	h.http_version = NULL;
+	h.version_minor = 1;
+	assert_true(store_http_add(st, row, &h) > 0);
+	store_close(st);
+
+	db = reader();
+	assert_string_equal(q_text(db, "SELECT http_version FROM http_exchanges"
+	    " WHERE seq = 1"), "HTTP/2.0");
+	assert_string_equal(q_text(db, "SELECT http_version FROM http_exchanges"
+	    " WHERE seq = 2"), "HTTP/1.1");
+	assert_string_equal(q_text(db, "SELECT json_extract(resp_trailers,"
+	    " '$[1][1]') FROM http_exchanges WHERE seq = 1"), "fine \"ok\"");
+	assert_string_equal(q_text(db, "SELECT grpc FROM http_exchanges"
+	    " WHERE seq = 1"), "{\"status\":0,\"message\":\"fine \\\"ok\\\"\","
+	    "\"request\":{\"messages\":1,\"sizes\":[5]},"
+	    "\"response\":{\"messages\":3,\"sizes\":[3,0,10],\"partial\":true}}");
+	assert_int_equal(q_int(db, "SELECT json_valid(grpc) FROM http_exchanges"
+	    " WHERE seq = 1"), 1);
+	assert_int_equal(q_int(db, "SELECT grpc IS NULL AND resp_trailers IS NULL"
+	    " AND req_trailers IS NULL FROM http_exchanges WHERE seq = 2"), 1);
+	sqlite3_close(db);
+}
 
 static void
 dns_query_answer_and_malformed(void **state)
@@ -1022,6 +1080,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(flow_begin_end_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(http_exchange_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(http2_exchange_trailers_grpc, setup, teardown),
 		cmocka_unit_test_setup_teardown(dns_query_answer_and_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(older_schema_migrated_keeping_rows, setup, teardown),

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "redirectord/spec.h"
+#include "spec_cases.h"
 
 /* --- an injected resolver: users, and a fake cgroup tree ---------------------- */
 
@@ -153,41 +154,7 @@ captures(const char *text, const struct rd_proc *p)
 
 /* --- mitmproxy's semantics -------------------------------------------------------- */
 
-/* mitmproxy's own test processes: a = pid 1 "a", b = pid 2242 "mitmproxy". */
-static const struct {
-	const char	*spec;
-	bool		 a, b;
-} mitmproxy_table[] = {
-	{ "1,2,3", true, false },
-	{ "", false, false },
-	{ "   ", false, false },
-	{ "!1234", true, true },
-	{ "mitmproxy", false, true },
-	{ "!mitmproxy", true, false },
-	/* Linux compares the whole comm: no substring match (mitmproxy's
-	 * macOS/Windows matchers use `contains` on the path). */
-	{ "mitm", false, false },
-	{ "!mitm", true, true },
-	/* Ordered: a later include re-includes, a later exclude removes. */
-	{ "!a,a", true, true },
-	{ "a,!a", false, false },
-	{ "!a,!mitmproxy", false, false },
-	{ "mitmproxy,!2242", false, false },
-	{ "2242,!mitmproxy", false, false },
-	{ "!2242,mitmproxy", true, true },
-	{ "a,mitmproxy", true, true },
-	/* Whitespace around items and after '!' is trimmed. */
-	{ " a , mitmproxy ", true, true },
-	{ "\ta,\n2242\r\n", true, true },
-	{ "! a", false, true },
-	{ "!\t2242", true, false },
-	/* Digits are a pid, leading zeros and all; a name is anything else. */
-	{ "0001", true, false },
-	{ "2242x", false, false },
-	/* Names are case-sensitive, as comm is. */
-	{ "MITMPROXY", false, false },
-};
-
+/* mitmproxy's cases: a = pid 1 "a", b = pid 2242 "mitmproxy" (spec_cases.h). */
 static void
 mitmproxy_semantics_table(void **state)
 {

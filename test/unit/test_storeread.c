@@ -554,6 +554,14 @@ http2_columns_read_where_present(void **state)
 	FILE *out;
 
 	(void)state;
+	/* A version-4 store, from before schema step 5 added the columns. */
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "ALTER TABLE http_exchanges DROP COLUMN req_trailers;"
+	    "ALTER TABLE http_exchanges DROP COLUMN resp_trailers;"
+	    "ALTER TABLE http_exchanges DROP COLUMN grpc;"
+	    "PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
 	st = open_ok();
 	j = entries_json(st, &f);
 	assert_non_null(strstr(j, "\"response_trailers\":null"));
@@ -561,11 +569,13 @@ http2_columns_read_where_present(void **state)
 	free(j);
 	sr_close(st);
 
+	/* Step 5 as proxyd's migration makes it. */
 	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 	    "ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
 	    "ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
 	    "ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;"
+	    "PRAGMA user_version = 5;"
 	    "UPDATE http_exchanges SET http_version = 'HTTP/2.0',"
 	    " resp_trailers = '[[\"grpc-status\",\"5\"],[\"grpc-message\","
 	    "\"not found\"]]', grpc = '{\"status\":5,\"message\":\"not found\","

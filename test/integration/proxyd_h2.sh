@@ -1,0 +1,321 @@
+#!/bin/sh
+# HTTP/2 through the whole chain with the real proxyd: h2-only and h2
+# clients captured with `localcapctl run` (TUN, netstackd, proxyd), and the
+# same through proxyd's explicit proxy (--listen, inside CONNECT).  The
+# origins: nghttpd (h2 over TLS, response trailers, request bodies echoed),
+# an h2c one (nghttpd --no-tls, prior knowledge) and an HTTP/1.1-only TLS
+# origin (python3, no ALPN).  Checked: nghttp -nv gets its 200 over h2
+# (nghttp only warns about certificates: it is pointed at the address,
+# with the name in :authority); curl --http2 reports HTTP/2; h2load's 2000
+# requests all succeed and the store holds 2000 HTTP/2.0 exchanges
+# attributed to h2load; a 256 MiB h2 download is SHA-256-identical;
+# trailers round-trip both ways; the h1-only origin still serves curl
+# --http2 (over 1.1) and gives an h2-only client a clear TLS alert; floods
+# and bombs are refused (a GOAWAY, a 431) with proxyd's RSS logged and
+# proxyd still serving; h2c with prior knowledge (curl, nghttp, h2load) goes
+# through the same layer, captured and inside CONNECT.
+#
+# Two network namespaces this script creates ("client": the daemons and the
+# captured programs, in a child cgroup of our own; "server": the origins),
+# joined by a veth pair.  Root only; removes everything it made on every
+# exit path (KEEP=1 keeps the temp dir with the logs).
+set -u
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "proxyd_h2: needs root (namespaces, cgroup, BPF); skipped"
+	exit 77
+fi
+if [ ! -r /sys/kernel/btf/vmlinux ]; then
+	echo "proxyd_h2: kernel has no BTF; skipped"
+	exit 77
+fi
+for tool in nghttp nghttpd h2load curl openssl python3 sha256sum; do
+	command -v $tool >/dev/null 2>&1 || { echo "proxyd_h2: $tool not installed; skipped"; exit 77; }
+done
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+B="$top/${BUILD:-build}"
+. "$top/test/lib.sh"
+NS="lc-h2c-$$"
+NS2="lc-h2s-$$"
+T=$(mktemp -d /tmp/lc-h2.XXXXXX)
+chmod 755 "$T"
+CG=$(make_cgroup "localcap-test-h2-$$") || { echo "no cgroup v2"; exit 1; }
+PY=$(readlink -f /usr/bin/python3)
+pids=""
+passed=0 failed=0
+
+cleanup() {
+	stop_pids $pids
+	kill_netns "$NS"
+	kill_netns "$NS2"
+	remove_cgroup "$CG"
+	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+NSE="nsenter --net=/run/netns/$NS"
+ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }
+# CMD in the client namespace and in our cgroup, under localcapctl run.
+run() { $NSE sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" \
+    "$B/bin/localcapctl" -r "$T" run -- "$@"; }
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
+rss() { awk '$1 == "VmRSS:" { print $2 " kB" }' "/proc/$PXD/status"; }
+flows_json() { sleep 0.5; "$B/bin/localcapctl" -s "$T/state" flows --json >"$T/flows.json" 2>&1; }
+# count_rows WANT PATTERN...: lines of flows --json with every PATTERN,
+# polled for up to 10 s until there are WANT (the store commits in
+# batches, and under load a flow's last exchanges take a moment).
+count_rows() {
+	_want=$1; shift
+	for _i in $(seq 1 20); do
+		flows_json
+		_n=$(cat "$T/flows.json")
+		for _p in "$@"; do _n=$(printf '%s\n' "$_n" | grep -F -- "$_p"); done
+		_n=$(printf '%s' "$_n" | grep -c .)
+		[ "$_n" -ge "$_want" ] && break
+	done
+	echo "$_n"
+}
+
+ip netns add "$NS" && ip netns add "$NS2" || exit 1
+ip link add lch0 netns "$NS" type veth peer name lch1 netns "$NS2" || exit 1
+ip -n "$NS" link set lo up
+ip -n "$NS2" link set lo up
+ip -n "$NS" addr add 10.97.0.1/24 dev lch0
+ip -n "$NS2" addr add 10.97.0.2/24 dev lch1
+ip -n "$NS" link set lch0 up
+ip -n "$NS2" link set lch1 up
+
+# --- origins ----------------------------------------------------------------
+mkdir "$T/pki" "$T/www"
+EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+( cd "$T/pki" &&
+  openssl req -x509 $EC -keyout oca.key -out oca.pem -subj '/CN=Origin Test CA' \
+      -days 2 -addext basicConstraints=critical,CA:TRUE \
+      -addext keyUsage=critical,keyCertSign,cRLSign &&
+  openssl req -new $EC -keyout origin.key -out origin.csr -subj '/CN=origin.test' &&
+  printf 'subjectAltName=DNS:origin.test,DNS:h1.test,IP:10.97.0.2\n' >san &&
+  openssl x509 -req -in origin.csr -CA oca.pem -CAkey oca.key -CAcreateserial \
+      -days 2 -extfile san -out origin.pem ) >"$T/pki.log" 2>&1 ||
+    { cat "$T/pki.log"; exit 1; }
+BIG=268435456
+head -c $BIG /dev/urandom >"$T/www/big"
+want=$(sha "$T/www/big")
+echo "hello over h2" >"$T/www/index.html"
+# nghttpd: h2 only (ALPN h2), a response trailer on every body, uploads
+# echoed back.
+ip netns exec "$NS2" nghttpd -d "$T/www" --trailer 'x-trailer: end' \
+    --echo-upload 8443 "$T/pki/origin.key" "$T/pki/origin.pem" \
+    >"$T/nghttpd.log" 2>&1 &
+pids="$pids $!"
+# h2c with prior knowledge (no TLS) on 8080.
+ip netns exec "$NS2" nghttpd -d "$T/www" --no-tls 8080 >"$T/nghttpd-h2c.log" 2>&1 &
+pids="$pids $!"
+# The same, verbose (every frame in its log), for the trailer checks.
+ip netns exec "$NS2" nghttpd -v -d "$T/www" --trailer 'x-trailer: end' \
+    --echo-upload 8445 "$T/pki/origin.key" "$T/pki/origin.pem" \
+    >"$T/nghttpd-v.log" 2>&1 &
+pids="$pids $!"
+# An HTTP/1.1-only TLS origin: python3 with no ALPN at all.
+ip netns exec "$NS2" "$PY" -c '
+import functools, http.server, ssl, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = http.server.ThreadingHTTPServer(("10.97.0.2", 8444),
+    functools.partial(H, directory=sys.argv[3]))
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()' "$T/pki/origin.pem" "$T/pki/origin.key" "$T/www" \
+    >"$T/origin-h1.log" 2>&1 &
+pids="$pids $!"
+
+# --- the daemons: capture, and the explicit proxy on 127.0.0.1:3128 ------------
+$NSE "$B/bin/redirectord" -f -r "$T" -g "$CG" >"$T/redirectord.log" 2>&1 &
+pids="$pids $!"
+$NSE "$B/bin/netstackd" -f -r "$T" >"$T/netstackd.log" 2>&1 &
+pids="$pids $!"
+# proxyd sees its own /etc/hosts (a mount namespace): the explicit proxy
+# resolves origin.test and h1.test there.
+printf '127.0.0.1 localhost\n10.97.0.2 origin.test h1.test\n' >"$T/hosts"
+$NSE unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$T/hosts" \
+    "$B/bin/proxyd" -f -v -r "$T" -s "$T/state" --upstream-ca "$T/pki/oca.pem" \
+    --listen 127.0.0.1:3128 >"$T/proxyd.log" 2>&1 &
+PXD=$!
+pids="$pids $PXD"
+
+i=0
+until ctl --json status 2>/dev/null | grep -q '"name":"proxyd","running":true' &&
+    $NSE curl -s -o /dev/null --cacert "$T/pki/oca.pem" \
+        --resolve origin.test:8443:10.97.0.2 https://origin.test:8443/index.html; do
+	i=$((i + 1))
+	[ $i -gt 200 ] && { not_ok "daemons and origins up"; cat "$T"/*.log; exit 1; }
+	sleep 0.05
+done
+ok "daemons and origins up"
+LCA=$("$B/bin/localcapctl" -s "$T/state" ca path 2>&1)
+RES="--resolve origin.test:8443:10.97.0.2"
+RES1="--resolve h1.test:8444:10.97.0.2"
+U=https://origin.test:8443
+echo "proxyd RSS at start: $(rss)"
+
+# --- captured: localcapctl run ---------------------------------------------------
+# nghttp speaks h2 only: it needs h2 on the client leg, which proxyd gives
+# because the origin chose it.  (nghttp has no --resolve: the address,
+# with the name for SNI and :authority.)
+out=$(run nghttp -nv -H ':authority: origin.test:8443' \
+    https://10.97.0.2:8443/index.html 2>&1)
+check "run -- nghttp -nv (h2 only): 200 over h2" sh -c '
+    echo "$0" | grep -q "negotiated protocol: h2" && echo "$0" | grep -q ":status: 200"' "$out"
+out=$(run curl -sS -m 20 --http2 --cacert "$LCA" $RES -o /dev/null \
+    -w '%{http_version} %{http_code}' $U/index.html 2>&1)
+check "run -- curl --http2: HTTP/2 200 ($out)" test "$out" = "2 200"
+issuer=$(run curl -sS -m 20 -v --http2 --cacert "$LCA" $RES -o /dev/null \
+    $U/index.html 2>&1 | sed -n 's/^\*  *issuer: //p')
+check "...on a leaf issued by the localcap CA ($issuer)" \
+    sh -c "echo \"\$0\" | grep -q 'localcap CA'" "$issuer"
+
+# Trailers: the origin's response trailer reaches nghttp; the request's
+# trailer (nghttp --trailer with an upload) reaches the origin, which
+# echoes the body back.
+printf 'trailer test body' >"$T/upload"
+out=$(run nghttp -nv -H ':authority: origin.test:8445' \
+    -d "$T/upload" --trailer 'x-req-trailer: sent' \
+    https://10.97.0.2:8445/echo 2>&1)
+check "trailers round-trip: the response's x-trailer reaches the client" \
+    sh -c 'echo "$0" | grep -q "x-trailer: end"' "$out"
+check "...and the request's x-req-trailer reaches the origin" \
+    grep -q 'x-req-trailer: sent' "$T/nghttpd-v.log"
+
+# h2load: 2000 requests, 4 connections, 50 streams each at once.
+out=$(run h2load -n 2000 -c 4 -m 50 --connect-to=10.97.0.2:8443 \
+    $U/index.html 2>&1)
+# (h2load has no CA option: it does not verify, which is fine here.)
+echo "$out" | grep -E '^(finished|requests|status codes)' | sed 's/^/  /'
+check "run -- h2load -n 2000 -c 4 -m 50: 2000 succeeded" sh -c '
+    echo "$0" | grep -E -q "requests: 2000 total, 2000 started, 2000 done, 2000 succeeded"' "$out"
+n=$(count_rows 2000 '"process":"h2load"' '"status":200' '"http_version":"HTTP/2.0"')
+check "the store holds 2000 HTTP/2.0 exchanges attributed to h2load ($n)" \
+    test "$n" -eq 2000
+
+# 256 MiB over h2, bounded in time.
+out=$(run curl -sS -m 240 --http2 --cacert "$LCA" $RES -o "$T/got" \
+    -w '%{http_version} %{time_total}' $U/big 2>&1)
+check "run -- curl --http2: 256 MiB, SHA-256 intact ($out s)" \
+    sh -c "[ \"\$(sha256sum <'$T/got' | cut -d' ' -f1)\" = '$want' ] &&
+           [ \"\${0%% *}\" = 2 ]" "$out"
+rm -f "$T/got"
+echo "proxyd RSS after 256 MiB: $(rss)"
+
+# An HTTP/1.1-only origin: curl --http2 still works, over 1.1; a client
+# that speaks h2 only gets a TLS alert, promptly.
+out=$(run curl -sS -m 20 --http2 --cacert "$LCA" $RES1 -o /dev/null \
+    -w '%{http_version} %{http_code}' https://h1.test:8444/index.html 2>&1)
+check "h1-only origin: curl --http2 gets HTTP/1.1 200 ($out)" test "$out" = "1.1 200"
+t0=$(date +%s)
+out=$(run timeout 20 nghttp -nv -H ':authority: h1.test:8444' \
+    https://10.97.0.2:8444/index.html 2>&1)
+t1=$(date +%s)
+check "h1-only origin: nghttp (h2 only) is refused at once ($((t1 - t0)) s: $(echo "$out" | tail -n 1))" \
+    sh -c '[ $1 -le 10 ] && ! echo "$0" | grep -q ":status: 200" &&
+           ! echo "$0" | grep -q "negotiated protocol"' "$out" $((t1 - t0))
+flows_json
+check "...and the flow says why" sh -c "
+    \"$B/bin/localcapctl\" -s '$T/state' show \$(grep -F '\"dst\":\"10.97.0.2:8444\"' '$T/flows.json' |
+        tail -n 1 | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/') | grep -q 'offered only h2, the server speaks HTTP/1.1 only'"
+
+# Prior-knowledge h2c on plain TCP: the connection preface is detected and
+# the stream goes through the same HTTP/2 layer.
+out=$(run curl -sS -m 20 --http2-prior-knowledge -o /dev/null \
+    -w '%{http_version} %{http_code}' http://10.97.0.2:8080/index.html 2>&1)
+check "h2c: run -- curl --http2-prior-knowledge: HTTP/2 200 ($out)" test "$out" = "2 200"
+out=$(run nghttp -nv http://10.97.0.2:8080/index.html 2>&1)
+check "h2c: run -- nghttp -nv: 200" sh -c 'echo "$0" | grep -q ":status: 200"' "$out"
+out=$(run h2load -n 200 -c 2 -m 20 http://10.97.0.2:8080/index.html 2>&1)
+check "h2c: run -- h2load -n 200 -c 2 -m 20: 200 succeeded" sh -c '
+    echo "$0" | grep -E -q "requests: 200 total, 200 started, 200 done, 200 succeeded"' "$out"
+n=$(count_rows 2200 '"process":"h2load"' '"http_version":"HTTP/2.0"')
+n=$(grep -F '"url":"http://10.97.0.2:8080/index.html"' "$T/flows.json" |
+    grep -F '"process":"h2load"' | grep -c '"http_version":"HTTP/2.0"')
+# (At least one connection's: an h2c origin sends its SETTINGS as soon as
+# it accepts, and when those reach proxyd before the client's preface the
+# flow is relayed raw, working but not decoded -- a known race, see
+# docs/proxyd-h2.md.  Usually both connections' 200 are there.)
+check "h2c: the store holds h2load's exchanges as HTTP/2.0 over http ($n of 200)" \
+    sh -c "[ $n -ge 100 ] && [ $n -le 200 ]"
+
+# --- show and HAR ----------------------------------------------------------------
+id=$(grep -F '"path":"/echo"' "$T/flows.json" | tail -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
+"$B/bin/localcapctl" -s "$T/state" show "$id" >"$T/show-echo.txt" 2>&1
+check "show $id: the h2 exchange, its request and response trailers" sh -c "
+    grep -q 'POST https://origin.test:8445/echo HTTP/2.0' '$T/show-echo.txt' &&
+    grep -q 'x-req-trailer: sent' '$T/show-echo.txt' &&
+    grep -q 'x-trailer: end' '$T/show-echo.txt'"
+"$B/bin/localcapctl" -s "$T/state" export --har "$T/out.har" --process nghttp >/dev/null 2>&1
+check "export --har: httpVersion HTTP/2.0" "$PY" -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["log"]["entries"]
+assert e and all(x["request"]["httpVersion"] == "HTTP/2.0" for x in e
+                 if "origin.test" in x["request"]["url"]), e
+' "$T/out.har"
+
+# --- floods and bombs, captured ------------------------------------------------------
+for m in ping settings rapid cont; do
+	out=$(run "$PY" "$top/test/integration/h2attack.py" 10.97.0.2 8443 "$LCA" \
+	    $m origin.test 2>&1 | tail -n 1)
+	check "$m flood: refused ($out), proxyd RSS $(rss)" \
+	    sh -c 'case "$0" in goaway*|closed) exit 0;; *) exit 1;; esac' "$out"
+done
+out=$(run "$PY" "$top/test/integration/h2attack.py" 10.97.0.2 8443 "$LCA" \
+    bomb origin.test 2>&1 | tail -n 1)
+flows_json
+check "HPACK bomb: answered 431 and recorded ($out), proxyd RSS $(rss)" sh -c "
+    [ '$out' = 'status headers' ] &&
+    grep '\"status\":431' '$T/flows.json' | grep -q '\"http_version\":\"HTTP/2.0\"'"
+grep -o 'HTTP/2: .*' "$T/proxyd.log" | sort | uniq -c | sed 's/^/  proxyd: /'
+out=$(run curl -sS -m 20 --http2 --cacert "$LCA" $RES -o /dev/null \
+    -w '%{http_version} %{http_code}' $U/index.html 2>&1)
+check "proxyd still serves h2 after the attacks ($out; RSS $(rss))" test "$out" = "2 200"
+
+# --- the explicit proxy: the same inside CONNECT ----------------------------------------
+P=http://127.0.0.1:3128
+out=$($NSE curl -sS -m 20 -x $P --http2 --cacert "$LCA" $RES -o /dev/null \
+    -w '%{http_version} %{http_code}' $U/index.html 2>&1)
+check "--listen: curl --http2 through CONNECT: HTTP/2 200 ($out)" test "$out" = "2 200"
+out=$($NSE curl -sS -m 60 -x $P --http2 --cacert "$LCA" $RES --parallel \
+    --parallel-max 50 $(for i in $(seq 1 50); do echo "-o /dev/null $U/index.html?p=$i"; done) \
+    -w '%{http_version}%{http_code}\n' 2>&1 | grep -c '^2200$')
+check "--listen: 50 parallel streams multiplexed, all HTTP/2 200 ($out)" test "$out" -eq 50
+head -c 16777216 "$T/www/big" >"$T/up16"
+out=$($NSE curl -sS -m 60 -x $P --http2 --cacert "$LCA" $RES \
+    --data-binary @"$T/up16" $U/echo 2>&1 | sha256sum | cut -d' ' -f1)
+check "--listen: a 16 MiB upload echoed back over h2, intact" test "$out" = "$(sha "$T/up16")"
+out=$($NSE curl -sS -m 20 -x $P --http2 --cacert "$LCA" $RES1 -o /dev/null \
+    -w '%{http_version} %{http_code}' https://h1.test:8444/index.html 2>&1)
+check "--listen: the h1-only origin gives curl --http2 HTTP/1.1 ($out)" test "$out" = "1.1 200"
+out=$($NSE "$PY" "$top/test/integration/h2attack.py" 10.97.0.2 8443 "$LCA" \
+    rapid origin.test 127.0.0.1:3128 2>&1 | tail -n 1)
+check "--listen: rapid reset refused inside CONNECT ($out), proxyd RSS $(rss)" \
+    sh -c 'case "$0" in goaway*|closed) exit 0;; *) exit 1;; esac' "$out"
+flows_json
+out=$($NSE curl -sS -m 20 -x $P -p --http2-prior-knowledge -o /dev/null \
+    -w '%{http_version} %{http_code}' http://origin.test:8080/index.html 2>&1)
+check "--listen: h2c with prior knowledge inside CONNECT: HTTP/2 200 ($out)" test "$out" = "2 200"
+flows_json
+check "--listen: its exchanges recorded as HTTP/2.0" sh -c "
+    grep -F '\"url\":\"https://origin.test:8443/index.html?p=50\"' '$T/flows.json' |
+        grep -q '\"http_version\":\"HTTP/2.0\"'"
+
+for p in $pids; do
+	kill -0 "$p" 2>/dev/null || not_ok "a daemon died (pid $p)"
+done
+if [ $failed -ne 0 ]; then
+	for f in proxyd netstackd nghttpd; do
+		echo "--- $f.log"; tail -n 25 "$T/$f.log"
+	done
+fi
+echo "proxyd_h2: $passed passed, $failed failed"
+[ $failed -eq 0 ]
