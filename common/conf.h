@@ -16,9 +16,12 @@
 
 #include <stddef.h>
 
+#include "errmsg.h"
+
 struct conf;
 
 /* NULL with a one-line message ("FILE:LINE: what is wrong") in err. */
+LC_MUST_CHECK
 struct conf	*conf_load(const char *path, char *err, size_t errlen);
 void		 conf_free(struct conf *);
 

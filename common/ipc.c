@@ -379,12 +379,13 @@ queue_frame(struct ipc_peer *p, Lc__MsgType type, const ProtobufCMessage *msg,
 	size_t plen, i;
 
 	if (spec == NULL || !(spec->channels & p->cfg.channel) ||
+	    !msg_role_may_send(spec, p->cfg.self_role) ||
 	    nfds != spec->nfds || msg->descriptor != spec->desc) {
 		errno = EINVAL;
 		return -1;
 	}
 	plen = protobuf_c_message_get_packed_size(msg);
-	if (plen > IPC_MAX_PAYLOAD) {
+	if (plen > spec->max_len) {
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -639,6 +640,7 @@ peer_handle_frame(struct ipc_peer *p, const struct msg_spec *spec,
     const uint8_t *payload, size_t len)
 {
 	ProtobufCMessage *msg;
+	const char *why;
 	int fds[IPC_MAX_FDS];
 	size_t nfds = spec->nfds;
 
@@ -655,6 +657,12 @@ peer_handle_frame(struct ipc_peer *p, const struct msg_spec *spec,
 	if (msg == NULL) {
 		close_fds(fds, nfds);
 		peer_close_warn(p, "undecodable %s (%zu bytes)", spec->name, len);
+		return -1;
+	}
+	if (spec->validate != NULL && (why = spec->validate(msg)) != NULL) {
+		protobuf_c_message_free_unpacked(msg, NULL);
+		close_fds(fds, nfds);
+		peer_close_warn(p, "refused %s: %s", spec->name, why);
 		return -1;
 	}
 	log_trace("%s: received %s (%zu bytes, %zu fds)", p->cfg.name,
@@ -708,6 +716,18 @@ peer_parse(struct ipc_peer *p)
 		if (!(spec->channels & p->cfg.channel)) {
 			peer_close_warn(p, "%s is not permitted on %s", spec->name,
 			    p->cfg.name);
+			return -1;
+		}
+		if (plen > spec->max_len) {
+			peer_close_warn(p, "%s of %u bytes exceeds its %u-byte limit",
+			    spec->name, plen, spec->max_len);
+			return -1;
+		}
+		/* Before the handshake only Hello/HelloReply/Error get through. */
+		if (p->state != PEER_HANDSHAKE &&
+		    !msg_role_may_send(spec, p->peer_role)) {
+			peer_close_warn(p, "%s may not come from %s", spec->name,
+			    role_name(p->peer_role));
 			return -1;
 		}
 		if (h[6] != spec->nfds) {

@@ -12,7 +12,7 @@
  *
  * Why SOCK_STREAM rather than SOCK_SEQPACKET: macOS has no AF_UNIX
  * SOCK_SEQPACKET, and the macOS backend speaks the same contract; a stream
- * also lets a message be larger than the socket buffer (packet batches) and
+ * also lets a message be larger than the socket buffer (a status reply) and
  * lets back-pressure be counted in bytes.  The price is reassembly, which
  * lives here once.
  *
@@ -23,11 +23,15 @@
  * Every connection starts with a handshake: the connecting side sends Hello
  * {protocol version, role}; the accepting side checks both and answers
  * HelloReply, or Error and closes.  Until then no other frame is accepted.
- * After it, only the message types common/msg.c permits on the channel are.
+ * After it, only what the permit table (common/msg.c) allows is: the type on
+ * this channel, from the peer's role, within the type's size limit, with its
+ * fd count, passing its checks once decoded.  The sender's side applies the
+ * same table to itself (ipc_send refuses what its own role may not send).
  *
- * Anything malformed — a length over the limit, a reserved byte set, an
- * unknown or unpermitted type, a payload that does not decode, fds missing or
- * in excess — closes that one peer with a single log line.  The process goes
+ * Anything malformed or unpermitted — a length over the limit, a reserved
+ * byte set, an unknown type, a type this channel or this role may not carry,
+ * a payload that does not decode or fails its checks, fds missing or in
+ * excess — closes that one peer with a single log line.  The process goes
  * on.
  */
 #ifndef LOCALCAP_IPC_H
@@ -43,7 +47,7 @@
 #include "common.pb-c.h"
 
 #define IPC_HDR_LEN		8
-#define IPC_MAX_PAYLOAD		(1u << 20)	/* 1 MiB: a full packet batch */
+#define IPC_MAX_PAYLOAD		(1u << 20)	/* 1 MiB; each type has its own, lower or equal (msg.c) */
 #define IPC_MAX_FDS		4		/* per frame */
 #define IPC_MAX_PENDING_FDS	64		/* received, not yet claimed */
 #define IPC_DEFAULT_OUTQ_LIMIT	(4u << 20)	/* bytes queued per peer */
@@ -115,9 +119,9 @@ struct ipc_peer	*ipc_peer_new(struct ev_loop *, int fd, int connecting,
  * caller keeps its own).  Returns 0, or -1 with errno:
  *	EAGAIN   the output queue is over its limit (back-pressure: wait for
  *		 on_drain),
- *	EMSGSIZE the encoding exceeds IPC_MAX_PAYLOAD,
+ *	EMSGSIZE the encoding exceeds the type's size limit (msg.c),
  *	ENOTCONN handshake not finished or peer closing,
- *	EINVAL   type/fd count not permitted on this channel.
+ *	EINVAL   type, fd count or own role not permitted on this channel.
  */
 int	ipc_send(struct ipc_peer *, Lc__MsgType, const ProtobufCMessage *,
 	    const int *fds, size_t nfds);

@@ -112,7 +112,8 @@ has_prefix(const char *s, size_t n, const char *prefix)
 	return n >= pn && memcmp(s, prefix, pn) == 0;
 }
 
-/* Classify one pattern (after any '!'): pid, uid:, user:, cgroup:, unit:, name. */
+/* Classify one pattern (after any '!'): pid, uid:, user:, cgroup:, unit:,
+ * name:, else a name. */
 static int
 classify(const char *text, struct ispec_error *err, size_t item,
     struct ispec_item *it)
@@ -127,6 +128,8 @@ classify(const char *text, struct ispec_error *err, size_t item,
 		{ "user:", ISPEC_USER, "user: expects a user name" },
 		{ "cgroup:", ISPEC_CGROUP, "cgroup: expects a path" },
 		{ "unit:", ISPEC_UNIT, "unit: expects a unit name" },
+		/* Always a name: for one of only digits, or like a keyword. */
+		{ "name:", ISPEC_NAME, "name: expects a process name" },
 	};
 	size_t i;
 

@@ -11,7 +11,9 @@
  * first action is an exclusion and "don't" otherwise; then every action in
  * order ORs in (include) or ANDs out (exclude) its match.  An empty spec
  * captures nothing.  localcap's extensions: `uid:N`, `user:NAME`,
- * `cgroup:PATH`, `unit:NAME` (the last two only mean something on Linux).
+ * `cgroup:PATH`, `unit:NAME` (these two only mean something on Linux), and
+ * `name:NAME` — always a process name, for one of only digits (`name:1234`)
+ * or one that starts like a keyword.
  *
  * This file splits and classifies the text, checks what can be checked
  * without the system (numbers, empty items), and renders refusals that name

@@ -19,6 +19,8 @@
 
 #include <stddef.h>
 
+#include "errmsg.h"
+
 enum sandbox_profile {
 	SANDBOX_REDIRECTORD,	/* 3 caps kept; no Landlock or seccomp (yet) */
 	SANDBOX_NETSTACKD,	/* packets, Unix sockets, nothing else */
@@ -43,6 +45,7 @@ struct sandbox {
 };
 
 /* Resolve a user name to uid/gid before anything is dropped; -1 if unknown. */
+LC_MUST_CHECK
 int	sandbox_lookup_user(const char *name, unsigned *uid, unsigned *gid);
 
 /* Apply everything in order; fatal on any failure. */

@@ -11,8 +11,10 @@
  * proxyd's user owns: root's uninstall must not delete what that user
  * names.  Even so, uninstall honours only paths install itself creates.
  *
- * LOCALCAP_TRUST_ROOT=DIR (tests) prefixes every system path, and runs
- * update-ca-certificates on that tree only.
+ * LOCALCAP_TRUST_ROOT=DIR prefixes every system path, and runs
+ * update-ca-certificates on that tree only: a supported feature (an image's
+ * trust store prepared from outside; localcapctl(8)), and how ctl_ca.sh
+ * tests install without touching the host.
  */
 #include <dirent.h>
 #include <errno.h>

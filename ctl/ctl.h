@@ -1,13 +1,15 @@
 /*
- * What localcapctl's commands share across its files: the control-socket
- * client (localcapctl.c) and the instance commands up/down/logs
- * (instance.c).
+ * What localcapctl's commands share across its files: redirectord's status
+ * through the control-socket client (ctlclient.c), the instance commands
+ * up/down/logs (instance.c), the CA (ca.c) and the viewer (web.c).
+ * localcapctl.c (main) calls them; none of them calls back into it.
  */
 #ifndef LOCALCAP_CTL_H
 #define LOCALCAP_CTL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "control.pb-c.h"
 
@@ -21,6 +23,15 @@ int	ctl_status_fetch(const char *ctl_sock_path, bool quiet,
 	    void (*fn)(void *, const Lc__StatusReply *), void *arg);
 
 int	ctl_up(const char *runtime_dir, int argc, char **argv);
+/*
+ * instance.c's helpers, open to its tests: the pid a daemon's pid file in
+ * runtime_dir names if that process runs that daemon (else 0); the last
+ * fatal (else warning) line of its log in logdir, without time and
+ * function, control characters shown as '?' ("" if none).
+ */
+pid_t	ctl_daemon_pid(const char *runtime_dir, const char *name);
+void	ctl_last_error(const char *logdir, const char *name, char *out,
+	    size_t len);
 int	ctl_down(const char *runtime_dir);
 int	ctl_logs(const char *runtime_dir, int argc, char **argv);
 /* localcapctl ca ...: argv[0] is "ca". */

@@ -212,8 +212,8 @@ now_ms(void)
 }
 
 /* The pid a daemon's pid file names, if that process is that daemon. */
-static pid_t
-daemon_pid(const char *runtime_dir, const char *name)
+pid_t
+ctl_daemon_pid(const char *runtime_dir, const char *name)
 {
 	char path[PATH_MAX], comm[32] = "";
 	FILE *f;
@@ -364,8 +364,8 @@ stop_all(pid_t pids[NDAEMONS])
  * The last fatal or warning line of a daemon's log, without its time and
  * function prefix ("" if none): why it stopped, for the one-line error.
  */
-static void
-last_error(const char *logdir, const char *name, char *out, size_t len)
+void
+ctl_last_error(const char *logdir, const char *name, char *out, size_t len)
 {
 	static const char *const marks[] = { "] fatal: ", "] warn: " };
 	char path[PATH_MAX], line[1024];
@@ -431,7 +431,7 @@ up_web(const char *bindir, const char *runtime_dir, const char *state,
 		if (waitpid(pid, &status, WNOHANG) == pid || now_ms() > deadline) {
 			if (now_ms() > deadline)
 				kill(pid, SIGTERM);
-			last_error(logdir, "webd", why, sizeof(why));
+			ctl_last_error(logdir, "webd", why, sizeof(why));
 			fprintf(stderr, "localcapctl: webd did not start%s%s; see "
 			    "%s/webd.log\n", why[0] ? ": " : "", why, logdir);
 			return 0;
@@ -481,7 +481,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	int fail_closed = 0, foreground = 0, c, i, n, running;
 	long deadline;
 
-	optind = 1;
+	optind = 0;	/* 0, not 1: GNU getopt starts afresh */
 	while ((c = getopt_long(argc, argv, "s:g:c:t:Ff", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': state = optarg; break;
@@ -534,7 +534,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		return 0;
 	}
 	for (i = 0; i < NDAEMONS; i++)
-		if (daemon_pid(runtime_dir, daemon_names[i]) > 0) {
+		if (ctl_daemon_pid(runtime_dir, daemon_names[i]) > 0) {
 			fprintf(stderr, "localcapctl: %s is already running in %s "
 			    "without the others: localcapctl down first\n",
 			    daemon_names[i], runtime_dir);
@@ -664,7 +664,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 				pids[i] = 0;
 				char why[512];
 
-				last_error(logdir, daemon_names[i], why, sizeof(why));
+				ctl_last_error(logdir, daemon_names[i], why, sizeof(why));
 				fprintf(stderr, "localcapctl: %s exited during start-up%s%s; "
 				    "see %s/%s.log\n", daemon_names[i], why[0] ? ": " : "",
 				    why, logdir, daemon_names[i]);
@@ -738,7 +738,7 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 int
 ctl_down(const char *runtime_dir)
 {
-	pid_t pids[NDAEMONS], web = daemon_pid(runtime_dir, "webd");
+	pid_t pids[NDAEMONS], web = ctl_daemon_pid(runtime_dir, "webd");
 	int i, any = 0, left;
 	long deadline;
 
@@ -756,7 +756,7 @@ ctl_down(const char *runtime_dir)
 		(void)unlink(f);
 	}
 	for (i = 0; i < NDAEMONS; i++) {
-		pids[i] = daemon_pid(runtime_dir, daemon_names[i]);
+		pids[i] = ctl_daemon_pid(runtime_dir, daemon_names[i]);
 		if (pids[i] > 0) {
 			any = 1;
 			if (kill(pids[i], SIGTERM) == -1) {
@@ -813,7 +813,7 @@ ctl_logs(const char *runtime_dir, int argc, char **argv)
 	char *targv[16], files[NDAEMONS][PATH_MAX], units[NDAEMONS][64];
 	int follow = 0, c, i, n = 0, found = 0;
 
-	optind = 1;
+	optind = 0;	/* 0, not 1: GNU getopt starts afresh */
 	while ((c = getopt_long(argc, argv, "fd:n:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': follow = 1; break;

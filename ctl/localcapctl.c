@@ -21,28 +21,13 @@
 #include "log.h"
 #include "control.pb-c.h"
 #include "ctl/ctl.h"
+#include "ctl/ctlclient.h"
 #include "ctl/flows.h"
 #include "utf8.h"
 
-#define CTL_TIMEOUT	5.0	/* seconds for one request */
-
-struct ctl {
-	struct ev_loop		*loop;
-	const char		*sock_path;
-	const char		*runtime_dir;
-	Lc__CtlRequest		*request;
-	int			 json;
-	int			 exit_code;
-	int			 done;
-	ev_timer		 deadline;
-	const char		*spec_text;	/* attach/detach: for error carets */
-	int			 quiet;		/* no error lines (polling) */
-	int			 running;	/* status: daemons reported running */
-	void			(*print)(const struct ctl *, const Lc__CtlReply *);
-};
 
 static const char usage[] =
-    "usage: localcapctl [-r DIR] [--json] COMMAND\n"
+    "usage: localcapctl [-r DIR] [-s DIR] [--json] COMMAND [OPTIONS]\n"
     "\n"
     "commands:\n"
     "  up [--state-dir DIR] [--cgroup PATH] [--config FILE] [--tun-name NAME]\n"
@@ -77,7 +62,7 @@ static const char usage[] =
     "                         the URL to open, with its access token\n"
     "  version                this program's version\n"
     "\n"
-    "options:\n"
+    "options (before or after the command):\n"
     "  -r, --runtime-dir DIR  where the daemons' sockets are (default: "
     "$LOCALCAP_RUNTIME_DIR,\n"
     "                         else " DAEMON_DEFAULT_RUNTIME_DIR ")\n"
@@ -231,11 +216,17 @@ print_spec(const struct ctl *ctl, const Lc__CtlReply *reply)
 {
 	const char *spec = reply->spec->spec ? reply->spec->spec : "";
 
+	unsigned runs = reply->spec->runs;
+
+	/* As the person wrote it; run sessions' own items are counted apart. */
 	if (ctl->json) {
 		printf("{\"spec\":");
 		json_string(spec);
-		printf("}\n");
-	} else
+		printf(",\"runs\":%u}\n", runs);
+	} else if (runs > 0)
+		printf("capturing: %s (and %u run session%s)\n",
+		    spec[0] ? spec : "nothing else", runs, runs == 1 ? "" : "s");
+	else
 		printf("capturing: %s\n", spec[0] ? spec : "nothing");
 }
 
@@ -249,190 +240,67 @@ print_run(const struct ctl *ctl, const Lc__CtlReply *reply)
 	    reply->run->cgroup ? reply->run->cgroup : "");
 }
 
-static void
-finish(struct ctl *ctl, int code)
-{
-	ctl->exit_code = code;
-	ctl->done = 1;
-	ev_timer_stop(ctl->loop, &ctl->deadline);
-	ev_break(ctl->loop, EVBREAK_ALL);
-}
-
-static void
-ctl_ready(struct ipc_peer *peer)
-{
-	struct ctl *ctl = ipc_user(peer);
-
-	if (ipc_send(peer, LC__MSG_TYPE__MSG_CTL_REQUEST, &ctl->request->base,
-	    NULL, 0) == -1) {
-		fprintf(stderr, "localcapctl: cannot send the request: %s\n",
-		    strerror(errno));
-		finish(ctl, 1);
-	}
-}
-
-static void
-ctl_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg,
-    int *fds, size_t nfds)
-{
-	struct ctl *ctl = ipc_user(peer);
-	const Lc__CtlReply *reply = (const Lc__CtlReply *)(const void *)msg;
-
-	(void)fds;
-	(void)nfds;
-	if (type != LC__MSG_TYPE__MSG_CTL_REPLY ||
-	    reply->request_id != ctl->request->request_id) {
-		fprintf(stderr, "localcapctl: unexpected %s from redirectord\n",
-		    ipc_type_name(type));
-		finish(ctl, 1);
-	} else if (reply->reply_case == LC__CTL_REPLY__REPLY_ERROR) {
-		fprintf(stderr, "localcapctl: %s\n", reply->error->message ?
-		    reply->error->message : "request failed");
-		if (reply->error->code == LC__ERROR_CODE__ERR_BAD_SPEC &&
-		    ctl->spec_text && reply->error->offset <= strlen(ctl->spec_text))
-			fprintf(stderr, "  %s\n  %*s^\n", ctl->spec_text,
-			    (int)reply->error->offset, "");
-		finish(ctl, 1);
-	} else {
-		ctl->print(ctl, reply);
-		finish(ctl, 0);
-	}
-	ipc_close(peer, "done");
-}
-
-static void
-ctl_close(struct ipc_peer *peer, const char *reason)
-{
-	struct ctl *ctl = ipc_user(peer);
-
-	if (!ctl->done && ctl->quiet)
-		finish(ctl, 1);
-	else if (!ctl->done) {
-		fprintf(stderr, "localcapctl: redirectord closed the connection: %s\n",
-		    reason);
-		finish(ctl, 1);
-	}
-}
-
-static void
-deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct ctl *ctl = w->data;
-
-	(void)loop;
-	(void)revents;
-	fprintf(stderr, "localcapctl: no answer from redirectord within %.0f s\n",
-	    CTL_TIMEOUT);
-	finish(ctl, 1);
-}
-
-static const struct ipc_callbacks ctl_cb = {
-	.on_ready = ctl_ready,
-	.on_message = ctl_message,
-	.on_close = ctl_close,
-};
-
+/*
+ * The global options are accepted after the command too, where people type
+ * them (`localcapctl up --runtime-dir DIR`, `localcapctl status --json`), as
+ * systemctl does.  They are taken out of argv[first..*argc) here, so the
+ * command's own parser never sees them, with three exceptions: nothing after
+ * "--", nothing from run's command on (its options are its own), and an
+ * option the command has itself (up's -s/--state-dir, the store readers'
+ * -j/--json) is left to it.  Returns 0, or 2 (usage) for a missing value.
+ */
 static int
-run_request(struct ctl *ctl)
+take_global_options(const char *cmd, int first, int *argc, char **argv,
+    const char **runtime_dir, const char **state_dir, int *json)
 {
-	const struct ipc_peer_config cfg = {
-		.channel = IPC_CHAN_CTL,
-		.self_role = LC__ROLE__ROLE_CTL,
-		.accept_roles = 1u << LC__ROLE__ROLE_REDIRECTORD,
-		.cb = &ctl_cb,
-		.user = ctl,
-		.name = "ctl.sock",
-	};
-	struct ipc_peer *peer;
-	int fd;
+	int own_state = strcmp(cmd, "up") == 0;
+	int own_json = strcmp(cmd, "flows") == 0 || strcmp(cmd, "show") == 0 ||
+	    strcmp(cmd, "ps") == 0;
+	int in, out = first;
 
-	if ((fd = ipc_connect_path(ctl->sock_path)) == -1) {
-		if (ctl->quiet)
-			return 1;
-		if (errno == ENOENT || errno == ECONNREFUSED)
-			fprintf(stderr, "localcapctl: redirectord is not running "
-			    "(nothing listens on %s)\n", ctl->sock_path);
-		else if (errno == EACCES || errno == EPERM)
-			fprintf(stderr, "localcapctl: permission denied on %s: "
-			    "run as root or join the 'localcap' group\n",
-			    ctl->sock_path);
-		else
-			fprintf(stderr, "localcapctl: %s: %s\n", ctl->sock_path,
-			    strerror(errno));
-		return 1;
+	for (in = first; in < *argc; in++) {
+		const char *a = argv[in], **dst = NULL, *val = NULL;
+		size_t n;
+
+		if (strcmp(a, "--") == 0 || (strcmp(cmd, "run") == 0 && a[0] != '-'))
+			break;
+		if (strcmp(a, "-j") == 0 || strcmp(a, "--json") == 0) {
+			if (own_json) {
+				argv[out++] = argv[in];
+				continue;
+			}
+			*json = 1;
+			continue;
+		}
+		if (strcmp(a, "-r") == 0 || strncmp(a, "--runtime-dir", 13) == 0) {
+			dst = runtime_dir;
+			n = a[1] == 'r' ? 2 : 13;
+		} else if (!own_state && (strcmp(a, "-s") == 0 ||
+		    strncmp(a, "--state-dir", 11) == 0)) {
+			dst = state_dir;
+			n = a[1] == 's' ? 2 : 11;
+		} else {
+			argv[out++] = argv[in];
+			continue;
+		}
+		if (a[n] == '=')
+			val = a + n + 1;
+		else if (a[n] != '\0') {	/* --runtime-directory: not ours */
+			argv[out++] = argv[in];
+			continue;
+		} else if (in + 1 < *argc)
+			val = argv[++in];
+		else {
+			fprintf(stderr, "localcapctl: %s needs a value\n", a);
+			return 2;
+		}
+		*dst = val;
 	}
-	ctl->loop = ev_default_loop(EVFLAG_AUTO);
-	if ((peer = ipc_peer_new(ctl->loop, fd, 1, &cfg)) == NULL) {
-		fprintf(stderr, "localcapctl: out of memory\n");
-		return 1;
-	}
-	ev_timer_init(&ctl->deadline, deadline_cb, CTL_TIMEOUT, 0.);
-	ctl->deadline.data = ctl;
-	ev_timer_start(ctl->loop, &ctl->deadline);
-	ev_run(ctl->loop, 0);
-	return ctl->exit_code;
-}
-
-static void
-count_running(const struct ctl *ctl, const Lc__CtlReply *reply)
-{
-	struct ctl *c = (struct ctl *)(uintptr_t)ctl;
-	size_t i;
-
-	c->running = 0;
-	for (i = 0; i < reply->status->n_daemons; i++)
-		c->running += reply->status->daemons[i]->running != 0;
-}
-
-int
-ctl_daemons_running(const char *sock_path)
-{
-	struct ctl ctl = { .exit_code = 1, .quiet = 1 };
-	Lc__CtlRequest req;
-	Lc__StatusRequest status;
-
-	lc__ctl_request__init(&req);
-	lc__status_request__init(&status);
-	req.request_id = (uint64_t)getpid();
-	req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
-	req.status = &status;
-	ctl.request = &req;
-	ctl.sock_path = sock_path;
-	ctl.print = count_running;
-	if (run_request(&ctl) != 0)
-		return -1;
-	return ctl.running;
-}
-
-static void (*status_fn)(void *, const Lc__StatusReply *);
-static void *status_arg;
-
-static void
-hand_status(const struct ctl *ctl, const Lc__CtlReply *reply)
-{
-	(void)ctl;
-	status_fn(status_arg, reply->status);
-}
-
-int
-ctl_status_fetch(const char *sock_path, bool quiet,
-    void (*fn)(void *, const Lc__StatusReply *), void *arg)
-{
-	struct ctl ctl = { .exit_code = 1, .quiet = quiet };
-	Lc__CtlRequest req;
-	Lc__StatusRequest status;
-
-	lc__ctl_request__init(&req);
-	lc__status_request__init(&status);
-	req.request_id = (uint64_t)getpid();
-	req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
-	req.status = &status;
-	ctl.request = &req;
-	ctl.sock_path = sock_path;
-	ctl.print = hand_status;
-	status_fn = fn;
-	status_arg = arg;
-	return run_request(&ctl) == 0 ? 0 : -1;
+	while (in < *argc)
+		argv[out++] = argv[in++];
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
 }
 
 /* "a", "b,c", "d" -> "a,b,c,d" */
@@ -504,6 +372,9 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	cmd = argv[optind++];
+	if ((c = take_global_options(cmd, optind, &argc, argv, &runtime_dir,
+	    &state_dir, &ctl.json)) != 0)
+		return c;
 	/* Client errors are printed by us; keep the library's log quiet. */
 	log_init("localcapctl", 1, LOG_LEVEL_WARN - 1);
 
@@ -608,7 +479,7 @@ main(int argc, char *argv[])
 		 * redirectord moves us into a fresh capture cgroup; then we
 		 * become CMD, so CMD and all it starts are in there.
 		 */
-		if ((rc = run_request(&ctl)) != 0)
+		if ((rc = ctl_request(&ctl)) != 0)
 			return rc;
 		if (getenv("LOCALCAP_VERBOSE"))
 			fprintf(stderr, "localcapctl: capturing in cgroup %s\n",
@@ -623,7 +494,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	ctl.request = &req;
-	c = run_request(&ctl);
+	c = ctl_request(&ctl);
 	free(spec);
 	return c;
 }

@@ -1,8 +1,10 @@
 /*
- * Test-only network impairment at the TUN boundary: drop, duplicate,
- * reorder and delay packets with a seeded PRNG, in both directions, so the
- * stack's recovery (retransmission, SACK, reassembly) is exercised against
- * the real Linux stack.  Compiled in, off unless netstackd gets --impair.
+ * Network impairment at the TUN boundary: drop, duplicate, reorder and
+ * delay packets with a seeded PRNG, in both directions, so the stack's
+ * recovery (retransmission, SACK, reassembly) is exercised against the real
+ * Linux stack, and people can see how captured programs fare on a poor
+ * link.  A supported option (netstackd(8) --impair), off unless given;
+ * test_ns_impair tests it alone.
  *
  * Pure like the stack: the caller passes time in and delivers what
  * impair_due() hands back.

@@ -39,6 +39,8 @@
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
+#include "msg.h"
+#include "owner.h"
 #include "sandbox.h"
 #include "data.pb-c.h"
 #include "flow.pb-c.h"
@@ -86,10 +88,7 @@ struct flow {
 	uint64_t		 queried_at;
 	struct tcp_tuple	 tuple;
 	int			 have_owner;
-	uint32_t		 owner_pid, owner_uid, owner_gid;
-	uint64_t		 owner_cgroup_id;
-	char			 owner_name[16];
-	char			 owner_cgroup[256];
+	struct owner		 owner;		/* common/owner.h */
 	uint8_t			*udpq[UDP_PENDING_MAX];
 	size_t			 udpq_len[UDP_PENDING_MAX];
 	int			 nudpq;
@@ -125,8 +124,8 @@ struct netstackd {
 	int			 status_dirty;
 
 	/* proxyd's last ProxyStatus, passed on to redirectord. */
-#define NS_PX_COUNTERS	32
-	char			 px_names[NS_PX_COUNTERS][32];
+#define NS_PX_COUNTERS	LC_STATUS_COUNTERS_MAX	/* msg.c refuses more */
+	char			 px_names[NS_PX_COUNTERS][LC_COUNTER_NAME_MAX];
 	uint64_t		 px_values[NS_PX_COUNTERS];
 	size_t			 n_px;
 	uint64_t		 px_flows_active;
@@ -172,7 +171,7 @@ report_status(void)
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
 	const struct ns_stack_stats *st = ns.stack ? ns_stack_stats(ns.stack) : NULL;
 	Lc__NetstackStatus msg;
-	Lc__Counter c[16], *cp[16];	/* redirectord keeps 16 */
+	Lc__Counter c[LC_STATUS_COUNTERS_MAX], *cp[LC_STATUS_COUNTERS_MAX];
 	Lc__Counter pcs[NS_PX_COUNTERS], *pcp[NS_PX_COUNTERS];
 	size_t n = 0;
 
@@ -341,15 +340,7 @@ flow_handover(struct flow *f)
 		return -1;
 	}
 	lc__new_flow__init(&nf);
-	lc__process_info__init(&owner);
-	if (f->have_owner) {
-		owner.pid = f->owner_pid;
-		owner.uid = f->owner_uid;
-		owner.gid = f->owner_gid;
-		owner.name = f->owner_name;
-		owner.cgroup = f->owner_cgroup;
-		owner.cgroup_id = f->owner_cgroup_id;
-	}
+	owner_to_pb(&f->owner, &owner);	/* zeros until an owner is known */
 	/* "remote" is the application, "local" the destination it wanted. */
 	fill_endpoint(&src, t->version, t->raddr, t->rport);
 	fill_endpoint(&dst, t->version, t->laddr, t->lport);
@@ -492,14 +483,7 @@ owner_reply(const Lc__OwnerReply *r)
 		return;		/* answered too late, or the flow is gone */
 	if (r->found && r->owner) {
 		f->have_owner = 1;
-		f->owner_pid = r->owner->pid;
-		f->owner_uid = r->owner->uid;
-		f->owner_gid = r->owner->gid;
-		f->owner_cgroup_id = r->owner->cgroup_id;
-		snprintf(f->owner_name, sizeof(f->owner_name), "%s",
-		    r->owner->name ? r->owner->name : "");
-		snprintf(f->owner_cgroup, sizeof(f->owner_cgroup), "%s",
-		    r->owner->cgroup ? r->owner->cgroup : "");
+		(void)owner_from_pb(&f->owner, r->owner);
 	}
 	flow_release_pending(f);
 	process_events();
@@ -1060,7 +1044,6 @@ redirector_message(struct ipc_peer *peer, Lc__MsgType type,
 	case LC__MSG_TYPE__MSG_OWNER_REPLY:
 		owner_reply((const Lc__OwnerReply *)(const void *)msg);
 		break;
-	case LC__MSG_TYPE__MSG_PACKET_BATCH:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
 	default:
@@ -1107,7 +1090,7 @@ proxy_message(struct ipc_peer *peer, Lc__MsgType type,
 		const Lc__ProxyStatus *ps = (const Lc__ProxyStatus *)(const void *)msg;
 		size_t i;
 
-		/* Kept for status only: names cut, a bounded number of them. */
+		/* Kept for status only; msg.c bounds their number and names. */
 		ns.n_px = 0;
 		for (i = 0; i < ps->n_counters && ns.n_px < NS_PX_COUNTERS; i++) {
 			if (ps->counters[i]->name == NULL)
@@ -1120,7 +1103,6 @@ proxy_message(struct ipc_peer *peer, Lc__MsgType type,
 		ns.status_dirty = 1;
 		break;
 	}
-	case LC__MSG_TYPE__MSG_FLOW_CLOSED:
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
 	default:

@@ -35,6 +35,8 @@
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#include "proxyd/tlserr.h"
+#include "errmsg.h"
 #include "log.h"
 #include "proxyd/ca.h"
 #include "proxyd/x509util.h"
@@ -47,25 +49,6 @@ struct ca {
 	mbedtls_x509_crt	crt;
 	bool			created;
 };
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static const char *
-tls_strerror(int ret, char *buf, size_t len)
-{
-	mbedtls_strerror(ret, buf, len);
-	return buf;
-}
 
 /* Opens the state directory and checks who may write into it. */
 static int

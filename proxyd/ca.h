@@ -21,6 +21,8 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
+#include "errmsg.h"
+
 #define CA_SECRET_FILE		"localcap-ca.pem"
 #define CA_EXPORT_PEM_FILE	"localcap-ca-cert.pem"
 #define CA_EXPORT_DER_FILE	"localcap-ca-cert.der"
@@ -40,6 +42,7 @@ enum ca_open_mode {
  * missing directory (last component only) is created 0700.  On failure
  * returns -1 with a one-line reason naming the offending file in err.
  */
+LC_MUST_CHECK
 int	ca_open(const char *state_dir, enum ca_open_mode mode, struct ca **out,
 	    char *err, size_t errlen) __attribute__((warn_unused_result));
 void	ca_free(struct ca *ca);
@@ -51,6 +54,7 @@ const mbedtls_x509_crt *ca_cert(const struct ca *ca);
 const unsigned char *ca_cert_der(const struct ca *ca, size_t *len);
 
 /* PEM of the certificate; returns the length written (NUL excluded) or -1. */
+LC_MUST_CHECK
 int	ca_cert_pem(const struct ca *ca, char *buf, size_t bufsize);
 
 /*

@@ -9,22 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "proxyd/cabundle.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int
 cabundle_read(const char *path, unsigned char **buf, size_t *len, char *err,

@@ -30,6 +30,8 @@
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#include "proxyd/tlserr.h"
+#include "errmsg.h"
 #include "log.h"
 #include "proxyd/certforge.h"
 #include "proxyd/certname.h"
@@ -72,18 +74,6 @@ struct certforge {
 	uint64_t		seed;
 	struct certforge_stats	st;
 };
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static uint64_t
 key_hash(uint64_t seed, const unsigned char *key, size_t len)
@@ -438,7 +428,7 @@ certforge_get(struct certforge *cf, const struct certforge_request *req,
 	    (ret = mbedtls_x509_crt_parse_der(&up, req->upstream_der, req->upstream_len)) != 0) {
 		char why[100];
 
-		mbedtls_strerror(ret, why, sizeof(why));
+		(void)tls_strerror(ret, why, sizeof(why));
 		seterr(err, errlen, "upstream certificate does not parse: %s", why);
 		mbedtls_x509_crt_free(&up);
 		cf->st.errors++;
@@ -533,7 +523,7 @@ certforge_new(struct signer *signer, const mbedtls_x509_crt *ca_cert, size_t cac
 	    mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY))) != 0 ||
 	    (ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(cf->leaf_key),
 	    mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE)) != 0) {
-		mbedtls_strerror(ret, why, sizeof(why));
+		(void)tls_strerror(ret, why, sizeof(why));
 		seterr(err, errlen, "leaf key generation: %s", why);
 		goto fail;
 	}

@@ -24,6 +24,8 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
+#include "errmsg.h"
+
 struct signer;
 
 #define CERTFORGE_DEFAULT_CACHE	1024
@@ -56,6 +58,7 @@ struct certforge;
  * (for the start-up self-test).  cache_max 0 disables caching.  days caps
  * leaf validity (0: CERTFORGE_DEFAULT_DAYS).  NULL with err set on failure.
  */
+LC_MUST_CHECK
 struct certforge *certforge_new(struct signer *signer, const mbedtls_x509_crt *ca_cert,
 	    size_t cache_max, unsigned int days, char *err, size_t errlen);
 void	certforge_free(struct certforge *cf);
@@ -66,6 +69,7 @@ void	certforge_free(struct certforge *cf);
  * nor destination address, the upstream certificate does not parse, or
  * signing fails.  Never crashes on peer bytes.
  */
+LC_MUST_CHECK
 int	certforge_get(struct certforge *cf, const struct certforge_request *req,
 	    struct forged_cert **out, char *err, size_t errlen)
 	    __attribute__((warn_unused_result));

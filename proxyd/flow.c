@@ -14,9 +14,8 @@
 void
 flow_meta_clear(struct flow_meta *m)
 {
-	free(m->owner.name);
-	free(m->owner.cgroup);
-	m->owner.name = m->owner.cgroup = NULL;
+	/* Nothing of the meta is on the heap now (the owner is inline). */
+	memset(&m->owner, 0, sizeof(m->owner));
 }
 
 socklen_t
@@ -125,7 +124,6 @@ flow_ring_push(struct flow_ring *r, struct flow_record *rec)
 	} else
 		r->count++;
 	*slot = *rec;
-	rec->meta.owner.name = rec->meta.owner.cgroup = NULL;
 	r->head = (r->head + 1) % r->cap;
 }
 

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "owner.h"
+
 
 /* How many of the first bytes of each direction a record keeps. */
 #define FLOW_FIRST_BYTES	256
@@ -47,22 +49,13 @@ struct flow_addr {
 	uint16_t	port;
 };
 
-struct flow_owner {
-	uint32_t	pid;
-	uint32_t	uid;
-	uint32_t	gid;
-	uint64_t	cgroup_id;
-	char		*name;		/* owned; never NULL once set */
-	char		*cgroup;	/* owned; never NULL once set */
-};
-
 /* A flow as its source described it, validated. */
 struct flow_meta {
 	uint64_t		source_flow_id;	/* unique per source connection */
 	enum flow_transport	transport;
 	struct flow_addr	src;		/* the application */
 	struct flow_addr	dst;		/* where it meant to go */
-	struct flow_owner	owner;
+	struct owner		owner;		/* common/owner.h */
 	uint64_t		start_us;	/* CLOCK_REALTIME */
 	/*
 	 * The host name the application asked for, when its source knows

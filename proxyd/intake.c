@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "msg.h"
 #include "proxyd/aead.h"
 #include "proxyd/intake.h"
 #include "proxyd/listen.h"
@@ -41,16 +42,19 @@ struct intake {
 
 #define ERR(...)	do { snprintf(err, errlen, __VA_ARGS__); goto bad; } while (0)
 
+/* A source's endpoint, validated once (common/owner.c), as proxyd keeps it. */
 static int
-endpoint_addr(struct flow_addr *fa, const Lc__Endpoint *ep)
+endpoint_addr(struct flow_addr *fa, const Lc__Endpoint *pb, int port_zero_ok)
 {
-	if (ep->addr.len == 4)
-		fa->family = AF_INET;
-	else if (ep->addr.len == 16)
-		fa->family = AF_INET6;
-	else
-		return -1;
-	memcpy(fa->addr, ep->addr.data, ep->addr.len);
+	struct endpoint e;
+	const char *why;
+	int rc = endpoint_from_pb(&e, pb, port_zero_ok, &why);
+
+	if (rc != 0)
+		return rc;
+	fa->family = e.family;
+	memcpy(fa->addr, e.addr, sizeof(fa->addr));
+	fa->port = e.port;
 	return 0;
 }
 
@@ -60,13 +64,6 @@ addr_unspecified(const struct flow_addr *fa)
 	static const uint8_t zero[16];
 
 	return memcmp(fa->addr, zero, fa->family == AF_INET ? 4 : 16) == 0;
-}
-
-/* A copy of a peer-supplied string, cut at max bytes; "" for none. */
-static char *
-dup_bounded(const char *s, size_t max)
-{
-	return strndup(s ? s : "", max);
 }
 
 int
@@ -82,37 +79,27 @@ flow_meta_from_newflow(struct flow_meta *m, const Lc__NewFlow *nf, char *err,
 		ERR("transport %d is neither TCP nor UDP", (int)nf->transport);
 	if (nf->src == NULL || nf->dst == NULL)
 		ERR("source or destination missing");
-	if (endpoint_addr(&m->src, nf->src) == -1)
+	switch (endpoint_addr(&m->src, nf->src, 1)) {
+	case ENDPOINT_BAD_ADDR:
 		ERR("source address of %zu bytes", nf->src->addr.len);
-	if (endpoint_addr(&m->dst, nf->dst) == -1)
+	case ENDPOINT_BAD_PORT:
+		ERR("source port %u", nf->src->port);
+	}
+	switch (endpoint_addr(&m->dst, nf->dst, 0)) {
+	case ENDPOINT_BAD_ADDR:
 		ERR("destination address of %zu bytes", nf->dst->addr.len);
+	case ENDPOINT_BAD_PORT:
+		ERR("destination port %u", nf->dst->port);
+	}
 	if (m->src.family != m->dst.family)
 		ERR("source and destination of different address families");
-	if (nf->src->port > 65535)
-		ERR("source port %u", nf->src->port);
-	if (nf->dst->port == 0 || nf->dst->port > 65535)
-		ERR("destination port %u", nf->dst->port);
 	/* connect() to 0.0.0.0 or :: reaches this host: never what was meant. */
 	if (addr_unspecified(&m->dst))
 		ERR("unspecified destination address");
-	m->src.port = (uint16_t)nf->src->port;
-	m->dst.port = (uint16_t)nf->dst->port;
 	m->source_flow_id = nf->flow_id;
 	m->start_us = nf->start_time_us;
-	if (nf->owner) {
-		m->owner.pid = nf->owner->pid;
-		m->owner.uid = nf->owner->uid;
-		m->owner.gid = nf->owner->gid;
-		m->owner.cgroup_id = nf->owner->cgroup_id;
-	}
-	/* Bounded: a comm is 16 bytes, a cgroup path rarely over a few hundred. */
-	m->owner.name = dup_bounded(nf->owner ? nf->owner->name : NULL, 255);
-	m->owner.cgroup = dup_bounded(nf->owner ? nf->owner->cgroup : NULL, 4095);
-	if (m->owner.name == NULL || m->owner.cgroup == NULL) {
-		flow_meta_clear(m);
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	/* Bounded by the struct: a name or path longer than it is cut. */
+	(void)owner_from_pb(&m->owner, nf->owner);
 	return 0;
 bad:
 	memset(m, 0, sizeof(*m));
@@ -177,6 +164,8 @@ send_status(struct intake *in, struct ipc_peer *peer)
 		{ "aes_gcm_ipsec_mb",		(uint64_t)aead_aes_gcm_accelerated() },
 	};
 	enum { N = sizeof(vals) / sizeof(vals[0]) };
+	/* The permit table refuses a ProxyStatus with more (common/msg.h). */
+	_Static_assert(N <= LC_STATUS_COUNTERS_MAX, "too many proxyd counters");
 	Lc__Counter counters[N], *cp[N];
 	Lc__ProxyStatus msg;
 	size_t i;

@@ -245,13 +245,7 @@ start_flow(struct pconn *pc, const struct flow_addr *dst)
 	meta.dst.port = pc->port;
 	meta.start_us = realtime_us();
 	/* The client is whoever connected: no process is known. */
-	meta.owner.name = strdup("(proxy)");
-	meta.owner.cgroup = strdup("");
-	if (meta.owner.name == NULL || meta.owner.cgroup == NULL) {
-		flow_meta_clear(&meta);
-		refuse(pc, 503, "Service Unavailable", "out of memory");
-		return;
-	}
+	snprintf(meta.owner.name, sizeof(meta.owner.name), "(proxy)");
 	/* A name (never an address) is what TLS without SNI is checked by. */
 	if (addr_literal(pc->host, &probe) == -1)
 		snprintf(meta.host, sizeof(meta.host), "%s", pc->host);

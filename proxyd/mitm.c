@@ -51,14 +51,6 @@ mitm_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void
-mitm_tls_strerror(int ret, char *buf, size_t len)
-{
-	mbedtls_strerror(ret, buf, len);
-	if (buf[0] == '\0')
-		snprintf(buf, len, "mbedTLS error -0x%04x", (unsigned)-ret);
-}
-
 /* --- buffers and BIO ------------------------------------------------------- */
 
 size_t
@@ -463,7 +455,7 @@ leg_error(struct mitm *m, enum mitm_side side, int ret)
 			snprintf(m->info.reason, sizeof(m->info.reason), "%s sent alert %d (%s)",
 			    side == MITM_CLIENT ? "client" : "upstream", a, mitm_alert_name(a));
 		else {
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 			snprintf(m->info.reason, sizeof(m->info.reason), "%s: %s",
 			    side == MITM_CLIENT ? "client" : "upstream", ebuf);
 		}

@@ -16,10 +16,10 @@
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#include "errmsg.h"
 #include "proxyd/mitm.h"
 #include "proxyd/mitm_int.h"
 #include "proxyd/sesscache.h"
-
 
 /*
  * The upstream leg (towards the real servers): what a current browser
@@ -86,21 +86,6 @@ static const int client_leg_suites_aes_first[] = {
 	0
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 struct mitm_ctx *
 mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, size_t errlen)
 {
@@ -130,7 +115,7 @@ mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, si
 	if (opt->system_ca_buf != NULL) {
 		if ((ret = mbedtls_x509_crt_parse(&ctx->trust, opt->system_ca_buf,
 		    opt->system_ca_len)) < 0) {
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 			seterr(err, errlen, "%s: %s", sys, ebuf);
 			goto fail;
 		}
@@ -139,7 +124,7 @@ mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, si
 		/* > 0: some certificates of the bundle did not parse; skip them,
 		 * as every TLS library does with a system store. */
 		if ((ret = mbedtls_x509_crt_parse_file(&ctx->trust, sys)) < 0) {
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 			seterr(err, errlen, "%s: %s", sys, ebuf);
 			goto fail;
 		}
@@ -157,7 +142,7 @@ mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, si
 				seterr(err, errlen, "%s: %d certificate(s) did not parse",
 				    name, ret);
 			else {
-				mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+				(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 				seterr(err, errlen, "%s: %s", name, ebuf);
 			}
 			goto fail;
@@ -172,7 +157,7 @@ mitm_ctx_new(const struct mitm_options *opt, struct certforge *cf, char *err, si
 		if ((ret = mbedtls_ssl_ticket_setup(&ctx->tickets, mbedtls_psa_get_random,
 		    MBEDTLS_PSA_RANDOM_STATE, MBEDTLS_CIPHER_AES_256_GCM,
 		    opt->ticket_lifetime)) != 0) {
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 			seterr(err, errlen, "session tickets: %s", ebuf);
 			goto fail;
 		}

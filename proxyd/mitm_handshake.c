@@ -274,7 +274,7 @@ start_upstream(struct mitm *m)
 	m->st = ST_UPSTREAM_HS;
 	return;
 fail:
-	mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+	(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 	mitm_fail(m, MITM_ERR_INTERNAL, "upstream TLS setup: %s", ebuf);
 }
 
@@ -439,7 +439,7 @@ start_client(struct mitm *m)
 	m->st = ST_CLIENT_HS;
 	return;
 fail:
-	mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+	(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 	mitm_fail(m, MITM_ERR_INTERNAL, "client TLS setup: %s", ebuf);
 }
 
@@ -599,7 +599,7 @@ step_upstream(struct mitm *m)
 			mitm_upstream_fail(m, MITM_ERR_UPSTREAM_HANDSHAKE,
 			    "upstream TLS handshake: server closed the connection");
 		else {
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 			mitm_upstream_fail(m, MITM_ERR_UPSTREAM_HANDSHAKE, "upstream TLS handshake: %s",
 			    ebuf);
 		}
@@ -647,7 +647,7 @@ step_client(struct mitm *m)
 			snprintf(ebuf, sizeof(ebuf), "closed the connection");
 		} else {
 			e = MITM_ERR_CLIENT_HANDSHAKE;
-			mitm_tls_strerror(ret, ebuf, sizeof(ebuf));
+			(void)tls_strerror(ret, ebuf, sizeof(ebuf));
 		}
 		if (m->h2_only_to_h1)
 			mitm_fail(m, MITM_ERR_CLIENT_HANDSHAKE, "client TLS "

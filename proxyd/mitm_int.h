@@ -19,6 +19,7 @@
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
+#include "proxyd/tlserr.h"
 #include "proxyd/mitm.h"
 
 struct sesscache;
@@ -138,7 +139,6 @@ struct mitm {
 
 /* mitm.c */
 uint64_t	 mitm_now_us(void);
-void		 mitm_tls_strerror(int ret, char *buf, size_t len);
 void		 mitm_fail(struct mitm *m, enum mitm_error e, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
 /* The upstream leg is lost; the client leg goes on so that it can be told. */

@@ -696,7 +696,6 @@ relay_start_prefixed(struct relay *r, const void *source,
 	/* From here on the flow exists and is recorded however it ends. */
 	f->rec.id = r->next_id++;
 	f->rec.meta = *meta;
-	meta->owner.name = meta->owner.cgroup = NULL;
 	/* Deadlines start now, not at the loop's last wake-up. */
 	ev_now_update(r->loop);
 	if (f->rec.meta.start_us == 0)

@@ -53,6 +53,8 @@
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#include "proxyd/tlserr.h"
+#include "errmsg.h"
 #include "log.h"
 #include "sandbox.h"
 #include "proxyd/ca.h"
@@ -99,18 +101,6 @@ signer_set_rate_limit(unsigned burst, unsigned per_second)
 {
 	rate_burst = burst;
 	rate_per_s = per_second;
-}
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* SubjectPublicKeyInfo DER of pk into out; its length, or 0 on failure. */
@@ -398,7 +388,7 @@ sign_local(struct signer *s, const struct leaf_request *req, unsigned char *der,
 	free(scratch);
 	return SIGNER_OK;
 fail:
-	mbedtls_strerror(ret, why, sizeof(why));
+	(void)tls_strerror(ret, why, sizeof(why));
 	seterr(err, errlen, "signing failed: %s", why);
 	mbedtls_x509write_crt_free(&w);
 	free(sanlist);

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errmsg.h"
+
 struct ca;
 
 #define SIGNER_MAX_SANS		256
@@ -86,6 +88,7 @@ enum signer_status {
 struct signer;
 
 /* In-process: borrows ca (it must outlive the signer). NULL on failure. */
+LC_MUST_CHECK
 struct signer *signer_new(struct ca *ca);
 
 /*
@@ -100,6 +103,7 @@ struct signer *signer_new(struct ca *ca);
  * caller must not use the CA key through any other signer afterwards.
  * NULL with err set on failure (ca keeps its key then).
  */
+LC_MUST_CHECK
 struct signer *signer_spawn(struct ca *ca, char *err, size_t errlen);
 
 /*

@@ -23,6 +23,7 @@
 #include <linux/types.h>
 
 #include "ebpf/capture.h"
+#include "errmsg.h"
 
 struct rd_spec;
 struct rd_bpf;
@@ -40,12 +41,14 @@ int	rd_bpf_preflight(char *why, size_t len);
  * in more hooks than the core does), load without it and say so in a
  * warning: capture works, with the gap docs/capture.md describes.
  */
+LC_MUST_CHECK
 int	rd_bpf_open(struct rd_bpf **out);
 
 /* Optional program groups. */
 #define RD_BPF_OPT_SENDMSG	0x1	/* unconnected UDP to loopback */
 #define RD_BPF_OPT_SERVERS	0x2	/* servers in captured processes */
 /* rd_bpf_open without the groups in `skip` (tests, and its own fallback). */
+LC_MUST_CHECK
 int	rd_bpf_open_skipping(struct rd_bpf **out, unsigned skip);
 /* The optional groups not loaded. */
 unsigned rd_bpf_skipped(const struct rd_bpf *b);
@@ -57,7 +60,9 @@ void	rd_bpf_destroy(struct rd_bpf *b);
  * because `ip netns exec` remounts /sys: open the directory before
  * entering a namespace.  Attaching twice is an error (EALREADY).
  */
+LC_MUST_CHECK
 int	rd_bpf_attach_cgroup(struct rd_bpf *b, const char *path);
+LC_MUST_CHECK
 int	rd_bpf_attach_cgroup_fd(struct rd_bpf *b, int cgroup_fd);
 /* Drop the links (capture stops for new sockets); maps stay. */
 void	rd_bpf_detach(struct rd_bpf *b);
@@ -66,10 +71,13 @@ bool	rd_bpf_attached(const struct rd_bpf *b);
 size_t	rd_bpf_link_ids(const struct rd_bpf *b, uint32_t *ids, size_t max);
 
 /* The TUN sockets are bound to, and the netns it lives in. */
+LC_MUST_CHECK
 int	rd_bpf_set_tun(struct rd_bpf *b, uint32_t ifindex, uint64_t netns_cookie);
 /* false: capture nothing new (fail-open while a peer is down). */
+LC_MUST_CHECK
 int	rd_bpf_set_enabled(struct rd_bpf *b, bool enabled);
 /* Replace the spec; takes effect for the next socket() at once. */
+LC_MUST_CHECK
 int	rd_bpf_set_spec(struct rd_bpf *b, const struct rd_spec *spec);
 /* Generation of the published config (bumped by every change). */
 uint64_t rd_bpf_generation(const struct rd_bpf *b);
@@ -79,10 +87,13 @@ int	rd_bpf_live(struct rd_bpf *b, struct lc_config *cfg,
 	    struct lc_rule *rules, size_t max, size_t *nrules);
 
 /* The daemons: never captured.  Up to LC_MAX_EXCLUDED of each. */
+LC_MUST_CHECK
 int	rd_bpf_exclude_uid(struct rd_bpf *b, uint32_t uid);
+LC_MUST_CHECK
 int	rd_bpf_exclude_cgroup(struct rd_bpf *b, uint64_t cgroup_id);
 
 /* Replace the host-address set (loopback is always local). */
+LC_MUST_CHECK
 int	rd_bpf_set_local_addrs(struct rd_bpf *b, const struct lc_addr_key *addrs,
 	    size_t n);
 /* The same, from getifaddrs() in the calling thread's network namespace. */

@@ -2,6 +2,7 @@
  * redirectord's capture state (see capture.h): spec items, run cgroups,
  * fail-open, daemon exclusion and owner lookups, on top of bpf.c/spec.c.
  */
+#include "errmsg.h"
 #include "redirectord/capture.h"
 
 #include <ctype.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -20,19 +22,6 @@
 #include "log.h"
 #include "redirectord/bpf.h"
 #include "redirectord/tun.h"
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The cgroup (absolute directory) a process is in, from /proc. */
 static int
@@ -102,6 +91,15 @@ capture_init(struct capture *c, const char *attach_path, const struct tun *tun,
 		}
 		memcpy(c->attach, real, strlen(real) + 1);
 	}
+	/*
+	 * Flow owners' cgroup paths: 4,096 cgroups remembered, each trusted
+	 * for 10 s before it is confirmed again, the tree walked at most once
+	 * a second (cgcache.h).
+	 */
+	if ((c->cgroups = cgcache_new(c->root, 4096, 10000, 1000, NULL)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
 	if (rd_bpf_open(&c->bpf) == -1) {
 		seterr(err, errlen, "loading the capture programs failed: %s "
 		    "(needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)", strerror(errno));
@@ -139,6 +137,8 @@ capture_init(struct capture *c, const char *attach_path, const struct tun *tun,
 fail:
 	rd_bpf_destroy(c->bpf);
 	c->bpf = NULL;
+	cgcache_free(c->cgroups);
+	c->cgroups = NULL;
 	return -1;
 }
 
@@ -149,6 +149,8 @@ capture_close(struct capture *c)
 
 	rd_bpf_destroy(c->bpf);
 	c->bpf = NULL;
+	cgcache_free(c->cgroups);
+	c->cgroups = NULL;
 	free(c->published);
 	c->published = NULL;
 	/* Run cgroups we made: remove those that emptied; a live one stays. */
@@ -301,6 +303,23 @@ remove_item(const char *list, const char *want, char *out, size_t len)
 			used = len - 1;
 	}
 	return found;
+}
+
+void
+capture_written_spec(const struct capture *c, char *buf, size_t len,
+    uint32_t *runs)
+{
+	char tmp[RD_SPEC_MAX_TEXT];
+	size_t i;
+
+	snprintf(buf, len, "%s", c->spec);
+	*runs = 0;
+	for (i = 0; i < c->nruns; i++) {
+		if (!remove_item(buf, c->runs[i].item, tmp, sizeof(tmp)))
+			continue;
+		snprintf(buf, len, "%s", tmp);
+		(*runs)++;
+	}
 }
 
 int
@@ -563,10 +582,11 @@ capture_exclude_pid(struct capture *c, pid_t pid, uid_t uid)
 
 int
 capture_owner(struct capture *c, int ipversion, int proto, const uint8_t *saddr,
-    uint16_t sport, const uint8_t *daddr, uint16_t dport, struct capture_owner *out)
+    uint16_t sport, const uint8_t *daddr, uint16_t dport, struct owner *out)
 {
 	struct lc_flow_key key;
 	struct lc_owner o;
+	struct timespec now;
 
 	if (c->bpf == NULL)
 		return -1;
@@ -586,7 +606,11 @@ capture_owner(struct capture *c, int ipversion, int proto, const uint8_t *saddr,
 	out->cgroup_id = o.cgroup_id;
 	memcpy(out->name, o.comm, sizeof(o.comm));
 	out->name[sizeof(out->name) - 1] = '\0';
-	if (rd_cgroup_path(c->root, o.cgroup_id, out->cgroup, sizeof(out->cgroup)) == -1)
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* A map lookup; the tree is walked only for a cgroup new to it. */
+	if (c->cgroups == NULL || cgcache_path(c->cgroups, o.cgroup_id,
+	    (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
+	    out->cgroup, sizeof(out->cgroup)) == -1)
 		out->cgroup[0] = '\0';
 	return 0;
 }

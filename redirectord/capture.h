@@ -21,7 +21,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "owner.h"
+#include "redirectord/cgcache.h"
 #include "redirectord/spec.h"
+#include "errmsg.h"
 
 #define CAPTURE_MAX_RUNS	64
 
@@ -47,14 +50,7 @@ struct capture {
 	/* The rules last published: a restarted unit gets a new cgroup id,
 	 * so capture_reap re-resolves the spec and compares. */
 	struct rd_spec	*published;
-};
-
-/* Everything a flow's owner record says, resolved for people. */
-struct capture_owner {
-	uint32_t	pid, uid, gid;
-	uint64_t	cgroup_id;
-	char		name[16];
-	char		cgroup[256];	/* relative to the cgroup root, or "" */
+	struct cgcache	*cgroups;	/* flow owners' cgroup id -> path */
 };
 
 /*
@@ -62,16 +58,26 @@ struct capture_owner {
  * cgroup, and attach at attach_path (NULL: the cgroup v2 root).  Returns
  * 0, or -1 with a one-line reason in err.
  */
+LC_MUST_CHECK
 int	capture_init(struct capture *, const char *attach_path, const struct tun *,
 	    bool fail_closed, char *err, size_t errlen);
 void	capture_close(struct capture *);
 
 /* 0, or -1 with err (spec errors name the item and offset in SPEC). */
+LC_MUST_CHECK
 int	capture_attach(struct capture *, const char *spec, char *err, size_t errlen,
 	    uint32_t *err_offset);
+LC_MUST_CHECK
 int	capture_detach(struct capture *, const char *spec, bool all, char *err,
 	    size_t errlen);
+/*
+ * The active spec as people wrote it: c->spec without the cgroup: items
+ * capture_run added for run sessions (those are counted in *runs).
+ */
+void	capture_written_spec(const struct capture *, char *buf, size_t len,
+	    uint32_t *runs);
 /* Move pid into a new run cgroup; its path (relative) into cgroup. */
+LC_MUST_CHECK
 int	capture_run(struct capture *, pid_t pid, char *cgroup, size_t len,
 	    char *err, size_t errlen);
 /*
@@ -95,6 +101,6 @@ void	capture_addresses_changed(struct capture *);
 /* The owner of the flow netstackd saw, or -1. */
 int	capture_owner(struct capture *, int ipversion, int proto,
 	    const uint8_t *saddr, uint16_t sport, const uint8_t *daddr,
-	    uint16_t dport, struct capture_owner *out);
+	    uint16_t dport, struct owner *out);
 
 #endif

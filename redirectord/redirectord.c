@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
+#include "msg.h"
 #include "sandbox.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
@@ -66,16 +67,19 @@ struct redirectord {
 	/* What netstackd last told us about proxyd. */
 	int			 proxyd_connected;
 	uint32_t		 proxyd_pid;
-	char			 proxyd_version[32];
-	/* netstackd's counters, as it last reported them. */
-	Lc__Counter		 ns_counters[16];
-	Lc__Counter		*ns_counter_ptrs[16];
-	char			 ns_counter_names[16][32];
+	char			 proxyd_version[LC_SOFTWARE_VERSION_MAX];
+	/*
+	 * netstackd's counters, as it last reported them; the permit table
+	 * (common/msg.c) refuses a NetstackStatus that would not fit.
+	 */
+	Lc__Counter		 ns_counters[LC_STATUS_COUNTERS_MAX];
+	Lc__Counter		*ns_counter_ptrs[LC_STATUS_COUNTERS_MAX];
+	char			 ns_counter_names[LC_STATUS_COUNTERS_MAX][LC_COUNTER_NAME_MAX];
 	size_t			 n_ns_counters;
-	/* proxyd's, as netstackd passes them on. */
-	Lc__Counter		 px_counters[33];
-	Lc__Counter		*px_counter_ptrs[33];
-	char			 px_counter_names[33][32];
+	/* proxyd's, as netstackd passes them on, after flows_active. */
+	Lc__Counter		 px_counters[1 + LC_STATUS_COUNTERS_MAX];
+	Lc__Counter		*px_counter_ptrs[1 + LC_STATUS_COUNTERS_MAX];
+	char			 px_counter_names[1 + LC_STATUS_COUNTERS_MAX][LC_COUNTER_NAME_MAX];
 	size_t			 n_px_counters;
 	const char		*tun_name_opt;
 	const char		*tun_mtu_opt;
@@ -202,7 +206,9 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
     Lc__DaemonStatus *dsp[3])
 {
 	static uint64_t bpf_counts[LC_CNT_MAX];
-	static Lc__Counter rd_counters[LC_CNT_MAX], *rd_counter_ptrs[LC_CNT_MAX];
+	/* The BPF programs' counters, then the owner-path cache's. */
+	static Lc__Counter rd_counters[LC_CNT_MAX + 3],
+	    *rd_counter_ptrs[LC_CNT_MAX + 3];
 	int have_ns = rd.netstack != NULL;
 
 	lc__status_reply__init(st);
@@ -220,6 +226,26 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
 		}
 		ds[0].n_counters = LC_CNT_MAX;
 		ds[0].counters = rd_counter_ptrs;
+		if (rd.cap.cgroups != NULL) {
+			const struct cgcache_stats *cs = cgcache_stats(rd.cap.cgroups);
+			static const char *const names[3] = {
+				"owner_cgroup_hits", "owner_cgroup_misses",
+				"owner_cgroup_walks",
+			};
+			const uint64_t vals[3] = {
+				cs->hits + cs->confirmed, cs->misses, cs->walks,
+			};
+
+			for (i = 0; i < 3; i++) {
+				Lc__Counter *k = &rd_counters[LC_CNT_MAX + i];
+
+				lc__counter__init(k);
+				k->name = (char *)(uintptr_t)names[i];
+				k->value = vals[i];
+				rd_counter_ptrs[LC_CNT_MAX + i] = k;
+			}
+			ds[0].n_counters = LC_CNT_MAX + 3;
+		}
 	}
 	fill_daemon(&ds[1], "netstackd", have_ns,
 	    have_ns ? (uint32_t)ipc_cred(rd.netstack)->pid : 0,
@@ -271,7 +297,7 @@ ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
 	Lc__Error err;
 	Lc__SpecReply spec_reply;
 	Lc__RunReply run_reply;
-	char text[600], cgroup[512];
+	char text[600], cgroup[512], written[RD_SPEC_MAX_TEXT];
 	const char *what = "status";
 
 	lc__ctl_reply__init(&reply);
@@ -298,7 +324,9 @@ ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
 		    !attach && req->detach->all ? "all" : spec ? spec : "",
 		    (int)cred->uid, (int)cred->pid, rc == 0 ? "done" : text);
 		if (rc == 0) {
-			spec_reply.spec = rd.cap.spec;
+			capture_written_spec(&rd.cap, written, sizeof(written),
+			    &spec_reply.runs);
+			spec_reply.spec = written;
 			reply.reply_case = LC__CTL_REPLY__REPLY_SPEC;
 			reply.spec = &spec_reply;
 		} else {
@@ -479,27 +507,21 @@ owner_query(struct ipc_peer *peer, const Lc__OwnerQuery *q)
 {
 	Lc__OwnerReply r;
 	Lc__ProcessInfo pi;
-	struct capture_owner o;
-	int version;
+	struct owner o;
+	struct endpoint src, dst;
+	const char *why;
 
 	lc__owner_reply__init(&r);
-	lc__process_info__init(&pi);
 	r.query_id = q->query_id;
-	if (q->src && q->dst && q->src->addr.len == q->dst->addr.len &&
-	    (q->src->addr.len == 4 || q->src->addr.len == 16) &&
-	    q->src->port <= 65535 && q->dst->port <= 65535) {
-		version = q->src->addr.len == 4 ? 4 : 6;
-		if (capture_owner(&rd.cap, version,
+	/* Validated as proxyd validates a NewFlow's (common/owner.c). */
+	if (endpoint_from_pb(&src, q->src, 1, &why) == 0 &&
+	    endpoint_from_pb(&dst, q->dst, 1, &why) == 0 &&
+	    src.family == dst.family) {
+		if (capture_owner(&rd.cap, src.family == AF_INET ? 4 : 6,
 		    q->transport == LC__TRANSPORT__TRANSPORT_UDP ? 17 : 6,
-		    q->src->addr.data, (uint16_t)q->src->port, q->dst->addr.data,
-		    (uint16_t)q->dst->port, &o) == 0) {
+		    src.addr, src.port, dst.addr, dst.port, &o) == 0) {
 			r.found = 1;
-			pi.pid = o.pid;
-			pi.uid = o.uid;
-			pi.gid = o.gid;
-			pi.name = o.name;
-			pi.cgroup = o.cgroup;
-			pi.cgroup_id = o.cgroup_id;
+			owner_to_pb(&o, &pi);
 			r.owner = &pi;
 		}
 	}
@@ -532,11 +554,12 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 		/* proxyd's: flows_active first, then its named counters. */
 		rd.n_px_counters = 0;
 		for (i = 0; st->proxyd_connected && i <= st->n_proxyd_counters &&
-		    i < 33; i++) {
+		    i < 1 + LC_STATUS_COUNTERS_MAX; i++) {
 			Lc__Counter *c = &rd.px_counters[rd.n_px_counters];
 
 			lc__counter__init(c);
-			snprintf(rd.px_counter_names[rd.n_px_counters], 32, "%s",
+			snprintf(rd.px_counter_names[rd.n_px_counters],
+			    LC_COUNTER_NAME_MAX, "%s",
 			    i == 0 ? "flows_active" : st->proxyd_counters[i - 1]->name ?
 			    st->proxyd_counters[i - 1]->name : "");
 			c->name = rd.px_counter_names[rd.n_px_counters];
@@ -545,11 +568,12 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 			rd.px_counter_ptrs[rd.n_px_counters++] = c;
 		}
 		rd.n_ns_counters = 0;
-		for (i = 0; i < st->n_counters && i < 16; i++) {
+		for (i = 0; i < st->n_counters && i < LC_STATUS_COUNTERS_MAX; i++) {
 			Lc__Counter *c = &rd.ns_counters[rd.n_ns_counters];
 
 			lc__counter__init(c);
-			snprintf(rd.ns_counter_names[rd.n_ns_counters], 32, "%s",
+			snprintf(rd.ns_counter_names[rd.n_ns_counters],
+			    LC_COUNTER_NAME_MAX, "%s",
 			    st->counters[i]->name ? st->counters[i]->name : "");
 			c->name = rd.ns_counter_names[rd.n_ns_counters];
 			c->value = st->counters[i]->value;
@@ -559,9 +583,6 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 	}
 	case LC__MSG_TYPE__MSG_OWNER_QUERY:
 		owner_query(peer, (const Lc__OwnerQuery *)(const void *)msg);
-		break;
-	case LC__MSG_TYPE__MSG_PACKET_BATCH:
-		/* netstackd owns the TUN fd: nothing to relay. */
 		break;
 	default:
 		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,

@@ -414,6 +414,24 @@ rd_spec_captures(const struct rd_spec *spec, const struct rd_proc *p)
 	return capture;
 }
 
+/* 1 if a process name, written plainly, would parse as a pid or a keyword. */
+static int
+reads_as_other(const char *s, size_t n)
+{
+	static const char *const kw[] = { "uid:", "user:", "cgroup:", "unit:",
+	    "name:" };
+	size_t i, digits = 0;
+
+	while (digits < n && s[digits] >= '0' && s[digits] <= '9')
+		digits++;
+	if (n > 0 && digits == n)
+		return 1;
+	for (i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+		if (n >= strlen(kw[i]) && memcmp(s, kw[i], strlen(kw[i])) == 0)
+			return 1;
+	return 0;
+}
+
 void
 rd_spec_format(const struct rd_spec *spec, char *buf, size_t len)
 {
@@ -442,10 +460,15 @@ rd_spec_format(const struct rd_spec *spec, char *buf, size_t len)
 			    "%s%scgroup-id:%llu", sep, bang,
 			    (unsigned long long)r->cgroup_id);
 			break;
-		default:
-			n = snprintf(buf + used, len - used, "%s%s%.*s", sep,
-			    bang, LC_COMM_LEN, r->comm);
+		default: {
+			/* A name that would read as a pid or a keyword: name:X */
+			size_t cl = strnlen(r->comm, LC_COMM_LEN);
+			bool plain = !reads_as_other(r->comm, cl);
+
+			n = snprintf(buf + used, len - used, "%s%s%s%.*s", sep,
+			    bang, plain ? "" : "name:", (int)cl, r->comm);
 			break;
+		}
 		}
 		if (n < 0)
 			break;
@@ -527,6 +550,46 @@ match_id(const char *path, const char *name, const struct stat *st,
 	(void)name;
 	(void)st;
 	return rd_cgroup_id(path, &id) == 0 && id == *(const uint64_t *)arg;
+}
+
+struct foreach_ctx {
+	size_t	  rootlen;
+	int	(*fn)(const char *rel, uint64_t id, void *arg);
+	void	 *arg;
+	int	  visited;
+};
+
+/* Never "matches": every directory is visited and its children too. */
+static int
+visit_each(const char *path, const char *name, const struct stat *st,
+    const void *arg)
+{
+	struct foreach_ctx *fc = (struct foreach_ctx *)(uintptr_t)arg;
+	uint64_t id;
+
+	(void)name;
+	(void)st;
+	if (rd_cgroup_id(path, &id) == 0) {
+		fc->visited++;
+		(void)fc->fn(path + fc->rootlen, id, fc->arg);
+	}
+	return 0;
+}
+
+int
+rd_cgroup_foreach(const char *root,
+    int (*fn)(const char *rel, uint64_t id, void *arg), void *arg)
+{
+	struct foreach_ctx fc = { strlen(root), fn, arg, 0 };
+	char unused[8];
+	uint64_t id;
+
+	if (rd_cgroup_id(root, &id) < 0)
+		return -1;
+	(void)fn("/", id, arg);
+	if (walk_cgroups(root, visit_each, &fc, 1, unused, sizeof(unused)) < 0)
+		return -1;
+	return fc.visited + 1;
 }
 
 int

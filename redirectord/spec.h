@@ -14,7 +14,8 @@
  *
  * Extensions: `uid:N`, `user:NAME`, `cgroup:PATH` (as in /proc/PID/cgroup,
  * matching the cgroup and everything below it), `unit:NAME.service` (the
- * unit's cgroup).  Names and cgroups are resolved at parse time into the
+ * unit's cgroup), `name:NAME` (always a process name: for one that is all
+ * digits, `name:1234`, or that starts like a keyword).  Names and cgroups are resolved at parse time into the
  * fixed-size rules the BPF program evaluates (struct lc_rule); a spec that
  * does not fit is refused, never truncated.  docs/capture.md has details.
  */
@@ -96,5 +97,12 @@ int	rd_cgroup_id(const char *path, uint64_t *id);
 /* The other way: the path of cgroup `id` relative to root ("/a/b"), by
  * walking the tree (for owner attribution; the cgroup may be gone: ENOENT). */
 int	rd_cgroup_path(const char *root, uint64_t id, char *buf, size_t len);
+/*
+ * Every cgroup directory under root, root itself first ("/"), breadth-first
+ * and bounded as rd_cgroup_path's walk: fn(path relative to root, its id,
+ * arg).  Returns the number visited, or -1.  (cgcache.c fills from this.)
+ */
+int	rd_cgroup_foreach(const char *root,
+	    int (*fn)(const char *rel, uint64_t id, void *arg), void *arg);
 
 #endif

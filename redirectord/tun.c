@@ -6,6 +6,7 @@
  * route, and last the IPv6 rule that makes captured IPv6 sockets use that
  * table.  Any failure undoes what was done.
  */
+#include "errmsg.h"
 #include "tun.h"
 
 #include <arpa/inet.h>
@@ -33,19 +34,6 @@
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
 #endif
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Send one request and wait for its ACK.  -1 with errno from the kernel. */
 static int

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errmsg.h"
+
 #define TUN_DEFAULT_NAME	"localcap0"
 #define TUN_DEFAULT_MTU		65535	/* a virtual link: big segments, few packets */
 #define TUN_MIN_MTU		1280	/* IPv6 minimum */
@@ -49,6 +51,7 @@ struct tun {
  * Create and configure the device.  Fails (-1, one line in err) if the name
  * is taken — we never adopt or change an interface we did not create.
  */
+LC_MUST_CHECK
 int	tun_open(struct tun *, const char *name, unsigned mtu, uint32_t table,
 	    char *err, size_t errlen);
 

@@ -7,9 +7,6 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
 
-echo "== IPC: what relaying packets over data.sock would cost (vs TUN fd handover)"
-"$B/bench/bench_ipc" 1000000
-echo
 echo "== proxyd relay on loopback (direct vs relayed)"
 "$B/bench/bench_relay" 256
 echo

@@ -147,6 +147,14 @@ check "run's flow is attributed to its run cgroup" \
     grep -q "^new .* tcp 10.99.0.3 port 7 owner .* name lc-other .* cgroup $CGREL/localcap-run\." "$T/echo.log"
 incg "$B/bin/localcapctl" -r "$T" run -- sh -c 'exit 7'
 check "run exits with the command's status" test $? -eq 7
+# attach echoes the spec as written; a run session's cgroup item is counted.
+out=$(incg "$B/bin/localcapctl" -r "$T" run -- "$B/bin/localcapctl" -r "$T" \
+    attach lc-third 2>&1)
+# (The earlier runs' cgroups may not be reaped yet: at least this one.)
+check "attach during a run echoes what was written ($out)" sh -c \
+    "echo \"\$1\" | grep -Eqx 'capturing: lc-client,lc-third \(and [1-9][0-9]* run sessions?\)'" \
+    sh "$out"
+ctl detach lc-third >/dev/null
 # Several children at once, each its own process, all captured.
 out=$(incg "$B/bin/localcapctl" -r "$T" run -- sh -c "
     \"$T/lc-other\" \"$CLIENT\" tcp 10.99.0.11 7 --size 8192 --timeout 10 &
@@ -184,6 +192,14 @@ check "detaching what is not attached: exit 1, clear ($out)" \
 out=$(ctl detach lc-client)
 check "detach lc-client ($out)" test "$out" = "capturing: nothing"
 check "after detach lc-client goes direct again" unreachable lc-client 10.99.0.4
+
+# Owner attribution looks the cgroup path up in a cache (cgcache.c): the
+# tree is walked once per new cgroup at most, not once per flow.
+flows=$(grep -c "^new " "$T/echo.log")
+walks=$(ctl --json status | grep -o '"owner_cgroup_walks":[0-9]*' | cut -d: -f2)
+hits=$(ctl --json status | grep -o '"owner_cgroup_hits":[0-9]*' | cut -d: -f2)
+check "owner cgroups: $flows flows, ${walks:-?} tree walks, ${hits:-?} cache hits" \
+    sh -c "[ -n '$walks' ] && [ -n '$hits' ] && [ '$walks' -lt '$flows' ] && [ '$hits' -gt 0 ]"
 
 # Fail-open: with proxyd gone, captured sockets go direct instead of hanging.
 ctl attach lc-client >/dev/null

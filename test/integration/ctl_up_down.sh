@@ -35,7 +35,8 @@ NSE="nsenter --net=/run/netns/$NS"
 ip netns add "$NS" || exit 1
 ip -n "$NS" link set lo up
 
-out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" \
+# The global options may follow the command, where people type them.
+out=$($NSE "$B/bin/localcapctl" up --runtime-dir "$T/run" --state-dir "$T/state" --cgroup "$CG" \
     --listen 127.0.0.1:3128 --ignore-hosts 'example\.org' --ignore-hosts '^pinned\.' \
     --web 127.0.0.1:0 --quic pass 2>&1)
 rc=$?
@@ -47,7 +48,7 @@ check "status: all three running" sh -c \
     "[ \$('$B/bin/localcapctl' -r '$T/run' --json status | grep -o '\"running\":true' | wc -l) -eq 3 ]"
 # netstackd and proxyd parse untrusted bytes: each runs as a user of its
 # own, not root (issue 12), and status says which.
-st=$("$B/bin/localcapctl" -r "$T/run" --json status)
+st=$("$B/bin/localcapctl" status --json -r "$T/run")
 ns_uid=$(awk '/^Uid:/ { print $3 }' "/proc/$(cat "$T/run/netstackd.pid")/status")
 px_uid=$(awk '/^Uid:/ { print $3 }' "/proc/$(cat "$T/run/proxyd.pid")/status")
 check "netstackd ($ns_uid) and proxyd ($px_uid) run as distinct non-root users" \
@@ -59,7 +60,7 @@ check "status shows each daemon's uid" sh -c \
     "echo '$st' | grep -q '\"name\":\"netstackd\",\"running\":true,\"pid\":[0-9]*,\"uid\":$ns_uid,' &&
      echo '$st' | grep -q '\"name\":\"proxyd\",\"running\":true,\"pid\":[0-9]*,\"uid\":$px_uid,' &&
      echo '$st' | grep -q '\"name\":\"redirectord\",\"running\":true,\"pid\":[0-9]*,\"uid\":0,'"
-out2=$("$B/bin/localcapctl" -r "$T/run" status)
+out2=$("$B/bin/localcapctl" status --runtime-dir="$T/run")
 check "status (text) names the users" sh -c \
     "echo \"\$1\" | grep -q '^proxyd .*user localcap($px_uid)' &&
      echo \"\$1\" | grep -q '^netstackd .*user localcap-netstack($ns_uid)'" sh "$out2"

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "ctl/flows.h"
 #include "proxyd/store.h"
+#include "test/unit/helpers/flowfix.h"
 
 static char dir[64];
 static char dbpath[128];
@@ -45,18 +46,6 @@ static const uint8_t png[] = {
 	'D', 'R', 0, 0, 0, 1, 0xff,
 };
 
-static const uint8_t dns_query[] = {
-	0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
-	0x00, 0x01, 0x00, 0x01,
-};
-static const uint8_t dns_answer[] = {
-	0x12, 0x34, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
-	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
-	0x00, 0x01, 0x00, 0x01,
-	0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x0e, 0x10, 0x00, 0x04,
-	93, 184, 216, 34,
-};
 
 static int64_t
 realtime_us(void)
@@ -83,8 +72,8 @@ record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.dst.port = port;
 	rec->meta.owner.pid = pid;
 	rec->meta.owner.uid = 1000;
-	rec->meta.owner.name = (char *)(uintptr_t)name;
-	rec->meta.owner.cgroup = (char *)(uintptr_t)"/test";
+	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
+	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "/test");
 	rec->meta.start_us = (uint64_t)start;
 }
 
@@ -184,9 +173,9 @@ build_fixture(void)
 	record(&rec, 2, FLOW_UDP, "resolver", 200, "192.0.2.53", 53, t + 100000);
 	row = store_flow_begin(st, &rec);
 	assert_int_equal(store_dns_add_wire(st, row, (uint64_t)t + 100000,
-	    dns_query, sizeof(dns_query)), 0);
+	    flowfix_dns_query, sizeof(flowfix_dns_query)), 0);
 	assert_int_equal(store_dns_add_wire(st, row, (uint64_t)t + 103000,
-	    dns_answer, sizeof(dns_answer)), 0);
+	    flowfix_dns_answer, sizeof(flowfix_dns_answer)), 0);
 	rec.end = FLOW_END_IDLE;
 	rec.end_us = (uint64_t)t + 200000;
 	assert_int_equal(store_flow_end(st, row, &rec, &dns), 0);

@@ -1,7 +1,9 @@
 /*
  * Unit tests for the framing library (common/ipc.c): round trips, the
  * handshake and its refusals, partial I/O, every malformed-frame shape, fd
- * passing, peer death, back-pressure, listeners and connectors.
+ * passing, peer death, back-pressure, listeners and connectors, and the
+ * permit table (common/msg.c): every type from a role that may not send it,
+ * or over its size, closes the peer.
  *
  * Each test runs its own libev loop over a socketpair.  One end is an
  * ipc_peer under test; the other is either another ipc_peer or a raw fd the
@@ -28,6 +30,7 @@
 #include "msg.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
+#include "flow.pb-c.h"
 
 struct rec {
 	struct ipc_peer	*peer;
@@ -61,14 +64,23 @@ rec_message(struct ipc_peer *p, Lc__MsgType type, const ProtobufCMessage *msg,
 
 	r->nmsg++;
 	r->last_type = type;
-	if (type == LC__MSG_TYPE__MSG_PACKET_BATCH) {
-		const Lc__PacketBatch *b = (const Lc__PacketBatch *)(const void *)msg;
+	/* The tests' payloads: counter names one way, a cgroup the other. */
+	if (type == LC__MSG_TYPE__MSG_NETSTACK_STATUS) {
+		const Lc__NetstackStatus *st =
+		    (const Lc__NetstackStatus *)(const void *)msg;
 
-		r->last_npackets = b->n_packets;
-		if (b->n_packets > 0 && b->packets[0].len <= sizeof(r->last_packet)) {
-			memcpy(r->last_packet, b->packets[0].data, b->packets[0].len);
-			r->last_packet_len = b->packets[0].len;
+		r->last_npackets = st->n_counters;
+		if (st->n_counters > 0 &&
+		    strlen(st->counters[0]->name) <= sizeof(r->last_packet)) {
+			r->last_packet_len = strlen(st->counters[0]->name);
+			memcpy(r->last_packet, st->counters[0]->name,
+			    r->last_packet_len);
 		}
+	} else if (type == LC__MSG_TYPE__MSG_OWNER_REPLY) {
+		const Lc__OwnerReply *o = (const Lc__OwnerReply *)(const void *)msg;
+
+		r->last_npackets = o->owner && o->owner->cgroup ? 1 : 0;
+		r->last_packet_len = r->last_npackets ? strlen(o->owner->cgroup) : 0;
 	}
 	if (r->keep_fd && nfds > 0) {
 		r->kept_fd = fds[0];
@@ -262,16 +274,40 @@ hello_frame(uint8_t *buf, size_t cap, uint32_t version, Lc__Role role)
 	return frame(buf, cap, LC__MSG_TYPE__MSG_HELLO, 0, 0, &hello.base);
 }
 
+/* A NetstackStatus (netstackd -> redirectord) with one counter named label. */
 static size_t
-batch_frame(uint8_t *buf, size_t cap, const char *packet)
+status_frame(uint8_t *buf, size_t cap, const char *label)
 {
-	Lc__PacketBatch b;
-	ProtobufCBinaryData pk = { strlen(packet), (uint8_t *)(uintptr_t)packet };
+	Lc__NetstackStatus st;
+	Lc__Counter c, *cp = &c;
 
-	lc__packet_batch__init(&b);
-	b.n_packets = 1;
-	b.packets = &pk;
-	return frame(buf, cap, LC__MSG_TYPE__MSG_PACKET_BATCH, 0, 0, &b.base);
+	lc__netstack_status__init(&st);
+	lc__counter__init(&c);
+	c.name = (char *)(uintptr_t)label;
+	st.n_counters = 1;
+	st.counters = &cp;
+	return frame(buf, cap, LC__MSG_TYPE__MSG_NETSTACK_STATUS, 0, 0, &st.base);
+}
+
+/* An OwnerReply (redirectord -> netstackd) whose cgroup is len bytes of 'x'. */
+struct owner_reply {
+	Lc__OwnerReply	 r;
+	Lc__ProcessInfo	 p;
+	char		*cgroup;
+};
+
+static void
+owner_reply_init(struct owner_reply *o, size_t len)
+{
+	lc__owner_reply__init(&o->r);
+	lc__process_info__init(&o->p);
+	o->cgroup = malloc(len + 1);
+	assert_non_null(o->cgroup);
+	memset(o->cgroup, 'x', len);
+	o->cgroup[len] = '\0';
+	o->p.cgroup = o->cgroup;
+	o->r.owner = &o->p;
+	o->r.found = 1;
 }
 
 static void
@@ -326,40 +362,107 @@ raw_handshake(struct fixture *f)
 	run_until(f->loop, &f->server.ready);
 }
 
+/* --- the permit table ---------------------------------------------------- */
+
+static const Lc__Role all_roles[] = {
+	LC__ROLE__ROLE_CTL, LC__ROLE__ROLE_REDIRECTORD, LC__ROLE__ROLE_NETSTACKD,
+	LC__ROLE__ROLE_PROXYD,
+};
+
+static enum ipc_channel
+first_channel(uint32_t channels)
+{
+	if (channels & IPC_CHAN_CTL)
+		return IPC_CHAN_CTL;
+	if (channels & IPC_CHAN_DATA)
+		return IPC_CHAN_DATA;
+	return IPC_CHAN_FLOW;
+}
+
+/*
+ * A fresh server on chan that accepts every role, a raw peer handshaken as
+ * role; write bytes, and return 1 if the server closed that peer with a
+ * reason containing want (0 if it stayed up).  The server's process — this
+ * one — goes on either way.
+ */
+static int
+raw_peer_closed_by(struct fixture *f, enum ipc_channel chan, Lc__Role role,
+    const uint8_t *bytes, size_t len, const char *want)
+{
+	struct ipc_peer_config cfg = server_cfg(&f->server);
+	uint8_t buf[256];
+	size_t hlen, plen;
+	int sv[2], closed;
+
+	memset(&f->server, 0, sizeof(f->server));
+	f->server.kept_fd = -1;
+	cfg.channel = chan;
+	cfg.accept_roles = 0;
+	for (size_t i = 0; i < sizeof(all_roles) / sizeof(all_roles[0]); i++)
+		cfg.accept_roles |= 1u << all_roles[i];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	f->server.peer = ipc_peer_new(f->loop, sv[0], 0, &cfg);
+	f->raw = sv[1];
+	hlen = hello_frame(buf, sizeof(buf), LC__PROTOCOL__PROTOCOL_VERSION, role);
+	raw_write(f->raw, buf, hlen);
+	assert_int_equal(raw_read_frame(f, buf, sizeof(buf), &plen),
+	    LC__MSG_TYPE__MSG_HELLO_REPLY);
+	run_until(f->loop, &f->server.ready);
+	raw_write(f->raw, bytes, len);
+	spin(f->loop, 20);
+	closed = f->server.closed;
+	if (closed && strstr(f->server.reason, want) == NULL)
+		fail_msg("close reason '%s' lacks '%s'", f->server.reason, want);
+	if (!closed) {
+		ipc_close(f->server.peer, "test done");
+		f->server.peer = NULL;
+	}
+	close(f->raw);
+	f->raw = -1;
+	return closed;
+}
+
+
 /* --- tests --------------------------------------------------------------- */
 
 static void
 handshake_then_round_trip(void **state)
 {
 	struct fixture *f = *state;
-	Lc__PacketBatch b;
-	ProtobufCBinaryData pk[3] = {
-		{ 3, (uint8_t *)(uintptr_t)"one" },
-		{ 3, (uint8_t *)(uintptr_t)"two" },
-		{ 5, (uint8_t *)(uintptr_t)"three" },
-	};
+	Lc__NetstackStatus st;
+	Lc__Counter c[3], *cp[3] = { &c[0], &c[1], &c[2] };
+	const char *names[3] = { "one", "two", "three" };
+	struct owner_reply o;
+	size_t i;
 
 	make_peer_pair(f);
 	assert_int_equal(ipc_peer_role(f->server.peer), LC__ROLE__ROLE_NETSTACKD);
 	assert_int_equal(ipc_peer_role(f->client.peer), LC__ROLE__ROLE_REDIRECTORD);
 	assert_int_equal(ipc_cred(f->server.peer)->pid, getpid());
 
-	lc__packet_batch__init(&b);
-	b.n_packets = 3;
-	b.packets = pk;
-	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    &b.base, NULL, 0), 0);
+	lc__netstack_status__init(&st);
+	for (i = 0; i < 3; i++) {
+		lc__counter__init(&c[i]);
+		c[i].name = (char *)(uintptr_t)names[i];
+	}
+	st.n_counters = 3;
+	st.counters = cp;
+	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_NETSTACK_STATUS,
+	    &st.base, NULL, 0), 0);
 	run_until(f->loop, &f->server.nmsg);
-	assert_int_equal(f->server.last_type, LC__MSG_TYPE__MSG_PACKET_BATCH);
+	assert_int_equal(f->server.last_type, LC__MSG_TYPE__MSG_NETSTACK_STATUS);
 	assert_int_equal(f->server.last_npackets, 3);
 	assert_memory_equal(f->server.last_packet, "one", 3);
 
 	/* And back the other way. */
-	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    &b.base, NULL, 0), 0);
+	owner_reply_init(&o, 12);
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_OWNER_REPLY,
+	    &o.r.base, NULL, 0), 0);
 	run_until(f->loop, &f->client.nmsg);
-	assert_int_equal(f->client.last_npackets, 3);
+	assert_int_equal(f->client.last_type, LC__MSG_TYPE__MSG_OWNER_REPLY);
+	assert_int_equal(f->client.last_packet_len, 12);
 	assert_int_equal(f->server.closed + f->client.closed, 0);
+	free(o.cgroup);
 }
 
 static void
@@ -380,7 +483,7 @@ frames_split_one_byte_at_a_time(void **state)
 	assert_int_equal(raw_read_frame(f, buf, sizeof(buf), &plen),
 	    LC__MSG_TYPE__MSG_HELLO_REPLY);
 
-	len = batch_frame(buf, sizeof(buf), "split-me-anywhere");
+	len = status_frame(buf, sizeof(buf), "split-me-anywhere");
 	for (i = 0; i < len; i++) {
 		raw_write(f->raw, buf + i, 1);
 		spin(f->loop, 2);
@@ -400,9 +503,9 @@ several_frames_in_one_write(void **state)
 
 	make_raw_pair(f);
 	raw_handshake(f);
-	len += batch_frame(buf + len, sizeof(buf) - len, "a");
-	len += batch_frame(buf + len, sizeof(buf) - len, "b");
-	len += batch_frame(buf + len, sizeof(buf) - len, "c");
+	len += status_frame(buf + len, sizeof(buf) - len, "a");
+	len += status_frame(buf + len, sizeof(buf) - len, "b");
+	len += status_frame(buf + len, sizeof(buf) - len, "c");
 	raw_write(f->raw, buf, len);
 	spin(f->loop, 20);
 	assert_int_equal(f->server.nmsg, 3);
@@ -424,8 +527,8 @@ static void
 oversized_length_closes_peer(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t hdr[IPC_HDR_LEN] = { 0, 0x10, 0, 1, 0, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    0, 0 };	/* 1 MiB + 1 */
+	uint8_t hdr[IPC_HDR_LEN] = { 0, 0x10, 0, 1, 0,
+	    LC__MSG_TYPE__MSG_NETSTACK_STATUS, 0, 0 };	/* 1 MiB + 1 */
 
 	make_raw_pair(f);
 	raw_handshake(f);
@@ -437,36 +540,43 @@ static void
 maximum_length_is_accepted(void **state)
 {
 	struct fixture *f = *state;
-	Lc__PacketBatch b;
-	ProtobufCBinaryData pk;
-	size_t big = IPC_MAX_PAYLOAD - 16;
+	const struct msg_spec *spec = msg_lookup(LC__MSG_TYPE__MSG_OWNER_REPLY);
+	struct owner_reply o;
+	size_t len, fixed;
 
+	/* An OwnerReply of exactly its type's limit gets through... */
 	make_peer_pair(f);
-	pk.len = big;
-	pk.data = calloc(1, big);
-	lc__packet_batch__init(&b);
-	b.n_packets = 1;
-	b.packets = &pk;
-	assert_true(protobuf_c_message_get_packed_size(&b.base) <= IPC_MAX_PAYLOAD);
-	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    &b.base, NULL, 0), 0);
-	run_until(f->loop, &f->server.nmsg);
-	assert_int_equal(f->server.last_npackets, 1);
+	/* Length prefixes grow with the string: find the exact fit. */
+	for (len = spec->max_len; ; len--) {
+		owner_reply_init(&o, len);
+		fixed = protobuf_c_message_get_packed_size(&o.r.base);
+		if (fixed <= spec->max_len)
+			break;
+		free(o.cgroup);
+	}
+	assert_int_equal(fixed, spec->max_len);
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_OWNER_REPLY,
+	    &o.r.base, NULL, 0), 0);
+	run_until(f->loop, &f->client.nmsg);
+	assert_int_equal(f->client.last_packet_len, len);
+	free(o.cgroup);
 
-	/* One byte over the limit is refused at the sender. */
-	pk.len = IPC_MAX_PAYLOAD;
-	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    &b.base, NULL, 0), -1);
+	/* ...one byte over is refused at the sender. */
+	owner_reply_init(&o, len + 1);
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_OWNER_REPLY,
+	    &o.r.base, NULL, 0), -1);
 	assert_int_equal(errno, EMSGSIZE);
-	free(pk.data);
+	free(o.cgroup);
+	assert_int_equal(f->server.closed + f->client.closed, 0);
 }
 
 static void
 undecodable_payload_closes_peer(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t bad[IPC_HDR_LEN + 4] = { 0, 0, 0, 4, 0, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    0, 0, 0x0a, 0xff, 0xff, 0xff };	/* field 1, length runs off */
+	uint8_t bad[IPC_HDR_LEN + 4] = { 0, 0, 0, 4, 0,
+	    LC__MSG_TYPE__MSG_NETSTACK_STATUS, 0, 0, 0x22, 0xff, 0xff, 0xff };
+	    /* field 4 (counters), its length runs off */
 
 	make_raw_pair(f);
 	raw_handshake(f);
@@ -493,7 +603,7 @@ reserved_byte_closes_peer(void **state)
 
 	make_raw_pair(f);
 	raw_handshake(f);
-	len = batch_frame(buf, sizeof(buf), "x");
+	len = status_frame(buf, sizeof(buf), "x");
 	buf[7] = 1;
 	expect_close_after(f, buf, len, "reserved");
 }
@@ -521,7 +631,7 @@ message_before_hello_closes_peer(void **state)
 	size_t len;
 
 	make_raw_pair(f);
-	len = batch_frame(buf, sizeof(buf), "early");
+	len = status_frame(buf, sizeof(buf), "early");
 	expect_close_after(f, buf, len, "expected Hello");
 	assert_int_equal(f->server.nmsg, 0);
 }
@@ -638,11 +748,11 @@ wrong_fd_count_on_send_is_einval(void **state)
 {
 	struct fixture *f = *state;
 	Lc__TunHandover th;
-	Lc__PacketBatch b;
+	Lc__OwnerReply b;
 
 	make_peer_pair(f);
 	lc__tun_handover__init(&th);
-	lc__packet_batch__init(&b);
+	lc__owner_reply__init(&b);
 	/* TunHandover must carry exactly one fd. */
 	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_TUN_HANDOVER,
 	    &th.base, NULL, 0), -1);
@@ -657,15 +767,14 @@ static void
 fd_claimed_but_missing_closes_peer(void **state)
 {
 	struct fixture *f = *state;
-	Lc__TunHandover th;
+	Lc__NewFlow nf;
 	uint8_t buf[64];
 	size_t len;
 
-	make_raw_pair(f);
-	raw_handshake(f);
-	lc__tun_handover__init(&th);
-	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_TUN_HANDOVER, 1, 0, &th.base);
-	expect_close_after(f, buf, len, "did not arrive");
+	lc__new_flow__init(&nf);
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_NEW_FLOW, 1, 0, &nf.base);
+	assert_true(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_NETSTACKD,
+	    buf, len, "did not arrive"));
 }
 
 static void
@@ -685,7 +794,7 @@ unclaimed_fd_closes_peer(void **state)
 	make_raw_pair(f);
 	raw_handshake(f);
 	iov.iov_base = buf;
-	iov.iov_len = batch_frame(buf, sizeof(buf), "x");
+	iov.iov_len = status_frame(buf, sizeof(buf), "x");
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	mh.msg_control = cmsg.buf;
@@ -723,7 +832,7 @@ truncated_frame_is_reported(void **state)
 
 	make_raw_pair(f);
 	raw_handshake(f);
-	len = batch_frame(buf, sizeof(buf), "cut short");
+	len = status_frame(buf, sizeof(buf), "cut short");
 	raw_write(f->raw, buf, len - 3);
 	spin(f->loop, 5);
 	assert_int_equal(f->server.closed, 0);
@@ -738,22 +847,17 @@ static void
 output_queue_is_bounded_and_drains(void **state)
 {
 	struct fixture *f = *state;
-	Lc__PacketBatch b;
-	ProtobufCBinaryData pk;
+	struct owner_reply o;
 	uint8_t sink[65536];
 	int sent = 0, rc;
 
 	make_raw_pair(f);
 	raw_handshake(f);
-	pk.len = 60000;
-	pk.data = calloc(1, pk.len);
-	lc__packet_batch__init(&b);
-	b.n_packets = 1;
-	b.packets = &pk;
+	owner_reply_init(&o, 7000);
 	/* The raw end reads nothing: the kernel buffer, then our queue, fill up. */
-	while ((rc = ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    &b.base, NULL, 0)) == 0)
-		assert_true(++sent < 1000);
+	while ((rc = ipc_send(f->server.peer, LC__MSG_TYPE__MSG_OWNER_REPLY,
+	    &o.r.base, NULL, 0)) == 0)
+		assert_true(++sent < 2000);
 	assert_int_equal(errno, EAGAIN);
 	assert_true(ipc_outq_bytes(f->server.peer) <= IPC_DEFAULT_OUTQ_LIMIT);
 	assert_true(ipc_outq_bytes(f->server.peer) > IPC_DEFAULT_OUTQ_LIMIT / 2);
@@ -767,9 +871,9 @@ output_queue_is_bounded_and_drains(void **state)
 		ev_run(f->loop, EVRUN_NOWAIT);
 	}
 	assert_true(ipc_outq_bytes(f->server.peer) <= IPC_DEFAULT_OUTQ_LIMIT / 2);
-	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    &b.base, NULL, 0), 0);
-	free(pk.data);
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_OWNER_REPLY,
+	    &o.r.base, NULL, 0), 0);
+	free(o.cgroup);
 }
 
 static void
@@ -782,8 +886,8 @@ paused_peer_keeps_frames_until_resumed(void **state)
 	make_raw_pair(f);
 	raw_handshake(f);
 	f->server.pause_after_first = 1;
-	len += batch_frame(buf + len, sizeof(buf) - len, "1");
-	len += batch_frame(buf + len, sizeof(buf) - len, "2");
+	len += status_frame(buf + len, sizeof(buf) - len, "1");
+	len += status_frame(buf + len, sizeof(buf) - len, "2");
 	raw_write(f->raw, buf, len);
 	spin(f->loop, 10);
 	assert_int_equal(f->server.nmsg, 1);
@@ -798,12 +902,12 @@ static void
 send_before_handshake_is_enotconn(void **state)
 {
 	struct fixture *f = *state;
-	Lc__PacketBatch b;
+	Lc__OwnerReply r;
 
 	make_raw_pair(f);
-	lc__packet_batch__init(&b);
-	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_PACKET_BATCH,
-	    &b.base, NULL, 0), -1);
+	lc__owner_reply__init(&r);
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_OWNER_REPLY,
+	    &r.base, NULL, 0), -1);
 	assert_int_equal(errno, ENOTCONN);
 }
 
@@ -955,6 +1059,168 @@ listener_authorize_refusal_reaches_client(void **state)
 	rmdir(f->dir);
 }
 
+/* --- the permit table ---------------------------------------------------- */
+
+/* Every type, from every role its row does not name, closes the peer. */
+static void
+every_type_from_a_wrong_role_closes_the_peer(void **state)
+{
+	struct fixture *f = *state;
+	const ProtobufCEnumDescriptor *d = &lc__msg_type__descriptor;
+	unsigned i, r, refused = 0;
+
+	for (i = 0; i < d->n_values; i++) {
+		const struct msg_spec *spec =
+		    msg_lookup((unsigned)d->values[i].value);
+		uint8_t hdr[IPC_HDR_LEN] = { 0 };
+
+		if (spec == NULL || spec->senders == MSG_ROLES_ANY)
+			continue;
+		hdr[4] = (uint8_t)((unsigned)spec->type >> 8);
+		hdr[5] = (uint8_t)spec->type;
+		hdr[6] = spec->nfds;	/* judged on the header: no fd needed */
+		for (r = 0; r < sizeof(all_roles) / sizeof(all_roles[0]); r++) {
+			if (msg_role_may_send(spec, all_roles[r]))
+				continue;
+			if (!raw_peer_closed_by(f, first_channel(spec->channels),
+			    all_roles[r], hdr, sizeof(hdr), "may not come from"))
+				fail_msg("%s from role %d was accepted", spec->name,
+				    all_roles[r]);
+			refused++;
+		}
+	}
+	/* 9 one-way types, each with 2 or 3 roles that may not send it. */
+	assert_true(refused >= 20);
+}
+
+/* netstackd's case from the issue: proxyd may not send it FlowClosed. */
+static void
+flow_closed_from_proxyd_closes_the_peer(void **state)
+{
+	struct fixture *f = *state;
+	Lc__FlowClosed fc;
+	uint8_t buf[64];
+	size_t len;
+
+	lc__flow_closed__init(&fc);
+	fc.flow_id = 7;
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_FLOW_CLOSED, 0, 0, &fc.base);
+	assert_true(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_PROXYD,
+	    buf, len, "FlowClosed may not come from proxyd"));
+	/* From a flow source it is a message like any other. */
+	assert_false(raw_peer_closed_by(f, IPC_CHAN_FLOW,
+	    LC__ROLE__ROLE_NETSTACKD, buf, len, ""));
+	assert_int_equal(f->server.nmsg, 1);
+}
+
+/* Every type, one byte over its own limit, closes the peer on the header. */
+static void
+every_type_over_its_limit_closes_the_peer(void **state)
+{
+	struct fixture *f = *state;
+	const ProtobufCEnumDescriptor *d = &lc__msg_type__descriptor;
+	unsigned i, r;
+
+	for (i = 0; i < d->n_values; i++) {
+		const struct msg_spec *spec =
+		    msg_lookup((unsigned)d->values[i].value);
+		uint32_t plen;
+		uint8_t hdr[IPC_HDR_LEN] = { 0 };
+
+		if (spec == NULL || spec->type == LC__MSG_TYPE__MSG_HELLO ||
+		    spec->type == LC__MSG_TYPE__MSG_HELLO_REPLY)
+			continue;	/* handshake limits: next test */
+		assert_true(spec->max_len <= IPC_MAX_PAYLOAD);
+		plen = spec->max_len + 1;
+		hdr[0] = (uint8_t)(plen >> 24);
+		hdr[1] = (uint8_t)(plen >> 16);
+		hdr[2] = (uint8_t)(plen >> 8);
+		hdr[3] = (uint8_t)plen;
+		hdr[4] = (uint8_t)((unsigned)spec->type >> 8);
+		hdr[5] = (uint8_t)spec->type;
+		hdr[6] = spec->nfds;
+		for (r = 0; !msg_role_may_send(spec, all_roles[r]); r++)
+			;
+		if (!raw_peer_closed_by(f, first_channel(spec->channels),
+		    all_roles[r], hdr, sizeof(hdr), "exceeds"))
+			fail_msg("%s of %u bytes was accepted", spec->name, plen);
+	}
+}
+
+static void
+oversized_hello_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t hdr[IPC_HDR_LEN] = { 0, 0, 0x01, 0x01, 0, LC__MSG_TYPE__MSG_HELLO,
+	    0, 0 };	/* 257 bytes */
+
+	make_raw_pair(f);
+	expect_close_after(f, hdr, sizeof(hdr), "exceeds its 256-byte limit");
+}
+
+/* A status with more counters, or a longer name, than every hop keeps. */
+static void
+status_that_would_be_cut_closes_peer(void **state)
+{
+	struct fixture *f = *state;
+	Lc__ProxyStatus ps;
+	Lc__Counter c[LC_STATUS_COUNTERS_MAX + 1], *cp[LC_STATUS_COUNTERS_MAX + 1];
+	char longname[LC_COUNTER_NAME_MAX + 1];
+	uint8_t buf[8192];
+	size_t i, len;
+
+	lc__proxy_status__init(&ps);
+	for (i = 0; i <= LC_STATUS_COUNTERS_MAX; i++) {
+		lc__counter__init(&c[i]);
+		c[i].name = (char *)(uintptr_t)"n";
+		cp[i] = &c[i];
+	}
+	ps.counters = cp;
+	ps.n_counters = LC_STATUS_COUNTERS_MAX;	/* the most that fits */
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_PROXY_STATUS, 0, 0, &ps.base);
+	assert_false(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_PROXYD,
+	    buf, len, ""));
+
+	ps.n_counters = LC_STATUS_COUNTERS_MAX + 1;
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_PROXY_STATUS, 0, 0, &ps.base);
+	assert_true(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_PROXYD,
+	    buf, len, "more counters"));
+
+	memset(longname, 'a', sizeof(longname) - 2);
+	longname[sizeof(longname) - 2] = '\0';	/* 47 bytes: fits */
+	ps.n_counters = 1;
+	c[0].name = longname;
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_PROXY_STATUS, 0, 0, &ps.base);
+	assert_false(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_PROXYD,
+	    buf, len, ""));
+	longname[sizeof(longname) - 2] = 'a';	/* 48: does not */
+	longname[sizeof(longname) - 1] = '\0';
+	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_PROXY_STATUS, 0, 0, &ps.base);
+	assert_true(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_PROXYD,
+	    buf, len, "counter name"));
+}
+
+/* The sender's side: ipc_send refuses what its own role may not send. */
+static void
+sending_what_the_own_role_may_not_is_einval(void **state)
+{
+	struct fixture *f = *state;
+	Lc__NetstackStatus st;
+	struct owner_reply o;
+
+	make_peer_pair(f);
+	lc__netstack_status__init(&st);
+	owner_reply_init(&o, 1);
+	/* The server is redirectord: NetstackStatus is netstackd's to send. */
+	assert_int_equal(ipc_send(f->server.peer, LC__MSG_TYPE__MSG_NETSTACK_STATUS,
+	    &st.base, NULL, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(ipc_send(f->client.peer, LC__MSG_TYPE__MSG_OWNER_REPLY,
+	    &o.r.base, NULL, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	free(o.cgroup);
+}
+
 /* Every MsgType in proto/common.proto has a row in common/msg.c, and back. */
 static void
 every_message_type_has_a_table_row(void **state)
@@ -974,6 +1240,8 @@ every_message_type_has_a_table_row(void **state)
 		assert_int_equal(spec->type, d->values[i].value);
 		assert_non_null(spec->desc);
 		assert_true(spec->channels != 0);
+		assert_true(spec->senders != 0);
+		assert_true(spec->max_len > 0 && spec->max_len <= IPC_MAX_PAYLOAD);
 	}
 	for (v = 0; v < 65536; v++)
 		rows += msg_lookup(v) != NULL;
@@ -1013,6 +1281,12 @@ main(void)
 		T(listener_sets_socket_mode),
 		T(connector_waits_connects_and_reconnects),
 		T(listener_authorize_refusal_reaches_client),
+		T(every_type_from_a_wrong_role_closes_the_peer),
+		T(flow_closed_from_proxyd_closes_the_peer),
+		T(every_type_over_its_limit_closes_the_peer),
+		T(oversized_hello_closes_peer),
+		T(status_that_would_be_cut_closes_peer),
+		T(sending_what_the_own_role_may_not_is_einval),
 		cmocka_unit_test(every_message_type_has_a_table_row),
 	};
 #undef T

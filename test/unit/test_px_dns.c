@@ -16,6 +16,7 @@
 
 #include "proxyd/dns.h"
 #include "test/unit/data/px_dns_msgs.h"
+#include "test/unit/helpers/bytes.h"
 
 #define FIX(n)	{ #n, px_dns_##n, sizeof(px_dns_##n) }
 
@@ -30,40 +31,6 @@ static const struct fixture {
 };
 
 /* --- builder ------------------------------------------------------------- */
-
-struct bld {
-	uint8_t	d[8192];
-	size_t	n;
-};
-
-static void
-put8(struct bld *b, unsigned v)
-{
-	assert_true(b->n < sizeof(b->d));
-	b->d[b->n++] = (uint8_t)v;
-}
-
-static void
-put16(struct bld *b, unsigned v)
-{
-	put8(b, v >> 8);
-	put8(b, v & 0xff);
-}
-
-static void
-put32(struct bld *b, uint32_t v)
-{
-	put16(b, v >> 16);
-	put16(b, v & 0xffff);
-}
-
-static void
-putmem(struct bld *b, const void *p, size_t n)
-{
-	assert_true(b->n + n <= sizeof(b->d));
-	memcpy(b->d + b->n, p, n);
-	b->n += n;
-}
 
 static void
 header(struct bld *b, unsigned flags, unsigned qd, unsigned an, unsigned ns,

@@ -190,8 +190,8 @@ mkmeta(enum flow_transport tr, int family, uint16_t port)
 	m.src.port = 40000;
 	m.dst.port = port;
 	m.owner.pid = 4242;
-	m.owner.name = strdup("testapp");
-	m.owner.cgroup = strdup("/test.slice");
+	snprintf(m.owner.name, sizeof(m.owner.name), "%s", "testapp");
+	snprintf(m.owner.cgroup, sizeof(m.owner.cgroup), "%s", "/test.slice");
 	return m;
 }
 
@@ -2519,7 +2519,7 @@ newflow_malformed_refused(void **state)
 	what;								\
 	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), -1); \
 	assert_non_null(strstr(err, expect));				\
-	assert_null(m.owner.name);					\
+	assert_string_equal(m.owner.name, "");				\
 } while (0)
 	REFUSED(nf.transport = LC__TRANSPORT__TRANSPORT_UNSPECIFIED, "transport");
 	REFUSED(nf.transport = (Lc__Transport)77, "transport");
@@ -2534,6 +2534,19 @@ newflow_malformed_refused(void **state)
 	REFUSED(src.port = 70000, "source port");
 	REFUSED(dst.addr.data = zero4, "unspecified");
 #undef REFUSED
+
+	/* An owner's name or path longer than the struct holds is cut. */
+	{
+		char longname[200];
+
+		memset(longname, 'n', sizeof(longname) - 1);
+		longname[sizeof(longname) - 1] = '\0';
+		mknewflow(&nf, &src, &dst, &owner);
+		owner.name = longname;
+		assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), 0);
+		assert_int_equal(strlen(m.owner.name), OWNER_NAME_MAX - 1);
+		flow_meta_clear(&m);
+	}
 
 	/* No owner at all is fine: empty strings, not NULL. */
 	mknewflow(&nf, &src, &dst, &owner);
@@ -2621,10 +2634,10 @@ flow_ring_evicts_oldest(void **state)
 	for (i = 1; i <= 3; i++) {
 		memset(&rec, 0, sizeof(rec));
 		rec.id = (uint64_t)i;
-		rec.meta.owner.name = strdup("n");
-		rec.meta.owner.cgroup = strdup("c");
+		snprintf(rec.meta.owner.name, sizeof(rec.meta.owner.name), "%s", "n");
+		snprintf(rec.meta.owner.cgroup, sizeof(rec.meta.owner.cgroup), "%s", "c");
 		flow_ring_push(&ring, &rec);
-		assert_null(rec.meta.owner.name);	/* moved */
+		assert_string_equal(rec.meta.owner.name, "n");	/* copied */
 	}
 	assert_int_equal(ring.count, 2);
 	assert_int_equal(ring.evicted, 1);

@@ -29,51 +29,9 @@
 #include "log.h"
 #include "proxyd/dns.h"
 #include "proxyd/resolver.h"
+#include "test/unit/helpers/bytes.h"
 
 /* --- DNS message builder -------------------------------------------------------- */
-
-struct bld {
-	uint8_t	d[4096];
-	size_t	n;
-};
-
-static void
-put8(struct bld *b, unsigned v)
-{
-	assert_true(b->n < sizeof(b->d));
-	b->d[b->n++] = (uint8_t)v;
-}
-
-static void
-put16(struct bld *b, unsigned v)
-{
-	put8(b, v >> 8);
-	put8(b, v & 0xff);
-}
-
-static void
-put32(struct bld *b, uint32_t v)
-{
-	put16(b, v >> 16);
-	put16(b, v & 0xffff);
-}
-
-static void
-putname(struct bld *b, const char *name)
-{
-	while (*name != '\0') {
-		const char *dot = strchr(name, '.');
-		size_t l = dot ? (size_t)(dot - name) : strlen(name);
-
-		put8(b, (unsigned)l);
-		for (size_t i = 0; i < l; i++)
-			put8(b, (uint8_t)name[i]);
-		name += l;
-		if (*name == '.')
-			name++;
-	}
-	put8(b, 0);
-}
 
 /* flags: 0x8180 = response, RD, RA; rcode in the low bits. */
 static void

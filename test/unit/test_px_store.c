@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "proxyd/store.h"
+#include "test/unit/helpers/flowfix.h"
 
 static char dir[64];
 static char dbpath[128];
@@ -73,8 +74,8 @@ make_record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.owner.uid = 1000;
 	rec->meta.owner.gid = 1000;
 	rec->meta.owner.cgroup_id = 77;
-	rec->meta.owner.name = (char *)(uintptr_t)name;
-	rec->meta.owner.cgroup = (char *)(uintptr_t)"/user.slice/test";
+	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
+	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "%s", "/user.slice/test");
 	rec->meta.start_us = 1700000000000000ULL + id * 1000;
 }
 
@@ -356,20 +357,6 @@ http2_exchange_trailers_grpc(void **state)
 	sqlite3_close(db);
 }
 
-/* A response to "example.com A": id 0x1234, one answer 93.184.216.34. */
-static const uint8_t dns_query[] = {
-	0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
-	0x00, 0x01, 0x00, 0x01,
-};
-static const uint8_t dns_answer[] = {
-	0x12, 0x34, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
-	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
-	0x00, 0x01, 0x00, 0x01,
-	0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x0e, 0x10, 0x00, 0x04,
-	93, 184, 216, 34,
-};
-
 static void
 dns_query_answer_and_malformed(void **state)
 {
@@ -377,18 +364,18 @@ dns_query_answer_and_malformed(void **state)
 	struct store *st;
 	sqlite3 *db;
 	int64_t row;
-	uint8_t nx[sizeof(dns_query)];
+	uint8_t nx[sizeof(flowfix_dns_query)];
 
 	(void)state;
 	st = open_store(NULL);
 	make_record(&rec, 1, FLOW_UDP, "resolver");
 	row = store_flow_begin(st, &rec);
-	assert_int_equal(store_dns_add_wire(st, row, 100, dns_query,
-	    sizeof(dns_query)), 0);
-	assert_int_equal(store_dns_add_wire(st, row, 150, dns_answer,
-	    sizeof(dns_answer)), 0);
+	assert_int_equal(store_dns_add_wire(st, row, 100, flowfix_dns_query,
+	    sizeof(flowfix_dns_query)), 0);
+	assert_int_equal(store_dns_add_wire(st, row, 150, flowfix_dns_answer,
+	    sizeof(flowfix_dns_answer)), 0);
 	/* A second query that is never answered, and garbage. */
-	memcpy(nx, dns_query, sizeof(nx));
+	memcpy(nx, flowfix_dns_query, sizeof(nx));
 	nx[1] = 0x35;
 	assert_int_equal(store_dns_add_wire(st, row, 200, nx, sizeof(nx)), 0);
 	assert_int_equal(store_dns_add_wire(st, row, 300,
@@ -927,16 +914,16 @@ null_store_and_row_zero_are_harmless(void **state)
 	assert_int_equal(store_flow_begin(NULL, &rec), 0);
 	assert_int_equal(store_flow_end(NULL, 0, &rec, NULL), 0);
 	assert_int_equal(store_http_add(NULL, 1, &h), 0);
-	assert_int_equal(store_dns_add_wire(NULL, 1, 0, dns_query,
-	    sizeof(dns_query)), 0);
+	assert_int_equal(store_dns_add_wire(NULL, 1, 0, flowfix_dns_query,
+	    sizeof(flowfix_dns_query)), 0);
 	assert_int_equal(store_flush(NULL), 0);
 	store_set_loop(NULL, NULL);
 	store_close(NULL);
 	st = open_store(NULL);
 	assert_int_equal(store_flow_end(st, 0, &rec, NULL), 0);
 	assert_int_equal(store_http_add(st, 0, &h), 0);
-	assert_int_equal(store_dns_add_wire(st, 0, 0, dns_query,
-	    sizeof(dns_query)), 0);
+	assert_int_equal(store_dns_add_wire(st, 0, 0, flowfix_dns_query,
+	    sizeof(flowfix_dns_query)), 0);
 	assert_int_equal(store_stats(st)->exchanges + store_stats(st)->dns, 0);
 	store_close(st);
 }

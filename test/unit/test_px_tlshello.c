@@ -17,35 +17,9 @@
 
 #include "proxyd/tlshello.h"
 #include "test/unit/data/px_client_hellos.h"
+#include "test/unit/helpers/bytes.h"
 
 /* --- builder ------------------------------------------------------------ */
-
-struct bld {
-	uint8_t	d[70000];
-	size_t	n;
-};
-
-static void
-put8(struct bld *b, unsigned v)
-{
-	assert_true(b->n < sizeof(b->d));
-	b->d[b->n++] = (uint8_t)v;
-}
-
-static void
-put16(struct bld *b, unsigned v)
-{
-	put8(b, v >> 8);
-	put8(b, v & 0xff);
-}
-
-static void
-putmem(struct bld *b, const void *p, size_t n)
-{
-	assert_true(b->n + n <= sizeof(b->d));
-	memcpy(b->d + b->n, p, n);
-	b->n += n;
-}
 
 /* An extension with raw body. */
 static void

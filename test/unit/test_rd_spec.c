@@ -261,8 +261,32 @@ name_keeps_inner_spaces_and_colons(void **state)
 	assert_true(captures(" Web Content ", &web));
 	assert_false(captures("Web", &web));
 	assert_true(captures("kworker/0:1", &kw));
-	/* only uid:, user:, cgroup:, unit: are keywords */
+	/* only uid:, user:, cgroup:, unit:, name: are keywords */
 	assert_true(captures("!kworker/0:1", &web));
+}
+
+/* name: makes anything a process name: one of digits, one like a keyword. */
+static void
+name_prefix_names_digit_and_keyword_processes(void **state)
+{
+	struct rd_proc digits = proc(77, "1234", 0), pid1234 = proc(1234, "x", 0);
+	struct rd_proc kw = proc(8, "uid:5", 0);
+	struct rd_spec_resolver r = resolver();
+	struct rd_spec spec;
+	struct rd_spec_error err;
+
+	(void)state;
+	assert_true(captures("name:1234", &digits));
+	assert_false(captures("name:1234", &pid1234));
+	assert_true(captures("1234", &pid1234));	/* plain digits: a pid */
+	assert_false(captures("1234", &digits));
+	assert_true(captures("!name:1234", &pid1234));
+	assert_false(captures("!name:1234", &digits));
+	assert_true(captures("name:uid:5", &kw));
+	assert_false(captures("name: 1234", &digits));	/* the name " 1234" */
+	assert_int_equal(rd_spec_parse("curl,name:", &r, &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "name: expects a process name"));
+	assert_int_equal(err.offset, 5);
 }
 
 /* --- extensions ------------------------------------------------------------------------- */
@@ -567,6 +591,10 @@ format_renders_canonical_spec(void **state)
 	    &spec, NULL), 0);
 	rd_spec_format(&spec, buf, sizeof(buf));
 	assert_string_equal(buf, "!curl,1234,uid:5,uid:1001");
+	assert_int_equal(rd_spec_parse("name:1234,1234,name:curl", &r, &spec,
+	    NULL), 0);
+	rd_spec_format(&spec, buf, sizeof(buf));
+	assert_string_equal(buf, "name:1234,1234,curl");
 	/* truncation of the output never overruns */
 	rd_spec_format(&spec, buf, 4);
 	assert_int_equal(strlen(buf), 3);
@@ -580,6 +608,7 @@ format_parses_back_to_the_same_rules(void **state)
 		"1,2,3", "!1234", "mitmproxy", "!a,a", " a , mitmproxy ",
 		"! a", "0001", "!!x", "uid:0,!uid:65534,curl",
 		"systemd-resolved,!kworker/0:1", "Web Content,!2242",
+		"name:1234,!name:0", "name:uid:5,name:name:x",
 	};
 	struct rd_spec_resolver r = resolver();
 	struct rd_spec a, b;
@@ -637,6 +666,45 @@ system_cgroup2_root_found_and_identified(void **state)
 	assert_int_equal(errno, EMEDIUMTYPE);
 }
 
+static int
+count_visit(const char *rel, uint64_t id, void *arg)
+{
+	const struct { const char *rel; uint64_t id; int *seen; } *want = arg;
+
+	if (strcmp(rel, want->rel) == 0 && id == want->id)
+		(*want->seen)++;
+	return 0;
+}
+
+/* The id <-> path mapping owner attribution relies on, on real cgroupfs. */
+static void
+cgroup_id_path_and_walk_on_a_real_child_cgroup(void **state)
+{
+	char root[4096], dir[4200], rel[4200];
+	uint64_t id;
+	int seen = 0;
+	struct { const char *rel; uint64_t id; int *seen; } want;
+
+	(void)state;
+	if (rd_cgroup2_root(root, sizeof(root)) < 0 || geteuid() != 0)
+		skip();
+	snprintf(dir, sizeof(dir), "%s/localcap-spec-%d", root, (int)getpid());
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(rd_cgroup_id(dir, &id), 0);
+	assert_int_equal(rd_cgroup_path(root, id, rel, sizeof(rel)), 0);
+	assert_string_equal(rel, dir + strlen(root));
+	/* The walk the owner-path cache fills from sees it, with its id. */
+	want.rel = dir + strlen(root);
+	want.id = id;
+	want.seen = &seen;
+	assert_true(rd_cgroup_foreach(root, count_visit, &want) >= 2);
+	assert_int_equal(seen, 1);
+	assert_int_equal(rmdir(dir), 0);
+	/* gone: the walk says so */
+	assert_int_equal(rd_cgroup_path(root, id, rel, sizeof(rel)), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
 int
 main(void)
 {
@@ -646,6 +714,7 @@ main(void)
 		cmocka_unit_test(decide_names_the_deciding_rule),
 		cmocka_unit_test(long_name_compared_on_15_bytes),
 		cmocka_unit_test(name_keeps_inner_spaces_and_colons),
+		cmocka_unit_test(name_prefix_names_digit_and_keyword_processes),
 		cmocka_unit_test(uid_and_user_match_uid),
 		cmocka_unit_test(cgroup_matches_itself_and_descendants),
 		cmocka_unit_test(unit_resolves_under_system_slice_then_searches),
@@ -660,6 +729,7 @@ main(void)
 		cmocka_unit_test(format_parses_back_to_the_same_rules),
 		cmocka_unit_test(system_resolver_finds_root_user),
 		cmocka_unit_test(system_cgroup2_root_found_and_identified),
+		cmocka_unit_test(cgroup_id_path_and_walk_on_a_real_child_cgroup),
 	};
 	return cmocka_run_group_tests(tests, make_tree, remove_tree);
 }

@@ -1,4 +1,5 @@
 /* Flow store fixtures (flowfix.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include <arpa/inet.h>
@@ -22,14 +23,22 @@ flowfix_record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.dst.port = port;
 	rec->meta.owner.pid = pid;
 	rec->meta.owner.uid = 1000;
-	rec->meta.owner.name = (char *)(uintptr_t)name;
-	rec->meta.owner.cgroup = (char *)(uintptr_t)"/test";
+	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
+	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "/test");
 	rec->meta.start_us = (uint64_t)start;
 }
 
-const uint8_t flowfix_dns_query[] = {
+const uint8_t flowfix_dns_query[FLOWFIX_DNS_QUERY_LEN] = {
 	0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
 	0x00, 0x01, 0x00, 0x01,
 };
 const size_t flowfix_dns_query_len = sizeof(flowfix_dns_query);
+
+const uint8_t flowfix_dns_answer[FLOWFIX_DNS_ANSWER_LEN] = {
+	0x12, 0x34, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+	7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
+	0x00, 0x01, 0x00, 0x01,
+	0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x0e, 0x10, 0x00, 0x04,
+	93, 184, 216, 34,
+};

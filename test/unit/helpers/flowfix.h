@@ -20,8 +20,14 @@ void	flowfix_record(struct flow_record *rec, uint64_t id,
 	    enum flow_transport t, const char *name, uint32_t pid,
 	    const char *dst, uint16_t port, int64_t start);
 
-/* A DNS query for example.com A, id 0x1234. */
-extern const uint8_t	flowfix_dns_query[];
+/*
+ * A DNS query for example.com A, id 0x1234, and its answer (one A record,
+ * 93.184.216.34, TTL 3600).  Sized, so sizeof works on them.
+ */
+#define FLOWFIX_DNS_QUERY_LEN	29
+#define FLOWFIX_DNS_ANSWER_LEN	45
+extern const uint8_t	flowfix_dns_query[FLOWFIX_DNS_QUERY_LEN];
 extern const size_t	flowfix_dns_query_len;
+extern const uint8_t	flowfix_dns_answer[FLOWFIX_DNS_ANSWER_LEN];
 
 #endif

@@ -1,0 +1,40 @@
+/*
+ * The control-socket client: one request to redirectord over ctl.sock and
+ * its one reply, on a private libev loop with a deadline.  localcapctl's
+ * request commands (status, attach, detach, run) and the instance commands
+ * that poll redirectord (up, ps: ctl_daemons_running, ctl_status_fetch in
+ * ctl.h) all go through here.
+ */
+#ifndef LOCALCAP_CTLCLIENT_H
+#define LOCALCAP_CTLCLIENT_H
+
+#include <ev.h>
+
+#include "control.pb-c.h"
+
+#define CTL_TIMEOUT	5.0	/* seconds for one request */
+
+struct ctl {		/* one request */
+	struct ev_loop		*loop;
+	const char		*sock_path;
+	const char		*runtime_dir;
+	Lc__CtlRequest		*request;
+	int			 json;
+	int			 exit_code;
+	int			 done;
+	ev_timer		 deadline;
+	const char		*spec_text;	/* attach/detach: for error carets */
+	int			 quiet;		/* no error lines (polling) */
+	int			 running;	/* status: daemons reported running */
+	void			(*print)(const struct ctl *, const Lc__CtlReply *);
+};
+
+/*
+ * Send ctl->request to ctl->sock_path and wait for the reply: an Error
+ * reply is printed (with a caret under ctl->spec_text for ERR_BAD_SPEC)
+ * unless quiet, anything else goes to ctl->print.  Returns the exit code:
+ * 0, or 1 on any failure.
+ */
+int	ctl_request(struct ctl *);
+
+#endif
