@@ -278,6 +278,32 @@ wake(struct h2 *c, struct stream *s, int dir)
 	(void)nghttp2_session_resume_data(to, sid);
 }
 
+/*
+ * A DATA chunk for stream s going `dir` (UP: the request body from the
+ * client, DOWN: the response body from the origin): recorded, held until
+ * the other leg takes it (its window is given back only then), and that
+ * leg woken.  Out of memory resets the stream on both legs.
+ */
+static int
+take_data(struct h2 *c, nghttp2_session *session, int32_t stream_id,
+    struct stream *s, int dir, const uint8_t *data, size_t len)
+{
+	h2_rec_add(c, s, dir, data, len);
+	if (s->buf[dir].len == 0)
+		s->moved_us[dir] = c->now_us;
+	if (h2_dbuf_add(c, &s->buf[dir], data, len) == -1) {
+		(void)nghttp2_session_consume(session, stream_id, len);
+		h2_set_error(s, "out of memory for the %s body", dir == UP ?
+		    "request" : "response");
+		h2_rst_upstream(c, s, NGHTTP2_INTERNAL_ERROR);
+		h2_rst_client(c, s, NGHTTP2_INTERNAL_ERROR);
+		return 0;
+	}
+	h2_buffered_add(c, len);
+	wake(c, s, dir);
+	return 0;
+}
+
 /* --- flood accounting ----------------------------------------------------------- */
 
 /* One control frame from leg; false when the peer is over its rate. */
@@ -564,19 +590,7 @@ c_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
 		(void)nghttp2_session_consume(session, stream_id, len);
 		return 0;
 	}
-	h2_rec_add(c, s, UP, data, len);
-	if (s->buf[UP].len == 0)
-		s->moved_us[UP] = c->now_us;
-	if (h2_dbuf_add(c, &s->buf[UP], data, len) == -1) {
-		(void)nghttp2_session_consume(session, stream_id, len);
-		h2_set_error(s, "out of memory for the request body");
-		h2_rst_upstream(c, s, NGHTTP2_INTERNAL_ERROR);
-		h2_rst_client(c, s, NGHTTP2_INTERNAL_ERROR);
-		return 0;
-	}
-	h2_buffered_add(c, len);
-	wake(c, s, UP);
-	return 0;
+	return take_data(c, session, stream_id, s, UP, data, len);
 }
 
 static int
@@ -831,19 +845,7 @@ u_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
 		(void)nghttp2_session_consume(session, stream_id, len);
 		return 0;
 	}
-	h2_rec_add(c, s, DOWN, data, len);
-	if (s->buf[DOWN].len == 0)
-		s->moved_us[DOWN] = c->now_us;
-	if (h2_dbuf_add(c, &s->buf[DOWN], data, len) == -1) {
-		(void)nghttp2_session_consume(session, stream_id, len);
-		h2_set_error(s, "out of memory for the response body");
-		h2_rst_upstream(c, s, NGHTTP2_INTERNAL_ERROR);
-		h2_rst_client(c, s, NGHTTP2_INTERNAL_ERROR);
-		return 0;
-	}
-	h2_buffered_add(c, len);
-	wake(c, s, DOWN);
-	return 0;
+	return take_data(c, session, stream_id, s, DOWN, data, len);
 }
 
 static int
