@@ -51,3 +51,32 @@ ok() { passed=$((passed + 1)); echo "ok - $*"; }
 not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
 # check DESC COMMAND...: ok if COMMAND succeeds, not ok otherwise.
 check() { _d=$1; shift; if "$@"; then ok "$_d"; else not_ok "$_d"; fi; }
+
+# capture_test_env TAG: what every two-host capture test starts with.  Sets
+# NS and NS2 (the client's and the server's network namespace, not yet
+# made), T (a scratch dir, 0755 so the daemons' users may read it; kept with
+# KEEP=1), CG (a child cgroup where capture applies), PY (python3),
+# pids="" (the test adds what it starts) and the result counters, and
+# cleans all of it up on every exit.  A test that needs more at exit
+# defines cleanup() again and calls capture_test_cleanup from it.
+capture_test_env() {
+	NS="lc-$1c-$$"
+	NS2="lc-$1s-$$"
+	T=$(mktemp -d "/tmp/lc-$1.XXXXXX") || exit 1
+	chmod 755 "$T"
+	CG=$(make_cgroup "localcap-test-$1-$$") ||
+	    { echo "no cgroup v2"; rm -rf "$T"; exit 1; }
+	PY=$(readlink -f /usr/bin/python3)
+	pids=""
+	passed=0 failed=0
+	cleanup() { capture_test_cleanup; }
+	trap cleanup EXIT
+	trap 'exit 1' INT TERM
+}
+capture_test_cleanup() {
+	stop_pids $pids
+	kill_netns "$NS"
+	kill_netns "$NS2"
+	remove_cgroup "$CG"
+	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}

@@ -32,24 +32,7 @@ fi
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
 . "$top/test/lib.sh"
-NS="lc-ccli-$$"
-NS2="lc-csrv-$$"
-T=$(mktemp -d /tmp/lc-chromium.XXXXXX)
-chmod 755 "$T"
-CG=$(make_cgroup "localcap-test-chromium-$$") || { echo "no cgroup v2"; exit 1; }
-PY=$(readlink -f /usr/bin/python3)
-pids=""
-passed=0 failed=0
-
-cleanup() {
-	stop_pids $pids
-	kill_netns "$NS"
-	kill_netns "$NS2"
-	remove_cgroup "$CG"
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+capture_test_env chromium
 
 NSE="nsenter --net=/run/netns/$NS"
 ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }

@@ -30,25 +30,8 @@ fi
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
 . "$top/test/lib.sh"
-NS="lc-cli-$$"
-NS2="lc-srv-$$"
-T=$(mktemp -d /tmp/lc-proxyd.XXXXXX)
-chmod 755 "$T"
-CG=$(make_cgroup "localcap-test-proxyd-$$") || { echo "no cgroup v2"; exit 1; }
+capture_test_env proxyd
 CGREL=${CG#$(cgroup2_root)}
-PY=$(readlink -f /usr/bin/python3)
-pids=""
-passed=0 failed=0
-
-cleanup() {
-	stop_pids $pids
-	kill_netns "$NS"
-	kill_netns "$NS2"
-	remove_cgroup "$CG"
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 NSE="nsenter --net=/run/netns/$NS"
 ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }

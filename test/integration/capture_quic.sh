@@ -30,26 +30,10 @@ fi
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
 . "$top/test/lib.sh"
-NS="lc-qcli-$$"
-NS2="lc-qsrv-$$"
-T=$(mktemp -d /tmp/lc-quic.XXXXXX)
-chmod 755 "$T"
-CG=$(make_cgroup "localcap-test-quic-$$") || { echo "no cgroup v2"; exit 1; }
-PY=$(readlink -f /usr/bin/python3)
+capture_test_env quic
 QC="$top/test/integration/quicclient.py"
-pids=""
 PXD=""
-passed=0 failed=0
-
-cleanup() {
-	stop_pids $pids $PXD
-	kill_netns "$NS"
-	kill_netns "$NS2"
-	remove_cgroup "$CG"
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+cleanup() { pids="$pids $PXD"; capture_test_cleanup; }
 
 NSE="nsenter --net=/run/netns/$NS"
 ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }

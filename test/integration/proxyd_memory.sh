@@ -30,27 +30,10 @@ fi
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
 . "$top/test/lib.sh"
-NS="lc-mcl-$$"
-NS2="lc-msv-$$"
-T=$(mktemp -d /tmp/lc-pxmem.XXXXXX)
-chmod 755 "$T"
-CG=$(make_cgroup "localcap-test-pxmem-$$") || { echo "no cgroup v2"; exit 1; }
-PY=$(readlink -f /usr/bin/python3)
+capture_test_env pxmem
 N=500
 BODY=1048576
 BUDGET_MB=64
-pids=""
-passed=0 failed=0
-
-cleanup() {
-	stop_pids $pids
-	kill_netns "$NS"
-	kill_netns "$NS2"
-	remove_cgroup "$CG"
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 NSE="nsenter --net=/run/netns/$NS"
 ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }

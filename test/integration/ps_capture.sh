@@ -27,24 +27,7 @@ done
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
 . "$top/test/lib.sh"
-NS="lc-psc-$$"
-NS2="lc-pss-$$"
-T=$(mktemp -d /tmp/lc-ps.XXXXXX)
-chmod 755 "$T"
-CG=$(make_cgroup "localcap-test-ps-$$") || { echo "no cgroup v2"; exit 1; }
-PY=$(readlink -f /usr/bin/python3)
-pids=""
-passed=0 failed=0
-
-cleanup() {
-	stop_pids $pids
-	kill_netns "$NS"
-	kill_netns "$NS2"
-	remove_cgroup "$CG"
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+capture_test_env ps
 
 NSE="nsenter --net=/run/netns/$NS"
 ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }

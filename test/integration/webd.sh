@@ -42,24 +42,7 @@ fi
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
 . "$top/test/lib.sh"
-NS="lc-wcli-$$"
-NS2="lc-wsrv-$$"
-T=$(mktemp -d /tmp/lc-webd.XXXXXX)
-chmod 755 "$T"
-CG=$(make_cgroup "localcap-test-webd-$$") || { echo "no cgroup v2"; exit 1; }
-PY=$(readlink -f /usr/bin/python3)
-pids=""
-passed=0 failed=0
-
-cleanup() {
-	stop_pids $pids
-	kill_netns "$NS"
-	kill_netns "$NS2"
-	remove_cgroup "$CG"
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+capture_test_env webd
 
 NSE="nsenter --net=/run/netns/$NS"
 ctl() { "$B/bin/localcapctl" -r "$T" -s "$T/state" "$@"; }
