@@ -22,7 +22,7 @@ if [ ! -r /sys/kernel/btf/vmlinux ]; then
 	echo "capture_quic: kernel has no BTF; skipped"
 	exit 77
 fi
-if ! python3 -c 'import cryptography' 2>/dev/null; then
+if ! /usr/bin/python3 -c 'import cryptography' 2>/dev/null; then
 	echo "capture_quic: python3-cryptography missing (make deps); skipped"
 	exit 77
 fi
