@@ -160,6 +160,10 @@ struct mitm_info {
 	uint64_t	 handshake_us;
 	uint64_t	 upstream_handshake_us;
 
+	/* MITM_ERR_CLIENT_REJECTED by a certificate alert (the client said
+	 * so), not only a close after our certificate */
+	bool		 rejected_by_alert;
+
 	bool		 client_close_notify;	/* clean TLS close seen */
 	bool		 upstream_close_notify;
 };

@@ -634,6 +634,7 @@ step_client(struct mitm *m)
 
 		if (saw_cert && is_cert_alert(a)) {
 			e = MITM_ERR_CLIENT_REJECTED;
+			m->info.rejected_by_alert = true;
 			snprintf(ebuf, sizeof(ebuf), "alert %d (%s)", a, mitm_alert_name(a));
 		} else if (saw_cert && (ret == MBEDTLS_ERR_SSL_CONN_EOF ||
 		    (a < 0 && leg->eof))) {

@@ -49,30 +49,46 @@ find(struct passmap *m, const char *key)
 	return NULL;
 }
 
-void
-passmap_add(struct passmap *m, const char *key, double until)
+/* The moment an entry stops mattering: passing over and strikes expired. */
+static double
+expiry(const struct passmap_entry *e)
+{
+	return e->until > e->strikes_until ? e->until : e->strikes_until;
+}
+
+/* The entry for key, made (or taking the place of the one that matters
+ * least) when absent; NULL when the map keeps nothing. */
+static struct passmap_entry *
+slot(struct passmap *m, const char *key)
 {
 	struct passmap_entry *e;
 	size_t i;
 
 	if (m->cap == 0 || key[0] == '\0')
-		return;
-	if ((e = find(m, key)) != NULL) {
-		if (until > e->until)
-			e->until = until;
-		return;
-	}
+		return NULL;
+	if ((e = find(m, key)) != NULL)
+		return e;
 	if (m->n < m->cap)
 		e = &m->e[m->n++];
 	else {
 		/* Full: the entry that would expire first makes room. */
 		e = &m->e[0];
 		for (i = 1; i < m->n; i++)
-			if (m->e[i].until < e->until)
+			if (expiry(&m->e[i]) < expiry(e))
 				e = &m->e[i];
 	}
+	memset(e, 0, sizeof(*e));
 	passmap_key(e->key, key);
-	e->until = until;
+	return e;
+}
+
+void
+passmap_add(struct passmap *m, const char *key, double until)
+{
+	struct passmap_entry *e;
+
+	if ((e = slot(m, key)) != NULL && until > e->until)
+		e->until = until;
 }
 
 bool
@@ -84,7 +100,39 @@ passmap_has(struct passmap *m, const char *key, double now)
 		return false;
 	if (e->until > now)
 		return true;
-	/* Expired: the last entry takes its place. */
-	*e = m->e[--m->n];
+	/* Expired (strikes too): the last entry takes its place. */
+	if (e->strikes_until <= now)
+		*e = m->e[--m->n];
 	return false;
+}
+
+bool
+passmap_strike(struct passmap *m, const char *key, double now, unsigned need,
+    double until)
+{
+	struct passmap_entry *e;
+
+	if ((e = slot(m, key)) == NULL || e->until > now)
+		return false;
+	if (e->strikes_until <= now) {	/* a first strike, or the old ones expired */
+		e->strikes = 0;
+		e->strikes_until = now + PASSMAP_STRIKE_WINDOW;
+	}
+	if (++e->strikes < (need > 0 ? need : 1))
+		return false;
+	e->strikes = 0;
+	e->strikes_until = 0;
+	e->until = until;
+	return true;
+}
+
+void
+passmap_forgive(struct passmap *m, const char *key)
+{
+	struct passmap_entry *e;
+
+	if (m->n > 0 && (e = find(m, key)) != NULL) {
+		e->strikes = 0;
+		e->strikes_until = 0;
+	}
 }

@@ -57,24 +57,28 @@ tls_failure_end(const struct mitm_info *in)
 
 /*
  * The client leg failed (or the established flow broke).  A client that
- * refused our certificate makes its host pass through from now on.
+ * refused our certificate makes its host pass through for a while: at once
+ * when it said so with an alert, after PASSMAP_CLOSE_STRIKES silent closes
+ * otherwise (passmap.h says why).
  */
 static void
 tls_fail(struct rflow *f)
 {
 	struct relay *r = f->relay;
 	const struct mitm_info *in = mitm_get_info(f->m);
+	unsigned need = in->rejected_by_alert ? 1 : PASSMAP_CLOSE_STRIKES;
 
 	if (in->error == MITM_ERR_CLIENT_REJECTED) {
 		r->stats.tls_client_rejected++;
-		if (r->pass.cap > 0 && !passmap_has(&r->pass, f->host,
-		    ev_now(r->loop))) {
+		if (passmap_strike(&r->pass, f->host, ev_now(r->loop), need,
+		    ev_now(r->loop) + r->cfg.passthrough_ttl))
 			log_info("flow %llu: %s; passing %s through for %.0f s",
 			    (unsigned long long)f->rec.id, in->reason, f->host,
 			    r->cfg.passthrough_ttl);
-			passmap_add(&r->pass, f->host, ev_now(r->loop) +
-			    r->cfg.passthrough_ttl);
-		}
+		else if (!passmap_has(&r->pass, f->host, ev_now(r->loop)))
+			log_info("flow %llu: %s; %s passes through if that "
+			    "happens %u times in %d s", (unsigned long long)f->rec.id,
+			    in->reason, f->host, need, PASSMAP_STRIKE_WINDOW);
 	}
 	rflow_end(f, tls_failure_end(in), 0);
 }
@@ -327,8 +331,11 @@ rflow_tls_run(struct rflow *f)
 			unsigned eofs = 0;
 			ssize_t n;
 
-			if (!f->tls_checked)
+			if (!f->tls_checked) {
+				/* the client took our certificate */
+				passmap_forgive(&r->pass, f->host);
 				tls_observe_start(f);
+			}
 			n = f->proto != NULL ? tls_layer_relay(f, &eofs) :
 			    mitm_relay(m, &eofs);
 

@@ -935,6 +935,7 @@ client_rejecting_our_ca_is_reported(void **state)
 	if (strstr(in->reason, "unknown_ca") == NULL && strstr(in->reason, "bad_certificate") == NULL)
 		fail_msg("reason: %s", in->reason);
 	assert_non_null(strstr(in->reason, "upstream.test"));
+	assert_true(in->rejected_by_alert);	/* it said so: pass at once */
 }
 
 static void
@@ -963,6 +964,7 @@ client_closing_after_our_certificate_is_a_rejection(void **state)
 	assert_int_equal(f->st, MITM_FAILED);
 	assert_int_equal(mitm_get_info(f->m)->error, MITM_ERR_CLIENT_REJECTED);
 	assert_non_null(strstr(mitm_get_info(f->m)->reason, "closed"));
+	assert_false(mitm_get_info(f->m)->rejected_by_alert);	/* a strike only */
 }
 
 static void

@@ -855,6 +855,69 @@ passmap_full_replaces_soonest_to_expire(void **state)
 	passmap_free(&m);
 }
 
+/*
+ * A silent close after our certificate is a strike: one close (a browser
+ * reacting to a network change) leaves the host decrypted, the third
+ * within the window makes it pass, an accepted certificate clears them,
+ * and strikes older than the window are forgotten.
+ */
+static void
+passmap_silent_closes_need_strikes(void **state)
+{
+	struct passmap m;
+	const unsigned k = PASSMAP_CLOSE_STRIKES;
+	const double w = PASSMAP_STRIKE_WINDOW;
+
+	(void)state;
+	assert_true(k >= 2);
+	assert_int_equal(passmap_init(&m, 4), 0);
+	for (unsigned i = 1; i < k; i++) {
+		assert_false(passmap_strike(&m, "a.test", i, k, 1000));
+		assert_false(passmap_has(&m, "a.test", i));
+	}
+	assert_true(passmap_strike(&m, "a.test", k, k, 1000));
+	assert_true(passmap_has(&m, "a.test", k + 1));
+	assert_false(passmap_strike(&m, "a.test", k + 2, k, 2000));	/* already */
+	assert_false(passmap_has(&m, "a.test", 1000));
+
+	/* an accepted certificate in between starts the count again */
+	for (unsigned i = 1; i < k; i++)
+		assert_false(passmap_strike(&m, "b.test", i, k, 1000));
+	passmap_forgive(&m, "b.test");
+	for (unsigned i = 1; i < k; i++)
+		assert_false(passmap_strike(&m, "b.test", 10 + i, k, 1000));
+	assert_false(passmap_has(&m, "b.test", 20));
+
+	/* strikes spread wider than the window never add up */
+	for (unsigned i = 0; i < 3 * k; i++)
+		assert_false(passmap_strike(&m, "c.test", 100 + i * (w / (k - 1) + 1),
+		    k, 5000));
+	assert_false(passmap_has(&m, "c.test", 100 + 3 * k * w));
+	passmap_free(&m);
+}
+
+/* An alert is the client saying it: need 1 passes at once. */
+static void
+passmap_alert_passes_at_once(void **state)
+{
+	struct passmap m;
+
+	(void)state;
+	assert_int_equal(passmap_init(&m, 2), 0);
+	assert_true(passmap_strike(&m, "A.Test", 5, 1, 50));
+	assert_true(passmap_has(&m, "a.test", 49));
+	assert_false(passmap_has(&m, "a.test", 50));
+	assert_int_equal(m.n, 0);	/* nothing left of it */
+	/* strike-only entries make room before passing ones */
+	passmap_add(&m, "p.test", 500);
+	assert_false(passmap_strike(&m, "s.test", 10, 3, 500));
+	passmap_add(&m, "q.test", 400);		/* full: s.test (strikes) goes */
+	assert_true(passmap_has(&m, "p.test", 11));
+	assert_true(passmap_has(&m, "q.test", 11));
+	assert_int_equal(m.n, 2);
+	passmap_free(&m);
+}
+
 static void
 passmap_keys_ignore_case_and_clip(void **state)
 {
@@ -893,6 +956,8 @@ main(void)
 		cmocka_unit_test(passmap_forgets_expired_hosts),
 		cmocka_unit_test(passmap_full_replaces_soonest_to_expire),
 		cmocka_unit_test(passmap_keys_ignore_case_and_clip),
+		cmocka_unit_test(passmap_silent_closes_need_strikes),
+		cmocka_unit_test(passmap_alert_passes_at_once),
 	};
 
 	log_init("test_px_tlsrelay", 1, LOG_LEVEL_WARN);
