@@ -39,6 +39,14 @@ ctl() { "$B/bin/localcapctl" -r "$T" "$@"; }
 incg() { $NSE sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
 
 ip netns add "$NS" && ip netns add "$NS2" || exit 1
+# No duplicate address detection in either namespace: a link-local address
+# that turns from tentative to valid a second after the link comes up is a
+# network change to Chromium, which then aborts what it has in flight
+# (ERR_NETWORK_CHANGED) - seen here as the first load failing at random.
+for n in "$NS" "$NS2"; do
+	ip netns exec "$n" sysctl -q -w net.ipv6.conf.all.accept_dad=0 \
+	    net.ipv6.conf.default.accept_dad=0 >/dev/null || exit 1
+done
 ip link add lcc0 netns "$NS" type veth peer name lcc1 netns "$NS2" || exit 1
 ip -n "$NS" link set lo up
 ip -n "$NS2" link set lo up
@@ -108,6 +116,13 @@ until ctl --json status 2>/dev/null | grep -q '"name":"proxyd","running":true' &
 	sleep 0.05
 done
 ok "daemons and origin up"
+# ...and no address of the client's namespace still tentative.
+i=0
+while [ -n "$(ip -n "$NS" -6 addr show tentative)" ]; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && { not_ok "client addresses settled"; exit 1; }
+	sleep 0.05
+done
 
 # Chromium trusts the localcap CA through its NSS database (in a HOME of
 # the test's own), resolves nothing but origin.test, and keeps one profile
@@ -192,10 +207,21 @@ check "the origin served both pages over TCP" \
     test "$(grep -c 'GET /$' "$T/origin.log")" -ge 2
 
 if [ $failed -ne 0 ]; then
-	for f in proxyd chromium-1 chromium-2; do
-		echo "--- $f.log"; tail -n 25 "$T/$f.log"
+	# what says why, first (Chromium's D-Bus complaints are noise here)
+	for f in chromium-0 chromium-1 chromium-2; do
+		echo "--- $f.log"; grep -v -e dbus -e 'unexpected operator' "$T/$f.log" | tail -n 8
 	done
-	echo "--- flows"; cat "$T/flows.json"
+	echo "--- proxyd.log"; grep -v debug: "$T/proxyd.log" | tail -n 15
+	echo "--- flows"; "$PY" -c '
+import json, sys
+for l in open(sys.argv[1]):
+    try:
+        r = json.loads(l)
+    except ValueError:
+        print(l.rstrip()[:200]); continue
+    print(r.get("flow"), r.get("kind"), r.get("proto"), r.get("host"),
+          r.get("url"), r.get("status"), r.get("result"), r.get("error"),
+          (r.get("conn") or {}).get("passthrough_reason"))' "$T/flows.json"
 fi
 echo "capture_chromium_quic: $passed passed, $failed failed"
 [ $failed -eq 0 ]
