@@ -3,11 +3,13 @@
 test/integration/proxyd_memory.sh.  Raw frames and HPACK by hand (the
 standard library has no HTTP/2), flow control honoured both ways.
 
-  h2upload.py server ADDR PORT SIZE OUT
+  h2upload.py server ADDR PORT SIZE OUT [HOLD]
       An origin that reads every upload and never answers: it grants
       windows of 2^31-1 at once, and writes to OUT (rewritten as it grows)
       how many streams delivered SIZE bytes.  A connection ends when its
-      peer closes or sends GOAWAY.
+      peer closes or sends GOAWAY.  With HOLD, it grants no window at all
+      (64 KiB less one per connection, RFC 9113's initial) until the file
+      HOLD exists: uploads wait in the proxy.
 
   h2upload.py client ADDR PORT CONNS STREAMS SIZE GO SENT
       CONNS connections at once, each with STREAMS POSTs of SIZE bytes
@@ -47,15 +49,26 @@ def count(path, n):
 
 # --- the origin ---------------------------------------------------------------
 
-async def server(addr, port, size, out):
+GRANT = frame(SETTINGS, 0, 0, struct.pack(">HI", 4, MAXWIN)) + \
+    frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAXWIN - 65535))
+
+
+async def server(addr, port, size, out, hold):
     full = 0
+
+    async def release(w):
+        while not os.path.exists(hold):
+            await asyncio.sleep(0.1)
+        w.write(GRANT)
 
     async def conn(r, w):
         nonlocal full
         got = {}
-        w.write(frame(SETTINGS, 0, 0, struct.pack(">HI", 4, MAXWIN) +
-                      struct.pack(">HI", 3, 1000)) +
-                frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAXWIN - 65535)))
+        w.write(frame(SETTINGS, 0, 0, struct.pack(">HI", 3, 1000)))
+        if hold is None:
+            w.write(GRANT)
+        else:
+            rel = asyncio.ensure_future(release(w))
         try:
             if await r.readexactly(24) != PREFACE:
                 return
@@ -75,6 +88,8 @@ async def server(addr, port, size, out):
                         count(out, full)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        if hold is not None:
+            rel.cancel()
         w.close()
 
     srv = await asyncio.start_server(conn, addr, port, backlog=1024)
@@ -179,8 +194,9 @@ async def client(addr, port, conns, streams, size, go, sent):
 
 def main():
     a = sys.argv
-    if len(a) == 6 and a[1] == "server":
-        asyncio.run(server(a[2], int(a[3]), int(a[4]), a[5]))
+    if len(a) in (6, 7) and a[1] == "server":
+        asyncio.run(server(a[2], int(a[3]), int(a[4]), a[5],
+                           a[6] if len(a) == 7 else None))
     elif len(a) == 9 and a[1] == "client":
         asyncio.run(client(a[2], int(a[3]), int(a[4]), int(a[5]), int(a[6]),
                            a[7], a[8]))

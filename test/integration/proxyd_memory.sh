@@ -107,6 +107,11 @@ ip netns exec "$NS2" "$PY" "$top/test/integration/h2upload.py" server \
 pids="$pids $!"
 ip netns exec "$NS2" nghttpd -d "$T/www" --no-tls 9393 >"$T/nghttpd.log" 2>&1 &
 pids="$pids $!"
+# An h2c origin that grants no window until told (h2stall): uploads wait
+# in proxyd.
+ip netns exec "$NS2" "$PY" "$top/test/integration/h2upload.py" server \
+    10.98.0.2 9294 $BODY "$T/h2sfull" "$T/h2release" >"$T/h2stall.log" 2>&1 &
+pids="$pids $!"
 
 # The uploader: N connections at once, each a POST of BODY bytes with no
 # answer expected; it says when all are sent, then holds them until told.
@@ -147,6 +152,7 @@ pids="$pids $PXD"
 i=0
 until ctl --json status 2>/dev/null | grep -q '"name":"proxyd","running":true' &&
     grep -q serving "$T/silent.log" && grep -q serving "$T/h2silent.log" &&
+    grep -q serving "$T/h2stall.log" &&
     $NSE curl -s -o /dev/null http://10.98.0.2:8080/index.html; do
 	i=$((i + 1))
 	[ $i -gt 200 ] && { not_ok "daemons and servers up"; cat "$T"/*.log; exit 1; }
@@ -275,6 +281,53 @@ check "h2: bodies cut by the budget are marked so in the store ($cut of $H2N: re
 check "h2: the normal h2c request is in the store too" \
     test "$(count_rows "SELECT count(*) FROM http_exchanges WHERE target = '/index.html' AND http_version = 'HTTP/2.0' AND status = 200")" -ge 1
 
+# Back-pressure: uploads to an origin that grants no window wait in
+# proxyd (up to the 1 MiB stream window it gives each client); 60 of
+# them would hold 60 MiB, and their records as much again.  With the
+# budget spent proxyd stops reading a client whose DATA waits, so its RSS
+# stays under the budget; once the origin grants its window every upload
+# goes through whole (slowed, not dropped).
+H2W=60
+echo 5 >"/proc/$PXD/clear_refs"
+rss0=$(field $PXD VmRSS)
+crun "$PY" "$top/test/integration/h2upload.py" client 10.98.0.2 9294 $H2W 1 \
+    $BODY "$T/h2sgo" "$T/h2ssent" >"$T/h2supload.log" 2>&1 &
+UP=$!
+pids="$pids $UP"
+# Until what proxyd holds has stopped growing for a second (at most 10 s).
+i=0 last=0 still=0
+while [ $i -lt 20 ] && [ $still -lt 2 ]; do
+	sleep 0.5
+	now=$(field $PXD VmRSS)
+	if [ "$now" -le "$last" ]; then still=$((still + 1)); else still=0; fi
+	last=$now
+	i=$((i + 1))
+done
+rss=$(field $PXD VmRSS)
+hwm=$(field $PXD VmHWM)
+[ "$rss" -gt "$hwm" ] && hwm=$rss
+echo "# h2, origin granting no window: $H2W uploads waiting; proxyd RSS: $rss0 kB before, $rss kB while they wait, peak (VmHWM) $hwm kB; budget $((BUDGET_MB * 1024)) kB"
+check "h2: nothing reached the stalled origin beyond its window yet ($(num "$T/h2sfull") uploads whole)" \
+    test "$(num "$T/h2sfull")" -eq 0
+if [ "${SANITIZE:-}" = 1 ]; then
+	ok "h2: proxyd's peak RSS not checked under ASan ($hwm kB)"
+else
+	check "h2: proxyd's peak RSS $hwm kB stayed under its budget of $((BUDGET_MB * 1024)) kB while uploads waited" \
+	    test "$hwm" -lt $((BUDGET_MB * 1024))
+fi
+touch "$T/h2release"
+i=0
+while [ "$(num "$T/h2sfull")" -lt $H2W ] && [ $i -lt 200 ]; do
+	kill -0 $UP 2>/dev/null || break
+	i=$((i + 1))
+	sleep 0.1
+done
+check "h2: once the origin grants its window, all $H2W waiting uploads reach it whole ($(num "$T/h2sfull"))" \
+    test "$(num "$T/h2sfull")" -eq $H2W
+touch "$T/h2sgo"
+i=0
+while kill -0 $UP 2>/dev/null && [ $i -lt 300 ]; do i=$((i + 1)); sleep 0.1; done
+
 # Flow caps: proxyd again with --max-flows-per-addr 2; three connections
 # held open at once: the third is refused, and recorded as such.
 kill $PXD
@@ -315,7 +368,7 @@ for p in $PXD; do
 	kill -0 "$p" 2>/dev/null || not_ok "proxyd died"
 done
 if [ $failed -ne 0 ]; then
-	for f in netstackd proxyd proxyd2 upload silent h2upload h2silent; do
+	for f in netstackd proxyd proxyd2 upload silent h2upload h2silent h2supload h2stall; do
 		echo "--- $f.log"; tail -n 25 "$T/$f.log" 2>/dev/null
 	done
 fi
