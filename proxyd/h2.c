@@ -349,7 +349,7 @@ h2_output_done(struct h2 *c, enum h2_leg to, size_t n, uint64_t now_us)
 		l->gb_head = (l->gb_head + 1) % l->gb_cap;
 		l->gb_len--;
 	}
-	h2_dbuf_trim(c, &l->out);
+	h2_dbuf_trim(c, &l->out, BUF_KEEP);
 	h2_sweep(c);
 }
 

@@ -31,8 +31,9 @@ struct membudget;
 
 #define OUT_HIGH	(64 * 1024)	/* output kept ready per leg */
 /*
- * An empty buffer bigger than this is freed (smaller ones are kept for
- * the next bytes), and any empty one while proxyd's budget is tight.
+ * An empty output buffer bigger than this is freed (smaller ones are kept
+ * for the next bytes; a stream's, however large, until the stream ends),
+ * and any empty buffer while proxyd's budget is tight.
  */
 #define BUF_KEEP	(2 * OUT_HIGH)
 /* "Tight": proxyd's budget could not take this much for buffers now. */
@@ -187,7 +188,7 @@ nghttp2_nv *h2_hlist_nv(struct h2 *c, const struct hlist *h);
 void	 h2_dbuf_free(struct h2 *c, struct dbuf *b);
 int	 h2_dbuf_add(struct h2 *c, struct dbuf *b, const uint8_t *p, size_t n);
 void	 h2_dbuf_take(struct dbuf *b, size_t n);
-void	 h2_dbuf_trim(struct h2 *c, struct dbuf *b);
+void	 h2_dbuf_trim(struct h2 *c, struct dbuf *b, size_t keep);
 void	 h2_buffered_add(struct h2 *c, int dir, size_t n);
 void	 h2_buffered_sub(struct h2 *c, int dir, size_t n);
 void	 h2_rec_add(struct h2 *c, struct stream *s, int dir, const uint8_t *p,

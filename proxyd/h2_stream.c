@@ -239,7 +239,7 @@ read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
 	if (n > 0) {
 		memcpy(buf, b->p + b->off, n);
 		h2_dbuf_take(b, n);
-		h2_dbuf_trim(c, b);
+		h2_dbuf_trim(c, b, SIZE_MAX);
 		h2_buffered_sub(c, dir, n);
 		giveback_push(c, &c->leg[to], dir == UP ? s->csid : s->usid, n);
 		s->moved_us[dir] = c->now_us;

@@ -276,15 +276,15 @@ h2_dbuf_take(struct dbuf *b, size_t n)
 }
 
 /*
- * An empty buffer is freed when it is large, or when proxyd's budget is
- * tight (a connection with many streams would otherwise keep a buffer for
- * each).
+ * An empty buffer is freed when it is larger than keep, or whenever
+ * proxyd's budget is tight (a connection with many streams would
+ * otherwise keep a buffer for each).
  */
 void
-h2_dbuf_trim(struct h2 *c, struct dbuf *b)
+h2_dbuf_trim(struct h2 *c, struct dbuf *b, size_t keep)
 {
 	if (b->len == 0 && b->p != NULL &&
-	    (b->cap > BUF_KEEP || h2_budget_tight(c)))
+	    (b->cap > keep || h2_budget_tight(c)))
 		h2_dbuf_free(c, b);
 }
 

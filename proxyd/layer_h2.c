@@ -82,9 +82,10 @@ h2l_in_space(struct layer *l, enum layer_side from, uint8_t **p)
 	const uint8_t *o;
 
 	*p = NULL;
-	if (!h2_want_read(h->c, leg(from)) ||
-	    h2_output(h->c, H2_CLIENT, &o) >= H2_OUT_LIMIT ||
-	    h2_output(h->c, H2_UPSTREAM, &o) >= H2_OUT_LIMIT)
+	/* Outputs first: filling them moves waiting DATA out (h2_want_read). */
+	if (h2_output(h->c, H2_CLIENT, &o) >= H2_OUT_LIMIT ||
+	    h2_output(h->c, H2_UPSTREAM, &o) >= H2_OUT_LIMIT ||
+	    !h2_want_read(h->c, leg(from)))
 		return 0;
 	*p = h->in;
 	return sizeof(h->in);
