@@ -364,13 +364,15 @@ h2_want_read(struct h2 *c, enum h2_leg from)
 	    !nghttp2_session_want_read(l->s))
 		return false;
 	/*
-	 * proxyd's budget is tight: the leg whose DATA waits more here is
-	 * not read (ties: the client's) until that DATA went out.  The other
-	 * leg is read, so its window updates, which let it go out, come.
+	 * proxyd's budget is tight: a leg whose DATA waits here is not read
+	 * until that DATA went out, while nothing waits the other way.  The
+	 * other leg is read, so the window updates (and stream closes) that
+	 * let the DATA go out come; and as soon as DATA waits for this leg,
+	 * whose window updates only reading it brings, it is read again, so
+	 * holding back never stops what would drain the layer.
 	 */
-	hold = c->waiting[dir] > 0 && (dir == UP ?
-	    c->waiting[UP] >= c->waiting[DOWN] :
-	    c->waiting[DOWN] > c->waiting[UP]) && h2_budget_tight(c);
+	hold = c->waiting[dir] > 0 && c->waiting[!dir] == 0 &&
+	    h2_budget_tight(c);
 	if (hold && !c->throttled[dir])
 		c->st.throttled++;
 	c->throttled[dir] = hold;

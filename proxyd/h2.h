@@ -140,9 +140,9 @@ void		 h2_output_done(struct h2 *c, enum h2_leg to, size_t n,
 /*
  * Whether the layer wants more input from a leg now.  False too while
  * proxyd's memory budget is tight and DATA from that leg waits in the
- * layer (more of it than from the other leg, so that one leg is always
- * read and the window updates that drain the other keep coming): it
- * turns true again once those bytes went out, through calls on c.
+ * layer, none the other way (so the other leg is read, and the window
+ * updates that drain it keep coming): it turns true again once those
+ * bytes went out, or DATA waits for that leg, through calls on c.
  */
 bool		 h2_want_read(struct h2 *c, enum h2_leg from);
 /* Both legs are finished and their output written: close the flow. */

@@ -1801,6 +1801,61 @@ test_layer_h2_budget_backpressure(void **state)
 	assert_int_equal(budget.used, fake);
 }
 
+/*
+ * Holding back never deadlocks: with the budget tight, an upload queued
+ * behind the origin's limit of one stream (its DATA waits in the layer)
+ * while a download on the open stream needs the client's window updates.
+ * The client is read while DATA waits for it, so the download ends, the
+ * upload's stream opens, and both complete.
+ */
+static void
+test_layer_h2_budget_no_deadlock(void **state)
+{
+	static uint8_t body[2 * 1024 * 1024];
+	const size_t fake = 48 * 1024 * 1024;
+	struct membudget budget;
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 13, .scheme = "https", .default_host = "origin.test",
+		.body_cap = 4096, .budget = &budget,
+		.rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	struct app app;
+	struct origin org;
+	struct layer *l;
+	uint64_t now = 1000000;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(body); i++)
+		body[i] = pattern(i);
+	memset(&rec, 0, sizeof(rec));
+	membudget_init(&budget, 64 * 1024 * 1024);
+	app_init(&app, false);
+	origin_init(&org, 1, false);
+	assert_non_null(l = layer_h2_new(&env));
+	seam_pump(l, &app, &org, &now);
+	membudget_force(&budget, fake);
+	app.body = body;
+	app.body_len = sizeof(body);
+	app_request(&app, "GET", "/size/4194304", NULL, 0, false);
+	app_request(&app, "POST", "/echo", NULL, 0, true);
+	seam_pump(l, &app, &org, &now);
+	assert_true(app.st[0].closed);
+	assert_int_equal(app.st[0].body, 4194304);
+	assert_int_equal(app.st[0].sum, 0);
+	assert_true(app.st[1].closed);
+	assert_int_equal(app.st[1].status, 200);
+	assert_int_equal(app.st[1].body, sizeof(body));
+	assert_int_equal(app.st[1].sum, 0);
+	assert_int_equal(org.max_open, 1);
+	l->ops->free(l, now, NULL);
+	nghttp2_session_del(app.s);
+	nghttp2_session_del(org.s);
+	assert_int_equal(rec.n, 2);
+	assert_int_equal(budget.used, fake);
+}
+
 int
 main(void)
 {
@@ -1831,6 +1886,7 @@ main(void)
 		cmocka_unit_test(test_layer_h2_flood_ends_in_order),
 		cmocka_unit_test(test_layer_h2_budget_returns),
 		cmocka_unit_test(test_layer_h2_budget_backpressure),
+		cmocka_unit_test(test_layer_h2_budget_no_deadlock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
