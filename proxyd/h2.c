@@ -278,11 +278,11 @@ fill(struct h2 *c, enum h2_leg to)
 	struct leg *l = &c->leg[to];
 	const uint8_t *d;
 	ssize_t n;
-	size_t i;
+	size_t i, high = h2_budget_tight(c) ? OUT_HIGH_TIGHT : OUT_HIGH;
 
 	if (to == H2_CLIENT && !c->client_settings_sent)
 		return;
-	while (l->out.len < OUT_HIGH && !l->eof) {
+	while (l->out.len < high && !l->eof) {
 		n = nghttp2_session_mem_send(l->s, &d);
 		if (n < 0) {
 			leg_failed(c, to, n);
@@ -353,6 +353,23 @@ h2_output_done(struct h2 *c, enum h2_leg to, size_t n, uint64_t now_us)
 	h2_sweep(c);
 }
 
+/*
+ * Whether DATA from dir waits that the other leg alone will take: not a
+ * request body of a stream still queued for upstream (behind the origin's
+ * SETTINGS_MAX_CONCURRENT_STREAMS), which moves only once another stream
+ * ends, and that may need more of this leg first.
+ */
+static bool
+waiting_movable(const struct h2 *c, int dir)
+{
+	const struct stream *s;
+
+	TAILQ_FOREACH(s, &c->streams, e)
+		if (s->buf[dir].len > 0 && (dir == DOWN || s->u_sent_headers))
+			return true;
+	return false;
+}
+
 bool
 h2_want_read(struct h2 *c, enum h2_leg from)
 {
@@ -368,11 +385,12 @@ h2_want_read(struct h2 *c, enum h2_leg from)
 	 * until that DATA went out, while nothing waits the other way.  The
 	 * other leg is read, so the window updates (and stream closes) that
 	 * let the DATA go out come; and as soon as DATA waits for this leg,
-	 * whose window updates only reading it brings, it is read again, so
-	 * holding back never stops what would drain the layer.
+	 * whose window updates only reading it brings, it is read again, as
+	 * it is when what waits is only queued requests' bodies: holding back
+	 * never stops what would drain the layer.
 	 */
 	hold = c->waiting[dir] > 0 && c->waiting[!dir] == 0 &&
-	    h2_budget_tight(c);
+	    h2_budget_tight(c) && waiting_movable(c, dir);
 	if (hold && !c->throttled[dir])
 		c->st.throttled++;
 	c->throttled[dir] = hold;

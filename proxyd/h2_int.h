@@ -30,6 +30,7 @@ struct membudget;
 #endif
 
 #define OUT_HIGH	(64 * 1024)	/* output kept ready per leg */
+#define OUT_HIGH_TIGHT	(16 * 1024)	/* …while proxyd's budget is tight */
 /*
  * An empty output buffer bigger than this is freed (smaller ones are kept
  * for the next bytes; a stream's, however large, until the stream ends),

@@ -1776,7 +1776,7 @@ test_layer_h2_budget_backpressure(void **state)
 	/* Held back: nothing more taken from the client. */
 	assert_int_equal(l->ops->in_space(l, LAYER_CLIENT, &p), 0);
 	assert_true(held_tight > 0);
-	assert_true(held_tight <= 16384 + 64 * 1024 + 16384);
+	assert_true(held_tight <= 16384 + 16384 + 16384 + 16384);
 	/* The budget has room again: the client is read up to its window. */
 	membudget_give(&budget, fake);
 	for (round = 0; round < 200; round++) {
@@ -1856,6 +1856,87 @@ test_layer_h2_budget_no_deadlock(void **state)
 	assert_int_equal(budget.used, fake);
 }
 
+/* A request body of its own per stream: the pattern, `left` bytes. */
+struct upl {
+	uint64_t	 off, left;
+};
+
+static ssize_t
+upl_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+    uint32_t *flags, nghttp2_data_source *src, void *u)
+{
+	struct upl *b = src->ptr;
+	size_t n = b->left < len ? (size_t)b->left : len, i;
+
+	(void)s; (void)id; (void)u;
+	for (i = 0; i < n; i++)
+		buf[i] = pattern(b->off + i);
+	b->off += n;
+	b->left -= n;
+	if (b->left == 0)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/*
+ * Nor when what waits is a request body queued behind the origin's limit
+ * of one stream, while the open stream's body is still to be read from
+ * the client: holding the client back until the queued body went out
+ * would wait for ever.  Both uploads complete, one after the other.
+ */
+static void
+test_layer_h2_budget_queued_upload(void **state)
+{
+	const size_t fake = 48 * 1024 * 1024;
+	struct membudget budget;
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 14, .scheme = "https", .default_host = "origin.test",
+		.body_cap = 4096, .budget = &budget,
+		.rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	nghttp2_nv nv[] = { NV(":method", "POST"), NV(":scheme", "https"),
+	    NV(":path", "/echo"), NV(":authority", "origin.test") };
+	struct upl up[2] = { { 0, 1536 * 1024 }, { 0, 1024 * 1024 } };
+	nghttp2_data_provider prd[2];
+	struct app app;
+	struct origin org;
+	struct layer *l;
+	uint64_t now = 1000000;
+	int i;
+
+	(void)state;
+	memset(&rec, 0, sizeof(rec));
+	membudget_init(&budget, 64 * 1024 * 1024);
+	app_init(&app, false);
+	origin_init(&org, 1, false);
+	assert_non_null(l = layer_h2_new(&env));
+	seam_pump(l, &app, &org, &now);
+	membudget_force(&budget, fake);
+	for (i = 0; i < 2; i++) {
+		prd[i].source.ptr = &up[i];
+		prd[i].read_callback = upl_read;
+		memset(&app.st[app.n], 0, sizeof(app.st[0]));
+		app.st[app.n++].id = nghttp2_submit_request(app.s, NULL, nv, 4,
+		    &prd[i], NULL);
+		assert_true(app.st[i].id > 0);
+	}
+	seam_pump(l, &app, &org, &now);
+	for (i = 0; i < 2; i++) {
+		assert_true(app.st[i].closed);
+		assert_int_equal(app.st[i].status, 200);
+		assert_int_equal(app.st[i].body, i == 0 ? 1536 * 1024 :
+		    1024 * 1024);
+		assert_int_equal(app.st[i].sum, 0);
+	}
+	assert_int_equal(org.max_open, 1);
+	l->ops->free(l, now, NULL);
+	nghttp2_session_del(app.s);
+	nghttp2_session_del(org.s);
+	assert_int_equal(rec.n, 2);
+	assert_int_equal(budget.used, fake);
+}
+
 int
 main(void)
 {
@@ -1887,6 +1968,7 @@ main(void)
 		cmocka_unit_test(test_layer_h2_budget_returns),
 		cmocka_unit_test(test_layer_h2_budget_backpressure),
 		cmocka_unit_test(test_layer_h2_budget_no_deadlock),
+		cmocka_unit_test(test_layer_h2_budget_queued_upload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
