@@ -449,6 +449,48 @@ on_signal(int sig)
 	got_signal = sig;
 }
 
+/*
+ * up --memory-budget: a size as proxyd takes it (digits, then K, M or G),
+ * 0 or at least 32M; checked here so that a bad one starts nothing.
+ */
+static int
+up_size_ok(const char *s)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return 0;
+	if (*end != '\0') {
+		if (end[1] != '\0')
+			return 0;
+		switch (*end) {
+		case 'k': case 'K': mul = 1ULL << 10; break;
+		case 'm': case 'M': mul = 1ULL << 20; break;
+		case 'g': case 'G': mul = 1ULL << 30; break;
+		default: return 0;
+		}
+	}
+	if (v > (1ULL << 40) / mul)
+		return 0;
+	return v == 0 || v * mul >= 32ULL << 20;
+}
+
+/* up --max-flows, --max-flows-per-addr: 0 (no cap) to 2^24. */
+static int
+up_count_ok(const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	return !errno && end != s && *end == '\0' && s[0] != '-' &&
+	    v <= 1u << 24;
+}
+
 int
 ctl_up(const char *runtime_dir, int argc, char **argv)
 {
@@ -464,18 +506,22 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 		{ "listen",	required_argument,	NULL, 'L' },
 		{ "web",	required_argument,	NULL, 'W' },
 		{ "quic",	required_argument,	NULL, 'Q' },
+		{ "memory-budget", required_argument,	NULL, 'M' },
+		{ "max-flows",	required_argument,	NULL, 'N' },
+		{ "max-flows-per-addr", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *web = NULL;
 	pid_t web_pid = 0;
 	const char *state = NULL, *cgroup = NULL, *config = NULL, *tun = NULL;
 	const char *upstream_ca = NULL, *ignore = NULL, *listen = NULL;
-	const char *quic = NULL;
+	const char *quic = NULL, *budget = NULL, *max_flows = NULL;
+	const char *max_per_addr = NULL;
 	static char ignore_buf[4096];
 
 	ignore_buf[0] = '\0';
 	char bindir[PATH_MAX], logdir[PATH_MAX], sock[PATH_MAX], cg[PATH_MAX];
-	char *rd_args[16], *ns_args[12], *px_args[26];
+	char *rd_args[16], *ns_args[12], *px_args[32];
 	char users[256] = "as started (not root: no users of their own)";
 	pid_t pids[NDAEMONS] = { 0 };
 	int fail_closed = 0, foreground = 0, c, i, n, running;
@@ -516,6 +562,29 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 				return 2;
 			}
 			quic = optarg;
+			break;
+		case 'M':
+			if (!up_size_ok(optarg)) {
+				fprintf(stderr, "localcapctl: up --memory-budget: "
+				    "'%s' is not 0 nor a size of at least 32M "
+				    "(K, M, G allowed)\n", optarg);
+				return 2;
+			}
+			budget = optarg;
+			break;
+		case 'N':
+		case 'A':
+			if (!up_count_ok(optarg)) {
+				fprintf(stderr, "localcapctl: up --%s: '%s' is not "
+				    "a number from 0 to %u\n", c == 'N' ?
+				    "max-flows" : "max-flows-per-addr", optarg,
+				    1u << 24);
+				return 2;
+			}
+			if (c == 'N')
+				max_flows = optarg;
+			else
+				max_per_addr = optarg;
 			break;
 		default:
 			return 2;
@@ -602,6 +671,18 @@ ctl_up(const char *runtime_dir, int argc, char **argv)
 	if (quic) {
 		px_args[n++] = (char *)(uintptr_t)"--quic";
 		px_args[n++] = (char *)(uintptr_t)quic;
+	}
+	if (budget) {
+		px_args[n++] = (char *)(uintptr_t)"--memory-budget";
+		px_args[n++] = (char *)(uintptr_t)budget;
+	}
+	if (max_flows) {
+		px_args[n++] = (char *)(uintptr_t)"--max-flows";
+		px_args[n++] = (char *)(uintptr_t)max_flows;
+	}
+	if (max_per_addr) {
+		px_args[n++] = (char *)(uintptr_t)"--max-flows-per-addr";
+		px_args[n++] = (char *)(uintptr_t)max_per_addr;
 	}
 	px_args[n] = NULL;
 

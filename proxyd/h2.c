@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "proxyd/h2_int.h"
+#include "proxyd/membudget.h"
 
 /* --- setup ------------------------------------------------------------------------ */
 
@@ -112,6 +113,8 @@ h2_new(const struct h2_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	c->cfg = *cfg;
+	/* The connection's own struct is proxyd's memory too. */
+	membudget_force(c->cfg.budget, sizeof(*c));
 #define DEF(f) do { if (c->cfg.f == 0) c->cfg.f = d.f; } while (0)
 	DEF(body_cap);
 	DEF(record_budget);
@@ -135,7 +138,7 @@ h2_new(const struct h2_config *cfg, char *err, size_t errlen)
 	    cfg->default_authority != NULL ? cfg->default_authority : "");
 	c->cfg.scheme = c->scheme;
 	c->cfg.default_authority = c->default_authority;
-	h2_mem_init(&c->mem, &c->ngmem, c->cfg.mem_limit);
+	h2_mem_init(&c->mem, &c->ngmem, c->cfg.mem_limit, c->cfg.budget);
 	TAILQ_INIT(&c->streams);
 	TAILQ_INIT(&c->dead);
 	c->leg[H2_CLIENT].tokens_milli = (uint64_t)c->cfg.ctrl_burst * 1000;
@@ -179,8 +182,12 @@ leg_failed(struct h2 *c, enum h2_leg leg, ssize_t rv)
 		return;
 	l->failed = true;
 	if (c->mem.refused)
-		h2_fail_conn(c, "%s connection over its memory budget (%zu bytes)",
+		h2_fail_conn(c, "%s connection over the per-connection memory "
+		    "cap (%zu bytes): nghttp2 could not allocate",
 		    h2_leg_name[leg], c->cfg.mem_limit);
+	else if (c->mem.nomem || rv == NGHTTP2_ERR_NOMEM)
+		h2_fail_conn(c, "out of memory (malloc failed) on the %s "
+		    "connection", h2_leg_name[leg]);
 	else if (rv == NGHTTP2_ERR_FLOODED)
 		h2_fail_conn(c, "%s flooded us (frames we had to answer piled up)",
 		    h2_leg_name[leg]);
@@ -271,11 +278,11 @@ fill(struct h2 *c, enum h2_leg to)
 	struct leg *l = &c->leg[to];
 	const uint8_t *d;
 	ssize_t n;
-	size_t i;
+	size_t i, high = h2_budget_tight(c) ? OUT_HIGH_TIGHT : OUT_HIGH;
 
 	if (to == H2_CLIENT && !c->client_settings_sent)
 		return;
-	while (l->out.len < OUT_HIGH && !l->eof) {
+	while (l->out.len < high && !l->eof) {
 		n = nghttp2_session_mem_send(l->s, &d);
 		if (n < 0) {
 			leg_failed(c, to, n);
@@ -284,8 +291,14 @@ fill(struct h2 *c, enum h2_leg to)
 		if (n == 0)
 			return;
 		if (h2_dbuf_add(c, &l->out, d, (size_t)n) == -1) {
-			h2_fail_conn(c, "%s connection over its memory budget "
-			    "(%zu bytes)", h2_leg_name[to], c->cfg.mem_limit);
+			if (c->mem.nomem)
+				h2_fail_conn(c, "out of memory (malloc failed) "
+				    "for the %s connection's output",
+				    h2_leg_name[to]);
+			else
+				h2_fail_conn(c, "%s connection over the "
+				    "per-connection memory cap (%zu bytes)",
+				    h2_leg_name[to], c->cfg.mem_limit);
 			l->failed = true;
 			h2_fail_both(c, to, NGHTTP2_INTERNAL_ERROR);
 			return;
@@ -336,18 +349,52 @@ h2_output_done(struct h2 *c, enum h2_leg to, size_t n, uint64_t now_us)
 		l->gb_head = (l->gb_head + 1) % l->gb_cap;
 		l->gb_len--;
 	}
-	if (l->out.len == 0 && l->out.cap > OUT_HIGH * 2)
-		h2_dbuf_free(c, &l->out);
+	h2_dbuf_trim(c, &l->out, BUF_KEEP);
 	h2_sweep(c);
 }
 
+/*
+ * Whether DATA from dir waits that the other leg alone will take: not a
+ * request body of a stream still queued for upstream (behind the origin's
+ * SETTINGS_MAX_CONCURRENT_STREAMS), which moves only once another stream
+ * ends, and that may need more of this leg first.
+ */
+static bool
+waiting_movable(const struct h2 *c, int dir)
+{
+	const struct stream *s;
+
+	TAILQ_FOREACH(s, &c->streams, e)
+		if (s->buf[dir].len > 0 && (dir == DOWN || s->u_sent_headers))
+			return true;
+	return false;
+}
+
 bool
-h2_want_read(const struct h2 *c, enum h2_leg from)
+h2_want_read(struct h2 *c, enum h2_leg from)
 {
 	const struct leg *l = &c->leg[from];
+	int dir = from == H2_CLIENT ? UP : DOWN;
+	bool hold;
 
-	return !l->failed && !l->eof && c->error[0] == '\0' &&
-	    nghttp2_session_want_read(l->s);
+	if (l->failed || l->eof || c->error[0] != '\0' ||
+	    !nghttp2_session_want_read(l->s))
+		return false;
+	/*
+	 * proxyd's budget is tight: a leg whose DATA waits here is not read
+	 * until that DATA went out, while nothing waits the other way.  The
+	 * other leg is read, so the window updates (and stream closes) that
+	 * let the DATA go out come; and as soon as DATA waits for this leg,
+	 * whose window updates only reading it brings, it is read again, as
+	 * it is when what waits is only queued requests' bodies: holding back
+	 * never stops what would drain the layer.
+	 */
+	hold = c->waiting[dir] > 0 && c->waiting[!dir] == 0 &&
+	    h2_budget_tight(c) && waiting_movable(c, dir);
+	if (hold && !c->throttled[dir])
+		c->st.throttled++;
+	c->throttled[dir] = hold;
+	return !hold;
 }
 
 bool
@@ -476,5 +523,6 @@ h2_free(struct h2 *c, uint64_t now_us, const char *why)
 		h2_dbuf_free(c, &c->leg[i].out);
 		h2_mem_free(&c->mem, c->leg[i].gb);
 	}
+	membudget_give(c->cfg.budget, sizeof(*c));
 	free(c);
 }

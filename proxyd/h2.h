@@ -14,7 +14,11 @@
  * leg (h2_output_done), so what waits inside the layer is bounded by the
  * windows we advertise, and a slow reader slows the sender on the other
  * leg instead of growing proxyd's memory.  Every allocation, nghttp2's
- * own included, is charged to a per-connection budget (mem_limit).
+ * own included, is capped per connection (mem_limit) and charged, exactly,
+ * to proxyd's memory budget (cfg.budget, membudget.h).  When that budget
+ * is tight, a leg whose DATA waits in the layer is not read until it has
+ * gone out (h2_want_read), empty buffers are freed, and a body stops
+ * being recorded, marked so: the flow slows down, nothing is dropped.
  *
  * Each stream is one exchange for the recorder (cfg.emit, the same
  * struct store_http HTTP/1 exchanges use, with http_version "HTTP/2.0",
@@ -32,6 +36,8 @@
 #include <stdint.h>
 
 #include "proxyd/store.h"
+
+struct membudget;
 
 enum h2_leg {
 	H2_CLIENT = 0,		/* the app; proxyd is its server */
@@ -74,6 +80,10 @@ struct h2_config {
 	uint64_t	 stall_us;	/* a stream with data that cannot move
 					 * for this long is reset */
 	size_t		 mem_limit;	/* all of the connection's memory */
+	/* proxyd's memory budget (borrowed; NULL: none): every byte the
+	 * connection allocates is charged to it as well, recorded bodies
+	 * at its soft tier. */
+	struct membudget *budget;
 	uint32_t	 ctrl_burst, ctrl_rate;
 	/* Called once per stream; h and what it points to live only during
 	 * the call. */
@@ -86,6 +96,10 @@ struct h2_stats {
 	uint64_t	 emitted;	/* exchanges recorded */
 	uint64_t	 refused;	/* streams refused or reset by proxyd */
 	uint64_t	 stalled;	/* streams reset for a stalled window */
+	uint64_t	 throttled;	/* times a leg was left unread because
+					 * proxyd's memory budget was tight */
+	uint64_t	 budget_cut;	/* bodies recorded truncated for a
+					 * memory budget */
 	uint32_t	 active;	/* streams now open */
 	uint32_t	 max_active;
 	size_t		 mem;		/* bytes allocated now */
@@ -123,8 +137,14 @@ void		 h2_eof(struct h2 *c, enum h2_leg from, uint64_t now_us);
 size_t		 h2_output(struct h2 *c, enum h2_leg to, const uint8_t **p);
 void		 h2_output_done(struct h2 *c, enum h2_leg to, size_t n,
 		    uint64_t now_us);
-/* Whether the layer wants more input from a leg now. */
-bool		 h2_want_read(const struct h2 *c, enum h2_leg from);
+/*
+ * Whether the layer wants more input from a leg now.  False too while
+ * proxyd's memory budget is tight and DATA from that leg waits in the
+ * layer, none the other way (so the other leg is read, and the window
+ * updates that drain it keep coming): it turns true again once those
+ * bytes went out, or DATA waits for that leg, through calls on c.
+ */
+bool		 h2_want_read(struct h2 *c, enum h2_leg from);
 /* Both legs are finished and their output written: close the flow. */
 bool		 h2_done(const struct h2 *c);
 /*

@@ -20,6 +20,8 @@
 
 #include "proxyd/h2.h"
 
+struct membudget;
+
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
 	for ((var) = TAILQ_FIRST(head);					\
@@ -28,11 +30,26 @@
 #endif
 
 #define OUT_HIGH	(64 * 1024)	/* output kept ready per leg */
+#define OUT_HIGH_TIGHT	(16 * 1024)	/* …while proxyd's budget is tight */
+/*
+ * An empty output buffer bigger than this is freed (smaller ones are kept
+ * for the next bytes; a stream's, however large, until the stream ends),
+ * and any empty buffer while proxyd's budget is tight.
+ */
+#define BUF_KEEP	(2 * OUT_HIGH)
+/* "Tight": proxyd's budget could not take this much for buffers now. */
+#define BUDGET_MARGIN	(64 * 1024)
 
-/* One budget for the connection's memory, nghttp2's included. */
+/*
+ * The connection's memory, nghttp2's included: capped per connection
+ * (limit), and every byte also charged to proxyd's memory budget, exactly
+ * (the size of each allocation is kept in front of it).
+ */
 struct h2mem {
 	size_t	used, peak, limit;
+	struct membudget *budget;	/* proxyd's, or NULL */
 	bool	refused;	/* an allocation went over the limit */
+	bool	nomem;		/* malloc itself failed */
 };
 
 struct hlist {
@@ -46,11 +63,12 @@ struct dbuf {
 	size_t		 off, len, cap;
 };
 
-/* What a side of a stream kept for the record. */
+/* What a side of a stream kept for the record (cap charged to the budget). */
 struct rbody {
 	uint8_t		*p;
 	size_t		 len, cap;
 	uint64_t	 size;
+	bool		 budget_cut;	/* kept less: a memory budget was spent */
 };
 
 struct h2;
@@ -140,6 +158,9 @@ struct h2 {
 	bool			 failed_all;	/* h2_fail_both ran: streams are
 						 * freed by h2_free only */
 	size_t			 recorded;	/* body bytes kept by open streams */
+	size_t			 waiting[2];	/* DATA bytes in stream buffers, per
+						 * direction (UP, DOWN) */
+	bool			 throttled[2];	/* a leg not read for the budget */
 	uint64_t		 now_us;
 	char			 error[200];
 	struct h2_stats		 st;
@@ -148,7 +169,9 @@ struct h2 {
 extern const char *const h2_leg_name[2];
 
 /* h2_util.c */
-void	 h2_mem_init(struct h2mem *m, nghttp2_mem *ng, size_t limit);
+void	 h2_mem_init(struct h2mem *m, nghttp2_mem *ng, size_t limit,
+	    struct membudget *budget);
+bool	 h2_budget_tight(const struct h2 *c);
 void	*h2_mem_alloc(struct h2mem *m, size_t n);
 void	 h2_mem_free(struct h2mem *m, void *ptr);
 void	*h2_mem_calloc(struct h2mem *m, size_t nmemb, size_t size);
@@ -166,9 +189,12 @@ nghttp2_nv *h2_hlist_nv(struct h2 *c, const struct hlist *h);
 void	 h2_dbuf_free(struct h2 *c, struct dbuf *b);
 int	 h2_dbuf_add(struct h2 *c, struct dbuf *b, const uint8_t *p, size_t n);
 void	 h2_dbuf_take(struct dbuf *b, size_t n);
-void	 h2_buffered_add(struct h2 *c, size_t n);
+void	 h2_dbuf_trim(struct h2 *c, struct dbuf *b, size_t keep);
+void	 h2_buffered_add(struct h2 *c, int dir, size_t n);
+void	 h2_buffered_sub(struct h2 *c, int dir, size_t n);
 void	 h2_rec_add(struct h2 *c, struct stream *s, int dir, const uint8_t *p,
 	    size_t n);
+void	 h2_rec_free(struct h2 *c, struct rbody *b);
 const char *h2_pseudo(const struct hlist *h, const char *name);
 void	 h2_emit(struct h2 *c, struct stream *s);
 

@@ -47,7 +47,7 @@ h2_discard(struct h2 *c, struct stream *s, int dir)
 	int32_t sid = dir == UP ? s->csid : s->usid;
 
 	if (b->len > 0) {
-		c->st.buffered -= b->len;
+		h2_buffered_sub(c, dir, b->len);
 		if (sid > 0)
 			(void)nghttp2_session_consume(src, sid, b->len);
 		else
@@ -91,8 +91,7 @@ h2_stream_free(struct h2 *c, struct stream *s)
 	h2_hlist_clear(c, &s->resp_trl);
 	for (i = 0; i < 2; i++) {
 		h2_dbuf_free(c, &s->buf[i]);
-		c->recorded -= s->rec[i].len;
-		free(s->rec[i].p);
+		h2_rec_free(c, &s->rec[i]);
 	}
 	h2_mem_free(&c->mem, s);
 }
@@ -240,7 +239,8 @@ read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
 	if (n > 0) {
 		memcpy(buf, b->p + b->off, n);
 		h2_dbuf_take(b, n);
-		c->st.buffered -= n;
+		h2_dbuf_trim(c, b, SIZE_MAX);
+		h2_buffered_sub(c, dir, n);
 		giveback_push(c, &c->leg[to], dir == UP ? s->csid : s->usid, n);
 		s->moved_us[dir] = c->now_us;
 	}
@@ -299,7 +299,7 @@ take_data(struct h2 *c, nghttp2_session *session, int32_t stream_id,
 		h2_rst_client(c, s, NGHTTP2_INTERNAL_ERROR);
 		return 0;
 	}
-	h2_buffered_add(c, len);
+	h2_buffered_add(c, dir, len);
 	wake(c, s, dir);
 	return 0;
 }

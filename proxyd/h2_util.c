@@ -12,12 +12,20 @@
 
 #include "log.h"
 #include "proxyd/h2_int.h"
+#include "proxyd/membudget.h"
 
 const char *const h2_leg_name[2] = { "client", "server" };
 
 /* --- memory: one budget for the connection, nghttp2 included ----------- */
 
-/* A size prefix, aligned for anything. */
+/*
+ * A size prefix, aligned for anything.  n + MEM_HDR is what an allocation
+ * counts, in the connection's cap and in proxyd's budget alike, so that
+ * each returns to where it was once everything is freed.  proxyd's budget
+ * is charged whether or not it has room (membudget_force): nghttp2 cannot
+ * run without its memory, the per-connection cap and the windows bound
+ * it, and the layer holds back reading instead (h2_want_read).
+ */
 #define MEM_HDR	16
 
 void *
@@ -29,12 +37,15 @@ h2_mem_alloc(struct h2mem *m, size_t n)
 		m->refused = true;
 		return NULL;
 	}
-	if ((p = malloc(n + MEM_HDR)) == NULL)
+	if ((p = malloc(n + MEM_HDR)) == NULL) {
+		m->nomem = true;
 		return NULL;
+	}
 	memcpy(p, &n, sizeof(n));
 	m->used += n + MEM_HDR;
 	if (m->used > m->peak)
 		m->peak = m->used;
+	membudget_force(m->budget, n + MEM_HDR);
 	return p + MEM_HDR;
 }
 
@@ -49,6 +60,7 @@ h2_mem_free(struct h2mem *m, void *ptr)
 	p -= MEM_HDR;
 	memcpy(&n, p, sizeof(n));
 	m->used -= n + MEM_HDR;
+	membudget_give(m->budget, n + MEM_HDR);
 	free(p);
 }
 
@@ -77,12 +89,18 @@ h2_mem_realloc(struct h2mem *m, void *ptr, size_t n)
 		m->refused = true;
 		return NULL;
 	}
-	if ((np = realloc((uint8_t *)ptr - MEM_HDR, n + MEM_HDR)) == NULL)
+	if ((np = realloc((uint8_t *)ptr - MEM_HDR, n + MEM_HDR)) == NULL) {
+		m->nomem = true;
 		return NULL;
+	}
 	memcpy(np, &n, sizeof(n));
 	m->used = m->used - old + n;
 	if (m->used > m->peak)
 		m->peak = m->used;
+	if (n > old)
+		membudget_force(m->budget, n - old);
+	else
+		membudget_give(m->budget, old - n);
 	return np + MEM_HDR;
 }
 
@@ -92,15 +110,25 @@ static void *ng_calloc(size_t a, size_t b, void *u) { return h2_mem_calloc(u, a,
 static void *ng_realloc(void *p, size_t n, void *u) { return h2_mem_realloc(u, p, n); }
 
 void
-h2_mem_init(struct h2mem *m, nghttp2_mem *ng, size_t limit)
+h2_mem_init(struct h2mem *m, nghttp2_mem *ng, size_t limit,
+    struct membudget *budget)
 {
 	memset(m, 0, sizeof(*m));
 	m->limit = limit;
+	m->budget = budget;
 	ng->mem_user_data = m;
 	ng->malloc = ng_malloc;
 	ng->free = ng_free;
 	ng->calloc = ng_calloc;
 	ng->realloc = ng_realloc;
+}
+
+/* Whether proxyd's budget is short of room for buffers. */
+bool
+h2_budget_tight(const struct h2 *c)
+{
+	return c->cfg.budget != NULL &&
+	    !membudget_can_take(c->cfg.budget, BUDGET_MARGIN);
 }
 
 /* --- small helpers ------------------------------------------------------------ */
@@ -225,7 +253,7 @@ h2_dbuf_add(struct h2 *c, struct dbuf *b, const uint8_t *p, size_t n)
 		b->off = 0;
 	}
 	if (b->cap - b->off - b->len < n) {
-		cap = b->cap ? b->cap : 16384;
+		cap = b->cap ? b->cap : 4096;
 		while (cap - b->len < n)
 			cap *= 2;
 		if ((np = h2_mem_realloc(&c->mem, b->p, cap)) == NULL)
@@ -247,12 +275,34 @@ h2_dbuf_take(struct dbuf *b, size_t n)
 		b->off = 0;
 }
 
+/*
+ * An empty buffer is freed when it is larger than keep, or whenever
+ * proxyd's budget is tight (a connection with many streams would
+ * otherwise keep a buffer for each).
+ */
 void
-h2_buffered_add(struct h2 *c, size_t n)
+h2_dbuf_trim(struct h2 *c, struct dbuf *b, size_t keep)
 {
+	if (b->len == 0 && b->p != NULL &&
+	    (b->cap > keep || h2_budget_tight(c)))
+		h2_dbuf_free(c, b);
+}
+
+/* DATA bytes of direction dir now wait in a stream's buffer (or no longer). */
+void
+h2_buffered_add(struct h2 *c, int dir, size_t n)
+{
+	c->waiting[dir] += n;
 	c->st.buffered += n;
 	if (c->st.buffered > c->st.buffered_peak)
 		c->st.buffered_peak = c->st.buffered;
+}
+
+void
+h2_buffered_sub(struct h2 *c, int dir, size_t n)
+{
+	c->waiting[dir] -= n;
+	c->st.buffered -= n;
 }
 
 /* --- gRPC framing ----------------------------------------------------------- */
@@ -292,6 +342,22 @@ h2_grpc_complete(const struct h2_grpc_frames *g)
 
 /* --- recording ----------------------------------------------------------------- */
 
+/* The record of a body stops here, marked cut by a memory budget. */
+static void
+rec_cut(struct h2 *c, struct rbody *b)
+{
+	if (!b->budget_cut)
+		c->st.budget_cut++;
+	b->budget_cut = true;
+}
+
+/*
+ * Keeps what fits of a body for the record: up to body_cap, within the
+ * connection's record_budget, with every byte of capacity charged to
+ * proxyd's budget at its soft tier (membudget_take_soft).  When either
+ * budget is spent the body stops where it is (a prefix, never one with a
+ * hole), marked so; the stream goes on.
+ */
 void
 h2_rec_add(struct h2 *c, struct stream *s, int dir, const uint8_t *p, size_t n)
 {
@@ -302,26 +368,49 @@ h2_rec_add(struct h2 *c, struct stream *s, int dir, const uint8_t *p, size_t n)
 	b->size += n;
 	if (s->grpc)
 		h2_grpc_feed(&s->gf[dir], p, n);
-	if (b->len >= cap)
+	if (b->len >= cap || b->budget_cut || n == 0)
 		return;
 	take = n < cap - b->len ? n : cap - b->len;
-	if (c->recorded + take > c->cfg.record_budget)
-		return;		/* kept less: the size says so */
+	if (c->recorded + take > c->cfg.record_budget) {
+		take = c->recorded < c->cfg.record_budget ?
+		    c->cfg.record_budget - c->recorded : 0;
+		rec_cut(c, b);
+		if (take == 0)
+			return;
+	}
 	if (b->cap - b->len < take) {
 		want = b->cap ? b->cap : 4096;
 		while (want - b->len < take)
 			want *= 2;
 		if (want > cap)
 			want = cap;
-		/* Recording is not relaying: plain malloc, its own budget. */
-		if ((np = realloc(b->p, want)) == NULL)
+		/* Recording is not relaying: plain malloc, outside the
+		 * connection's cap, but charged to proxyd's budget. */
+		if (!membudget_take_soft(c->cfg.budget, want - b->cap)) {
+			rec_cut(c, b);
 			return;
+		}
+		if ((np = realloc(b->p, want)) == NULL) {
+			membudget_give(c->cfg.budget, want - b->cap);
+			rec_cut(c, b);
+			return;
+		}
 		b->p = np;
 		b->cap = want;
 	}
 	memcpy(b->p + b->len, p, take);
 	b->len += take;
 	c->recorded += take;
+}
+
+/* A stream's record is gone: its memory goes back to the budgets. */
+void
+h2_rec_free(struct h2 *c, struct rbody *b)
+{
+	c->recorded -= b->len;
+	membudget_give(c->cfg.budget, b->cap);
+	free(b->p);
+	memset(b, 0, sizeof(*b));
 }
 
 /* The regular fields (and :protocol) of a block, for the record. */
@@ -392,9 +481,11 @@ h2_emit(struct h2 *c, struct stream *s)
 	h.req_body_size = s->rec[UP].size;
 	h.req_body = s->rec[UP].p;
 	h.req_body_len = s->rec[UP].len;
+	h.req_body_budget_cut = s->rec[UP].budget_cut;
 	h.resp_body_size = s->rec[DOWN].size;
 	h.resp_body = s->rec[DOWN].p;
 	h.resp_body_len = s->rec[DOWN].len;
+	h.resp_body_budget_cut = s->rec[DOWN].budget_cut;
 	h.req_start_us = s->req_start_us;
 	h.req_end_us = s->req_end_us;
 	h.resp_start_us = s->resp_start_us;

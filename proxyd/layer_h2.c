@@ -6,7 +6,9 @@
  * Back-pressure: a leg is read only while the layer wants its input and
  * what the layer owes each leg is below one output chunk; beyond that,
  * HTTP/2 flow control bounds what the peers may send (the layer hands
- * window back only once the bytes went out on the other leg).
+ * window back only once the bytes went out on the other leg).  Its memory
+ * is charged to proxyd's budget (env->budget); while that is tight the
+ * layer does not want a leg whose DATA waits in it (h2_want_read).
  *
  * A peer that breaks the protocol or floods ends the connection in order:
  * the layer writes its GOAWAYs, then says both legs are done; the reason
@@ -22,6 +24,7 @@
 #include "log.h"
 #include "proxyd/h2.h"
 #include "proxyd/layer.h"
+#include "proxyd/membudget.h"
 
 /* The plaintext of one TLS record: what in_space offers at a time. */
 #define H2_IN_CHUNK	16384
@@ -31,6 +34,7 @@
 struct layer_h2 {
 	struct layer	 l;		/* first */
 	struct h2	*c;
+	struct membudget *budget;	/* charged with this struct */
 	uint64_t	 flow_id;
 	uint64_t	 next_check_us;	/* stalled streams looked for next */
 	uint8_t		 in[H2_IN_CHUNK];
@@ -78,9 +82,10 @@ h2l_in_space(struct layer *l, enum layer_side from, uint8_t **p)
 	const uint8_t *o;
 
 	*p = NULL;
-	if (!h2_want_read(h->c, leg(from)) ||
-	    h2_output(h->c, H2_CLIENT, &o) >= H2_OUT_LIMIT ||
-	    h2_output(h->c, H2_UPSTREAM, &o) >= H2_OUT_LIMIT)
+	/* Outputs first: filling them moves waiting DATA out (h2_want_read). */
+	if (h2_output(h->c, H2_CLIENT, &o) >= H2_OUT_LIMIT ||
+	    h2_output(h->c, H2_UPSTREAM, &o) >= H2_OUT_LIMIT ||
+	    !h2_want_read(h->c, leg(from)))
 		return 0;
 	*p = h->in;
 	return sizeof(h->in);
@@ -150,6 +155,7 @@ h2l_free(struct layer *l, uint64_t now_us, const char *cut)
 		return;
 	h = lh(l);
 	h2_free(h->c, now_us, cut);
+	membudget_give(h->budget, sizeof(*h));
 	free(h);
 }
 
@@ -183,6 +189,7 @@ layer_h2_new(const struct layer_env *env)
 	cfg.body_cap = env->body_cap > 0 ? env->body_cap : 1;
 	cfg.emit = env->rec.exchange;
 	cfg.arg = env->rec.arg;
+	cfg.budget = env->budget;
 	if ((h->c = h2_new(&cfg, err, sizeof(err))) == NULL) {
 		log_warnx("flow %llu: %s", (unsigned long long)env->flow_id, err);
 		free(h);
@@ -190,5 +197,9 @@ layer_h2_new(const struct layer_env *env)
 	}
 	h->flow_id = env->flow_id;
 	h->l.ops = &h2_ops;
+	/* Charged whatever the budget's room, like the rest of a flow's
+	 * state; the layer holds back reading instead (h2_want_read). */
+	h->budget = env->budget;
+	membudget_force(h->budget, sizeof(*h));
 	return &h->l;
 }

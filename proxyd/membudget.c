@@ -24,20 +24,26 @@ charge(struct membudget *b, size_t n)
 		b->high_water = b->used;
 }
 
-/* Charge n if used stays under limit less limit/keep (keep 0: the limit). */
+/* Whether n fits with used under limit less limit/keep (keep 0: the limit). */
 static bool
-take_under(struct membudget *b, size_t n, unsigned keep)
+fits_under(const struct membudget *b, size_t n, unsigned keep)
 {
 	size_t under;
 
+	if (b == NULL || b->limit == 0)
+		return true;
+	under = keep ? b->limit - b->limit / keep : b->limit;
+	return b->used <= under && n <= under - b->used;
+}
+
+static bool
+take_under(struct membudget *b, size_t n, unsigned keep)
+{
 	if (b == NULL)
 		return true;
-	if (b->limit != 0) {
-		under = keep ? b->limit - b->limit / keep : b->limit;
-		if (b->used > under || n > under - b->used) {
-			b->refused++;
-			return false;
-		}
+	if (!fits_under(b, n, keep)) {
+		b->refused++;
+		return false;
 	}
 	charge(b, n);
 	return true;
@@ -53,6 +59,12 @@ bool
 membudget_take_soft(struct membudget *b, size_t n)
 {
 	return take_under(b, n, 4);
+}
+
+bool
+membudget_can_take(const struct membudget *b, size_t n)
+{
+	return fits_under(b, n, 8);
 }
 
 void

@@ -2,7 +2,7 @@
  * proxyd's memory budget: one per process, shared by everything whose
  * memory grows with traffic — the relay's ring buffers, captured HTTP
  * bodies, and a fixed charge per running flow for its state (the flow,
- * its parsers, a TLS engine).  Like netstackd's mem_limit, but nothing is
+ * its parsers, a TLS engine), and the HTTP/2 layer's every allocation.  Like netstackd's mem_limit, but nothing is
  * dropped when it is reached: a ring buffer is allocated small (the flow
  * slows down), a body is recorded truncated and marked so, a flow's state
  * is charged anyway (the flow caps bound that).  So proxyd's memory stays
@@ -45,6 +45,12 @@ bool	membudget_take(struct membudget *, size_t n);
  * keep room when bodies have taken all they may.
  */
 bool	membudget_take_soft(struct membudget *, size_t n);
+/*
+ * Whether membudget_take(n) would charge n now, without charging or
+ * counting anything: for memory that is held back rather than refused
+ * (the HTTP/2 layer stops reading a leg whose DATA waits in proxyd).
+ */
+bool	membudget_can_take(const struct membudget *, size_t n);
 /* Charge n whether or not it fits (state a flow cannot run without). */
 void	membudget_force(struct membudget *, size_t n);
 void	membudget_give(struct membudget *, size_t n);

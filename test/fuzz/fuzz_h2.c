@@ -8,7 +8,9 @@
  * moves on, now and then past the stall deadline.  Whatever the bytes, the
  * layer must not crash, must keep within its memory budget, must emit
  * only exchanges whose pointers it owns (each is read in full, so ASan
- * sees a stray one), and must free everything.
+ * sees a stray one), and must free everything, and give proxyd's memory
+ * budget back every byte it charged (a small one, already charged by
+ * others, so that bodies are cut and reading is held back on the way).
  *
  * Seeds (test/fuzz/corpus/h2/) are transcripts of the unit tests' real
  * nghttp2 peers: H2_SEED_DIR=dir build/test/test_px_h2 writes them.
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "proxyd/h2.h"
+#include "proxyd/membudget.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -104,6 +107,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct h2_config cfg;
 	struct h2_stats st;
+	struct membudget budget;
+	const size_t others = 100 * 1024;
 	struct h2 *c;
 	char err[64];
 	size_t off = 0;
@@ -115,6 +120,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.mem_limit = 4 * 1024 * 1024;
 	cfg.stall_us = 5000000;
 	cfg.emit = emit;
+	membudget_init(&budget, 512 * 1024);	/* 256 KiB for layers */
+	membudget_force(&budget, others);
+	cfg.budget = &budget;
 	if ((c = h2_new(&cfg, err, sizeof(err))) == NULL)
 		return 0;
 	while (off < size) {
@@ -128,6 +136,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			h2_eof(c, leg, now);
 			break;
 		}
+		/* Fed whether or not it wants it: a transport that asked
+		 * may be holding a read already made. */
+		(void)h2_want_read(c, leg);
 		(void)h2_feed(c, leg, data + off, len, now);
 		off += len;
 		drain(c, now);
@@ -140,5 +151,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	(void)h2_done(c);
 	h2_free(c, now, size & 1 ? "reset by the application" : NULL);
+	if (budget.used != others)
+		__builtin_trap();
 	return 0;
 }

@@ -38,7 +38,8 @@ ip -n "$NS" link set lo up
 # The global options may follow the command, where people type them.
 out=$($NSE "$B/bin/localcapctl" up --runtime-dir "$T/run" --state-dir "$T/state" --cgroup "$CG" \
     --listen 127.0.0.1:3128 --ignore-hosts 'example\.org' --ignore-hosts '^pinned\.' \
-    --web 127.0.0.1:0 --quic pass 2>&1)
+    --web 127.0.0.1:0 --quic pass --memory-budget 48M --max-flows 100 \
+    --max-flows-per-addr 50 2>&1)
 rc=$?
 upout=$out
 check "up starts the three daemons and says where things are" \
@@ -83,6 +84,9 @@ check "up --web: the viewer's URL in up's output and in status, and it answers (
      [ '$st' = '$url' ] && [ '$code' = 200 ] && [ \"\$(stat -c %a '$T/run/webd.url')\" = 600 ]"
 check "up --quic pass: proxyd passes QUIC attempts" \
     grep -q 'QUIC attempts: passed undecrypted and recorded' "$T/run/logs/proxyd.log"
+check "up --memory-budget, --max-flows, --max-flows-per-addr: proxyd took them" \
+    grep -q 'memory budget 48 MiB (32 MiB for buffers and bodies), at most 100 flows, 50 per address' \
+    "$T/run/logs/proxyd.log"
 out=$($NSE "$B/bin/localcapctl" -r "$T/run" up --state-dir "$T/state" --cgroup "$CG" 2>&1)
 check "up again: already up, exit 0 ($out)" sh -c \
     "echo \"\$1\" | grep -q 'already up'" sh "$out"
@@ -117,6 +121,14 @@ $NSE "$B/bin/localcapctl" -r "$T/run" down >/dev/null 2>&1
 out=$("$B/bin/localcapctl" -r "$T/run3" up --state-dir "$T/state3" --quic refuse 2>&1); rc=$?
 check "up --quic with neither fallback nor pass: exit 2, says why, starts nothing ($out)" \
     sh -c "[ $rc -eq 2 ] && echo \"\$1\" | grep -q 'neither fallback nor pass' &&
+           [ ! -e '$T/run3' ] && [ ! -e '$T/state3' ]" sh "$out"
+out=$("$B/bin/localcapctl" -r "$T/run3" up --state-dir "$T/state3" --memory-budget 10M 2>&1); rc=$?
+check "up --memory-budget under 32M: exit 2, says why, starts nothing ($out)" \
+    sh -c "[ $rc -eq 2 ] && echo \"\$1\" | grep -q 'at least 32M' &&
+           [ ! -e '$T/run3' ] && [ ! -e '$T/state3' ]" sh "$out"
+out=$("$B/bin/localcapctl" -r "$T/run3" up --state-dir "$T/state3" --max-flows lots 2>&1); rc=$?
+check "up --max-flows that is not a number: exit 2, says why, starts nothing ($out)" \
+    sh -c "[ $rc -eq 2 ] && echo \"\$1\" | grep -q \"'lots' is not a number\" &&
            [ ! -e '$T/run3' ] && [ ! -e '$T/state3' ]" sh "$out"
 
 # Installed: localcapctl in $PREFIX/bin finds $PREFIX/libexec/localcap.

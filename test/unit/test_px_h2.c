@@ -29,6 +29,7 @@
 
 #include "proxyd/h2.h"
 #include "proxyd/layer.h"
+#include "proxyd/membudget.h"
 
 #define MAXS	256
 
@@ -95,7 +96,8 @@ struct rec {
 	char		 version[MAXS][12];
 	int		 status[MAXS];
 	uint64_t	 req_size[MAXS], resp_size[MAXS];
-	size_t		 resp_kept[MAXS];
+	size_t		 resp_kept[MAXS], req_kept[MAXS];
+	bool		 req_cut[MAXS], resp_cut[MAXS];
 	char		 error[MAXS][160];
 	size_t		 req_trl[MAXS], resp_trl[MAXS];
 	bool		 grpc[MAXS];
@@ -538,6 +540,9 @@ record(void *arg, const struct store_http *h)
 	r->req_size[i] = h->req_body_size;
 	r->resp_size[i] = h->resp_body_size;
 	r->resp_kept[i] = h->resp_body_len;
+	r->req_kept[i] = h->req_body_len;
+	r->req_cut[i] = h->req_body_budget_cut;
+	r->resp_cut[i] = h->resp_body_budget_cut;
 	r->req_trl[i] = h->n_req_trailers;
 	r->resp_trl[i] = h->n_resp_trailers;
 	assert_true(h->resp_body_len <= h->resp_body_size);
@@ -1349,6 +1354,144 @@ test_h2_memory_budget(void **state)
 	rig_free(&r);
 }
 
+/*
+ * proxyd's memory budget sees every byte the connection allocates, and
+ * gets every one back: a budget already charged with 1 MiB by others
+ * (so that a byte given back twice would show: membudget_give stops at
+ * 0) is exactly there again once the connection is freed, after
+ * requests, bodies both ways, trailers, resets and a stream left open.
+ */
+static void
+test_h2_budget_accounting(void **state)
+{
+	static uint8_t body[200 * 1024];
+	const size_t others = 1024 * 1024;
+	struct membudget budget;
+	struct h2_config cfg;
+	struct h2_stats st;
+	struct rig r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(body); i++)
+		body[i] = pattern(i);
+	membudget_init(&budget, 0);		/* no limit: counts only */
+	membudget_force(&budget, others);
+	h2_config_default(&cfg);
+	cfg.budget = &budget;
+	rig_init(&r, 0, false, &cfg);
+	/* The connection's struct and nghttp2's sessions, at once. */
+	h2_get_stats(r.h2, &st);
+	assert_true(st.mem > 0);
+	assert_true(budget.used > others + st.mem);
+	r.app.body = body;
+	r.app.body_len = sizeof(body);
+	r.app.send_trailers = true;
+	app_request(&r.app, "POST", "/echo", NULL, 0, true);
+	app_request(&r.app, "GET", "/size/300000", NULL, 0, false);
+	app_request(&r.app, "GET", "/trailers", NULL, 0, false);
+	app_request(&r.app, "GET", "/rst", NULL, 0, false);
+	app_request(&r.app, "GET", "/hang", NULL, 0, false);
+	pump(&r);
+	assert_int_equal(r.app.st[0].body, sizeof(body));
+	assert_int_equal(r.app.st[1].body, 300000);
+	assert_int_equal(r.rec.n, 4);		/* /hang is still open */
+	h2_get_stats(r.h2, &st);
+	/* Bodies recorded (300 KiB kept of them at least) are charged too. */
+	assert_true(budget.high_water > others + st.mem_peak);
+	assert_true(budget.high_water > others + 500 * 1024);
+	rig_free(&r);
+	assert_int_equal(r.rec.n, 5);
+	assert_int_equal(budget.used, others);
+	assert_int_equal(budget.refused, 0);
+}
+
+/*
+ * A budget with little room for bodies: the request body's record stops
+ * and is marked cut by the budget, and the exchange itself is whole (the
+ * echo comes back complete); the budget is back where it was after.
+ */
+static void
+test_h2_budget_cuts_bodies(void **state)
+{
+	static uint8_t body[1024 * 1024];
+	struct membudget budget;
+	struct h2_config cfg;
+	struct h2_stats st;
+	struct rig r;
+	size_t i, start;
+	int k;
+
+	(void)state;
+	for (i = 0; i < sizeof(body); i++)
+		body[i] = pattern(i);
+	/* 1 MiB: 512 KiB for buffers and bodies, bodies up to 384 KiB. */
+	membudget_init(&budget, 1024 * 1024);
+	h2_config_default(&cfg);
+	cfg.budget = &budget;
+	rig_init(&r, 0, false, &cfg);
+	start = budget.used;
+	r.app.body = body;
+	r.app.body_len = sizeof(body);
+	app_request(&r.app, "POST", "/echo", NULL, 0, true);
+	pump(&r);
+	assert_true(r.app.st[0].closed);
+	assert_int_equal(r.app.st[0].status, 200);
+	assert_int_equal(r.app.st[0].rst, 0);
+	assert_int_equal(r.app.st[0].body, sizeof(body));
+	assert_int_equal(r.app.st[0].sum, 0);
+	k = rec_find(&r.rec, "/echo");
+	assert_true(k >= 0);
+	assert_string_equal(r.rec.error[k], "-");
+	assert_int_equal(r.rec.req_size[k], sizeof(body));
+	assert_int_equal(r.rec.resp_size[k], sizeof(body));
+	assert_true(r.rec.req_cut[k]);
+	assert_true(r.rec.req_kept[k] < sizeof(body));
+	assert_true(r.rec.resp_cut[k]);
+	h2_get_stats(r.h2, &st);
+	assert_int_equal(st.budget_cut, 2);
+	assert_true(budget.refused > 0);
+	print_message("budget cut: request kept %zu of %zu, response %zu\n",
+	    r.rec.req_kept[k], sizeof(body), r.rec.resp_kept[k]);
+	rig_free(&r);
+	(void)start;
+	assert_int_equal(budget.used, 0);
+}
+
+/*
+ * The connection's own record budget cuts a body the same way, and the
+ * record is a prefix: a later chunk that would fit is not appended after
+ * one that did not.
+ */
+static void
+test_h2_record_budget_prefix(void **state)
+{
+	static uint8_t body[256 * 1024];
+	struct h2_config cfg;
+	struct rig r;
+	size_t i;
+	int k;
+
+	(void)state;
+	for (i = 0; i < sizeof(body); i++)
+		body[i] = pattern(i);
+	h2_config_default(&cfg);
+	cfg.record_budget = 100000;
+	rig_init(&r, 0, false, &cfg);
+	r.app.body = body;
+	r.app.body_len = sizeof(body);
+	app_request(&r.app, "POST", "/echo", NULL, 0, true);
+	pump(&r);
+	assert_int_equal(r.app.st[0].body, sizeof(body));
+	k = rec_find(&r.rec, "/echo");
+	assert_true(k >= 0);
+	assert_int_equal(r.rec.req_kept[k], 100000);
+	assert_true(r.rec.req_cut[k]);
+	assert_int_equal(r.rec.resp_kept[k], 0);	/* nothing left for it */
+	assert_true(r.rec.resp_cut[k]);
+	rig_free(&r);
+}
+
 /* --- the same layer behind the seam (layer.h), as relay_tls.c drives it ---- */
 
 /* One side's nghttp2 output into the layer, through the room it offers. */
@@ -1530,6 +1673,270 @@ test_layer_h2_flood_ends_in_order(void **state)
 	nghttp2_session_del(org.s);
 }
 
+/*
+ * Several connections through the seam, as proxyd runs them, charged to
+ * one budget: while they run it holds their memory, and once they are
+ * all freed it is exactly where it started.
+ */
+static void
+test_layer_h2_budget_returns(void **state)
+{
+	enum { NC = 3 };
+	const size_t others = 512 * 1024;
+	struct membudget budget;
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 11, .scheme = "https", .default_host = "origin.test",
+		.body_cap = 64 * 1024, .budget = &budget,
+		.rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	struct app app[NC];
+	struct origin org[NC];
+	struct layer *l[NC];
+	uint64_t now = 1000000;
+	size_t during;
+	int i;
+
+	(void)state;
+	memset(&rec, 0, sizeof(rec));
+	membudget_init(&budget, 0);
+	membudget_force(&budget, others);
+	for (i = 0; i < NC; i++) {
+		app_init(&app[i], false);
+		origin_init(&org[i], 0, false);
+		assert_non_null(l[i] = layer_h2_new(&env));
+		app_request(&app[i], "GET", "/size/200000", NULL, 0, false);
+		app_request(&app[i], "GET", "/hang", NULL, 0, false);
+	}
+	for (i = 0; i < NC; i++) {
+		seam_pump(l[i], &app[i], &org[i], &now);
+		assert_int_equal(app[i].st[0].body, 200000);
+	}
+	during = budget.used;
+	assert_true(during > others + NC * 16 * 1024);
+	for (i = 0; i < NC; i++) {
+		l[i]->ops->free(l[i], now, "shutdown");
+		nghttp2_session_del(app[i].s);
+		nghttp2_session_del(org[i].s);
+	}
+	assert_int_equal(rec.n, 2 * NC);
+	print_message("%d connections: budget %zu while open, %zu after "
+	    "(%zu before)\n", NC, during, budget.used, others);
+	assert_int_equal(budget.used, others);
+}
+
+/*
+ * Back-pressure from the budget: an upload towards an origin that reads
+ * nothing.  While proxyd's budget is tight the layer stops reading the
+ * client as soon as DATA of it waits (it holds the output kept ready and
+ * about one read), where with room it takes a stream window; once the
+ * origin reads, the whole body goes through: slowed, never dropped.
+ */
+static void
+test_layer_h2_budget_backpressure(void **state)
+{
+	static uint8_t body[3 * 1024 * 1024];
+	const size_t fake = 48 * 1024 * 1024;
+	struct membudget budget;
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 12, .scheme = "https", .default_host = "origin.test",
+		.body_cap = 4096, .budget = &budget,
+		.rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	struct app app;
+	struct origin org;
+	struct layer *l;
+	uint64_t now = 1000000;
+	size_t held_tight = 0, held_room = 0, i;
+	uint8_t *p;
+	int round;
+
+	(void)state;
+	for (i = 0; i < sizeof(body); i++)
+		body[i] = pattern(i);
+	memset(&rec, 0, sizeof(rec));
+	membudget_init(&budget, 64 * 1024 * 1024);	/* limit 48 MiB */
+	app_init(&app, false);
+	origin_init(&org, 0, false);
+	assert_non_null(l = layer_h2_new(&env));
+	seam_pump(l, &app, &org, &now);		/* SETTINGS both ways */
+	/* Others took the whole budget: it is tight. */
+	membudget_force(&budget, fake);
+	app.body = body;
+	app.body_len = sizeof(body);
+	app_request(&app, "POST", "/hang", NULL, 0, true);
+	for (round = 0; round < 200; round++) {
+		now += 10;
+		(void)seam_in(l, LAYER_CLIENT, app.s, now);
+		(void)seam_out(l, LAYER_CLIENT, app.s, now);
+		if (l->ops->held(l) > held_tight)
+			held_tight = l->ops->held(l);
+	}
+	/* Held back: nothing more taken from the client. */
+	assert_int_equal(l->ops->in_space(l, LAYER_CLIENT, &p), 0);
+	assert_true(held_tight > 0);
+	assert_true(held_tight <= 16384 + 16384 + 16384 + 16384);
+	/* The budget has room again: the client is read up to its window. */
+	membudget_give(&budget, fake);
+	for (round = 0; round < 200; round++) {
+		now += 10;
+		(void)seam_in(l, LAYER_CLIENT, app.s, now);
+		(void)seam_out(l, LAYER_CLIENT, app.s, now);
+		if (l->ops->held(l) > held_room)
+			held_room = l->ops->held(l);
+	}
+	assert_true(held_room >= 512 * 1024);
+	/* Tight again, and the origin reads: all of it goes through. */
+	membudget_force(&budget, fake);
+	seam_pump(l, &app, &org, &now);
+	assert_int_equal(org.st[0].body, sizeof(body));
+	assert_int_equal(app.body_off, sizeof(body));
+	print_message("origin not reading: held %zu bytes with the budget "
+	    "tight, %zu with room\n", held_tight, held_room);
+	l->ops->free(l, now, "shutdown");
+	nghttp2_session_del(app.s);
+	nghttp2_session_del(org.s);
+	assert_int_equal(rec.n, 1);
+	assert_int_equal(budget.used, fake);
+}
+
+/*
+ * Holding back never deadlocks: with the budget tight, an upload queued
+ * behind the origin's limit of one stream (its DATA waits in the layer)
+ * while a download on the open stream needs the client's window updates.
+ * The client is read while DATA waits for it, so the download ends, the
+ * upload's stream opens, and both complete.
+ */
+static void
+test_layer_h2_budget_no_deadlock(void **state)
+{
+	static uint8_t body[2 * 1024 * 1024];
+	const size_t fake = 48 * 1024 * 1024;
+	struct membudget budget;
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 13, .scheme = "https", .default_host = "origin.test",
+		.body_cap = 4096, .budget = &budget,
+		.rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	struct app app;
+	struct origin org;
+	struct layer *l;
+	uint64_t now = 1000000;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(body); i++)
+		body[i] = pattern(i);
+	memset(&rec, 0, sizeof(rec));
+	membudget_init(&budget, 64 * 1024 * 1024);
+	app_init(&app, false);
+	origin_init(&org, 1, false);
+	assert_non_null(l = layer_h2_new(&env));
+	seam_pump(l, &app, &org, &now);
+	membudget_force(&budget, fake);
+	app.body = body;
+	app.body_len = sizeof(body);
+	app_request(&app, "GET", "/size/4194304", NULL, 0, false);
+	app_request(&app, "POST", "/echo", NULL, 0, true);
+	seam_pump(l, &app, &org, &now);
+	assert_true(app.st[0].closed);
+	assert_int_equal(app.st[0].body, 4194304);
+	assert_int_equal(app.st[0].sum, 0);
+	assert_true(app.st[1].closed);
+	assert_int_equal(app.st[1].status, 200);
+	assert_int_equal(app.st[1].body, sizeof(body));
+	assert_int_equal(app.st[1].sum, 0);
+	assert_int_equal(org.max_open, 1);
+	l->ops->free(l, now, NULL);
+	nghttp2_session_del(app.s);
+	nghttp2_session_del(org.s);
+	assert_int_equal(rec.n, 2);
+	assert_int_equal(budget.used, fake);
+}
+
+/* A request body of its own per stream: the pattern, `left` bytes. */
+struct upl {
+	uint64_t	 off, left;
+};
+
+static ssize_t
+upl_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+    uint32_t *flags, nghttp2_data_source *src, void *u)
+{
+	struct upl *b = src->ptr;
+	size_t n = b->left < len ? (size_t)b->left : len, i;
+
+	(void)s; (void)id; (void)u;
+	for (i = 0; i < n; i++)
+		buf[i] = pattern(b->off + i);
+	b->off += n;
+	b->left -= n;
+	if (b->left == 0)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/*
+ * Nor when what waits is a request body queued behind the origin's limit
+ * of one stream, while the open stream's body is still to be read from
+ * the client: holding the client back until the queued body went out
+ * would wait for ever.  Both uploads complete, one after the other.
+ */
+static void
+test_layer_h2_budget_queued_upload(void **state)
+{
+	const size_t fake = 48 * 1024 * 1024;
+	struct membudget budget;
+	struct rec rec;
+	struct layer_env env = {
+		.flow_id = 14, .scheme = "https", .default_host = "origin.test",
+		.body_cap = 4096, .budget = &budget,
+		.rec = { .exchange = exchange_rec, .arg = &rec },
+	};
+	nghttp2_nv nv[] = { NV(":method", "POST"), NV(":scheme", "https"),
+	    NV(":path", "/echo"), NV(":authority", "origin.test") };
+	struct upl up[2] = { { 0, 1536 * 1024 }, { 0, 1024 * 1024 } };
+	nghttp2_data_provider prd[2];
+	struct app app;
+	struct origin org;
+	struct layer *l;
+	uint64_t now = 1000000;
+	int i;
+
+	(void)state;
+	memset(&rec, 0, sizeof(rec));
+	membudget_init(&budget, 64 * 1024 * 1024);
+	app_init(&app, false);
+	origin_init(&org, 1, false);
+	assert_non_null(l = layer_h2_new(&env));
+	seam_pump(l, &app, &org, &now);
+	membudget_force(&budget, fake);
+	for (i = 0; i < 2; i++) {
+		prd[i].source.ptr = &up[i];
+		prd[i].read_callback = upl_read;
+		memset(&app.st[app.n], 0, sizeof(app.st[0]));
+		app.st[app.n++].id = nghttp2_submit_request(app.s, NULL, nv, 4,
+		    &prd[i], NULL);
+		assert_true(app.st[i].id > 0);
+	}
+	seam_pump(l, &app, &org, &now);
+	for (i = 0; i < 2; i++) {
+		assert_true(app.st[i].closed);
+		assert_int_equal(app.st[i].status, 200);
+		assert_int_equal(app.st[i].body, i == 0 ? 1536 * 1024 :
+		    1024 * 1024);
+		assert_int_equal(app.st[i].sum, 0);
+	}
+	assert_int_equal(org.max_open, 1);
+	l->ops->free(l, now, NULL);
+	nghttp2_session_del(app.s);
+	nghttp2_session_del(org.s);
+	assert_int_equal(rec.n, 2);
+	assert_int_equal(budget.used, fake);
+}
+
 int
 main(void)
 {
@@ -1553,8 +1960,15 @@ main(void)
 		cmocka_unit_test(test_h2_rapid_reset),
 		cmocka_unit_test(test_h2_bad_preface),
 		cmocka_unit_test(test_h2_memory_budget),
+		cmocka_unit_test(test_h2_budget_accounting),
+		cmocka_unit_test(test_h2_budget_cuts_bodies),
+		cmocka_unit_test(test_h2_record_budget_prefix),
 		cmocka_unit_test(test_layer_h2_through_the_seam),
 		cmocka_unit_test(test_layer_h2_flood_ends_in_order),
+		cmocka_unit_test(test_layer_h2_budget_returns),
+		cmocka_unit_test(test_layer_h2_budget_backpressure),
+		cmocka_unit_test(test_layer_h2_budget_no_deadlock),
+		cmocka_unit_test(test_layer_h2_budget_queued_upload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
