@@ -788,7 +788,7 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 }
 
 static void
-bind_addr(sqlite3_stmt *s, int i, const struct flow_addr *a)
+bind_addr(sqlite3_stmt *s, int i, const struct endpoint *a)
 {
 	char buf[64], *colon;
 

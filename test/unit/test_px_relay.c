@@ -2650,9 +2650,9 @@ flow_ring_evicts_oldest(void **state)
 static void
 flow_addr_formats(void **state)
 {
-	struct flow_addr a = { .family = AF_INET, .addr = { 192, 0, 2, 1 },
+	struct endpoint a = { .family = AF_INET, .addr = { 192, 0, 2, 1 },
 	    .port = 80 };
-	struct flow_addr b = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d,
+	struct endpoint b = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d,
 	    0xb8, [15] = 1 }, .port = 443 };
 	char buf[64];
 
