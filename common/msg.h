@@ -7,9 +7,9 @@
  * log line; the process goes on) on anything the table does not permit —
  * the shape of OpenSSH's monitor table and relayd's imsg dispatch.
  *
- * Encoding and decoding both go through the row's descriptor (ipc_send
- * packs with it, the receiver unpacks with it and then runs validate), so
- * the two halves of every message are declared once, side by side, here.
+ * Framing goes through the row's descriptor (ipc_send packs with it, the
+ * receiver unpacks with it and then runs validate); turning a message's
+ * fields into C and back is msgcodec.c's, one encode/decode pair per type.
  */
 #ifndef LOCALCAP_MSG_H
 #define LOCALCAP_MSG_H
