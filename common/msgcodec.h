@@ -194,7 +194,7 @@ struct msg_owner_reply {
 
 struct msg_owner_reply_pb {
 	Lc__OwnerReply	m;
-	Lc__ProcessInfo	owner;
+	Lc__Owner	owner;
 };
 
 void	msg_owner_reply_to_pb(const struct msg_owner_reply *,
@@ -217,7 +217,7 @@ struct msg_new_flow {	/* with the flow's socket */
 struct msg_new_flow_pb {
 	Lc__NewFlow	m;
 	Lc__Endpoint	src, dst;
-	Lc__ProcessInfo	owner;
+	Lc__Owner	owner;
 };
 
 void	msg_new_flow_to_pb(const struct msg_new_flow *, struct msg_new_flow_pb *);

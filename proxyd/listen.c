@@ -245,7 +245,7 @@ start_flow(struct pconn *pc, const struct endpoint *dst)
 	meta.dst.port = pc->port;
 	meta.start_us = realtime_us();
 	/* The client is whoever connected: no process is known. */
-	snprintf(meta.owner.name, sizeof(meta.owner.name), "(proxy)");
+	snprintf(meta.owner.process, sizeof(meta.owner.process), "(proxy)");
 	/* A name (never an address) is what TLS without SNI is checked by. */
 	if (addr_literal(pc->host, &probe) == -1)
 		snprintf(meta.host, sizeof(meta.host), "%s", pc->host);

@@ -606,8 +606,8 @@ capture_owner(struct capture *c, int ipversion, int proto, const uint8_t *saddr,
 	out->uid = o.uid;
 	out->gid = o.gid;
 	out->cgroup_id = o.cgroup_id;
-	memcpy(out->name, o.comm, sizeof(o.comm));
-	out->name[sizeof(out->name) - 1] = '\0';
+	memcpy(out->process, o.comm, sizeof(o.comm));
+	out->process[sizeof(out->process) - 1] = '\0';
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	/* A map lookup; the tree is walked only for a cgroup new to it. */
 	if (c->cgroups == NULL || cgcache_path(c->cgroups, o.cgroup_id,

@@ -45,7 +45,7 @@ set_owner(struct owner *o, uint32_t pid, const char *name, const char *cgroup)
 	o->uid = 1000;
 	o->gid = 100;
 	o->cgroup_id = 4;
-	strcpy(o->name, name);
+	strcpy(o->process, name);
 	strcpy(o->cgroup, cgroup);
 }
 
@@ -399,7 +399,7 @@ owner_reply_round_trips_and_refuses_cut_owners(void **state)
 	msg_owner_reply_to_pb(&a, &pb);
 	memset(name, 'n', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
-	pb.owner.name = name;
+	pb.owner.process = name;
 	assert_int_equal(msg_owner_reply_from_pb(&b, &pb.m, &why), -1);
 	assert_non_null(strstr(why, "too long"));
 	assert_int_equal(b.found, 0);

@@ -74,7 +74,7 @@ make_record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.owner.uid = 1000;
 	rec->meta.owner.gid = 1000;
 	rec->meta.owner.cgroup_id = 77;
-	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
+	snprintf(rec->meta.owner.process, sizeof(rec->meta.owner.process), "%s", name);
 	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "%s", "/user.slice/test");
 	rec->meta.start_us = 1700000000000000ULL + id * 1000;
 }
