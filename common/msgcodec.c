@@ -9,18 +9,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* A peer's string into a bounded array: -1 if it would not fit whole. */
+/* A peer's string into a bounded array: -1 ("" kept) if it would not fit whole. */
 static int
 copy_whole(char *dst, size_t cap, const char *src)
 {
-	size_t n = src ? strlen(src) : 0;
-
-	if (n >= cap)
-		return -1;
-	if (n)
-		memcpy(dst, src, n);
-	dst[n] = '\0';
-	return 0;
+	if ((size_t)snprintf(dst, cap, "%s", src ? src : "") < cap)
+		return 0;
+	dst[0] = '\0';
+	return -1;
 }
 
 static Lc__Transport
