@@ -198,6 +198,9 @@ ctl_status(Lc__StatusReply *st, Lc__DaemonStatus ds[3], Lc__DaemonStatus *dsp[3]
 	static Lc__Counter rd_counters[LC_CNT_MAX + 3],
 	    *rd_counter_ptrs[LC_CNT_MAX + 3];
 	static struct msg_counters_pb ns_counters;
+	/* The permit table refuses a status row with more (common/msg.h). */
+	_Static_assert(LC_CNT_MAX + 3 <= LC_STATUS_ROW_COUNTERS_MAX,
+	    "too many redirectord counters");
 	static Lc__Counter px_counters[LC_STATUS_ROW_COUNTERS_MAX],
 	    *px_counter_ptrs[LC_STATUS_ROW_COUNTERS_MAX];
 	int have_ns = rd.netstack != NULL;
