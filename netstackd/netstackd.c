@@ -459,10 +459,15 @@ owner_reply(struct ipc_peer *peer, const Lc__OwnerReply *pb)
 	struct flow *f;
 	const char *why;
 
+	/*
+	 * One bad answer costs that flow its owner, not the data channel
+	 * (closing it would stop the TUN): said, never cut silently.
+	 */
 	if (msg_owner_reply_from_pb(&r, pb, &why) == -1) {
-		ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST, "OwnerReply: %s",
-		    why);
-		return;
+		log_warnx("OwnerReply for flow %llu from pid %d: %s; recorded "
+		    "without an owner", (unsigned long long)pb->query_id,
+		    (int)ipc_cred(peer)->pid, why);
+		r.id = pb->query_id;
 	}
 	TAILQ_FOREACH(f, &ns.flows, entry)
 		if (f->pending && f->id == r.id)
