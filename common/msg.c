@@ -24,17 +24,23 @@
 #define KiB		1024u
 
 static const char *
-check_counters(Lc__Counter *const *c, size_t n)
+check_counters(Lc__Counter *const *c, size_t n, size_t max)
 {
 	size_t i;
 
-	if (n > LC_STATUS_COUNTERS_MAX)
+	if (n > max)
 		return "more counters than a status may carry";
 	for (i = 0; i < n; i++)
 		if (c[i]->name == NULL || c[i]->name[0] == '\0' ||
 		    strlen(c[i]->name) >= LC_COUNTER_NAME_MAX)
 			return "a counter name is empty or too long";
 	return NULL;
+}
+
+const char *
+msg_check_counters(Lc__Counter *const *c, size_t n)
+{
+	return check_counters(c, n, LC_STATUS_COUNTERS_MAX);
 }
 
 static const char *
@@ -64,8 +70,8 @@ validate_netstack_status(const ProtobufCMessage *m)
 	const Lc__NetstackStatus *st = (const Lc__NetstackStatus *)(const void *)m;
 	const char *why;
 
-	if ((why = check_counters(st->counters, st->n_counters)) != NULL ||
-	    (why = check_counters(st->proxyd_counters, st->n_proxyd_counters)) != NULL)
+	if ((why = msg_check_counters(st->counters, st->n_counters)) != NULL ||
+	    (why = msg_check_counters(st->proxyd_counters, st->n_proxyd_counters)) != NULL)
 		return why;
 	return check_version(st->proxyd_version);
 }
@@ -75,7 +81,49 @@ validate_proxy_status(const ProtobufCMessage *m)
 {
 	const Lc__ProxyStatus *ps = (const Lc__ProxyStatus *)(const void *)m;
 
-	return check_counters(ps->counters, ps->n_counters);
+	return msg_check_counters(ps->counters, ps->n_counters);
+}
+
+const char *
+msg_status_reply_check(const Lc__StatusReply *st)
+{
+	size_t i;
+	const char *why;
+
+	if (st == NULL)
+		return "a status reply without its status";
+	if (st->n_daemons > LC_STATUS_DAEMONS_MAX)
+		return "more daemons than a status may carry";
+	for (i = 0; i < st->n_daemons; i++) {
+		if (st->daemons[i]->name == NULL || st->daemons[i]->name[0] == '\0')
+			return "a daemon without a name";
+		if ((why = check_version(st->daemons[i]->software_version)) != NULL)
+			return why;
+		if ((why = check_counters(st->daemons[i]->counters,
+		    st->daemons[i]->n_counters, LC_STATUS_ROW_COUNTERS_MAX)) != NULL)
+			return why;
+	}
+	return NULL;
+}
+
+static const char *
+validate_ctl_request(const ProtobufCMessage *m)
+{
+	const Lc__CtlRequest *r = (const Lc__CtlRequest *)(const void *)m;
+
+	return r->request_case == LC__CTL_REQUEST__REQUEST__NOT_SET ?
+	    "a request without a request" : NULL;
+}
+
+static const char *
+validate_ctl_reply(const ProtobufCMessage *m)
+{
+	const Lc__CtlReply *r = (const Lc__CtlReply *)(const void *)m;
+
+	if (r->reply_case == LC__CTL_REPLY__REPLY__NOT_SET)
+		return "a reply without an answer";
+	return r->reply_case == LC__CTL_REPLY__REPLY_STATUS ?
+	    msg_status_reply_check(r->status) : NULL;
 }
 
 static const struct msg_spec msg_table[] = {
@@ -89,9 +137,10 @@ static const struct msg_spec msg_table[] = {
 
 	/* ctl.sock: localcapctl (and webd, as localcapctl) <-> redirectord. */
 	{ LC__MSG_TYPE__MSG_CTL_REQUEST, "CtlRequest", &lc__ctl_request__descriptor,
-	    IPC_CHAN_CTL, MSG_ROLE(CTL), 64 * KiB, 0, NULL },
+	    IPC_CHAN_CTL, MSG_ROLE(CTL), 64 * KiB, 0, validate_ctl_request },
 	{ LC__MSG_TYPE__MSG_CTL_REPLY, "CtlReply", &lc__ctl_reply__descriptor,
-	    IPC_CHAN_CTL, MSG_ROLE(REDIRECTORD), IPC_MAX_PAYLOAD, 0, NULL },
+	    IPC_CHAN_CTL, MSG_ROLE(REDIRECTORD), IPC_MAX_PAYLOAD, 0,
+	    validate_ctl_reply },
 
 	/* data.sock: redirectord <-> netstackd. */
 	{ LC__MSG_TYPE__MSG_TUN_HANDOVER, "TunHandover", &lc__tun_handover__descriptor,

@@ -7,9 +7,9 @@
  * log line; the process goes on) on anything the table does not permit —
  * the shape of OpenSSH's monitor table and relayd's imsg dispatch.
  *
- * Encoding and decoding both go through the row's descriptor (ipc_send
- * packs with it, the receiver unpacks with it and then runs validate), so
- * the two halves of every message are declared once, side by side, here.
+ * Framing goes through the row's descriptor (ipc_send packs with it, the
+ * receiver unpacks with it and then runs validate); turning a message's
+ * fields into C and back is msgcodec.c's, one encode/decode pair per type.
  */
 #ifndef LOCALCAP_MSG_H
 #define LOCALCAP_MSG_H
@@ -20,6 +20,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "common.pb-c.h"
+#include "control.pb-c.h"
 
 /*
  * Status counters travel netstackd -> redirectord -> localcapctl, proxyd's
@@ -30,6 +31,9 @@
 #define LC_STATUS_COUNTERS_MAX	64
 #define LC_COUNTER_NAME_MAX	48	/* bytes, with the NUL */
 #define LC_SOFTWARE_VERSION_MAX	32	/* Hello.software_version, with the NUL */
+#define LC_STATUS_DAEMONS_MAX	8	/* StatusReply.daemons */
+/* A daemon's row in a StatusReply: its counters, proxyd's after flows_active. */
+#define LC_STATUS_ROW_COUNTERS_MAX	(LC_STATUS_COUNTERS_MAX + 1)
 
 /* Role bits for msg_spec.senders. */
 #define MSG_ROLE(r)		(1u << LC__ROLE__ROLE_##r)
@@ -57,5 +61,13 @@ const struct msg_spec	*msg_lookup(unsigned type);
 
 /* 1 if a peer of this role may send the type (its row's senders). */
 int			 msg_role_may_send(const struct msg_spec *, Lc__Role);
+
+/*
+ * The checks the table's rows share, for msgcodec.c's decoders too: NULL if
+ * acceptable, else why not.  A status reply's daemon rows: at most
+ * LC_STATUS_DAEMONS_MAX, each named, counters as a status carries them.
+ */
+const char		*msg_check_counters(Lc__Counter *const *, size_t n);
+const char		*msg_status_reply_check(const Lc__StatusReply *);
 
 #endif

@@ -18,19 +18,19 @@ copy_bounded(char *dst, size_t cap, const char *src)
 }
 
 void
-owner_to_pb(const struct owner *o, Lc__ProcessInfo *pb)
+owner_to_pb(const struct owner *o, Lc__Owner *pb)
 {
-	lc__process_info__init(pb);
+	lc__owner__init(pb);
 	pb->pid = o->pid;
 	pb->uid = o->uid;
 	pb->gid = o->gid;
 	pb->cgroup_id = o->cgroup_id;
-	pb->name = (char *)(uintptr_t)o->name;
+	pb->process = (char *)(uintptr_t)o->process;
 	pb->cgroup = (char *)(uintptr_t)o->cgroup;
 }
 
 int
-owner_from_pb(struct owner *o, const Lc__ProcessInfo *pb)
+owner_from_pb(struct owner *o, const Lc__Owner *pb)
 {
 	int cut;
 
@@ -41,7 +41,7 @@ owner_from_pb(struct owner *o, const Lc__ProcessInfo *pb)
 	o->uid = pb->uid;
 	o->gid = pb->gid;
 	o->cgroup_id = pb->cgroup_id;
-	cut = copy_bounded(o->name, sizeof(o->name), pb->name);
+	cut = copy_bounded(o->process, sizeof(o->process), pb->process);
 	cut |= copy_bounded(o->cgroup, sizeof(o->cgroup), pb->cgroup);
 	return cut;
 }

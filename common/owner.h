@@ -1,16 +1,17 @@
 /*
  * A flow's owner and its endpoints: one shape from the capture side to the
- * store, with their protobuf forms (lc.ProcessInfo, lc.Endpoint) encoded
+ * store, with their protobuf forms (lc.Owner, lc.Endpoint) encoded
  * and decoded side by side here.
  *
  *	eBPF event (ebpf/capture.h struct lc_owner: tgid, uid, gid, cgroup_id,
  *	comm — the kernel's names) -> redirectord (struct owner, cgroup path
- *	added) -> OwnerReply.owner -> netstackd (struct owner per flow) ->
- *	NewFlow.owner -> proxyd (flow_meta.owner, struct owner) -> the store's
- *	flows row (pid, process, uid, gid, cgroup, cgroup_id).
+ *	added) -> OwnerReply.owner (lc.Owner) -> netstackd (struct owner per
+ *	flow) -> NewFlow.owner -> proxyd (flow_meta.owner, struct owner) -> the
+ *	store's flows row (pid, process, uid, gid, cgroup, cgroup_id).
  *
- * Past the kernel boundary the process name is `name` everywhere; the
- * store's column keeps its published name, `process`.
+ * Past the kernel boundary the process name is `process` everywhere: the
+ * struct's field, the protobuf field, the store's column, the JSON key and
+ * localcapctl's --process filter that people already use.
  */
 #ifndef LOCALCAP_OWNER_H
 #define LOCALCAP_OWNER_H
@@ -29,7 +30,7 @@ struct owner {
 	uint32_t	uid;
 	uint32_t	gid;
 	uint64_t	cgroup_id;
-	char		name[OWNER_NAME_MAX];	/* the thread-group leader's */
+	char		process[OWNER_NAME_MAX];	/* the thread-group leader's name */
 	char		cgroup[OWNER_CGROUP_MAX];	/* "" if not known */
 };
 
@@ -43,13 +44,13 @@ struct endpoint {
 /*
  * Encode: pb points into o (no allocation): valid while o is.
  */
-void	owner_to_pb(const struct owner *o, Lc__ProcessInfo *pb);
+void	owner_to_pb(const struct owner *o, Lc__Owner *pb);
 /*
- * Decode a peer's ProcessInfo (NULL: nothing known).  Strings longer than
+ * Decode a peer's Owner (NULL: nothing known).  Strings longer than
  * the struct holds are cut at a byte boundary and the cut counted in the
  * return value: 0 whole, 1 if something was cut.
  */
-int	owner_from_pb(struct owner *o, const Lc__ProcessInfo *pb);
+int	owner_from_pb(struct owner *o, const Lc__Owner *pb);
 
 /* Encode: pb->addr points into e. */
 void	endpoint_to_pb(const struct endpoint *e, Lc__Endpoint *pb);

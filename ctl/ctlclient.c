@@ -28,13 +28,31 @@ static void
 ctl_ready(struct ipc_peer *peer)
 {
 	struct ctl *ctl = ipc_user(peer);
+	struct msg_ctl_request_pb pb;
 
-	if (ipc_send(peer, LC__MSG_TYPE__MSG_CTL_REQUEST, &ctl->request->base,
-	    NULL, 0) == -1) {
+	msg_ctl_request_to_pb(&ctl->request, &pb);
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_CTL_REQUEST, &pb.m.base, NULL,
+	    0) == -1) {
 		fprintf(stderr, "localcapctl: cannot send the request: %s\n",
 		    strerror(errno));
 		finish(ctl, 1);
 	}
+}
+
+/* The answer a request of this kind expects. */
+static enum msg_ctl_answer
+expected_answer(enum msg_ctl_op op)
+{
+	switch (op) {
+	case MSG_CTL_STATUS:
+		return MSG_CTL_STATUS_REPLY;
+	case MSG_CTL_ATTACH:
+	case MSG_CTL_DETACH:
+		return MSG_CTL_SPEC;
+	case MSG_CTL_RUN:
+		return MSG_CTL_RUN_REPLY;
+	}
+	return 0;
 }
 
 static void
@@ -42,25 +60,30 @@ ctl_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg
     int *fds, size_t nfds)
 {
 	struct ctl *ctl = ipc_user(peer);
-	const Lc__CtlReply *reply = (const Lc__CtlReply *)(const void *)msg;
+	struct msg_ctl_reply reply;
+	const char *why = "unexpected message";
 
 	(void)fds;
 	(void)nfds;
-	if (type != LC__MSG_TYPE__MSG_CTL_REPLY ||
-	    reply->request_id != ctl->request->request_id) {
-		fprintf(stderr, "localcapctl: unexpected %s from redirectord\n",
-		    ipc_type_name(type));
+	if (type != LC__MSG_TYPE__MSG_CTL_REPLY || msg_ctl_reply_from_pb(&reply,
+	    (const Lc__CtlReply *)(const void *)msg, &why) == -1 ||
+	    (reply.id != ctl->request.id && (why = "another request's")) ||
+	    (reply.answer != MSG_CTL_ERROR &&
+	    reply.answer != expected_answer(ctl->request.op) &&
+	    (why = "an answer of another kind"))) {
+		fprintf(stderr, "localcapctl: unexpected %s from redirectord (%s)\n",
+		    ipc_type_name(type), why);
 		finish(ctl, 1);
-	} else if (reply->reply_case == LC__CTL_REPLY__REPLY_ERROR) {
-		fprintf(stderr, "localcapctl: %s\n", reply->error->message ?
-		    reply->error->message : "request failed");
-		if (reply->error->code == LC__ERROR_CODE__ERR_BAD_SPEC &&
-		    ctl->spec_text && reply->error->offset <= strlen(ctl->spec_text))
+	} else if (reply.answer == MSG_CTL_ERROR) {
+		fprintf(stderr, "localcapctl: %s\n", reply.message[0] ?
+		    reply.message : "request failed");
+		if (reply.code == LC__ERROR_CODE__ERR_BAD_SPEC &&
+		    ctl->spec_text && reply.offset <= strlen(ctl->spec_text))
 			fprintf(stderr, "  %s\n  %*s^\n", ctl->spec_text,
-			    (int)reply->error->offset, "");
+			    (int)reply.offset, "");
 		finish(ctl, 1);
 	} else {
-		ctl->print(ctl, reply);
+		ctl->print(ctl, &reply);
 		finish(ctl, 0);
 	}
 	ipc_close(peer, "done");
@@ -140,7 +163,7 @@ ctl_request(struct ctl *ctl)
 }
 
 static void
-count_running(const struct ctl *ctl, const Lc__CtlReply *reply)
+count_running(const struct ctl *ctl, const struct msg_ctl_reply *reply)
 {
 	struct ctl *c = (struct ctl *)(uintptr_t)ctl;
 	size_t i;
@@ -154,15 +177,9 @@ int
 ctl_daemons_running(const char *sock_path)
 {
 	struct ctl ctl = { .exit_code = 1, .quiet = 1 };
-	Lc__CtlRequest req;
-	Lc__StatusRequest status;
 
-	lc__ctl_request__init(&req);
-	lc__status_request__init(&status);
-	req.request_id = (uint64_t)getpid();
-	req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
-	req.status = &status;
-	ctl.request = &req;
+	ctl.request = (struct msg_ctl_request){ .id = (uint64_t)getpid(),
+	    .op = MSG_CTL_STATUS };
 	ctl.sock_path = sock_path;
 	ctl.print = count_running;
 	if (ctl_request(&ctl) != 0)
@@ -174,7 +191,7 @@ static void (*status_fn)(void *, const Lc__StatusReply *);
 static void *status_arg;
 
 static void
-hand_status(const struct ctl *ctl, const Lc__CtlReply *reply)
+hand_status(const struct ctl *ctl, const struct msg_ctl_reply *reply)
 {
 	(void)ctl;
 	status_fn(status_arg, reply->status);
@@ -185,15 +202,9 @@ ctl_status_fetch(const char *sock_path, bool quiet,
     void (*fn)(void *, const Lc__StatusReply *), void *arg)
 {
 	struct ctl ctl = { .exit_code = 1, .quiet = quiet };
-	Lc__CtlRequest req;
-	Lc__StatusRequest status;
 
-	lc__ctl_request__init(&req);
-	lc__status_request__init(&status);
-	req.request_id = (uint64_t)getpid();
-	req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
-	req.status = &status;
-	ctl.request = &req;
+	ctl.request = (struct msg_ctl_request){ .id = (uint64_t)getpid(),
+	    .op = MSG_CTL_STATUS };
 	ctl.sock_path = sock_path;
 	ctl.print = hand_status;
 	status_fn = fn;

@@ -10,7 +10,7 @@
 
 #include <ev.h>
 
-#include "control.pb-c.h"
+#include "msgcodec.h"
 
 #define CTL_TIMEOUT	5.0	/* seconds for one request */
 
@@ -18,7 +18,7 @@ struct ctl {		/* one request */
 	struct ev_loop		*loop;
 	const char		*sock_path;
 	const char		*runtime_dir;
-	Lc__CtlRequest		*request;
+	struct msg_ctl_request	 request;	/* encoded in msgcodec.c */
 	int			 json;
 	int			 exit_code;
 	int			 done;
@@ -26,7 +26,9 @@ struct ctl {		/* one request */
 	const char		*spec_text;	/* attach/detach: for error carets */
 	int			 quiet;		/* no error lines (polling) */
 	int			 running;	/* status: daemons reported running */
-	void			(*print)(const struct ctl *, const Lc__CtlReply *);
+	/* The reply, of the kind the request asks for (checked). */
+	void			(*print)(const struct ctl *,
+				    const struct msg_ctl_reply *);
 };
 
 /*

@@ -102,7 +102,7 @@ counter(const Lc__DaemonStatus *d, const char *name)
 }
 
 static void
-print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
+print_status(const struct ctl *ctl, const struct msg_ctl_reply *reply)
 {
 	const Lc__StatusReply *st = reply->status;
 	char web[512];
@@ -213,11 +213,10 @@ print_status(const struct ctl *ctl, const Lc__CtlReply *reply)
 }
 
 static void
-print_spec(const struct ctl *ctl, const Lc__CtlReply *reply)
+print_spec(const struct ctl *ctl, const struct msg_ctl_reply *reply)
 {
-	const char *spec = reply->spec->spec ? reply->spec->spec : "";
-
-	unsigned runs = reply->spec->runs;
+	const char *spec = reply->spec;
+	unsigned runs = reply->runs;
 
 	/* As the person wrote it; run sessions' own items are counted apart. */
 	if (ctl->json) {
@@ -234,11 +233,10 @@ print_spec(const struct ctl *ctl, const Lc__CtlReply *reply)
 static char run_cgroup[300];
 
 static void
-print_run(const struct ctl *ctl, const Lc__CtlReply *reply)
+print_run(const struct ctl *ctl, const struct msg_ctl_reply *reply)
 {
 	(void)ctl;
-	snprintf(run_cgroup, sizeof(run_cgroup), "%s",
-	    reply->run->cgroup ? reply->run->cgroup : "");
+	snprintf(run_cgroup, sizeof(run_cgroup), "%s", reply->cgroup);
 }
 
 /*
@@ -337,11 +335,6 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { .exit_code = 1 };
-	Lc__CtlRequest req;
-	Lc__StatusRequest status;
-	Lc__AttachRequest attach;
-	Lc__DetachRequest detach;
-	Lc__RunRequest run;
 	char *spec = NULL;
 	const char *runtime_dir = getenv("LOCALCAP_RUNTIME_DIR");
 	const char *state_dir = getenv("LOCALCAP_STATE_DIR");
@@ -423,16 +416,13 @@ main(int argc, char *argv[])
 	if (strcmp(cmd, "logs") == 0)
 		return ctl_logs(runtime_dir, argc - optind + 1, argv + optind - 1);
 
-	lc__ctl_request__init(&req);
-	req.request_id = (uint64_t)getpid();
+	ctl.request.id = (uint64_t)getpid();
 	if (strcmp(cmd, "status") == 0) {
 		if (optind != argc) {
 			fprintf(stderr, "localcapctl: status takes no arguments\n");
 			return 2;
 		}
-		lc__status_request__init(&status);
-		req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
-		req.status = &status;
+		ctl.request.op = MSG_CTL_STATUS;
 		ctl.print = print_status;
 	} else if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0) {
 		int all = strcmp(cmd, "detach") == 0 && optind < argc &&
@@ -447,18 +437,9 @@ main(int argc, char *argv[])
 		if (!all && (spec = join_args(argc - optind, argv + optind)) == NULL)
 			return 1;
 		ctl.spec_text = spec;
-		if (cmd[0] == 'a') {
-			lc__attach_request__init(&attach);
-			attach.spec = spec;
-			req.request_case = LC__CTL_REQUEST__REQUEST_ATTACH;
-			req.attach = &attach;
-		} else {
-			lc__detach_request__init(&detach);
-			detach.spec = spec ? spec : (char *)(uintptr_t)"";
-			detach.all = all;
-			req.request_case = LC__CTL_REQUEST__REQUEST_DETACH;
-			req.detach = &detach;
-		}
+		ctl.request.op = cmd[0] == 'a' ? MSG_CTL_ATTACH : MSG_CTL_DETACH;
+		ctl.request.spec = spec ? spec : "";
+		ctl.request.all = all;
 		ctl.print = print_spec;
 	} else if (strcmp(cmd, "run") == 0) {
 		int rc;
@@ -470,12 +451,9 @@ main(int argc, char *argv[])
 			    "localcapctl run -- CMD [ARG...]\n");
 			return 2;
 		}
-		lc__run_request__init(&run);
-		run.pid = (uint32_t)getpid();
-		req.request_case = LC__CTL_REQUEST__REQUEST_RUN;
-		req.run = &run;
+		ctl.request.op = MSG_CTL_RUN;
+		ctl.request.pid = (uint32_t)getpid();
 		ctl.print = print_run;
-		ctl.request = &req;
 		/*
 		 * redirectord moves us into a fresh capture cgroup; then we
 		 * become CMD, so CMD and all it starts are in there.
@@ -494,7 +472,6 @@ main(int argc, char *argv[])
 		fputs(usage, stderr);
 		return 2;
 	}
-	ctl.request = &req;
 	c = ctl_request(&ctl);
 	free(spec);
 	return c;

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
+#include "msgcodec.h"
 #include "owner.h"
 #include "sandbox.h"
 #include "data.pb-c.h"
@@ -124,11 +126,7 @@ struct netstackd {
 	int			 status_dirty;
 
 	/* proxyd's last ProxyStatus, passed on to redirectord. */
-#define NS_PX_COUNTERS	LC_STATUS_COUNTERS_MAX	/* msg.c refuses more */
-	char			 px_names[NS_PX_COUNTERS][LC_COUNTER_NAME_MAX];
-	uint64_t		 px_values[NS_PX_COUNTERS];
-	size_t			 n_px;
-	uint64_t		 px_flows_active;
+	struct msg_proxy_status	 px_status;
 };
 
 static struct netstackd ns = { .d = { .name = "netstackd" }, .tun_fd = -1 };
@@ -170,59 +168,43 @@ report_status(void)
 	struct ipc_peer *rd = ns.redirector ? ipc_connector_peer(ns.redirector) : NULL;
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
 	const struct ns_stack_stats *st = ns.stack ? ns_stack_stats(ns.stack) : NULL;
-	Lc__NetstackStatus msg;
-	Lc__Counter c[LC_STATUS_COUNTERS_MAX], *cp[LC_STATUS_COUNTERS_MAX];
-	Lc__Counter pcs[NS_PX_COUNTERS], *pcp[NS_PX_COUNTERS];
-	size_t n = 0;
+	static struct msg_netstack_status msg;
+	static struct msg_netstack_status_pb pb;
+	struct msg_counters *c = &msg.counters;
+	int full = 0;
 
 	if (rd == NULL)
 		return;
-	lc__netstack_status__init(&msg);
-#define COUNTER(label, v) do {						\
-		lc__counter__init(&c[n]);				\
-		c[n].name = (char *)(uintptr_t)(label);			\
-		c[n].value = (v);					\
-		cp[n] = &c[n];						\
-		n++;							\
-	} while (0)
-	COUNTER("packets_in", ns.packets_in);
-	COUNTER("flows_refused", ns.flows_refused);
-	COUNTER("tun_write_drops", ns.tun_write_drops);
+	memset(&msg, 0, sizeof(msg));
+	full |= msg_counters_add(c, "packets_in", ns.packets_in);
+	full |= msg_counters_add(c, "flows_refused", ns.flows_refused);
+	full |= msg_counters_add(c, "tun_write_drops", ns.tun_write_drops);
 	if (ns.impairing) {
-		COUNTER("impair_dropped", ns.im.dropped);
-		COUNTER("impair_duplicated", ns.im.duplicated);
-		COUNTER("impair_reordered", ns.im.reordered);
+		full |= msg_counters_add(c, "impair_dropped", ns.im.dropped);
+		full |= msg_counters_add(c, "impair_duplicated", ns.im.duplicated);
+		full |= msg_counters_add(c, "impair_reordered", ns.im.reordered);
 	}
 	if (st) {
-		COUNTER("packets_out", st->packets_out);
-		COUNTER("tcp_flows_active", st->tcp_flows_active);
-		COUNTER("tcp_flows_created", st->tcp_flows_created);
-		COUNTER("udp_flows_active", st->udp_flows_active);
-		COUNTER("udp_flows_created", st->udp_flows_created);
-		COUNTER("tcp_retransmits", st->tcp_retransmits);
-		COUNTER("tcp_timeouts", st->tcp_timeouts);
+		full |= msg_counters_add(c, "packets_out", st->packets_out);
+		full |= msg_counters_add(c, "tcp_flows_active", st->tcp_flows_active);
+		full |= msg_counters_add(c, "tcp_flows_created", st->tcp_flows_created);
+		full |= msg_counters_add(c, "udp_flows_active", st->udp_flows_active);
+		full |= msg_counters_add(c, "udp_flows_created", st->udp_flows_created);
+		full |= msg_counters_add(c, "tcp_retransmits", st->tcp_retransmits);
+		full |= msg_counters_add(c, "tcp_timeouts", st->tcp_timeouts);
 	}
-#undef COUNTER
-	msg.n_counters = n;
-	msg.counters = cp;
+	if (full)	/* a name or one counter too many, added here: a bug */
+		log_warnx("netstackd's counters do not all fit a NetstackStatus");
 	if (px) {
-		Lc__Counter *pc = pcs;
-		size_t i;
-
 		msg.proxyd_connected = 1;
 		msg.proxyd_pid = (uint32_t)ipc_cred(px)->pid;
-		msg.proxyd_version = (char *)(uintptr_t)ipc_peer_version(px);
-		for (i = 0; i < ns.n_px; i++) {
-			lc__counter__init(&pc[i]);
-			pc[i].name = ns.px_names[i];
-			pc[i].value = ns.px_values[i];
-			pcp[i] = &pc[i];
-		}
-		msg.n_proxyd_counters = ns.n_px;
-		msg.proxyd_counters = pcp;
-		msg.proxyd_flows_active = ns.px_flows_active;
+		snprintf(msg.proxyd_version, sizeof(msg.proxyd_version), "%s",
+		    ipc_peer_version(px));
+		msg.proxyd_counters = ns.px_status.counters;
+		msg.proxyd_flows_active = ns.px_status.flows_active;
 	}
-	if (ipc_send(rd, LC__MSG_TYPE__MSG_NETSTACK_STATUS, &msg.base, NULL, 0) == -1)
+	msg_netstack_status_to_pb(&msg, &pb);
+	if (ipc_send(rd, LC__MSG_TYPE__MSG_NETSTACK_STATUS, &pb.m.base, NULL, 0) == -1)
 		log_warn("sending NetstackStatus");
 	ns.status_dirty = 0;
 }
@@ -306,13 +288,15 @@ stack_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void	flow_sock_read_cb(struct ev_loop *, ev_io *, int);
 static void	flow_sock_write_cb(struct ev_loop *, ev_io *, int);
 
-static void
-fill_endpoint(Lc__Endpoint *e, uint8_t version, const uint8_t *addr, uint16_t port)
+/* One side of a tuple as the messages carry it. */
+static struct endpoint
+tuple_endpoint(uint8_t version, const uint8_t *addr, uint16_t port)
 {
-	lc__endpoint__init(e);
-	e->addr.data = (uint8_t *)(uintptr_t)addr;
-	e->addr.len = version == 4 ? 4 : 16;
-	e->port = port;
+	struct endpoint e = { .family = version == 4 ? AF_INET : AF_INET6,
+	    .port = port };
+
+	memcpy(e.addr, addr, version == 4 ? 4 : 16);
+	return e;
 }
 
 /*
@@ -325,9 +309,8 @@ flow_handover(struct flow *f)
 {
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
 	const struct tcp_tuple *t = &f->tuple;
-	Lc__NewFlow nf;
-	Lc__Endpoint src, dst;
-	Lc__ProcessInfo owner;
+	struct msg_new_flow nf;
+	struct msg_new_flow_pb pb;
 	struct timespec ts;
 	int sv[2], i;
 
@@ -339,20 +322,19 @@ flow_handover(struct flow *f)
 		log_warn("socketpair for flow %llu", (unsigned long long)f->id);
 		return -1;
 	}
-	lc__new_flow__init(&nf);
-	owner_to_pb(&f->owner, &owner);	/* zeros until an owner is known */
-	/* "remote" is the application, "local" the destination it wanted. */
-	fill_endpoint(&src, t->version, t->raddr, t->rport);
-	fill_endpoint(&dst, t->version, t->laddr, t->lport);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	nf.flow_id = f->id;
-	nf.transport = f->udp ? LC__TRANSPORT__TRANSPORT_UDP :
-	    LC__TRANSPORT__TRANSPORT_TCP;
-	nf.src = &src;
-	nf.dst = &dst;
-	nf.owner = &owner;
-	nf.start_time_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	if (ipc_send(px, LC__MSG_TYPE__MSG_NEW_FLOW, &nf.base, &sv[1], 1) == -1) {
+	nf = (struct msg_new_flow){
+		.flow_id = f->id,
+		.ipproto = f->udp ? IPPROTO_UDP : IPPROTO_TCP,
+		/* "remote" is the application, "local" the destination it wanted. */
+		.src = tuple_endpoint(t->version, t->raddr, t->rport),
+		.dst = tuple_endpoint(t->version, t->laddr, t->lport),
+		.owner = f->owner,	/* zeros until an owner is known */
+		.start_us = (uint64_t)ts.tv_sec * 1000000 +
+		    (uint64_t)ts.tv_nsec / 1000,
+	};
+	msg_new_flow_to_pb(&nf, &pb);
+	if (ipc_send(px, LC__MSG_TYPE__MSG_NEW_FLOW, &pb.m.base, &sv[1], 1) == -1) {
 		log_debug("flow %llu not handed to proxyd: %s",
 		    (unsigned long long)f->id, strerror(errno));
 		close(sv[0]);
@@ -441,18 +423,17 @@ flow_new(int udp, uint64_t id, const struct tcp_tuple *t)
 	TAILQ_INSERT_TAIL(&ns.flows, f, entry);
 	ns.status_dirty = 1;
 	if (rd != NULL) {
-		Lc__OwnerQuery q;
-		Lc__Endpoint src, dst;
+		struct msg_owner_query q = {
+			.id = id,
+			.ipproto = udp ? IPPROTO_UDP : IPPROTO_TCP,
+			.src = tuple_endpoint(t->version, t->raddr, t->rport),
+			.dst = tuple_endpoint(t->version, t->laddr, t->lport),
+		};
+		struct msg_owner_query_pb pb;
 
-		lc__owner_query__init(&q);
-		fill_endpoint(&src, t->version, t->raddr, t->rport);
-		fill_endpoint(&dst, t->version, t->laddr, t->lport);
-		q.query_id = id;
-		q.transport = udp ? LC__TRANSPORT__TRANSPORT_UDP :
-		    LC__TRANSPORT__TRANSPORT_TCP;
-		q.src = &src;
-		q.dst = &dst;
-		if (ipc_send(rd, LC__MSG_TYPE__MSG_OWNER_QUERY, &q.base, NULL, 0) == 0) {
+		msg_owner_query_to_pb(&q, &pb);
+		if (ipc_send(rd, LC__MSG_TYPE__MSG_OWNER_QUERY, &pb.m.base, NULL,
+		    0) == 0) {
 			f->pending = 1;
 			f->queried_at = now_ms();
 			if (!ev_is_active(&ns.owner_timer)) {
@@ -472,18 +453,30 @@ flow_new(int udp, uint64_t id, const struct tcp_tuple *t)
 
 /* redirectord's answer: the owner, for a flow that may still be waiting. */
 static void
-owner_reply(const Lc__OwnerReply *r)
+owner_reply(struct ipc_peer *peer, const Lc__OwnerReply *pb)
 {
+	struct msg_owner_reply r;
 	struct flow *f;
+	const char *why;
 
+	/*
+	 * One bad answer costs that flow its owner, not the data channel
+	 * (closing it would stop the TUN): said, never cut silently.
+	 */
+	if (msg_owner_reply_from_pb(&r, pb, &why) == -1) {
+		log_warnx("OwnerReply for flow %llu from pid %d: %s; recorded "
+		    "without an owner", (unsigned long long)pb->query_id,
+		    (int)ipc_cred(peer)->pid, why);
+		r.id = pb->query_id;
+	}
 	TAILQ_FOREACH(f, &ns.flows, entry)
-		if (f->pending && f->id == r->query_id)
+		if (f->pending && f->id == r.id)
 			break;
 	if (f == NULL)
 		return;		/* answered too late, or the flow is gone */
-	if (r->found && r->owner) {
+	if (r.found) {
 		f->have_owner = 1;
-		(void)owner_from_pb(&f->owner, r->owner);
+		f->owner = r.owner;
 	}
 	flow_release_pending(f);
 	process_events();
@@ -742,21 +735,23 @@ send_flow_closed(uint64_t id, uint64_t bytes_from_app, uint64_t bytes_to_app,
     uint32_t rtt_us, const char *reason)
 {
 	struct ipc_peer *px = ns.proxy ? ipc_connector_peer(ns.proxy) : NULL;
-	Lc__FlowClosed fc;
+	struct msg_flow_closed fc = {
+		.flow_id = id,
+		.bytes_from_app = bytes_from_app,
+		.bytes_to_app = bytes_to_app,
+		.packets_from_app = packets_from_app,
+		.packets_to_app = packets_to_app,
+		.retransmits = retransmits,
+		.rtt_us = rtt_us,
+	};
+	Lc__FlowClosed pb;
 
 	if (px == NULL)
 		return;
-	lc__flow_closed__init(&fc);
-	fc.flow_id = id;
-	fc.bytes_from_app = bytes_from_app;
-	fc.bytes_to_app = bytes_to_app;
-	fc.packets_from_app = packets_from_app;
-	fc.packets_to_app = packets_to_app;
-	fc.retransmits = retransmits;
-	fc.rtt_us = rtt_us;
-	fc.reason = (char *)(uintptr_t)reason;
+	snprintf(fc.reason, sizeof(fc.reason), "%s", reason);
+	msg_flow_closed_to_pb(&fc, &pb);
 	/* Best effort: under back-pressure the record is only less complete. */
-	(void)ipc_send(px, LC__MSG_TYPE__MSG_FLOW_CLOSED, &fc.base, NULL, 0);
+	(void)ipc_send(px, LC__MSG_TYPE__MSG_FLOW_CLOSED, &pb.base, NULL, 0);
 }
 
 /*
@@ -987,13 +982,15 @@ tun_stop(const char *why)
 }
 
 static void
-tun_start(int fd, const Lc__TunHandover *th)
+tun_start(int fd, const Lc__TunHandover *pb)
 {
+	struct msg_tun_handover tun, *th = &tun;
 	struct ns_stack_config cfg;
+	const char *why;
 
 	tun_stop("redirectord handed over a new TUN");
-	if (th->mtu < 1280 || th->mtu > 65535) {
-		log_warnx("TUN handover with MTU %u: refused", th->mtu);
+	if (msg_tun_handover_from_pb(th, pb, &why) == -1) {
+		log_warnx("TUN handover with %s: refused", why);
 		close(fd);
 		return;
 	}
@@ -1014,7 +1011,7 @@ tun_start(int fd, const Lc__TunHandover *th)
 	ev_io_init(&ns.tun_io, tun_read_cb, fd, EV_READ);
 	ev_io_start(ns.d.loop, &ns.tun_io);
 	log_info("TUN %s (ifindex %u, MTU %u) received: stack running",
-	    th->ifname ? th->ifname : "?", th->ifindex, th->mtu);
+	    th->ifname[0] ? th->ifname : "?", th->ifindex, th->mtu);
 }
 
 /* --- redirectord (data.sock) ---------------------------------------------------- */
@@ -1042,7 +1039,7 @@ redirector_message(struct ipc_peer *peer, Lc__MsgType type,
 		break;
 	}
 	case LC__MSG_TYPE__MSG_OWNER_REPLY:
-		owner_reply((const Lc__OwnerReply *)(const void *)msg);
+		owner_reply(peer, (const Lc__OwnerReply *)(const void *)msg);
 		break;
 	case LC__MSG_TYPE__MSG_ERROR:
 		break;
@@ -1087,19 +1084,15 @@ proxy_message(struct ipc_peer *peer, Lc__MsgType type,
 	(void)nfds;
 	switch (type) {
 	case LC__MSG_TYPE__MSG_PROXY_STATUS: {
-		const Lc__ProxyStatus *ps = (const Lc__ProxyStatus *)(const void *)msg;
-		size_t i;
+		const char *why;
 
-		/* Kept for status only; msg.c bounds their number and names. */
-		ns.n_px = 0;
-		for (i = 0; i < ps->n_counters && ns.n_px < NS_PX_COUNTERS; i++) {
-			if (ps->counters[i]->name == NULL)
-				continue;
-			snprintf(ns.px_names[ns.n_px], sizeof(ns.px_names[0]), "%s",
-			    ps->counters[i]->name);
-			ns.px_values[ns.n_px++] = ps->counters[i]->value;
+		/* Kept for status only. */
+		if (msg_proxy_status_from_pb(&ns.px_status,
+		    (const Lc__ProxyStatus *)(const void *)msg, &why) == -1) {
+			ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
+			    "ProxyStatus: %s", why);
+			return;
 		}
-		ns.px_flows_active = ps->flows_active;
 		ns.status_dirty = 1;
 		break;
 	}

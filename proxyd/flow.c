@@ -19,7 +19,7 @@ flow_meta_clear(struct flow_meta *m)
 }
 
 socklen_t
-flow_addr_sockaddr(const struct flow_addr *fa, struct sockaddr_storage *ss)
+flow_addr_sockaddr(const struct endpoint *fa, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (fa->family == AF_INET) {
@@ -40,7 +40,7 @@ flow_addr_sockaddr(const struct flow_addr *fa, struct sockaddr_storage *ss)
 }
 
 const char *
-flow_addr_str(const struct flow_addr *fa, char *buf, size_t len)
+flow_addr_str(const struct endpoint *fa, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
 

@@ -43,18 +43,12 @@ enum flow_end {
 					 * QUIC attempt (--quic fallback) */
 };
 
-struct flow_addr {
-	sa_family_t	family;		/* AF_INET or AF_INET6 */
-	uint8_t		addr[16];	/* network order; 4 used for AF_INET */
-	uint16_t	port;
-};
-
 /* A flow as its source described it, validated. */
 struct flow_meta {
 	uint64_t		source_flow_id;	/* unique per source connection */
 	enum flow_transport	transport;
-	struct flow_addr	src;		/* the application */
-	struct flow_addr	dst;		/* where it meant to go */
+	struct endpoint	src;		/* the application */
+	struct endpoint	dst;		/* where it meant to go */
 	struct owner		owner;		/* common/owner.h */
 	uint64_t		start_us;	/* CLOCK_REALTIME */
 	/*
@@ -117,9 +111,9 @@ struct flow_record {
 void	flow_meta_clear(struct flow_meta *);
 
 /* dst as a sockaddr for connect(2); returns its length. */
-socklen_t	flow_addr_sockaddr(const struct flow_addr *, struct sockaddr_storage *);
+socklen_t	flow_addr_sockaddr(const struct endpoint *, struct sockaddr_storage *);
 /* "192.0.2.1:80", "[2001:db8::1]:443" into buf (always terminated). */
-const char	*flow_addr_str(const struct flow_addr *, char *buf, size_t len);
+const char	*flow_addr_str(const struct endpoint *, char *buf, size_t len);
 const char	*flow_end_str(enum flow_end);
 const char	*flow_transport_str(enum flow_transport);
 

@@ -87,8 +87,8 @@ log_end(const struct rflow *f)
 	    flow_transport_str(rec->meta.transport),
 	    flow_addr_str(&rec->meta.src, src, sizeof(src)),
 	    flow_addr_str(&rec->meta.dst, dst, sizeof(dst)),
-	    rec->meta.owner.name[0] ?
-	    rec->meta.owner.name : "?",
+	    rec->meta.owner.process[0] ?
+	    rec->meta.owner.process : "?",
 	    rec->meta.owner.pid, flow_end_str(rec->end),
 	    rec->error ? " (" : "", rec->error ? strerror(rec->error) : "",
 	    rec->error ? ")" : "", (unsigned long long)rec->bytes_from_app,

@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "msgcodec.h"
 #include "proxyd/aead.h"
 #include "proxyd/intake.h"
 #include "proxyd/listen.h"
@@ -40,70 +41,23 @@ struct intake {
 /* Counters of ProxyStatus, by name, so the set can grow without a proto change. */
 /* --- NewFlow: a source's description of a flow, into proxyd's own ------------ */
 
-#define ERR(...)	do { snprintf(err, errlen, __VA_ARGS__); goto bad; } while (0)
-
-/* A source's endpoint, validated once (common/owner.c), as proxyd keeps it. */
-static int
-endpoint_addr(struct flow_addr *fa, const Lc__Endpoint *pb, int port_zero_ok)
-{
-	struct endpoint e;
-	const char *why;
-	int rc = endpoint_from_pb(&e, pb, port_zero_ok, &why);
-
-	if (rc != 0)
-		return rc;
-	fa->family = e.family;
-	memcpy(fa->addr, e.addr, sizeof(fa->addr));
-	fa->port = e.port;
-	return 0;
-}
-
-static int
-addr_unspecified(const struct flow_addr *fa)
-{
-	static const uint8_t zero[16];
-
-	return memcmp(fa->addr, zero, fa->family == AF_INET ? 4 : 16) == 0;
-}
-
+/* Decoded and checked where every message is (common/msgcodec.c). */
 int
-flow_meta_from_newflow(struct flow_meta *m, const Lc__NewFlow *nf, char *err,
+flow_meta_from_newflow(struct flow_meta *m, const Lc__NewFlow *pb, char *err,
     size_t errlen)
 {
+	struct msg_new_flow nf;
+
 	memset(m, 0, sizeof(*m));
-	if (nf->transport == LC__TRANSPORT__TRANSPORT_TCP)
-		m->transport = FLOW_TCP;
-	else if (nf->transport == LC__TRANSPORT__TRANSPORT_UDP)
-		m->transport = FLOW_UDP;
-	else
-		ERR("transport %d is neither TCP nor UDP", (int)nf->transport);
-	if (nf->src == NULL || nf->dst == NULL)
-		ERR("source or destination missing");
-	switch (endpoint_addr(&m->src, nf->src, 1)) {
-	case ENDPOINT_BAD_ADDR:
-		ERR("source address of %zu bytes", nf->src->addr.len);
-	case ENDPOINT_BAD_PORT:
-		ERR("source port %u", nf->src->port);
-	}
-	switch (endpoint_addr(&m->dst, nf->dst, 0)) {
-	case ENDPOINT_BAD_ADDR:
-		ERR("destination address of %zu bytes", nf->dst->addr.len);
-	case ENDPOINT_BAD_PORT:
-		ERR("destination port %u", nf->dst->port);
-	}
-	if (m->src.family != m->dst.family)
-		ERR("source and destination of different address families");
-	/* connect() to 0.0.0.0 or :: reaches this host: never what was meant. */
-	if (addr_unspecified(&m->dst))
-		ERR("unspecified destination address");
-	m->source_flow_id = nf->flow_id;
-	m->start_us = nf->start_time_us;
-	/* Bounded by the struct: a name or path longer than it is cut. */
-	(void)owner_from_pb(&m->owner, nf->owner);
+	if (msg_new_flow_from_pb(&nf, pb, err, errlen) == -1)
+		return -1;
+	m->source_flow_id = nf.flow_id;
+	m->transport = nf.ipproto == IPPROTO_UDP ? FLOW_UDP : FLOW_TCP;
+	m->src = nf.src;
+	m->dst = nf.dst;
+	m->owner = nf.owner;
+	m->start_us = nf.start_us;
 	return 0;
-bad:
-	memset(m, 0, sizeof(*m));
-	return -1;
 }
 
 /*
@@ -166,22 +120,17 @@ send_status(struct intake *in, struct ipc_peer *peer)
 	enum { N = sizeof(vals) / sizeof(vals[0]) };
 	/* The permit table refuses a ProxyStatus with more (common/msg.h). */
 	_Static_assert(N <= LC_STATUS_COUNTERS_MAX, "too many proxyd counters");
-	Lc__Counter counters[N], *cp[N];
-	Lc__ProxyStatus msg;
+	static struct msg_proxy_status msg;
+	static struct msg_proxy_status_pb pb;
 	size_t i;
 
-	lc__proxy_status__init(&msg);
+	memset(&msg, 0, sizeof(msg));
 	msg.flows_active = st->flows_active;
-	for (i = 0; i < N; i++) {
-		lc__counter__init(&counters[i]);
-		counters[i].name = (char *)(uintptr_t)vals[i].name;
-		counters[i].value = vals[i].value;
-		cp[i] = &counters[i];
-	}
-	msg.n_counters = N;
-	msg.counters = cp;
+	for (i = 0; i < N; i++)
+		(void)msg_counters_add(&msg.counters, vals[i].name, vals[i].value);
+	msg_proxy_status_to_pb(&msg, &pb);
 	/* EAGAIN (a source not reading) just skips this round. */
-	if (ipc_send(peer, LC__MSG_TYPE__MSG_PROXY_STATUS, &msg.base, NULL, 0) ==
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_PROXY_STATUS, &pb.m.base, NULL, 0) ==
 	    -1 && errno != EAGAIN)
 		log_warn("sending ProxyStatus");
 }
@@ -274,14 +223,21 @@ source_message(struct ipc_peer *peer, Lc__MsgType type,
 		break;
 	}
 	case LC__MSG_TYPE__MSG_FLOW_CLOSED: {
-		const Lc__FlowClosed *fc =
-		    (const Lc__FlowClosed *)(const void *)msg;
+		struct msg_flow_closed fc;
+		struct flow_tcp_stats ts;
+		const char *why;
 
-		struct flow_tcp_stats ts = {
-			.packets_from_app = fc->packets_from_app,
-			.packets_to_app = fc->packets_to_app,
-			.retransmits = fc->retransmits,
-			.rtt_us = fc->rtt_us,
+		if (msg_flow_closed_from_pb(&fc,
+		    (const Lc__FlowClosed *)(const void *)msg, &why) == -1) {
+			ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
+			    "FlowClosed: %s", why);
+			return;
+		}
+		ts = (struct flow_tcp_stats){
+			.packets_from_app = fc.packets_from_app,
+			.packets_to_app = fc.packets_to_app,
+			.retransmits = fc.retransmits,
+			.rtt_us = fc.rtt_us,
 		};
 
 		/*
@@ -289,8 +245,9 @@ source_message(struct ipc_peer *peer, Lc__MsgType type,
 		 * count sends zeros, while a TCP flow it carried had at least
 		 * its handshake.
 		 */
-		relay_source_flow_closed(s->in->relay, s, fc->flow_id, fc->reason,
-		    fc->packets_from_app || fc->packets_to_app ? &ts : NULL);
+		relay_source_flow_closed(s->in->relay, s, fc.flow_id,
+		    fc.reason,
+		    fc.packets_from_app || fc.packets_to_app ? &ts : NULL);
 		break;
 	}
 	default:

@@ -56,7 +56,7 @@ struct pconn {
 	uint8_t			*buf;		/* what the client sent */
 	size_t			 len;
 	size_t			 parsed;	/* of buf, fed to hp */
-	struct flow_addr	 peer;
+	struct endpoint	 peer;
 	ev_tstamp		 since;		/* accepted */
 	/* The request, once its head is complete. */
 	int			 tunnel;	/* CONNECT */
@@ -93,7 +93,7 @@ realtime_us(void)
 }
 
 static int
-sockaddr_to_flow(const struct sockaddr_storage *ss, struct flow_addr *fa)
+sockaddr_to_flow(const struct sockaddr_storage *ss, struct endpoint *fa)
 {
 	memset(fa, 0, sizeof(*fa));
 	if (ss->ss_family == AF_INET) {
@@ -117,7 +117,7 @@ sockaddr_to_flow(const struct sockaddr_storage *ss, struct flow_addr *fa)
 
 /* An address literal (no brackets) into fa, port 0.  -1: not one. */
 static int
-addr_literal(const char *s, struct flow_addr *fa)
+addr_literal(const char *s, struct endpoint *fa)
 {
 	memset(fa, 0, sizeof(*fa));
 	if (inet_pton(AF_INET, s, fa->addr) == 1) {
@@ -132,7 +132,7 @@ addr_literal(const char *s, struct flow_addr *fa)
 }
 
 int
-plisten_parse_addr(const char *s, struct flow_addr *out, char *err,
+plisten_parse_addr(const char *s, struct endpoint *out, char *err,
     size_t errlen)
 {
 	char host[64];
@@ -220,11 +220,11 @@ refuse(struct pconn *pc, int status, const char *reason, const char *why)
 /* --- starting the flow ------------------------------------------------------ */
 
 static void
-start_flow(struct pconn *pc, const struct flow_addr *dst)
+start_flow(struct pconn *pc, const struct endpoint *dst)
 {
 	struct plisten *pl = pc->pl;
 	struct flow_meta meta;
-	struct flow_addr probe;
+	struct endpoint probe;
 	int fd = pc->fd;
 	static const char established[] =
 	    "HTTP/1.1 200 Connection established\r\n"
@@ -245,7 +245,7 @@ start_flow(struct pconn *pc, const struct flow_addr *dst)
 	meta.dst.port = pc->port;
 	meta.start_us = realtime_us();
 	/* The client is whoever connected: no process is known. */
-	snprintf(meta.owner.name, sizeof(meta.owner.name), "(proxy)");
+	snprintf(meta.owner.process, sizeof(meta.owner.process), "(proxy)");
 	/* A name (never an address) is what TLS without SNI is checked by. */
 	if (addr_literal(pc->host, &probe) == -1)
 		snprintf(meta.host, sizeof(meta.host), "%s", pc->host);
@@ -268,7 +268,7 @@ start_flow(struct pconn *pc, const struct flow_addr *dst)
 }
 
 static void
-resolved(void *arg, const struct flow_addr *addrs, size_t naddrs,
+resolved(void *arg, const struct endpoint *addrs, size_t naddrs,
     const char *err)
 {
 	struct pconn *pc = arg;
@@ -386,7 +386,7 @@ rewrite(struct plisten_req *r, const struct http_msg *m, const char *path,
 static int
 valid_host(const char *h)
 {
-	struct flow_addr fa;
+	struct endpoint fa;
 	size_t len = strlen(h);
 
 	if (addr_literal(h, &fa) == 0)
@@ -454,7 +454,7 @@ request(struct pconn *pc, size_t head_len)
 {
 	struct plisten *pl = pc->pl;
 	struct plisten_req r;
-	struct flow_addr lit;
+	struct endpoint lit;
 
 	ev_io_stop(pl->loop, &pc->rd);
 	plisten_decide(&pc->hp.msg, pc->buf, head_len, pc->len, &r);
@@ -592,7 +592,7 @@ pconn_free(struct pconn *pc)
 }
 
 static int
-same_source(const struct flow_addr *a, const struct flow_addr *b)
+same_source(const struct endpoint *a, const struct endpoint *b)
 {
 	return a->family == b->family &&
 	    memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
@@ -604,7 +604,7 @@ same_source(const struct flow_addr *a, const struct flow_addr *b)
  * limit, of anyone when the listener is), -1 if there is none to make.
  */
 static int
-make_room(struct plisten *pl, const struct flow_addr *src)
+make_room(struct plisten *pl, const struct endpoint *src)
 {
 	struct pconn *pc, *oldest_src = NULL, *oldest = NULL;
 	size_t from_src = 0;
@@ -676,7 +676,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		pl->stats.accepted++;
 		{
-			struct flow_addr src;
+			struct endpoint src;
 
 			if (sockaddr_to_flow(&ss, &src) == -1)
 				memset(&src, 0, sizeof(src));
@@ -731,7 +731,7 @@ accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
 
 struct plisten *
 plisten_new(struct ev_loop *loop, struct relay *relay,
-    const struct flow_addr *a, char *err, size_t errlen)
+    const struct endpoint *a, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	struct plisten *pl;
@@ -764,7 +764,7 @@ plisten_new(struct ev_loop *loop, struct relay *relay,
 	}
 	len = sizeof(ss);
 	if (getsockname(pl->fd, (struct sockaddr *)&ss, &len) == 0) {
-		struct flow_addr bound;
+		struct endpoint bound;
 
 		if (sockaddr_to_flow(&ss, &bound) == 0)
 			pl->port = bound.port;

@@ -47,7 +47,7 @@ struct relay;
  * once later with the addresses (port 0) or err, unless cancel() came
  * first.  Without a hook only address literals work.
  */
-typedef void (*plisten_resolved)(void *arg, const struct flow_addr *addrs,
+typedef void (*plisten_resolved)(void *arg, const struct endpoint *addrs,
 	    size_t naddrs, const char *err);
 struct plisten_resolver {
 	void	*(*resolve)(void *ctx, const char *name, plisten_resolved done,
@@ -93,12 +93,12 @@ void	plisten_decide(const struct http_msg *m, const uint8_t *buf,
  * Parse "192.0.2.1:8080" or "[::1]:8080" (an address, not a name: the
  * listener is bound before anything can be resolved).  -1 with err.
  */
-int	plisten_parse_addr(const char *s, struct flow_addr *out, char *err,
+int	plisten_parse_addr(const char *s, struct endpoint *out, char *err,
 	    size_t errlen);
 
 /* Binds and listens (before the sandbox).  NULL with err. */
 struct plisten *plisten_new(struct ev_loop *, struct relay *,
-	    const struct flow_addr *bind_addr, char *err, size_t errlen);
+	    const struct endpoint *bind_addr, char *err, size_t errlen);
 /* Start accepting; hooks are borrowed (NULL resolver: literals only). */
 void	plisten_start(struct plisten *, const struct plisten_resolver *);
 void	plisten_free(struct plisten *);

@@ -695,7 +695,7 @@ prepare_listener(struct ev_loop *loop)
 	const char *l = proxyd.listen_opt ? proxyd.listen_opt :
 	    conf_get(proxyd.d.conf, "proxyd", "listen");
 	struct resolver_config rc;
-	struct flow_addr a;
+	struct endpoint a;
 	char err[512], where[64];
 
 	if (l == NULL)
@@ -910,7 +910,7 @@ main(int argc, char *argv[])
 	{
 		const char *l = proxyd.listen_opt ? proxyd.listen_opt :
 		    conf_get(proxyd.d.conf, "proxyd", "listen");
-		struct flow_addr a;
+		struct endpoint a;
 		char err[256];
 
 		if (l != NULL && plisten_parse_addr(l, &a, err, sizeof(err)) == -1)

@@ -164,7 +164,7 @@ rflow_ring_release(struct relay *r, struct rbuf *b)
 /* --- flow caps ------------------------------------------------------------------ */
 
 static size_t
-addr_slot(const struct flow_addr *a)
+addr_slot(const struct endpoint *a)
 {
 	uint64_t h = 1469598103934665603ULL;
 	size_t i, n = a->family == AF_INET ? 4 : 16;
@@ -175,7 +175,7 @@ addr_slot(const struct flow_addr *a)
 }
 
 static struct addr_count **
-addr_find(struct relay *r, const struct flow_addr *a)
+addr_find(struct relay *r, const struct endpoint *a)
 {
 	struct addr_count **pp;
 
@@ -194,7 +194,7 @@ static bool
 caps_admit(struct rflow *f, char *why, size_t whylen)
 {
 	struct relay *r = f->relay;
-	struct flow_addr a = f->rec.meta.src;
+	struct endpoint a = f->rec.meta.src;
 	struct addr_count **pp, *c;
 	char src[64];
 
@@ -230,7 +230,7 @@ caps_admit(struct rflow *f, char *why, size_t whylen)
 void
 rflow_addr_uncount(struct rflow *f)
 {
-	struct flow_addr a = f->rec.meta.src;
+	struct endpoint a = f->rec.meta.src;
 	struct addr_count **pp, *c;
 
 	if (!f->addr_counted)

@@ -74,7 +74,7 @@ struct store_flow_facts;
 /* Flows running from one source address (max_flows_per_addr). */
 struct addr_count {
 	struct addr_count	*next;
-	struct flow_addr	 addr;		/* port 0 */
+	struct endpoint	 addr;		/* port 0 */
 	size_t			 n;
 };
 

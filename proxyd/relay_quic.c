@@ -48,7 +48,7 @@ log_verdict(struct rflow *f)
 	log_info("flow %llu -> %s (%s pid %u): %s%s%s",
 	    (unsigned long long)f->rec.id,
 	    flow_addr_str(&f->rec.meta.dst, dst, sizeof(dst)),
-	    f->rec.meta.owner.name[0] ? f->rec.meta.owner.name : "?",
+	    f->rec.meta.owner.process[0] ? f->rec.meta.owner.process : "?",
 	    f->rec.meta.owner.pid, what, sni[0] ? ", SNI " : "", sni);
 }
 

@@ -49,7 +49,7 @@ static void	finish(struct resolver_query *);
 /* --- small helpers ----------------------------------------------------------- */
 
 static bool
-addr_unspecified(const struct flow_addr *a)
+addr_unspecified(const struct endpoint *a)
 {
 	static const uint8_t zero[16];
 
@@ -64,8 +64,8 @@ family_wanted(const struct resolver *r, sa_family_t family)
 
 /* Append a to list (of cap) unless already there or unspecified. */
 void
-resolver_addr_add(struct flow_addr *list, size_t *n, size_t cap,
-    const struct flow_addr *a)
+resolver_addr_add(struct endpoint *list, size_t *n, size_t cap,
+    const struct endpoint *a)
 {
 	if (*n >= cap || addr_unspecified(a))
 		return;
@@ -588,7 +588,7 @@ static size_t
 hosts_find(struct resolver *r, const char *name, struct resolver_result *res)
 {
 	size_t lo = 0, hi = r->nhosts, matched = 0;
-	struct flow_addr v6[RESOLVER_MAX_PER_FAMILY];
+	struct endpoint v6[RESOLVER_MAX_PER_FAMILY];
 	size_t n4 = 0, n6 = 0;
 
 	while (lo < hi) {	/* the first pair >= name */
@@ -601,7 +601,7 @@ hosts_find(struct resolver *r, const char *name, struct resolver_result *res)
 	}
 	for (size_t i = lo; i < r->nhosts && strcmp(r->hosts[i].name, name) ==
 	    0; i++) {
-		const struct flow_addr *a = &r->hosts[i].addr;
+		const struct endpoint *a = &r->hosts[i].addr;
 
 		if (!family_wanted(r, a->family))
 			continue;
@@ -644,9 +644,9 @@ answer_now(struct resolver *r, struct resolver_query *q, const char *name)
 	len = strlen(q->name);
 	if (strcmp(q->name, "localhost") == 0 || (len > 10 &&
 	    strcmp(q->name + len - 10, ".localhost") == 0)) {
-		struct flow_addr lo4 = { .family = AF_INET,
+		struct endpoint lo4 = { .family = AF_INET,
 		    .addr = { 127, 0, 0, 1 } };
-		struct flow_addr lo6 = { .family = AF_INET6,
+		struct endpoint lo6 = { .family = AF_INET6,
 		    .addr = { [15] = 1 } };
 
 		res->source = RESOLVER_SRC_LOCALHOST;

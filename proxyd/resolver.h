@@ -84,7 +84,7 @@ struct resolver_result {
 	enum resolver_status	 status;
 	enum resolver_source	 source;
 	size_t			 naddrs;	/* 0 unless status is OK */
-	struct flow_addr	 addrs[RESOLVER_MAX_ADDRS];	/* port 0 */
+	struct endpoint	 addrs[RESOLVER_MAX_ADDRS];	/* port 0 */
 	uint32_t		 ttl;		/* seconds the answer holds */
 	/* NULL when OK; else one line for a log or an HTTP 502 body:
 	 * "no such host", "server failure (SERVFAIL from 192.0.2.53)",
@@ -156,7 +156,7 @@ const char *resolver_check_name(const char *name, char *out);
 
 /* An IP literal ("192.0.2.1", "2001:db8::1", "[2001:db8::1]") into addr
  * (port 0).  No zone ids.  true if it was one. */
-bool	resolver_parse_literal(const char *s, struct flow_addr *addr);
+bool	resolver_parse_literal(const char *s, struct endpoint *addr);
 
 /* Build a query (RD, one question, class IN, EDNS0 for 1232 bytes) for an
  * already checked name; returns its length, 0 if buf is too small. */
@@ -177,7 +177,7 @@ struct resolver_answer {
 	enum resolver_answer_kind kind;
 	uint16_t	 rcode;
 	size_t		 naddrs;
-	struct flow_addr addrs[RESOLVER_MAX_PER_FAMILY];
+	struct endpoint addrs[RESOLVER_MAX_PER_FAMILY];
 	uint32_t	 ttl;	/* min over the chain; negative: SOA's */
 	const char	*why;	/* static: why ignored or malformed */
 };

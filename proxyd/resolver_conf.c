@@ -182,7 +182,7 @@ parse_hosts(const char *text, size_t len, char **textp,
 	while (p < len) {
 		size_t e = p;
 		char *tok[2] = { NULL, NULL };
-		struct flow_addr addr;
+		struct endpoint addr;
 		char *s;
 
 		while (e < len && t[e] != '\n')

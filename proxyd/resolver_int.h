@@ -41,7 +41,7 @@
 struct hosts_pair {
 	const char		*name;	/* in hosts_text, lower case */
 	uint32_t		 seq;	/* file order */
-	struct flow_addr	 addr;
+	struct endpoint	 addr;
 };
 
 struct cache_entry {
@@ -49,7 +49,7 @@ struct cache_entry {
 	ev_tstamp		 expires;
 	enum resolver_status	 status;	/* OK, NOHOST or NODATA */
 	size_t			 naddrs;
-	struct flow_addr	 addrs[RESOLVER_MAX_ADDRS];
+	struct endpoint	 addrs[RESOLVER_MAX_ADDRS];
 };
 
 struct server {
@@ -66,7 +66,7 @@ struct question {
 	bool			 failed_try;	/* this try gave up on it */
 	enum resolver_answer_kind kind;
 	size_t			 naddrs;
-	struct flow_addr	 addrs[RESOLVER_MAX_PER_FAMILY];
+	struct endpoint	 addrs[RESOLVER_MAX_PER_FAMILY];
 	uint32_t		 ttl;
 };
 
@@ -132,7 +132,7 @@ resolver_put16(uint8_t *p, uint16_t v)
 }
 
 /* Append a to list (of cap) unless already there or unspecified. */
-void	resolver_addr_add(struct flow_addr *list, size_t *n, size_t cap,
-	    const struct flow_addr *a);
+void	resolver_addr_add(struct endpoint *list, size_t *n, size_t cap,
+	    const struct endpoint *a);
 
 #endif

@@ -75,7 +75,7 @@ resolver_check_name(const char *name, char *out)
 }
 
 bool
-resolver_parse_literal(const char *s, struct flow_addr *a)
+resolver_parse_literal(const char *s, struct endpoint *a)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
 	size_t len = strnlen(s, sizeof(buf) + 2);
@@ -235,7 +235,7 @@ resolver_parse_answer(const uint8_t *msg, size_t len, uint16_t id,
 	}
 	for (size_t i = 0; i < m.nrrs; i++) {
 		const struct dns_rr *rr = &m.rrs[i];
-		struct flow_addr a;
+		struct endpoint a;
 
 		if (rr->section != DNS_SEC_ANSWER || rr->type != qtype ||
 		    rr->rclass != CLASS_IN || !rr->decoded ||

@@ -788,7 +788,7 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 }
 
 static void
-bind_addr(sqlite3_stmt *s, int i, const struct flow_addr *a)
+bind_addr(sqlite3_stmt *s, int i, const struct endpoint *a)
 {
 	char buf[64], *colon;
 
@@ -821,7 +821,7 @@ store_flow_begin(struct store *st, const struct flow_record *rec)
 	bind_addr(s, 4, &rec->meta.src);
 	bind_addr(s, 6, &rec->meta.dst);
 	sqlite3_bind_int64(s, 8, rec->meta.owner.pid);
-	bind_text(s, 9, rec->meta.owner.name);
+	bind_text(s, 9, rec->meta.owner.process);
 	sqlite3_bind_int64(s, 10, rec->meta.owner.uid);
 	sqlite3_bind_int64(s, 11, rec->meta.owner.gid);
 	bind_text(s, 12, rec->meta.owner.cgroup);

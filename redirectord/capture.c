@@ -78,15 +78,17 @@ capture_init(struct capture *c, const char *attach_path, const struct tun *tun,
 	{
 		char real[PATH_MAX];
 		size_t rl = strlen(c->root);
+		const char *why = NULL;
 
-		errno = 0;
-		if (realpath(attach_path, real) == NULL ||
-		    strncmp(real, c->root, rl) != 0 ||
+		/* (realpath may leave errno set when it succeeds.) */
+		if (realpath(attach_path, real) == NULL)
+			why = strerror(errno);
+		else if (strncmp(real, c->root, rl) != 0 ||
 		    (real[rl] != '\0' && real[rl] != '/') ||
-		    strlen(real) >= sizeof(c->attach) - 32) {
-			seterr(err, errlen, "attach point %s: %s", attach_path,
-			    errno ? strerror(errno) :
-			    "not a directory of the cgroup v2 hierarchy (or too long)");
+		    strlen(real) >= sizeof(c->attach) - 32)
+			why = "not a directory of the cgroup v2 hierarchy (or too long)";
+		if (why != NULL) {
+			seterr(err, errlen, "attach point %s: %s", attach_path, why);
 			return -1;
 		}
 		memcpy(c->attach, real, strlen(real) + 1);
@@ -604,8 +606,8 @@ capture_owner(struct capture *c, int ipversion, int proto, const uint8_t *saddr,
 	out->uid = o.uid;
 	out->gid = o.gid;
 	out->cgroup_id = o.cgroup_id;
-	memcpy(out->name, o.comm, sizeof(o.comm));
-	out->name[sizeof(out->name) - 1] = '\0';
+	memcpy(out->process, o.comm, sizeof(o.comm));
+	out->process[sizeof(out->process) - 1] = '\0';
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	/* A map lookup; the tree is walked only for a cgroup new to it. */
 	if (c->cgroups == NULL || cgcache_path(c->cgroups, o.cgroup_id,

@@ -28,6 +28,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
+#include "msgcodec.h"
 #include "sandbox.h"
 #include "control.pb-c.h"
 #include "data.pb-c.h"
@@ -67,20 +68,8 @@ struct redirectord {
 	/* What netstackd last told us about proxyd. */
 	int			 proxyd_connected;
 	uint32_t		 proxyd_pid;
-	char			 proxyd_version[LC_SOFTWARE_VERSION_MAX];
-	/*
-	 * netstackd's counters, as it last reported them; the permit table
-	 * (common/msg.c) refuses a NetstackStatus that would not fit.
-	 */
-	Lc__Counter		 ns_counters[LC_STATUS_COUNTERS_MAX];
-	Lc__Counter		*ns_counter_ptrs[LC_STATUS_COUNTERS_MAX];
-	char			 ns_counter_names[LC_STATUS_COUNTERS_MAX][LC_COUNTER_NAME_MAX];
-	size_t			 n_ns_counters;
-	/* proxyd's, as netstackd passes them on, after flows_active. */
-	Lc__Counter		 px_counters[1 + LC_STATUS_COUNTERS_MAX];
-	Lc__Counter		*px_counter_ptrs[1 + LC_STATUS_COUNTERS_MAX];
-	char			 px_counter_names[1 + LC_STATUS_COUNTERS_MAX][LC_COUNTER_NAME_MAX];
-	size_t			 n_px_counters;
+	/* netstackd's last NetstackStatus (proxyd's figures in it). */
+	struct msg_netstack_status ns_status;
 	const char		*tun_name_opt;
 	const char		*tun_mtu_opt;
 	const char		*cgroup_opt;
@@ -202,13 +191,18 @@ fill_daemon(Lc__DaemonStatus *ds, const char *name, int running, uint32_t pid,
 }
 
 static void
-ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
-    Lc__DaemonStatus *dsp[3])
+ctl_status(Lc__StatusReply *st, Lc__DaemonStatus ds[3], Lc__DaemonStatus *dsp[3])
 {
 	static uint64_t bpf_counts[LC_CNT_MAX];
 	/* The BPF programs' counters, then the owner-path cache's. */
 	static Lc__Counter rd_counters[LC_CNT_MAX + 3],
 	    *rd_counter_ptrs[LC_CNT_MAX + 3];
+	static struct msg_counters_pb ns_counters;
+	/* The permit table refuses a status row with more (common/msg.h). */
+	_Static_assert(LC_CNT_MAX + 3 <= LC_STATUS_ROW_COUNTERS_MAX,
+	    "too many redirectord counters");
+	static Lc__Counter px_counters[LC_STATUS_ROW_COUNTERS_MAX],
+	    *px_counter_ptrs[LC_STATUS_ROW_COUNTERS_MAX];
 	int have_ns = rd.netstack != NULL;
 
 	lc__status_reply__init(st);
@@ -251,15 +245,30 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
 	    have_ns ? (uint32_t)ipc_cred(rd.netstack)->pid : 0,
 	    have_ns ? ipc_peer_version(rd.netstack) : NULL);
 	if (have_ns) {
-		ds[1].n_counters = rd.n_ns_counters;
-		ds[1].counters = rd.ns_counter_ptrs;
+		ds[1].n_counters = rd.ns_status.counters.n;
+		ds[1].counters = msg_counters_to_pb(&rd.ns_status.counters,
+		    &ns_counters);
 	}
 	fill_daemon(&ds[2], "proxyd", have_ns && rd.proxyd_connected,
 	    have_ns && rd.proxyd_connected ? rd.proxyd_pid : 0,
-	    have_ns && rd.proxyd_connected ? rd.proxyd_version : NULL);
+	    have_ns && rd.proxyd_connected ? rd.ns_status.proxyd_version : NULL);
 	if (have_ns && rd.proxyd_connected) {
-		ds[2].n_counters = rd.n_px_counters;
-		ds[2].counters = rd.px_counter_ptrs;
+		const struct msg_counters *pc = &rd.ns_status.proxyd_counters;
+		size_t i;
+
+		/* proxyd's row: flows_active first, then its named counters. */
+		lc__counter__init(&px_counters[0]);
+		px_counters[0].name = (char *)(uintptr_t)"flows_active";
+		px_counters[0].value = rd.ns_status.proxyd_flows_active;
+		px_counter_ptrs[0] = &px_counters[0];
+		for (i = 0; i < pc->n; i++) {
+			lc__counter__init(&px_counters[1 + i]);
+			px_counters[1 + i].name = (char *)(uintptr_t)pc->name[i];
+			px_counters[1 + i].value = pc->value[i];
+			px_counter_ptrs[1 + i] = &px_counters[1 + i];
+		}
+		ds[2].n_counters = 1 + pc->n;
+		ds[2].counters = px_counter_ptrs;
 	}
 	dsp[0] = &ds[0];
 	dsp[1] = &ds[1];
@@ -283,97 +292,89 @@ ctl_status(Lc__CtlReply *reply, Lc__StatusReply *st, Lc__DaemonStatus ds[3],
 		    "SPEC, or localcapctl run -- CMD";
 	else
 		st->note = (char *)(uintptr_t)"";
-	reply->reply_case = LC__CTL_REPLY__REPLY_STATUS;
-	reply->status = st;
 }
 
 static void
-ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *req)
+ctl_request(struct ipc_peer *peer, const Lc__CtlRequest *pb)
 {
 	const struct ipc_cred *cred = ipc_cred(peer);
-	Lc__CtlReply reply;
+	struct msg_ctl_request req;
+	struct msg_ctl_reply reply = { .answer = MSG_CTL_ERROR };
+	struct msg_ctl_reply_pb out;
 	Lc__StatusReply st;
 	Lc__DaemonStatus ds[3], *dsp[3];
-	Lc__Error err;
-	Lc__SpecReply spec_reply;
-	Lc__RunReply run_reply;
 	char text[600], cgroup[512], written[RD_SPEC_MAX_TEXT];
-	const char *what = "status";
+	const char *what = "status", *why;
 
-	lc__ctl_reply__init(&reply);
-	lc__error__init(&err);
-	lc__spec_reply__init(&spec_reply);
-	lc__run_reply__init(&run_reply);
-	reply.request_id = req->request_id;
-	switch (req->request_case) {
-	case LC__CTL_REQUEST__REQUEST_STATUS:
-		ctl_status(&reply, &st, ds, dsp);
+	if (msg_ctl_request_from_pb(&req, pb, &why) == -1) {
+		reply.id = pb->request_id;
+		reply.code = LC__ERROR_CODE__ERR_BAD_REQUEST;
+		reply.message = why;
+		what = "unknown";
+		goto send;
+	}
+	reply.id = req.id;
+	switch (req.op) {
+	case MSG_CTL_STATUS:
+		ctl_status(&st, ds, dsp);
+		reply.answer = MSG_CTL_STATUS_REPLY;
+		reply.status = &st;
 		break;
-	case LC__CTL_REQUEST__REQUEST_ATTACH:
-	case LC__CTL_REQUEST__REQUEST_DETACH: {
-		int attach = req->request_case == LC__CTL_REQUEST__REQUEST_ATTACH;
-		const char *spec = attach ? req->attach->spec : req->detach->spec;
+	case MSG_CTL_ATTACH:
+	case MSG_CTL_DETACH: {
+		int attach = req.op == MSG_CTL_ATTACH;
 		uint32_t offset = 0;
 		int rc;
 
 		what = attach ? "attach" : "detach";
-		rc = attach ? capture_attach(&rd.cap, spec, text, sizeof(text), &offset) :
-		    capture_detach(&rd.cap, spec, req->detach->all, text, sizeof(text));
+		rc = attach ? capture_attach(&rd.cap, req.spec, text, sizeof(text),
+		    &offset) :
+		    capture_detach(&rd.cap, req.spec, req.all, text, sizeof(text));
 		/* Every change request is logged with who asked. */
 		log_info("%s '%s' by uid %d pid %d: %s", what,
-		    !attach && req->detach->all ? "all" : spec ? spec : "",
+		    !attach && req.all ? "all" : req.spec,
 		    (int)cred->uid, (int)cred->pid, rc == 0 ? "done" : text);
 		if (rc == 0) {
 			capture_written_spec(&rd.cap, written, sizeof(written),
-			    &spec_reply.runs);
-			spec_reply.spec = written;
-			reply.reply_case = LC__CTL_REPLY__REPLY_SPEC;
-			reply.spec = &spec_reply;
+			    &reply.runs);
+			reply.answer = MSG_CTL_SPEC;
+			reply.spec = written;
 		} else {
-			err.code = attach ? LC__ERROR_CODE__ERR_BAD_SPEC :
+			reply.code = attach ? LC__ERROR_CODE__ERR_BAD_SPEC :
 			    strstr(text, "is not attached") ? LC__ERROR_CODE__ERR_NOT_FOUND :
 			    LC__ERROR_CODE__ERR_BAD_SPEC;
-			err.message = text;
-			err.offset = offset;
-			reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
-			reply.error = &err;
+			reply.message = text;
+			reply.offset = offset;
 		}
 		break;
 	}
-	case LC__CTL_REQUEST__REQUEST_RUN: {
-		pid_t pid = req->run->pid ? (pid_t)req->run->pid : cred->pid;
+	case MSG_CTL_RUN: {
+		pid_t pid = req.pid ? (pid_t)req.pid : cred->pid;
 
 		what = "run";
 		if (cred->uid != 0 && pid != cred->pid) {
 			snprintf(text, sizeof(text), "only root may capture another "
 			    "process (pid %d); you may run your own (pid %d)",
 			    (int)pid, (int)cred->pid);
-			err.code = LC__ERROR_CODE__ERR_PERMISSION_DENIED;
+			reply.code = LC__ERROR_CODE__ERR_PERMISSION_DENIED;
 		} else if (capture_run(&rd.cap, pid, cgroup, sizeof(cgroup), text,
 		    sizeof(text)) == -1)
-			err.code = LC__ERROR_CODE__ERR_BAD_REQUEST;
+			reply.code = LC__ERROR_CODE__ERR_BAD_REQUEST;
 		log_info("run pid %d by uid %d pid %d: %s", (int)pid, (int)cred->uid,
-		    (int)cred->pid, err.code ? text : cgroup);
-		if (err.code) {
-			err.message = text;
-			reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
-			reply.error = &err;
-		} else {
-			run_reply.cgroup = cgroup;
-			reply.reply_case = LC__CTL_REPLY__REPLY_RUN;
-			reply.run = &run_reply;
+		    (int)cred->pid, reply.code ? text : cgroup);
+		if (reply.code)
+			reply.message = text;
+		else {
+			reply.answer = MSG_CTL_RUN_REPLY;
+			reply.cgroup = cgroup;
 		}
 		break;
 	}
-	default:
-		err.code = LC__ERROR_CODE__ERR_BAD_REQUEST;
-		err.message = (char *)(uintptr_t)"unknown or empty request";
-		reply.reply_case = LC__CTL_REPLY__REPLY_ERROR;
-		reply.error = &err;
-		what = "unknown";
 	}
+send:
 	log_debug("ctl %s from uid %d pid %d", what, (int)cred->uid, (int)cred->pid);
-	if (ipc_send(peer, LC__MSG_TYPE__MSG_CTL_REPLY, &reply.base, NULL, 0) == -1)
+	msg_ctl_reply_to_pb(&reply, &out);
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_CTL_REPLY, &out.m.base, NULL, 0) == -1)
 		ipc_close(peer, "cannot queue the reply");
 }
 
@@ -474,13 +475,13 @@ data_authorize(const struct ipc_cred *cred, void *arg)
 static void
 send_tun(struct ipc_peer *peer)
 {
-	Lc__TunHandover th;
+	struct msg_tun_handover th = { .ifindex = rd.tun.ifindex,
+	    .mtu = rd.tun.mtu };
+	Lc__TunHandover pb;
 
-	lc__tun_handover__init(&th);
-	th.ifname = rd.tun.name;
-	th.ifindex = rd.tun.ifindex;
-	th.mtu = rd.tun.mtu;
-	if (ipc_send(peer, LC__MSG_TYPE__MSG_TUN_HANDOVER, &th.base, &rd.tun.fd, 1) == -1)
+	snprintf(th.ifname, sizeof(th.ifname), "%s", rd.tun.name);
+	msg_tun_handover_to_pb(&th, &pb);
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_TUN_HANDOVER, &pb.base, &rd.tun.fd, 1) == -1)
 		ipc_close(peer, "cannot hand the TUN over");
 }
 
@@ -503,29 +504,20 @@ netstack_ready(struct ipc_peer *peer)
 
 /* Who owns the flow netstackd just saw (the BPF programs recorded it). */
 static void
-owner_query(struct ipc_peer *peer, const Lc__OwnerQuery *q)
+owner_query(struct ipc_peer *peer, const Lc__OwnerQuery *pb)
 {
-	Lc__OwnerReply r;
-	Lc__ProcessInfo pi;
-	struct owner o;
-	struct endpoint src, dst;
+	struct msg_owner_query q;
+	struct msg_owner_reply r = { .id = pb->query_id };
+	struct msg_owner_reply_pb out;
 	const char *why;
 
-	lc__owner_reply__init(&r);
-	r.query_id = q->query_id;
-	/* Validated as proxyd validates a NewFlow's (common/owner.c). */
-	if (endpoint_from_pb(&src, q->src, 1, &why) == 0 &&
-	    endpoint_from_pb(&dst, q->dst, 1, &why) == 0 &&
-	    src.family == dst.family) {
-		if (capture_owner(&rd.cap, src.family == AF_INET ? 4 : 6,
-		    q->transport == LC__TRANSPORT__TRANSPORT_UDP ? 17 : 6,
-		    src.addr, src.port, dst.addr, dst.port, &o) == 0) {
-			r.found = 1;
-			owner_to_pb(&o, &pi);
-			r.owner = &pi;
-		}
-	}
-	if (ipc_send(peer, LC__MSG_TYPE__MSG_OWNER_REPLY, &r.base, NULL, 0) == -1)
+	/* A query that does not decode is answered "not found". */
+	if (msg_owner_query_from_pb(&q, pb, &why) == 0 &&
+	    capture_owner(&rd.cap, q.src.family == AF_INET ? 4 : 6, q.ipproto,
+	    q.src.addr, q.src.port, q.dst.addr, q.dst.port, &r.owner) == 0)
+		r.found = 1;
+	msg_owner_reply_to_pb(&r, &out);
+	if (ipc_send(peer, LC__MSG_TYPE__MSG_OWNER_REPLY, &out.m.base, NULL, 0) == -1)
 		log_warn("OwnerReply");
 }
 
@@ -537,10 +529,15 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 	(void)nfds;
 	switch (type) {
 	case LC__MSG_TYPE__MSG_NETSTACK_STATUS: {
-		const Lc__NetstackStatus *st =
-		    (const Lc__NetstackStatus *)(const void *)msg;
-		size_t i;
+		struct msg_netstack_status *st = &rd.ns_status;
+		const char *why;
 
+		if (msg_netstack_status_from_pb(st,
+		    (const Lc__NetstackStatus *)(const void *)msg, &why) == -1) {
+			ipc_refuse(peer, LC__ERROR_CODE__ERR_BAD_REQUEST,
+			    "NetstackStatus: %s", why);
+			return;
+		}
 		if (st->proxyd_connected != rd.proxyd_connected)
 			log_info("proxyd %s (as netstackd reports)",
 			    st->proxyd_connected ? "reachable" : "unreachable");
@@ -549,36 +546,6 @@ netstack_message(struct ipc_peer *peer, Lc__MsgType type,
 		rd.proxyd_connected = st->proxyd_connected;
 		rd.proxyd_pid = st->proxyd_pid;
 		capture_chain(&rd.cap, rd.proxyd_connected);
-		snprintf(rd.proxyd_version, sizeof(rd.proxyd_version), "%s",
-		    st->proxyd_version ? st->proxyd_version : "");
-		/* proxyd's: flows_active first, then its named counters. */
-		rd.n_px_counters = 0;
-		for (i = 0; st->proxyd_connected && i <= st->n_proxyd_counters &&
-		    i < 1 + LC_STATUS_COUNTERS_MAX; i++) {
-			Lc__Counter *c = &rd.px_counters[rd.n_px_counters];
-
-			lc__counter__init(c);
-			snprintf(rd.px_counter_names[rd.n_px_counters],
-			    LC_COUNTER_NAME_MAX, "%s",
-			    i == 0 ? "flows_active" : st->proxyd_counters[i - 1]->name ?
-			    st->proxyd_counters[i - 1]->name : "");
-			c->name = rd.px_counter_names[rd.n_px_counters];
-			c->value = i == 0 ? st->proxyd_flows_active :
-			    st->proxyd_counters[i - 1]->value;
-			rd.px_counter_ptrs[rd.n_px_counters++] = c;
-		}
-		rd.n_ns_counters = 0;
-		for (i = 0; i < st->n_counters && i < LC_STATUS_COUNTERS_MAX; i++) {
-			Lc__Counter *c = &rd.ns_counters[rd.n_ns_counters];
-
-			lc__counter__init(c);
-			snprintf(rd.ns_counter_names[rd.n_ns_counters],
-			    LC_COUNTER_NAME_MAX, "%s",
-			    st->counters[i]->name ? st->counters[i]->name : "");
-			c->name = rd.ns_counter_names[rd.n_ns_counters];
-			c->value = st->counters[i]->value;
-			rd.ns_counter_ptrs[rd.n_ns_counters++] = c;
-		}
 		break;
 	}
 	case LC__MSG_TYPE__MSG_OWNER_QUERY:
@@ -598,7 +565,7 @@ netstack_close(struct ipc_peer *peer, const char *reason)
 	log_warnx("lost netstackd (pid %d): %s", (int)ipc_cred(peer)->pid, reason);
 	rd.netstack = NULL;
 	rd.proxyd_connected = 0;
-	rd.n_ns_counters = 0;
+	memset(&rd.ns_status, 0, sizeof(rd.ns_status));
 	capture_chain(&rd.cap, false);
 }
 

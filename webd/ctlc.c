@@ -11,7 +11,7 @@
 
 #include "ipc.h"
 #include "log.h"
-#include "control.pb-c.h"
+#include "msgcodec.h"
 #include "utf8.h"
 
 static void ctlc_connect(struct ctlc *);
@@ -62,33 +62,22 @@ finish(struct ctlc_pending *p, bool ok, const char *text, long offset)
 static int
 send_one(struct ctlc *c, struct ctlc_pending *p)
 {
-	Lc__CtlRequest req;
-	Lc__AttachRequest attach;
-	Lc__DetachRequest detach;
-	Lc__StatusRequest status;
+	struct msg_ctl_request req = { .id = p->id, .spec = p->spec };
+	struct msg_ctl_request_pb pb;
 
-	lc__ctl_request__init(&req);
-	req.request_id = p->id;
 	switch (p->op) {
 	case CTLC_ATTACH:
-		lc__attach_request__init(&attach);
-		attach.spec = p->spec;
-		req.request_case = LC__CTL_REQUEST__REQUEST_ATTACH;
-		req.attach = &attach;
+		req.op = MSG_CTL_ATTACH;
 		break;
 	case CTLC_DETACH:
-		lc__detach_request__init(&detach);
-		detach.spec = p->spec;
-		req.request_case = LC__CTL_REQUEST__REQUEST_DETACH;
-		req.detach = &detach;
+		req.op = MSG_CTL_DETACH;
 		break;
 	case CTLC_STATUS:
-		lc__status_request__init(&status);
-		req.request_case = LC__CTL_REQUEST__REQUEST_STATUS;
-		req.status = &status;
+		req.op = MSG_CTL_STATUS;
 		break;
 	}
-	if (ipc_send(c->peer, LC__MSG_TYPE__MSG_CTL_REQUEST, &req.base, NULL,
+	msg_ctl_request_to_pb(&req, &pb);
+	if (ipc_send(c->peer, LC__MSG_TYPE__MSG_CTL_REQUEST, &pb.m.base, NULL,
 	    0) == -1)
 		return -1;
 	p->sent = true;
@@ -139,8 +128,9 @@ on_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg,
     int *fds, size_t nfds)
 {
 	struct ctlc *c = ipc_user(peer);
-	const Lc__CtlReply *reply = (const Lc__CtlReply *)(const void *)msg;
+	struct msg_ctl_reply reply;
 	struct ctlc_pending *p;
+	const char *why;
 	char *json;
 
 	(void)fds;
@@ -149,24 +139,33 @@ on_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg,
 		ipc_close(peer, "unexpected message from redirectord");
 		return;
 	}
-	if ((p = find_pending(c, reply->request_id)) == NULL)
+	if (msg_ctl_reply_from_pb(&reply, (const Lc__CtlReply *)(const void *)msg,
+	    &why) == -1) {
+		ipc_close(peer, why);
+		return;
+	}
+	if ((p = find_pending(c, reply.id)) == NULL)
 		return;		/* its deadline passed */
-	switch (reply->reply_case) {
-	case LC__CTL_REPLY__REPLY_ERROR:
-		finish(p, false, reply->error->message && reply->error->message[0] ?
-		    reply->error->message : "request refused",
-		    reply->error->code == LC__ERROR_CODE__ERR_BAD_SPEC ?
-		    (long)reply->error->offset : -1);
+	switch (reply.answer) {
+	case MSG_CTL_ERROR:
+		finish(p, false, reply.message[0] ? reply.message :
+		    "request refused", reply.code == LC__ERROR_CODE__ERR_BAD_SPEC ?
+		    (long)reply.offset : -1);
 		break;
-	case LC__CTL_REPLY__REPLY_SPEC:
-		finish(p, true, reply->spec->spec ? reply->spec->spec : "", -1);
+	case MSG_CTL_SPEC:
+		finish(p, p->op != CTLC_STATUS, p->op != CTLC_STATUS ? reply.spec :
+		    "unexpected answer from redirectord", -1);
 		break;
-	case LC__CTL_REPLY__REPLY_STATUS:
-		if (p->status) {
-			finish_reply(p, true, NULL, -1, reply->status);
+	case MSG_CTL_STATUS_REPLY:
+		if (p->op != CTLC_STATUS) {
+			finish(p, false, "unexpected answer from redirectord", -1);
 			break;
 		}
-		json = status_json(reply->status);
+		if (p->status) {
+			finish_reply(p, true, NULL, -1, reply.status);
+			break;
+		}
+		json = status_json(reply.status);
 		finish(p, json != NULL, json ? json : "out of memory", -1);
 		free(json);
 		break;

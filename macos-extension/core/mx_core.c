@@ -254,7 +254,7 @@ send_new_flow(struct mx_core *c, uint64_t id, enum mx_transport t,
 	struct ipc_peer *px = proxyd_peer(c);
 	Lc__NewFlow nf;
 	Lc__Endpoint esrc, edst;
-	Lc__ProcessInfo owner;
+	Lc__Owner owner;
 	struct timespec ts;
 	int rc = -1;
 
@@ -263,12 +263,12 @@ send_new_flow(struct mx_core *c, uint64_t id, enum mx_transport t,
 		goto out;
 	}
 	lc__new_flow__init(&nf);
-	lc__process_info__init(&owner);
+	lc__owner__init(&owner);
 	owner.pid = p->pid;
 	owner.uid = p->uid;
 	owner.gid = p->gid;
 	/* The same form as Linux's comm: the executable's name. */
-	owner.name = (char *)(uintptr_t)ispec_basename(p->path);
+	owner.process = (char *)(uintptr_t)ispec_basename(p->path);
 	fill_endpoint(&esrc, src, dst->family);
 	fill_endpoint(&edst, dst, dst->family);
 	clock_gettime(CLOCK_REALTIME, &ts);

@@ -199,8 +199,8 @@ run(enum shape shape, size_t bufsize, int splice)
 		memcpy(m.src.addr, "\x7f\0\0\x01", 4);
 		memcpy(m.dst.addr, "\x7f\0\0\x01", 4);
 		m.dst.port = port;
-		m.owner.name = strdup("bench");
-		m.owner.cgroup = strdup("");
+		snprintf(m.owner.process, sizeof(m.owner.process), "bench");
+		m.owner.cgroup[0] = '\0';
 		if (relay_start(r, NULL, &m, fds[1]) == 0)
 			fatalx("relay_start");
 		end_start(&app, fds[0], upload);

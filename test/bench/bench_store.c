@@ -66,8 +66,9 @@ record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.dst.port = port;
 	rec->meta.owner.pid = pid;
 	rec->meta.owner.uid = 1000;
-	rec->meta.owner.name = (char *)(uintptr_t)name;
-	rec->meta.owner.cgroup = (char *)(uintptr_t)"/bench";
+	snprintf(rec->meta.owner.process, sizeof(rec->meta.owner.process), "%s",
+	    name);
+	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "/bench");
 	rec->meta.start_us = (uint64_t)start;
 }
 

@@ -72,7 +72,7 @@ name(const uint8_t *data, size_t size)
 {
 	char in[320], out[RESOLVER_NAME_MAX + 1];
 	uint8_t q[512];
-	struct flow_addr a;
+	struct endpoint a;
 	struct dns_msg m;
 	size_t n;
 

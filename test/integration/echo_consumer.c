@@ -131,8 +131,8 @@ on_message(struct ipc_peer *p, Lc__MsgType type, const ProtobufCMessage *msg,
 		    "cgroup %s\n", (unsigned long long)e->id,
 		    e->udp ? "udp" : "tcp", dst, nf->dst ? nf->dst->port : 0,
 		    nf->owner ? nf->owner->pid : 0,
-		    nf->owner && nf->owner->name && nf->owner->name[0] ?
-		    nf->owner->name : "-", nf->owner ? nf->owner->uid : 0,
+		    nf->owner && nf->owner->process && nf->owner->process[0] ?
+		    nf->owner->process : "-", nf->owner ? nf->owner->uid : 0,
 		    nf->owner && nf->owner->cgroup && nf->owner->cgroup[0] ?
 		    nf->owner->cgroup : "-");
 		fflush(stdout);

@@ -146,13 +146,13 @@ send_flow(const struct sockaddr_storage *peer, uint16_t dst_port, int fd)
 	static uint8_t zero[16];
 	Lc__NewFlow nf;
 	Lc__Endpoint s, d;
-	Lc__ProcessInfo owner;
+	Lc__Owner owner;
 	struct timespec ts;
 
 	lc__new_flow__init(&nf);
 	lc__endpoint__init(&s);
 	lc__endpoint__init(&d);
-	lc__process_info__init(&owner);
+	lc__owner__init(&owner);
 	nf.flow_id = src.next_id++;
 	nf.transport = LC__TRANSPORT__TRANSPORT_TCP;
 	if (peer && peer->ss_family == AF_INET) {
@@ -175,7 +175,7 @@ send_flow(const struct sockaddr_storage *peer, uint16_t dst_port, int fd)
 	d.port = dst_port;
 	owner.pid = (uint32_t)getpid();
 	owner.uid = (uint32_t)getuid();
-	owner.name = (char *)(uintptr_t)"px_flow_source";
+	owner.process = (char *)(uintptr_t)"px_flow_source";
 	owner.cgroup = (char *)(uintptr_t)"/localcap-test";
 	clock_gettime(CLOCK_REALTIME, &ts);
 	nf.start_time_us = (uint64_t)ts.tv_sec * 1000000 +

@@ -19,30 +19,30 @@ owner_round_trips_through_its_wire_form(void **state)
 {
 	struct owner a = { .pid = 4242, .uid = 1000, .gid = 100,
 	    .cgroup_id = 77 }, b;
-	Lc__ProcessInfo pb, *back;
+	Lc__Owner pb, *back;
 	uint8_t buf[512];
 	size_t n;
 
 	(void)state;
-	strcpy(a.name, "curl");
+	strcpy(a.process, "curl");
 	strcpy(a.cgroup, "/user.slice/session-1.scope");
 	owner_to_pb(&a, &pb);
-	n = lc__process_info__pack(&pb, buf);
-	assert_non_null(back = lc__process_info__unpack(NULL, n, buf));
+	n = lc__owner__pack(&pb, buf);
+	assert_non_null(back = lc__owner__unpack(NULL, n, buf));
 	assert_int_equal(owner_from_pb(&b, back), 0);
 	assert_memory_equal(&a, &b, sizeof(a));
-	lc__process_info__free_unpacked(back, NULL);
+	lc__owner__free_unpacked(back, NULL);
 	/* Nothing known: all zero, empty strings. */
 	assert_int_equal(owner_from_pb(&b, NULL), 0);
 	assert_int_equal(b.pid, 0);
-	assert_string_equal(b.name, "");
+	assert_string_equal(b.process, "");
 }
 
 static void
 oversized_strings_are_cut_and_said_so(void **state)
 {
 	char name[300], cg[1000];
-	Lc__ProcessInfo pb;
+	Lc__Owner pb;
 	struct owner o;
 
 	(void)state;
@@ -50,11 +50,11 @@ oversized_strings_are_cut_and_said_so(void **state)
 	name[sizeof(name) - 1] = '\0';
 	memset(cg, 'c', sizeof(cg) - 1);
 	cg[sizeof(cg) - 1] = '\0';
-	lc__process_info__init(&pb);
-	pb.name = name;
+	lc__owner__init(&pb);
+	pb.process = name;
 	pb.cgroup = cg;
 	assert_int_equal(owner_from_pb(&o, &pb), 1);
-	assert_int_equal(strlen(o.name), OWNER_NAME_MAX - 1);
+	assert_int_equal(strlen(o.process), OWNER_NAME_MAX - 1);
 	assert_int_equal(strlen(o.cgroup), OWNER_CGROUP_MAX - 1);
 	/* Exactly at the limit: whole. */
 	name[OWNER_NAME_MAX - 1] = '\0';

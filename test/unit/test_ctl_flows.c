@@ -56,27 +56,6 @@ realtime_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void
-record(struct flow_record *rec, uint64_t id, enum flow_transport t,
-    const char *name, uint32_t pid, const char *dst, uint16_t port,
-    int64_t start)
-{
-	memset(rec, 0, sizeof(*rec));
-	rec->id = id;
-	rec->meta.transport = t;
-	rec->meta.src.family = AF_INET;
-	inet_pton(AF_INET, "10.0.0.2", rec->meta.src.addr);
-	rec->meta.src.port = 40000 + (uint16_t)id;
-	rec->meta.dst.family = AF_INET;
-	inet_pton(AF_INET, dst, rec->meta.dst.addr);
-	rec->meta.dst.port = port;
-	rec->meta.owner.pid = pid;
-	rec->meta.owner.uid = 1000;
-	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
-	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "/test");
-	rec->meta.start_us = (uint64_t)start;
-}
-
 /*
  * 1: curl, HTTPS, two exchanges (text, then binary with a 500);
  * 2: a DNS query and its answer; 3: a raw TCP flow; 4: wget, HTTP 404,
@@ -124,7 +103,7 @@ build_fixture(void)
 	if (st == NULL)
 		fail_msg("store_open: %s", e);
 
-	record(&rec, 1, FLOW_TCP, "curl", 100, "192.0.2.7", 443, t);
+	flowfix_record(&rec, 1, FLOW_TCP, "curl", 100, "192.0.2.7", 443, t);
 	row = store_flow_begin(st, &rec);
 	memset(&h, 0, sizeof(h));
 	h.seq = 1;
@@ -170,7 +149,7 @@ build_fixture(void)
 		.packets_to_app = 35, .retransmits = 0, .rtt_us = 12000 };
 	assert_int_equal(store_flow_end(st, row, &rec, &tls), 0);
 
-	record(&rec, 2, FLOW_UDP, "resolver", 200, "192.0.2.53", 53, t + 100000);
+	flowfix_record(&rec, 2, FLOW_UDP, "resolver", 200, "192.0.2.53", 53, t + 100000);
 	row = store_flow_begin(st, &rec);
 	assert_int_equal(store_dns_add_wire(st, row, (uint64_t)t + 100000,
 	    flowfix_dns_query, sizeof(flowfix_dns_query)), 0);
@@ -180,7 +159,7 @@ build_fixture(void)
 	rec.end_us = (uint64_t)t + 200000;
 	assert_int_equal(store_flow_end(st, row, &rec, &dns), 0);
 
-	record(&rec, 3, FLOW_TCP, "nc", 300, "192.0.2.9", 7000, t + 300000);
+	flowfix_record(&rec, 3, FLOW_TCP, "nc", 300, "192.0.2.9", 7000, t + 300000);
 	row = store_flow_begin(st, &rec);
 	rec.bytes_from_app = 10;
 	rec.bytes_to_app = 2048;
@@ -193,7 +172,7 @@ build_fixture(void)
 		.packets_to_app = 12, .retransmits = 3, .rtt_us = 875 };
 	assert_int_equal(store_flow_end(st, row, &rec, &raw), 0);
 
-	record(&rec, 4, FLOW_TCP, "wget", 400, "192.0.2.10", 80,
+	flowfix_record(&rec, 4, FLOW_TCP, "wget", 400, "192.0.2.10", 80,
 	    t_now - 2 * 3600 * 1000000LL);
 	row = store_flow_begin(st, &rec);
 	memset(&h, 0, sizeof(h));
@@ -213,7 +192,7 @@ build_fixture(void)
 	rec.end_us = rec.meta.start_us + 2000;
 	assert_int_equal(store_flow_end(st, row, &rec, &http), 0);
 
-	record(&rec, 5, FLOW_TCP, "ssh", 500, "192.0.2.22", 22, t + 400000);
+	flowfix_record(&rec, 5, FLOW_TCP, "ssh", 500, "192.0.2.22", 22, t + 400000);
 	assert_true(store_flow_begin(st, &rec) > 0);
 	store_close(st);
 }
@@ -617,7 +596,7 @@ show_ipv6_flow_brackets_addresses(void **state)
 	(void)state;
 	st = store_open(dbpath, NULL, e, sizeof(e));
 	assert_non_null(st);
-	record(&rec, 8, FLOW_UDP, "dig", 800, "192.0.2.1", 53, t_now);
+	flowfix_record(&rec, 8, FLOW_UDP, "dig", 800, "192.0.2.1", 53, t_now);
 	rec.meta.src.family = rec.meta.dst.family = AF_INET6;
 	inet_pton(AF_INET6, "fd6c::1", rec.meta.src.addr);
 	inet_pton(AF_INET6, "fd98::2", rec.meta.dst.addr);
@@ -754,7 +733,7 @@ http2_grpc_exchange_everywhere(void **state)
 
 	(void)state;
 	assert_non_null(st = store_open(dbpath, NULL, e, sizeof(e)));
-	record(&rec, 6, FLOW_TCP, "grpcclient", 600, "192.0.2.30", 443,
+	flowfix_record(&rec, 6, FLOW_TCP, "grpcclient", 600, "192.0.2.30", 443,
 	    t_now - 1000000);
 	row = store_flow_begin(st, &rec);
 	memset(&h, 0, sizeof(h));
@@ -778,7 +757,7 @@ http2_grpc_exchange_everywhere(void **state)
 	rec.end_us = rec.meta.start_us + 2000;
 	assert_int_equal(store_flow_end(st, row, &rec, &tls), 0);
 	/* A flow refused for its upstream certificate: JSON says why too. */
-	record(&rec, 7, FLOW_TCP, "badcert", 700, "192.0.2.31", 443,
+	flowfix_record(&rec, 7, FLOW_TCP, "badcert", 700, "192.0.2.31", 443,
 	    t_now - 900000);
 	row = store_flow_begin(st, &rec);
 	rec.end = FLOW_END_UPSTREAM_RESET;
@@ -848,7 +827,7 @@ flows_colour_only_on_a_terminal(void **state)
 	(void)state;
 	st = store_open(dbpath, NULL, e, sizeof(e));
 	assert_non_null(st);
-	record(&rec, 7, FLOW_TCP, "long", 700, "192.0.2.8", 443, t_now);
+	flowfix_record(&rec, 7, FLOW_TCP, "long", 700, "192.0.2.8", 443, t_now);
 	h.req_start_us = h.resp_end_us = (uint64_t)t_now;
 	assert_true(store_http_add(st, store_flow_begin(st, &rec), &h) > 0);
 	store_close(st);
@@ -1033,7 +1012,7 @@ follow_prints_new_flows_until_sigint(void **state)
 	usleep(400000);
 	st = store_open(dbpath, NULL, e, sizeof(e));
 	assert_non_null(st);
-	record(&rec, 6, FLOW_TCP, "late", 600, "192.0.2.30", 9000, t_now);
+	flowfix_record(&rec, 6, FLOW_TCP, "late", 600, "192.0.2.30", 9000, t_now);
 	row = store_flow_begin(st, &rec);
 	rec.end = FLOW_END_CLOSED;
 	rec.end_us = (uint64_t)t_now + 5000;
@@ -1076,7 +1055,7 @@ follow_waits_for_a_held_flow(void **state)
 	usleep(400000);
 	st = store_open(dbpath, NULL, e, sizeof(e));
 	assert_non_null(st);
-	record(&rec, 6, FLOW_TCP, "held", 600, "192.0.2.30", 9000, t_now);
+	flowfix_record(&rec, 6, FLOW_TCP, "held", 600, "192.0.2.30", 9000, t_now);
 	row = store_flow_begin(st, &rec);
 	rec.end = FLOW_END_CLOSED;
 	rec.end_us = (uint64_t)t_now + 5000;
@@ -1165,7 +1144,7 @@ flows_json_carries_the_error_text(void **state)
 	(void)state;
 	st = store_open(dbpath, NULL, e, sizeof(e));
 	assert_non_null(st);
-	record(&rec, 8, FLOW_TCP, "refused", 800, "192.0.2.44", 443, t_now);
+	flowfix_record(&rec, 8, FLOW_TCP, "refused", 800, "192.0.2.44", 443, t_now);
 	row = store_flow_begin(st, &rec);
 	rec.end = FLOW_END_UPSTREAM_RESET;
 	rec.end_us = (uint64_t)t_now + 100;

@@ -292,7 +292,7 @@ status_frame(uint8_t *buf, size_t cap, const char *label)
 /* An OwnerReply (redirectord -> netstackd) whose cgroup is len bytes of 'x'. */
 struct owner_reply {
 	Lc__OwnerReply	 r;
-	Lc__ProcessInfo	 p;
+	Lc__Owner	 p;
 	char		*cgroup;
 };
 
@@ -300,7 +300,7 @@ static void
 owner_reply_init(struct owner_reply *o, size_t len)
 {
 	lc__owner_reply__init(&o->r);
-	lc__process_info__init(&o->p);
+	lc__owner__init(&o->p);
 	o->cgroup = malloc(len + 1);
 	assert_non_null(o->cgroup);
 	memset(o->cgroup, 'x', len);

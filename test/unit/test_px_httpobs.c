@@ -555,7 +555,7 @@ exchanges_reach_the_store(void **state)
 	inet_pton(AF_INET, "10.98.0.2", rec.meta.dst.addr);
 	rec.meta.src.port = 40000;
 	rec.meta.dst.port = 8080;
-	snprintf(rec.meta.owner.name, sizeof(rec.meta.owner.name), "%s", "curl");
+	snprintf(rec.meta.owner.process, sizeof(rec.meta.owner.process), "%s", "curl");
 	rec.meta.start_us = 1700000000000000ULL;
 	k.row = store_flow_begin(k.st, &rec);
 	assert_true(k.row > 0);
@@ -724,7 +724,7 @@ relay_records_pipelined_plain_http(void **state)
 	memcpy(m.dst.addr, "\x7f\x00\x00\x01", 4);
 	m.src.port = 40000;
 	m.dst.port = ntohs(sin.sin_port);
-	snprintf(m.owner.name, sizeof(m.owner.name), "%s", "testapp");
+	snprintf(m.owner.process, sizeof(m.owner.process), "%s", "testapp");
 	snprintf(m.owner.cgroup, sizeof(m.owner.cgroup), "%s", "/test.slice");
 	assert_true(relay_start(r, NULL, &m, fds[1]) != 0);
 	/* The app pipelines all three at once, in two writes. */

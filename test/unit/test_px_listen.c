@@ -196,7 +196,7 @@ listen_addresses(void **state)
 		"127.0.0.1", "localhost:80", "::1:80", "127.0.0.1:0",
 		"127.0.0.1:65536", ":8080", "[::1]", "1.2.3.4:80x", "",
 	};
-	struct flow_addr a;
+	struct endpoint a;
 	char err[256];
 	size_t i;
 

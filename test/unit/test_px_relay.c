@@ -190,7 +190,7 @@ mkmeta(enum flow_transport tr, int family, uint16_t port)
 	m.src.port = 40000;
 	m.dst.port = port;
 	m.owner.pid = 4242;
-	snprintf(m.owner.name, sizeof(m.owner.name), "%s", "testapp");
+	snprintf(m.owner.process, sizeof(m.owner.process), "%s", "testapp");
 	snprintf(m.owner.cgroup, sizeof(m.owner.cgroup), "%s", "/test.slice");
 	return m;
 }
@@ -699,7 +699,7 @@ tcp_echo(struct fixture *t, int family)
 	assert_int_equal(rec->first_from_app_len, sizeof(req) - 1);
 	assert_memory_equal(rec->first_from_app, req, sizeof(req) - 1);
 	assert_memory_equal(rec->first_to_app, req, sizeof(req) - 1);
-	assert_string_equal(rec->meta.owner.name, "testapp");
+	assert_string_equal(rec->meta.owner.process, "testapp");
 	assert_true(rec->end_us >= rec->meta.start_us);
 	app_finish(&app);
 	server_stop(&srv);
@@ -2471,14 +2471,14 @@ quic_pass_relays(void **state)
 
 static Lc__NewFlow *
 mknewflow(Lc__NewFlow *nf, Lc__Endpoint *src, Lc__Endpoint *dst,
-    Lc__ProcessInfo *owner)
+    Lc__Owner *owner)
 {
 	static uint8_t a4[4] = { 127, 0, 0, 1 };
 
 	lc__new_flow__init(nf);
 	lc__endpoint__init(src);
 	lc__endpoint__init(dst);
-	lc__process_info__init(owner);
+	lc__owner__init(owner);
 	nf->flow_id = 99;
 	nf->transport = LC__TRANSPORT__TRANSPORT_TCP;
 	src->addr.data = a4;
@@ -2488,7 +2488,7 @@ mknewflow(Lc__NewFlow *nf, Lc__Endpoint *src, Lc__Endpoint *dst,
 	dst->addr.len = 4;
 	dst->port = 80;
 	owner->pid = 12;
-	owner->name = (char *)(uintptr_t)"curl";
+	owner->process = (char *)(uintptr_t)"curl";
 	owner->cgroup = (char *)(uintptr_t)"/user.slice";
 	nf->src = src;
 	nf->dst = dst;
@@ -2502,7 +2502,7 @@ newflow_malformed_refused(void **state)
 	static uint8_t a5[5], a6[16] = { [15] = 1 }, zero4[4];
 	Lc__NewFlow nf;
 	Lc__Endpoint src, dst;
-	Lc__ProcessInfo owner;
+	Lc__Owner owner;
 	struct flow_meta m;
 	char err[128];
 
@@ -2511,7 +2511,7 @@ newflow_malformed_refused(void **state)
 	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), 0);
 	assert_int_equal(m.dst.family, AF_INET);
 	assert_int_equal(m.dst.port, 80);
-	assert_string_equal(m.owner.name, "curl");
+	assert_string_equal(m.owner.process, "curl");
 	flow_meta_clear(&m);
 
 #define REFUSED(what, expect) do {					\
@@ -2519,7 +2519,7 @@ newflow_malformed_refused(void **state)
 	what;								\
 	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), -1); \
 	assert_non_null(strstr(err, expect));				\
-	assert_string_equal(m.owner.name, "");				\
+	assert_string_equal(m.owner.process, "");				\
 } while (0)
 	REFUSED(nf.transport = LC__TRANSPORT__TRANSPORT_UNSPECIFIED, "transport");
 	REFUSED(nf.transport = (Lc__Transport)77, "transport");
@@ -2542,9 +2542,9 @@ newflow_malformed_refused(void **state)
 		memset(longname, 'n', sizeof(longname) - 1);
 		longname[sizeof(longname) - 1] = '\0';
 		mknewflow(&nf, &src, &dst, &owner);
-		owner.name = longname;
+		owner.process = longname;
 		assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), 0);
-		assert_int_equal(strlen(m.owner.name), OWNER_NAME_MAX - 1);
+		assert_int_equal(strlen(m.owner.process), OWNER_NAME_MAX - 1);
 		flow_meta_clear(&m);
 	}
 
@@ -2552,7 +2552,7 @@ newflow_malformed_refused(void **state)
 	mknewflow(&nf, &src, &dst, &owner);
 	nf.owner = NULL;
 	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), 0);
-	assert_string_equal(m.owner.name, "");
+	assert_string_equal(m.owner.process, "");
 	flow_meta_clear(&m);
 }
 
@@ -2563,7 +2563,7 @@ relay_refuses_bad_newflow(void **state)
 	struct fixture *t = *state;
 	Lc__NewFlow nf;
 	Lc__Endpoint src, dst;
-	Lc__ProcessInfo owner;
+	Lc__Owner owner;
 	int fds[2];
 	char c;
 
@@ -2584,7 +2584,7 @@ relay_refusals_rate_limited(void **state)
 	struct fixture *t = *state;
 	Lc__NewFlow nf;
 	Lc__Endpoint src, dst;
-	Lc__ProcessInfo owner;
+	Lc__Owner owner;
 	char out[4096];
 	int fds[2], pipefd[2], saved, i;
 	ssize_t n;
@@ -2634,10 +2634,10 @@ flow_ring_evicts_oldest(void **state)
 	for (i = 1; i <= 3; i++) {
 		memset(&rec, 0, sizeof(rec));
 		rec.id = (uint64_t)i;
-		snprintf(rec.meta.owner.name, sizeof(rec.meta.owner.name), "%s", "n");
+		snprintf(rec.meta.owner.process, sizeof(rec.meta.owner.process), "%s", "n");
 		snprintf(rec.meta.owner.cgroup, sizeof(rec.meta.owner.cgroup), "%s", "c");
 		flow_ring_push(&ring, &rec);
-		assert_string_equal(rec.meta.owner.name, "n");	/* copied */
+		assert_string_equal(rec.meta.owner.process, "n");	/* copied */
 	}
 	assert_int_equal(ring.count, 2);
 	assert_int_equal(ring.evicted, 1);
@@ -2650,9 +2650,9 @@ flow_ring_evicts_oldest(void **state)
 static void
 flow_addr_formats(void **state)
 {
-	struct flow_addr a = { .family = AF_INET, .addr = { 192, 0, 2, 1 },
+	struct endpoint a = { .family = AF_INET, .addr = { 192, 0, 2, 1 },
 	    .port = 80 };
-	struct flow_addr b = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d,
+	struct endpoint b = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d,
 	    0xb8, [15] = 1 }, .port = 443 };
 	char buf[64];
 
@@ -2763,7 +2763,7 @@ intake_bad_newflow_keeps_source(void **state)
 	struct server srv = { 0 };
 	Lc__NewFlow nf;
 	Lc__Endpoint src, dst;
-	Lc__ProcessInfo owner;
+	Lc__Owner owner;
 	int bad[2], good[2], fd;
 	char buf[16];
 
@@ -2804,7 +2804,7 @@ intake_bad_newflow_keeps_source(void **state)
 	assert_int_equal(recv(good[0], buf, sizeof(buf), MSG_DONTWAIT), 13);
 	assert_memory_equal(buf, "via flow.sock", 13);
 	assert_int_equal(last_record(t)->meta.source_flow_id, 100);
-	assert_string_equal(last_record(t)->meta.owner.name, "curl");
+	assert_string_equal(last_record(t)->meta.owner.process, "curl");
 
 	ipc_close(c.peer, "test over");
 	ipc_listener_free(l);

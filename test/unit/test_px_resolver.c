@@ -698,7 +698,7 @@ test_check_name(void **state)
 static void
 test_literals(void **state)
 {
-	struct flow_addr a;
+	struct endpoint a;
 	char s[INET6_ADDRSTRLEN];
 
 	(void)state;

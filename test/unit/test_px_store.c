@@ -56,27 +56,19 @@ teardown(void **state)
 	return 0;
 }
 
+/* flowfix's record, with what these tests look for besides. */
 static void
 make_record(struct flow_record *rec, uint64_t id, enum flow_transport t,
     const char *name)
 {
-	memset(rec, 0, sizeof(*rec));
-	rec->id = id;
+	flowfix_record(rec, id, t, name, 4242, "192.0.2.7",
+	    t == FLOW_UDP ? 53 : 443, (int64_t)(1700000000000000ULL + id * 1000));
 	rec->meta.source_flow_id = 1000 + id;
-	rec->meta.transport = t;
-	rec->meta.src.family = AF_INET;
-	inet_pton(AF_INET, "10.0.0.2", rec->meta.src.addr);
 	rec->meta.src.port = 40000;
-	rec->meta.dst.family = AF_INET;
-	inet_pton(AF_INET, "192.0.2.7", rec->meta.dst.addr);
-	rec->meta.dst.port = t == FLOW_UDP ? 53 : 443;
-	rec->meta.owner.pid = 4242;
-	rec->meta.owner.uid = 1000;
 	rec->meta.owner.gid = 1000;
 	rec->meta.owner.cgroup_id = 77;
-	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
-	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "%s", "/user.slice/test");
-	rec->meta.start_us = 1700000000000000ULL + id * 1000;
+	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "%s",
+	    "/user.slice/test");
 }
 
 /* One row of one integer or text, for checks. */

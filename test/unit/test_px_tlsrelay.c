@@ -504,7 +504,7 @@ app_start(struct fixture *t, struct app *a, const char *ca, uint16_t port,
 	memcpy(m.dst.addr, "\x7f\x00\x00\x01", 4);
 	m.src.port = 40000;
 	m.dst.port = port;
-	snprintf(m.owner.name, sizeof(m.owner.name), "tlsapp");
+	snprintf(m.owner.process, sizeof(m.owner.process), "tlsapp");
 	snprintf(m.owner.cgroup, sizeof(m.owner.cgroup), "/test.slice");
 	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
 	assert_int_equal(pthread_create(&a->th, NULL, app_main, a), 0);
@@ -635,7 +635,7 @@ non_tls_flow_stays_raw(void **state)
 	memcpy(m.dst.addr, "\x7f\x00\x00\x01", 4);
 	m.src.port = 40001;
 	m.dst.port = ntohs(sin.sin_port);
-	snprintf(m.owner.name, sizeof(m.owner.name), "rawapp");
+	snprintf(m.owner.process, sizeof(m.owner.process), "rawapp");
 	snprintf(m.owner.cgroup, sizeof(m.owner.cgroup), "/");
 	assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
 	assert_int_equal(send(fds[0], msg, strlen(msg), 0), (ssize_t)strlen(msg));
@@ -797,7 +797,7 @@ udp_port_53_flow_recorded_as_dns(void **state)
 		memcpy(m.dst.addr, "\x7f\x00\x00\x01", 4);
 		m.src.port = 40003;
 		m.dst.port = port[i];
-		snprintf(m.owner.name, sizeof(m.owner.name), "resolver");
+		snprintf(m.owner.process, sizeof(m.owner.process), "resolver");
 		snprintf(m.owner.cgroup, sizeof(m.owner.cgroup), "/");
 		assert_true(relay_start(t->relay, SOURCE, &m, fds[1]) != 0);
 		assert_int_equal(send(fds[0], query, sizeof(query), 0),

@@ -23,7 +23,7 @@ flowfix_record(struct flow_record *rec, uint64_t id, enum flow_transport t,
 	rec->meta.dst.port = port;
 	rec->meta.owner.pid = pid;
 	rec->meta.owner.uid = 1000;
-	snprintf(rec->meta.owner.name, sizeof(rec->meta.owner.name), "%s", name);
+	snprintf(rec->meta.owner.process, sizeof(rec->meta.owner.process), "%s", name);
 	snprintf(rec->meta.owner.cgroup, sizeof(rec->meta.owner.cgroup), "/test");
 	rec->meta.start_us = (uint64_t)start;
 }

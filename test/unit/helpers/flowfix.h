@@ -12,7 +12,7 @@
 #include "proxyd/flow.h"
 
 /*
- * rec: flow id, transport, owner name (kept by pointer) and pid (uid 1000,
+ * rec: flow id, transport, owner process name (copied) and pid (uid 1000,
  * cgroup "/test"), from 10.0.0.2:(40000 + id) to dst:port, starting at
  * start (µs, CLOCK_REALTIME).
  */
