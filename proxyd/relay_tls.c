@@ -7,6 +7,7 @@
  * certificate (their host passes through for a while).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -260,6 +261,12 @@ tls_layer_relay(struct rflow *f, unsigned *eof_from)
  * (mitm_relay: bounded by the engine's buffers, so a slow reader stops the
  * writer end to end, as in the raw relay), until nothing moves; then set
  * the watchers from what the engine wants.  -1 if the flow ended (freed).
+ *
+ * A socket that gave less than the room offered is drained, and one that
+ * took less than it was given is full: neither is tried again in this run
+ * (that recv would only say EAGAIN — on a keep-alive flow two of them per
+ * request).  The watchers are level-triggered, so bytes that arrive
+ * meanwhile wake the flow again.
  */
 int
 rflow_tls_run(struct rflow *f)
@@ -267,6 +274,7 @@ rflow_tls_run(struct rflow *f)
 	struct relay *r = f->relay;
 	struct mitm *m = f->m;
 	enum mitm_status st = MITM_HANDSHAKING;
+	bool drained[2] = { false, false }, full[2] = { false, false };
 	size_t lc, lu;
 	unsigned w;
 	int round, s;
@@ -296,10 +304,12 @@ rflow_tls_run(struct rflow *f)
 				progress |= k > 0;
 				continue;
 			}
-			if ((space = mitm_in_space(m, (enum mitm_side)s, &p)) == 0)
+			if (drained[s] ||
+			    (space = mitm_in_space(m, (enum mitm_side)s, &p)) == 0)
 				continue;
 			n = recv(sd->fd, p, space, MSG_DONTWAIT);
 			if (n > 0) {
+				drained[s] = (size_t)n < space;
 				mitm_in_commit(m, (enum mitm_side)s, (size_t)n);
 				if (s == MITM_CLIENT) {
 					f->rec.bytes_from_app += (size_t)n;
@@ -316,6 +326,7 @@ rflow_tls_run(struct rflow *f)
 				progress = 1;
 			} else {
 				mitm_in_commit(m, (enum mitm_side)s, 0);
+				drained[s] = errno == EAGAIN;
 				if (errno != EAGAIN && errno != EINTR) {
 					rflow_tls_side_broken(f, s, errno);
 					return -1;
@@ -353,11 +364,12 @@ rflow_tls_run(struct rflow *f)
 			ssize_t n;
 
 			p = mitm_out_peek(m, (enum mitm_side)s, &len);
-			if (len == 0 || sd->fd == -1 ||
+			if (len == 0 || sd->fd == -1 || full[s] ||
 			    (s == MITM_UPSTREAM && f->connecting))
 				continue;
 			n = send(sd->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n > 0) {
+				full[s] = (size_t)n < len;
 				if (s == MITM_CLIENT) {
 					f->rec.bytes_to_app += (size_t)n;
 					r->stats.bytes_to_app += (size_t)n;
@@ -371,7 +383,8 @@ rflow_tls_run(struct rflow *f)
 			    errno != ENOBUFS) {
 				rflow_tls_side_broken(f, s, errno);
 				return -1;
-			}
+			} else if (n == -1)
+				full[s] = errno != EINTR;
 		}
 		if (!progress)
 			break;
