@@ -257,6 +257,26 @@ tls_layer_relay(struct rflow *f, unsigned *eof_from)
 }
 
 /*
+ * The engine's ciphertext buffers are charged to the memory budget as they
+ * are held (they exist only while they hold bytes; several records each
+ * way on a bulk flow, none on an idle one), and given back with the rest
+ * of the flow's charge when it ends.
+ */
+static void
+tls_charge_buffers(struct rflow *f)
+{
+	struct relay *r = f->relay;
+	size_t now = mitm_held_bytes(f->m);
+
+	if (now > f->tls_held)
+		membudget_force(r->cfg.budget, now - f->tls_held);
+	else if (now < f->tls_held)
+		membudget_give(r->cfg.budget, f->tls_held - now);
+	f->charged = f->charged - f->tls_held + now;
+	f->tls_held = now;
+}
+
+/*
  * Move ciphertext between the sockets and the engine, and plaintext across
  * (mitm_relay: bounded by the engine's buffers, so a slow reader stops the
  * writer end to end, as in the raw relay), until nothing moves; then set
@@ -448,6 +468,7 @@ rflow_tls_run(struct rflow *f)
 		lc += pc;
 		lu += pu;
 	}
+	tls_charge_buffers(f);
 	w = mitm_wants(m);
 	relay_watch(r->loop, &f->app.rd, f->app.fd != -1 && !f->app.eof &&
 	    (w & MITM_WANT_READ_CLIENT));
