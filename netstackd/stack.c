@@ -803,6 +803,20 @@ ns_tcp_send_space(const struct ns_tcp_flow *f)
 	return tcp_send_space(&f->c);
 }
 
+int
+ns_tcp_send_room(struct ns_tcp_flow *f, struct iovec iov[2])
+{
+	return tcp_send_room(&f->c, iov);
+}
+
+void
+ns_tcp_send_commit(struct ns_stack *s, struct ns_tcp_flow *f, size_t n,
+    uint64_t now)
+{
+	tcp_send_commit(&f->c, n, now);
+	flow_after(s, f);
+}
+
 size_t
 ns_tcp_recv_peek(struct ns_tcp_flow *f, const uint8_t **p)
 {

@@ -1325,6 +1325,46 @@ tcp_send(struct tcp_conn *c, const void *data, size_t len, uint64_t now)
 	return n;
 }
 
+int
+tcp_send_room(struct tcp_conn *c, struct iovec iov[2])
+{
+	struct tcp_ring *r = &c->sndbuf;
+	uint32_t pos, room, first;
+
+	if (c->fin_queued || (c->state != TCP_SYN_RCVD &&
+	    c->state != TCP_ESTABLISHED && c->state != TCP_CLOSE_WAIT))
+		return -1;
+	if ((room = r->cap - r->len) == 0 || !ring_ensure(c, r))
+		return 0;
+	pos = (uint32_t)(((uint64_t)r->head + r->len) % r->cap);
+	first = MIN(room, r->cap - pos);
+	iov[0].iov_base = r->buf + pos;
+	iov[0].iov_len = first;
+	if (first == room)
+		return 1;
+	iov[1].iov_base = r->buf;
+	iov[1].iov_len = room - first;
+	return 2;
+}
+
+void
+tcp_send_commit(struct tcp_conn *c, size_t n, uint64_t now)
+{
+	struct tcp_ring *r = &c->sndbuf;
+
+	if (r->buf == NULL)
+		return;
+	if (n > r->cap - r->len)
+		n = r->cap - r->len;	/* caller bug; never overrun */
+	r->len += (uint32_t)n;
+	if (r->len == 0) {
+		ring_release(c, r);
+		return;
+	}
+	if (n > 0 && synchronized(c))
+		tcp_output(c, now);
+}
+
 size_t
 tcp_send_space(const struct tcp_conn *c)
 {
