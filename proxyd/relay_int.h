@@ -310,6 +310,7 @@ int		 rflow_layer_run(struct rflow *);
 /* relay_tls.c */
 int		 rflow_tls_start(struct rflow *);
 int		 rflow_tls_run(struct rflow *);
+int		 rflow_tls_run_woken(struct rflow *, int readable_side);
 int		 rflow_tls_connect_failed(struct rflow *, int err);
 void		 rflow_tls_side_broken(struct rflow *, int side, int err);
 

@@ -291,6 +291,19 @@ tls_charge_buffers(struct rflow *f)
 int
 rflow_tls_run(struct rflow *f)
 {
+	return rflow_tls_run_woken(f, -1);
+}
+
+/*
+ * rflow_tls_run for a flow woken because side `readable` is (-1: no side
+ * in particular).  The other side is not tried first if its read watcher
+ * is on: were it readable, libev would run its callback too (in this loop
+ * iteration or the next), so a recv there would most likely say EAGAIN —
+ * on a keep-alive flow, once per request each way.
+ */
+int
+rflow_tls_run_woken(struct rflow *f, int readable)
+{
 	struct relay *r = f->relay;
 	struct mitm *m = f->m;
 	enum mitm_status st = MITM_HANDSHAKING;
@@ -298,6 +311,9 @@ rflow_tls_run(struct rflow *f)
 	size_t lc, lu;
 	unsigned w;
 	int round, s;
+
+	for (s = 0; s < 2 && readable >= 0; s++)
+		drained[s] = s != readable && ev_is_active(&tls_side(f, s)->rd);
 
 	for (round = 0; round < 64; round++) {
 		int progress = 0;
