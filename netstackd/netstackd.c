@@ -277,6 +277,44 @@ tun_output(void *ctx, const uint8_t *pkt, size_t len)
 		tun_write(pkt, len);
 }
 
+/*
+ * A TCP segment with data, its payload still in the connection's send
+ * ring: one writev, no copy of ours.  Impairment keeps packets for later,
+ * so there the segment is put together first.
+ */
+static void
+tun_outputv(void *ctx, const uint8_t *hdr, size_t hdrlen,
+    const struct iovec *payload, int npayload)
+{
+	static uint8_t whole[65536];
+	struct iovec iov[3];
+	size_t len = hdrlen;
+	ssize_t n;
+	int i;
+
+	iov[0].iov_base = (void *)(uintptr_t)hdr;
+	iov[0].iov_len = hdrlen;
+	for (i = 0; i < npayload && i < 2; i++) {
+		iov[i + 1] = payload[i];
+		len += payload[i].iov_len;
+	}
+	if (ns.impairing) {
+		if (len > sizeof(whole))
+			return;		/* cannot be: the MTU bounds it */
+		for (i = 0, len = 0; i <= npayload && i < 3; i++) {
+			memcpy(whole + len, iov[i].iov_base, iov[i].iov_len);
+			len += iov[i].iov_len;
+		}
+		tun_output(ctx, whole, len);
+		return;
+	}
+	if (ns.tun_fd < 0)
+		return;
+	n = writev(ns.tun_fd, iov, i + 1);
+	if (n != (ssize_t)len && ns.tun_write_drops++ == 0)
+		log_warn("write to TUN (further drops only counted)");
+}
+
 static void
 rearm_stack_timer(void)
 {
@@ -1033,6 +1071,7 @@ tun_start(int fd, const Lc__TunHandover *th)
 	ns_stack_config_defaults(&cfg);
 	cfg.tcp.mtu = th->mtu;
 	cfg.output = tun_output;
+	cfg.outputv = tun_outputv;
 	if (getrandom(&cfg.secret, sizeof(cfg.secret), 0) != sizeof(cfg.secret))
 		fatal("getrandom");
 	if ((ns.pkt = malloc(th->mtu)) == NULL || (ns.stack = ns_stack_new(&cfg)) == NULL) {

@@ -49,6 +49,12 @@ struct ns_stack_config {
 	uint64_t	mem_limit;	/* all TCP rings together */
 	uint64_t	secret;		/* keys ISNs and hashes: random per run */
 	void		(*output)(void *ctx, const uint8_t *pkt, size_t len);
+	/*
+	 * Optional: TCP segments with data as headers + payload slices
+	 * (tcp_config.emitv), for a writev() to the TUN.  NULL: output().
+	 */
+	void		(*outputv)(void *ctx, const uint8_t *hdr, size_t hdrlen,
+			    const struct iovec *payload, int npayload);
 	void		*output_ctx;
 };
 void	ns_stack_config_defaults(struct ns_stack_config *cfg);

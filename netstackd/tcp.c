@@ -430,9 +430,6 @@ emit_segment(struct tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t off,
 	wr16(th + 14, (flags & TH_RST) ? 0 : rcv_window(c, syn));
 	wr16(th + 16, 0);
 	wr16(th + 18, 0);
-	if (len > 0)
-		ring_read_at(&c->sndbuf, off, th + TCP_HDR_LEN + optlen, len);
-	ip_set_l4_csum(pkt, total, 16);
 	if (flags & TH_ACK) {
 		c->last_ack_sent = c->rcv_nxt;
 		c->ack_now = false;
@@ -440,6 +437,24 @@ emit_segment(struct tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t off,
 		c->t_delack = TCP_NEVER;
 	}
 	c->stats.segs_out++;
+	if (len > 0 && c->cfg->emitv != NULL) {
+		/* The payload straight from the ring: no copy of ours. */
+		const struct tcp_ring *r = &c->sndbuf;
+		uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
+		uint32_t first = MIN(len, r->cap - pos);
+		struct iovec iov[2] = {
+			{ .iov_base = r->buf + pos, .iov_len = first },
+			{ .iov_base = r->buf, .iov_len = len - first },
+		};
+		int n = first < len ? 2 : 1;
+
+		ip_set_l4_csum_iov(pkt, total - len, total, 16, iov, n);
+		c->cfg->emitv(c->cfg->emit_ctx, pkt, total - len, iov, n);
+		return;
+	}
+	if (len > 0)
+		ring_read_at(&c->sndbuf, off, th + TCP_HDR_LEN + optlen, len);
+	ip_set_l4_csum(pkt, total, 16);
 	c->cfg->emit(c->cfg->emit_ctx, pkt, total);
 }
 

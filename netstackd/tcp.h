@@ -148,6 +148,14 @@ struct tcp_config {
 	struct tcp_mem	*mem;		/* may be NULL: no global cap */
 	uint8_t		*scratch;	/* >= mtu bytes, packets are built here */
 	void		(*emit)(void *ctx, const uint8_t *pkt, size_t len);
+	/*
+	 * Optional, for segments that carry data: the IP and TCP headers
+	 * (contiguous, checksum filled in) and the payload as up to two
+	 * slices of the send ring, for a writev() without the copy into
+	 * scratch.  Valid during the call only.  NULL: emit() for all.
+	 */
+	void		(*emitv)(void *ctx, const uint8_t *hdr, size_t hdrlen,
+			    const struct iovec *payload, int npayload);
 	void		*emit_ctx;
 };
 
