@@ -281,6 +281,38 @@ ip_set_l4_csum(uint8_t *pkt, size_t len, size_t csum_off)
 	wr16(l4 + csum_off, c);
 }
 
+void
+ip_set_l4_csum_iov(uint8_t *pkt, size_t hdrlen, size_t len, size_t csum_off,
+    const struct iovec *payload, int n)
+{
+	size_t hl = (pkt[0] >> 4) == 4 ? IPV4_HDR_LEN : IPV6_HDR_LEN;
+	uint8_t *l4 = pkt + hl;
+	size_t l4len = len - hl, at = hdrlen - hl;
+	uint64_t sum;
+	uint32_t part;
+
+	wr16(l4 + csum_off, 0);
+	if (hl == IPV4_HDR_LEN)
+		sum = csum_pseudo_v4(pkt + 12, pkt + 16, pkt[9], (uint32_t)l4len);
+	else
+		sum = csum_pseudo_v6(pkt + 8, pkt + 24, pkt[6], (uint32_t)l4len);
+	sum = csum_add((uint32_t)sum, l4, at);
+	for (int i = 0; i < n; i++) {
+		part = csum_add(0, payload[i].iov_base, payload[i].iov_len);
+		while (part >> 16)
+			part = (part & 0xffff) + (part >> 16);
+		/* A slice starting at an odd offset has its bytes in the
+		 * other halves of the 16-bit words (RFC 1071 §2(B)). */
+		if (at & 1)
+			part = ((part & 0xff) << 8) | (part >> 8);
+		sum += part;
+		at += payload[i].iov_len;
+	}
+	while (sum >> 32)
+		sum = (sum & 0xffffffffu) + (sum >> 32);
+	wr16(l4 + csum_off, csum_fold((uint32_t)sum));
+}
+
 int
 ip_handle_icmp(const struct ip_pkt *pkt, uint8_t *out, size_t cap,
     size_t *outlen, struct ip_stats *st)

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define IPPROTO_NS_ICMP		1
 #define IPPROTO_NS_TCP		6
@@ -82,6 +83,13 @@ void	ip_write_hdr(uint8_t *out, int version, const uint8_t *src,
 /* Compute and store the upper-layer checksum of a packet built by
  * ip_write_hdr(): csum_off is the checksum field's offset within L4. */
 void	ip_set_l4_csum(uint8_t *pkt, size_t len, size_t csum_off);
+/*
+ * The same for a packet of len bytes whose first hdrlen bytes (IP header
+ * and an even-length L4 header) are at pkt and the rest in the n slices
+ * of payload (any lengths, odd ones too).
+ */
+void	ip_set_l4_csum_iov(uint8_t *pkt, size_t hdrlen, size_t len,
+	    size_t csum_off, const struct iovec *payload, int n);
 
 /*
  * ICMP/ICMPv6 addressed to us: echo requests are answered (reply written to

@@ -114,6 +114,16 @@ stack_emit(void *ctx, const uint8_t *pkt, size_t len)
 	s->cfg.output(s->cfg.output_ctx, pkt, len);
 }
 
+static void
+stack_emitv(void *ctx, const uint8_t *hdr, size_t hdrlen,
+    const struct iovec *payload, int npayload)
+{
+	struct ns_stack *s = ctx;
+
+	s->stats.packets_out++;
+	s->cfg.outputv(s->cfg.output_ctx, hdr, hdrlen, payload, npayload);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 struct ns_stack *
@@ -151,6 +161,7 @@ ns_stack_new(const struct ns_stack_config *cfg)
 	s->cfg.tcp.mem = &s->mem;
 	s->cfg.tcp.scratch = s->scratch;
 	s->cfg.tcp.emit = stack_emit;
+	s->cfg.tcp.emitv = cfg->outputv != NULL ? stack_emitv : NULL;
 	s->cfg.tcp.emit_ctx = s;
 	return s;
 }
@@ -801,6 +812,20 @@ size_t
 ns_tcp_send_space(const struct ns_tcp_flow *f)
 {
 	return tcp_send_space(&f->c);
+}
+
+int
+ns_tcp_send_room(struct ns_tcp_flow *f, struct iovec iov[2])
+{
+	return tcp_send_room(&f->c, iov);
+}
+
+void
+ns_tcp_send_commit(struct ns_stack *s, struct ns_tcp_flow *f, size_t n,
+    uint64_t now)
+{
+	tcp_send_commit(&f->c, n, now);
+	flow_after(s, f);
 }
 
 size_t

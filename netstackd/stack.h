@@ -49,6 +49,12 @@ struct ns_stack_config {
 	uint64_t	mem_limit;	/* all TCP rings together */
 	uint64_t	secret;		/* keys ISNs and hashes: random per run */
 	void		(*output)(void *ctx, const uint8_t *pkt, size_t len);
+	/*
+	 * Optional: TCP segments with data as headers + payload slices
+	 * (tcp_config.emitv), for a writev() to the TUN.  NULL: output().
+	 */
+	void		(*outputv)(void *ctx, const uint8_t *hdr, size_t hdrlen,
+			    const struct iovec *payload, int npayload);
 	void		*output_ctx;
 };
 void	ns_stack_config_defaults(struct ns_stack_config *cfg);
@@ -154,6 +160,11 @@ size_t	ns_tcp_recv_peek(struct ns_tcp_flow *f, const uint8_t **p);
 /* Bytes ns_tcp_send() would take now (0 once our FIN is queued): read no
  * more than this from the flow socket and nothing has to wait outside. */
 size_t	ns_tcp_send_space(const struct ns_tcp_flow *f);
+/* ns_tcp_send() without the copy: read straight into the send ring
+ * (tcp_send_room/tcp_send_commit). */
+int	ns_tcp_send_room(struct ns_tcp_flow *f, struct iovec iov[2]);
+void	ns_tcp_send_commit(struct ns_stack *s, struct ns_tcp_flow *f, size_t n,
+	    uint64_t now);
 void	ns_tcp_recv_consume(struct ns_stack *s, struct ns_tcp_flow *f, size_t n,
 	    uint64_t now);
 void	ns_tcp_shutdown(struct ns_stack *s, struct ns_tcp_flow *f, uint64_t now);

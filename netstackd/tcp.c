@@ -430,9 +430,6 @@ emit_segment(struct tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t off,
 	wr16(th + 14, (flags & TH_RST) ? 0 : rcv_window(c, syn));
 	wr16(th + 16, 0);
 	wr16(th + 18, 0);
-	if (len > 0)
-		ring_read_at(&c->sndbuf, off, th + TCP_HDR_LEN + optlen, len);
-	ip_set_l4_csum(pkt, total, 16);
 	if (flags & TH_ACK) {
 		c->last_ack_sent = c->rcv_nxt;
 		c->ack_now = false;
@@ -440,6 +437,24 @@ emit_segment(struct tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t off,
 		c->t_delack = TCP_NEVER;
 	}
 	c->stats.segs_out++;
+	if (len > 0 && c->cfg->emitv != NULL) {
+		/* The payload straight from the ring: no copy of ours. */
+		const struct tcp_ring *r = &c->sndbuf;
+		uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
+		uint32_t first = MIN(len, r->cap - pos);
+		struct iovec iov[2] = {
+			{ .iov_base = r->buf + pos, .iov_len = first },
+			{ .iov_base = r->buf, .iov_len = len - first },
+		};
+		int n = first < len ? 2 : 1;
+
+		ip_set_l4_csum_iov(pkt, total - len, total, 16, iov, n);
+		c->cfg->emitv(c->cfg->emit_ctx, pkt, total - len, iov, n);
+		return;
+	}
+	if (len > 0)
+		ring_read_at(&c->sndbuf, off, th + TCP_HDR_LEN + optlen, len);
+	ip_set_l4_csum(pkt, total, 16);
 	c->cfg->emit(c->cfg->emit_ctx, pkt, total);
 }
 
@@ -1323,6 +1338,46 @@ tcp_send(struct tcp_conn *c, const void *data, size_t len, uint64_t now)
 	if (synchronized(c))
 		tcp_output(c, now);
 	return n;
+}
+
+int
+tcp_send_room(struct tcp_conn *c, struct iovec iov[2])
+{
+	struct tcp_ring *r = &c->sndbuf;
+	uint32_t pos, room, first;
+
+	if (c->fin_queued || (c->state != TCP_SYN_RCVD &&
+	    c->state != TCP_ESTABLISHED && c->state != TCP_CLOSE_WAIT))
+		return -1;
+	if ((room = r->cap - r->len) == 0 || !ring_ensure(c, r))
+		return 0;
+	pos = (uint32_t)(((uint64_t)r->head + r->len) % r->cap);
+	first = MIN(room, r->cap - pos);
+	iov[0].iov_base = r->buf + pos;
+	iov[0].iov_len = first;
+	if (first == room)
+		return 1;
+	iov[1].iov_base = r->buf;
+	iov[1].iov_len = room - first;
+	return 2;
+}
+
+void
+tcp_send_commit(struct tcp_conn *c, size_t n, uint64_t now)
+{
+	struct tcp_ring *r = &c->sndbuf;
+
+	if (r->buf == NULL)
+		return;
+	if (n > r->cap - r->len)
+		n = r->cap - r->len;	/* caller bug; never overrun */
+	r->len += (uint32_t)n;
+	if (r->len == 0) {
+		ring_release(c, r);
+		return;
+	}
+	if (n > 0 && synchronized(c))
+		tcp_output(c, now);
 }
 
 size_t

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Sequence numbers are only ever compared through these (RFC 9293 §3.4):
  * modulo-2^32 arithmetic, valid while the two are < 2^31 apart. */
@@ -147,6 +148,14 @@ struct tcp_config {
 	struct tcp_mem	*mem;		/* may be NULL: no global cap */
 	uint8_t		*scratch;	/* >= mtu bytes, packets are built here */
 	void		(*emit)(void *ctx, const uint8_t *pkt, size_t len);
+	/*
+	 * Optional, for segments that carry data: the IP and TCP headers
+	 * (contiguous, checksum filled in) and the payload as up to two
+	 * slices of the send ring, for a writev() without the copy into
+	 * scratch.  Valid during the call only.  NULL: emit() for all.
+	 */
+	void		(*emitv)(void *ctx, const uint8_t *hdr, size_t hdrlen,
+			    const struct iovec *payload, int npayload);
 	void		*emit_ctx;
 };
 
@@ -270,6 +279,15 @@ void	tcp_input(struct tcp_conn *c, const struct tcp_seg *seg, uint64_t now);
 ssize_t	tcp_send(struct tcp_conn *c, const void *data, size_t len, uint64_t now);
 /* Room in the send ring. */
 size_t	tcp_send_space(const struct tcp_conn *c);
+/*
+ * tcp_send() without the copy, for a caller that reads straight into the
+ * send ring: its free room as up to two iovecs (the ring is allocated
+ * now), 0 if there is none (full, or no memory: use tcp_send), -1 if
+ * writing is over.  Then tcp_send_commit() the bytes put there, 0 if
+ * none (an empty ring is given back).
+ */
+int	tcp_send_room(struct tcp_conn *c, struct iovec iov[2]);
+void	tcp_send_commit(struct tcp_conn *c, size_t n, uint64_t now);
 /* Take up to len received in-order bytes; opens the window. */
 size_t	tcp_recv(struct tcp_conn *c, void *buf, size_t len, uint64_t now);
 /* Zero-copy variant: contiguous received bytes at *p, then consume n.

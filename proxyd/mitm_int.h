@@ -26,13 +26,17 @@ struct sesscache;
 struct forged_cert;
 
 /*
- * Per-leg ciphertext buffers.  In: one full record plus the next header, so
- * that a ClientHello of up to ~17 KB can be parsed before mbedTLS sees it.
- * Out: two full records, so that mitm_write/mitm_relay can encrypt twice
- * before the caller has to flush.  mbedTLS adds ~2 x 16.7 KB per leg.
+ * Per-leg ciphertext buffers, MITM_BATCH full records each way, so that
+ * one recv(2) takes and one send(2) gives several records of a bulk
+ * transfer (with one record each, a GB cost 60,000 of each call per leg,
+ * and netstackd cut its segments at a record's size).  In holds at least
+ * one full record plus the next header, so that a ClientHello of up to
+ * ~17 KB can be parsed before mbedTLS sees it.  The memory exists only
+ * while a buffer holds bytes (mitm.c).  mbedTLS adds ~2 x 16.7 KB per leg.
  */
-#define MITM_IN_CAP	(16384 + 1024)
-#define MITM_OUT_CAP	(2 * (16384 + 1024))
+#define MITM_BATCH	4
+#define MITM_IN_CAP	(MITM_BATCH * (16384 + 1024))
+#define MITM_OUT_CAP	(MITM_BATCH * (16384 + 1024))
 #define MITM_MAX_RECORD	16384
 #define MITM_MAX_ALPN	16
 

@@ -459,7 +459,7 @@ tcp_app_readable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (f->m != NULL) {
-		(void)rflow_tls_run(f);
+		(void)rflow_tls_run_woken(f, MITM_CLIENT);
 		return;
 	}
 	if (f->layer_pump) {
@@ -496,7 +496,7 @@ tcp_up_readable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (f->m != NULL) {
-		(void)rflow_tls_run(f);
+		(void)rflow_tls_run_woken(f, MITM_UPSTREAM);
 		return;
 	}
 	if (f->layer_pump) {

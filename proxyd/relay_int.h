@@ -65,10 +65,12 @@ struct store_flow_facts;
  * What a flow's state costs besides its ring buffers and bodies, charged to
  * the memory budget while it runs: the flow and its HTTP parsers; and for
  * an intercepted one the TLS engine (mbedTLS's own record buffers, ~104 KiB
- * measured by bench_mitm, plus the engine's and the layer's buffers).
+ * measured by bench_mitm, plus the layer's buffers).  The engine's
+ * ciphertext buffers (up to mitm_buffer_bytes(), only while they hold
+ * bytes) are charged as they are held, after each run (rflow_tls_run).
  */
 #define FLOW_STATE_COST		(sizeof(struct rflow) + 8 * 1024)
-#define TLS_FLOW_COST		(104 * 1024 + mitm_buffer_bytes() + 32 * 1024)
+#define TLS_FLOW_COST		(104 * 1024 + 32 * 1024)
 #define ADDR_BUCKETS		256	/* source address -> flows running */
 
 /* Flows running from one source address (max_flows_per_addr). */
@@ -140,6 +142,8 @@ struct rflow {
 
 	size_t			 charged;	/* to the memory budget, besides
 						 * ring buffers and bodies */
+	size_t			 tls_held;	/* of charged: the TLS engine's
+						 * buffers, as of its last run */
 	unsigned		 addr_counted:1;	/* in relay.addrs */
 	char			 refused[128];	/* over a cap: which */
 
@@ -306,6 +310,7 @@ int		 rflow_layer_run(struct rflow *);
 /* relay_tls.c */
 int		 rflow_tls_start(struct rflow *);
 int		 rflow_tls_run(struct rflow *);
+int		 rflow_tls_run_woken(struct rflow *, int readable_side);
 int		 rflow_tls_connect_failed(struct rflow *, int err);
 void		 rflow_tls_side_broken(struct rflow *, int side, int err);
 

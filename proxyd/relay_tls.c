@@ -7,6 +7,7 @@
  * certificate (their host passes through for a while).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -260,20 +261,63 @@ tls_layer_relay(struct rflow *f, unsigned *eof_from)
 }
 
 /*
+ * The engine's ciphertext buffers are charged to the memory budget as they
+ * are held (they exist only while they hold bytes; several records each
+ * way on a bulk flow, none on an idle one), and given back with the rest
+ * of the flow's charge when it ends.
+ */
+static void
+tls_charge_buffers(struct rflow *f)
+{
+	struct relay *r = f->relay;
+	size_t now = mitm_held_bytes(f->m);
+
+	if (now > f->tls_held)
+		membudget_force(r->cfg.budget, now - f->tls_held);
+	else if (now < f->tls_held)
+		membudget_give(r->cfg.budget, f->tls_held - now);
+	f->charged = f->charged - f->tls_held + now;
+	f->tls_held = now;
+}
+
+/*
  * Move ciphertext between the sockets and the engine, and plaintext across
  * (mitm_relay: bounded by the engine's buffers, so a slow reader stops the
  * writer end to end, as in the raw relay), until nothing moves; then set
  * the watchers from what the engine wants.  -1 if the flow ended (freed).
+ *
+ * A socket that gave less than the room offered is drained, and one that
+ * took less than it was given is full: neither is tried again in this run
+ * (that recv would only say EAGAIN — on a keep-alive flow two of them per
+ * request).  The watchers are level-triggered, so bytes that arrive
+ * meanwhile wake the flow again.
  */
 int
 rflow_tls_run(struct rflow *f)
 {
+	return rflow_tls_run_woken(f, -1);
+}
+
+/*
+ * rflow_tls_run for a flow woken because side `readable` is (-1: no side
+ * in particular).  The other side is not tried first if its read watcher
+ * is on: were it readable, libev would run its callback too (in this loop
+ * iteration or the next), so a recv there would most likely say EAGAIN —
+ * on a keep-alive flow, once per request each way.
+ */
+int
+rflow_tls_run_woken(struct rflow *f, int readable)
+{
 	struct relay *r = f->relay;
 	struct mitm *m = f->m;
 	enum mitm_status st = MITM_HANDSHAKING;
+	bool drained[2] = { false, false }, full[2] = { false, false };
 	size_t lc, lu;
 	unsigned w;
 	int round, s;
+
+	for (s = 0; s < 2 && readable >= 0; s++)
+		drained[s] = s != readable && ev_is_active(&tls_side(f, s)->rd);
 
 	for (round = 0; round < 64; round++) {
 		int progress = 0;
@@ -300,10 +344,12 @@ rflow_tls_run(struct rflow *f)
 				progress |= k > 0;
 				continue;
 			}
-			if ((space = mitm_in_space(m, (enum mitm_side)s, &p)) == 0)
+			if (drained[s] ||
+			    (space = mitm_in_space(m, (enum mitm_side)s, &p)) == 0)
 				continue;
 			n = recv(sd->fd, p, space, MSG_DONTWAIT);
 			if (n > 0) {
+				drained[s] = (size_t)n < space;
 				mitm_in_commit(m, (enum mitm_side)s, (size_t)n);
 				if (s == MITM_CLIENT) {
 					f->rec.bytes_from_app += (size_t)n;
@@ -320,6 +366,7 @@ rflow_tls_run(struct rflow *f)
 				progress = 1;
 			} else {
 				mitm_in_commit(m, (enum mitm_side)s, 0);
+				drained[s] = errno == EAGAIN;
 				if (errno != EAGAIN && errno != EINTR) {
 					rflow_tls_side_broken(f, s, errno);
 					return -1;
@@ -360,11 +407,12 @@ rflow_tls_run(struct rflow *f)
 			ssize_t n;
 
 			p = mitm_out_peek(m, (enum mitm_side)s, &len);
-			if (len == 0 || sd->fd == -1 ||
+			if (len == 0 || sd->fd == -1 || full[s] ||
 			    (s == MITM_UPSTREAM && f->connecting))
 				continue;
 			n = send(sd->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n > 0) {
+				full[s] = (size_t)n < len;
 				if (s == MITM_CLIENT) {
 					f->rec.bytes_to_app += (size_t)n;
 					r->stats.bytes_to_app += (size_t)n;
@@ -378,7 +426,8 @@ rflow_tls_run(struct rflow *f)
 			    errno != ENOBUFS) {
 				rflow_tls_side_broken(f, s, errno);
 				return -1;
-			}
+			} else if (n == -1)
+				full[s] = errno != EINTR;
 		}
 		if (!progress)
 			break;
@@ -442,6 +491,7 @@ rflow_tls_run(struct rflow *f)
 		lc += pc;
 		lu += pu;
 	}
+	tls_charge_buffers(f);
 	w = mitm_wants(m);
 	relay_watch(r->loop, &f->app.rd, f->app.fd != -1 && !f->app.eof &&
 	    (w & MITM_WANT_READ_CLIENT));

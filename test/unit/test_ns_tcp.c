@@ -616,6 +616,197 @@ send_ring_full_returns_zero(void **state)
 	assert_int_equal(tcp_send_space(&f->c), 0);
 }
 
+/*
+ * Ack what was sent until `total` bytes from the start of the stream are
+ * acknowledged, checking every segment's bytes against payload.
+ */
+static void
+ack_all_checking(struct fx *f, uint32_t total)
+{
+	for (int rounds = 0; f->c.snd_una != ISS + 1 + total; rounds++) {
+		uint32_t hi = f->c.snd_una;
+
+		assert_true(rounds < 1000);
+		for (int i = 0; i < f->nout; i++) {
+			const struct tcp_seg *sg = &f->out[i].seg;
+			uint32_t off = sg->seq - (ISS + 1);
+
+			assert_true(off + sg->len <= total);
+			assert_memory_equal(sg->data, payload + off, sg->len);
+			if (SEQ_GT(sg->seq + sg->len, hi))
+				hi = sg->seq + sg->len;
+		}
+		f->nout = 0;
+		f->now += 1;
+		input(f, ack_seg(f, hi));
+	}
+}
+
+/* Reading straight into the send ring (tcp_send_room): the free room
+ * wraps around the ring's end as two iovecs, and what is committed goes
+ * out byte for byte as if tcp_send had copied it. */
+static void
+send_room_wraps_and_commits(void **state)
+{
+	struct fx *f = *state;
+	struct iovec iov[2];
+	uint32_t first, second;
+
+	establish(f, ISS, IRS, 1);
+	assert_int_equal(tcp_send(&f->c, payload, 60000, f->now), 60000);
+	/* Ack the initial window: the ring's head moves to 14480. */
+	f->nout = 0;
+	input(f, ack_seg(f, ISS + 1 + 14480));
+	assert_int_equal(tcp_send_room(&f->c, iov), 2);
+	first = (uint32_t)iov[0].iov_len;
+	second = (uint32_t)iov[1].iov_len;
+	assert_int_equal(first, 65536 - 60000);
+	assert_int_equal(second, 14480);
+	assert_int_equal(first + second, tcp_send_space(&f->c));
+	memcpy(iov[0].iov_base, payload + 60000, first);
+	/* Commit in two steps, the second after a partial read. */
+	tcp_send_commit(&f->c, first, f->now);
+	assert_int_equal(tcp_send_room(&f->c, iov), 1);
+	assert_int_equal(iov[0].iov_len, second);
+	memcpy(iov[0].iov_base, payload + 60000 + first, 1000);
+	tcp_send_commit(&f->c, 1000, f->now);
+	assert_int_equal(tcp_send_space(&f->c), second - 1000);
+	ack_all_checking(f, 60000 + first + 1000);
+	/* All acked: the ring went back. */
+	assert_int_equal(f->mem.used, 0);
+}
+
+/* Nothing read after all (EAGAIN, EOF): commit 0 gives the ring back. */
+static void
+send_room_commit_nothing_releases_ring(void **state)
+{
+	struct fx *f = *state;
+	struct iovec iov[2];
+
+	establish(f, ISS, IRS, 1);
+	assert_int_equal(tcp_send_room(&f->c, iov), 1);
+	assert_int_equal(iov[0].iov_len, 65536);
+	assert_int_equal(f->mem.used, 65536);
+	tcp_send_commit(&f->c, 0, f->now);
+	assert_int_equal(f->mem.used, 0);
+	assert_int_equal(f->nout, 0);
+	/* A commit larger than the room is clipped, never an overrun. */
+	assert_int_equal(tcp_send_room(&f->c, iov), 1);
+	memcpy(iov[0].iov_base, payload, 65536);
+	tcp_send_commit(&f->c, 70000, f->now);
+	assert_int_equal(tcp_send_space(&f->c), 0);
+	assert_int_equal(tcp_send_room(&f->c, iov), 0);	/* full */
+}
+
+/* No room when the memory budget is spent (the caller falls back to
+ * tcp_send and its own buffer), none once writing is over. */
+static void
+send_room_without_memory_or_after_fin(void **state)
+{
+	struct fx *f = *state;
+	struct iovec iov[2];
+
+	establish(f, ISS, IRS, 1);
+	f->mem.limit = 1000;
+	assert_int_equal(tcp_send_room(&f->c, iov), 0);
+	assert_true(f->mem.alloc_failures > 0);
+	f->mem.limit = 64 * 1024 * 1024;
+	tcp_shutdown(&f->c, f->now);
+	assert_int_equal(tcp_send_room(&f->c, iov), -1);
+	assert_int_equal(f->mem.used, 0);
+}
+
+/* emitv (netstackd's writev to the TUN): headers and ring slices, each
+ * segment flattened here and checked like any other (capture). */
+static int g_v_two_slices, g_v_odd_first;
+
+static void
+capture_v(void *ctx, const uint8_t *hdr, size_t hdrlen,
+    const struct iovec *slices, int npayload)
+{
+	uint8_t whole[70000];
+	size_t len = hdrlen;
+
+	assert_true(npayload == 1 || npayload == 2);
+	memcpy(whole, hdr, hdrlen);
+	for (int i = 0; i < npayload; i++) {
+		assert_true(len + slices[i].iov_len <= sizeof(whole));
+		memcpy(whole + len, slices[i].iov_base, slices[i].iov_len);
+		len += slices[i].iov_len;
+	}
+	if (npayload == 2) {
+		g_v_two_slices++;
+		if (slices[0].iov_len & 1)
+			g_v_odd_first++;
+	}
+	capture(ctx, whole, len);	/* parses it, checks the checksum */
+}
+
+/*
+ * 200,000 bytes through a 16 KiB ring with an MSS that makes every
+ * segment odd-sized (989 bytes of payload): segments cross the ring's end
+ * as two slices, some of them with an odd first slice, whose checksum
+ * must still come out right (capture checks it) and whose bytes must be
+ * the stream's.  Acks are partial, so the ring never empties (and never
+ * starts again at offset 0).
+ */
+static void
+emitv_sends_ring_slices_with_right_checksums(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t total = 200000;
+	struct tcp_seg s;
+	uint32_t sent = 0;
+
+	f->cfg.emitv = capture_v;
+	f->cfg.sndbuf = 16 * 1024;	/* a dozen trips round the ring */
+	g_v_two_slices = g_v_odd_first = 0;
+	init_conn(f, ISS);
+	s = syn_full(IRS);
+	s.mss = 1001;
+	input(f, s);
+	s = seg_tmpl(TH_ACK, IRS + 1, ISS + 1);
+	s.has_ts = true;
+	s.tsval = 101;
+	s.tsecr = last(f)->tsval;
+	s.wnd = 1024;
+	f->now += 1;
+	input(f, s);
+	assert_int_equal(f->c.state, TCP_ESTABLISHED);
+	(void)tcp_take_events(&f->c);
+	f->nout = 0;
+	for (int rounds = 0; f->c.snd_una != ISS + 1 + total; rounds++) {
+		uint32_t acked = f->c.snd_una - (ISS + 1), hi = f->c.snd_una;
+		uint32_t room = 12000 - (sent - acked);
+		ssize_t n;
+
+		assert_true(rounds < 5000);
+		if (sent < total && room > 0) {
+			n = tcp_send(&f->c, payload + sent,
+			    room < total - sent ? room : total - sent, f->now);
+			assert_true(n >= 0);
+			sent += (uint32_t)n;
+		}
+		for (int i = 0; i < f->nout; i++) {
+			const struct tcp_seg *sg = &f->out[i].seg;
+			uint32_t off = sg->seq - (ISS + 1);
+
+			assert_true(off + sg->len <= total);
+			assert_memory_equal(sg->data, payload + off, sg->len);
+			if (SEQ_GT(sg->seq + sg->len, hi))
+				hi = sg->seq + sg->len;
+		}
+		f->nout = 0;
+		f->now += 1;
+		/* Half of what is out, all of it once everything is sent. */
+		if (sent < total && hi - f->c.snd_una > 1)
+			hi = f->c.snd_una + (hi - f->c.snd_una) / 2;
+		input(f, ack_seg(f, hi));
+	}
+	assert_true(g_v_two_slices > 0);
+	assert_true(g_v_odd_first > 0);
+}
+
 static void
 rtt_sample_sets_rto(void **state)
 {
@@ -1685,6 +1876,10 @@ main(void)
 		T(nagle_holds_small_segment),
 		T(nagle_off_sends_each_write),
 		T(send_ring_full_returns_zero),
+		T(send_room_wraps_and_commits),
+		T(send_room_commit_nothing_releases_ring),
+		T(send_room_without_memory_or_after_fin),
+		T(emitv_sends_ring_slices_with_right_checksums),
 		T(rtt_sample_sets_rto),
 		T(retransmit_backoff_doubles),
 		T(retransmit_rto_capped_at_max),
