@@ -67,7 +67,8 @@ CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
 proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3 libnghttp2)
-localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
+# (mbedcrypto: the SHA-1 that names a certificate in macOS's keychain)
+localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3) $(MBEDTLS_LIBS)
 webd_LIBS        = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
