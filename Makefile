@@ -241,7 +241,10 @@ PORTABLE_LINUX_ONLY := common/sandbox.c common/ipc_linux.c common/plat_linux.c \
 PORTABLE_PROXYD_SRC := $(filter-out $(PORTABLE_LINUX_ONLY),$(COMMON_SRC) \
 	$(proxyd_LIBSRC) $(proxyd_MAIN))
 PORTABLE_DIR := build/portable
-PORTABLE_SRC := $(PORTABLE_PROXYD_SRC) $(MXCORE_SRC)
+# localcapctl's own files and the store reader too (its ps links
+# redirectord/spec.c, which is still Linux's: docs/macos.md).
+PORTABLE_SRC := $(PORTABLE_PROXYD_SRC) $(MXCORE_SRC) $(CTL_MAIN) $(CTL_LIBSRC) \
+	$(STOREREAD_SRC)
 PORTABLE_OBJ := $(patsubst %.c,$(PORTABLE_DIR)/%.o,$(PORTABLE_SRC)) \
 	$(patsubst $(GEN)/%.c,$(PORTABLE_DIR)/gen/%.o,$(GEN_SRC))
 PORTABLE_CPPFLAGS = $(filter-out -D_GNU_SOURCE -MMD -MP,$(CPPFLAGS)) \

@@ -49,5 +49,6 @@
 /* What macOS's headers declare by default and glibc only with
  * _GNU_SOURCE (both systems have these). */
 void	*memmem(const void *, size_t, const void *, size_t);
+char	*strptime(const char *, const char *, struct tm *);
 
 #endif

@@ -41,7 +41,7 @@ imports=$(nm -D --undefined-only "$P/bin/proxyd" | awk '{ print $2 }' | sed 's/@
 linux_only=$(echo "$imports" | grep -xE 'splice|pipe2|prctl|getrandom|close_range|cap_[a-z_]+|seccomp_[a-z_]+' | tr '\n' ' ')
 [ -z "$linux_only" ] && ok "no Linux-only call imported (splice, prctl, getrandom, close_range, libcap, libseccomp)" ||
     not_ok "the portable proxyd imports $linux_only"
-real=$(nm -D --undefined-only "$BUILD/bin/proxyd" | grep -cE ' (splice|prctl|getrandom|close_range)@')
+real=$(nm -D --undefined-only "$BUILD/bin/proxyd" | grep -cE ' (splice|prctl|getrandom|close_range)(@|$)')
 [ "$real" -eq 4 ] && ok "...which the Linux build does import (4 of 4: the check can fail)" ||
     not_ok "the Linux build imports $real of splice/prctl/getrandom/close_range"
 echo "$imports" | grep -qx arc4random_buf && ok "randomness from arc4random_buf, as on macOS" ||

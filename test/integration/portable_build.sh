@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make PORTABLE=1`: what macOS builds (common/ and proxyd/ without their
-# Linux-only files, the generated protobuf code, macos-extension/core/)
+# Linux-only files, localcapctl's ctl/ and storeread/, the generated
+# protobuf code, macos-extension/core/)
 # compiles here without _GNU_SOURCE and with Linux-only names poisoned,
 # warnings as errors.  (macos_proxyd.sh links and runs that proxyd.)
 set -u
