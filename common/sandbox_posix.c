@@ -31,7 +31,14 @@
 #include "log.h"
 
 #ifdef __APPLE__
-#include <sandbox.h>
+#include <stdint.h>
+/*
+ * From macOS's <sandbox.h> (libsystem_sandbox), declared here because
+ * -Icommon makes <sandbox.h> this tree's common/sandbox.h.  Deprecated
+ * since 10.8 and still the public way to apply an SBPL profile.
+ */
+int	sandbox_init(const char *profile, uint64_t flags, char **errorbuf);
+void	sandbox_free_error(char *errorbuf);
 #endif
 
 #ifndef LOCALCAP_SANDBOX_DIR
@@ -113,8 +120,6 @@ define(char **out, size_t *len, const char *name, const char *value)
 	*len += (size_t)n;
 }
 
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wdeprecated-declarations"
 static void
 seatbelt(const struct sandbox *sb)
 {
@@ -141,9 +146,10 @@ seatbelt(const struct sandbox *sb)
 	prof[len + (size_t)n] = '\0';
 	if (sandbox_init(prof, 0, &err) != 0)
 		fatalx("sandbox: %s: %s", path, err != NULL ? err : "refused");
+	if (err != NULL)
+		sandbox_free_error(err);
 	free(prof);
 }
-#pragma clang diagnostic pop
 #endif
 
 void
