@@ -233,6 +233,10 @@ static int
 source_authorize(const struct ipc_cred *cred, void *arg)
 {
 	(void)arg;
+	/* macOS: a signed build takes flows only from code localcap's team
+	 * signed (the extension), whatever its uid (common/ipc.h). */
+	if (cred->code == IPC_CODE_OTHER)
+		return 0;
 	return cred->uid == 0 || cred->uid == geteuid() ||
 	    (proxyd.netstack_user_set && cred->uid == proxyd.netstack_uid);
 }
