@@ -67,7 +67,8 @@ CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
 netstackd_LIBS   =
 proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3 libnghttp2)
-localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
+# (mbedcrypto: the SHA-1 that names a certificate in macOS's keychain)
+localcapctl_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3) $(MBEDTLS_LIBS)
 webd_LIBS        = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
@@ -226,13 +227,24 @@ check:
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) ./test/run-tests.sh
 
 # --- make PORTABLE=1: what macOS builds, compiled here ------------------------------
-# common/'s portable files, the generated protobuf code and the macOS
-# extension's core, without _GNU_SOURCE and with Linux-only names poisoned
+# common/, proxyd/, the generated protobuf code and the macOS extension's
+# core, without _GNU_SOURCE and with Linux-only names poisoned
 # (common/portable_check.h): a Linux-only call there fails here, warnings as
-# errors, not first on a Mac.  Compile only (the *_darwin.c files and the
-# Objective-C shim need macOS's headers: .github/workflows/macos.yml).
+# errors, not first on a Mac.  The platform seam (common/plat.h) takes its
+# POSIX side.  Compile only (the *_darwin.c files and the Objective-C shim
+# need macOS's headers: .github/workflows/macos.yml).
+# Linux-only files, left out of both portable builds; their portable
+# counterparts (plat_posix.c, sandbox_posix.c, relay_copy.c) compile to
+# nothing in the Linux build.
+PORTABLE_LINUX_ONLY := common/sandbox.c common/ipc_linux.c common/plat_linux.c \
+	proxyd/relay_splice.c
+PORTABLE_PROXYD_SRC := $(filter-out $(PORTABLE_LINUX_ONLY),$(COMMON_SRC) \
+	$(proxyd_LIBSRC) $(proxyd_MAIN))
 PORTABLE_DIR := build/portable
-PORTABLE_SRC := $(addprefix common/,ipc.c msg.c log.c ispec.c utf8.c) $(MXCORE_SRC)
+# localcapctl's own files and the store reader too (its ps links
+# redirectord/spec.c, which is still Linux's: docs/macos.md).
+PORTABLE_SRC := $(PORTABLE_PROXYD_SRC) $(MXCORE_SRC) $(CTL_MAIN) $(CTL_LIBSRC) \
+	$(STOREREAD_SRC)
 PORTABLE_OBJ := $(patsubst %.c,$(PORTABLE_DIR)/%.o,$(PORTABLE_SRC)) \
 	$(patsubst $(GEN)/%.c,$(PORTABLE_DIR)/gen/%.o,$(GEN_SRC))
 PORTABLE_CPPFLAGS = $(filter-out -D_GNU_SOURCE -MMD -MP,$(CPPFLAGS)) \
@@ -256,6 +268,38 @@ portable: $(PORTABLE_OBJ)
 ifeq ($(PORTABLE),1)
 .DEFAULT_GOAL := portable
 endif
+
+# make portable-run: proxyd linked on Linux with the platform seam's POSIX
+# side (-DLC_PORTABLE): the signer's length-prefixed stream channel, no
+# splice, no getrandom/prctl/accept4/close_range, MSG_NOSIGNAL 0, the
+# POSIX sandbox.  test/integration/macos_proxyd.sh runs the proxyd tests
+# against it, so macOS's code paths run here, not only compile.  Not for
+# installing: it confines itself less than the real build.
+PRUN_DIR := $(BUILD)/portable-run
+# ipc_darwin.c needs macOS (LOCAL_PEERCRED): here ipc keeps its Linux side.
+PRUN_SRC := $(PORTABLE_PROXYD_SRC) common/ipc_linux.c
+PRUN_OBJ := $(patsubst %.c,$(PRUN_DIR)/obj/%.o,$(PRUN_SRC)) \
+	$(patsubst $(GEN)/%.c,$(PRUN_DIR)/obj/gen/%.o,$(GEN_SRC))
+
+$(PRUN_DIR)/obj/gen/%.o: $(GEN)/%.c $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DLC_PORTABLE $(filter-out -Wcast-qual -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
+$(PRUN_DIR)/obj/%.o: %.c $(FLAGS_STAMP) | $(GEN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DLC_PORTABLE $(CFLAGS) -c $< -o $@
+$(PRUN_DIR)/bin/proxyd: $(PRUN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(proxyd_LIBS) $(COMMON_LIBS)
+
+.PHONY: portable-run
+portable-run: $(PRUN_DIR)/bin/proxyd
+
+# test_plat once more, against plat_posix.c: the seam's macOS side, run.
+$(TESTBIN)/test_plat_portable: $(PRUN_DIR)/obj/test/unit/test_plat.o \
+    $(PRUN_DIR)/obj/common/plat_posix.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
+test-bins: $(TESTBIN)/test_plat_portable
 
 # --- fuzzing (clang + libFuzzer) ------------------------------------------------
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
@@ -310,7 +354,7 @@ install: all
 
 clean:
 	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz \
-		$(FLAGS_STAMP) build/sanitize build/portable build/macos
+		$(FLAGS_STAMP) $(PRUN_DIR) $(BUILD)/portable-run.log build/sanitize build/portable build/macos
 
 # Also forgets the locally built mbedTLS.
 distclean:
@@ -323,3 +367,4 @@ distclean:
 -include packaging/install.mk
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+-include $(shell find $(PRUN_DIR)/obj -name '*.d' 2>/dev/null)

@@ -90,6 +90,18 @@ struct ipc_cred {
 	gid_t	 gid;
 	int	 ngroups;
 	gid_t	*groups;
+	int	 code;		/* enum ipc_code: whose code the peer runs */
+};
+
+/*
+ * The peer's code signature (macOS: its audit token from LOCAL_PEERTOKEN,
+ * checked against localcap's team, LC_TEAM_ID; ipc_darwin.c).  Linux has
+ * none: always IPC_CODE_UNKNOWN there, and the uid checks stand alone.
+ */
+enum ipc_code {
+	IPC_CODE_UNKNOWN = 0,	/* no signatures here, or no team configured */
+	IPC_CODE_LOCALCAP,	/* valid, and signed by localcap's team */
+	IPC_CODE_OTHER,		/* anything else: unsigned, another team, invalid */
 };
 
 /* 1 if gid is the peer's primary group or one of its supplementary groups. */

@@ -1,7 +1,10 @@
 /*
  * ipc_sys.h on macOS: no accept4, SOCK_NONBLOCK/SOCK_CLOEXEC, MSG_NOSIGNAL
  * or MSG_CMSG_CLOEXEC; peer credentials from LOCAL_PEERCRED (uid, groups)
- * and LOCAL_PEERPID (pid).  Not compiled on Linux (nothing checks it there but
+ * and LOCAL_PEERPID (pid); the peer's code signature from LOCAL_PEERTOKEN
+ * (its audit token, so a reused pid cannot pass for it), checked with
+ * Security.framework against localcap's team (LC_TEAM_ID, as the
+ * extension's shim does for flows).  Not compiled on Linux (nothing checks it there but
  * the macOS CI job: .github/workflows/macos.yml).
  */
 #ifdef __APPLE__
@@ -15,8 +18,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <CoreFoundation/CoreFoundation.h>
+#include <Security/Security.h>
+#include <bsm/libbsm.h>
+
 #include "ipc.h"
 #include "ipc_sys.h"
+
+#ifndef LC_TEAM_ID
+#define LC_TEAM_ID	""	/* an ad hoc build: nothing to check against */
+#endif
 
 static int
 prepare(int fd, int nonblock)
@@ -60,6 +71,56 @@ ipc_sys_accept(int lfd)
 	return fd;
 }
 
+/* Whose code the peer runs (enum ipc_code), from its audit token. */
+static int
+peer_code(int fd)
+{
+	static const char req_text[] = "anchor apple generic and "
+	    "certificate leaf[subject.OU] = \"" LC_TEAM_ID "\"";
+	audit_token_t at;
+	socklen_t len = sizeof(at);
+	CFDataRef token = NULL;
+	CFDictionaryRef attrs = NULL;
+	CFStringRef text = NULL;
+	SecRequirementRef req = NULL;
+	SecCodeRef code = NULL;
+	const void *keys[1], *values[1];
+	int verdict = IPC_CODE_OTHER;
+
+	if (LC_TEAM_ID[0] == '\0')
+		return IPC_CODE_UNKNOWN;
+	if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERTOKEN, &at, &len) == -1 ||
+	    len != sizeof(at))
+		return IPC_CODE_OTHER;
+	if ((token = CFDataCreate(NULL, (const UInt8 *)&at, (CFIndex)sizeof(at))) == NULL)
+		goto out;
+	keys[0] = kSecGuestAttributeAudit;
+	values[0] = token;
+	if ((attrs = CFDictionaryCreate(NULL, keys, values, 1,
+	    &kCFTypeDictionaryKeyCallBacks, &kCFTypeDictionaryValueCallBacks)) == NULL ||
+	    (text = CFStringCreateWithCString(NULL, req_text,
+	    kCFStringEncodingUTF8)) == NULL ||
+	    SecRequirementCreateWithString(text, kSecCSDefaultFlags, &req) !=
+	    errSecSuccess ||
+	    SecCodeCopyGuestWithAttributes(NULL, attrs, kSecCSDefaultFlags, &code) !=
+	    errSecSuccess || code == NULL)
+		goto out;
+	if (SecCodeCheckValidity(code, kSecCSDefaultFlags, req) == errSecSuccess)
+		verdict = IPC_CODE_LOCALCAP;
+out:
+	if (code != NULL)
+		CFRelease(code);
+	if (req != NULL)
+		CFRelease(req);
+	if (text != NULL)
+		CFRelease(text);
+	if (attrs != NULL)
+		CFRelease(attrs);
+	if (token != NULL)
+		CFRelease(token);
+	return verdict;
+}
+
 int
 ipc_sys_peer_cred(int fd, struct ipc_cred *cred)
 {
@@ -82,6 +143,7 @@ ipc_sys_peer_cred(int fd, struct ipc_cred *cred)
 	len = sizeof(pid);
 	if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &len) == 0)
 		cred->pid = pid;
+	cred->code = peer_code(fd);
 	return 0;
 }
 

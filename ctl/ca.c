@@ -11,6 +11,11 @@
  * proxyd's user owns: root's uninstall must not delete what that user
  * names.  Even so, uninstall honours only paths install itself creates.
  *
+ * On macOS install goes into the System keychain instead, through
+ * security(1) (ca_keychain.c); LOCALCAP_CA_STORE=keychain|debian picks
+ * either on any system (the tests run the keychain path on Linux with a
+ * recording security on PATH).
+ *
  * LOCALCAP_TRUST_ROOT=DIR prefixes every system path, and runs
  * update-ca-certificates on that tree only: a supported feature (an image's
  * trust store prepared from outside; localcapctl(8)), and how ctl_ca.sh
@@ -34,7 +39,11 @@
 #define CA_PEM		"localcap-ca-cert.pem"
 #define CA_DER		"localcap-ca-cert.der"
 #define CA_RECORD	"ca-installed"	/* an older localcapctl's record, in the state dir */
+#ifdef __APPLE__
+#define RECORD_DIR	"/var/db/localcap-ca"	/* root's: what install did */
+#else
 #define RECORD_DIR	"/var/lib/localcap-ca"	/* root's: what install did */
+#endif
 #define LOCAL_CERTS	"/usr/local/share/ca-certificates"
 
 static const char *
@@ -43,6 +52,28 @@ trust_root(void)
 	const char *r = getenv("LOCALCAP_TRUST_ROOT");
 
 	return r && *r ? r : "";
+}
+
+/* 1: the System keychain (macOS's default), 0: Debian's store and NSS,
+ * -1: LOCALCAP_CA_STORE names neither. */
+static int
+ca_store_keychain(void)
+{
+	const char *s = getenv("LOCALCAP_CA_STORE");
+
+	if (s == NULL || *s == '\0') {
+#ifdef __APPLE__
+		return 1;
+#else
+		return 0;
+#endif
+	}
+	if (strcmp(s, "keychain") == 0)
+		return 1;
+	if (strcmp(s, "debian") == 0)
+		return 0;
+	fprintf(stderr, "localcapctl: LOCALCAP_CA_STORE=%s: keychain or debian\n", s);
+	return -1;
 }
 
 /* Read a whole (small) file; NULL with errno. */
@@ -334,17 +365,28 @@ static int
 ca_install(const char *state_dir)
 {
 	char pem_path[PATH_MAX], dest[PATH_MAX + 64], dir[PATH_MAX], record[PATH_MAX];
-	char nick[64];
+	char nick[64], der_path[PATH_MAX];
 	char dbs[8][PATH_MAX], sqldb[PATH_MAX + 8];
-	size_t len;
-	char *pem;
+	size_t len, der_len = 0;
+	char *pem, *der = NULL;
 	FILE *rec;
-	int fd, i, ndb, rc;
+	int fd, i, ndb, rc, keychain;
 
+	if ((keychain = ca_store_keychain()) == -1)
+		return 2;
 	if (ca_file(state_dir, CA_PEM, pem_path, sizeof(pem_path)) == -1)
 		return 1;
 	if ((pem = slurp(pem_path, &len)) == NULL) {
 		fprintf(stderr, "localcapctl: %s: %s\n", pem_path, strerror(errno));
+		return 1;
+	}
+	if (keychain && ca_file(state_dir, CA_DER, der_path, sizeof(der_path)) == -1) {
+		free(pem);
+		return 1;
+	}
+	if (keychain && (der = slurp(der_path, &der_len)) == NULL) {
+		fprintf(stderr, "localcapctl: %s: %s\n", der_path, strerror(errno));
+		free(pem);
 		return 1;
 	}
 	snprintf(nick, sizeof(nick), "localcap CA %08x", ca_tag(pem, len));
@@ -355,12 +397,22 @@ ca_install(const char *state_dir)
 		fprintf(stderr, "localcapctl: the install record %s: %s%s\n", record,
 		    strerror(errno), errno == EACCES ? " (run as root)" : "");
 		free(pem);
+		free(der);
 		return 1;
 	}
 	fprintf(rec, "state %s\n", state_dir);
 	/* An older localcapctl's record in the state dir is superseded. */
 	snprintf(dir, sizeof(dir), "%s/%s", state_dir, CA_RECORD);
 	(void)unlink(dir);
+
+	if (keychain) {
+		rc = ctl_ca_keychain_install(trust_root(), pem_path,
+		    (const unsigned char *)der, der_len, rec);
+		fclose(rec);
+		free(pem);
+		free(der);
+		return rc;
+	}
 
 	/* The system store. */
 	snprintf(dir, sizeof(dir), "%s%s", trust_root(), LOCAL_CERTS);
@@ -414,8 +466,10 @@ static int
 ca_uninstall(const char *state_dir)
 {
 	char record[PATH_MAX], line[PATH_MAX + 16], nick[64] = "";
-	char sqldb[PATH_MAX + 8];
+	char sqldb[PATH_MAX + 8], pem_path[PATH_MAX], der_path[PATH_MAX];
 	int removed_file = 0, failed = 0, legacy;
+	size_t der_len = 0;
+	char *der;
 	FILE *rec;
 
 	if ((rec = record_open(state_dir, record, sizeof(record), &legacy)) == NULL) {
@@ -462,6 +516,17 @@ ca_uninstall(const char *state_dir)
 				    strerror(errno));
 				failed = 1;
 			}
+		} else if (strncmp(line, "keychain ", 9) == 0) {
+			/* The certificate, if the state dir still has it, for
+			 * its trust setting; the SHA-1 alone names what goes. */
+			snprintf(pem_path, sizeof(pem_path), "%s/%s", state_dir, CA_PEM);
+			snprintf(der_path, sizeof(der_path), "%s/%s", state_dir, CA_DER);
+			der = slurp(der_path, &der_len);
+			if (ctl_ca_keychain_uninstall(trust_root(), line + 9,
+			    der != NULL && access(pem_path, R_OK) == 0 ? pem_path : NULL,
+			    (const unsigned char *)der, der_len) != 0)
+				failed = 1;
+			free(der);
 		} else if (strncmp(line, "nss ", 4) == 0 && nick[0]) {
 			char *argv[] = { (char *)(uintptr_t)"certutil",
 			    (char *)(uintptr_t)"-D", (char *)(uintptr_t)"-d", sqldb,

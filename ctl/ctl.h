@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "control.pb-c.h"
@@ -41,6 +42,22 @@ int	ctl_ca(const char *state_dir, int argc, char **argv);
  * a real system): uninstall, as root, removes nothing else.
  */
 int	ctl_ca_installed_file_ok(const char *root, const char *path);
+
+/*
+ * macOS's System keychain through security(1) (ca_keychain.c): the default
+ * there; LOCALCAP_CA_STORE=keychain elsewhere.  root prefixes the keychain's
+ * path (LOCALCAP_TRUST_ROOT).  install writes "keychain SHA1" to rec;
+ * uninstall deletes that certificate (and, given the certificate that was
+ * installed, its trust setting).  0, or 1 with a message on stderr.
+ */
+int	ctl_ca_keychain_install(const char *root, const char *pem_path,
+	    const unsigned char *der, size_t der_len, FILE *rec);
+int	ctl_ca_keychain_uninstall(const char *root, const char *sha1,
+	    const char *pem_path, const unsigned char *der, size_t der_len);
+/* The keychain's name for a certificate: SHA-1 of its DER, upper-case hex. */
+int	ctl_ca_keychain_sha1(const unsigned char *der, size_t len, char hex[41]);
+/* 1 if s is such a name (40 upper-case hex digits). */
+int	ctl_ca_keychain_sha1_ok(const char *s);
 
 /*
  * The viewer (ctl/web.c): `localcapctl web` (execs webd in the foreground);

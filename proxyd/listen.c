@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "plat.h"
 #include "proxyd/http.h"
 #include "proxyd/listen.h"
 #include "proxyd/relay.h"
@@ -651,8 +652,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (i = 0; i < 64; i++) {
 		sslen = sizeof(ss);
-		fd = accept4(pl->fd, (struct sockaddr *)&ss, &sslen,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = plat_accept(pl->fd, (struct sockaddr *)&ss, &sslen);
 		if (fd == -1) {
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
@@ -748,8 +748,7 @@ plisten_new(struct ev_loop *loop, struct relay *relay,
 	pl->relay = relay;
 	TAILQ_INIT(&pl->conns);
 	len = flow_addr_sockaddr(a, &ss);
-	if ((pl->fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1 ||
+	if ((pl->fd = plat_socket(a->family, SOCK_STREAM, 1)) == -1 ||
 	    setsockopt(pl->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    (a->family == AF_INET6 && setsockopt(pl->fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &one, sizeof(one)) == -1) ||

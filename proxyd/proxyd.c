@@ -23,9 +23,9 @@
 #include <ev.h>
 #include <mbedtls/version.h>
 
-#include <sys/capability.h>
 
 #include "daemon.h"
+#include "plat.h"
 #include "sandbox.h"
 #include "proxyd/aead.h"
 #include "proxyd/ca.h"
@@ -233,6 +233,10 @@ static int
 source_authorize(const struct ipc_cred *cred, void *arg)
 {
 	(void)arg;
+	/* macOS: a signed build takes flows only from code localcap's team
+	 * signed (the extension), whatever its uid (common/ipc.h). */
+	if (cred->code == IPC_CODE_OTHER)
+		return 0;
 	return cred->uid == 0 || cred->uid == geteuid() ||
 	    (proxyd.netstack_user_set && cred->uid == proxyd.netstack_uid);
 }
@@ -386,7 +390,8 @@ spawn_signer(void)
 		fatalx("CA signer: the CA key is still in proxyd");
 	proxyd.signer_pid = signer_pid(proxyd.signer);
 	log_info("CA key handed to the signer process (pid %d); proxyd keeps "
-	    "the certificate only", (int)proxyd.signer_pid);
+	    "the certificate only (%s build)", (int)proxyd.signer_pid,
+	    plat_name());
 }
 
 static void
@@ -762,20 +767,6 @@ lookup_cancel(void *handle)
 	free(l);
 }
 
-/* Whether we may give files away (CAP_CHOWN in the effective set). */
-static int
-can_chown(void)
-{
-	cap_flag_value_t v = CAP_CLEAR;
-	cap_t caps = cap_get_proc();
-
-	if (caps == NULL)
-		return 0;
-	(void)cap_get_flag(caps, CAP_CHOWN, CAP_EFFECTIVE, &v);
-	cap_free(caps);
-	return v == CAP_SET;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -962,7 +953,7 @@ main(int argc, char *argv[])
 		 * a unit without CAP_CHOWN it stays root's (netstackd runs as
 		 * root there, without capabilities), and we do not even try.
 		 */
-		if (user && can_chown() && (sandbox_lookup_user(user, &uid, &gid) == -1 ||
+		if (user && plat_can_chown() && (sandbox_lookup_user(user, &uid, &gid) == -1 ||
 		    chown(path, uid, proxyd.netstack_user_set ? proxyd.netstack_gid :
 		    gid) == -1))
 			fatal("giving %s to user %s", path, user);

@@ -680,8 +680,8 @@ relay_start_prefixed(struct relay *r, const void *source,
 		/* Recorded below, then refused: no upstream socket. */
 		relay_refusal_warn(r, "flow to %s refused: %s",
 		    flow_addr_str(&meta->dst, dst, sizeof(dst)), f->refused);
-	} else if ((f->up.fd = socket(meta->dst.family, f->up.type |
-	    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
+	} else if ((f->up.fd = plat_socket(meta->dst.family, f->up.type,
+	    1)) == -1) {
 		rflow_addr_uncount(f);
 		relay_refusal_warn(r, "flow to %s: upstream socket: %s",
 		    flow_addr_str(&meta->dst, dst, sizeof(dst)), strerror(errno));

@@ -24,6 +24,7 @@
 
 #include <ev.h>
 
+#include "plat.h"
 #include "proxyd/dlist.h"
 #include "proxyd/flow.h"
 #include "proxyd/passmap.h"

@@ -33,12 +33,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "plat.h"
 #include "proxyd/dns.h"
 #include "proxyd/resolver.h"
 #include "proxyd/resolver_int.h"
@@ -493,7 +493,7 @@ random_ids(uint16_t ids[2])
 	uint8_t b[4];
 
 	do {
-		if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		if (plat_random(b, sizeof(b)) == -1)
 			return -1;
 		ids[0] = resolver_get16(b);
 		ids[1] = resolver_get16(b + 2);
@@ -519,13 +519,12 @@ try_next(struct resolver_query *q)
 		q->tries++;
 		s = &q->servers[q->server];
 		if (random_ids(ids) == -1) {
-			set_error(q, RESOLVER_ERR_SYSTEM, "getrandom: %s",
+			set_error(q, RESOLVER_ERR_SYSTEM, "random: %s",
 			    strerror(errno));
 			finish(q);
 			return;
 		}
-		q->fd = socket(s->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
+		q->fd = plat_socket(s->sa.ss_family, SOCK_DGRAM, 1);
 		if (q->fd == -1) {
 			set_error(q, RESOLVER_ERR_SYSTEM, "socket: %s",
 			    strerror(errno));

@@ -3,18 +3,20 @@
  * signer process proxyd forks to hold that key.
  *
  *   proxyd: certforge -> signer_sign_leaf -> sign_remote
- *	-> LeafRequest, one SOCK_SEQPACKET record -> signer process:
+ *	-> LeafRequest, one record (recchan.h) -> signer process:
  *	   serve -> request_from_msg -> sign_local (check_request, mbedTLS)
  *	<- LeafResponse, one record <-
  *
- * Why a bare SOCK_SEQPACKET socketpair and not common/ipc.c: both ends are
- * the same binary, forked, on Linux only (the signer's fence is seccomp and
- * Landlock), so ipc.c's handshake, versioning, fd passing, stream
+ * Why a bare record channel and not common/ipc.c: both ends are the same
+ * binary, forked, so ipc.c's handshake, versioning, fd passing, stream
  * reassembly and libev buy nothing, and would put an event loop and a
- * reassembly buffer into the process that holds the key.  The kernel keeps
- * record boundaries; MSG_TRUNC reports a record's true size, so an
- * oversized one is seen as such and never half-read.  The signer only does
- * recv, sign, send.
+ * reassembly buffer into the process that holds the key.  On Linux the
+ * channel is a SOCK_SEQPACKET socketpair: the kernel keeps record
+ * boundaries and MSG_TRUNC reports a record's true size, so an oversized
+ * one is seen as such and never half-read.  macOS has no SOCK_SEQPACKET for
+ * AF_UNIX: there a record is its length and its bytes on a stream, and an
+ * oversized length is seen before anything is read (recchan.c).  The signer
+ * only does recv, sign, send.
  *
  * Nothing here may assume the request came from trusted code: every name is
  * re-parsed with certname_parse() and must already be in normal form, sizes
@@ -38,8 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/capability.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -56,8 +56,10 @@
 #include "proxyd/tlserr.h"
 #include "errmsg.h"
 #include "log.h"
+#include "plat.h"
 #include "sandbox.h"
 #include "proxyd/ca.h"
+#include "proxyd/recchan.h"
 #include "proxyd/certname.h"
 #include "proxyd/signer.h"
 #include "proxyd/x509util.h"
@@ -482,9 +484,8 @@ serve(struct signer *s)
 		size_t der_len = 0, len;
 		ssize_t n;
 
-		n = recv(SIGNER_CHILD_FD, in, sizeof(in), MSG_TRUNC);
-		if (n == -1 && errno == EINTR)
-			continue;
+		n = recchan_recv(RECCHAN_NATIVE, SIGNER_CHILD_FD, in, sizeof(in),
+		    SIGNER_TIMEOUT_MS);
 		if (n == 0)
 			_exit(SIGNER_EXIT_CLOSED);
 		if (n == -1)
@@ -527,23 +528,9 @@ serve(struct signer *s)
 			signer_exit(SIGNER_EXIT_PROTOCOL, "answer too large");
 		len = lc__leaf_response__pack(&resp, out);
 		lc__leaf_request__free_unpacked(m, NULL);
-		while ((n = send(SIGNER_CHILD_FD, out, len, MSG_NOSIGNAL)) == -1 &&
-		    errno == EINTR)
-			;
-		if (n == -1)
+		if (recchan_send(RECCHAN_NATIVE, SIGNER_CHILD_FD, out, len) == -1)
 			_exit(errno == EPIPE ? SIGNER_EXIT_CLOSED : SIGNER_EXIT_IO);
 	}
-}
-
-static bool
-holds_capabilities(void)
-{
-	cap_t now = cap_get_proc(), none = cap_init();
-	bool any = now == NULL || none == NULL || cap_compare(now, none) != 0;
-
-	cap_free(now);
-	cap_free(none);
-	return any;
 }
 
 /*
@@ -578,11 +565,12 @@ signer_child(struct signer *s, int fd, pid_t parent)
 		close(STDOUT_FILENO);
 	}
 	/* proxyd's listeners, flows, epoll, store, pid file, syslog: all gone. */
-	if (close_range(SIGNER_CHILD_FD + 1, ~0U, 0) == -1)
-		signer_exit(SIGNER_EXIT_IO, "close_range: %s", strerror(errno));
+	if (plat_close_from(SIGNER_CHILD_FD + 1) == -1)
+		signer_exit(SIGNER_EXIT_IO, "closing descriptors: %s", strerror(errno));
 
 	/* libev's handlers would write into a closed pipe: back to defaults.
-	 * Termination comes from proxyd (EOF) or its death (PDEATHSIG), so a
+	 * Termination comes from proxyd (EOF) or its death (PDEATHSIG on Linux;
+	 * elsewhere its death closes the channel: EOF again), so a
 	 * terminal's ^C or systemd's SIGTERM to the cgroup leave it to proxyd. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -595,11 +583,12 @@ signer_child(struct signer *s, int fd, pid_t parent)
 	(void)sigprocmask(SIG_UNBLOCK, &all, NULL);
 
 	/* Same uid as proxyd: without this proxyd could ptrace us or read
-	 * /proc/PID/mem.  Also no core file with the key in it. */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
-		signer_exit(SIGNER_EXIT_IO, "PR_SET_DUMPABLE: %s", strerror(errno));
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1)
-		signer_exit(SIGNER_EXIT_IO, "PR_SET_PDEATHSIG: %s", strerror(errno));
+	 * /proc/PID/mem (macOS: attach a debugger).  Also no core file with
+	 * the key in it. */
+	if (plat_no_dump() == -1)
+		signer_exit(SIGNER_EXIT_IO, "no dump: %s", strerror(errno));
+	if (plat_die_with_parent() == -1)
+		signer_exit(SIGNER_EXIT_IO, "die with parent: %s", strerror(errno));
 	if (getppid() != parent)
 		_exit(SIGNER_EXIT_CLOSED);	/* proxyd died before we asked */
 	tzset();	/* log timestamps: /etc/localtime is out of reach soon */
@@ -607,7 +596,7 @@ signer_child(struct signer *s, int fd, pid_t parent)
 	 * After proxyd's own sandbox_drop there is none to drop; an
 	 * unprivileged parent could not empty the bounding set (no
 	 * CAP_SETPCAP), and with no_new_privs and no execve it is moot. */
-	if (holds_capabilities())
+	if (plat_privileged())
 		sandbox_drop(&sb);
 	sandbox_confine(&sb);
 	s->pin_spki = true;
@@ -635,7 +624,7 @@ signer_spawn(struct ca *ca, char *err, size_t errlen)
 		seterr(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+	if (recchan_pair(RECCHAN_NATIVE, sv) == -1) {
 		seterr(err, errlen, "socketpair: %s", strerror(errno));
 		goto fail;
 	}
@@ -769,9 +758,7 @@ sign_remote(struct signer *s, const struct leaf_request *req, unsigned char *der
 		return SIGNER_BAD_REQUEST;
 	}
 	len = lc__leaf_request__pack(&m, s->buf);
-	while ((n = send(s->fd, s->buf, len, MSG_NOSIGNAL)) == -1 && errno == EINTR)
-		;
-	if (n == -1) {
+	if (recchan_send(RECCHAN_NATIVE, s->fd, s->buf, len) == -1) {
 		channel_lost(s, errno == EPIPE || errno == ECONNRESET ? "is gone" :
 		    "socket failed");
 		seterr(err, errlen, "the CA signer process is gone");
@@ -788,11 +775,11 @@ sign_remote(struct signer *s, const struct leaf_request *req, unsigned char *der
 		seterr(err, errlen, "the CA signer process does not answer");
 		return SIGNER_UNAVAILABLE;
 	}
-	while ((n = recv(s->fd, s->buf, SIGNER_MSG_MAX, MSG_TRUNC)) == -1 &&
-	    errno == EINTR)
-		;
+	n = recchan_recv(RECCHAN_NATIVE, s->fd, s->buf, SIGNER_MSG_MAX,
+	    SIGNER_TIMEOUT_MS);
 	if (n <= 0) {
-		channel_lost(s, n == 0 ? "is gone" : "socket failed");
+		channel_lost(s, n == 0 ? "is gone" : errno == ETIMEDOUT ?
+		    "sent half an answer" : "socket failed");
 		seterr(err, errlen, "the CA signer process is gone");
 		return SIGNER_UNAVAILABLE;
 	}

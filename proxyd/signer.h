@@ -93,10 +93,12 @@ struct signer *signer_new(struct ca *ca);
 
 /*
  * Forks the signer process: it keeps the CA key and certificate and one end
- * of a SOCK_SEQPACKET socketpair, closes every other descriptor, makes
- * itself undumpable (no ptrace, no /proc/PID/mem for proxyd's user), dies
- * with its parent (PR_SET_PDEATHSIG) and confines itself (no_new_privs,
- * Landlock with no filesystem access, the SANDBOX_SIGNER seccomp list).  It
+ * of a record channel (recchan.h: SOCK_SEQPACKET on Linux, a length-prefixed
+ * stream on macOS), closes every other descriptor, makes itself undumpable
+ * (no ptrace, no /proc/PID/mem for proxyd's user), dies with its parent
+ * (PR_SET_PDEATHSIG; elsewhere it ends on the channel's EOF) and confines
+ * itself (no_new_privs, Landlock with no filesystem access, the
+ * SANDBOX_SIGNER seccomp list; macOS: its Seatbelt profile).  It
  * runs as the caller's user: call this after sandbox_drop(), before
  * sandbox_confine().  In the caller, ca keeps only its certificate
  * (ca_forget_key), so the signer is the one process with the key.  The

@@ -54,5 +54,24 @@ if command -v python3 >/dev/null 2>&1; then
 	done
 fi
 
+# The C files that only macOS compiles (their __APPLE__ branches), the same
+# way: -D__APPLE__, the portable build's poisoned Linux names, and stubs of
+# the Darwin headers and constants they use (sys/ucred.h, sys/ptrace.h,
+# SOL_LOCAL/LOCAL_PEER*, SO_NOSIGPIPE), warnings as errors.
+csyntax() {
+	clang -fsyntax-only -std=c11 -Wall -Wextra -Werror -Wshadow \
+	    -Wmissing-prototypes -Wstrict-prototypes -Wcast-qual -Wpointer-arith \
+	    -Wformat=2 -Wundef -Wvla -Wnull-dereference -Wimplicit-fallthrough \
+	    -D__APPLE__ -D_DEFAULT_SOURCE -DLC_PORTABLE_CHECK -isystem "$SHIM/stubs" \
+	    -include "$top/common/portable_check.h" -DLOCALCAP_VERSION='"x"' \
+	    -I"$top" -I"$top/common" -I"$top/$BUILD/gen" "$@"
+}
+for f in common/ipc_darwin.c common/plat_posix.c common/sandbox_posix.c ctl/ca.c; do
+	check "clang -fsyntax-only -D__APPLE__ $f" csyntax "$top/$f"
+done
+sed 's/LOCAL_PEERPID/LOCAL_PEER_PID/' "$top/common/ipc_darwin.c" >"$T/ipc_darwin.c"
+check "a misspelt Darwin constant in a C file is an error" sh -c \
+    "! clang -fsyntax-only -std=c11 -Werror -D__APPLE__ -D_DEFAULT_SOURCE -isystem '$SHIM/stubs' -I'$top' -I'$top/common' -I'$top/$BUILD/gen' '$T/ipc_darwin.c' 2>/dev/null"
+
 echo "macos_shim_syntax: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
