@@ -141,12 +141,18 @@ check "run's cgroup is inside the caller's ($out)" sh -c \
 # Freezing the caller's cgroup (a control every cgroup v2 has, with no
 # controller needed) stops what it runs.
 # shellcheck disable=SC2016
-sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -r "$3" run -- sh -c "while :; do date +%s%N >\"\$0\"; sleep 0.05; done" "$4"' \
+sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -r "$3" run -- sh -c "while :; do date +%s%N >\"\$0.new\" && mv \"\$0.new\" \"\$0\"; sleep 0.05; done" "$4"' \
     sh "$CG/limited" "$BIN/localcapctl" "$T" "$T/ticks" >/dev/null 2>&1 &
 TICK_PID=$!
-sleep 0.5
+# Ticking first, then frozen: the kernel freezes asynchronously and says
+# so in cgroup.events ("frozen 1"); both waits are bounded (5 s).
+i=0
+while [ ! -s "$T/ticks" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.05; done
 echo 1 >"$CG/limited/cgroup.freeze"
-sleep 0.3
+i=0
+while ! grep -q '^frozen 1' "$CG/limited/cgroup.events" && [ $i -lt 100 ]; do
+	i=$((i + 1)); sleep 0.05
+done
 a=$(cat "$T/ticks" 2>/dev/null); sleep 0.5; b=$(cat "$T/ticks" 2>/dev/null)
 check "freezing the caller's cgroup freezes the command run started ($a = $b)" \
     sh -c "[ -n '$a' ] && [ '$a' = '$b' ]"

@@ -981,6 +981,7 @@ run_until(bool (*cond)(void), double secs)
 }
 
 static bool cond_connected(void) { return mx_core_connected(sim.core); }
+static bool cond_disconnected(void) { return !mx_core_connected(sim.core); }
 static bool cond_tcp_done(void)
 {
 	return tcp_started == tcp_total && sim.apps_live == 0 && sim.head == NULL;
@@ -1385,6 +1386,10 @@ phase_gone(void)
 	check(gone_bad == 0 && sim.contract_errors == 0,
 	    "each as an error to its app, closed once per direction (%d "
 	    "wrong)", gone_bad);
+	/* The core learns of proxyd's end from flow.sock's EOF, which may
+	 * come after the flows' own ends: the probe waits for it. */
+	check(run_until(cond_disconnected, 10) == 0,
+	    "the core saw proxyd go (flow.sock closed)");
 	probe = app_new(600100, WAY_ECHO, 45001, "probe");
 	check(mx_core_decide(sim.core, &probe->meta, &p) == 0 &&
 	    mx_core_stats(sim.core)->flows_no_proxyd >= 1,
