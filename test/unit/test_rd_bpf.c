@@ -15,8 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -333,6 +336,77 @@ optional_groups_can_be_skipped(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A /proc/self/status field in KiB, or -1. */
+static long
+status_kib(const char *field)
+{
+	char line[256];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, field, n) == 0 && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static int
+count_fds(void)
+{
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * The load runs in a child (bpf.c): libbpf's parse of the kernel BTF
+ * (~12 MiB) must not raise our peak, the child must be reaped, and every
+ * descriptor it sent must be ours to close.
+ */
+static void
+load_peak_stays_in_the_child(void **state)
+{
+	struct rd_bpf *other = NULL;
+	long rss, hwm;
+	int fds, fd, status;
+
+	(void)state;
+	NEED_BPF();
+	fds = count_fds();
+	/* "5" resets VmHWM to the current RSS (proc(5), clear_refs). */
+	if ((fd = open("/proc/self/clear_refs", O_WRONLY)) < 0 ||
+	    write(fd, "5", 1) != 1) {
+		if (fd >= 0)
+			close(fd);
+		skip();
+	}
+	close(fd);
+	rss = status_kib("VmRSS");
+	assert_int_equal(rd_bpf_open(&other), 0);
+	hwm = status_kib("VmHWM");
+	assert_true(rss > 0 && hwm > 0);
+	if (hwm - rss >= 4096)
+		fail_msg("VmHWM rose by %ld KiB over the load", hwm - rss);
+	assert_int_equal(waitpid(-1, &status, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	assert_int_equal(rd_bpf_skipped(other), 0);
+	assert_true(count_fds() > fds);
+	rd_bpf_destroy(other);
+	assert_int_equal(count_fds(), fds);
+}
+
 static void
 attach_to_missing_cgroup_fails_cleanly(void **state)
 {
@@ -390,6 +464,7 @@ main(void)
 		cmocka_unit_test(counters_read_and_named),
 		cmocka_unit_test(attach_detach_on_a_child_cgroup),
 		cmocka_unit_test(optional_groups_can_be_skipped),
+		cmocka_unit_test(load_peak_stays_in_the_child),
 		cmocka_unit_test(attach_to_missing_cgroup_fails_cleanly),
 		cmocka_unit_test(netns_cookie_is_stable),
 		cmocka_unit_test(preflight_passes_where_the_programs_load),
