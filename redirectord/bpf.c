@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -213,6 +214,7 @@ load_child(int sock, pid_t parent, unsigned skip)
 		struct cmsghdr	h;
 		char		buf[CMSG_SPACE(sizeof(int) * RD_BPF_NFDS)];
 	} cm;
+	const struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
 	struct load_reply r;
 	struct lc_capture *skel = NULL;
 	struct bpf_program *progs[RD_BPF_NPROGS];
@@ -227,6 +229,11 @@ load_child(int sock, pid_t parent, unsigned skip)
 		goto reply;
 	}
 	(void)prctl(PR_SET_NAME, "redirectord-bpf");
+	/*
+	 * Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; libbpf
+	 * raises it there, which takes CAP_SYS_RESOURCE, dropped next.
+	 */
+	(void)setrlimit(RLIMIT_MEMLOCK, &unlimited);
 	if (child_drop_caps() == -1) {
 		r.err = errno;
 		log_warn("BPF loader: drop capabilities");

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/capability.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -407,6 +408,45 @@ load_peak_stays_in_the_child(void **state)
 	assert_int_equal(count_fds(), fds);
 }
 
+/*
+ * The loader's failure path: without capabilities the child's load fails,
+ * its errno comes back, and nothing is left behind (no child, no fd).  Run
+ * in a forked process so that this test's own capabilities stay.
+ */
+static void
+load_failure_comes_back_cleanly(void **state)
+{
+	pid_t pid;
+	int status;
+
+	(void)state;
+	NEED_BPF();
+	if ((pid = fork()) == 0) {
+		struct rd_bpf *none = NULL;
+		cap_t caps = cap_init();	/* all clear */
+		int fds = count_fds(), rc, err, st;
+
+		if (caps == NULL || cap_set_proc(caps) != 0)
+			_exit(10);
+		cap_free(caps);
+		rc = rd_bpf_open(&none);
+		err = errno;
+		if (rc != -1 || none != NULL)
+			_exit(11);
+		if (err != EPERM && err != EACCES)
+			_exit(12);
+		if (waitpid(-1, &st, WNOHANG) != -1 || errno != ECHILD)
+			_exit(13);
+		if (count_fds() != fds)
+			_exit(14);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void
 attach_to_missing_cgroup_fails_cleanly(void **state)
 {
@@ -465,6 +505,7 @@ main(void)
 		cmocka_unit_test(attach_detach_on_a_child_cgroup),
 		cmocka_unit_test(optional_groups_can_be_skipped),
 		cmocka_unit_test(load_peak_stays_in_the_child),
+		cmocka_unit_test(load_failure_comes_back_cleanly),
 		cmocka_unit_test(attach_to_missing_cgroup_fails_cleanly),
 		cmocka_unit_test(netns_cookie_is_stable),
 		cmocka_unit_test(preflight_passes_where_the_programs_load),
