@@ -179,21 +179,28 @@ struct load_reply {
 #define RD_BPF_NFDS		(RD_BPF_NMAPS + RD_BPF_NPROGS)
 #define RD_BPF_LOAD_TIMEOUT	60	/* seconds; verifying takes < 1 s */
 
-/* The child: only the capabilities loading needs, of those it has. */
+/*
+ * The child: only the capabilities loading needs, of those it has.  A
+ * kernel that predates CAP_BPF and CAP_PERFMON (5.8) wants CAP_SYS_ADMIN
+ * for what they allow.
+ */
 static int
 child_drop_caps(void)
 {
-	static const cap_value_t need[] = { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON };
+	cap_value_t need[3] = { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON };
 	cap_value_t keep[3];
 	cap_flag_value_t v;
 	cap_t cur, next;
 	int nkeep = 0, rc = -1;
 	size_t i;
 
+	if (!CAP_IS_SUPPORTED(CAP_BPF))
+		need[0] = need[2] = CAP_SYS_ADMIN;
 	if ((cur = cap_get_proc()) == NULL)
 		return -1;
 	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-		if (cap_get_flag(cur, need[i], CAP_PERMITTED, &v) == 0 &&
+		if ((i != 2 || need[2] != need[0]) &&
+		    cap_get_flag(cur, need[i], CAP_PERMITTED, &v) == 0 &&
 		    v == CAP_SET)
 			keep[nkeep++] = need[i];
 	if ((next = cap_init()) != NULL &&
@@ -224,8 +231,12 @@ load_child(int sock, pid_t parent, unsigned skip)
 	size_t i, nfds = 0;
 
 	memset(&r, 0, sizeof(r));
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent) {
-		r.err = errno ? errno : ESRCH;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) {
+		r.err = errno;
+		goto reply;
+	}
+	if (getppid() != parent) {
+		r.err = ESRCH;		/* the parent is gone already */
 		goto reply;
 	}
 	(void)prctl(PR_SET_NAME, "redirectord-bpf");
