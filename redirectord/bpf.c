@@ -17,7 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -36,11 +42,33 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
+/*
+ * The maps and programs by index.  The programs are in attach order
+ * (rd_bpf_attach_cgroup_fd attaches them last to first).
+ */
+enum {
+	M_CONFIG, M_OWNERS, M_FLOWS, M_RULES, M_EXCL_CGROUPS, M_EXCL_UIDS,
+	M_LOCAL_ADDRS, M_COUNTERS, RD_BPF_NMAPS
+};
 #define RD_BPF_NPROGS	9
 
+static const char *const prog_names[RD_BPF_NPROGS] = {
+	"lc_sock_create", "lc_connect4", "lc_connect6", "lc_sendmsg4",
+	"lc_sendmsg6", "lc_bind4", "lc_bind6", "lc_sockops", "lc_egress",
+};
+
+/*
+ * Nothing of libbpf's object model lives here: the programs are loaded in
+ * a short-lived child (load_in_child) and only their file descriptors
+ * come back, so the parse of the kernel's BTF for CO-RE (libbpf 1.1 reads
+ * all of /sys/kernel/btf/vmlinux, ~12 MiB at its peak) never touches the
+ * long-lived daemon's memory.
+ */
 struct rd_bpf {
-	struct lc_capture	*skel;
-	struct bpf_link		*links[RD_BPF_NPROGS];
+	int			 map_fd[RD_BPF_NMAPS];
+	int			 prog_fd[RD_BPF_NPROGS];	/* -1: not loaded */
+	__u32			 attach_type[RD_BPF_NPROGS];
+	int			 links[RD_BPF_NPROGS];		/* bpf_link fds */
 	size_t			 nlinks;
 	unsigned		 skipped;	/* RD_BPF_OPT_* not loaded */
 	struct lc_config	 cfg;	/* as last published */
@@ -96,7 +124,7 @@ publish_config(struct rd_bpf *b)
 	struct lc_config next = b->cfg;
 
 	next.generation++;
-	if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.lc_config), &key,
+	if (bpf_map_update_elem(b->map_fd[M_CONFIG], &key,
 	    &next, BPF_ANY) < 0) {
 		log_warn("update config");
 		return -1;
@@ -131,29 +159,286 @@ rd_bpf_preflight(char *why, size_t len)
 	return 0;
 }
 
-/* The programs of each optional group. */
-static void
-optional_programs(struct lc_capture *skel, unsigned group,
-    struct bpf_program **progs, size_t *n)
+/*
+ * Loading happens in a child process that exists only for the load:
+ * libbpf opens the embedded object, parses the kernel's BTF to relocate
+ * the CO-RE reads, has the verifier check the programs, and the child
+ * sends the maps' and programs' file descriptors back over a socketpair
+ * (SCM_RIGHTS) and exits.  Its memory peak (the kernel BTF: ~12 MiB with
+ * libbpf 1.1) dies with it instead of staying in redirectord's VmHWM, and
+ * libbpf's object model never exists in the daemon.  The child keeps no
+ * capability beyond the three redirectord keeps for its lifetime, dies
+ * with its parent (PR_SET_PDEATHSIG), and is reaped before this returns.
+ */
+struct load_reply {
+	int		err;	/* errno of the failed step, 0: loaded */
+	__u32		loaded;	/* bit i: prog_names[i] loaded */
+	__u32		attach_type[RD_BPF_NPROGS];
+};
+
+#define RD_BPF_NFDS		(RD_BPF_NMAPS + RD_BPF_NPROGS)
+#define RD_BPF_LOAD_TIMEOUT	60	/* seconds; verifying takes < 1 s */
+
+/*
+ * The child: only the capabilities loading needs, of those it has.  A
+ * kernel that predates CAP_BPF and CAP_PERFMON (5.8) wants CAP_SYS_ADMIN
+ * for what they allow.
+ */
+static int
+child_drop_caps(void)
 {
-	*n = 0;
-	if (group & RD_BPF_OPT_SENDMSG) {
-		progs[(*n)++] = skel->progs.lc_sendmsg4;
-		progs[(*n)++] = skel->progs.lc_sendmsg6;
+	cap_value_t need[3] = { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON };
+	cap_value_t keep[3];
+	cap_flag_value_t v;
+	cap_t cur, next;
+	int nkeep = 0, rc = -1;
+	size_t i;
+
+	if (!CAP_IS_SUPPORTED(CAP_BPF))
+		need[0] = need[2] = CAP_SYS_ADMIN;
+	if ((cur = cap_get_proc()) == NULL)
+		return -1;
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if ((i != 2 || need[2] != need[0]) &&
+		    cap_get_flag(cur, need[i], CAP_PERMITTED, &v) == 0 &&
+		    v == CAP_SET)
+			keep[nkeep++] = need[i];
+	if ((next = cap_init()) != NULL &&
+	    (nkeep == 0 ||
+	    (cap_set_flag(next, CAP_PERMITTED, nkeep, keep, CAP_SET) == 0 &&
+	    cap_set_flag(next, CAP_EFFECTIVE, nkeep, keep, CAP_SET) == 0)) &&
+	    cap_set_proc(next) == 0)
+		rc = 0;
+	cap_free(next);
+	cap_free(cur);
+	return rc;
+}
+
+static void __attribute__((noreturn))
+load_child(int sock, pid_t parent, unsigned skip)
+{
+	union {
+		struct cmsghdr	h;
+		char		buf[CMSG_SPACE(sizeof(int) * RD_BPF_NFDS)];
+	} cm;
+	const struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	struct load_reply r;
+	struct lc_capture *skel = NULL;
+	struct bpf_program *progs[RD_BPF_NPROGS];
+	int fds[RD_BPF_NFDS];
+	struct iovec iov;
+	struct msghdr msg;
+	size_t i, nfds = 0;
+
+	memset(&r, 0, sizeof(r));
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) {
+		r.err = errno;
+		goto reply;
 	}
-	if (group & RD_BPF_OPT_SERVERS) {
-		progs[(*n)++] = skel->progs.lc_bind4;
-		progs[(*n)++] = skel->progs.lc_bind6;
-		progs[(*n)++] = skel->progs.lc_sockops;
+	if (getppid() != parent) {
+		r.err = ESRCH;		/* the parent is gone already */
+		goto reply;
 	}
+	(void)prctl(PR_SET_NAME, "redirectord-bpf");
+	/*
+	 * Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; libbpf
+	 * raises it there, which takes CAP_SYS_RESOURCE, dropped next.
+	 */
+	(void)setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	if (child_drop_caps() == -1) {
+		r.err = errno;
+		log_warn("BPF loader: drop capabilities");
+		goto reply;
+	}
+	if ((skel = lc_capture__open()) == NULL) {
+		r.err = errno;
+		log_warn("open BPF object");
+		goto reply;
+	}
+	progs[0] = skel->progs.lc_sock_create;
+	progs[1] = skel->progs.lc_connect4;
+	progs[2] = skel->progs.lc_connect6;
+	progs[3] = skel->progs.lc_sendmsg4;
+	progs[4] = skel->progs.lc_sendmsg6;
+	progs[5] = skel->progs.lc_bind4;
+	progs[6] = skel->progs.lc_bind6;
+	progs[7] = skel->progs.lc_sockops;
+	progs[8] = skel->progs.lc_egress;
+	if (skip & RD_BPF_OPT_SENDMSG) {
+		bpf_program__set_autoload(progs[3], false);
+		bpf_program__set_autoload(progs[4], false);
+	}
+	if (skip & RD_BPF_OPT_SERVERS) {
+		bpf_program__set_autoload(progs[5], false);
+		bpf_program__set_autoload(progs[6], false);
+		bpf_program__set_autoload(progs[7], false);
+	}
+	if (lc_capture__load(skel) != 0) {
+		r.err = errno;
+		goto reply;
+	}
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_config);
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_owners);
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_flows);
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_rules);
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_excl_cgroups);
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_excl_uids);
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_local_addrs);
+	fds[nfds++] = bpf_map__fd(skel->maps.lc_counters);
+	for (i = 0; i < RD_BPF_NPROGS; i++) {
+		if (!bpf_program__autoload(progs[i]))
+			continue;
+		r.loaded |= 1u << i;
+		r.attach_type[i] = bpf_program__expected_attach_type(progs[i]);
+		fds[nfds++] = bpf_program__fd(progs[i]);
+	}
+reply:
+	memset(&msg, 0, sizeof(msg));
+	memset(&cm, 0, sizeof(cm));
+	iov.iov_base = &r;
+	iov.iov_len = sizeof(r);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (nfds > 0) {
+		struct cmsghdr *c;
+
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		if ((c = CMSG_FIRSTHDR(&msg)) == NULL)
+			_exit(2);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(r))
+		_exit(2);
+	/* No destroy, no atexit handlers: the parent owns everything now. */
+	_exit(r.err != 0);
+}
+
+/* Take the fds out of a received message; their number, or -1 if more came. */
+static int
+take_fds(struct msghdr *msg, int *fds, size_t max)
+{
+	struct cmsghdr *c;
+	size_t n = 0, k, i;
+	int over = 0;
+
+	for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (n < max)
+				fds[n++] = fd;
+			else {
+				close(fd);
+				over = 1;
+			}
+		}
+	}
+	return over ? -1 : (int)n;
+}
+
+static int
+load_in_child(struct rd_bpf *b, unsigned skip)
+{
+	union {
+		struct cmsghdr	h;
+		char		buf[CMSG_SPACE(sizeof(int) * RD_BPF_NFDS)];
+	} cm;
+	struct timeval tv = { .tv_sec = RD_BPF_LOAD_TIMEOUT };
+	struct load_reply r;
+	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
+	struct msghdr msg;
+	int fds[RD_BPF_NFDS];
+	int sv[2], nfds = 0, want, status, err = 0;
+	size_t i, k;
+	ssize_t n;
+	pid_t pid, self = getpid();
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("socketpair");
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		err = errno;
+		log_warn("fork");
+		close(sv[0]);
+		close(sv[1]);
+		errno = err;
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		load_child(sv[1], self, skip);
+	}
+	close(sv[1]);
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	memset(&msg, 0, sizeof(msg));
+	memset(&r, 0, sizeof(r));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	do
+		n = recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		err = errno == EAGAIN ? ETIMEDOUT : errno;
+		log_warnx("BPF loader (pid %d): no answer: %s", (int)pid,
+		    strerror(err));
+		kill(pid, SIGKILL);
+	} else {
+		nfds = take_fds(&msg, fds, RD_BPF_NFDS);
+		if (n == 0) {
+			err = EIO;
+			log_warnx("BPF loader (pid %d) died without an answer",
+			    (int)pid);
+		} else if (nfds < 0 || n != (ssize_t)sizeof(r) ||
+		    (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+			err = EPROTO;
+			log_warnx("BPF loader (pid %d): malformed answer",
+			    (int)pid);
+		} else if (r.err != 0)
+			err = r.err;
+	}
+	close(sv[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	want = RD_BPF_NMAPS + __builtin_popcount(r.loaded &
+	    ((1u << RD_BPF_NPROGS) - 1));
+	if (err == 0 && nfds != want) {
+		err = EPROTO;
+		log_warnx("BPF loader: %d descriptors, %d expected", nfds, want);
+	}
+	if (err != 0) {
+		for (i = 0; nfds > 0 && i < (size_t)nfds; i++)
+			close(fds[i]);
+		errno = err;
+		return -1;
+	}
+	for (i = 0; i < RD_BPF_NMAPS; i++)
+		b->map_fd[i] = fds[i];
+	for (i = 0, k = RD_BPF_NMAPS; i < RD_BPF_NPROGS; i++) {
+		if (r.loaded & (1u << i)) {
+			b->prog_fd[i] = fds[k++];
+			b->attach_type[i] = r.attach_type[i];
+		}
+	}
+	return 0;
 }
 
 int
 rd_bpf_open_skipping(struct rd_bpf **out, unsigned skip)
 {
-	struct bpf_program *opt[RD_BPF_NPROGS];
 	struct rd_bpf *b;
-	size_t i, n;
+	size_t i;
 	int err;
 
 	*out = NULL;
@@ -162,17 +447,12 @@ rd_bpf_open_skipping(struct rd_bpf **out, unsigned skip)
 		log_warn("calloc");
 		return -1;
 	}
-	b->skel = lc_capture__open();
-	if (b->skel == NULL) {
-		err = errno;
-		log_warn("open BPF object");
-		goto fail;
-	}
+	for (i = 0; i < RD_BPF_NMAPS; i++)
+		b->map_fd[i] = -1;
+	for (i = 0; i < RD_BPF_NPROGS; i++)
+		b->prog_fd[i] = b->links[i] = -1;
 	b->skipped = skip;
-	optional_programs(b->skel, skip, opt, &n);
-	for (i = 0; i < n; i++)
-		bpf_program__set_autoload(opt[i], false);
-	if (lc_capture__load(b->skel) != 0) {
+	if (load_in_child(b, skip) != 0) {
 		err = errno;
 		goto fail;
 	}
@@ -233,18 +513,26 @@ rd_bpf_detach(struct rd_bpf *b)
 
 	if (b == NULL)
 		return;
+	/* A bpf_link detaches when its last descriptor closes. */
 	for (i = 0; i < b->nlinks; i++)
-		bpf_link__destroy(b->links[i]);
+		close(b->links[i]);
 	b->nlinks = 0;
 }
 
 void
 rd_bpf_destroy(struct rd_bpf *b)
 {
+	size_t i;
+
 	if (b == NULL)
 		return;
 	rd_bpf_detach(b);
-	lc_capture__destroy(b->skel);
+	for (i = 0; i < RD_BPF_NPROGS; i++)
+		if (b->prog_fd[i] >= 0)
+			close(b->prog_fd[i]);
+	for (i = 0; i < RD_BPF_NMAPS; i++)
+		if (b->map_fd[i] >= 0)
+			close(b->map_fd[i]);
 	free(b);
 }
 
@@ -257,17 +545,6 @@ rd_bpf_attached(const struct rd_bpf *b)
 int
 rd_bpf_attach_cgroup_fd(struct rd_bpf *b, int cgroup_fd)
 {
-	struct bpf_program *progs[RD_BPF_NPROGS] = {
-		b->skel->progs.lc_sock_create,
-		b->skel->progs.lc_connect4,
-		b->skel->progs.lc_connect6,
-		b->skel->progs.lc_sendmsg4,
-		b->skel->progs.lc_sendmsg6,
-		b->skel->progs.lc_bind4,
-		b->skel->progs.lc_bind6,
-		b->skel->progs.lc_sockops,
-		b->skel->progs.lc_egress,
-	};
 	size_t i;
 	int err;
 
@@ -279,14 +556,15 @@ rd_bpf_attach_cgroup_fd(struct rd_bpf *b, int cgroup_fd)
 	/* Everything else first, sock_create last: by the time a socket
 	 * can be bound to the TUN, the hooks that correct it are in place. */
 	for (i = RD_BPF_NPROGS; i-- > 0;) {
-		struct bpf_link *l;
+		int l;
 
-		if (!bpf_program__autoload(progs[i]))
+		if (b->prog_fd[i] < 0)
 			continue;	/* an optional group the kernel refused */
-		l = bpf_program__attach_cgroup(progs[i], cgroup_fd);
-		if (l == NULL) {
+		l = bpf_link_create(b->prog_fd[i], cgroup_fd,
+		    (enum bpf_attach_type)b->attach_type[i], NULL);
+		if (l < 0) {
 			err = errno;
-			log_warn("attach %s", bpf_program__name(progs[i]));
+			log_warn("attach %s", prog_names[i]);
 			rd_bpf_detach(b);
 			errno = err;
 			return -1;
@@ -322,7 +600,7 @@ rd_bpf_link_ids(const struct rd_bpf *b, uint32_t *ids, size_t max)
 		__u32 len = sizeof(info);
 
 		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(bpf_link__fd(b->links[i]), &info,
+		if (bpf_obj_get_info_by_fd(b->links[i], &info,
 		    &len) == 0)
 			ids[n++] = info.id;
 	}
@@ -353,7 +631,7 @@ rd_bpf_generation(const struct rd_bpf *b)
 int
 rd_bpf_set_spec(struct rd_bpf *b, const struct rd_spec *spec)
 {
-	int fd = bpf_map__fd(b->skel->maps.lc_rules);
+	int fd = b->map_fd[M_RULES];
 	__u32 half = b->cfg.rules_half ? 0 : 1;
 	__u32 flags = 0;
 	size_t i;
@@ -390,11 +668,11 @@ int
 rd_bpf_live(struct rd_bpf *b, struct lc_config *cfg, struct lc_rule *rules,
     size_t max, size_t *nrules)
 {
-	int rfd = bpf_map__fd(b->skel->maps.lc_rules);
+	int rfd = b->map_fd[M_RULES];
 	__u32 key = 0;
 	size_t i;
 
-	if (bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.lc_config), &key,
+	if (bpf_map_lookup_elem(b->map_fd[M_CONFIG], &key,
 	    cfg) < 0)
 		return -1;
 	*nrules = cfg->nrules;
@@ -426,7 +704,7 @@ rd_bpf_exclude_uid(struct rd_bpf *b, uint32_t uid)
 {
 	__u32 k = uid;
 
-	return set_flag(bpf_map__fd(b->skel->maps.lc_excl_uids), &k,
+	return set_flag(b->map_fd[M_EXCL_UIDS], &k,
 	    "excluded uids", LC_MAX_EXCLUDED);
 }
 
@@ -435,7 +713,7 @@ rd_bpf_exclude_cgroup(struct rd_bpf *b, uint64_t cgroup_id)
 {
 	__u64 k = cgroup_id;
 
-	if (set_flag(bpf_map__fd(b->skel->maps.lc_excl_cgroups), &k,
+	if (set_flag(b->map_fd[M_EXCL_CGROUPS], &k,
 	    "excluded cgroups", LC_MAX_EXCLUDED) < 0)
 		return -1;
 	if (b->cfg.flags & LC_CFG_EXCL_CGROUP)
@@ -449,7 +727,7 @@ int
 rd_bpf_set_local_addrs(struct rd_bpf *b, const struct lc_addr_key *addrs,
     size_t n)
 {
-	int fd = bpf_map__fd(b->skel->maps.lc_local_addrs);
+	int fd = b->map_fd[M_LOCAL_ADDRS];
 	struct lc_addr_key *old;
 	struct lc_addr_key cur, next;
 	size_t nold = 0, i;
@@ -555,7 +833,7 @@ int
 rd_bpf_owner_by_flow(struct rd_bpf *b, const struct lc_flow_key *key,
     struct lc_owner *out)
 {
-	return bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.lc_flows), key,
+	return bpf_map_lookup_elem(b->map_fd[M_FLOWS], key,
 	    out) == 0 ? 0 : -1;
 }
 
@@ -565,7 +843,7 @@ rd_bpf_owner_by_cookie(struct rd_bpf *b, uint64_t cookie,
 {
 	__u64 k = cookie;
 
-	return bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.lc_owners), &k,
+	return bpf_map_lookup_elem(b->map_fd[M_OWNERS], &k,
 	    out) == 0 ? 0 : -1;
 }
 
@@ -574,7 +852,7 @@ rd_bpf_foreach_flow(struct rd_bpf *b,
     int (*fn)(const struct lc_flow_key *, const struct lc_owner *, void *),
     void *arg)
 {
-	int fd = bpf_map__fd(b->skel->maps.lc_flows);
+	int fd = b->map_fd[M_FLOWS];
 	struct lc_flow_key cur, next;
 	struct lc_owner owner;
 	void *prev = NULL;
@@ -594,7 +872,7 @@ rd_bpf_foreach_flow(struct rd_bpf *b,
 int
 rd_bpf_counters(struct rd_bpf *b, uint64_t out[LC_CNT_MAX])
 {
-	int fd = bpf_map__fd(b->skel->maps.lc_counters);
+	int fd = b->map_fd[M_COUNTERS];
 	int ncpu = libbpf_num_possible_cpus();
 	__u64 *vals;
 	__u32 k;

@@ -39,7 +39,10 @@ int	rd_bpf_preflight(char *why, size_t len);
  * Open and load (verify) the programs; nothing is attached yet.  If the
  * kernel rejects an optional group (RD_BPF_OPT_*: they need bpf_setsockopt
  * in more hooks than the core does), load without it and say so in a
- * warning: capture works, with the gap docs/capture.md describes.
+ * warning: capture works, with the gap docs/capture.md describes.  The load
+ * itself runs in a short-lived child (README.md, "Loading the programs in a
+ * child"), reaped before this returns; call it before any seccomp profile
+ * that forbids fork.
  */
 LC_MUST_CHECK
 int	rd_bpf_open(struct rd_bpf **out);

@@ -30,7 +30,7 @@
 # BENCH_STRACE=WORK (e.g. keepalive) counts netstackd's and proxyd's system
 # calls during that workload (strace -c; slows them, so only the counts mean anything).
 # BENCH_PERF=1 also records perf profiles of netstackd and proxyd during
-# localcap's HTTPS bulk and keep-alive runs and prints their top symbols.
+# localcap's HTTPS and HTTP bulk and keep-alive runs and prints their top symbols.
 # BENCH_PIN=same|apart pins netstackd and proxyd to one core / to one each.
 # KEEP=1 keeps the logs.  Root only; everything it creates (namespaces,
 # cgroups, iptables rules inside its namespace) goes on every exit path.
@@ -160,7 +160,7 @@ measure() {
 		fi
 		_perf=""
 		if [ -n "${BENCH_PERF:-}" ] && [ "$_n" = localcap ] &&
-		    { [ "$_w" = https ] || [ "$_w" = keepalive ]; }; then
+		    { [ "$_w" = https ] || [ "$_w" = http ] || [ "$_w" = keepalive ]; }; then
 			perf record -q -e cpu-clock -F 499 -g -p "$NSD,$PXD" \
 			    -o "$T/perf-$_w.data" -- sleep "$SECS" >"$T/perf.log" 2>&1 &
 			_perf=$!
@@ -420,7 +420,7 @@ if [ -n "${BENCH_STRACE:-}" ]; then
 		sed -n '3,14p' "$T/strace-$2.txt"
 	done
 fi
-for w in https keepalive; do
+for w in https http keepalive; do
 	[ -n "${BENCH_PERF:-}" ] && [ -s "$T/perf-$w.data" ] || continue
 	echo
 	echo "== where netstackd's and proxyd's time goes, $w (perf, self time)"

@@ -493,7 +493,7 @@ for t in "serve-tcp 4 127.0.0.1 9101" "serve-tcp 4 127.0.0.1 0" \
 	# shellcheck disable=SC2086
 	run_client nsx "$CG" lc-curl $t >"$TMP/srv.out" 2>&1 &
 	spid=$!
-	if ! wait_for "$TMP/srv.out" '^listening'; then
+	if ! wait_for "$TMP/srv.out" '^listening [0-9]'; then
 		fail "captured server $t" "$(cat "$TMP/srv.out")"
 		wait "$spid"
 		continue

@@ -15,8 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/capability.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -333,6 +337,116 @@ optional_groups_can_be_skipped(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A /proc/self/status field in KiB, or -1. */
+static long
+status_kib(const char *field)
+{
+	char line[256];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, field, n) == 0 && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static int
+count_fds(void)
+{
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * The load runs in a child (bpf.c): libbpf's parse of the kernel BTF
+ * (~12 MiB) must not raise our peak, the child must be reaped, and every
+ * descriptor it sent must be ours to close.
+ */
+static void
+load_peak_stays_in_the_child(void **state)
+{
+	struct rd_bpf *other = NULL;
+	long rss, hwm;
+	int fds, fd, status;
+
+	(void)state;
+	NEED_BPF();
+	fds = count_fds();
+	/* "5" resets VmHWM to the current RSS (proc(5), clear_refs). */
+	if ((fd = open("/proc/self/clear_refs", O_WRONLY)) < 0 ||
+	    write(fd, "5", 1) != 1) {
+		if (fd >= 0)
+			close(fd);
+		skip();
+	}
+	close(fd);
+	rss = status_kib("VmRSS");
+	assert_int_equal(rd_bpf_open(&other), 0);
+	hwm = status_kib("VmHWM");
+	assert_true(rss > 0 && hwm > 0);
+	if (hwm - rss >= 4096)
+		fail_msg("VmHWM rose by %ld KiB over the load", hwm - rss);
+	assert_int_equal(waitpid(-1, &status, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	assert_int_equal(rd_bpf_skipped(other), 0);
+	assert_true(count_fds() > fds);
+	rd_bpf_destroy(other);
+	assert_int_equal(count_fds(), fds);
+}
+
+/*
+ * The loader's failure path: without capabilities the child's load fails,
+ * its errno comes back, and nothing is left behind (no child, no fd).  Run
+ * in a forked process so that this test's own capabilities stay.
+ */
+static void
+load_failure_comes_back_cleanly(void **state)
+{
+	pid_t pid;
+	int status;
+
+	(void)state;
+	NEED_BPF();
+	if ((pid = fork()) == 0) {
+		struct rd_bpf *none = NULL;
+		cap_t caps = cap_init();	/* all clear */
+		int fds = count_fds(), rc, err, st;
+
+		if (caps == NULL || cap_set_proc(caps) != 0)
+			_exit(10);
+		cap_free(caps);
+		rc = rd_bpf_open(&none);
+		err = errno;
+		if (rc != -1 || none != NULL)
+			_exit(11);
+		if (err != EPERM && err != EACCES)
+			_exit(12);
+		if (waitpid(-1, &st, WNOHANG) != -1 || errno != ECHILD)
+			_exit(13);
+		if (count_fds() != fds)
+			_exit(14);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void
 attach_to_missing_cgroup_fails_cleanly(void **state)
 {
@@ -390,6 +504,8 @@ main(void)
 		cmocka_unit_test(counters_read_and_named),
 		cmocka_unit_test(attach_detach_on_a_child_cgroup),
 		cmocka_unit_test(optional_groups_can_be_skipped),
+		cmocka_unit_test(load_peak_stays_in_the_child),
+		cmocka_unit_test(load_failure_comes_back_cleanly),
 		cmocka_unit_test(attach_to_missing_cgroup_fails_cleanly),
 		cmocka_unit_test(netns_cookie_is_stable),
 		cmocka_unit_test(preflight_passes_where_the_programs_load),
