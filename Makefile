@@ -369,7 +369,7 @@ install: all
 
 clean:
 	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz \
-		$(FLAGS_STAMP) $(PRUN_DIR) $(BUILD)/portable-run.log build/sanitize build/portable build/macos
+		$(FLAGS_STAMP) $(PRUN_DIR) $(BUILD)/portable-run.log $(BUILD)/portable-run-rd.log build/sanitize build/portable build/macos
 
 # Also forgets the locally built mbedTLS.
 distclean:
