@@ -82,8 +82,9 @@ print_version(void)
 
 /*
  * Root, and members of the admin group by the caller's real groups as the
- * kernel holds them (SO_PEERGROUPS at connect), never by what /etc/group
- * says of its uid.  netstackd's and proxyd's users are refused whatever
+ * kernel holds them (SO_PEERGROUPS at connect; LOCAL_PEERCRED on macOS),
+ * never by what /etc/group says of its uid.  The service users (the
+ * backend's service_uid: netstackd's and proxyd's) are refused whatever
  * their groups: code running inside either must not reach capture.
  */
 static int
