@@ -12,6 +12,7 @@
 #     ways) and recorded with its pid and name, one of appy is not;
 #   - a spec the extension would refuse (cgroup:) is refused by
 #     redirectord, nothing handed over, capture unchanged;
+#   - `localcapctl run` is refused with a clear reason (cgroups are Linux's);
 #   - status shows the spec, the extension row and capturing;
 #   - `localcapctl detach name:appx`: appx is no longer intercepted.
 # What stays Linux here: ipc_linux.c (SO_PEERCRED; ipc_darwin.c needs
@@ -136,6 +137,11 @@ rc=$?
 check "attach cgroup:/x is refused (exit $rc): $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q cgroup"
 check "...and capture is unchanged: appx still intercepted" \
     test "$(ask 'flow appx 51001')" = intercepted
+
+out=$($NSE "$CTL" -r "$T/run" run -- true 2>&1)
+rc=$?
+check "run (cgroups: Linux's) is refused clearly (exit $rc): $out" \
+    sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'not supported on macos'"
 
 st=$($NSE "$CTL" -r "$T/run" status --json 2>&1)
 check "status: the spec, the extension's row, capturing" python3 -c '
