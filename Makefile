@@ -242,9 +242,13 @@ PORTABLE_PROXYD_SRC := $(filter-out $(PORTABLE_LINUX_ONLY),$(COMMON_SRC) \
 	$(proxyd_LIBSRC) $(proxyd_MAIN))
 PORTABLE_DIR := build/portable
 # localcapctl's own files and the store reader too (its ps links
-# redirectord/spec.c, which is still Linux's: docs/macos.md).
+# redirectord/spec.c, which is still Linux's: docs/macos.md).  redirectord:
+# the process and its macOS backend (redirectord/backend.h); the rest of
+# redirectord/ is the Linux backend's.
+PORTABLE_RD_SRC := redirectord/redirectord.c redirectord/backend.c \
+	redirectord/backend_macos.c
 PORTABLE_SRC := $(PORTABLE_PROXYD_SRC) $(MXCORE_SRC) $(CTL_MAIN) $(CTL_LIBSRC) \
-	$(STOREREAD_SRC)
+	$(STOREREAD_SRC) $(PORTABLE_RD_SRC)
 PORTABLE_OBJ := $(patsubst %.c,$(PORTABLE_DIR)/%.o,$(PORTABLE_SRC)) \
 	$(patsubst $(GEN)/%.c,$(PORTABLE_DIR)/gen/%.o,$(GEN_SRC))
 PORTABLE_CPPFLAGS = $(filter-out -D_GNU_SOURCE -MMD -MP,$(CPPFLAGS)) \
@@ -291,8 +295,19 @@ $(PRUN_DIR)/bin/proxyd: $(PRUN_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(proxyd_LIBS) $(COMMON_LIBS)
 
+# redirectord the same way, with its macOS backend (backend_macos.c) and
+# the extension's spec compiler: test/integration/macos_redirectord.sh runs
+# it against the simulated extension.
+PRUN_RD_SRC := $(PORTABLE_RD_SRC) macos-extension/core/mx_spec.c \
+	$(filter common/%,$(PRUN_SRC))
+PRUN_RD_OBJ := $(patsubst %.c,$(PRUN_DIR)/obj/%.o,$(PRUN_RD_SRC)) \
+	$(patsubst $(GEN)/%.c,$(PRUN_DIR)/obj/gen/%.o,$(GEN_SRC))
+$(PRUN_DIR)/bin/redirectord: $(PRUN_RD_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+
 .PHONY: portable-run
-portable-run: $(PRUN_DIR)/bin/proxyd
+portable-run: $(PRUN_DIR)/bin/proxyd $(PRUN_DIR)/bin/redirectord
 
 # test_plat once more, against plat_posix.c: the seam's macOS side, run.
 $(TESTBIN)/test_plat_portable: $(PRUN_DIR)/obj/test/unit/test_plat.o \
@@ -354,7 +369,7 @@ install: all
 
 clean:
 	rm -rf $(OBJ) $(BIN) $(BUILD)/lib $(BUILD)/gen $(TESTBIN) $(BUILD)/fuzz \
-		$(FLAGS_STAMP) $(PRUN_DIR) $(BUILD)/portable-run.log build/sanitize build/portable build/macos
+		$(FLAGS_STAMP) $(PRUN_DIR) $(BUILD)/portable-run.log $(BUILD)/portable-run-rd.log build/sanitize build/portable build/macos
 
 # Also forgets the locally built mbedTLS.
 distclean:

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include "log.h"
+#include "redirectord/backend.h"
 #include "redirectord/bpf.h"
 #include "redirectord/tun.h"
 
@@ -163,22 +164,6 @@ capture_close(struct capture *c)
 	c->nruns = 0;
 }
 
-/* Trimmed copy of s[0..n). */
-static void
-trimmed(const char *s, size_t n, char *out, size_t len)
-{
-	while (n > 0 && isspace((unsigned char)*s)) {
-		s++;
-		n--;
-	}
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		n--;
-	if (n >= len)
-		n = len - 1;
-	memcpy(out, s, n);
-	out[n] = '\0';
-}
-
 /* Parse and publish candidate as the active spec. */
 static int
 publish(struct capture *c, const char *candidate, size_t user_start, char *err,
@@ -226,85 +211,49 @@ out:
 	return rc;
 }
 
+/* The new items alone (backend.c's list calls it before publish). */
+static int
+check_items(void *arg, const char *items, char *err, size_t errlen,
+    uint32_t *err_offset)
+{
+	struct capture *c = arg;
+	struct rd_spec_resolver res = { .cgroup_root = c->root };
+	struct rd_spec_error e;
+	struct rd_spec *alone = calloc(1, sizeof(*alone));
+	int rc;
+
+	if (alone == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = rd_spec_parse(items, &res, alone, &e);
+	free(alone);
+	if (rc == -1) {
+		seterr(err, errlen, "%s", e.msg);
+		if (err_offset)
+			*err_offset = (uint32_t)e.offset;
+	}
+	return rc;
+}
+
+static int
+publish_cb(void *arg, const char *candidate, size_t user_start, char *err,
+    size_t errlen, uint32_t *err_offset)
+{
+	return publish(arg, candidate, user_start, err, errlen, err_offset);
+}
+
+static const struct rd_speclist_ops capture_list = {
+	.check = check_items,
+	.publish = publish_cb,
+};
+
 int
 capture_attach(struct capture *c, const char *spec, char *err, size_t errlen,
     uint32_t *err_offset)
 {
-	char *candidate;
-	size_t prefix;
-	int rc;
-
-	if (spec == NULL || strlen(spec) == 0 || strlen(spec) >= RD_SPEC_MAX_TEXT) {
-		seterr(err, errlen, "empty or oversized spec (at most %d bytes)",
-		    RD_SPEC_MAX_TEXT - 1);
-		return -1;
-	}
-	if ((candidate = malloc(2 * RD_SPEC_MAX_TEXT)) == NULL) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	/* The new items alone first, so errors count items and bytes in SPEC. */
-	{
-		struct rd_spec_resolver res = { .cgroup_root = c->root };
-		struct rd_spec_error e;
-		struct rd_spec *alone = calloc(1, sizeof(*alone));
-
-		if (alone == NULL) {
-			seterr(err, errlen, "out of memory");
-			free(candidate);
-			return -1;
-		}
-		rc = rd_spec_parse(spec, &res, alone, &e);
-		free(alone);
-		if (rc == -1) {
-			seterr(err, errlen, "%s", e.msg);
-			if (err_offset)
-				*err_offset = (uint32_t)e.offset;
-			free(candidate);
-			return -1;
-		}
-	}
-	prefix = c->spec[0] ? strlen(c->spec) + 1 : 0;
-	snprintf(candidate, 2 * RD_SPEC_MAX_TEXT, "%s%s%s", c->spec,
-	    c->spec[0] ? "," : "", spec);
-	if (strlen(candidate) >= RD_SPEC_MAX_TEXT) {
-		seterr(err, errlen, "the spec would exceed %d bytes",
-		    RD_SPEC_MAX_TEXT - 1);
-		free(candidate);
-		return -1;
-	}
-	rc = publish(c, candidate, prefix, err, errlen, err_offset);
-	free(candidate);
-	return rc;
-}
-
-/*
- * list without its first item equal to want, into out.  Returns 1 if found.
- */
-static int
-remove_item(const char *list, const char *want, char *out, size_t len)
-{
-	char item[RD_SPEC_MAX_TEXT];
-	const char *k, *next;
-	size_t used = 0;
-	int found = 0;
-
-	out[0] = '\0';
-	for (k = list; *k; k = *next ? next + 1 : next) {
-		next = k + strcspn(k, ",");
-		trimmed(k, (size_t)(next - k), item, sizeof(item));
-		if (item[0] == '\0')
-			continue;
-		if (!found && strcmp(item, want) == 0) {
-			found = 1;
-			continue;
-		}
-		used += (size_t)snprintf(out + used, len - used, "%s%s",
-		    used ? "," : "", item);
-		if (used >= len)
-			used = len - 1;
-	}
-	return found;
+	return rd_speclist_attach(c->spec, spec, &capture_list, c, err, errlen,
+	    err_offset);
 }
 
 void
@@ -317,7 +266,7 @@ capture_written_spec(const struct capture *c, char *buf, size_t len,
 	snprintf(buf, len, "%s", c->spec);
 	*runs = 0;
 	for (i = 0; i < c->nruns; i++) {
-		if (!remove_item(buf, c->runs[i].item, tmp, sizeof(tmp)))
+		if (!rd_speclist_remove(buf, c->runs[i].item, tmp, sizeof(tmp)))
 			continue;
 		snprintf(buf, len, "%s", tmp);
 		(*runs)++;
@@ -328,41 +277,8 @@ int
 capture_detach(struct capture *c, const char *spec, bool all, char *err,
     size_t errlen)
 {
-	char *keep, *tmp, want[RD_SPEC_MAX_TEXT];
-	const char *p, *q;
-	int rc = -1;
-
-	if (all)
-		return publish(c, "", 0, err, errlen, NULL);
-	if (spec == NULL || *spec == '\0') {
-		seterr(err, errlen, "nothing to detach (give items, or all)");
-		return -1;
-	}
-	keep = malloc(RD_SPEC_MAX_TEXT);
-	tmp = malloc(RD_SPEC_MAX_TEXT);
-	if (keep == NULL || tmp == NULL) {
-		seterr(err, errlen, "out of memory");
-		goto out;
-	}
-	snprintf(keep, RD_SPEC_MAX_TEXT, "%s", c->spec);
-	/* Every item of spec must be an item of the active spec. */
-	for (p = spec; *p; p = *q ? q + 1 : q) {
-		q = p + strcspn(p, ",");
-		trimmed(p, (size_t)(q - p), want, sizeof(want));
-		if (want[0] == '\0')
-			continue;
-		if (!remove_item(keep, want, tmp, RD_SPEC_MAX_TEXT)) {
-			seterr(err, errlen, "'%s' is not attached (active: %s)", want,
-			    c->spec[0] ? c->spec : "nothing");
-			goto out;
-		}
-		memcpy(keep, tmp, RD_SPEC_MAX_TEXT);
-	}
-	rc = publish(c, keep, 0, err, errlen, NULL);
-out:
-	free(keep);
-	free(tmp);
-	return rc;
+	return rd_speclist_detach(c->spec, spec, all, &capture_list, c, err,
+	    errlen);
 }
 
 int

@@ -57,6 +57,7 @@ fi
 # The C files that only macOS compiles (their __APPLE__ branches), the same
 # way: -D__APPLE__, the portable build's poisoned Linux names, and stubs of
 # the Darwin headers and constants they use (sys/ucred.h, sys/ptrace.h,
+# sys/sysctl.h,
 # SOL_LOCAL/LOCAL_PEER*, SO_NOSIGPIPE), warnings as errors.
 csyntax() {
 	clang -fsyntax-only -std=c11 -Wall -Wextra -Werror -Wshadow \
@@ -66,7 +67,8 @@ csyntax() {
 	    -include "$top/common/portable_check.h" -DLOCALCAP_VERSION='"x"' \
 	    -I"$top" -I"$top/common" -I"$top/$BUILD/gen" "$@"
 }
-for f in common/ipc_darwin.c common/plat_posix.c common/sandbox_posix.c ctl/ca.c; do
+for f in common/ipc_darwin.c common/plat_posix.c common/sandbox_posix.c ctl/ca.c \
+    redirectord/backend_macos.c; do
 	check "clang -fsyntax-only -D__APPLE__ $f" csyntax "$top/$f"
 done
 sed 's/LOCAL_PEERPID/LOCAL_PEER_PID/' "$top/common/ipc_darwin.c" >"$T/ipc_darwin.c"

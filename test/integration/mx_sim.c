@@ -4,6 +4,7 @@
  *
  *   mx_sim -m main -r RUNDIR -P PROXYD_PID [-n FLOWS] [-c CONCURRENT] [-D DNS_IP]
  *   mx_sim -m gone -r RUNDIR -P PROXYD_PID
+ *   mx_sim -m ctl -r RUNDIR -P PROXYD_PID -S CTLSOCK
  *
  * The simulated platform stands where the Objective-C shim stands on macOS:
  * it implements struct mx_platform with scripted applications (their pid,
@@ -19,6 +20,12 @@
  * stalled proxyd (SIGSTOP) against the core's byte credit, one UDP socket
  * talking to three remotes, DNS, and malformed frames on flow.sock.
  * gone: flows in progress when proxyd is killed.
+ * ctl: the extension as redirectord's macOS backend sees it
+ * (test/integration/macos_redirectord.sh).  The core starts with no spec;
+ * CTLSOCK takes one request per connection, as the shim's provider
+ * message does: "spec TEXT" (mx_core_set_spec; answers "ok" or the
+ * error), "flow NAME PID" (a TCP flow of that process through the core and
+ * proxyd; answers "intercepted", "passed" or "refused"), "quit".
  *
  * Prints "ok - ..." / "not ok - ..." lines and "expect ..." facts for the
  * script to check in proxyd's store; exits 0 only if every check passed.
@@ -1397,13 +1404,114 @@ phase_gone(void)
 	app_free(probe);
 }
 
+/* --- ctl: requests from a stand-in host app ---------------------------------------- */
+
+static bool ctl_pending;
+static ev_io ctl_io;
+
+static void
+ctl_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)revents;
+	ctl_pending = true;
+	ev_io_stop(loop, w);
+}
+static bool cond_ctl_pending(void) { return ctl_pending; }
+
+/* One TCP flow of process NAME (pid), echoed through proxyd if taken. */
+static void
+ctl_flow(const char *name, uint32_t pid, char *reply, size_t len)
+{
+	static int idx = 800000;
+	struct app *a = app_new(idx++, WAY_ECHO, pid, name);
+	uint8_t out[32], in[32];
+	int rc;
+
+	a->to_send = 10000;
+	a->on_release = echo_released_cb;
+	echo_released = false;
+	if ((rc = app_start(a)) != 1) {
+		snprintf(reply, len, "%s", rc == 0 ? "passed" : "refused");
+		app_free(a);
+		return;
+	}
+	(void)run_until(cond_echo_released, 15);
+	mbedtls_sha256_finish(&a->sha_out, out);
+	mbedtls_sha256_finish(&a->sha_in, in);
+	snprintf(reply, len, "%s", echo_released && a->received == a->sent &&
+	    memcmp(out, in, 32) == 0 ? "intercepted" : "intercepted but broken");
+	app_free(a);
+}
+
+static void
+phase_ctl(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int lfd, served = 0, quit = 0;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	unlink(path);
+	if ((lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    listen(lfd, 8) == -1) {
+		check(0, "ctl: listen on %s: %s", path, strerror(errno));
+		return;
+	}
+	ev_io_init(&ctl_io, ctl_io_cb, lfd, EV_READ);
+	while (!quit) {
+		char req[ISPEC_MAX_TEXT + 64], reply[600], name[64];
+		struct timeval tv = { .tv_sec = 5 };
+		struct ispec_error err;
+		size_t used = 0;
+		unsigned pid;
+		ssize_t n;
+		int fd;
+
+		ctl_pending = false;
+		ev_io_start(sim.loop, &ctl_io);
+		if (run_until(cond_ctl_pending, 300) == -1) {
+			check(0, "ctl: no request in 300 s");
+			break;
+		}
+		if ((fd = accept(lfd, NULL, NULL)) == -1)
+			continue;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (used < sizeof(req) - 1 &&
+		    (n = read(fd, req + used, sizeof(req) - 1 - used)) > 0)
+			used += (size_t)n;
+		req[used] = '\0';
+		if (strncmp(req, "spec ", 5) == 0) {
+			if (mx_core_set_spec(sim.core, req + 5, &err) == 0)
+				snprintf(reply, sizeof(reply), "ok");
+			else
+				snprintf(reply, sizeof(reply), "%s", err.msg);
+		} else if (sscanf(req, "flow %63s %u", name, &pid) == 2)
+			ctl_flow(name, pid, reply, sizeof(reply));
+		else if (strcmp(req, "quit") == 0) {
+			snprintf(reply, sizeof(reply), "ok");
+			quit = 1;
+		} else
+			snprintf(reply, sizeof(reply), "unknown request");
+		printf("ctl: '%s' -> %s\n", req, reply);
+		fflush(stdout);
+		(void)write_all(fd, (const uint8_t *)reply, strlen(reply));
+		close(fd);
+		served++;
+	}
+	ev_io_stop(sim.loop, &ctl_io);
+	close(lfd);
+	unlink(path);
+	check(quit && served > 1 && sim.contract_errors == 0,
+	    "ctl: %d requests served, the platform contract kept", served);
+}
+
 /* --- main ---------------------------------------------------------------------------- */
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: mx_sim -m main|gone -r RUNDIR -P PROXYD_PID "
-	    "[-n FLOWS] [-c CONCURRENT] [-D DNS_IP]\n");
+	fprintf(stderr, "usage: mx_sim -m main|gone|ctl -r RUNDIR -P PROXYD_PID "
+	    "[-n FLOWS] [-c CONCURRENT] [-D DNS_IP] [-S CTLSOCK]\n");
 	exit(2);
 }
 
@@ -1411,12 +1519,13 @@ int
 main(int argc, char **argv)
 {
 	const char *mode = NULL, *rundir = NULL, *dns_ip = "127.0.0.1";
+	const char *ctl_sock = NULL;
 	int total = 10000, concurrent = 64, opt, base_all;
 	char sock[512];
 	struct mx_config cfg;
 	struct ispec_error err;
 
-	while ((opt = getopt(argc, argv, "m:r:P:n:c:D:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:r:P:n:c:D:S:")) != -1) {
 		switch (opt) {
 		case 'm': mode = optarg; break;
 		case 'r': rundir = optarg; break;
@@ -1424,6 +1533,7 @@ main(int argc, char **argv)
 		case 'n': total = atoi(optarg); break;
 		case 'c': concurrent = atoi(optarg); break;
 		case 'D': dns_ip = optarg; break;
+		case 'S': ctl_sock = optarg; break;
 		default: usage();
 		}
 	}
@@ -1451,8 +1561,9 @@ main(int argc, char **argv)
 		perror("mx_core_new");
 		return 2;
 	}
-	/* Every simulated app, by name: sim0..sim49 and the phases' own. */
-	{
+	/* Every simulated app, by name: sim0..sim49 and the phases' own
+	 * (ctl: none, the spec comes from redirectord). */
+	if (strcmp(mode, "ctl") != 0) {
 		char spec[1024];
 		size_t used = 0;
 		int k;
@@ -1481,6 +1592,8 @@ main(int argc, char **argv)
 		phase_bad_frames(sock);
 	} else if (strcmp(mode, "gone") == 0) {
 		phase_gone();
+	} else if (strcmp(mode, "ctl") == 0 && ctl_sock != NULL) {
+		phase_ctl(ctl_sock);
 	} else
 		usage();
 out:

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make PORTABLE=1`: what macOS builds (common/ and proxyd/ without their
 # Linux-only files, localcapctl's ctl/ and storeread/, the generated
-# protobuf code, macos-extension/core/)
+# protobuf code, macos-extension/core/, redirectord's process and macOS
+# backend)
 # compiles here without _GNU_SOURCE and with Linux-only names poisoned,
 # warnings as errors.  (macos_proxyd.sh links and runs that proxyd.)
 set -u
@@ -21,6 +22,15 @@ for o in proxyd/relay_splice.o common/sandbox.o common/plat_linux.o; do
 	[ ! -e "build/portable/$o" ] || { echo "not ok - $o (Linux-only) in the portable build"; exit 1; }
 done
 echo "ok - proxyd compiled with the platform seam's POSIX side, its Linux-only files left out"
+# redirectord: the process and its macOS backend, never the Linux backend's
+for o in redirectord/redirectord.o redirectord/backend.o redirectord/backend_macos.o; do
+	[ -s "build/portable/$o" ] || { echo "not ok - $o not in the portable build"; exit 1; }
+done
+for o in redirectord/backend_linux.o redirectord/capture.o redirectord/bpf.o \
+    redirectord/tun.o redirectord/spec.o redirectord/cgcache.o; do
+	[ ! -e "build/portable/$o" ] || { echo "not ok - $o (Linux-only) in the portable build"; exit 1; }
+done
+echo "ok - redirectord compiled with its macOS backend, its Linux backend left out"
 # and it can fail: a Linux-only call in a portable file is an error
 printf '#include <sys/socket.h>\nint f(int);\nint f(int fd) { return accept4(fd, 0, 0, 0); }\n' >build/portable/canary.c
 if ${CC:-cc} -U_GNU_SOURCE -D_DEFAULT_SOURCE -DLC_PORTABLE_CHECK \
