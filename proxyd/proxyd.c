@@ -661,7 +661,8 @@ prepare_quic(void)
 	    conf_get(proxyd.d.conf, "proxyd", "quic");
 
 	if (q != NULL && quic_mode_parse(q, &proxyd.quic_mode) == -1)
-		fatalx("--quic: '%s' is neither fallback nor pass", q);
+		fatalx("%s: '%s' is neither fallback nor pass",
+		    proxyd.quic_opt ? "--quic" : "quic (localcap.conf)", q);
 	log_info("QUIC attempts: %s", proxyd.quic_mode == QUIC_MODE_PASS ?
 	    "passed undecrypted and recorded" :
 	    "refused so that clients fall back to TCP, and recorded");

@@ -182,9 +182,19 @@ done
 check "status: $(ctl status 2>/dev/null | grep -o 'QUIC [0-9]* refused, [0-9]* passed')" \
     sh -c "'$B/bin/localcapctl' -r '$T' status | grep -E -q '^proxyd .*; QUIC 2 refused, 1 passed'"
 
-# --quic pass
-start_proxyd proxyd-pass --quic pass
-check "proxyd restarted with --quic pass" \
+# The mode from localcap.conf's [proxyd] quic key: a value that is neither
+# mode stops proxyd before it creates anything, saying which key; "pass"
+# is what the rest runs with (localcapctl up --quic pass, which passes
+# --quic, is in ctl_up_down.sh).
+printf '[proxyd]\nquic = refuse\n' >"$T/badquic.conf"
+mkdir "$T/badrun"
+out=$($NSE "$B/bin/proxyd" -f -r "$T/badrun" -s "$T/badstate" -c "$T/badquic.conf" 2>&1); rc=$?
+check "quic = refuse in the config: proxyd exits 1 and says why ($(echo "$out" | tail -n 1))" sh -c "
+    [ $rc -eq 1 ] && echo \"\$1\" | grep -q \"quic (localcap.conf): 'refuse' is neither fallback nor pass\" &&
+    [ ! -e '$T/badstate' ]" sh "$out"
+printf '[proxyd]\nquic = pass\n' >"$T/pass.conf"
+start_proxyd proxyd-pass -c "$T/pass.conf"
+check "proxyd restarted with quic = pass in its config" \
     grep -q 'QUIC attempts: passed undecrypted and recorded' "$T/proxyd-pass.log"
 out=$(send 10.97.0.2 443 --sni www.passed.example --alpn h3,h3-29 --split 2 --wait 3)
 check "pass: the server answers the client (its echo: $(jget "$out" result))" \
