@@ -23,6 +23,7 @@
 #   - webd runs as nobody with no capabilities, no_new_privs and seccomp;
 #   - 100 open event streams do not slow proxyd's recording (figures
 #     printed: the same captured requests timed without and with them).
+#   - the page pages: 100 entries first, the next 100 when scrolled.
 # Screenshots of the list and the detail pane go to $SHOTS if set
 # (docs/web.md's come from there).
 #
@@ -541,6 +542,28 @@ check "100 event streams open and told of new flows ($streams streams, $events e
 # bound catches a viewer that holds proxyd up, not noise.)
 check "...without slowing proxyd's recording: ${ms1} ms against ${ms0}/${ms2} ms (at most 2x the slower + 300 ms)" \
     test "$ms1" -le $((slow * 2 + 300))
+
+# The store now holds some 300 more entries: the page shows the newest 100
+# (a page, not the whole store) and fetches the next 100 when the list is
+# scrolled to its end, in the store's order.
+sleep 0.5
+ctl flows --json >"$T/flows4.json"
+browser "goto:$URL" size:1280x720 \
+    "wait:$rows.length === 100" \
+    "eval:[$rows.length, document.getElementById('count').textContent, document.getElementById('more').hidden]" \
+    "eval:(() => { const w = document.getElementById('list-wrap'); w.scrollTop = w.scrollHeight; return 1 })()" \
+    "wait:$rows.length === 200" \
+    "eval:Array.from($rows).map(r => r.dataset.id).join(' ')" \
+    >"$T/browser4.out" 2>&1
+rc=$?
+check "the page shows 100 of $(wc -l <"$T/flows4.json") entries, then the next 100 when scrolled to the end, in the store's order ($(sed -n 1p "$T/browser4.out"))" \
+    "$PY" -c '
+import json, sys
+rc, out, cli = int(sys.argv[1]), open(sys.argv[2]).read().split("\n"), sys.argv[3]
+want = [json.loads(l)["id"] for l in open(cli)][::-1][:200]
+ok = (rc == 0 and len(want) == 200 and json.loads(out[0]) == [100, "100+ shown", False] and
+      json.loads(out[2]).split() == want)
+sys.exit(0 if ok else 1)' "$rc" "$T/browser4.out" "$T/flows4.json"
 
 # Two requests in one write on one connection: two answers, in order.
 out=$($NSE "$PY" -c '
