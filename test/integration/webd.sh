@@ -24,6 +24,8 @@
 #   - 100 open event streams do not slow proxyd's recording (figures
 #     printed: the same captured requests timed without and with them).
 #   - the page pages: 100 entries first, the next 100 when scrolled.
+#   - a viewer started before the store exists waits for it, then serves
+#     it.
 # Screenshots of the list and the detail pane go to $SHOTS if set
 # (docs/web.md's come from there).
 #
@@ -598,6 +600,49 @@ pids=$(echo "$pids" | sed "s/ $WEB\b//")
 grep 'webd stopped' "$T/webd.log" | sed 's/^.*info: /# /'
 check "webd stopped cleanly, counting the refusals" \
     grep -q 'webd stopped: .* refused without the token, .* for a foreign Host' "$T/webd.log"
+
+# A viewer started before proxyd has made its store (`localcapctl web`
+# before `up`, or its unit beside proxyd's): the state dir is closed to
+# the user it becomes, so it waits, still root, for the store to appear,
+# then serves it.
+mkdir -m 0700 "$T/late"
+$NSE "$B/bin/localcapctl" -r "$T" -s "$T/late" web --listen 127.0.0.1:0 \
+    >"$T/late.out" 2>"$T/late.log" &
+LATE=$!
+pids="$pids $LATE"
+i=0
+until grep -qs 'waiting for proxyd to make the flow store' "$T/late.log" || [ $i -gt 100 ]; do
+	sleep 0.05; i=$((i + 1))
+done
+sleep 0.3
+check "a viewer started before the store exists waits for it (no URL yet)" \
+    eval '[ ! -s "$T/late.out" ] && kill -0 $LATE &&
+        grep -q "waiting for proxyd to make the flow store" "$T/late.log"'
+mkdir -m 0700 "$T/late/store"
+"$PY" -c '
+import sqlite3, sys
+src = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+dst = sqlite3.connect(sys.argv[2])
+src.backup(dst)
+dst.close()' "$T/state/store/flows.db" "$T/late/store/copy.db" &&
+    mv "$T/late/store/copy.db" "$T/late/store/flows.db"
+i=0
+until grep -qs "^localcap viewer: http" "$T/late.out" || [ $i -gt 100 ]; do
+	sleep 0.05; i=$((i + 1))
+done
+LURL=$(sed -n 's/^localcap viewer: //p' "$T/late.out")
+"$B/bin/localcapctl" -s "$T/late" flows --json >"$T/late-cli.json"
+$NSE curl -sS -m 10 -H "Authorization: Bearer ${LURL##*token=}" \
+    "${LURL%%\?*}api/flows?order=oldest&limit=10000" >"$T/late-api.json"
+check "...and once it appears serves it, as nobody ($(wc -l <"$T/late-cli.json") entries)" "$PY" -c '
+import json, sys
+cli = [json.loads(l) for l in open(sys.argv[1])]
+api = json.load(open(sys.argv[2]))
+sys.exit(0 if cli and api["flows"] == cli else 1)' "$T/late-cli.json" "$T/late-api.json"
+check "...sandboxed as before" grep -q 'sandboxed: uid 65534, 0 capabilities kept, no_new_privs, landlock' "$T/late.log"
+kill "$LATE"
+wait "$LATE" 2>/dev/null
+pids=$(echo "$pids" | sed "s/ $LATE\b//")
 
 echo "webd: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
