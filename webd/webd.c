@@ -132,23 +132,32 @@ is_loopback(const char *listen)
  * The store lives in proxyd's state dir, which only proxyd's user may
  * enter: a viewer that switches to another user can open it only before
  * the switch.  If proxyd has not made it yet (the viewer started first:
- * `localcapctl web` before `up`, or its unit beside proxyd's), wait here,
+ * `localcapctl web` before `up`, or its unit beside proxyd's), or has it
+ * closed and this root may not make its -shm file (the unit grants
+ * CAP_DAC_READ_SEARCH, not CAP_DAC_OVERRIDE), wait here,
  * still privileged but reading nothing from the network (the listeners
  * are not started), instead of serving "Permission denied" until
  * restarted.  Signals are handled (ev_run NOWAIT): 0 once the store is
  * open, -1 if told to stop first.
  */
+static bool
+store_not_there_yet(void)
+{
+	return w.api.store_why == SR_OPEN_EMPTY ||
+	    w.api.store_why == SR_OPEN_NOT_LIVE;
+}
+
 static int
 wait_for_store(void)
 {
-	if (api_store_open(&w.api) == 0 || w.api.store_why != SR_OPEN_EMPTY ||
+	if (api_store_open(&w.api) == 0 || !store_not_there_yet() ||
 	    geteuid() != 0)
 		return 0;	/* open, or an error waiting cannot mend */
-	log_info("waiting for proxyd to make the flow store (start the daemons: "
-	    "localcapctl up)");
+	log_info("waiting for proxyd to %s the flow store (start the daemons: "
+	    "localcapctl up)", w.api.store_why == SR_OPEN_EMPTY ? "make" :
+	    "open");
 	w.waiting = 1;
-	while (!w.stop && api_store_open(&w.api) == -1 &&
-	    w.api.store_why == SR_OPEN_EMPTY) {
+	while (!w.stop && api_store_open(&w.api) == -1 && store_not_there_yet()) {
 		ev_run(w.loop, EVRUN_NOWAIT);
 		if (!w.stop)
 			usleep(250 * 1000);
