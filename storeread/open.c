@@ -319,6 +319,26 @@ open_fail(struct sr_store *st, char *err, size_t errlen,
 	return 0;
 }
 
+/*
+ * A WAL database is read through its -shm file.  When its writer closed
+ * it last, SQLite removed -wal and -shm; a reader that may read the file
+ * but not create files beside it (root without CAP_DAC_OVERRIDE, as webd
+ * starts under its unit; another user) then fails with "readonly" or
+ * "cannot open" until the writer opens the store again.
+ */
+static bool
+wal_needed_but_absent(const char *path, int code)
+{
+	char shm[4200];
+	struct stat sb;
+
+	if ((code & 0xff) != SQLITE_READONLY && (code & 0xff) != SQLITE_CANTOPEN)
+		return false;
+	if ((size_t)snprintf(shm, sizeof(shm), "%s-shm", path) >= sizeof(shm))
+		return false;
+	return lstat(shm, &sb) == -1 && errno == ENOENT;
+}
+
 struct sr_store *
 sr_open_file(const char *path, char *err, size_t errlen,
     enum sr_open_error *why)
@@ -379,10 +399,18 @@ sr_open_file(const char *path, char *err, size_t errlen,
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) !=
 	    SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
 		char msg[256];
+		int code = sqlite3_errcode(st->db);
 
 		/* The statement goes first, or the close would fail (busy). */
 		snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(st->db));
 		sqlite3_finalize(q);
+		if (wal_needed_but_absent(path, code)) {
+			open_fail(st, err, errlen, why, SR_OPEN_NOT_LIVE, "%s: "
+			    "readable only while proxyd has it open (its -wal "
+			    "and -shm files are gone, and this reader may not "
+			    "make them): start proxyd", path);
+			return NULL;
+		}
 		open_fail(st, err, errlen, why, SR_OPEN_FAILED, "%s: %s", path,
 		    msg);
 		return NULL;

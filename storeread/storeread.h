@@ -44,6 +44,9 @@ enum sr_open_error {
 	SR_OPEN_OK = 0,
 	SR_OPEN_EMPTY,		/* no store yet (no file, or never written) */
 	SR_OPEN_FAILED,		/* unreadable, not a store, wrong version */
+	SR_OPEN_NOT_LIVE,	/* readable, but only while proxyd has it open:
+				   its -wal/-shm are gone and this reader may
+				   not make them (not the directory's owner) */
 };
 
 /*

@@ -58,12 +58,14 @@ api_store_open(struct api *a)
 	if (a->store)
 		return 0;
 	if ((a->store = sr_open(a->state_dir, err, sizeof(err), &why)) == NULL) {
+		a->store_why = why;
 		if (strcmp(err, a->store_err) != 0)
 			log_warnx("flow store: %s", err);
 		snprintf(a->store_err, sizeof(a->store_err), "%s", err);
 		return -1;
 	}
 	a->store_err[0] = '\0';
+	a->store_why = SR_OPEN_OK;
 	a->serial = sr_max_serial(a->store);
 	if (a->serial < 0)
 		a->serial = 0;

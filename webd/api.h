@@ -9,6 +9,7 @@
 
 #include <ev.h>
 
+#include "storeread/storeread.h"
 #include "webd/ctlc.h"
 #include "webd/server.h"
 
@@ -23,6 +24,7 @@ struct api {
 	const char	*state_dir;
 	struct sr_store	*store;		/* NULL until it opens */
 	char		 store_err[512];	/* why it did not (logged once) */
+	enum sr_open_error store_why;	/* SR_OPEN_EMPTY: not made yet */
 	int64_t		 serial;	/* greatest done_serial told so far */
 	uint64_t	 polls;
 	ev_timer	 poll;

@@ -61,6 +61,8 @@ static struct {
 	struct ev_loop		*loop;
 	int			 standalone;
 	ev_signal		 sigterm, sigint;
+	int			 waiting;	/* for the store, in wait_for_store() */
+	int			 stop;		/* a signal came while waiting */
 	char			 url_file[512];
 	char			 url[256];
 } w;
@@ -75,6 +77,10 @@ static void
 shutdown_cb(void *arg)
 {
 	(void)arg;
+	if (w.waiting) {	/* nothing started yet: wait_for_store() ends */
+		w.stop = 1;
+		return;
+	}
 	web_server_stop(&w.srv);
 	ctlc_free(&w.api.ctl);
 	api_stop(&w.api);
@@ -120,6 +126,44 @@ static bool
 is_loopback(const char *listen)
 {
 	return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0;
+}
+
+/*
+ * The store lives in proxyd's state dir, which only proxyd's user may
+ * enter: a viewer that switches to another user can open it only before
+ * the switch.  If proxyd has not made it yet (the viewer started first:
+ * `localcapctl web` before `up`, or its unit beside proxyd's), or has it
+ * closed and this root may not make its -shm file (the unit grants
+ * CAP_DAC_READ_SEARCH, not CAP_DAC_OVERRIDE), wait here,
+ * still privileged but reading nothing from the network (the listeners
+ * are not started), instead of serving "Permission denied" until
+ * restarted.  Signals are handled (ev_run NOWAIT): 0 once the store is
+ * open, -1 if told to stop first.
+ */
+static bool
+store_not_there_yet(void)
+{
+	return w.api.store_why == SR_OPEN_EMPTY ||
+	    w.api.store_why == SR_OPEN_NOT_LIVE;
+}
+
+static int
+wait_for_store(void)
+{
+	if (api_store_open(&w.api) == 0 || !store_not_there_yet() ||
+	    geteuid() != 0)
+		return 0;	/* open, or an error waiting cannot mend */
+	log_info("waiting for proxyd to %s the flow store (start the daemons: "
+	    "localcapctl up)", w.api.store_why == SR_OPEN_EMPTY ? "make" :
+	    "open");
+	w.waiting = 1;
+	while (!w.stop && api_store_open(&w.api) == -1 && store_not_there_yet()) {
+		ev_run(w.loop, EVRUN_NOWAIT);
+		if (!w.stop)
+			usleep(250 * 1000);
+	}
+	w.waiting = 0;
+	return w.stop ? -1 : 0;
 }
 
 /* The URL file: written whole (rename), 0600, before the privilege drop. */
@@ -228,7 +272,12 @@ main(int argc, char *argv[])
 
 	/* What needs the starter's identity: the store, ctl.sock, the URL file. */
 	w.api.state_dir = state_dir;
-	api_store_open(&w.api);
+	if (wait_for_store() == -1) {
+		if (!w.standalone)
+			daemon_finish(&w.d);
+		log_info("webd stopped while waiting for the flow store");
+		return 0;
+	}
 	snprintf(ctl_sock, sizeof(ctl_sock), "%s/ctl.sock", w.d.runtime_dir);
 	ctlc_init(&w.api.ctl, w.loop, ctl_sock);
 	make_url(listens[0]);

@@ -8,7 +8,8 @@
 #  - sysusers.d and tmpfiles.d create the localcap user/group and the
 #    runtime and state directories with the right owners and modes (in a
 #    scratch root, --root);
-#  - the daemons start and connect when run the way the units run them:
+#  - the daemons (and the viewer, webd) start and connect when run the way
+#    the units run them:
 #    each unit's CapabilityBoundingSet (parsed from the unit), no_new_privs,
 #    umask 077, and netstackd in a network namespace of its own
 #    (PrivateNetwork=yes), then run, reload and stop cleanly, and every
@@ -389,6 +390,49 @@ else
 	check "proxyd capabilities: effective ${eff:-?} and permitted ${prm:-?} are none, no_new_privs ${nnp:-?}" \
 	    [ "$eff $prm $nnp" = "0000000000000000 0000000000000000 1" ]
 
+	# webd as its unit runs it: started as root within the unit's bounding
+	# set, it opens the store in proxyd's 0700 state dir (with
+	# CAP_DAC_READ_SEARCH), connects ctl.sock and writes its URL file,
+	# then switches to its user with no capability; it answers its API
+	# (processes included: redirectord took its ctl.sock connection) and
+	# stops cleanly.
+	WEBUSER=$(sed -n 's/^ExecStart=.* --user \([a-z_][a-z0-9_-]*\).*/\1/p' \
+	    "$top/packaging/systemd/localcap-webd.service")
+	check "webd's unit switches it to the localcap-web user" [ "$WEBUSER" = localcap-web ]
+	id -u "$WEBUSER" >/dev/null 2>&1 || WEBUSER=nobody
+	WEBUID=$(id -u "$WEBUSER")
+	# shellcheck disable=SC2046
+	as_unit localcap-webd.service -- $(tracer webd) "$B/bin/webd" -f -r "$RT" \
+	    -s "$T/state" -u "$WEBUSER" -l 127.0.0.1:0 >"$T/webd.log" 2>&1 &
+	PIDS="$PIDS $!"
+	i=0
+	while [ $i -lt 100 ] && ! grep -qs 'listening on port' "$T/webd.log"; do
+		sleep 0.1; i=$((i + 1))
+	done
+	url=$(cat "$RT/webd.url" 2>/dev/null)
+	check "webd under its unit's credentials: URL file 0600 ($(stat -c %a "$RT/webd.url" 2>&1))" \
+	    [ "$(stat -c %a "$RT/webd.url" 2>/dev/null)" = 600 ] && [ -n "$url" ]
+	webget() {
+		inns curl -sS -m 10 -H "Authorization: Bearer ${url##*token=}" \
+		    "${url%%\?*}$1"
+	}
+	check "webd: the store opened, the API answers ($(webget 'api/flows?limit=1' 2>&1 | head -c 60))" \
+	    sh -c "printf '%s' \"\$1\" | grep -q '^{\"flows\":\['" sh "$(webget 'api/flows?limit=1' 2>&1)"
+	check "webd: redirectord answers it (the spec in /api/processes)" \
+	    sh -c "printf '%s' \"\$1\" | grep -q '^{\"capture\":{\"spec\":\"lc-pkg-nothing\"'" sh \
+	    "$(webget api/processes 2>&1)"
+	pid=$(cat "$RT/webd.pid" 2>/dev/null)
+	eff=$(awk '/^CapEff/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+	check "webd sandboxed itself as $WEBUSER (uid $WEBUID) with no capability (effective ${eff:-?})" \
+	    sh -c "grep -q 'sandboxed: uid $WEBUID, 0 capabilities kept, no_new_privs, landlock' '$T/webd.log' &&
+	        [ '$eff' = 0000000000000000 ]"
+	kill -TERM "$pid" 2>/dev/null
+	i=0
+	while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null; do
+		sleep 0.1; i=$((i + 1))
+	done
+	check "webd stopped cleanly on SIGTERM" grep -q "webd stopped" "$T/webd.log"
+
 	# A little of everything else they do: run (a capture cgroup made and
 	# removed), SIGHUP, then SIGTERM and a clean exit.
 	# shellcheck disable=SC2016
@@ -422,13 +466,43 @@ else
 	wait 2>/dev/null
 	PIDS=""
 
+	# webd under its unit while proxyd is stopped: the store is there but
+	# proxyd's close removed its -wal and -shm, which webd (root without
+	# CAP_DAC_OVERRIDE) may not make; it waits, then serves the store
+	# once proxyd is back.
+	rm -f "$RT/webd.url"
+	as_unit localcap-webd.service -- "$B/bin/webd" -f -r "$RT" -s "$T/state" \
+	    -u "$WEBUSER" -l 127.0.0.1:0 >"$T/webd2.log" 2>&1 &
+	PIDS="$PIDS $!"
+	i=0
+	while [ $i -lt 50 ] && ! grep -qs 'waiting for proxyd to open the flow store' "$T/webd2.log"; do
+		sleep 0.1; i=$((i + 1))
+	done
+	check "webd under its unit with proxyd stopped: waits for it (no URL yet)" \
+	    sh -c "grep -q 'waiting for proxyd to open the flow store' '$T/webd2.log' &&
+	        [ ! -e '$RT/webd.url' ]"
+	as_unit localcap-proxyd.service -- "$B/bin/proxyd" -f -r "$RT" -s "$T/state" \
+	    -u "$PXUSER" --netstack-user "$NSUSER" >"$T/proxyd2.log" 2>&1 &
+	PIDS="$PIDS $!"
+	i=0
+	while [ $i -lt 100 ] && ! grep -qs 'listening on port' "$T/webd2.log"; do
+		sleep 0.1; i=$((i + 1))
+	done
+	url=$(cat "$RT/webd.url" 2>/dev/null)
+	check "...and once proxyd has the store open, serves it ($(webget 'api/flows?limit=1' 2>&1 | head -c 60))" \
+	    sh -c "printf '%s' \"\$1\" | grep -q '^{\"flows\":\['" sh "$(webget 'api/flows?limit=1' 2>&1)"
+	# shellcheck disable=SC2086
+	kill -TERM $PIDS 2>/dev/null
+	wait 2>/dev/null
+	PIDS=""
+
 	# Every system call they made is allowed by their unit's filter
 	# (systemd's groups expanded by systemd-analyze syscall-filter).
 	if [ -z "$TRACING" ]; then
 		skip "no strace or python3: SystemCallFilter= not checked against" \
 		    "the daemons' system calls"
 	else
-		for d in redirectord netstackd proxyd; do
+		for d in redirectord netstackd proxyd webd; do
 			bad=$(python3 - "$top/packaging/systemd/localcap-$d.service" \
 			    "$T/$d.strace" 2>&1 <<'EOF'
 import re, subprocess, sys

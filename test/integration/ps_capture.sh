@@ -1,9 +1,10 @@
 #!/bin/sh
 # localcapctl ps against a running capture: a curl the spec names is listed
 # as captured, with the item that decided and its flow in the store; a wget
-# outside the spec as not captured; an exclusion names its item; localcap's
-# daemons are never captured; --json has the same facts; kernel threads only
-# with --all.  Two network namespaces this script creates ("client": the
+# outside the spec as not captured, with the systemd unit its cgroup names;
+# an exclusion names its item; the captured ones come first, then those
+# with flows; localcap's daemons are never captured; --json has the same
+# facts; kernel threads only with --all.  Two network namespaces this script creates ("client": the
 # daemons and the programs, in a child cgroup of our own; "server": a TCP
 # server that holds each connection open for a while), joined by a veth
 # pair, so the programs stay alive while ps looks at them.
@@ -83,20 +84,24 @@ out=$(ctl attach curl 2>&1)
 check "attach curl ($out)" test "$out" = "capturing: curl"
 
 # Both wait on the server; curl is captured by name, wget is in no item.
+# wget runs in a child cgroup named as systemd names a scope unit (capture
+# applies there too: the programs are attached to our cgroup).
+UNIT="lc-ps-$$.scope"
+mkdir "$CG/$UNIT" || exit 1
 incg curl -sS --max-time 25 -o /dev/null http://10.97.0.2:8080/held \
     >"$T/curl.out" 2>&1 &
 pids="$pids $!"
-incg wget -q -T 25 -t 1 -O /dev/null http://10.97.0.2:8080/held \
-    >"$T/wget.out" 2>&1 &
+$NSE sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG/$UNIT" \
+    wget -q -T 25 -t 1 -O /dev/null http://10.97.0.2:8080/held >"$T/wget.out" 2>&1 &
 pids="$pids $!"
-# Their pids: the processes of that name in our cgroup ($! is a subshell).
+# Their pids: the process of that name in a cgroup ($! is a subshell).
 in_cg() {
-	for _p in $(cat "$CG/cgroup.procs"); do
+	for _p in $(cat "$2/cgroup.procs"); do
 		[ "$(cat "/proc/$_p/comm" 2>/dev/null)" = "$1" ] && echo "$_p"
 	done | head -n 1
 }
 i=0
-until CURL=$(in_cg curl) && WGET=$(in_cg wget) && [ -n "$CURL" ] &&
+until CURL=$(in_cg curl "$CG") && WGET=$(in_cg wget "$CG/$UNIT") && [ -n "$CURL" ] &&
     [ -n "$WGET" ]; do
 	i=$((i + 1))
 	[ $i -gt 100 ] && { not_ok "curl and wget started"; exit 1; }
@@ -120,9 +125,9 @@ line() { awk -v p="$1" '$1 == p' "$T/ps.txt"; }
 check "ps: curl (pid $CURL) captured, by the item 'curl', 1 flow: $(line $CURL)" \
     sh -c "line=\$(awk -v p=$CURL '\$1 == p' '$T/ps.txt');
         echo \"\$line\" | grep -E -q '^$CURL +[^ ]+ +curl +yes +curl +1 '"
-check "ps: wget (pid $WGET) not captured, no item, no flow: $(line $WGET)" \
+check "ps: wget (pid $WGET) not captured, no item, no flow, its unit: $(line $WGET)" \
     sh -c "awk -v p=$WGET '\$1 == p' '$T/ps.txt' |
-        grep -E -q '^$WGET +[^ ]+ +wget +no +0 '"
+        grep -E -q '^$WGET +root +wget +no +0 +$UNIT +/usr/bin/wget\$'"
 check "ps: the captured ones first (curl above wget)" \
     test "$(grep -n "^$CURL " "$T/ps.txt" | cut -d: -f1)" -lt \
         "$(grep -n "^$WGET " "$T/ps.txt" | cut -d: -f1)"
@@ -137,12 +142,16 @@ c, w, p = rows[int(sys.argv[2])], rows[int(sys.argv[3])], rows[int(sys.argv[4])]
 assert c["name"] == "curl" and c["captured"] is True, c
 assert c["decided_by"] == "curl" and c["flows"] == 1, c
 assert c["exe"].endswith("/curl") and c["cgroup"].endswith(sys.argv[5]), c
+assert c["uid"] == 0 and c["user"] == "root" and c["unit"] is None, c
 assert w["name"] == "wget" and w["captured"] is False, w
 assert w["decided_by"] is None and w["flows"] == 0, w
 assert w["reason"] == "no item of the spec matches", w
+assert w["exe"].endswith("/wget") and w["uid"] == 0 and w["user"] == "root", w
+assert w["cgroup"].endswith(sys.argv[5] + "/" + sys.argv[6]), w
+assert w["unit"] == sys.argv[6], w
 assert p["captured"] is False and "daemon" in p["reason"], p
 assert not any(r["kernel_thread"] for r in rows.values())
-' "$T/ps.json" "$CURL" "$WGET" "$PXD" "localcap-test-ps-$$"
+' "$T/ps.json" "$CURL" "$WGET" "$PXD" "localcap-test-ps-$$" "$UNIT"
 
 # An exclusion decides too: curl,!PID names the item that excluded it.
 ctl attach "!$CURL" >/dev/null
@@ -154,6 +163,17 @@ c = rows[int(sys.argv[2])]
 assert c["captured"] is False and c["decided_by"] == "!" + sys.argv[2], c
 assert c["reason"] == "excluded by this item", c
 ' "$T/ps2.json" "$CURL"
+# The order: captured ones first, then those with flows in the store (curl,
+# excluded now but with its flow, above wget and every process without).
+check "ps --json: sorted captured first, then those with flows (curl above wget)" "$PY" -c '
+import json, sys
+rows = list(map(json.loads, open(sys.argv[1])))
+key = [(not r["captured"], not r["flows"]) for r in rows]
+pos = {r["pid"]: i for i, r in enumerate(rows)}
+assert key == sorted(key), key
+assert rows[pos[int(sys.argv[2])]]["flows"] == 1
+assert pos[int(sys.argv[2])] < pos[int(sys.argv[3])]
+' "$T/ps2.json" "$CURL" "$WGET"
 
 ctl -s "$T/state" ps --all --json >"$T/ps-all.json" 2>/dev/null
 check "ps --all adds the kernel threads ($(wc -l <"$T/ps-all.json") vs $(wc -l <"$T/ps2.json") processes), never captured" "$PY" -c '

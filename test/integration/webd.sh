@@ -8,21 +8,29 @@
 # over its DevTools pipe by browser.py) opens it there:
 #   - the captured exchanges appear, one made after the page loaded arrives
 #     by the event stream, the filter narrows the list, and the detail pane
-#     shows a header of a decrypted HTTPS exchange;
+#     shows a header of a decrypted HTTPS exchange, its TLS and TCP facts
+#     and its timings; HTTP/2, DNS and raw TCP rows are marked apart;
 #   - a request header carrying <script>, <img onerror>, a C1 control and a
 #     bidi override stays text in the page, its invisible characters shown;
 #   - the processes tab attaches a process, whose next connection is then
-#     captured;
-#   - /api/flows is `localcapctl flows --json` entry for entry, the API's
-#     HAR is `export --har`'s; no token: 401; a foreign Host: 403; bad
-#     paths and oversized requests: 4xx; CSP and nosniff on every answer;
+#     captured, and detaches it, whose next connection then goes direct;
+#     the page loads nothing from any other origin, its HAR link works;
+#   - /api/flows is `localcapctl flows --json` entry for entry (filtered
+#     too), /api/flows/ID is `show --json`'s (bodies on request), the API's
+#     HAR is `export --har`'s; no token: 401 on every route; a foreign
+#     Host: 403; bad paths and oversized requests: 4xx; CSP and nosniff on
+#     every answer, refusals included;
 #   - webd runs as nobody with no capabilities, no_new_privs and seccomp;
 #   - 100 open event streams do not slow proxyd's recording (figures
 #     printed: the same captured requests timed without and with them).
+#   - the page pages: 100 entries first, the next 100 when scrolled.
+#   - a viewer started before the store exists waits for it, then serves
+#     it.
 # Screenshots of the list and the detail pane go to $SHOTS if set
 # (docs/web.md's come from there).
 #
-# Root only; skipped without chromium.  Removes everything it made on every
+# Root only; skipped without chromium or nghttpd (scripts/deps.sh installs
+# both).  Removes everything it made on every
 # exit path (KEEP=1 keeps the temp dir).
 set -u
 
@@ -34,10 +42,12 @@ if [ ! -r /sys/kernel/btf/vmlinux ]; then
 	echo "webd: kernel has no BTF; skipped"
 	exit 77
 fi
-if ! command -v chromium >/dev/null; then
-	echo "webd: no chromium (scripts/deps.sh installs it); skipped"
-	exit 77
-fi
+for tool in chromium nghttpd; do
+	if ! command -v $tool >/dev/null; then
+		echo "webd: no $tool (scripts/deps.sh installs it); skipped"
+		exit 77
+	fi
+done
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
@@ -85,6 +95,13 @@ EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
 ( cd "$T/www" && exec ip netns exec "$NS2" openssl s_server -quiet -WWW -accept 8443 \
     -cert "$T/pki/origin.pem" -key "$T/pki/origin.key" ) >"$T/s_server.log" 2>&1 &
 pids="$pids $!"
+# An HTTP/2 origin (ALPN h2 only) and a DNS server, for rows of those kinds.
+ip netns exec "$NS2" nghttpd -d "$T/www" 8444 "$T/pki/origin.key" "$T/pki/origin.pem" \
+    >"$T/nghttpd.log" 2>&1 &
+pids="$pids $!"
+ip netns exec "$NS2" "$PY" "$top/test/integration/dnstool.py" serve 10.98.0.2 \
+    --name www.origin.test --a 10.98.0.2 --aaaa fd98::2 >"$T/dns.log" 2>&1 &
+pids="$pids $!"
 
 $NSE "$B/bin/redirectord" -f -r "$T" -g "$CG" >"$T/redirectord.log" 2>&1 &
 RD=$!
@@ -96,7 +113,9 @@ $NSE "$B/bin/proxyd" -f -r "$T" -s "$T/state" --upstream-ca "$T/pki/oca.pem" \
 pids="$pids $!"
 i=0
 until ctl --json status 2>/dev/null | grep -q '"name":"proxyd","running":true' &&
-    $NSE curl -s -o /dev/null http://10.98.0.2:8080/index.html; do
+    $NSE curl -s -o /dev/null http://10.98.0.2:8080/index.html &&
+    ip netns exec "$NS2" ss -Hltn 'sport = :8444' | grep -q . &&
+    ip netns exec "$NS2" ss -Hlun 'sport = :53' | grep -q .; do
 	i=$((i + 1))
 	[ $i -gt 200 ] && { not_ok "daemons and origin up"; tail "$T"/*.log; exit 1; }
 	sleep 0.05
@@ -116,6 +135,21 @@ incg curl -sS -m 10 -o /dev/null http://10.98.0.2:8080/pixel.png
 out=$(incg curl -sS -m 10 --cacert "$LCA" $RES -H 'X-Localcap-Test: decrypted-42' \
     https://origin.test:8443/index.html 2>&1)
 check "HTTPS through the capture, decrypted ($out)" test "$out" = "hello from the origin"
+out=$(incg curl -sS -m 10 --http2 --cacert "$LCA" --resolve origin.test:8444:10.98.0.2 \
+    -o /dev/null -w '%{http_version} %{http_code}' https://origin.test:8444/index.html 2>&1)
+check "HTTP/2 through the capture ($out)" test "$out" = "2 200"
+# A DNS query, by a process of its own name the spec captures.
+ln -s "$PY" "$T/lc-dig"
+ctl attach lc-dig >/dev/null
+out=$(incg "$T/lc-dig" -c '
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+import dnstool
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.connect(("10.98.0.2", 53))
+print(dnstool.ask(s, 0x4242, "www.origin.test", dnstool.T_A))' "$top/test/integration" 2>&1)
+check "DNS through the capture ($out)" test "$out" = "(0, ['10.98.0.2'])"
 # A raw TCP flow (curl speaks telnet://: bytes, no HTTP) to a one-shot
 # server that answers what it got.
 ip netns exec "$NS2" "$PY" -c '
@@ -161,6 +195,12 @@ case $TOKEN in *0) WRONG=${TOKEN%?}1 ;; *) WRONG=${TOKEN%?}0 ;; esac
 check "a wrong token (its last digit changed): 401" \
     test "$(code -H "Authorization: Bearer $WRONG" "${BASE}api/flows")" = 401
 check "the page itself needs the token too: 401" test "$(code "$BASE")" = 401
+check "every route needs the token: 401 without it" sh -c "
+    for p in app.js app.css api/flows/1 api/flows/1/body api/export.har api/processes api/events; do
+        [ \"\$($NSE curl -sS -m 5 -o /dev/null -w '%{http_code}' '$BASE'\$p)\" = 401 ] || exit 1
+    done
+    [ \"\$($NSE curl -sS -m 5 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d '{\"spec\":\"1\"}' '${BASE}api/attach')\" = 401 ]"
 check "a foreign Host (DNS rebinding): 403, even with the token" \
     test "$(code -H "$AUTH" -H "Host: rebind.example:$PORT" "${BASE}api/flows")" = 403
 check "localhost:PORT as Host: 200" \
@@ -175,8 +215,12 @@ api -D "$T/page.h" -o /dev/null -H "$AUTH" "$BASE"
 api -D "$T/api.h" -o /dev/null -H "$AUTH" "${BASE}api/flows"
 api -D "$T/401.h" -o /dev/null "${BASE}api/flows"
 CSP="Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'"
-check "CSP and nosniff on the page, the API and a refusal; no CORS header" sh -c "
-    for h in '$T/page.h' '$T/api.h' '$T/401.h'; do
+api -D "$T/403.h" -o /dev/null -H "$AUTH" -H "Host: rebind.example:$PORT" "${BASE}api/flows"
+api -D "$T/400.h" -o /dev/null --path-as-is -H "$AUTH" "${BASE}../etc/passwd"
+api -D "$T/404.h" -o /dev/null -H "$AUTH" "${BASE}nothing"
+api -D "$T/431.h" -o /dev/null -H "$AUTH" -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' a)" "${BASE}api/flows"
+check "CSP and nosniff on the page, the API and every refusal (401, 403, 400, 404, 431); no CORS header" sh -c "
+    for h in '$T/page.h' '$T/api.h' '$T/401.h' '$T/403.h' '$T/400.h' '$T/404.h' '$T/431.h'; do
         tr -d '\r' <\$h | grep -q \"^$CSP\" &&
         tr -d '\r' <\$h | grep -q '^X-Content-Type-Options: nosniff$' &&
         ! grep -qi '^Access-Control' \$h || exit 1
@@ -221,6 +265,18 @@ import json, sys
 f = json.load(open(sys.argv[1]))["flows"]
 sys.exit(0 if len(f) == 1 and f[0]["path"] == "/data.json" else 1)' "$T/filtered.json"
 check "a bad filter: 400" test "$(code -H "$AUTH" "${BASE}api/flows?filter=status:abc")" = 400
+# The same filters as the CLI's, one by one and in the box's syntax.
+ctl flows --json --process curl --status 200 --host '^origin' >"$T/flows-f1.json"
+api -H "$AUTH" "${BASE}api/flows?order=oldest&process=curl&status=200&host=%5Eorigin" >"$T/api-f1.json"
+ctl flows --json --method GET --text png >"$T/flows-f2.json"
+api -H "$AUTH" "${BASE}api/flows?order=oldest&filter=method:GET%20png" >"$T/api-f2.json"
+check "filtered, /api/flows is still flows --json ($(wc -l <"$T/flows-f1.json") and $(wc -l <"$T/flows-f2.json") entries)" "$PY" -c '
+import json, sys
+for c, a, n in ((sys.argv[1], sys.argv[2], 2), (sys.argv[3], sys.argv[4], 1)):
+    cli = [json.loads(l) for l in open(c)]
+    api = json.load(open(a))["flows"]
+    if api != cli or len(cli) != n:
+        sys.exit(1)' "$T/flows-f1.json" "$T/api-f1.json" "$T/flows-f2.json" "$T/api-f2.json"
 ctl export --har "$T/cli.har"
 api -H "$AUTH" "${BASE}api/export.har" >"$T/api.har"
 check "the API's HAR is export --har's, and valid HAR 1.2 with the exchanges" "$PY" -c '
@@ -265,6 +321,18 @@ x = d["exchanges"][0]
 ok = (d["flow"]["tls"] and d["flow"]["tls"]["sni"] == "origin.test" and
       ["X-Localcap-Test", "decrypted-42"] in x["request_headers"])
 sys.exit(0 if ok else 1)' "$T/detail.json"
+ctl show --json "$HTTPS_ID" >"$T/show.json"
+ctl show --json --body "$JSON_ID" >"$T/show-body.json"
+api -H "$AUTH" "${BASE}api/flows/$JSON_ID" >"$T/detail-nobody.json"
+api -H "$AUTH" "${BASE}api/flows/$JSON_ID?bodies=1" >"$T/detail-body.json"
+check "/api/flows/ID is show --json's; with bodies=1 it is show --json --body's, bodies included" "$PY" -c '
+import json, sys
+show, det, showb, nob, withb = (json.load(open(f)) for f in sys.argv[1:6])
+x, y = withb["exchanges"][0], nob["exchanges"][0]
+ok = (show == det and showb == withb and "resp_body" not in y and
+      json.loads(x["resp_body"]["text"]) == {"answer": 42, "list": [1, 2, 3]})
+sys.exit(0 if ok else 1)' "$T/show.json" "$T/detail.json" "$T/show-body.json" \
+    "$T/detail-nobody.json" "$T/detail-body.json"
 check "/api/flows/$JSON_ID/body: the response body, as application/octet-stream" sh -c "
     $NSE curl -sS -m 10 -D '$T/body.h' -H '$AUTH' '${BASE}api/flows/$JSON_ID/body?side=resp' >'$T/body' &&
     cmp -s '$T/body' '$T/www/data.json' &&
@@ -320,12 +388,27 @@ check "the list showed every captured exchange and the one that came after the p
     sh -c "[ $(count_rows "$T/live.html") -eq $((NROWS + 1)) ] && grep -q 'after-load' '$T/live.html' &&
            [ \"\$(sed -n 2p '$T/browser1.out')\" = true ]"
 check "a raw TCP flow is listed as one, marked apart from HTTP" \
-    grep -q '<tr class="row k-raw"[^>]*>.*<span class="badge b-raw">TCP</span>' "$T/live.html"
+    grep -q '<tr class="row k-raw"[^>]*><td[^>]*>[^<]*</td><td class="c-proc">curl<span class="pid"> [0-9]*</span></td><td class="c-what"><span class="badge b-raw">TCP</span>' "$T/live.html"
+check "an HTTP/2 exchange is marked h2 (and TLS)" \
+    grep -q '<tr class="row k-h2"[^>]*><td[^>]*>[^<]*</td><td class="c-proc">curl<span class="pid"> [0-9]*</span></td><td class="c-what"><span class="badge b-h2">GET</span><span class="badge b-proto">h2</span><span class="badge b-tls">TLS</span></td><td class="c-host">origin.test:8444</td>' "$T/live.html"
+check "a DNS query is listed as one, with its type and name" \
+    grep -q '<tr class="row k-dns"[^>]*><td[^>]*>[^<]*</td><td class="c-proc">lc-dig<span class="pid"> [0-9]*</span></td><td class="c-what"><span class="badge b-dns">DNS A</span></td><td class="c-host">www.origin.test</td>' "$T/live.html"
 check "the filter narrowed it to one row" sh -c \
     "[ $(count_rows "$T/filtered.html") -eq 1 ] && grep -q 'data.json' '$T/filtered.html'"
 check "the detail pane shows the decrypted HTTPS exchange's request header and TLS facts" sh -c "
     grep -q '<th>X-Localcap-Test</th><td>decrypted-42</td>' '$T/detail.html' &&
     grep -q '<dt>SNI</dt><dd>origin.test</dd>' '$T/detail.html'"
+# The TCP section as netstackd measured it, and one bar per phase.
+tcp_and_waterfall() {
+	grep -q '<h3>TCP</h3><dl class="facts"><dt>packets</dt><dd>[1-9][0-9]* up, [1-9][0-9]* down</dd><dt>retransmits</dt><dd>[0-9]*</dd><dt>rtt</dt><dd>[0-9.]* [mµ]*s</dd>' "$T/detail.html" ||
+	    return 1
+	for _p in connect TLS send wait receive; do
+		grep -q "<div class=\"wf-row\"><span class=\"wf-name\">$_p</span><span class=\"wf-track\"><span class=\"wf-bar wf-$(echo $_p | tr A-Z a-z)\" style=\"margin-left: [0-9.]*%; width: [0-9.]*%;\">" \
+		    "$T/detail.html" || return 1
+	done
+}
+check "...its TCP figures from netstackd and its timings as a waterfall (connect, TLS, send, wait, receive)" \
+    tcp_and_waterfall
 check "a JSON body is shown pretty-printed" grep -q '"answer": 42,' "$T/json.html"
 check "an image body is shown, from a blob: URL the CSP allows ($(grep -m1 '^"blob' "$T/browser1.out"))" \
     grep -q '^"blob: 3x2"$' "$T/browser1.out"
@@ -338,15 +421,17 @@ check "...and its bidi override and C1 control are shown as escapes, not applied
     ! grep -q \"\$(printf '\342\200\256')\" '$T/hostile.html'"
 
 # The processes tab: a python3 outside the spec waits; attached from the
-# page by its pid, its next connection is captured.
+# page by its pid, its next connection is captured; detached from the page,
+# the one after goes direct.
 incg "$PY" -c '
 import os, sys, time, urllib.request
 print(os.getpid(), flush=True)
-for _ in range(600):
-    if os.path.exists(sys.argv[1]): break
-    time.sleep(0.05)
-print(urllib.request.urlopen("http://10.98.0.2:8080/index.html?attached", timeout=10).read().decode().strip())' \
-    "$T/go" >"$T/waiter.out" 2>&1 &
+for go, what in ((sys.argv[1], "attached"), (sys.argv[2], "detached")):
+    for _ in range(600):
+        if os.path.exists(go): break
+        time.sleep(0.05)
+    print(urllib.request.urlopen("http://10.98.0.2:8080/index.html?" + what, timeout=10).read().decode().strip(), flush=True)' \
+    "$T/go" "$T/go2" >"$T/waiter.out" 2>&1 &
 WAITER=$!
 pids="$pids $WAITER"
 i=0
@@ -364,9 +449,10 @@ browser "goto:${URL}#tab=procs" size:1280x720 \
     >"$T/browser2.out" 2>&1
 rc=$?
 check "the processes tab lists the waiting process as not captured; Attach answers; then it is captured by its pid ($(sed -n 3p "$T/browser2.out"))" \
-    sh -c "[ $rc -eq 0 ] && sed -n 1p '$T/browser2.out' | grep -q 'noAttach'"
+    sh -c "[ $rc -eq 0 ] && sed -n 1p '$T/browser2.out' | grep -q '^\"${WPID}root.*noAttach\"\$'"
 touch "$T/go"
-wait $WAITER
+i=0
+until [ "$(wc -l <"$T/waiter.out")" -ge 2 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 check "...which then fetches its page" test "$(sed -n 2p "$T/waiter.out")" = "hello from the origin"
 sleep 0.5
 ctl flows --json >"$T/flows2.json"
@@ -377,7 +463,37 @@ sys.exit(0 if any(r["pid"] == int(sys.argv[2]) and r["path"] == "/index.html?att
                   for r in rows) else 1)' "$T/flows2.json" "$WPID"
 check "redirectord logged the attach as asked by the viewer, with its starter's uid (root)" \
     grep -q "attach '$WPID' by uid 0 pid $WEB: done" "$T/redirectord.log"
-ctl detach "$WPID" >/dev/null 2>&1
+# Detach from the page; then what else the page promises: nothing loaded
+# from another origin (no CDN), and its HAR link answers.
+resources='performance.getEntriesByType("resource")'
+browser "goto:${URL}#tab=procs" size:1280x720 \
+    "wait:$prow !== null && $prow.textContent.includes('yes ($WPID)')" \
+    "eval:$prow.querySelector('button.act').textContent" \
+    "eval:$prow.querySelector('button.act').click()" \
+    "wait:document.getElementById('msg').textContent.startsWith('detached $WPID')" \
+    "wait:$prow !== null && $prow.querySelector('button.act').textContent === 'Attach'" \
+    "eval:$prow.textContent" \
+    "eval:$resources.filter(e => new URL(e.name).origin !== location.origin).length + ' of ' + $resources.length" \
+    "eval:(async () => { const j = await (await fetch(document.getElementById('har').href)).json(); return j.log.version + ' ' + j.log.entries.length })()" \
+    >"$T/browser3.out" 2>&1
+rc=$?
+b3() { sed -n "${1}p" "$T/browser3.out"; }
+check "the processes tab detaches it: Detach answers, then the row says not captured ($(b3 3))" \
+    eval '[ $rc -eq 0 ] && [ "$(b3 1)" = "\"Detach\"" ] && b3 3 | grep -q "^\"${WPID}root.*noAttach\"$"'
+check "redirectord logged the detach as asked by the viewer" \
+    grep -q "detach '$WPID' by uid 0 pid $WEB: done" "$T/redirectord.log"
+touch "$T/go2"
+wait $WAITER
+sleep 0.5
+check "...and its next connection goes direct (fetched, not in the store)" \
+    eval '[ "$(sed -n 3p "$T/waiter.out")" = "hello from the origin" ] &&
+        grep -q "GET /index.html?detached" "$T/origin.log" &&
+        ctl flows --json >"$T/flows3.json" && ! grep -q "index.html?detached" "$T/flows3.json" &&
+        grep -q "index.html?attached" "$T/flows3.json"'
+check "the page loaded nothing from another origin ($(b3 4 | tr -d '"') resources elsewhere)" \
+    eval 'b3 4 | grep -q "^\"0 of [1-9][0-9]*\"$"'
+check "the page's HAR link answers HAR 1.2 ($(b3 5))" \
+    eval 'b3 5 | grep -q "^\"1.2 [1-9][0-9]*\"$"'
 
 # --- 100 event streams and proxyd's recording -------------------------------------------
 # The same 100 captured requests, timed without and with 100 open streams
@@ -429,6 +545,28 @@ check "100 event streams open and told of new flows ($streams streams, $events e
 check "...without slowing proxyd's recording: ${ms1} ms against ${ms0}/${ms2} ms (at most 2x the slower + 300 ms)" \
     test "$ms1" -le $((slow * 2 + 300))
 
+# The store now holds some 300 more entries: the page shows the newest 100
+# (a page, not the whole store) and fetches the next 100 when the list is
+# scrolled to its end, in the store's order.
+sleep 0.5
+ctl flows --json >"$T/flows4.json"
+browser "goto:$URL" size:1280x720 \
+    "wait:$rows.length === 100" \
+    "eval:[$rows.length, document.getElementById('count').textContent, document.getElementById('more').hidden]" \
+    "eval:(() => { const w = document.getElementById('list-wrap'); w.scrollTop = w.scrollHeight; return 1 })()" \
+    "wait:$rows.length === 200" \
+    "eval:Array.from($rows).map(r => r.dataset.id).join(' ')" \
+    >"$T/browser4.out" 2>&1
+rc=$?
+check "the page shows 100 of $(wc -l <"$T/flows4.json") entries, then the next 100 when scrolled to the end, in the store's order ($(sed -n 1p "$T/browser4.out"))" \
+    "$PY" -c '
+import json, sys
+rc, out, cli = int(sys.argv[1]), open(sys.argv[2]).read().split("\n"), sys.argv[3]
+want = [json.loads(l)["id"] for l in open(cli)][::-1][:200]
+ok = (rc == 0 and len(want) == 200 and json.loads(out[0]) == [100, "100+ shown", False] and
+      json.loads(out[2]).split() == want)
+sys.exit(0 if ok else 1)' "$rc" "$T/browser4.out" "$T/flows4.json"
+
 # Two requests in one write on one connection: two answers, in order.
 out=$($NSE "$PY" -c '
 import re, socket, sys
@@ -462,6 +600,49 @@ pids=$(echo "$pids" | sed "s/ $WEB\b//")
 grep 'webd stopped' "$T/webd.log" | sed 's/^.*info: /# /'
 check "webd stopped cleanly, counting the refusals" \
     grep -q 'webd stopped: .* refused without the token, .* for a foreign Host' "$T/webd.log"
+
+# A viewer started before proxyd has made its store (`localcapctl web`
+# before `up`, or its unit beside proxyd's): the state dir is closed to
+# the user it becomes, so it waits, still root, for the store to appear,
+# then serves it.
+mkdir -m 0700 "$T/late"
+$NSE "$B/bin/localcapctl" -r "$T" -s "$T/late" web --listen 127.0.0.1:0 \
+    >"$T/late.out" 2>"$T/late.log" &
+LATE=$!
+pids="$pids $LATE"
+i=0
+until grep -qs 'waiting for proxyd to make the flow store' "$T/late.log" || [ $i -gt 100 ]; do
+	sleep 0.05; i=$((i + 1))
+done
+sleep 0.3
+check "a viewer started before the store exists waits for it (no URL yet)" \
+    eval '[ ! -s "$T/late.out" ] && kill -0 $LATE &&
+        grep -q "waiting for proxyd to make the flow store" "$T/late.log"'
+mkdir -m 0700 "$T/late/store"
+"$PY" -c '
+import sqlite3, sys
+src = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+dst = sqlite3.connect(sys.argv[2])
+src.backup(dst)
+dst.close()' "$T/state/store/flows.db" "$T/late/store/copy.db" &&
+    mv "$T/late/store/copy.db" "$T/late/store/flows.db"
+i=0
+until grep -qs "^localcap viewer: http" "$T/late.out" || [ $i -gt 100 ]; do
+	sleep 0.05; i=$((i + 1))
+done
+LURL=$(sed -n 's/^localcap viewer: //p' "$T/late.out")
+"$B/bin/localcapctl" -s "$T/late" flows --json >"$T/late-cli.json"
+$NSE curl -sS -m 10 -H "Authorization: Bearer ${LURL##*token=}" \
+    "${LURL%%\?*}api/flows?order=oldest&limit=10000" >"$T/late-api.json"
+check "...and once it appears serves it, as nobody ($(wc -l <"$T/late-cli.json") entries)" "$PY" -c '
+import json, sys
+cli = [json.loads(l) for l in open(sys.argv[1])]
+api = json.load(open(sys.argv[2]))
+sys.exit(0 if cli and api["flows"] == cli else 1)' "$T/late-cli.json" "$T/late-api.json"
+check "...sandboxed as before" grep -q 'sandboxed: uid 65534, 0 capabilities kept, no_new_privs, landlock' "$T/late.log"
+kill "$LATE"
+wait "$LATE" 2>/dev/null
+pids=$(echo "$pids" | sed "s/ $LATE\b//")
 
 echo "webd: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

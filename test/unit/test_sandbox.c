@@ -1,6 +1,6 @@
 /*
  * Tests for common/sandbox.c: each case forks, confines the child with the
- * netstackd profile, and checks from the parent what the kernel let the
+ * netstackd profile (or the one under test: signer, proxyd, webd), and checks from the parent what the kernel let the
  * child do.  A forbidden system call must end the child with status 159
  * (the SIGSYS handler's); Landlock must refuse files; capabilities must be
  * gone.  The seccomp cases are skipped in sanitizer builds, where the
@@ -334,6 +334,131 @@ landlock_refuses_files(void **state)
 	assert_int_equal(confined(do_open_file), 0);
 }
 
+/*
+ * The viewer's profile (webd): it accepts on a listener made before it
+ * confined itself and talks to ctl.sock, but it can create no IP socket
+ * (so it never connects out), and it reads only its ro_paths.
+ */
+static int webd_listener = -1;
+static char webd_dir[] = "/tmp/lc-sbx-webd.XXXXXX";
+static char webd_file[64];
+
+static int
+confined_webd(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *ro[] = { webd_dir, NULL };
+		struct sandbox sb = { .profile = SANDBOX_WEBD, .ro_paths = ro };
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, STDERR_FILENO);
+		log_init("test_sandbox", 1, LOG_LEVEL_WARN - 1);
+		sandbox_enter(&sb);
+		_exit(fn());
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* What webd does: accept a waiting connection, read it, a Unix socket. */
+static int
+do_webd_work(void)
+{
+	char buf[4];
+	int c, sv[2];
+
+	if ((c = accept4(webd_listener, NULL, NULL, SOCK_CLOEXEC)) == -1)
+		return 1;
+	if (recv(c, buf, 4, MSG_WAITALL) != 4 || memcmp(buf, "GET ", 4) != 0)
+		return 2;
+	if (send(c, "HTTP", 4, 0) != 4)
+		return 3;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		return 4;
+	return 0;
+}
+
+static int
+do_inet6_socket(void)
+{
+	(void)socket(AF_INET6, SOCK_STREAM, 0);
+	return 0;	/* not reached */
+}
+
+static int
+do_inet_dgram_socket(void)
+{
+	(void)socket(AF_INET, SOCK_DGRAM, 0);
+	return 0;	/* not reached */
+}
+
+/* Its ro_paths are readable; nothing else is, and nothing is writable. */
+static int
+do_webd_files(void)
+{
+	char buf[8];
+	int fd;
+
+	if ((fd = open(webd_file, O_RDONLY)) == -1 || read(fd, buf, 5) != 5 ||
+	    memcmp(buf, "store", 5) != 0)
+		return 1;
+	close(fd);
+	if (open(webd_file, O_WRONLY) != -1 || errno != EACCES)
+		return 2;
+	if (open("/etc/hostname", O_RDONLY) != -1 || errno != EACCES)
+		return 3;
+	if (open("/tmp/lc-sbx-webd-new", O_WRONLY | O_CREAT, 0600) != -1 ||
+	    errno != EACCES)
+		return 4;
+	return 0;
+}
+
+static void
+webd_profile_never_connects_out(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	char buf[4];
+	int c, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(webd_dir));
+	snprintf(webd_file, sizeof(webd_file), "%s/flows.db", webd_dir);
+	assert_true((fd = open(webd_file, O_WRONLY | O_CREAT, 0600)) >= 0);
+	assert_int_equal(write(fd, "store", 5), 5);
+	close(fd);
+	/* The listener and a connection waiting on it, made before the fork. */
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((webd_listener = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(webd_listener, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(webd_listener, 4), 0);
+	assert_int_equal(getsockname(webd_listener, (struct sockaddr *)&sin, &len), 0);
+	assert_true((c = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(send(c, "GET ", 4, 0), 4);
+
+	assert_int_equal(confined_webd(do_webd_work), 0);
+	assert_int_equal(recv(c, buf, 4, MSG_WAITALL), 4);
+	assert_memory_equal(buf, "HTTP", 4);
+	assert_int_equal(confined_webd(do_webd_files), 0);
+	close(c);
+	close(webd_listener);
+	unlink(webd_file);
+	rmdir(webd_dir);
+#ifdef SANITIZER_BUILD
+	skip();
+#endif
+	assert_int_equal(confined_webd(do_inet_socket), 159);
+	assert_int_equal(confined_webd(do_inet6_socket), 159);
+	assert_int_equal(confined_webd(do_inet_dgram_socket), 159);
+	assert_int_equal(confined_webd(do_ioctl), 159);
+	assert_int_equal(confined_webd(do_kill_parent), 159);
+}
+
 /* A field of /proc/PID/status. */
 static void
 status_field(pid_t pid, const char *name, char *out, size_t len)
@@ -431,6 +556,7 @@ main(void)
 		cmocka_unit_test(landlock_refuses_files),
 		cmocka_unit_test(signer_profile_allows_its_work_and_nothing_else),
 		cmocka_unit_test(proxyd_profile_allows_splice),
+		cmocka_unit_test(webd_profile_never_connects_out),
 		cmocka_unit_test(daemon_profiles_signal_only_themselves),
 		cmocka_unit_test(daemon_users_cannot_reach_root_sockets),
 		cmocka_unit_test(no_capabilities_and_no_new_privs),

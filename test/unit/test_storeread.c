@@ -1,6 +1,7 @@
 /*
  * Unit tests for storeread/, the flow store's reader library: opening
- * (missing, empty, symlinked, hostile files), keyset pages in both
+ * (missing, empty, symlinked, hostile files, one whose writer has it
+ * closed and whose reader may not make its -shm), keyset pages in both
  * directions with cursors (every entry exactly once), each filter, follow
  * by done_serial, one flow's detail, the JSON of an entry (the error text
  * of a refused flow included), HAR, and a process's flow count — against a
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -704,6 +706,83 @@ hostile_schema_is_refused_or_inert(void **state)
 	}
 }
 
+/*
+ * A reader that may read the store but not create files beside it (webd
+ * as root under its unit, without CAP_DAC_OVERRIDE; here: nobody, in a
+ * root-owned directory) cannot open it while its writer has it closed
+ * (SQLite removed -wal and -shm): it is told so apart from other failures
+ * (SR_OPEN_NOT_LIVE), and opens it once the writer has it open again.
+ */
+static void
+open_tells_a_store_its_writer_has_closed(void **state)
+{
+	char d[] = "/tmp/test_storeread_live.XXXXXX", p[128], e[512], cmd[160];
+	int ready[2], go[2], status;
+	struct store *w;
+	sqlite3 *db;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_non_null(mkdtemp(d));
+	assert_int_equal(chmod(d, 0755), 0);
+	snprintf(p, sizeof(p), "%s/%s", d, STORE_DB_NAME);
+	assert_non_null(w = store_open(p, NULL, e, sizeof(e)));
+	store_close(w);
+	assert_int_equal(chmod(p, 0644), 0);
+	snprintf(cmd, sizeof(cmd), "%s-shm", p);
+	assert_int_equal(access(cmd, F_OK), -1);	/* the writer's close removed it */
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	if ((pid = fork()) == 0) {
+		enum sr_open_error why;
+		struct sr_store *st;
+		char c;
+
+		close(ready[0]);
+		close(go[1]);
+		if (setgid(65534) == -1 || setuid(65534) == -1)
+			_exit(10);
+		st = sr_open_file(p, e, sizeof(e), &why);
+		if (st != NULL || why != SR_OPEN_NOT_LIVE ||
+		    strstr(e, "readable only while proxyd has it open") == NULL)
+			_exit(11);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(12);
+		if ((st = sr_open_file(p, e, sizeof(e), &why)) == NULL ||
+		    why != SR_OPEN_OK)
+			_exit(13);
+		sr_close(st);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	close(ready[1]);	/* a child that ended early: read() gets 0 */
+	close(go[0]);
+	{
+		char c;
+
+		if (read(ready[0], &c, 1) != 1) {
+			assert_int_equal(waitpid(pid, &status, 0), pid);
+			fail_msg("the reader ended early (exit %d)",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		}
+	}
+	/* The writer opens it again: -wal and -shm, with the file's mode. */
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL; "
+	    "SELECT count(*) FROM flows", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	sqlite3_close(db);
+	close(ready[0]);
+	close(go[1]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	assert_int_equal(system(cmd), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int
 main(void)
 {
@@ -717,6 +796,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(har_and_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(http2_columns_read_where_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_schema_is_refused_or_inert, setup, teardown),
+		cmocka_unit_test(open_tells_a_store_its_writer_has_closed),
 	};
 
 	log_init("test_storeread", 1, LOG_LEVEL_WARN);
