@@ -46,6 +46,22 @@ read_small(const char *path, char *buf, size_t len)
 	return (ssize_t)n;
 }
 
+/*
+ * argv[0] from /proc/PID/cmdline, for a process whose executable we may not
+ * read (another user's, when we are not privileged): what the process says
+ * it is, so callers show it as such.  NULL when empty or unreadable.
+ */
+static char *
+read_argv0(pid_t pid)
+{
+	char path[64], buf[4096];
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0 || buf[0] == '\0')
+		return NULL;
+	return strdup(buf);	/* up to the first NUL: argv[0] */
+}
+
 /* Seconds since the epoch the system booted at (/proc/stat btime). */
 static int64_t
 boot_time(void)
@@ -292,6 +308,7 @@ ps_free(struct ps_proc *v, size_t n)
 
 	for (i = 0; i < n; i++) {
 		free(v[i].exe);
+		free(v[i].argv0);
 		free(v[i].cgroup);
 		free(v[i].unit);
 		free(v[i].decided_by);
@@ -393,7 +410,8 @@ ps_collect(const struct ps_capture *cap, struct sr_store *store, bool all,
 		if ((k = readlink(path, link, sizeof(link) - 1)) > 0) {
 			link[k] = '\0';
 			p->exe = strdup(link);
-		}
+		} else if (!p->kernel_thread)
+			p->argv0 = read_argv0(pid);
 		p->cgroup = read_cgroup(pid);
 		p->unit = p->cgroup ? unit_of(p->cgroup) : NULL;
 		p->flows = store ? sr_count_flows_of(store, pid, p->start_us -
@@ -431,6 +449,7 @@ ps_json(FILE *out, const struct ps_proc *p)
 	jkey(out, "user", p->user);
 	jkey(out, "name", p->name);
 	jkey(out, "exe", p->exe);
+	jkey(out, "argv0", p->argv0);
 	jkey(out, "cgroup", p->cgroup);
 	jkey(out, "unit", p->unit);
 	fprintf(out, ",\"kernel_thread\":%s,\"start_us\":%" PRId64

@@ -37,6 +37,8 @@ struct ps_proc {
 	char		 user[64];
 	char		 name[16];	/* the thread-group leader's comm */
 	char		*exe;		/* NULL: unreadable (kernel thread…) */
+	char		*argv0;		/* the process's own argv[0], only when exe
+					   is NULL: its word, not the kernel's */
 	char		*cgroup;	/* cgroup v2 path, "/a/b"; NULL unknown */
 	char		*unit;		/* systemd unit of that cgroup, or NULL */
 	bool		 kernel_thread;

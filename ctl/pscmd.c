@@ -99,7 +99,13 @@ ctl_ps(const char *ctl_sock, const char *state_dir, int json, int argc,
 		else
 			printf("%5" PRId64 "  ", p->flows);
 		column(p->unit, 24, false);
-		column(p->exe, 0, true);
+		if (p->exe == NULL && p->argv0 != NULL) {
+			/* Not the kernel's word: bracketed, as ps(1) does. */
+			putchar('[');
+			column(p->argv0, 0, true);
+			putchar(']');
+		} else
+			column(p->exe, 0, true);
 		putchar('\n');
 	}
 	if (rc == 0 && !json && cap.known && !cap.capturing)

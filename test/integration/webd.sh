@@ -450,6 +450,15 @@ browser "goto:${URL}#tab=procs" size:1280x720 \
 rc=$?
 check "the processes tab lists the waiting process as not captured; Attach answers; then it is captured by its pid ($(sed -n 3p "$T/browser2.out"))" \
     sh -c "[ $rc -eq 0 ] && sed -n 1p '$T/browser2.out' | grep -q '^\"${WPID}root.*noAttach\"\$'"
+# The viewer (nobody) may not read root's /proc/PID/exe: it gives the
+# process's own argv[0] instead, marked as such in the API and the page.
+api -H "$AUTH" "${BASE}api/processes" >"$T/procs.json"
+check "a root process's executable is null for the viewer; its argv[0] stands in, bracketed in the page" \
+    sh -c "\"$PY\" -c '
+import json, sys
+p = [p for p in json.load(open(sys.argv[1]))[\"processes\"] if p[\"pid\"] == int(sys.argv[2])][0]
+sys.exit(not (p[\"exe\"] is None and p[\"argv0\"] == sys.argv[3]))' '$T/procs.json' '$WPID' '$PY' &&
+    sed -n 1p '$T/browser2.out' | grep -qF '[$PY]'"
 touch "$T/go"
 i=0
 until [ "$(wc -l <"$T/waiter.out")" -ge 2 ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done

@@ -658,7 +658,15 @@ async function loadProcs() {
 			tr.appendChild(el('td', null, p.user !== null && p.user !== undefined ?
 			    p.user : String(p.uid)));
 			tr.appendChild(el('td', null, p.name));
-			tr.appendChild(el('td', 'c-exe', p.exe));
+			if (p.exe === null && p.argv0) {
+				// Another user's process: the viewer may not read its
+				// executable; its own argv[0] is shown, marked as such.
+				const td = el('td', 'c-exe said', '[' + p.argv0 + ']');
+				td.title = 'argv[0], as the process gives it: the viewer ' +
+				    'may not read this process\'s executable';
+				tr.appendChild(td);
+			} else
+				tr.appendChild(el('td', 'c-exe', p.exe));
 			tr.appendChild(el('td', 'c-unit', p.unit || p.cgroup || ''));
 			tr.appendChild(el('td', null, p.flows === null ? '' : String(p.flows)));
 			const by = p.decided_by ? ' (' + p.decided_by + ')' : '';
