@@ -380,6 +380,8 @@ queue_frame(struct ipc_peer *p, Lc__MsgType type, const ProtobufCMessage *msg,
 
 	if (spec == NULL || !(spec->channels & p->cfg.channel) ||
 	    !msg_role_may_send(spec, p->cfg.self_role) ||
+	    (p->peer_role != LC__ROLE__ROLE_UNSPECIFIED &&
+	    !msg_may_travel(spec, p->cfg.self_role, p->peer_role)) ||
 	    nfds != spec->nfds || msg->descriptor != spec->desc) {
 		errno = EINVAL;
 		return -1;
@@ -725,7 +727,7 @@ peer_parse(struct ipc_peer *p)
 		}
 		/* Before the handshake only Hello/HelloReply/Error get through. */
 		if (p->state != PEER_HANDSHAKE &&
-		    !msg_role_may_send(spec, p->peer_role)) {
+		    !msg_may_travel(spec, p->peer_role, p->cfg.self_role)) {
 			peer_close_warn(p, "%s may not come from %s", spec->name,
 			    role_name(p->peer_role));
 			return -1;

@@ -129,40 +129,47 @@ validate_ctl_reply(const ProtobufCMessage *m)
 static const struct msg_spec msg_table[] = {
 	/* Handshake: roles are judged against the socket's accept_roles. */
 	{ LC__MSG_TYPE__MSG_HELLO, "Hello", &lc__hello__descriptor,
-	    ALL_CHANNELS, MSG_ROLES_ANY, 256, 0, validate_hello },
+	    ALL_CHANNELS, MSG_ROLES_ANY, 256, 0, validate_hello, 0 },
 	{ LC__MSG_TYPE__MSG_HELLO_REPLY, "HelloReply", &lc__hello_reply__descriptor,
-	    ALL_CHANNELS, MSG_ROLES_ANY, 256, 0, validate_hello_reply },
+	    ALL_CHANNELS, MSG_ROLES_ANY, 256, 0, validate_hello_reply, 0 },
 	{ LC__MSG_TYPE__MSG_ERROR, "Error", &lc__error__descriptor,
-	    ALL_CHANNELS, MSG_ROLES_ANY, 4 * KiB, 0, NULL },
+	    ALL_CHANNELS, MSG_ROLES_ANY, 4 * KiB, 0, NULL, 0 },
 
 	/* ctl.sock: localcapctl (and webd, as localcapctl) <-> redirectord. */
 	{ LC__MSG_TYPE__MSG_CTL_REQUEST, "CtlRequest", &lc__ctl_request__descriptor,
-	    IPC_CHAN_CTL, MSG_ROLE(CTL), 64 * KiB, 0, validate_ctl_request },
+	    IPC_CHAN_CTL, MSG_ROLE(CTL), 64 * KiB, 0, validate_ctl_request, 0 },
 	{ LC__MSG_TYPE__MSG_CTL_REPLY, "CtlReply", &lc__ctl_reply__descriptor,
 	    IPC_CHAN_CTL, MSG_ROLE(REDIRECTORD), IPC_MAX_PAYLOAD, 0,
-	    validate_ctl_reply },
+	    validate_ctl_reply, 0 },
 
 	/* data.sock: redirectord <-> netstackd. */
 	{ LC__MSG_TYPE__MSG_TUN_HANDOVER, "TunHandover", &lc__tun_handover__descriptor,
-	    IPC_CHAN_DATA, MSG_ROLE(REDIRECTORD), 256, 1, NULL },
+	    IPC_CHAN_DATA, MSG_ROLE(REDIRECTORD), 256, 1, NULL, 0 },
 	{ LC__MSG_TYPE__MSG_NETSTACK_STATUS, "NetstackStatus",
 	    &lc__netstack_status__descriptor,
 	    IPC_CHAN_DATA, MSG_ROLE(NETSTACKD), 16 * KiB, 0,
-	    validate_netstack_status },
+	    validate_netstack_status, 0 },
 	{ LC__MSG_TYPE__MSG_OWNER_QUERY, "OwnerQuery", &lc__owner_query__descriptor,
-	    IPC_CHAN_DATA, MSG_ROLE(NETSTACKD), 256, 0, NULL },
+	    IPC_CHAN_DATA, MSG_ROLE(NETSTACKD), 256, 0, NULL, 0 },
 	{ LC__MSG_TYPE__MSG_OWNER_REPLY, "OwnerReply", &lc__owner_reply__descriptor,
-	    IPC_CHAN_DATA, MSG_ROLE(REDIRECTORD), 8 * KiB, 0, NULL },
+	    IPC_CHAN_DATA, MSG_ROLE(REDIRECTORD), 8 * KiB, 0, NULL, 0 },
 
 	/* flow.sock: a flow source (netstackd, the macOS backend) <-> proxyd. */
 	{ LC__MSG_TYPE__MSG_NEW_FLOW, "NewFlow", &lc__new_flow__descriptor,
 	    IPC_CHAN_FLOW, MSG_ROLE(NETSTACKD) | MSG_ROLE(REDIRECTORD), 8 * KiB, 1,
-	    NULL },
+	    NULL, 0 },
+	/*
+	 * FlowClosed: the source's end of a flow, to proxyd; and proxyd's
+	 * reset marker where AF_UNIX has no MSG_OOB (reason "reset", to the
+	 * macOS extension, which says redirectord: docs/proxyd-relay.md).
+	 * netstackd gets its resets out of band and is never sent one.
+	 */
 	{ LC__MSG_TYPE__MSG_FLOW_CLOSED, "FlowClosed", &lc__flow_closed__descriptor,
-	    IPC_CHAN_FLOW, MSG_ROLE(NETSTACKD) | MSG_ROLE(REDIRECTORD), 1 * KiB, 0,
-	    NULL },
+	    IPC_CHAN_FLOW,
+	    MSG_ROLE(NETSTACKD) | MSG_ROLE(REDIRECTORD) | MSG_ROLE(PROXYD),
+	    1 * KiB, 0, NULL, MSG_ROLE(PROXYD) | MSG_ROLE(REDIRECTORD) },
 	{ LC__MSG_TYPE__MSG_PROXY_STATUS, "ProxyStatus", &lc__proxy_status__descriptor,
-	    IPC_CHAN_FLOW, MSG_ROLE(PROXYD), 8 * KiB, 0, validate_proxy_status },
+	    IPC_CHAN_FLOW, MSG_ROLE(PROXYD), 8 * KiB, 0, validate_proxy_status, 0 },
 };
 
 const struct msg_spec *
@@ -180,4 +187,14 @@ int
 msg_role_may_send(const struct msg_spec *spec, Lc__Role role)
 {
 	return role > 0 && role < 32 && (spec->senders & (1u << role)) != 0;
+}
+
+int
+msg_may_travel(const struct msg_spec *spec, Lc__Role from, Lc__Role to)
+{
+	if (!msg_role_may_send(spec, from))
+		return 0;
+	if (spec->receivers == 0)
+		return 1;
+	return to > 0 && to < 32 && (spec->receivers & (1u << to)) != 0;
 }

@@ -54,6 +54,14 @@ struct msg_spec {
 	 * checks beyond the protobuf decoding.
 	 */
 	const char			*(*validate)(const ProtobufCMessage *);
+	/*
+	 * MSG_ROLE() bits of the roles that may receive it; 0: any role on
+	 * its channels.  With senders it names the directions a type may
+	 * travel where one bit mask is too coarse: FlowClosed goes from a
+	 * flow source to proxyd, and from proxyd back only to the macOS
+	 * extension (its reset marker, which netstackd never takes).
+	 */
+	uint32_t			 receivers;
 };
 
 /* NULL for an unknown type. */
@@ -61,6 +69,9 @@ const struct msg_spec	*msg_lookup(unsigned type);
 
 /* 1 if a peer of this role may send the type (its row's senders). */
 int			 msg_role_may_send(const struct msg_spec *, Lc__Role);
+/* 1 if the type may go from a peer of role from to one of role to. */
+int			 msg_may_travel(const struct msg_spec *, Lc__Role from,
+			    Lc__Role to);
 
 /*
  * The checks the table's rows share, for msgcodec.c's decoders too: NULL if

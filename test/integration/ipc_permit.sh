@@ -5,6 +5,8 @@
 # its connectors come back).  rogue_peer.py speaks the framing by hand.
 #
 #	netstackd <- "proxyd" sending FlowClosed (the flow source's message)
+#	netstackd <- "proxyd" sending FlowClosed{reset} (proxyd's reset marker,
+#		     which only the macOS extension may take)
 #	netstackd <- "proxyd" sending a ProxyStatus over its size limit
 #	proxyd    <- "netstackd" sending ProxyStatus (proxyd's own message)
 #	proxyd    <- "netstackd" sending a NewFlow over its size limit
@@ -64,6 +66,17 @@ check "... with one log line naming it" \
     grep -q "FlowClosed may not come from proxyd" "$T/netstackd.log"
 check "... stays up and connects again" grep -q "^reconnected" "$T/rogue1.log"
 
+# FlowClosed{flow_id 7, reason "reset"}: proxyd sends it to the macOS
+# extension (role redirectord) in place of MSG_OOB; never to netstackd.
+python3 "$top/test/integration/rogue_peer.py" listen "$T/ns/flow.sock" proxyd \
+    49 --payload 080742057265736574 --reconnect >"$T/rogue3.log" 2>&1
+check "netstackd closes proxyd's FlowClosed{reset} (the extension's marker)" \
+    grep -q "^closed" "$T/rogue3.log"
+check "... naming it (the second such close)" \
+    test "$(grep -c "closing proxyd.*FlowClosed may not come from proxyd" \
+    "$T/netstackd.log")" -eq 2
+check "... and connects again" grep -q "^reconnected" "$T/rogue3.log"
+
 python3 "$top/test/integration/rogue_peer.py" listen "$T/ns/flow.sock" proxyd \
     50 --len 9000 --reconnect >"$T/rogue2.log" 2>&1
 check "netstackd closes a ProxyStatus over its limit, on the header" \
@@ -111,7 +124,7 @@ check "redirectord still answers status" \
 check "redirectord is still running" alive $rd
 
 if [ $failed -ne 0 ]; then
-	for f in netstackd proxyd redirectord rogue1 rogue2 rogue; do
+	for f in netstackd proxyd redirectord rogue1 rogue3 rogue2 rogue; do
 		echo "--- $f.log"; tail -n 20 "$T/$f.log"
 	done
 fi

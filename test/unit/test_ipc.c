@@ -121,6 +121,7 @@ struct fixture {
 	struct rec	 client;
 	int		 raw;		/* the other end, when raw */
 	char		 dir[64];
+	Lc__Role	 raw_self;	/* raw_peer_closed_by's server; 0: redirectord */
 };
 
 static struct ipc_peer_config
@@ -397,6 +398,8 @@ raw_peer_closed_by(struct fixture *f, enum ipc_channel chan, Lc__Role role,
 	memset(&f->server, 0, sizeof(f->server));
 	f->server.kept_fd = -1;
 	cfg.channel = chan;
+	if (f->raw_self != LC__ROLE__ROLE_UNSPECIFIED)
+		cfg.self_role = f->raw_self;
 	cfg.accept_roles = 0;
 	for (size_t i = 0; i < sizeof(all_roles) / sizeof(all_roles[0]); i++)
 		cfg.accept_roles |= 1u << all_roles[i];
@@ -1061,13 +1064,16 @@ listener_authorize_refusal_reaches_client(void **state)
 
 /* --- the permit table ---------------------------------------------------- */
 
-/* Every type, from every role its row does not name, closes the peer. */
+/*
+ * Every type, from every role its row does not name, or to one that may not
+ * take it from there (FlowClosed from proxyd), closes the peer.
+ */
 static void
 every_type_from_a_wrong_role_closes_the_peer(void **state)
 {
 	struct fixture *f = *state;
 	const ProtobufCEnumDescriptor *d = &lc__msg_type__descriptor;
-	unsigned i, r, refused = 0;
+	unsigned i, r, to, refused = 0;
 
 	for (i = 0; i < d->n_values; i++) {
 		const struct msg_spec *spec =
@@ -1079,18 +1085,22 @@ every_type_from_a_wrong_role_closes_the_peer(void **state)
 		hdr[4] = (uint8_t)((unsigned)spec->type >> 8);
 		hdr[5] = (uint8_t)spec->type;
 		hdr[6] = spec->nfds;	/* judged on the header: no fd needed */
+		for (to = 0; to < sizeof(all_roles) / sizeof(all_roles[0]); to++)
 		for (r = 0; r < sizeof(all_roles) / sizeof(all_roles[0]); r++) {
-			if (msg_role_may_send(spec, all_roles[r]))
+			if (msg_may_travel(spec, all_roles[r], all_roles[to]))
 				continue;
+			f->raw_self = all_roles[to];
 			if (!raw_peer_closed_by(f, first_channel(spec->channels),
 			    all_roles[r], hdr, sizeof(hdr), "may not come from"))
-				fail_msg("%s from role %d was accepted", spec->name,
-				    all_roles[r]);
+				fail_msg("%s from role %d to role %d was accepted",
+				    spec->name, all_roles[r], all_roles[to]);
 			refused++;
 		}
 	}
-	/* 9 one-way types, each with 2 or 3 roles that may not send it. */
-	assert_true(refused >= 20);
+	f->raw_self = LC__ROLE__ROLE_UNSPECIFIED;
+	/* 10 one-way types, each with 2 or 3 roles that may not send it, to
+	 * each of 4 roles; FlowClosed from proxyd to netstackd or localcapctl. */
+	assert_true(refused >= 80);
 }
 
 /* netstackd's case from the issue: proxyd may not send it FlowClosed. */
@@ -1104,13 +1114,77 @@ flow_closed_from_proxyd_closes_the_peer(void **state)
 
 	lc__flow_closed__init(&fc);
 	fc.flow_id = 7;
+	fc.reason = (char *)(uintptr_t)"reset";
 	len = frame(buf, sizeof(buf), LC__MSG_TYPE__MSG_FLOW_CLOSED, 0, 0, &fc.base);
+	f->raw_self = LC__ROLE__ROLE_NETSTACKD;
 	assert_true(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_PROXYD,
 	    buf, len, "FlowClosed may not come from proxyd"));
 	/* From a flow source it is a message like any other. */
+	f->raw_self = LC__ROLE__ROLE_PROXYD;
 	assert_false(raw_peer_closed_by(f, IPC_CHAN_FLOW,
 	    LC__ROLE__ROLE_NETSTACKD, buf, len, ""));
 	assert_int_equal(f->server.nmsg, 1);
+	/* proxyd's reset marker to the macOS extension (role redirectord). */
+	f->raw_self = LC__ROLE__ROLE_REDIRECTORD;
+	assert_false(raw_peer_closed_by(f, IPC_CHAN_FLOW, LC__ROLE__ROLE_PROXYD,
+	    buf, len, ""));
+	assert_int_equal(f->server.nmsg, 1);
+	f->raw_self = LC__ROLE__ROLE_UNSPECIFIED;
+}
+
+/*
+ * The sending side of the same rule: proxyd's FlowClosed goes to the macOS
+ * extension, and ipc_send refuses it towards netstackd (EINVAL, nothing
+ * written), so a bug in proxyd cannot get netstackd to close flow.sock.
+ */
+static void
+flow_closed_from_proxyd_is_sent_only_to_the_extension(void **state)
+{
+	struct fixture *f = *state;
+	static const Lc__Role sources[] = {
+		LC__ROLE__ROLE_NETSTACKD, LC__ROLE__ROLE_REDIRECTORD,
+	};
+	Lc__FlowClosed fc;
+	uint8_t buf[256];
+	size_t i, hlen, plen;
+
+	lc__flow_closed__init(&fc);
+	fc.flow_id = 9;
+	fc.reason = (char *)(uintptr_t)"reset";
+	for (i = 0; i < 2; i++) {
+		struct ipc_peer_config cfg = server_cfg(&f->server);
+		int sv[2], rc;
+
+		memset(&f->server, 0, sizeof(f->server));
+		f->server.kept_fd = -1;
+		cfg.channel = IPC_CHAN_FLOW;
+		cfg.self_role = LC__ROLE__ROLE_PROXYD;
+		cfg.accept_roles = 1u << sources[i];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		f->server.peer = ipc_peer_new(f->loop, sv[0], 0, &cfg);
+		f->raw = sv[1];
+		hlen = hello_frame(buf, sizeof(buf),
+		    LC__PROTOCOL__PROTOCOL_VERSION, sources[i]);
+		raw_write(f->raw, buf, hlen);
+		assert_int_equal(raw_read_frame(f, buf, sizeof(buf), &plen),
+		    LC__MSG_TYPE__MSG_HELLO_REPLY);
+		run_until(f->loop, &f->server.ready);
+		errno = 0;
+		rc = ipc_send(f->server.peer, LC__MSG_TYPE__MSG_FLOW_CLOSED,
+		    &fc.base, NULL, 0);
+		if (sources[i] == LC__ROLE__ROLE_NETSTACKD) {
+			assert_int_equal(rc, -1);
+			assert_int_equal(errno, EINVAL);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(raw_read_frame(f, buf, sizeof(buf),
+			    &plen), LC__MSG_TYPE__MSG_FLOW_CLOSED);
+		}
+		ipc_close(f->server.peer, "test done");
+		f->server.peer = NULL;
+		close(f->raw);
+		f->raw = -1;
+	}
 }
 
 /* Every type, one byte over its own limit, closes the peer on the header. */
@@ -1283,6 +1357,7 @@ main(void)
 		T(listener_authorize_refusal_reaches_client),
 		T(every_type_from_a_wrong_role_closes_the_peer),
 		T(flow_closed_from_proxyd_closes_the_peer),
+		T(flow_closed_from_proxyd_is_sent_only_to_the_extension),
 		T(every_type_over_its_limit_closes_the_peer),
 		T(oversized_hello_closes_peer),
 		T(status_that_would_be_cut_closes_peer),
