@@ -31,21 +31,31 @@
 /*
  * Close a side so that its peer sees a reset rather than an orderly end.  A
  * TCP socket sends RST when closed with a zero linger.  A Unix stream socket
- * (netstackd's flow sockets) has no reset: it gets one out-of-band byte, the
- * reset marker (docs/proxyd-relay.md), which a reader unaware of it never
- * sees inline; the close that follows reads as EOF.
+ * (a flow source's flow socket) has no reset.  netstackd's gets one
+ * out-of-band byte, the reset marker (docs/proxyd-relay.md), which a reader
+ * unaware of it never sees inline; the close that follows reads as EOF.
+ * The macOS extension's cannot carry it (macOS's AF_UNIX has no MSG_OOB):
+ * its source is told on flow.sock instead, before the close
+ * (relay_set_on_source_reset), and so is it in the simulator on Linux.
  */
 static void
-side_abort(struct side *s)
+side_abort(struct rflow *f, struct side *s)
 {
+	struct relay *r = f->relay;
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 	if (s->fd == -1)
 		return;
 	if (s->domain == AF_INET || s->domain == AF_INET6)
 		(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	else if (s->domain == AF_UNIX && s->type == SOCK_STREAM)
+	else if (s->domain == AF_UNIX && s->type == SOCK_STREAM) {
+		if (s == &f->app && f->source != NULL &&
+		    r->on_source_reset != NULL &&
+		    r->on_source_reset(r->on_source_reset_arg, f->source,
+		    f->rec.meta.source_flow_id))
+			return;
 		(void)send(s->fd, "R", 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
 }
 
 void
@@ -232,7 +242,7 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 	case FLOW_END_APP_RESET:
 		r->stats.resets_from_app++;
 		if (tcp)
-			side_abort(&f->up);
+			side_abort(f, &f->up);
 		break;
 	case FLOW_END_CONNECT_TIMEOUT:
 	case FLOW_END_CONNECT_FAILED:
@@ -240,12 +250,12 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 		if (end == FLOW_END_CONNECT_TIMEOUT)
 			r->stats.connect_timeouts++;
 		if (tcp)
-			side_abort(&f->app);
+			side_abort(f, &f->app);
 		break;
 	case FLOW_END_UPSTREAM_RESET:
 		r->stats.resets_from_upstream++;
 		if (tcp)
-			side_abort(&f->app);
+			side_abort(f, &f->app);
 		break;
 	case FLOW_END_IDLE:
 	case FLOW_END_SHUTDOWN:
@@ -255,8 +265,8 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 			r->stats.idle_expired++;
 		/* Neither side may take a cut-off stream for a complete one. */
 		if (tcp) {
-			side_abort(&f->app);
-			side_abort(&f->up);
+			side_abort(f, &f->app);
+			side_abort(f, &f->up);
 		}
 		break;
 	case FLOW_END_NONE:

@@ -34,6 +34,7 @@ struct intake {
 	TAILQ_HEAD(, source)	 sources;
 	size_t			 nsources;
 	uint64_t		 bad_fds;
+	uint64_t		 resets_sent;	/* FlowClosed "reset" to sources */
 	ev_timer		 status_timer;
 	ev_tstamp		 status_sent;	/* loop time of the last round */
 };
@@ -114,6 +115,8 @@ send_status(struct intake *in, struct ipc_peer *peer)
 		{ "proxy_requests",		ps->requests },
 		{ "proxy_refused",		ps->refused + ps->overloaded },
 		{ "proxy_resolve_failed",	ps->resolve_failed },
+		/* Reset markers sent on flow.sock (no MSG_OOB: macOS). */
+		{ "reset_messages",		in->resets_sent },
 		/* 1: AES-GCM records through ipsec-mb; 0: mbedTLS's code. */
 		{ "aes_gcm_ipsec_mb",		(uint64_t)aead_aes_gcm_accelerated() },
 	};
@@ -256,6 +259,40 @@ source_message(struct ipc_peer *peer, Lc__MsgType type,
 	}
 }
 
+/*
+ * The relay cuts a flow towards its application (relay_set_on_source_reset).
+ * A source the permit table lets take FlowClosed from proxyd — the macOS
+ * extension, whose AF_UNIX has no MSG_OOB — is told on flow.sock:
+ * FlowClosed{reason "reset"}, queued before the relay closes the flow
+ * socket, and the extension turns the EOF it holds into a reset.  netstackd
+ * may not take it and gets the out-of-band marker instead (0).
+ */
+static int
+source_reset(void *arg, const void *source, uint64_t source_flow_id)
+{
+	struct intake *in = arg;
+	const struct msg_spec *spec =
+	    msg_lookup(LC__MSG_TYPE__MSG_FLOW_CLOSED);
+	struct source *s;
+	Lc__FlowClosed fc;
+
+	TAILQ_FOREACH(s, &in->sources, entry)
+		if (s == source)
+			break;
+	if (s == NULL || spec == NULL ||
+	    !msg_may_travel(spec, LC__ROLE__ROLE_PROXYD, ipc_peer_role(s->peer)))
+		return 0;
+	lc__flow_closed__init(&fc);
+	fc.flow_id = source_flow_id;
+	fc.reason = (char *)(uintptr_t)"reset";
+	/* Past the queue's limit the source is far behind: it will see an
+	 * orderly close, as with a lost out-of-band byte. */
+	if (ipc_send(s->peer, LC__MSG_TYPE__MSG_FLOW_CLOSED, &fc.base, NULL, 0)
+	    == 0)
+		in->resets_sent++;
+	return 1;
+}
+
 static void
 source_close(struct ipc_peer *peer, const char *reason)
 {
@@ -311,6 +348,7 @@ intake_new(struct ev_loop *loop, struct relay *relay)
 	in->status_timer.data = in;
 	in->status_sent = ev_now(loop) - INTAKE_STATUS_INTERVAL;
 	relay_set_on_change(relay, relay_changed, in);
+	relay_set_on_source_reset(relay, source_reset, in);
 	return in;
 }
 
@@ -331,6 +369,7 @@ intake_free(struct intake *in)
 		return;
 	intake_close_sources(in, "proxyd shutting down");
 	relay_set_on_change(in->relay, NULL, NULL);
+	relay_set_on_source_reset(in->relay, NULL, NULL);
 	free(in);
 }
 

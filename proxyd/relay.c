@@ -900,6 +900,14 @@ relay_set_on_change(struct relay *r, void (*cb)(void *), void *arg)
 	r->on_change_arg = arg;
 }
 
+void
+relay_set_on_source_reset(struct relay *r,
+    int (*cb)(void *, const void *, uint64_t), void *arg)
+{
+	r->on_source_reset = cb;
+	r->on_source_reset_arg = arg;
+}
+
 const struct relay_stats *
 relay_stats(const struct relay *r)
 {

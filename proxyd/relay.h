@@ -158,6 +158,17 @@ void		 relay_free(struct relay *);
 void	relay_set_on_change(struct relay *, void (*)(void *), void *);
 
 /*
+ * Asked when a TCP flow is cut towards its application through a Unix
+ * stream socket, before that socket is closed: 1 if the flow's source was
+ * told of the reset another way (intake.c: FlowClosed{reason "reset"} on
+ * flow.sock to the macOS extension, whose AF_UNIX has no MSG_OOB), 0 to
+ * send the out-of-band reset marker (netstackd).  docs/proxyd-relay.md.
+ */
+void	relay_set_on_source_reset(struct relay *,
+	    int (*)(void *, const void *source, uint64_t source_flow_id),
+	    void *);
+
+/*
  * Start relaying a flow.  Takes fd (a SOCK_STREAM socket for TCP, a
  * SOCK_DGRAM/SOCK_SEQPACKET one for UDP) in every case and the meta's
  * strings.  source identifies the flow source (its flow ids are unique per

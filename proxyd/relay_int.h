@@ -227,6 +227,10 @@ struct relay {
 	uint8_t			*dgram;		/* UDP scratch, UDP_MAX_DGRAM */
 	void			(*on_change)(void *);
 	void			*on_change_arg;
+	/* A flow socket's reset marker by message, if its source takes it. */
+	int			(*on_source_reset)(void *, const void *source,
+				    uint64_t source_flow_id);
+	void			*on_source_reset_arg;
 	ev_tstamp		 refusal_logged;	/* loop time */
 	unsigned		 refusals_unlogged;
 	struct passmap		 pass;		/* hosts passed through for now */

@@ -450,22 +450,13 @@ tcp_sock_readable(struct ev_loop *loop, ev_io *w, int revents)
 	struct mx_flow *f = container_of(w, struct mx_flow, rio);
 	struct mx_core *c = f->core;
 	ssize_t n;
-	char oob;
 
 	(void)loop;
 	(void)revents;
 	if (f->write_pending)
 		goto settle;
-	/*
-	 * proxyd's reset marker (docs/proxyd-relay.md): one out-of-band byte
-	 * before the close, checked before every plain read because a read
-	 * that reaches it drops it.  Where AF_UNIX has no MSG_OOB (macOS)
-	 * this fails at once and a reset reads as an orderly close.
-	 */
-	if (recv(f->fd, &oob, 1, MSG_OOB | MSG_DONTWAIT) == 1) {
-		flow_end(f, ECONNRESET, "reset by proxyd");
-		return;
-	}
+	/* proxyd's reset marker comes on flow.sock, not out of band: macOS's
+	 * AF_UNIX has no MSG_OOB (proxyd_flow_reset). */
 	n = recv(f->fd, c->scratch, MX_CREDIT, MSG_DONTWAIT);
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
@@ -486,11 +477,13 @@ tcp_sock_readable(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		/*
-		 * Otherwise the end of the server's stream, or (our side
-		 * done too) proxyd dying, whose exit closes flow.sock as
-		 * well, in some order.  Acted on MX_EOF_GRACE later (one
-		 * timer, the list in arrival order), so that a dead proxyd is
-		 * seen as what it is.
+		 * Otherwise the end of the server's stream, or a reset whose
+		 * FlowClosed{reset} is still on its way on flow.sock
+		 * (proxyd_flow_reset), or (our side done too) proxyd dying,
+		 * whose exit closes flow.sock as well, in some order.  Acted
+		 * on MX_EOF_GRACE later (one timer, the list in arrival
+		 * order), so that a reset or a dead proxyd is seen as what it
+		 * is.
 		 */
 		ev_io_stop(c->loop, &f->rio);
 		if (!f->eof_queued) {
@@ -1042,16 +1035,52 @@ proxyd_ready(struct ipc_peer *peer)
 	    ipc_peer_version(peer));
 }
 
+/*
+ * proxyd's reset marker (docs/proxyd-relay.md): proxyd cut a TCP flow
+ * towards the app (the server reset it, an idle flow, proxyd stopping...)
+ * and says so here, before it closes the flow socket, because macOS's
+ * AF_UNIX has no out-of-band byte to carry it.  The flow ends as a reset
+ * whether its EOF is already held (MX_EOF_GRACE) or not yet read: the app
+ * gets ECONNRESET, not a clean end of a cut-off stream, as netstackd's
+ * apps get a RST.  A flow already over (its id no longer here) needs
+ * nothing.  A linear search: resets are rare next to reads, and flows are
+ * at most MX_MAX_FLOWS.
+ */
+static void
+proxyd_flow_reset(struct mx_core *c, const Lc__FlowClosed *fc)
+{
+	struct mx_flow *f;
+
+	if (fc->reason == NULL || strcmp(fc->reason, "reset") != 0) {
+		log_debug("FlowClosed %llu from proxyd: reason \"%s\" ignored",
+		    (unsigned long long)fc->flow_id,
+		    fc->reason ? fc->reason : "");
+		return;
+	}
+	TAILQ_FOREACH(f, &c->flows, entry)
+		if (f->transport == MX_TCP && f->id == fc->flow_id)
+			break;
+	if (f == NULL || f->ended)
+		return;
+	stat_add(c, &c->st.resets_from_proxyd, 1);
+	flow_end(f, ECONNRESET, "reset by proxyd");
+}
+
 static void
 proxyd_message(struct ipc_peer *peer, Lc__MsgType type,
     const ProtobufCMessage *msg, int *fds, size_t nfds)
 {
-	(void)msg;
+	struct mx_core *c = ipc_user(peer);
+
 	(void)fds;
 	(void)nfds;
 	switch (type) {
 	case LC__MSG_TYPE__MSG_PROXY_STATUS:
+		break;
 	case LC__MSG_TYPE__MSG_FLOW_CLOSED:
+		if (c != NULL)
+			proxyd_flow_reset(c,
+			    (const Lc__FlowClosed *)(const void *)msg);
 		break;
 	default:
 		ipc_close(peer, "unexpected message from proxyd");

@@ -153,6 +153,8 @@ struct mx_stats {
 	uint64_t	proc_cache_hits;
 	uint64_t	proc_cache_misses;
 	uint64_t	proxyd_losses;
+	uint64_t	resets_from_proxyd;	/* FlowClosed "reset": the flow
+						 * cut, the app told ECONNRESET */
 };
 
 struct mx_core;

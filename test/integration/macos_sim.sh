@@ -2,8 +2,9 @@
 # The macOS extension's core, driven by the simulated platform (mx_sim), into
 # the real proxyd: what the Objective-C shim does on a Mac, checked here.
 #   - 10,000 TCP flows closed every way (orderly with SHA-256 both ways, app
-#     read error, app write error, upstream reset, server closing first, open
-#     failure); the platform contract kept on each; the fd count back to its
+#     read error, app write error, upstream reset while the app sends and
+#     after its end (proxyd's reset marker on flow.sock, as on macOS),
+#     server closing first, open failure); the platform contract kept on each; the fd count back to its
 #     baseline; every flow in proxyd's store with the simulated pid and name;
 #   - a stalled proxyd (SIGSTOP) against the core's byte credit;
 #   - one UDP socket to 3 remotes -> 3 flows, all answered; remotes that

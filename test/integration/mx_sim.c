@@ -15,7 +15,8 @@
  * release, at most one read and one write outstanding.
  *
  * main: TCP flows closed every way (orderly with SHA-256 of both
- * directions, app read error, app write error, upstream reset, server
+ * directions, app read error, app write error, upstream reset while the
+ * app sends and after its end (proxyd's reset marker on flow.sock), server
  * closing first, open failure), the fd count back to its baseline, a
  * stalled proxyd (SIGSTOP) against the core's byte credit, one UDP socket
  * talking to three remotes, DNS, and malformed frames on flow.sock.
@@ -262,6 +263,10 @@ enum way {
 	WAY_APP_READ_ERR,	/* the app's socket fails (read error) */
 	WAY_APP_WRITE_ERR,	/* writing to the app fails (app reset) */
 	WAY_UPSTREAM_RST,	/* the server resets */
+	/* The server resets after the app ended its side: the flow socket's
+	 * close alone reads as an orderly end, so only proxyd's reset marker
+	 * on flow.sock (FlowClosed "reset") makes it a reset. */
+	WAY_UPSTREAM_RST_HALF,
 	WAY_SERVER_CLOSE,	/* the server closes first */
 	WAY_OPEN_FAIL,		/* openWithLocalEndpoint: fails */
 	WAY_UDP,		/* a UDP socket, script in udp_* */
@@ -270,7 +275,8 @@ enum way {
 
 static const char *const way_names[] = {
 	"orderly echo", "app read error", "app write error", "upstream reset",
-	"server closes first", "open fails", "udp",
+	"upstream reset after the app's end", "server closes first",
+	"open fails", "udp",
 };
 
 struct app {
@@ -423,7 +429,8 @@ tcp_produce(struct app *a, size_t max)
 		return;
 	}
 	if (a->sent < 4) {
-		const char *h = a->way == WAY_UPSTREAM_RST ? "RST\n" :
+		const char *h = a->way == WAY_UPSTREAM_RST ||
+		    a->way == WAY_UPSTREAM_RST_HALF ? "RST\n" :
 		    a->way == WAY_SERVER_CLOSE ? "CLS\n" : "ECH\n";
 
 		memcpy(a->buf, h, 4);
@@ -909,7 +916,8 @@ tcp_judge(struct app *a)
 		return a->received == 4 && memcmp(a->head, "bye\n", 4) == 0 &&
 		    a->shut_rd_err == 0 && a->shut_wr_err == 0;
 	case WAY_UPSTREAM_RST:
-		/* proxyd's reset marker reaches the app as a reset */
+	case WAY_UPSTREAM_RST_HALF:
+		/* the server's reset reaches the app as a reset, not an EOF */
 		return a->shut_wr_err == ECONNRESET;
 	case WAY_APP_READ_ERR:
 	case WAY_APP_WRITE_ERR:
@@ -953,7 +961,9 @@ tcp_next(void)
 		    1 + xorshift(&a->rng) % 16384;
 		a->hold = a->way == WAY_APP_WRITE_ERR ||
 		    a->way == WAY_UPSTREAM_RST || a->way == WAY_SERVER_CLOSE;
-		if (a->way == WAY_UPSTREAM_RST || a->way == WAY_SERVER_CLOSE)
+		if (a->way == WAY_UPSTREAM_RST ||
+		    a->way == WAY_UPSTREAM_RST_HALF ||
+		    a->way == WAY_SERVER_CLOSE)
 			a->to_send = 0;
 		a->on_release = tcp_released;
 		if (app_start(a) != 1) {

@@ -2,20 +2,27 @@
  * Unit tests for the macOS extension's core that need no proxyd: the spec
  * as the core evaluates it (mitmproxy's cases, shared with test_rd_spec.c),
  * the decision (localcap's own processes never, an empty spec nothing,
- * fail-closed), the audit-token cache's bounds, and mx_core_post from
- * another thread.  The flow machines run against the real proxyd in
- * test/integration/macos_sim.sh.
+ * fail-closed), the audit-token cache's bounds, mx_core_post from another
+ * thread, and proxyd's reset marker on flow.sock against a stand-in proxyd
+ * (common/ipc.c's listener).  The flow machines run against the real
+ * proxyd in test/integration/macos_sim.sh.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "flow.pb-c.h"
+#include "ipc.h"
 
 #include "macos-extension/core/mx_core.h"
 #include "macos-extension/core/mx_proc.h"
@@ -376,6 +383,237 @@ post_from_another_thread_runs_on_the_loop(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* --- proxyd's reset marker (FlowClosed "reset" on flow.sock) --------------------- */
+
+/* A stand-in proxyd: takes each NewFlow's socket, sends what the test says. */
+struct fake_px {
+	struct ipc_listener	*l;
+	struct ipc_peer		*peer;
+	int			 fd[4];
+	uint64_t		 id[4];
+	size_t			 n;
+	char			 last_reason[32];	/* of the core's FlowClosed */
+};
+
+static void
+fpx_message(struct ipc_peer *peer, Lc__MsgType type, const ProtobufCMessage *msg,
+    int *fds, size_t nfds)
+{
+	struct fake_px *px = ipc_user(peer);
+
+	if (type == LC__MSG_TYPE__MSG_NEW_FLOW && nfds == 1 && px->n < 4) {
+		px->id[px->n] = ((const Lc__NewFlow *)(const void *)msg)->flow_id;
+		px->fd[px->n++] = fds[0];
+		fds[0] = -1;
+	} else if (type == LC__MSG_TYPE__MSG_FLOW_CLOSED) {
+		const Lc__FlowClosed *fc = (const Lc__FlowClosed *)(const void *)msg;
+
+		snprintf(px->last_reason, sizeof(px->last_reason), "%s",
+		    fc->reason ? fc->reason : "");
+	}
+}
+
+static const struct ipc_callbacks fpx_callbacks = { .on_message = fpx_message };
+
+static void
+fpx_accept(struct ipc_listener *l, struct ipc_peer *peer)
+{
+	struct fake_px *px = ipc_listener_user(l);
+
+	px->peer = peer;
+}
+
+/* What the platform was told about one app flow. */
+struct rec_flow {
+	struct mx_flow	*f;
+	int		 reads;
+	int		 shut_rd, shut_wr;	/* calls */
+	int		 rd_err, wr_err;
+	int		 released;
+};
+
+static void rec_open(void *c, void *p, struct mx_flow *f)
+{ (void)c; ((struct rec_flow *)p)->f = f; }
+static void rec_read(void *c, void *p, size_t m)
+{ (void)c; (void)m; ((struct rec_flow *)p)->reads++; }
+static void rec_shutdown(void *c, void *p, int how, int err)
+{
+	struct rec_flow *r = p;
+
+	(void)c;
+	if (how == MX_SHUT_RD) {
+		r->shut_rd++;
+		r->rd_err = err;
+	} else {
+		r->shut_wr++;
+		r->wr_err = err;
+	}
+}
+static void rec_release(void *c, void *p) { (void)c; ((struct rec_flow *)p)->released++; }
+
+static const struct mx_platform rec_platform = {
+	.proc_info = fake_proc_info,
+	.open = rec_open,
+	.read = rec_read,
+	.write = noop_write,
+	.shutdown = rec_shutdown,
+	.release = rec_release,
+};
+
+/* Run the loop for about ms milliseconds. */
+static void
+spin_ms(struct ev_loop *loop, int ms)
+{
+	struct timespec t0, t;
+	long el;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		ev_run(loop, EVRUN_NOWAIT);
+		(void)poll(NULL, 0, 1);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		el = (t.tv_sec - t0.tv_sec) * 1000 +
+		    (t.tv_nsec - t0.tv_nsec) / 1000000;
+	} while (el < ms);
+}
+
+/* A TCP flow of curl, taken, opened, the app's side ended (its EOF read):
+ * from here on only proxyd's side is open.  Returns its index at px. */
+static size_t
+flow_app_done(struct ev_loop *loop, struct mx_core *c, struct fake_px *px,
+    struct rec_flow *r, uint16_t pid)
+{
+	struct mx_flow_meta m = meta(pid, 10, 0);
+	struct mx_proc p;
+	size_t n = px->n;
+	int i;
+
+	assert_int_equal(mx_core_decide(c, &m, &p), 1);
+	mx_flow_take(c, r, &m, &p);
+	for (i = 0; i < 2000 && px->n == n; i++)
+		spin_ms(loop, 1);
+	assert_int_equal(px->n, n + 1);
+	assert_non_null(r->f);
+	mx_flow_opened(r->f, 0);
+	assert_int_equal(r->reads, 1);
+	mx_tcp_read_done(r->f, NULL, 0, 0);	/* the app's EOF */
+	assert_int_equal(r->shut_rd, 1);
+	assert_int_equal(r->rd_err, 0);
+	return n;
+}
+
+/*
+ * macOS's AF_UNIX has no MSG_OOB, so proxyd cuts a flow towards the app by
+ * FlowClosed{reason "reset"} on flow.sock, then closes the flow socket.
+ * With the app's side already ended the close alone reads as an orderly end
+ * (held MX_EOF_GRACE): the marker, before or after the close, makes it a
+ * reset.  Without it, the end stays orderly; another reason, or an id the
+ * core does not know, changes nothing.
+ */
+static void
+reset_marker_on_flow_sock_turns_the_end_into_a_reset(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct fake_px px;
+	char dir[] = "/tmp/lc-mxreset.XXXXXX", path[64];
+	struct ipc_peer_config pcfg = {
+		.channel = IPC_CHAN_FLOW,
+		.self_role = LC__ROLE__ROLE_PROXYD,
+		.accept_roles = 1u << LC__ROLE__ROLE_REDIRECTORD,
+		.cb = &fpx_callbacks,
+		.user = &px,
+		.name = "flow.sock",
+	};
+	struct mx_config cfg = { .flow_sock = path };
+	struct rec_flow orderly = { 0 }, after = { 0 }, before = { 0 },
+	    other = { 0 };
+	struct ispec_error err;
+	struct mx_core *c;
+	Lc__FlowClosed fc;
+	size_t i;
+	int k;
+
+	(void)state;
+	memset(&px, 0, sizeof(px));
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/flow.sock", dir);
+	px.l = ipc_listen(loop, path, 0600, &pcfg, NULL, fpx_accept);
+	assert_non_null(px.l);
+	c = mx_core_new(loop, &rec_platform, &cfg);
+	assert_non_null(c);
+	for (k = 0; k < 3000 && !mx_core_connected(c); k++)
+		spin_ms(loop, 1);
+	assert_true(mx_core_connected(c));
+	assert_int_equal(mx_core_set_spec(c, "curl", &err), 0);
+	lc__flow_closed__init(&fc);
+	fc.reason = (char *)(uintptr_t)"reset";
+
+	/* No marker: proxyd's close after the app's end is an orderly end. */
+	i = flow_app_done(loop, c, &px, &orderly, 100);
+	close(px.fd[i]);
+	spin_ms(loop, 100);
+	assert_int_equal(orderly.released, 1);
+	assert_int_equal(orderly.shut_wr, 1);
+	assert_int_equal(orderly.wr_err, 0);
+	assert_string_equal(px.last_reason, "closed");
+
+	/* The close first, the marker within MX_EOF_GRACE: the held EOF
+	 * becomes a reset. */
+	i = flow_app_done(loop, c, &px, &after, 101);
+	close(px.fd[i]);
+	spin_ms(loop, 5);
+	assert_int_equal(after.shut_wr, 0);	/* still held */
+	fc.flow_id = px.id[i];
+	assert_int_equal(ipc_send(px.peer, LC__MSG_TYPE__MSG_FLOW_CLOSED,
+	    &fc.base, NULL, 0), 0);
+	spin_ms(loop, 100);
+	assert_int_equal(after.released, 1);
+	assert_int_equal(after.shut_wr, 1);
+	assert_int_equal(after.wr_err, ECONNRESET);
+	assert_int_equal(after.shut_rd, 1);	/* once, and not again */
+	assert_string_equal(px.last_reason, "reset by proxyd");
+
+	/* The marker first (its flow socket still open): a reset at once. */
+	i = flow_app_done(loop, c, &px, &before, 102);
+	fc.flow_id = px.id[i];
+	assert_int_equal(ipc_send(px.peer, LC__MSG_TYPE__MSG_FLOW_CLOSED,
+	    &fc.base, NULL, 0), 0);
+	spin_ms(loop, 20);
+	assert_int_equal(before.shut_wr, 1);
+	assert_int_equal(before.wr_err, ECONNRESET);
+	assert_int_equal(before.released, 1);
+	close(px.fd[i]);
+
+	/* Another reason from proxyd, or an unknown id: nothing happens. */
+	i = flow_app_done(loop, c, &px, &other, 103);
+	fc.flow_id = px.id[i];
+	fc.reason = (char *)(uintptr_t)"closed";
+	assert_int_equal(ipc_send(px.peer, LC__MSG_TYPE__MSG_FLOW_CLOSED,
+	    &fc.base, NULL, 0), 0);
+	fc.flow_id = 999999;
+	fc.reason = (char *)(uintptr_t)"reset";
+	assert_int_equal(ipc_send(px.peer, LC__MSG_TYPE__MSG_FLOW_CLOSED,
+	    &fc.base, NULL, 0), 0);
+	spin_ms(loop, 20);
+	assert_int_equal(other.shut_wr, 0);
+	assert_int_equal(other.released, 0);
+	close(px.fd[i]);
+	spin_ms(loop, 100);
+	assert_int_equal(other.wr_err, 0);
+	assert_int_equal(other.released, 1);
+
+	assert_int_equal(mx_core_stats(c)->resets_from_proxyd, 2);
+	assert_true(mx_core_connected(c));	/* flow.sock itself untouched */
+	assert_int_equal(mx_core_stats(c)->flows_active, 0);
+	mx_core_free(c);
+	ipc_listener_free(px.l);
+	if (px.peer != NULL)
+		ipc_close(px.peer, "test done");
+	spin_ms(loop, 5);
+	rmdir(dir);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -386,6 +624,7 @@ main(void)
 		cmocka_unit_test(own_processes_never_and_empty_spec_nothing),
 		cmocka_unit_test(proc_cache_is_bounded_and_keyed_by_the_whole_token),
 		cmocka_unit_test(post_from_another_thread_runs_on_the_loop),
+		cmocka_unit_test(reset_marker_on_flow_sock_turns_the_end_into_a_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
