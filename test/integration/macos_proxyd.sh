@@ -13,7 +13,10 @@
 #     macos_sim.sh (the macOS extension's core into this proxyd, 10,000
 #     flows).
 # What stays Linux here: ipc_linux.c (ipc_darwin.c needs macOS's
-# LOCAL_PEERCRED) and the reset marker (MSG_OOB works on Linux's AF_UNIX).
+# LOCAL_PEERCRED), and the reset marker towards the netstackd stand-in
+# (MSG_OOB works on Linux's AF_UNIX); towards the extension's core it goes
+# on flow.sock, as on macOS (macos_sim's "upstream reset after the app's
+# end").
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
@@ -28,6 +31,8 @@ for tool in nm ss; do
 done
 [ -x "$BUILD/bin/proxyd" ] || { echo "skip: $BUILD/bin not built"; exit 77; }
 
+# Links an earlier run of this script left would pass for what make builds.
+find "$P/bin" -type l -exec rm -f {} + 2>/dev/null
 if ! make --no-print-directory ${SANITIZE:+SANITIZE=$SANITIZE} BUILD="$BUILD" \
     portable-run >"$BUILD/portable-run.log" 2>&1; then
 	tail -n 30 "$BUILD/portable-run.log"
@@ -82,15 +87,20 @@ PX=""
 [ $rc -eq 0 ] && ok "proxyd stops on SIGTERM with status 0" || not_ok "proxyd exited $rc"
 
 # --- the proxyd tests, against the portable proxyd ----------------------------------
-# $P holds the portable proxyd; the other binaries and the test helpers are
-# the Linux build's (they stand in for the flow sources and clients).
-ln -sfn ../test "$P/test"
+# $M holds the portable proxyd; the other binaries and the test helpers are
+# the Linux build's (they stand in for the flow sources and clients).  A
+# tree of its own: links in $P/bin would hide portable-run's other binaries.
+M="$P/mixed"
+rm -rf "$M"
+mkdir -p "$M/bin"
+ln -sfn "$top/$BUILD/test" "$M/test"
 for b in "$BUILD"/bin/*; do
 	n=$(basename "$b")
-	[ "$n" = proxyd ] || ln -sfn "../../bin/$n" "$P/bin/$n"
+	[ "$n" = proxyd ] || ln -sfn "$top/$BUILD/bin/$n" "$M/bin/$n"
 done
+ln -sfn "$top/$P/bin/proxyd" "$M/bin/proxyd"
 for t in proxyd_relay proxyd_listen macos_sim; do
-	BUILD="$P" "$top/test/integration/$t.sh" >"$T/$t.log" 2>&1
+	BUILD="$M" "$top/test/integration/$t.sh" >"$T/$t.log" 2>&1
 	rc=$?
 	summary=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$T/$t.log" | tail -n 1)
 	if [ $rc -eq 0 ]; then
