@@ -98,7 +98,8 @@ $(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
 STOREREAD_SRC := $(wildcard storeread/*.c)
 STOREREAD_LIB := $(BUILD)/lib/libstoreread.a
 # The viewer's processes tab is ctl/ps.c's list, decided by spec.c: linked.
-webd_DEPLIBS  := $(OBJ)/ctl/ps.o $(OBJ)/redirectord/spec.o $(STOREREAD_LIB)
+webd_DEPLIBS  := $(OBJ)/ctl/ps.o $(OBJ)/ctl/ps_linux.o $(OBJ)/redirectord/spec.o \
+	$(OBJ)/redirectord/cgroup_linux.o $(STOREREAD_LIB)
 
 # localcapctl: ctl/localcapctl.c is main; the other ctl/*.c form libctl.a.
 CTL_MAIN    := ctl/localcapctl.c
@@ -193,9 +194,10 @@ $(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-# ps decides with spec.c's own matcher (linked, not copied): its one
-# redirectord object, pure code with no daemon state.
-CTL_SHARED_OBJ := $(OBJ)/redirectord/spec.o
+# ps decides with spec.c's own matcher (linked, not copied): its
+# redirectord objects, pure code with no daemon state (spec.c portable,
+# cgroup_linux.c the cgroup v2 ids and walks ps needs on Linux).
+CTL_SHARED_OBJ := $(OBJ)/redirectord/spec.o $(OBJ)/redirectord/cgroup_linux.o
 
 $(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(CTL_SHARED_OBJ) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
@@ -237,18 +239,20 @@ check:
 # counterparts (plat_posix.c, sandbox_posix.c, relay_copy.c) compile to
 # nothing in the Linux build.
 PORTABLE_LINUX_ONLY := common/sandbox.c common/ipc_linux.c common/plat_linux.c \
-	proxyd/relay_splice.c
+	proxyd/relay_splice.c ctl/ps_linux.c redirectord/cgroup_linux.c
 PORTABLE_PROXYD_SRC := $(filter-out $(PORTABLE_LINUX_ONLY),$(COMMON_SRC) \
 	$(proxyd_LIBSRC) $(proxyd_MAIN))
 PORTABLE_DIR := build/portable
-# localcapctl's own files and the store reader too (its ps links
-# redirectord/spec.c, which is still Linux's: docs/macos.md).  redirectord:
-# the process and its macOS backend (redirectord/backend.h); the rest of
-# redirectord/ is the Linux backend's.
+# localcapctl's own files (ps without ps_linux.c: it refuses on macOS),
+# the store reader, and the spec parser it links (redirectord/spec.c
+# without cgroup_linux.c).  redirectord: the process and its macOS backend
+# (redirectord/backend.h); the rest of redirectord/ is the Linux backend's.
 PORTABLE_RD_SRC := redirectord/redirectord.c redirectord/backend.c \
 	redirectord/backend_macos.c
-PORTABLE_SRC := $(PORTABLE_PROXYD_SRC) $(MXCORE_SRC) $(CTL_MAIN) $(CTL_LIBSRC) \
-	$(STOREREAD_SRC) $(PORTABLE_RD_SRC)
+PORTABLE_CTL_SRC := $(filter-out $(PORTABLE_LINUX_ONLY),$(CTL_MAIN) \
+	$(CTL_LIBSRC)) $(STOREREAD_SRC) redirectord/spec.c
+PORTABLE_SRC := $(PORTABLE_PROXYD_SRC) $(MXCORE_SRC) $(PORTABLE_CTL_SRC) \
+	$(PORTABLE_RD_SRC)
 PORTABLE_OBJ := $(patsubst %.c,$(PORTABLE_DIR)/%.o,$(PORTABLE_SRC)) \
 	$(patsubst $(GEN)/%.c,$(PORTABLE_DIR)/gen/%.o,$(GEN_SRC))
 PORTABLE_CPPFLAGS = $(filter-out -D_GNU_SOURCE -MMD -MP,$(CPPFLAGS)) \
@@ -306,8 +310,18 @@ $(PRUN_DIR)/bin/redirectord: $(PRUN_RD_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
 
+# localcapctl the same way: what macOS links (no ps_linux.c, no
+# cgroup_linux.c), so a Linux-only symbol it still needs fails here.
+PRUN_CTL_SRC := $(PORTABLE_CTL_SRC) $(filter common/%,$(PRUN_SRC))
+PRUN_CTL_OBJ := $(patsubst %.c,$(PRUN_DIR)/obj/%.o,$(PRUN_CTL_SRC)) \
+	$(patsubst $(GEN)/%.c,$(PRUN_DIR)/obj/gen/%.o,$(GEN_SRC))
+$(PRUN_DIR)/bin/localcapctl: $(PRUN_CTL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(localcapctl_LIBS) $(COMMON_LIBS)
+
 .PHONY: portable-run
-portable-run: $(PRUN_DIR)/bin/proxyd $(PRUN_DIR)/bin/redirectord
+portable-run: $(PRUN_DIR)/bin/proxyd $(PRUN_DIR)/bin/redirectord \
+	$(PRUN_DIR)/bin/localcapctl
 
 # test_plat once more, against plat_posix.c: the seam's macOS side, run.
 $(TESTBIN)/test_plat_portable: $(PRUN_DIR)/obj/test/unit/test_plat.o \
@@ -320,7 +334,7 @@ test-bins: $(TESTBIN)/test_plat_portable
 FUZZ_SRC  := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(COMMON_SRC) $(foreach d,$(DAEMONS),$($(d)_LIBSRC)) \
-	$(STOREREAD_SRC) ctl/ps.c $(MXCORE_SRC)
+	$(STOREREAD_SRC) ctl/ps.c ctl/ps_linux.c $(MXCORE_SRC)
 FUZZ_CFLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DLOCALCAP_FUZZING=1
 

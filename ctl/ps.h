@@ -7,7 +7,7 @@
  * The decision is spec.c's own (rd_spec_parse + rd_spec_decide, linked,
  * not copied): the same facts the BPF program reads — the thread-group
  * leader's name, pid, uid, and the cgroup and its ancestors — taken from
- * /proc.  On top: localcap's daemons are never captured, and nothing
+ * /proc (ps_linux.c; on macOS ps refuses: ps_unsupported).  On top: localcap's daemons are never captured, and nothing
  * outside the attach point is.
  */
 #ifndef LOCALCAP_CTL_PS_H
@@ -48,6 +48,9 @@ struct ps_proc {
 	const char	*reason;	/* for a person, constant text */
 	int64_t		 flows;		/* in the store; -1: no store */
 };
+
+/* NULL where ps_collect works (Linux: ps_linux.c); else why not (macOS). */
+extern const char *const ps_unsupported;
 
 /*
  * The processes (kernel threads only if all), captured first, then those

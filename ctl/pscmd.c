@@ -67,6 +67,10 @@ ctl_ps(const char *ctl_sock, const char *state_dir, int json, int argc,
 		fprintf(stderr, "usage: localcapctl ps [--all] [--json]\n");
 		return 2;
 	}
+	if (ps_unsupported != NULL) {
+		fprintf(stderr, "localcapctl: %s\n", ps_unsupported);
+		return 1;
+	}
 	/* Without redirectord the list still helps: capture unknown. */
 	(void)ctl_status_fetch(ctl_sock, false, status_cb, &cap);
 	/* Without a store, too: flows unknown (said once). */

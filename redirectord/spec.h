@@ -18,6 +18,9 @@
  * digits, `name:1234`, or that starts like a keyword).  Names and cgroups are resolved at parse time into the
  * fixed-size rules the BPF program evaluates (struct lc_rule); a spec that
  * does not fit is refused, never truncated.  docs/capture.md has details.
+ *
+ * spec.c is portable (it builds for macOS, where cgroup: and unit: are
+ * refused); the cgroup v2 functions below are cgroup_linux.c's.
  */
 #ifndef LOCALCAP_REDIRECTORD_SPEC_H
 #define LOCALCAP_REDIRECTORD_SPEC_H
@@ -25,7 +28,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/* ebpf/capture.h's rules use the kernel's fixed-size types: Linux's own
+ * header, or the same widths where there is none (macOS, and the portable
+ * check build, which compiles what macOS does). */
+#if defined(__linux__) && !defined(LC_PORTABLE_CHECK)
 #include <linux/types.h>
+#else
+typedef uint8_t		__u8;
+typedef uint16_t	__u16;
+typedef uint32_t	__u32;
+typedef uint64_t	__u64;
+#endif
 
 #include "ebpf/capture.h"
 #include "ispec.h"
@@ -89,6 +102,10 @@ int	rd_spec_decide(const struct rd_spec *spec, const struct rd_proc *p,
 /* A canonical one-line rendering (for status / list spec). */
 void	rd_spec_format(const struct rd_spec *spec, char *buf, size_t len);
 
+/*
+ * Linux's cgroup v2 (cgroup_linux.c, Linux-only; on macOS spec.c refuses
+ * cgroup: and unit: and nothing calls these).
+ */
 /* The cgroup v2 mount point, from /proc/self/mountinfo. */
 int	rd_cgroup2_root(char *buf, size_t len);
 /* The cgroup id of a cgroup v2 directory (what bpf_get_current_cgroup_id
@@ -104,5 +121,10 @@ int	rd_cgroup_path(const char *root, uint64_t id, char *buf, size_t len);
  */
 int	rd_cgroup_foreach(const char *root,
 	    int (*fn)(const char *rel, uint64_t id, void *arg), void *arg);
+/* The cgroup directories under root named name (a unit outside
+ * system.slice): how many (stopping at 2: ambiguous), the first in found;
+ * -1 on error. */
+int	rd_cgroup_find_unit(const char *root, const char *name, char *found,
+	    size_t flen);
 
 #endif

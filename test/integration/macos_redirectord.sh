@@ -14,7 +14,10 @@
 #     redirectord, nothing handed over, capture unchanged;
 #   - `localcapctl run` is refused with a clear reason (cgroups are Linux's);
 #   - status shows the spec, the extension row and capturing;
-#   - `localcapctl detach name:appx`: appx is no longer intercepted.
+#   - `localcapctl detach name:appx`: appx is no longer intercepted;
+#   - localcapctl, too, is portable-run's (as macOS links it: no
+#     cgroup_linux.c, no ps_linux.c): it imports no cgroup call, and its
+#     `ps` refuses clearly.
 # What stays Linux here: ipc_linux.c (SO_PEERCRED; ipc_darwin.c needs
 # macOS).  In a network namespace of its own; nothing touches the host's
 # network.
@@ -25,6 +28,7 @@ cd "$top" || exit 1
 BUILD=${BUILD:-build}
 BIN="$top/$BUILD/bin"
 RD="$top/$BUILD/portable-run/bin/redirectord"
+CTL="$top/$BUILD/portable-run/bin/localcapctl"
 SIM="$top/$BUILD/test/integration/mx_sim"
 passed=0 failed=0
 [ "$(id -u)" -eq 0 ] || { echo "skip: needs root (a network namespace)"; exit 77; }
@@ -33,8 +37,11 @@ for tool in ip python3 nm; do
 done
 [ -x "$SIM" ] && [ -x "$BIN/proxyd" ] || { echo "skip: not built (make test-bins)"; exit 77; }
 
+# (Links an older macos_proxyd.sh left there would pass for what make builds.)
+find "$BUILD/portable-run/bin" -type l -exec rm -f {} + 2>/dev/null
 if ! make --no-print-directory ${SANITIZE:+SANITIZE=$SANITIZE} BUILD="$BUILD" \
-    "$BUILD/portable-run/bin/redirectord" >"$BUILD/portable-run-rd.log" 2>&1; then
+    "$BUILD/portable-run/bin/redirectord" "$BUILD/portable-run/bin/localcapctl" \
+    >"$BUILD/portable-run-rd.log" 2>&1; then
 	tail -n 30 "$BUILD/portable-run-rd.log"
 	echo "not ok - make portable-run (redirectord)"
 	exit 1
@@ -48,6 +55,18 @@ check "it imports nothing of libbpf, libmnl, libcap, libseccomp, prctl ($linux_o
 real=$(nm -D --undefined-only "$BIN/redirectord" | grep -cE ' (bpf_[a-z_]+|cap_[a-z_]+)(@|$)')
 check "...which the Linux build does import ($real of libbpf's and libcap's: the check can fail)" \
     test "$real" -gt 0
+cimports=$(nm -D --undefined-only "$CTL" | awk '{ print $2 }' | sed 's/@.*//')
+cg_calls=$(printf '%s\n' "$cimports" | grep -xE 'name_to_handle_at|statfs' | tr '\n' ' ')
+check "localcapctl (portable-run) imports no cgroup call: name_to_handle_at, statfs ($cg_calls)" \
+    test -z "$cg_calls"
+real=$(nm -D --undefined-only "$BIN/localcapctl" | grep -cE ' (name_to_handle_at|statfs)(@|$)')
+check "...which the Linux build does import ($real of 2: the check can fail)" \
+    test "$real" -eq 2
+out=$("$CTL" -r /nonexistent ps 2>&1)
+rc=$?
+ps_refused() { [ "$1" -eq 1 ] && printf '%s\n' "$2" | grep -q 'not supported yet'; }
+check "its ps refuses clearly on macOS's build (exit $rc): $out" \
+    ps_refused "$rc" "$out"
 
 NS=lc-mxrd-$$
 T=$(mktemp -d /tmp/lc-mxrd.XXXXXX)
@@ -125,7 +144,6 @@ check "it handed the extension the empty spec at start" grep -qx ok "$T/host.log
 check "with nothing attached a flow of appx is not intercepted" \
     test "$(ask 'flow appx 51000')" = passed
 
-CTL="$BIN/localcapctl"
 out=$($NSE "$CTL" -r "$T/run" attach name:appx 2>&1)
 check "localcapctl attach name:appx succeeds ($out)" test $? -eq 0
 check "a flow of appx is intercepted (echoed through proxyd, SHA-256 both ways)" \

@@ -1,8 +1,9 @@
 #!/bin/sh
 # `make PORTABLE=1`: what macOS builds (common/ and proxyd/ without their
-# Linux-only files, localcapctl's ctl/ and storeread/, the generated
-# protobuf code, macos-extension/core/, redirectord's process and macOS
-# backend)
+# Linux-only files, localcapctl's ctl/ (ps without ps_linux.c) and
+# storeread/ and the spec parser it links (redirectord/spec.c without
+# cgroup_linux.c), the generated protobuf code, macos-extension/core/,
+# redirectord's process and macOS backend)
 # compiles here without _GNU_SOURCE and with Linux-only names poisoned,
 # warnings as errors.  (macos_proxyd.sh links and runs that proxyd.)
 set -u
@@ -27,10 +28,18 @@ for o in redirectord/redirectord.o redirectord/backend.o redirectord/backend_mac
 	[ -s "build/portable/$o" ] || { echo "not ok - $o not in the portable build"; exit 1; }
 done
 for o in redirectord/backend_linux.o redirectord/capture.o redirectord/bpf.o \
-    redirectord/tun.o redirectord/spec.o redirectord/cgcache.o; do
+    redirectord/tun.o redirectord/cgcache.o; do
 	[ ! -e "build/portable/$o" ] || { echo "not ok - $o (Linux-only) in the portable build"; exit 1; }
 done
 echo "ok - redirectord compiled with its macOS backend, its Linux backend left out"
+# localcapctl: its files and the spec parser, without /proc and cgroups
+for o in ctl/localcapctl.o ctl/ps.o ctl/pscmd.o redirectord/spec.o; do
+	[ -s "build/portable/$o" ] || { echo "not ok - $o not in the portable build"; exit 1; }
+done
+for o in ctl/ps_linux.o redirectord/cgroup_linux.o; do
+	[ ! -e "build/portable/$o" ] || { echo "not ok - $o (Linux-only) in the portable build"; exit 1; }
+done
+echo "ok - localcapctl and spec.c compiled, ps_linux.c and cgroup_linux.c left out"
 # and it can fail: a Linux-only call in a portable file is an error
 printf '#include <sys/socket.h>\nint f(int);\nint f(int fd) { return accept4(fd, 0, 0, 0); }\n' >build/portable/canary.c
 if ${CC:-cc} -U_GNU_SOURCE -D_DEFAULT_SOURCE -DLC_PORTABLE_CHECK \
