@@ -8,9 +8,26 @@
 #   make demo           the README's first command
 #   make install DESTDIR= PREFIX=/usr/local
 #
+# On macOS (uname -s Darwin) the same `make` builds what runs there:
+# proxyd, redirectord with its macOS backend, localcapctl and the
+# extension's core (libmxcore.a), with ld64's flags; `make TARGET_OS=darwin
+# -n` shows that build on Linux (test/integration/darwin_make.sh).
+#
 # Layout: common/ (shared by every process) and proto/ (generated with protoc-c
 # into build/gen/) form libcommon.a.  Each daemon directory D/ holds D.c (main)
 # and its modules, which form libD.a so that unit tests can link them.
+
+comma := ,
+
+# The system built for: this one, or TARGET_OS=darwin on Linux for a dry
+# check of macOS's rules (make -n), in a tree of its own.
+HOST_OS   := $(shell uname -s | tr A-Z a-z)
+TARGET_OS ?= $(HOST_OS)
+override TARGET_OS := $(shell echo '$(TARGET_OS)' | tr A-Z a-z)
+DARWIN    := $(filter darwin,$(TARGET_OS))
+ifneq ($(TARGET_OS),$(HOST_OS))
+BUILD     ?= build/$(TARGET_OS)
+endif
 
 # A sanitizer build lives beside the plain one, so switching costs nothing.
 ifeq ($(SANITIZE),1)
@@ -61,10 +78,38 @@ COMMON_PKGS := libprotobuf-c libcap libseccomp
 COMMON_LIBS  = $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS)) -lev
 MBEDTLS_LIBS = -Wl,-Bstatic $(shell $(PKG_CONFIG) --libs-only-l --static mbedtls mbedx509 mbedcrypto) -Wl,-Bdynamic \
 	$(shell $(PKG_CONFIG) --libs-only-L mbedtls)
-CPPFLAGS    += $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) mbedtls 2>/dev/null)
 CMOCKA_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
-
 redirectord_LIBS = $(shell $(PKG_CONFIG) --libs libmnl)
+DEPS_NEEDED := 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf \
+	libmnl sqlite3 libnghttp2
+
+# --- macOS: clang and ld64 --------------------------------------------------------
+# ld64 takes none of GNU ld's -z relro/now, --as-needed, -Bstatic/-Bdynamic
+# or -pie (PIE is its default); -dead_strip_dylibs is its --as-needed.
+# mbedTLS is built static-only (scripts/build-mbedtls.sh), so -l finds the
+# archives.  No libcap, libseccomp, libbpf, libmnl: the seam's POSIX side
+# (common/plat.h), Seatbelt and the macOS backend stand in.  Security and
+# CoreFoundation: the peer's code signature (common/ipc_darwin.c).
+# Homebrew's libev has no pkg-config file: its prefix is searched.
+ifneq ($(DARWIN),)
+CPPFLAGS    := $(filter-out -D_GNU_SOURCE,$(CPPFLAGS)) -D_DARWIN_C_SOURCE \
+	-DLOCALCAP_SANDBOX_DIR='"$(PREFIX)/share/localcap/sandbox"'
+LDFLAGS     := $(filter-out -pie -Wl$(comma)-z$(comma)relro$(comma)-z$(comma)now \
+	-Wl$(comma)--as-needed,$(LDFLAGS)) -Wl,-dead_strip_dylibs
+BREW_PREFIX ?= $(shell brew --prefix 2>/dev/null)
+ifneq ($(BREW_PREFIX),)
+CPPFLAGS    += -I$(BREW_PREFIX)/include
+LDFLAGS     += -L$(BREW_PREFIX)/lib
+endif
+COMMON_PKGS := libprotobuf-c
+COMMON_LIBS  = $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS)) -lev \
+	-framework Security -framework CoreFoundation
+MBEDTLS_LIBS = $(shell $(PKG_CONFIG) --libs --static mbedtls mbedx509 mbedcrypto)
+redirectord_LIBS =
+DEPS_NEEDED := 'mbedtls >= 3.6' libprotobuf-c sqlite3 libnghttp2
+endif
+CPPFLAGS    += $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) mbedtls 2>/dev/null)
+
 netstackd_LIBS   =
 proxyd_LIBS      = $(MBEDTLS_LIBS) $(shell $(PKG_CONFIG) --libs sqlite3 libnghttp2)
 # (mbedcrypto: the SHA-1 that names a certificate in macOS's keychain)
@@ -73,7 +118,7 @@ webd_LIBS        = $(shell $(PKG_CONFIG) --libs sqlite3)
 
 # Fail early and clearly on a machine without the dependencies.
 ifeq ($(filter deps check demo clean distclean,$(MAKECMDGOALS)),)
-ifneq ($(shell $(PKG_CONFIG) --exists 'mbedtls >= 3.6' libprotobuf-c libcap libseccomp cmocka libbpf libmnl sqlite3 libnghttp2 && echo ok),ok)
+ifneq ($(shell $(PKG_CONFIG) --exists $(DEPS_NEEDED) && echo ok),ok)
 $(error build dependencies missing: run 'make deps' as root first (it installs Debian packages and builds mbedTLS 3.6))
 endif
 endif
@@ -85,6 +130,16 @@ GEN_SRC     := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 GEN_HDR     := $(GEN_SRC:.c=.h)
 COMMON_SRC  := $(wildcard common/*.c)
 DAEMONS     := redirectord netstackd proxyd webd
+# Linux-only files: left out of macOS's build and of both portable builds;
+# their portable counterparts (plat_posix.c, sandbox_posix.c, relay_copy.c,
+# ps.c's refusal) compile to nothing in the Linux build.
+LINUX_ONLY  := common/sandbox.c common/ipc_linux.c common/plat_linux.c \
+	proxyd/relay_splice.c ctl/ps_linux.c redirectord/cgroup_linux.c
+ifneq ($(DARWIN),)
+# netstackd (a TCP/IP stack for TUN) and webd stay Linux's.
+DAEMONS     := redirectord proxyd
+COMMON_SRC  := $(filter-out $(LINUX_ONLY),$(COMMON_SRC))
+endif
 
 define daemon_vars
 $(1)_MAIN    := $(1)/$(1).c
@@ -92,6 +147,13 @@ $(1)_LIBSRC  := $$(filter-out $(1)/$(1).c,$$(wildcard $(1)/*.c))
 $(1)_LIB     := $(BUILD)/lib/lib$(1).a
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_vars,$(d))))
+ifneq ($(DARWIN),)
+proxyd_LIBSRC      := $(filter-out $(LINUX_ONLY),$(proxyd_LIBSRC))
+# The process and its macOS backend, which checks specs with the
+# extension's compiler; the rest of redirectord/ is the Linux backend's.
+redirectord_LIBSRC := redirectord/backend.c redirectord/backend_macos.c \
+	macos-extension/core/mx_spec.c
+endif
 
 # storeread/: the flow store's reader, libstoreread.a, linked by localcapctl
 # and the viewer (never by a daemon: proxyd shares only storeread/schema.h).
@@ -103,7 +165,7 @@ webd_DEPLIBS  := $(OBJ)/ctl/ps.o $(OBJ)/ctl/ps_linux.o $(OBJ)/redirectord/spec.o
 
 # localcapctl: ctl/localcapctl.c is main; the other ctl/*.c form libctl.a.
 CTL_MAIN    := ctl/localcapctl.c
-CTL_LIBSRC  := $(filter-out $(CTL_MAIN),$(wildcard ctl/*.c))
+CTL_LIBSRC  := $(filter-out $(CTL_MAIN) $(if $(DARWIN),$(LINUX_ONLY)),$(wildcard ctl/*.c))
 CTL_LIB     := $(BUILD)/lib/libctl.a
 # The macOS extension's portable core (macos-extension/core/): built and
 # tested here with a simulated platform; the Objective-C shim is only
@@ -127,7 +189,7 @@ BINARIES    := $(addprefix $(BIN)/,$(DAEMONS) localcapctl)
 .PHONY: all deps check unit-tests test-bins fuzz demo install clean distclean bench
 .DEFAULT_GOAL := all
 
-all: $(BINARIES)
+all: $(BINARIES) $(if $(DARWIN),$(MXCORE_LIB))
 
 deps:
 	./scripts/deps.sh
@@ -197,7 +259,7 @@ $(STOREREAD_LIB): $(call obj,$(STOREREAD_SRC))
 # ps decides with spec.c's own matcher (linked, not copied): its
 # redirectord objects, pure code with no daemon state (spec.c portable,
 # cgroup_linux.c the cgroup v2 ids and walks ps needs on Linux).
-CTL_SHARED_OBJ := $(OBJ)/redirectord/spec.o $(OBJ)/redirectord/cgroup_linux.o
+CTL_SHARED_OBJ := $(OBJ)/redirectord/spec.o $(if $(DARWIN),,$(OBJ)/redirectord/cgroup_linux.o)
 
 $(BIN)/localcapctl: $(call obj,$(CTL_MAIN)) $(CTL_LIB) $(CTL_SHARED_OBJ) $(STOREREAD_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
@@ -223,10 +285,18 @@ test-bins: $(BINARIES) $(UNIT_BINS) $(ITEST_BINS)
 
 # check and demo install what is missing first (scripts/deps.sh is quick
 # when nothing is), then build in a fresh make that sees the new packages.
+ifeq ($(DARWIN),)
 check:
 	@./scripts/deps.sh
 	@$(MAKE) --no-print-directory test-bins
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) ./test/run-tests.sh
+else
+# The suite needs Linux (namespaces, cgroups, eBPF); on a Mac the core's
+# and the platform seam's tests run from the shim's Makefile.
+check:
+	@echo "make check runs on Linux; on macOS: make -C macos-extension/shim check" >&2
+	@exit 1
+endif
 
 # --- make PORTABLE=1: what macOS builds, compiled here ------------------------------
 # common/, proxyd/, the generated protobuf code and the macOS extension's
@@ -235,11 +305,8 @@ check:
 # errors, not first on a Mac.  The platform seam (common/plat.h) takes its
 # POSIX side.  Compile only (the *_darwin.c files and the Objective-C shim
 # need macOS's headers: .github/workflows/macos.yml).
-# Linux-only files, left out of both portable builds; their portable
-# counterparts (plat_posix.c, sandbox_posix.c, relay_copy.c) compile to
-# nothing in the Linux build.
-PORTABLE_LINUX_ONLY := common/sandbox.c common/ipc_linux.c common/plat_linux.c \
-	proxyd/relay_splice.c ctl/ps_linux.c redirectord/cgroup_linux.c
+# Linux-only files (LINUX_ONLY, above), left out of both portable builds.
+PORTABLE_LINUX_ONLY := $(LINUX_ONLY)
 PORTABLE_PROXYD_SRC := $(filter-out $(PORTABLE_LINUX_ONLY),$(COMMON_SRC) \
 	$(proxyd_LIBSRC) $(proxyd_MAIN))
 PORTABLE_DIR := build/portable
@@ -390,7 +457,9 @@ distclean:
 	rm -rf $(BUILD)
 
 # eBPF programs and their skeletons (clang -target bpf, bpftool gen skeleton).
+ifeq ($(DARWIN),)
 -include ebpf/ebpf.mk
+endif
 
 # Man pages, systemd units, sysusers.d/tmpfiles.d (part of `make install`).
 -include packaging/install.mk

@@ -15,7 +15,12 @@
 
 #include "conf.h"
 
+/* macOS has no /run: its launchd jobs and localcapctl meet in /var/run. */
+#ifdef __APPLE__
+#define DAEMON_DEFAULT_RUNTIME_DIR	"/var/run/localcap"
+#else
 #define DAEMON_DEFAULT_RUNTIME_DIR	"/run/localcap"
+#endif
 
 /* Short options shared by every daemon, and their long forms. */
 #define DAEMON_SHORTOPTS	"c:r:fvhV"

@@ -1,5 +1,6 @@
 # packaging/install.mk — `make install` rules for the man pages, the systemd
-# units, sysusers.d and tmpfiles.d (and, on macOS, the launchd plists).
+# units, sysusers.d and tmpfiles.d (on macOS: the launchd plists and the
+# Seatbelt profiles instead).
 # Included by the top-level Makefile (-include packaging/install.mk), which
 # defines DESTDIR, PREFIX, BIN and BUILD; it adds install-packaging to the
 # prerequisites of `install`, whose own recipe installs the binaries.
@@ -18,18 +19,27 @@ SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR     ?= $(PREFIX)/lib/tmpfiles.d
 MANDIR          ?= $(PREFIX)/share/man
 LAUNCHDDIR      ?= /Library/LaunchDaemons
+SANDBOXDIR      ?= $(PREFIX)/share/localcap/sandbox
 
 PKG_UNITS    := $(wildcard packaging/systemd/*.service packaging/systemd/*.target)
 PKG_MAN5     := $(wildcard man/*.5)
 PKG_MAN8     := $(wildcard man/*.8)
 PKG_PLISTS   := $(wildcard packaging/launchd/*.plist)
+PKG_SBPL     := $(wildcard packaging/macos/sandbox/*.sb)
 # Only the path of the daemons changes with PREFIX.
 PKG_SUBST    := sed -e 's|/usr/local/libexec/localcap/|$(PREFIX)/libexec/localcap/|g'
 
-.PHONY: install-packaging install-man install-systemd install-launchd
+.PHONY: install-packaging install-man install-systemd install-launchd install-sandbox
 
 install: install-packaging
+ifeq ($(DARWIN),)
 install-packaging: install-man install-systemd
+else
+# macOS (the top Makefile's Darwin rules): launchd jobs and the Seatbelt
+# profiles the daemons load from $(SANDBOXDIR) (LOCALCAP_SANDBOX_DIR, set
+# from PREFIX by the top Makefile).
+install-packaging: install-man install-launchd install-sandbox
+endif
 
 install-man:
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
@@ -50,7 +60,11 @@ install-systemd:
 	install -m 0644 packaging/systemd/localcap.tmpfiles \
 		$(DESTDIR)$(TMPFILESDIR)/localcap.conf
 
-# macOS only, and by hand (untested; see docs/packaging.md).
+# macOS only (untested on a Mac; see docs/packaging.md, docs/macos.md).
+install-sandbox:
+	install -d $(DESTDIR)$(SANDBOXDIR)
+	install -m 0644 $(PKG_SBPL) $(DESTDIR)$(SANDBOXDIR)/
+
 install-launchd:
 	install -d $(DESTDIR)$(LAUNCHDDIR)
 	for p in $(PKG_PLISTS); do \
