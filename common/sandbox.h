@@ -42,6 +42,10 @@ struct sandbox {
 	const char *const *ro_paths;	/* Landlock: trees and files it may
 					   read (NULL-terminated), or NULL;
 					   a missing one is skipped */
+	const char	*exec_file;	/* Seatbelt: the one program it may
+					   start, unconfined (redirectord's
+					   localcap-host), or NULL; Linux's
+					   profiles say this themselves */
 };
 
 /* Resolve a user name to uid/gid before anything is dropped; -1 if unknown. */

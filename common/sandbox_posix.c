@@ -133,6 +133,7 @@ seatbelt(const struct sandbox *sb)
 	define(&prof, &len, "rw-dir", sb->rw_dir);
 	define(&prof, &len, "remove-dir", sb->remove_dir);
 	define(&prof, &len, "ro-file", sb->ro_file);
+	define(&prof, &len, "exec-file", sb->exec_file);
 	if ((f = fopen(path, "r")) == NULL)
 		fatal("sandbox: %s", path);
 	cap = len + 65536;

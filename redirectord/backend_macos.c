@@ -13,6 +13,8 @@
  * what the caller wrote, and cgroup:/unit: are refused as the extension
  * refuses them.  `run` is Linux's (it needs a cgroup): not offered.
  *
+ * Once started it confines itself with Seatbelt (macos_confine).
+ *
  * The helper runs with a deadline (RD_HOST_TIMEOUT_S) and its output is
  * read into a bounded buffer; status asks it at most every
  * RD_HOST_STATUS_CACHE_S.  Portable C: compiled by make PORTABLE=1 and run
@@ -39,6 +41,7 @@
 #include "errmsg.h"
 #include "log.h"
 #include "redirectord/backend.h"
+#include "sandbox.h"
 #include "macos-extension/core/mx_spec.h"
 
 extern char **environ;
@@ -418,6 +421,27 @@ macos_start(struct daemon *d)
 		    "attach once it runs", out);
 }
 
+/*
+ * Everything is open (ctl.sock listens, the empty spec is handed over):
+ * Seatbelt from here on, packaging/macos/sandbox/redirectord.sb.  It stays
+ * root (LOCAL_PEERCRED needs nothing, the host app configures
+ * NetworkExtension as root) but may only start localcap-host — unconfined,
+ * as NetworkExtension's XPC services are far more than this profile would
+ * give — remove its runtime files at exit and read its config.
+ */
+static void
+macos_confine(void)
+{
+	const struct sandbox sb = {
+		.profile = SANDBOX_REDIRECTORD,
+		.remove_dir = mb.d->runtime_dir,
+		.ro_file = mb.d->config_path,
+		.exec_file = mb.host,
+	};
+
+	sandbox_confine(&sb);
+}
+
 static void
 macos_shutdown(void)
 {
@@ -443,7 +467,7 @@ const struct rd_backend rd_backend_macos = {
 	.longopts = macos_longopts,
 	.option = macos_option,
 	.start = macos_start,
-	.confine = NULL,
+	.confine = macos_confine,
 	.shutdown = macos_shutdown,
 	.service_uid = service_uid,
 	.effective_uid = effective_uid,

@@ -88,9 +88,11 @@ FILTERS = {
     "literal", "subpath", "regex", "prefix", "local", "remote", "target",
     "require-any", "require-all", "require-not", "extension", "vnode-type",
     "socket-domain", "global-name", "param",
+    # a modifier, not a filter: (allow process-exec (literal P) (with no-sandbox))
+    "with",
 }
 FILTER_WORDS = {"ip", "tcp", "udp", "unix-socket", "self", "others", "pgrp", "children",
-                "parent"}
+                "parent", "no-sandbox"}
 
 
 def tokens(text):

@@ -6,7 +6,8 @@
 # A stand-in localcap-host passes `spec TEXT` to the simulator's control
 # socket, as the real host app passes it to the provider as a message.
 #   - redirectord starts by handing the extension the empty spec: a flow
-#     of appx is not intercepted;
+#     of appx is not intercepted; then it confines itself (macos_confine:
+#     Seatbelt's redirectord.sb on a Mac, a log line here);
 #   - `localcapctl attach name:appx` through ctl.sock reaches the core: a
 #     flow of appx is intercepted (echoed through proxyd, SHA-256 both
 #     ways) and recorded with its pid and name, one of appy is not;
@@ -141,6 +142,8 @@ $NSE "$RD" -f -r "$T/run" --host-app "$T/localcap-host" >"$T/rd.log" 2>&1 &
 PIDS="$PIDS $!"
 wait_for "redirectord (macOS backend) serves ctl.sock" test -S "$T/run/ctl.sock"
 check "it handed the extension the empty spec at start" grep -qx ok "$T/host.log"
+check "then it confined itself with its own profile (Seatbelt on a Mac: redirectord.sb)" \
+    grep -q "profile redirectord not confined" "$T/rd.log"
 check "with nothing attached a flow of appx is not intercepted" \
     test "$(ask 'flow appx 51000')" = passed
 
