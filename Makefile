@@ -26,7 +26,8 @@ TARGET_OS ?= $(HOST_OS)
 override TARGET_OS := $(shell echo '$(TARGET_OS)' | tr A-Z a-z)
 DARWIN    := $(filter darwin,$(TARGET_OS))
 ifneq ($(TARGET_OS),$(HOST_OS))
-BUILD     ?= build/$(TARGET_OS)
+# (whatever BUILD the environment gives: this tree must not mix with it)
+override BUILD := build/$(TARGET_OS)
 endif
 
 # A sanitizer build lives beside the plain one, so switching costs nothing.
