@@ -370,6 +370,7 @@ msg_new_flow_to_pb(const struct msg_new_flow *f, struct msg_new_flow_pb *pb)
 	pb->m.dst = &pb->dst;
 	pb->m.owner = &pb->owner;
 	pb->m.start_time_us = f->start_us;
+	pb->owner.exe = (char *)(uintptr_t)f->exe;
 }
 
 static int
@@ -417,6 +418,10 @@ msg_new_flow_from_pb(struct msg_new_flow *f, const Lc__NewFlow *pb, char *err,
 	f->start_us = pb->start_time_us;
 	/* Bounded by the struct: a name or path longer than it is cut. */
 	(void)owner_from_pb(&f->owner, pb->owner);
+	/* The executable's path whole or not at all: a cut path names
+	 * another file. */
+	if (pb->owner != NULL)
+		(void)copy_whole(f->exe, sizeof(f->exe), pb->owner->exe);
 	return 0;
 bad:
 	memset(f, 0, sizeof(*f));

@@ -212,6 +212,9 @@ struct msg_new_flow {	/* with the flow's socket */
 	struct endpoint	dst;		/* where it meant to go */
 	struct owner	owner;		/* zeros: not known */
 	uint64_t	start_us;	/* CLOCK_REALTIME */
+	/* owner.exe: the executable's path; "" not known (or too long).
+	 * Not in struct owner, which netstackd keeps per flow. */
+	char		exe[OWNER_EXE_MAX];
 };
 
 struct msg_new_flow_pb {

@@ -24,6 +24,7 @@
 
 #define OWNER_NAME_MAX		64	/* a comm is 16 with its NUL; macOS names more */
 #define OWNER_CGROUP_MAX	256	/* relative cgroup v2 path, with its NUL */
+#define OWNER_EXE_MAX		1024	/* Owner.exe, with its NUL (macOS's PATH_MAX) */
 
 struct owner {
 	uint32_t	pid;		/* thread-group id; 0: not known */

@@ -14,8 +14,10 @@
 void
 flow_meta_clear(struct flow_meta *m)
 {
-	/* Nothing of the meta is on the heap now (the owner is inline). */
+	/* The owner is inline; only the executable's path is on the heap. */
 	memset(&m->owner, 0, sizeof(m->owner));
+	free(m->exe);
+	m->exe = NULL;
 }
 
 socklen_t

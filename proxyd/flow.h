@@ -57,6 +57,13 @@ struct flow_meta {
 	 * host); "" otherwise.  Used where a TLS client sends no SNI.
 	 */
 	char			host[256];
+	/*
+	 * The executable's path, when its source knows it (the macOS
+	 * extension: NewFlow.owner.exe), on the heap; NULL otherwise.  The
+	 * meta owns it: relay_start takes it, the ring keeps it, and
+	 * flow_meta_clear frees it.
+	 */
+	char			*exe;
 };
 
 /*

@@ -312,6 +312,7 @@ rflow_end(struct rflow *f, enum flow_end end, int error)
 	mitm_free(f->m);
 	f->m = NULL;
 	flow_ring_push(&r->ring, &f->rec);
+	f->rec.meta.exe = NULL;		/* the ring's now */
 	flow_meta_clear(&f->rec.meta);
 	free(f);
 	relay_changed(r);

@@ -58,6 +58,10 @@ flow_meta_from_newflow(struct flow_meta *m, const Lc__NewFlow *pb, char *err,
 	m->dst = nf.dst;
 	m->owner = nf.owner;
 	m->start_us = nf.start_us;
+	if (nf.exe[0] != '\0' && (m->exe = strdup(nf.exe)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 

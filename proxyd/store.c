@@ -159,6 +159,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"ALTER TABLE http_exchanges ADD COLUMN req_trailers TEXT;"
 	"ALTER TABLE http_exchanges ADD COLUMN resp_trailers TEXT;"
 	"ALTER TABLE http_exchanges ADD COLUMN grpc TEXT;",
+	/* 6: the executable's path, where the flow's source knows it (the
+	 * macOS extension; NULL from netstackd). */
+	"ALTER TABLE flows ADD COLUMN exe TEXT;",
 };
 
 enum stmt_id {
@@ -182,9 +185,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_FLOW_BEGIN] =
 	    "INSERT INTO flows (proxyd_id, source_flow_id, transport,"
 	    " src_addr, src_port, dst_addr, dst_port, pid, process, uid, gid,"
-	    " cgroup, cgroup_id, start_us, host, protocol) VALUES"
+	    " cgroup, cgroup_id, start_us, host, protocol, exe) VALUES"
 	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-	    " ?16)",
+	    " ?16, ?17)",
 	[S_FLOW_END] =
 	    "UPDATE flows SET end_us = ?2, connect_us = ?3, bytes_up = ?4,"
 	    " bytes_down = ?5, packets_up = ?6, packets_down = ?7,"
@@ -829,6 +832,7 @@ store_flow_begin(struct store *st, const struct flow_record *rec)
 	sqlite3_bind_int64(s, 14, (sqlite3_int64)rec->meta.start_us);
 	bind_text(s, 15, rec->meta.host[0] != '\0' ? rec->meta.host : NULL);
 	bind_text(s, 16, rec->protocol);	/* known from the start: DNS */
+	bind_text(s, 17, rec->meta.exe);	/* NULL: not known */
 	if ((rc = step_done(st, S_FLOW_BEGIN)) != SQLITE_OK) {
 		store_fail(st, "recording a flow", rc);
 		return 0;

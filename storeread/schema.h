@@ -18,7 +18,7 @@
 #define STORE_DB_NAME		"flows.db"
 
 /* PRAGMA user_version of a store proxyd writes. */
-#define STORE_SCHEMA_VERSION	5
+#define STORE_SCHEMA_VERSION	6
 
 /*
  * The oldest version a reader still reads: version 4 only added indexes,

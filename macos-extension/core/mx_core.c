@@ -267,8 +267,10 @@ send_new_flow(struct mx_core *c, uint64_t id, enum mx_transport t,
 	owner.pid = p->pid;
 	owner.uid = p->uid;
 	owner.gid = p->gid;
-	/* The same form as Linux's comm: the executable's name. */
+	/* The same form as Linux's comm: the executable's name; and its
+	 * whole path beside it (proxyd's store: flows.exe). */
 	owner.process = (char *)(uintptr_t)ispec_basename(p->path);
+	owner.exe = (char *)(uintptr_t)p->path;
 	fill_endpoint(&esrc, src, dst->family);
 	fill_endpoint(&edst, dst, dst->family);
 	clock_gettime(CLOCK_REALTIME, &ts);

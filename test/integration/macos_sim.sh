@@ -102,6 +102,8 @@ check "the UDP socket's 3 remotes are 3 UDP flows of udpapp, pid 42000, to 3 por
     store_has "SELECT count(*), count(DISTINCT dst_port) FROM flows WHERE transport='udp' AND pid=42000 AND process='udpapp'" "3|3"
 check "the DNS query is a DNS flow of dnsapp, pid 43000, with its question recorded" \
     store_has "SELECT count(*) FROM flows f JOIN dns d ON d.flow_id=f.id WHERE f.protocol='dns' AND f.pid=43000 AND f.process='dnsapp' AND d.qname='mx.test'" 1
+check "every flow carries its executable's path (NewFlow.owner.exe -> flows.exe)" \
+    store_has "SELECT count(*) >= $FLOWS, sum(exe IS NOT '/Applications/Sim.app/Contents/MacOS/'||process) FROM flows" "1|0"
 check "no flow of another process reached the store" \
     store_has "SELECT count(*) FROM flows WHERE pid NOT BETWEEN 40000 AND 44000" 0
 check "proxyd refused no flow (ProxyStatus refusals come from bad frames only)" \

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -424,7 +425,44 @@ new_flow_round_trips(void **state)
 	back = wire(&pb.m.base);
 	assert_int_equal(msg_new_flow_from_pb(&b, back, err, sizeof(err)), 0);
 	assert_memory_equal(&a, &b, sizeof(a));
+	assert_string_equal(b.exe, "");		/* netstackd's: not known */
 	unwire(back);
+
+	/* The macOS extension's: the executable's path too. */
+	snprintf(a.exe, sizeof(a.exe), "/usr/local/bin/wget");
+	msg_new_flow_to_pb(&a, &pb);
+	back = wire(&pb.m.base);
+	assert_int_equal(msg_new_flow_from_pb(&b, back, err, sizeof(err)), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	unwire(back);
+}
+
+/* A path too long for OWNER_EXE_MAX is dropped whole (a cut one names
+ * another file); the flow and the rest of its owner stay. */
+static void
+new_flow_exe_too_long_is_dropped(void **state)
+{
+	static struct msg_new_flow a = { .flow_id = 32, .ipproto = IPPROTO_TCP },
+	    b;
+	static char longpath[OWNER_EXE_MAX + 1];
+	struct msg_new_flow_pb pb;
+	char err[128];
+
+	(void)state;
+	a.src = ep("10.0.0.2", 51001);
+	a.dst = ep("93.184.216.34", 443);
+	set_owner(&a.owner, 10, "longpath", "");
+	msg_new_flow_to_pb(&a, &pb);
+	memset(longpath, 'p', OWNER_EXE_MAX);	/* one byte over, with the NUL */
+	longpath[0] = '/';
+	pb.owner.exe = longpath;
+	assert_int_equal(msg_new_flow_from_pb(&b, &pb.m, err, sizeof(err)), 0);
+	assert_string_equal(b.exe, "");
+	assert_string_equal(b.owner.process, "longpath");
+	assert_int_equal(b.owner.pid, 10);
+	longpath[OWNER_EXE_MAX - 1] = '\0';	/* exactly the limit: kept */
+	assert_int_equal(msg_new_flow_from_pb(&b, &pb.m, err, sizeof(err)), 0);
+	assert_int_equal(strlen(b.exe), OWNER_EXE_MAX - 1);
 }
 
 static void
@@ -511,6 +549,7 @@ main(void)
 		cmocka_unit_test(owner_query_round_trips_and_checks_endpoints),
 		cmocka_unit_test(owner_reply_round_trips_and_refuses_cut_owners),
 		cmocka_unit_test(new_flow_round_trips),
+		cmocka_unit_test(new_flow_exe_too_long_is_dropped),
 		cmocka_unit_test(new_flow_invalid_fields_are_refused),
 		cmocka_unit_test(flow_closed_round_trips_and_bounds_reason),
 	};

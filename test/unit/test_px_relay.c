@@ -2577,6 +2577,52 @@ relay_refuses_bad_newflow(void **state)
 	close(fds[0]);
 }
 
+/*
+ * The executable's path a NewFlow brings (the macOS extension's): on the
+ * running flow's record, then on the ring's once it ended (the ring owns
+ * it from then on; ASan's leak check runs this in make SANITIZE=1).
+ */
+static void
+relay_keeps_the_newflow_exe(void **state)
+{
+	struct fixture *t = *state;
+	Lc__NewFlow nf;
+	Lc__Endpoint src, dst;
+	Lc__Owner owner;
+	struct flow_meta m;
+	char err[128];
+	uint64_t id;
+	int fds[2];
+
+	(void)state;
+	mknewflow(&nf, &src, &dst, &owner);
+	owner.exe = (char *)(uintptr_t)"/Applications/Curl.app/Contents/MacOS/curl";
+	assert_int_equal(flow_meta_from_newflow(&m, &nf, err, sizeof(err)), 0);
+	assert_string_equal(m.exe, owner.exe);
+	flow_meta_clear(&m);
+	assert_null(m.exe);
+
+	dst.port = closed_port();	/* ends at once: connection refused */
+	flow_socketpair(SOCK_STREAM, fds);
+	id = intake_new_flow(t->relay, SOURCE, &nf, fds[1]);
+	assert_true(id != 0);
+	assert_string_equal(relay_flow_record(t->relay, id)->meta.exe, owner.exe);
+	run_until(t, no_flows, NULL, 5);
+	assert_int_equal(last_record(t)->id, id);
+	assert_string_equal(last_record(t)->meta.exe, owner.exe);
+	close(fds[0]);
+
+	/* netstackd's NewFlow: none. */
+	mknewflow(&nf, &src, &dst, &owner);
+	dst.port = closed_port();
+	flow_socketpair(SOCK_STREAM, fds);
+	id = intake_new_flow(t->relay, SOURCE, &nf, fds[1]);
+	assert_true(id != 0);
+	run_until(t, no_flows, NULL, 5);
+	assert_null(last_record(t)->meta.exe);
+	close(fds[0]);
+}
+
 /* Bad NewFlows from a chatty app cost at most one log line a second. */
 static void
 relay_refusals_rate_limited(void **state)
@@ -2897,6 +2943,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test(newflow_malformed_refused),
 		cmocka_unit_test_setup_teardown(relay_refuses_bad_newflow, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(relay_keeps_the_newflow_exe, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(relay_refusals_rate_limited, setup,
 		    teardown),
