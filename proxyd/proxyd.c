@@ -11,9 +11,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -319,6 +321,29 @@ prepare_state_dir(void)
  * --upstream-insecure interception still works, otherwise TLS is relayed
  * raw (prepare_ca says so).
  */
+/*
+ * Start-up code stays mapped, and counted in proxyd's resident set, after
+ * it ran: option and config parsing, the CA, and most of all ipsec-mb's
+ * self-test, which runs every cipher of the library once when the AEAD
+ * is first set up (1.5 MiB of the executable's text, of the 2.3 MiB
+ * mapped at start).  Once everything is set up, unmap the executable's
+ * text: what the relay runs is mapped again from the page cache on first
+ * use (minor faults; the text has no private copies to lose).
+ */
+static void
+unmap_startup_text(void)
+{
+#ifdef __linux__
+	extern char __executable_start[], etext[];
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)__executable_start & ~(pg - 1);
+	uintptr_t hi = ((uintptr_t)etext + pg - 1) & ~(pg - 1);
+
+	if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == -1)
+		log_debug("madvise: %s", strerror(errno));
+#endif
+}
+
 static void
 read_trust(void)
 {
@@ -986,6 +1011,7 @@ main(int argc, char *argv[])
 		intake_set_listener(proxyd.intake, proxyd.listener);
 	}
 
+	unmap_startup_text();
 	ev_run(loop, 0);
 	daemon_finish(&proxyd.d);
 	return 0;
