@@ -330,6 +330,15 @@ sb_json_string(struct sbuf *b, const void *data, size_t n)
 
 	sb_add(b, "\"", 1);
 	while (i < n) {
+		/* A run of printable ASCII, the usual header, in one append. */
+		for (k = i; k < n && s[k] >= 0x20 && s[k] < 0x7f && s[k] != '"' &&
+		    s[k] != '\\'; k++)
+			;
+		if (k > i) {
+			sb_add(b, s + i, k - i);
+			i = k;
+			continue;
+		}
 		if (s[i] == '"' || s[i] == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)s[i];
