@@ -315,35 +315,67 @@ prepare_state_dir(void)
 }
 
 /*
+ * Start-up code stays mapped, and counted in proxyd's resident set, after
+ * it ran: option and config parsing, the CA, the sandbox's set-up, and
+ * most of all ipsec-mb's self-test, which runs every cipher of the library
+ * once when the AEAD is first set up (1.5 MiB of the executable's text, of
+ * the 2.3 MiB mapped at start).  Once everything is set up, proxyd drops
+ * its mappings of the executable's and the libraries' code: what the relay
+ * runs is mapped again from the page cache on first use (minor faults;
+ * read-only text has no private copies to lose).  The pages stay in the
+ * page cache, shared, as they were; what shrinks is what proxyd maps.
+ * The list is taken before the sandbox, which hides /proc.
+ */
+#define TEXT_MAPS_MAX	64
+static struct text_map {
+	uintptr_t	lo, hi;
+} text_maps[TEXT_MAPS_MAX];
+static size_t ntext_maps;
+
+static void
+note_text_maps(void)
+{
+#ifdef __linux__
+	char line[512], perms[8];
+	unsigned long lo, hi, off, ino;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/maps", "re")) == NULL)
+		return;
+	while (ntext_maps < TEXT_MAPS_MAX && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s %lx %*s %lu", &lo, &hi, perms, &off,
+		    &ino) != 5)
+			continue;
+		/* Executable, read-only, from a file ([vdso] has no inode). */
+		if (strlen(perms) < 3 || perms[2] != 'x' || perms[1] == 'w' ||
+		    ino == 0 || hi <= lo)
+			continue;
+		text_maps[ntext_maps].lo = lo;
+		text_maps[ntext_maps].hi = hi;
+		ntext_maps++;
+	}
+	fclose(f);
+#endif
+}
+
+static void
+unmap_startup_text(void)
+{
+#ifdef __linux__
+	for (size_t i = 0; i < ntext_maps; i++)
+		if (madvise((void *)text_maps[i].lo, text_maps[i].hi -
+		    text_maps[i].lo, MADV_DONTNEED) == -1)
+			log_debug("madvise: %s", strerror(errno));
+#endif
+}
+
+/*
  * The trust store for servers' certificates, read now because the sandbox
  * (Landlock: the state dir only) will not let proxyd open it later.  A
  * missing system bundle is not fatal: with --upstream-ca or
  * --upstream-insecure interception still works, otherwise TLS is relayed
  * raw (prepare_ca says so).
  */
-/*
- * Start-up code stays mapped, and counted in proxyd's resident set, after
- * it ran: option and config parsing, the CA, and most of all ipsec-mb's
- * self-test, which runs every cipher of the library once when the AEAD
- * is first set up (1.5 MiB of the executable's text, of the 2.3 MiB
- * mapped at start).  Once everything is set up, unmap the executable's
- * text: what the relay runs is mapped again from the page cache on first
- * use (minor faults; the text has no private copies to lose).
- */
-static void
-unmap_startup_text(void)
-{
-#ifdef __linux__
-	extern char __executable_start[], etext[];
-	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t lo = (uintptr_t)__executable_start & ~(pg - 1);
-	uintptr_t hi = ((uintptr_t)etext + pg - 1) & ~(pg - 1);
-
-	if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == -1)
-		log_debug("madvise: %s", strerror(errno));
-#endif
-}
-
 static void
 read_trust(void)
 {
@@ -992,6 +1024,7 @@ main(int argc, char *argv[])
 
 		/* As the user that owns the state dir, with no capability:
 		 * the CA, whose key leaves with the signer; then the sandbox. */
+		note_text_maps();
 		sandbox_drop(&sb);
 		spawn_signer();
 		prepare_store_dir();
