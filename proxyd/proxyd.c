@@ -324,7 +324,9 @@ prepare_state_dir(void)
  * runs is mapped again from the page cache on first use (minor faults;
  * read-only text has no private copies to lose).  The pages stay in the
  * page cache, shared, as they were; what shrinks is what proxyd maps.
- * The list is taken before the sandbox, which hides /proc.
+ * (A debugger's breakpoints set before this point are private copies of
+ * the text, and go with it.)  The list is taken before the sandbox, which
+ * hides /proc.
  */
 #define TEXT_MAPS_MAX	64
 static struct text_map {
