@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -312,63 +311,6 @@ prepare_state_dir(void)
 		fatalx("state dir %s is writable by group or others", proxyd.state_dir);
 	snprintf(proxyd.store_dir, sizeof(proxyd.store_dir), "%s/%s",
 	    proxyd.state_dir, STORE_DIR_NAME);
-}
-
-/*
- * Start-up code stays mapped, and counted in proxyd's resident set, after
- * it ran: option and config parsing, the CA, the sandbox's set-up, and
- * most of all ipsec-mb's self-test, which runs every cipher of the library
- * once when the AEAD is first set up (1.5 MiB of the executable's text, of
- * the 2.3 MiB mapped at start).  Once everything is set up, proxyd drops
- * its mappings of the executable's and the libraries' code: what the relay
- * runs is mapped again from the page cache on first use (minor faults;
- * read-only text has no private copies to lose).  The pages stay in the
- * page cache, shared, as they were; what shrinks is what proxyd maps.
- * (A debugger's breakpoints set before this point are private copies of
- * the text, and go with it.)  The list is taken before the sandbox, which
- * hides /proc.
- */
-#define TEXT_MAPS_MAX	64
-static struct text_map {
-	uintptr_t	lo, hi;
-} text_maps[TEXT_MAPS_MAX];
-static size_t ntext_maps;
-
-static void
-note_text_maps(void)
-{
-#ifdef __linux__
-	char line[512], perms[8];
-	unsigned long lo, hi, off, ino;
-	FILE *f;
-
-	if ((f = fopen("/proc/self/maps", "re")) == NULL)
-		return;
-	while (ntext_maps < TEXT_MAPS_MAX && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx %7s %lx %*s %lu", &lo, &hi, perms, &off,
-		    &ino) != 5)
-			continue;
-		/* Executable, read-only, from a file ([vdso] has no inode). */
-		if (strlen(perms) < 3 || perms[2] != 'x' || perms[1] == 'w' ||
-		    ino == 0 || hi <= lo)
-			continue;
-		text_maps[ntext_maps].lo = lo;
-		text_maps[ntext_maps].hi = hi;
-		ntext_maps++;
-	}
-	fclose(f);
-#endif
-}
-
-static void
-unmap_startup_text(void)
-{
-#ifdef __linux__
-	for (size_t i = 0; i < ntext_maps; i++)
-		if (madvise((void *)text_maps[i].lo, text_maps[i].hi -
-		    text_maps[i].lo, MADV_DONTNEED) == -1)
-			log_debug("madvise: %s", strerror(errno));
-#endif
 }
 
 /*
@@ -1026,7 +968,7 @@ main(int argc, char *argv[])
 
 		/* As the user that owns the state dir, with no capability:
 		 * the CA, whose key leaves with the signer; then the sandbox. */
-		note_text_maps();
+		daemon_note_text();	/* before the sandbox hides /proc */
 		sandbox_drop(&sb);
 		spawn_signer();
 		prepare_store_dir();
@@ -1046,7 +988,13 @@ main(int argc, char *argv[])
 		intake_set_listener(proxyd.intake, proxyd.listener);
 	}
 
-	unmap_startup_text();
+	/*
+	 * Start-up code — most of all ipsec-mb's self-test, which runs every
+	 * cipher of the library once when the AEAD is set up: 1.5 MiB of the
+	 * 2.3 MiB of proxyd's own text mapped at start — leaves proxyd's
+	 * resident set (common/daemon.h).
+	 */
+	daemon_drop_text();
 	ev_run(loop, 0);
 	daemon_finish(&proxyd.d);
 	return 0;
