@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -292,4 +294,50 @@ daemon_finish(struct daemon *d)
 	conf_free(d->conf);
 	d->conf = NULL;
 	log_info("%s stopped", d->name);
+}
+
+/* --- start-up text ---------------------------------------------------------- */
+
+#define TEXT_MAPS_MAX	64
+static struct {
+	uintptr_t	lo, hi;
+} text_maps[TEXT_MAPS_MAX];
+static size_t ntext_maps;
+
+void
+daemon_note_text(void)
+{
+#ifdef __linux__
+	char line[512], perms[8];
+	unsigned long lo, hi, off, ino;
+	FILE *f;
+
+	ntext_maps = 0;
+	if ((f = fopen("/proc/self/maps", "re")) == NULL)
+		return;
+	while (ntext_maps < TEXT_MAPS_MAX && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s %lx %*s %lu", &lo, &hi, perms, &off,
+		    &ino) != 5)
+			continue;
+		/* Executable, read-only, from a file ([vdso] has no inode). */
+		if (strlen(perms) < 3 || perms[2] != 'x' || perms[1] == 'w' ||
+		    ino == 0 || hi <= lo)
+			continue;
+		text_maps[ntext_maps].lo = lo;
+		text_maps[ntext_maps].hi = hi;
+		ntext_maps++;
+	}
+	fclose(f);
+#endif
+}
+
+void
+daemon_drop_text(void)
+{
+#ifdef __linux__
+	for (size_t i = 0; i < ntext_maps; i++)
+		if (madvise((void *)text_maps[i].lo, text_maps[i].hi -
+		    text_maps[i].lo, MADV_DONTNEED) == -1)
+			log_debug("madvise: %s", strerror(errno));
+#endif
 }

@@ -82,4 +82,17 @@ void	daemon_abspath(const char *in, char *out, size_t len);
 /* "<runtime_dir>/<name>" into buf; fatal if it does not fit. */
 void	daemon_path(const struct daemon *, const char *name, char *buf, size_t len);
 
+/*
+ * Start-up code stays mapped, and counted in a daemon's resident set, after
+ * it ran (option and config parsing, the sandbox's set-up, in proxyd
+ * ipsec-mb's self-test).  daemon_note_text() lists the program's and its
+ * libraries' code mappings — call it before the sandbox, which hides /proc;
+ * daemon_drop_text() drops them (MADV_DONTNEED) once set-up is done: what
+ * the loop runs is mapped again from the page cache on first use (minor
+ * faults), the pages stay in the page cache, shared, and a debugger's
+ * breakpoints set before it are lost.  Linux only; elsewhere no-ops.
+ */
+void	daemon_note_text(void);
+void	daemon_drop_text(void);
+
 #endif

@@ -1305,7 +1305,9 @@ main(int argc, char *argv[])
 	sb.user = user;
 	sb.remove_dir = ns.d.runtime_dir;
 	sb.ro_file = ns.d.config_path;
+	daemon_note_text();	/* before the sandbox hides /proc */
 	sandbox_enter(&sb);
+	daemon_drop_text();	/* start-up code out of the resident set */
 
 	ev_run(loop, 0);
 	daemon_finish(&ns.d);

@@ -97,7 +97,7 @@ flow_ring_init(struct flow_ring *r, size_t cap)
 {
 	memset(r, 0, sizeof(*r));
 	if (cap == 0)
-		cap = 1;
+		return 0;	/* keeps nothing: every push is dropped */
 	if ((r->slots = calloc(cap, sizeof(*r->slots))) == NULL)
 		return -1;
 	r->cap = cap;
@@ -118,8 +118,13 @@ flow_ring_free(struct flow_ring *r)
 void
 flow_ring_push(struct flow_ring *r, struct flow_record *rec)
 {
-	struct flow_record *slot = &r->slots[r->head];
+	struct flow_record *slot;
 
+	if (r->cap == 0) {
+		r->evicted++;
+		return;
+	}
+	slot = &r->slots[r->head];
 	if (r->count == r->cap) {
 		flow_meta_clear(&slot->meta);
 		r->evicted++;

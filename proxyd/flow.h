@@ -4,10 +4,9 @@
  * A flow source (netstackd, the macOS backend, later proxyd's own
  * explicit-proxy listener) describes a flow with a NewFlow; flow_meta is that
  * description once checked.  While a flow runs, its handler (the raw relay in
- * relay.c, later TLS/HTTP) fills a flow_record; when it ends the record is
- * moved into a bounded in-memory ring.  The record is shaped so that the flow
- * store (SQLite, a later step) can persist it as one row: plain fields, two
- * owned strings, no pointers into live state.
+ * relay.c, TLS/HTTP) fills a flow_record; when it ends the flow store has
+ * it, and a bounded in-memory ring keeps a copy where one is configured
+ * (tests).  Plain fields, no pointers into live state.
  */
 #ifndef LOCALCAP_PROXYD_FLOW_H
 #define LOCALCAP_PROXYD_FLOW_H
@@ -128,8 +127,9 @@ const char	*flow_transport_str(enum flow_transport);
 void	flow_keep_first(uint8_t *first, uint16_t *len, const void *data, size_t n);
 
 /*
- * Finished flows, oldest evicted first.  flow_ring_push moves a record in
- * (it takes the owner strings; the caller's copy is left without them).
+ * Finished flows, oldest evicted first.  flow_ring_push copies a record in.
+ * A ring of capacity 0 (proxyd's own: the flow store has every flow) keeps
+ * nothing and holds no memory; its pushes count as evicted.
  */
 struct flow_ring {
 	struct flow_record	*slots;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -968,6 +969,7 @@ main(int argc, char *argv[])
 
 		/* As the user that owns the state dir, with no capability:
 		 * the CA, whose key leaves with the signer; then the sandbox. */
+		daemon_note_text();	/* before the sandbox hides /proc */
 		sandbox_drop(&sb);
 		spawn_signer();
 		prepare_store_dir();
@@ -987,6 +989,13 @@ main(int argc, char *argv[])
 		intake_set_listener(proxyd.intake, proxyd.listener);
 	}
 
+	/*
+	 * Start-up code — most of all ipsec-mb's self-test, which runs every
+	 * cipher of the library once when the AEAD is set up: 1.5 MiB of the
+	 * 2.3 MiB of proxyd's own text mapped at start — leaves proxyd's
+	 * resident set (common/daemon.h).
+	 */
+	daemon_drop_text();
 	ev_run(loop, 0);
 	daemon_finish(&proxyd.d);
 	return 0;

@@ -798,7 +798,6 @@ relay_config_default(struct relay_config *c)
 	c->udp_idle_timeout = 60;
 	c->dns_idle_timeout = 30;
 	c->bufsize = 128 * 1024;
-	c->ring_size = 1024;
 	c->passthrough_max = PASSMAP_DEFAULT_CAP;
 	c->passthrough_ttl = PASSMAP_DEFAULT_TTL;
 	c->source_wait = 2;

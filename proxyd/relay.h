@@ -38,7 +38,13 @@ struct relay_config {
 	double	udp_idle_timeout;	/* default 60 */
 	double	dns_idle_timeout;	/* UDP to port 53; default 30 */
 	size_t	bufsize;		/* bytes buffered per direction; 128 KiB */
-	size_t	ring_size;		/* finished flows kept; default 1024 */
+	/*
+	 * Finished flows kept in memory (relay_ring), for tests and tools
+	 * that look at records without a store; default 0, none: the flow
+	 * store has every flow, and 1,024 kept records were 1.6 MiB of
+	 * proxyd's resident memory.
+	 */
+	size_t	ring_size;
 	/*
 	 * Flows running at once: in all, and from one source address (the
 	 * application's, or the explicit-proxy client's).  A flow over

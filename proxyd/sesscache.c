@@ -1,16 +1,19 @@
 /*
- * Upstream TLS sessions for resumption (sesscache.h).  A flat array
- * searched linearly: a thousand entries, looked up once per intercepted
- * flow, cost less than the handshake they save.
+ * Upstream TLS sessions for resumption (sesscache.h).  A flat array of
+ * slots searched linearly: a thousand entries, looked up once per
+ * intercepted flow, cost less than the handshake they save.  A slot's
+ * entry (880 bytes with its mbedTLS session) is allocated when a session
+ * is first kept in it: the 1,024 entries initialised up front were 880 KiB
+ * of proxyd's resident memory for a cache that holds one entry per origin.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "proxyd/sesscache.h"
 
 struct up_session {
-	uint64_t		hash;		/* of key, 0 = free slot */
 	char			key[SESSCACHE_KEY_MAX];	/* "sni|ip|port" */
 	mbedtls_ssl_session	sess;
 	unsigned char		*der;		/* the certificate it was verified with */
@@ -20,7 +23,8 @@ struct up_session {
 };
 
 struct sesscache {
-	struct up_session	*s;
+	struct up_session	**s;		/* n slots, NULL until first used */
+	uint64_t		*hash;		/* n: the slot's key hash, 0 = free */
 	size_t			 n;
 	uint64_t		 clock;
 };
@@ -43,13 +47,13 @@ sesscache_new(size_t max)
 
 	if (max == 0 || (c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	if ((c->s = calloc(max, sizeof(*c->s))) == NULL) {
+	if ((c->s = calloc(max, sizeof(*c->s))) == NULL ||
+	    (c->hash = calloc(max, sizeof(*c->hash))) == NULL) {
+		free(c->s);
 		free(c);
 		return NULL;
 	}
 	c->n = max;
-	for (size_t i = 0; i < c->n; i++)
-		mbedtls_ssl_session_init(&c->s[i].sess);
 	return c;
 }
 
@@ -59,10 +63,14 @@ sesscache_free(struct sesscache *c)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < c->n; i++) {
-		mbedtls_ssl_session_free(&c->s[i].sess);
-		free(c->s[i].der);
+		if (c->s[i] == NULL)
+			continue;
+		mbedtls_ssl_session_free(&c->s[i]->sess);
+		free(c->s[i]->der);
+		free(c->s[i]);
 	}
 	free(c->s);
+	free(c->hash);
 	free(c);
 }
 
@@ -74,32 +82,35 @@ sesscache_count(const struct sesscache *c)
 	if (c == NULL)
 		return 0;
 	for (size_t i = 0; i < c->n; i++)
-		if (c->s[i].hash != 0)
+		if (c->hash[i] != 0)
 			n++;
 	return n;
 }
 
-static struct up_session *
-find(struct sesscache *c, const char *key, uint64_t hash)
+/* The slot holding key, or -1. */
+static ssize_t
+find(const struct sesscache *c, const char *key, uint64_t hash)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		struct up_session *s = &c->s[i];
-
-		if (s->hash == hash && strcmp(s->key, key) == 0)
-			return s;
-	}
-	return NULL;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->hash[i] == hash && strcmp(c->s[i]->key, key) == 0)
+			return (ssize_t)i;
+	return -1;
 }
 
+/* Empty slot i's entry (kept allocated, for the next session). */
 static void
-drop(struct up_session *s)
+drop(struct sesscache *c, size_t i)
 {
+	struct up_session *s = c->s[i];
+
+	c->hash[i] = 0;
+	if (s == NULL)
+		return;
 	mbedtls_ssl_session_free(&s->sess);
 	mbedtls_ssl_session_init(&s->sess);
 	free(s->der);
 	s->der = NULL;
 	s->der_len = 0;
-	s->hash = 0;
 	s->key[0] = '\0';
 }
 
@@ -108,9 +119,12 @@ sesscache_offer(struct sesscache *c, const char *key, mbedtls_ssl_context *ssl,
     unsigned char **der, size_t *der_len, uint32_t *flags)
 {
 	struct up_session *s;
+	ssize_t i;
 
-	if (c == NULL || (s = find(c, key, key_hash(key))) == NULL ||
-	    mbedtls_ssl_set_session(ssl, &s->sess) != 0)
+	if (c == NULL || (i = find(c, key, key_hash(key))) < 0)
+		return false;
+	s = c->s[i];
+	if (mbedtls_ssl_set_session(ssl, &s->sess) != 0)
 		return false;
 	if (s->der != NULL && (*der = malloc(s->der_len)) != NULL) {
 		memcpy(*der, s->der, s->der_len);
@@ -126,33 +140,40 @@ sesscache_save(struct sesscache *c, const char *key,
     const mbedtls_ssl_context *ssl, const unsigned char *der, size_t der_len,
     uint32_t flags)
 {
-	struct up_session *s, *victim = NULL;
+	struct up_session *s;
 	uint64_t hash;
+	ssize_t i;
 
 	if (c == NULL)
 		return;
 	hash = key_hash(key);
-	if ((s = find(c, key, hash)) == NULL) {
-		for (size_t i = 0; i < c->n; i++) {
-			s = &c->s[i];
-			if (s->hash == 0) {
-				victim = s;
+	if ((i = find(c, key, hash)) < 0) {
+		/* A free slot, else the least recently used entry. */
+		for (size_t j = 0; j < c->n; j++) {
+			if (c->hash[j] == 0) {
+				i = (ssize_t)j;
 				break;
 			}
-			if (victim == NULL || s->used < victim->used)
-				victim = s;
+			if (i < 0 || c->s[j]->used < c->s[i]->used)
+				i = (ssize_t)j;
 		}
-		if ((s = victim) == NULL)
+		if (i < 0)
 			return;		/* no slots: cannot be, max > 0 */
 	}
-	drop(s);
+	drop(c, (size_t)i);
+	if ((s = c->s[i]) == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL)
+			return;
+		mbedtls_ssl_session_init(&s->sess);
+		c->s[i] = s;
+	}
 	if (mbedtls_ssl_get_session(ssl, &s->sess) != 0) {
-		drop(s);
+		drop(c, (size_t)i);
 		return;
 	}
 	if (der != NULL) {
 		if ((s->der = malloc(der_len)) == NULL) {
-			drop(s);
+			drop(c, (size_t)i);
 			return;
 		}
 		memcpy(s->der, der, der_len);
@@ -160,15 +181,15 @@ sesscache_save(struct sesscache *c, const char *key,
 		s->verify_flags = flags;
 	}
 	snprintf(s->key, sizeof(s->key), "%s", key);
-	s->hash = hash;
+	c->hash[i] = hash;
 	s->used = ++c->clock;
 }
 
 void
 sesscache_forget(struct sesscache *c, const char *key)
 {
-	struct up_session *s;
+	ssize_t i;
 
-	if (c != NULL && (s = find(c, key, key_hash(key))) != NULL)
-		drop(s);
+	if (c != NULL && (i = find(c, key, key_hash(key))) >= 0)
+		drop(c, (size_t)i);
 }

@@ -187,6 +187,11 @@ measure() {
 	if [ -n "$_pcg" ]; then
 		eval "R_${_n}_rss=$(cg_hwm_kib "$_pcg")"
 		for _d in $DAEMONS; do eval "R_${_n}_rss_$_d=$(cg_hwm_kib "$_pcg/$_d")"; done
+		cg_mem_makeup "$_pcg" >"$T/mem-$_n.txt"
+		# The mappings behind those figures, for KEEP=1 runs.
+		for _p in $(find "$_pcg" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+			cp "/proc/$_p/smaps" "$T/smaps-$_n-$_p.txt" 2>/dev/null
+		done
 	fi
 	return 0
 }
@@ -385,6 +390,12 @@ for w in $WORKS; do
 done
 echo
 echo "  (${flows:-?} TCP flows through netstackd)"
+echo
+echo "memory after each proxy's runs, per process (KiB; the peak, then now: anon"
+echo "is heap and stacks, file the mapped text and libraries as far as touched):"
+for n in localcap sslsplit mitmproxy; do
+	[ -s "$T/mem-$n.txt" ] && { echo "$n:"; cat "$T/mem-$n.txt"; }
+done
 echo
 for n in $SETUPS; do
 	wanted "$n" || { echo "$n: not run (BENCH_ONLY)"; continue; }

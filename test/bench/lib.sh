@@ -85,6 +85,19 @@ cg_hwm_kib() {
 	echo "$_sum"
 }
 
+# cg_mem_makeup CGROUP: one line per process in it and below: its name,
+# VmHWM (peak), and now VmRSS split into RssAnon / RssFile / RssShmem.
+cg_mem_makeup() {
+	printf '  %-14s %8s %8s %8s %8s %8s\n' process peak rss anon file shmem
+	for _p in $(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+		awk -v pid="$_p" '
+		    /^Name:/ { n = $2 } /^VmHWM/ { h = $2 } /^VmRSS/ { r = $2 }
+		    /^RssAnon/ { a = $2 } /^RssFile/ { f = $2 } /^RssShmem/ { s = $2 }
+		    END { printf "  %-14s %8s %8s %8s %8s %8s\n", n "/" pid, h, r, a, f, s }' \
+		    "/proc/$_p/status" 2>/dev/null
+	done
+}
+
 # kv_field LINE NAME: the value of NAME=VALUE in a line of such pairs.
 kv_field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 

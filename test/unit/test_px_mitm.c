@@ -34,6 +34,7 @@
 #include "proxyd/certforge.h"
 #include "proxyd/aeadbench.h"
 #include "proxyd/mitm.h"
+#include "proxyd/sesscache.h"
 #include "proxyd/signer.h"
 #include "proxyd/tlshello.h"
 
@@ -1490,6 +1491,88 @@ upstream_and_client_sessions_resume(void **state)
 	}
 }
 
+/* Whether c offers a session under key to a fresh client context of conf. */
+static bool
+cache_offers(struct sesscache *c, const char *key, const mbedtls_ssl_config *conf,
+    size_t *der_len, uint32_t *flags)
+{
+	mbedtls_ssl_context probe;
+	unsigned char *der = NULL;
+	bool ok;
+
+	mbedtls_ssl_init(&probe);
+	assert_int_equal(mbedtls_ssl_setup(&probe, conf), 0);
+	*der_len = 0;
+	*flags = 0;
+	ok = sesscache_offer(c, key, &probe, &der, der_len, flags);
+	free(der);
+	mbedtls_ssl_free(&probe);
+	return ok;
+}
+
+/* Keep the session of a new flow's finished client handshake under key
+ * (mbedTLS exports a TLS 1.2 session once per connection). */
+static void
+cache_save_new(struct fx *f, struct sesscache *c, const char *key,
+    const unsigned char *der, size_t der_len, uint32_t flags)
+{
+	established(f, MBEDTLS_SSL_VERSION_TLS1_2);
+	sesscache_save(c, key, &f->app.ssl, der, der_len, flags);
+	flow_end(f);
+}
+
+/*
+ * The upstream session cache on its own: entries made on first use, the
+ * certificate and verdict kept with them, the least recently used entry
+ * evicted when every slot is taken, a forgotten key's slot reused.
+ */
+static void
+session_cache_keeps_evicts_and_forgets(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char cert[] = { 0x30, 0x03, 0x02, 0x01, 0x07 };
+	struct sesscache *c = sesscache_new(2);
+	mbedtls_ssl_config client;	/* what the offers are made to */
+	uint32_t flags;
+	size_t len;
+
+	assert_non_null(c);
+	mbedtls_ssl_config_init(&client);
+	assert_int_equal(mbedtls_ssl_config_defaults(&client, MBEDTLS_SSL_IS_CLIENT,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT), 0);
+	mbedtls_ssl_conf_rng(&client, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+	cache_save_new(f, c, "a.test|192.0.2.1|443", cert, sizeof(cert), 7);
+	assert_int_equal(sesscache_count(c), 1);
+	assert_false(cache_offers(c, "b.test|192.0.2.2|443", &client, &len, &flags));
+	cache_save_new(f, c, "b.test|192.0.2.2|443", NULL, 0, 0);
+	assert_int_equal(sesscache_count(c), 2);
+	assert_true(cache_offers(c, "a.test|192.0.2.1|443", &client, &len, &flags));
+	assert_int_equal(len, sizeof(cert));
+	assert_int_equal(flags, 7);
+	/* a is now the more recently used: a third key takes b's slot */
+	cache_save_new(f, c, "c.test|192.0.2.3|443", NULL, 0, 0);
+	assert_int_equal(sesscache_count(c), 2);
+	assert_false(cache_offers(c, "b.test|192.0.2.2|443", &client, &len, &flags));
+	assert_true(cache_offers(c, "c.test|192.0.2.3|443", &client, &len, &flags));
+	assert_int_equal(len, 0);
+	assert_true(cache_offers(c, "a.test|192.0.2.1|443", &client, &len, &flags));
+	/* saved again under the same key: replaced in place */
+	cache_save_new(f, c, "a.test|192.0.2.1|443", NULL, 0, 0);
+	assert_int_equal(sesscache_count(c), 2);
+	assert_true(cache_offers(c, "a.test|192.0.2.1|443", &client, &len, &flags));
+	assert_int_equal(len, 0);
+	sesscache_forget(c, "a.test|192.0.2.1|443");
+	assert_int_equal(sesscache_count(c), 1);
+	assert_false(cache_offers(c, "a.test|192.0.2.1|443", &client, &len, &flags));
+	cache_save_new(f, c, "d.test|192.0.2.4|443", NULL, 0, 0);
+	assert_int_equal(sesscache_count(c), 2);
+	assert_true(cache_offers(c, "c.test|192.0.2.3|443", &client, &len, &flags));
+	assert_true(cache_offers(c, "d.test|192.0.2.4|443", &client, &len, &flags));
+	mbedtls_ssl_config_free(&client);
+	sesscache_free(c);
+	sesscache_free(NULL);
+}
+
 /* Another flow to the same host replaces the cached session while one that
  * offered it is still handshaking (a use-after-free under ASan once). */
 static void
@@ -1704,6 +1787,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(upstream_lost_mid_handshake_and_after, setup, teardown),
 		cmocka_unit_test_setup_teardown(origin_requiring_a_client_certificate, setup, teardown),
 		cmocka_unit_test_setup_teardown(upstream_and_client_sessions_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(session_cache_keeps_evicts_and_forgets, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(session_replaced_during_a_resuming_handshake, setup, teardown),
 		cmocka_unit_test_setup_teardown(random_peer_bytes_fail_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(ctx_refuses_missing_trust_store, setup, teardown),

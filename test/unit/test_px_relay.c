@@ -2693,6 +2693,29 @@ flow_ring_evicts_oldest(void **state)
 	flow_ring_free(&ring);
 }
 
+/* The daemon's ring (relay_config_default) keeps nothing, and holds no memory. */
+static void
+flow_ring_of_none_keeps_nothing(void **state)
+{
+	struct relay_config cfg;
+	struct flow_ring ring;
+	struct flow_record rec;
+
+	(void)state;
+	relay_config_default(&cfg);
+	assert_int_equal(cfg.ring_size, 0);
+	assert_int_equal(flow_ring_init(&ring, cfg.ring_size), 0);
+	assert_null(ring.slots);
+	memset(&rec, 0, sizeof(rec));
+	rec.id = 1;
+	flow_ring_push(&ring, &rec);
+	assert_int_equal(ring.count, 0);
+	assert_int_equal(ring.evicted, 1);
+	assert_null(flow_ring_get(&ring, 0));
+	assert_null(flow_ring_find(&ring, 1));
+	flow_ring_free(&ring);
+}
+
 static void
 flow_addr_formats(void **state)
 {
@@ -2949,6 +2972,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(relay_refusals_rate_limited, setup,
 		    teardown),
 		cmocka_unit_test(flow_ring_evicts_oldest),
+		cmocka_unit_test(flow_ring_of_none_keeps_nothing),
 		cmocka_unit_test(flow_addr_formats),
 		cmocka_unit_test_setup_teardown(intake_bad_newflow_keeps_source,
 		    setup, teardown),
