@@ -359,8 +359,10 @@ main(int argc, char *argv[])
 	ev_unref(loop);		/* the sweep alone does not keep us running */
 
 	/* Everything is open: keep only what capture needs from here on. */
+	daemon_note_text();
 	if (be->confine)
 		be->confine();
+	daemon_drop_text();	/* start-up code out of the resident set */
 
 	ev_run(loop, 0);
 	daemon_finish(&rd.d);
