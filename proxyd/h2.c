@@ -61,7 +61,8 @@ new_session(struct h2 *c, enum h2_leg leg)
 	nghttp2_option_set_max_continuations(opt, 8);
 	if (leg == H2_CLIENT)
 		/* CVE-2023-44487, rapid reset: 1000 at once, then 33/s. */
-		nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+		nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST,
+		    RESET_RATE);
 	else
 		nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
 	if (leg == H2_CLIENT)
