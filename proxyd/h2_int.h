@@ -157,6 +157,7 @@ struct h2 {
 	struct streamq		 streams;	/* open, in client order */
 	struct streamq		 dead;
 	uint32_t		 nstreams, next_seq;
+	int32_t			 last_csid;	/* the client's newest stream */
 	bool			 client_settings_sent;
 	bool			 up_settings_seen;
 	bool			 up_connect_protocol;

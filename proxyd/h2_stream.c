@@ -430,6 +430,8 @@ c_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
 	}
 	s->c = c;
 	s->csid = frame->hd.stream_id;
+	if (s->csid > c->last_csid)
+		c->last_csid = s->csid;
 	s->seq = ++c->next_seq;
 	s->req_start_us = c->now_us;
 	s->moved_us[UP] = s->moved_us[DOWN] = c->now_us;

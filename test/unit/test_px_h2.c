@@ -1160,7 +1160,9 @@ test_h2_ping_flood(void **state)
 	print_message("ping flood: %s\n", h2_error(r.h2));
 	/* Nothing more is read from it. */
 	assert_false(h2_want_read(r.h2, H2_CLIENT));
+	/* It is told why, although nghttp2's session is spent. */
 	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	h2_get_stats(r.h2, &st);
 	assert_true(st.mem_peak < 1024 * 1024);
 	rig_free(&r);
@@ -1171,6 +1173,7 @@ test_h2_settings_and_empty_data_flood(void **state)
 {
 	static uint8_t buf[1 << 16];
 	struct rig r;
+	uint32_t code = 0;
 	size_t n;
 	int i, rv = 0;
 
@@ -1182,11 +1185,13 @@ test_h2_settings_and_empty_data_flood(void **state)
 	for (i = 0; i < 3000 && rv == 0; i++) {
 		n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0);
 		rv = h2_feed(r.h2, H2_CLIENT, buf, n, r.now);
-		(void)raw_drain(&r, NULL);
+		(void)raw_drain(&r, &code);
 	}
 	assert_int_equal(rv, -1);
 	assert_true(i <= H2_DEFAULT_CTRL_BURST + 2);
 	assert_non_null(strstr(h2_error(r.h2), "flooded"));
+	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	rig_free(&r);
 
 	/* Empty DATA frames on an open stream. */
@@ -1200,6 +1205,9 @@ test_h2_settings_and_empty_data_flood(void **state)
 	}
 	assert_int_equal(rv, -1);
 	assert_non_null(strstr(h2_error(r.h2), "flooded"));
+	code = 0;
+	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	rig_free(&r);
 	/* The open request was recorded with the reason. */
 	assert_int_equal(r.rec.n, 1);
@@ -1212,6 +1220,7 @@ test_h2_continuation_flood(void **state)
 	static uint8_t buf[4096];
 	static const uint8_t hb[] = { 0x82, 0x87, 0x84 };
 	struct rig r;
+	uint32_t code = 0;
 	size_t n;
 	int i;
 
@@ -1232,6 +1241,9 @@ test_h2_continuation_flood(void **state)
 	assert_int_equal(h2_feed(r.h2, H2_CLIENT, buf, n, r.now), -1);
 	print_message("continuation flood: %s\n", h2_error(r.h2));
 	assert_int_equal(r.org.requests, 0);
+	/* A GOAWAY says so, written by hand: nghttp2's session is spent. */
+	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	rig_free(&r);
 }
 
