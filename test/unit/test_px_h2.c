@@ -84,6 +84,8 @@ struct origin {
 	int		 requests;
 	uint32_t	 rst_seen;
 	bool		 got_rst;
+	bool		 got_goaway;
+	uint32_t	 goaway_code;
 	int32_t		 goaway_after;	/* GOAWAY after this many requests */
 	bool		 connect_protocol;
 };
@@ -451,6 +453,10 @@ origin_frame(nghttp2_session *s, const nghttp2_frame *f, void *u)
 	if (f->hd.type == NGHTTP2_RST_STREAM) {
 		o->got_rst = true;
 		o->rst_seen = f->rst_stream.error_code;
+	}
+	if (f->hd.type == NGHTTP2_GOAWAY) {
+		o->got_goaway = true;
+		o->goaway_code = f->goaway.error_code;
 	}
 	if ((os = ostream_get(o, f->hd.stream_id, false)) == NULL)
 		return 0;
@@ -892,6 +898,33 @@ test_h2_goaway_from_server(void **state)
 	assert_int_equal(r.app.goaway_last, r.app.st[0].id);
 	assert_int_equal(r.rec.n, 4);
 	rig_free(&r);
+}
+
+/* The other way: a client's GOAWAY reaches the origin with its code, and
+ * an error code is the connection's recorded reason. */
+static void
+test_h2_goaway_from_client(void **state)
+{
+	struct rig r;
+
+	(void)state;
+	rig_init(&r, 0, false, NULL);
+	app_request(&r.app, "GET", "/hang", NULL, 0, false);
+	pump(&r);
+	assert_int_equal(r.org.requests, 1);
+	assert_int_equal(nghttp2_submit_goaway(r.app.s, NGHTTP2_FLAG_NONE, 0,
+	    NGHTTP2_ENHANCE_YOUR_CALM, NULL, 0), 0);
+	pump(&r);
+	assert_true(r.org.got_goaway);
+	assert_int_equal(r.org.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+	assert_non_null(h2_error(r.h2));
+	assert_non_null(strstr(h2_error(r.h2),
+	    "client sent GOAWAY: ENHANCE_YOUR_CALM"));
+	rig_free(&r);
+	/* The stream it left open is recorded with that reason. */
+	assert_int_equal(r.rec.n, 1);
+	assert_non_null(strstr(r.rec.error[0],
+	    "client sent GOAWAY: ENHANCE_YOUR_CALM"));
 }
 
 static void
@@ -1962,6 +1995,7 @@ main(void)
 		cmocka_unit_test(test_h2_rst_from_client),
 		cmocka_unit_test(test_h2_rst_from_server),
 		cmocka_unit_test(test_h2_goaway_from_server),
+		cmocka_unit_test(test_h2_goaway_from_client),
 		cmocka_unit_test(test_h2_slow_reader_bounded),
 		cmocka_unit_test(test_h2_stalled_stream_reaped),
 		cmocka_unit_test(test_h2_grpc),
