@@ -184,6 +184,8 @@ maybe_client_settings(struct h2 *c)
 static void
 goaway_by_hand(struct h2 *c, enum h2_leg leg, uint32_t code)
 {
+	static const uint8_t settings[9] = { 0, 0, 0, NGHTTP2_SETTINGS };
+	struct leg *l = &c->leg[leg];
 	/* On the upstream leg we are the client: it opened no stream. */
 	uint32_t last = leg == H2_CLIENT ? (uint32_t)c->last_csid : 0;
 	uint8_t f[17] = { 0, 0, 8, NGHTTP2_GOAWAY, NGHTTP2_FLAG_NONE, 0, 0, 0, 0,
@@ -191,8 +193,19 @@ goaway_by_hand(struct h2 *c, enum h2_leg leg, uint32_t code)
 	    (uint8_t)(last >> 8), (uint8_t)last, (uint8_t)(code >> 24),
 	    (uint8_t)(code >> 16), (uint8_t)(code >> 8), (uint8_t)code };
 
+	if (l->appended == 0) {
+		/* Nothing went to the origin yet, not even our preface. */
+		if (leg == H2_UPSTREAM)
+			return;
+		/* A server's first frame is its SETTINGS (RFC 9113 3.4);
+		 * ours was held for the origin's (maybe_client_settings). */
+		if (h2_dbuf_add(c, &l->out, settings, sizeof(settings)) == -1)
+			return;
+		l->appended += sizeof(settings);
+	}
 	/* Out of memory or over the cap: the connection just ends. */
-	(void)h2_dbuf_add(c, &c->leg[leg].out, f, sizeof(f));
+	if (h2_dbuf_add(c, &l->out, f, sizeof(f)) == 0)
+		l->appended += sizeof(f);
 }
 
 static void

@@ -1205,6 +1205,7 @@ static void
 test_h2_settings_and_empty_data_flood(void **state)
 {
 	static uint8_t buf[1 << 16];
+	const uint8_t *out;
 	struct rig r;
 	uint32_t code = 0;
 	size_t n;
@@ -1245,6 +1246,28 @@ test_h2_settings_and_empty_data_flood(void **state)
 	/* The open request was recorded with the reason. */
 	assert_int_equal(r.rec.n, 1);
 	assert_non_null(strstr(r.rec.error[0], "flooded"));
+
+	/* Before the origin's SETTINGS came (ours to the client wait for
+	 * them), the client still gets a SETTINGS frame first, then the
+	 * GOAWAY. */
+	rig_init(&r, 0, false, NULL);
+	memcpy(buf, H2_PREFACE, H2_PREFACE_LEN);
+	n = H2_PREFACE_LEN + frame(buf + H2_PREFACE_LEN, 0, NGHTTP2_SETTINGS,
+	    0, 0);
+	assert_int_equal(h2_feed(r.h2, H2_CLIENT, buf, n, r.now), 0);
+	for (i = 0, rv = 0; i < 3000 && rv == 0; i++) {
+		n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0);
+		rv = h2_feed(r.h2, H2_CLIENT, buf, n, r.now);
+	}
+	assert_int_equal(rv, -1);
+	n = h2_output(r.h2, H2_CLIENT, &out);
+	assert_int_equal(n, 9 + 17);
+	assert_int_equal(out[3], NGHTTP2_SETTINGS);
+	assert_int_equal(out[2], 0);
+	assert_int_equal(out[9 + 3], NGHTTP2_GOAWAY);
+	assert_int_equal(out[9 + 16], NGHTTP2_ENHANCE_YOUR_CALM);
+	h2_output_done(r.h2, H2_CLIENT, n, r.now);
+	rig_free(&r);
 }
 
 static void
