@@ -943,7 +943,9 @@ store_http_add(struct store *st, int64_t flow_row, const struct store_http *h)
 	if (h->target && (strncasecmp(h->target, "http://", 7) == 0 ||
 	    strncasecmp(h->target, "https://", 8) == 0))
 		sb_str(&url, h->target);
-	else if (h->target && h->method && strcasecmp(h->method, "CONNECT") == 0)
+	else if (h->target && h->target[0] != '/' && h->method &&
+	    strcasecmp(h->method, "CONNECT") == 0)
+		/* host:port; an extended CONNECT (RFC 8441) has a path. */
 		sb_str(&url, h->target);
 	else {
 		sb_str(&url, h->scheme ? h->scheme : "http");
