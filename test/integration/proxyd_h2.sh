@@ -4,7 +4,8 @@
 # same through proxyd's explicit proxy (--listen, inside CONNECT; nghttp and
 # h2load, which speak to no proxy, through a socat CONNECT shim).  The
 # origins: nghttpd (h2 over TLS, response trailers, request bodies echoed),
-# one shaped like gRPC (grpc-status/grpc-message trailers), an h2c one
+# one shaped like gRPC (grpc-status/grpc-message trailers), two in python3-h2
+# (h2connect.py: one offering extended CONNECT, one not), an h2c one
 # (nghttpd --no-tls, prior knowledge) and an HTTP/1.1-only TLS origin
 # (python3, no ALPN).  Checked, captured and again inside CONNECT: nghttp
 # -nv gets its 200 over h2 (nghttp only warns about certificates: it is
@@ -15,7 +16,9 @@
 # h1-only origin still serves curl --http2 (over 1.1).  Captured only: the
 # h1-only origin gives an h2-only client a no_application_protocol alert
 # and the flow says why; a gRPC call's messages and status reach flows
-# --json, show and the HAR; floods and bombs (h2attack.py: PING, SETTINGS,
+# --json, show and the HAR; extended CONNECT is offered to the client only
+# when the origin offers it, and a websocket tunnel through it echoes and
+# is recorded; floods and bombs (h2attack.py: PING, SETTINGS,
 # empty DATA, rapid reset, CONTINUATION, HPACK bomb, too many fields; some
 # inside CONNECT too) are refused with a GOAWAY (or a 431), the store says
 # why, proxyd's peak RSS during each stays within 16 MB of where it was,
@@ -41,6 +44,8 @@ fi
 for tool in nghttp nghttpd h2load curl openssl python3 sha256sum socat; do
 	command -v $tool >/dev/null 2>&1 || { echo "proxyd_h2: $tool not installed; skipped"; exit 77; }
 done
+/usr/bin/python3 -c 'import h2' 2>/dev/null ||
+    { echo "proxyd_h2: python3-h2 not installed; skipped"; exit 77; }
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 B="$top/${BUILD:-build}"
@@ -151,6 +156,13 @@ ip netns exec "$NS2" nghttpd --echo-upload --trailer 'grpc-status: 0' \
     --trailer 'grpc-message: fine' 8446 "$T/pki/origin.key" "$T/pki/origin.pem" \
     >"$T/nghttpd-grpc.log" 2>&1 &
 pids="$pids $!"
+# Extended CONNECT (RFC 8441): an origin that offers it, one that does not.
+for e in 1 0; do
+	ip netns exec "$NS2" "$PY" "$top/test/integration/h2connect.py" server \
+	    10.97.0.2 $((8448 - e)) "$T/pki/origin.pem" "$T/pki/origin.key" $e \
+	    >"$T/h2connect-$e.log" 2>&1 &
+	pids="$pids $!"
+done
 # An HTTP/1.1-only TLS origin: python3 with no ALPN at all.
 ip netns exec "$NS2" "$PY" -c '
 import functools, http.server, ssl, sys
@@ -334,6 +346,27 @@ check "gRPC: show $id prints them" sh -c "
     grep -q 'POST https://origin.test:8446/pkg.Svc/Get HTTP/2.0' '$T/show-grpc.txt' &&
     grep -q '^grpc  *2 message(s) up, 2 down; status 0 fine' '$T/show-grpc.txt' &&
     grep -q 'grpc-message: fine' '$T/show-grpc.txt'"
+
+# Extended CONNECT: proxyd offers the client ENABLE_CONNECT_PROTOCOL only
+# when the origin did, and relays a websocket tunnel opened with it.
+i=0
+until grep -q serving "$T/h2connect-1.log" && grep -q serving "$T/h2connect-0.log"; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && break
+	sleep 0.05
+done
+out=$(run "$PY" "$top/test/integration/h2connect.py" client 10.97.0.2 8448 \
+    "$LCA" origin.test 2>&1)
+check "extended CONNECT: not offered to the client when the origin does not ($(echo $out))" \
+    test "$out" = "ecp 0"
+out=$(run "$PY" "$top/test/integration/h2connect.py" client 10.97.0.2 8447 \
+    "$LCA" origin.test 2>&1)
+check "extended CONNECT: offered when it does, and a websocket tunnel echoes through ($(echo $out))" \
+    test "$(echo $out)" = "ecp 1 status 200 echo hello"
+n=$(count_rows 1 '"method":"CONNECT"' '"url":"https://origin.test:8447/chat"' \
+    '"http_version":"HTTP/2.0"' '"request_headers":[[":protocol","websocket"]')
+check "extended CONNECT: the tunnel is an HTTP/2.0 CONNECT exchange in the store ($n)" \
+    test "$n" -eq 1
 
 # --- show and HAR ----------------------------------------------------------------
 id=$(grep -F '"path":"/echo"' "$T/flows.json" | tail -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
