@@ -61,7 +61,8 @@ new_session(struct h2 *c, enum h2_leg leg)
 	nghttp2_option_set_max_continuations(opt, 8);
 	if (leg == H2_CLIENT)
 		/* CVE-2023-44487, rapid reset: 1000 at once, then 33/s. */
-		nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+		nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST,
+		    RESET_RATE);
 	else
 		nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
 	if (leg == H2_CLIENT)
@@ -173,10 +174,45 @@ maybe_client_settings(struct h2 *c)
 
 /* --- I/O ------------------------------------------------------------------------- */
 
+/*
+ * A GOAWAY written by hand after what a failed leg's session had queued:
+ * nghttp2 takes no more calls on a session after a fatal error (its own
+ * flood and CONTINUATION limits, a callback that refused), and the peer
+ * should hear why rather than see the connection just end.  Its sessions'
+ * output is whole frames, so this one starts on a frame boundary.
+ */
+static void
+goaway_by_hand(struct h2 *c, enum h2_leg leg, uint32_t code)
+{
+	static const uint8_t settings[9] = { 0, 0, 0, NGHTTP2_SETTINGS };
+	struct leg *l = &c->leg[leg];
+	/* On the upstream leg we are the client: it opened no stream. */
+	uint32_t last = leg == H2_CLIENT ? (uint32_t)c->last_csid : 0;
+	uint8_t f[17] = { 0, 0, 8, NGHTTP2_GOAWAY, NGHTTP2_FLAG_NONE, 0, 0, 0, 0,
+	    (uint8_t)(last >> 24 & 0x7f), (uint8_t)(last >> 16),
+	    (uint8_t)(last >> 8), (uint8_t)last, (uint8_t)(code >> 24),
+	    (uint8_t)(code >> 16), (uint8_t)(code >> 8), (uint8_t)code };
+
+	if (l->appended == 0) {
+		/* Nothing went to the origin yet, not even our preface. */
+		if (leg == H2_UPSTREAM)
+			return;
+		/* A server's first frame is its SETTINGS (RFC 9113 3.4);
+		 * ours was held for the origin's (maybe_client_settings). */
+		if (h2_dbuf_add(c, &l->out, settings, sizeof(settings)) == -1)
+			return;
+		l->appended += sizeof(settings);
+	}
+	/* Out of memory or over the cap: the connection just ends. */
+	if (h2_dbuf_add(c, &l->out, f, sizeof(f)) == 0)
+		l->appended += sizeof(f);
+}
+
 static void
 leg_failed(struct h2 *c, enum h2_leg leg, ssize_t rv)
 {
 	struct leg *l = &c->leg[leg];
+	uint32_t code;
 
 	if (l->failed)
 		return;
@@ -197,10 +233,14 @@ leg_failed(struct h2 *c, enum h2_leg leg, ssize_t rv)
 	else
 		h2_fail_conn(c, "%s broke HTTP/2: %s", h2_leg_name[leg],
 		    nghttp2_strerror((int)rv));
-	/* Floods (ours, or nghttp2's own count) get ENHANCE_YOUR_CALM. */
-	h2_fail_both(c, leg, rv == NGHTTP2_ERR_FLOODED ||
+	/* Floods (ours, or nghttp2's own counts) get ENHANCE_YOUR_CALM. */
+	code = rv == NGHTTP2_ERR_FLOODED ||
+	    rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
 	    strstr(c->error, "flooded") != NULL ? NGHTTP2_ENHANCE_YOUR_CALM :
-	    NGHTTP2_PROTOCOL_ERROR);
+	    NGHTTP2_PROTOCOL_ERROR;
+	goaway_by_hand(c, leg, code);
+	/* (The other leg's GOAWAY is its session's own.) */
+	h2_fail_both(c, leg, code);
 }
 
 int
@@ -320,7 +360,8 @@ h2_output(struct h2 *c, enum h2_leg to, const uint8_t **p)
 {
 	struct leg *l = &c->leg[to];
 
-	if (!l->failed || l->out.len == 0)
+	/* A failed leg's session is spent: what it holds is only flushed. */
+	if (!l->failed)
 		fill(c, to);
 	h2_sweep(c);
 	*p = l->out.p != NULL ? l->out.p + l->out.off : NULL;

@@ -39,6 +39,10 @@ struct membudget;
 #define BUF_KEEP	(2 * OUT_HIGH)
 /* "Tight": proxyd's budget could not take this much for buffers now. */
 #define BUDGET_MARGIN	(64 * 1024)
+/* Rapid reset (CVE-2023-44487): the client's RST_STREAMs nghttp2 takes
+ * at once, then per second, before it ends the connection itself. */
+#define RESET_BURST	1000
+#define RESET_RATE	33
 
 /*
  * The connection's memory, nghttp2's included: capped per connection
@@ -139,6 +143,7 @@ struct leg {
 	/* control-frame token bucket */
 	uint64_t		 tokens_milli;
 	uint64_t		 tokens_us;
+	uint64_t		 rst_in;	/* RST_STREAMs it sent us */
 	char			 liberr[120];	/* nghttp2's last complaint */
 };
 
@@ -152,6 +157,7 @@ struct h2 {
 	struct streamq		 streams;	/* open, in client order */
 	struct streamq		 dead;
 	uint32_t		 nstreams, next_seq;
+	int32_t			 last_csid;	/* the client's newest stream */
 	bool			 client_settings_sent;
 	bool			 up_settings_seen;
 	bool			 up_connect_protocol;

@@ -430,6 +430,8 @@ c_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
 	}
 	s->c = c;
 	s->csid = frame->hd.stream_id;
+	if (s->csid > c->last_csid)
+		c->last_csid = s->csid;
 	s->seq = ++c->next_seq;
 	s->req_start_us = c->now_us;
 	s->moved_us[UP] = s->moved_us[DOWN] = c->now_us;
@@ -556,6 +558,10 @@ c_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !ctrl_frame(c, l))
 			goto flood;
 		return 0;
+	case NGHTTP2_RST_STREAM:
+		/* Counted to name nghttp2's rapid-reset GOAWAY. */
+		l->rst_in++;
+		return 0;
 	case NGHTTP2_GOAWAY:
 		/* The client opens nothing more; it takes no pushes anyway.
 		 * Tell the origin the same. */
@@ -624,7 +630,18 @@ c_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
 
 	if (frame->hd.type == NGHTTP2_GOAWAY &&
 	    frame->goaway.error_code != NGHTTP2_NO_ERROR) {
-		/* nghttp2's own defences (rapid reset, …) end here too. */
+		/*
+		 * nghttp2's own defences end here too.  Its rapid-reset limit
+		 * says nothing but INTERNAL_ERROR: named by the count.
+		 */
+		if (frame->goaway.error_code == NGHTTP2_INTERNAL_ERROR &&
+		    c->leg[H2_CLIENT].liberr[0] == '\0' &&
+		    c->leg[H2_CLIENT].rst_in >= RESET_BURST)
+			h2_fail_conn(c, "client reset %llu streams, over %u at "
+			    "once and %u/s (rapid reset, CVE-2023-44487): told it "
+			    "GOAWAY INTERNAL_ERROR",
+			    (unsigned long long)c->leg[H2_CLIENT].rst_in,
+			    RESET_BURST, RESET_RATE);
 		h2_fail_conn(c, "told the client GOAWAY %s%s%s",
 		    h2_code_name(frame->goaway.error_code),
 		    c->leg[H2_CLIENT].liberr[0] ? ": " : "",

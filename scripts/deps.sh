@@ -11,7 +11,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # Build: compilers, generators, libraries.  Tests: cmocka and the real peers
 # the integration tests talk to (chromium: the browser that reads the flow
 # viewer's page in test/integration/webd.sh, and falls back from HTTP/3 in
-# capture_chromium_quic.sh).  Each is a stock bookworm package.
+# capture_chromium_quic.sh; socat: the CONNECT shim that takes nghttp and
+# h2load, which speak to no proxy, through proxyd --listen in proxyd_h2.sh;
+# python3-h2: both ends of an extended CONNECT there, which no packaged
+# tool speaks).  Each is a stock bookworm package.
 PACKAGES="
   build-essential pkg-config cmake python3 dpkg-dev xz-utils bzip2
   clang llvm libclang-rt-14-dev
@@ -20,7 +23,7 @@ PACKAGES="
   libcap-dev libseccomp-dev libmnl-dev libsqlite3-dev libnghttp2-dev
   libcmocka-dev
   iproute2 procps psmisc curl wget openssl iperf3 python3-cryptography
-  nghttp2-client nghttp2-server
+  nghttp2-client nghttp2-server socat python3-h2
   mandoc man-db systemd strace ca-certificates libnss3-tools
   chromium
 "

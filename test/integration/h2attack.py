@@ -8,11 +8,14 @@ raw frames.  It prints one line: what the server did about it.
     settings  5,000 empty SETTINGS frames
     bomb      an HPACK bomb: one 4 KB field indexed, then referenced 100
               times (a few hundred bytes on the wire, 400 KB decoded)
+    fields    a request with 200 small header fields (over the field cap)
+    data      a stream opened, then 5,000 empty DATA frames on it
     rapid     rapid reset: HEADERS then RST_STREAM, 5,000 times
     cont      a HEADERS frame followed by 100 CONTINUATION frames
 
 With a proxy, it asks it for a CONNECT tunnel to HOST:PORT first.
-Output: "goaway CODE", "status N" (the first response's :status, bomb),
+Output: "goaway CODE", "status headers" (a response's HEADERS came: bomb,
+fields),
 "closed" (the connection ended without a GOAWAY) or "open" (nothing
 happened within the time given).
 """
@@ -75,6 +78,13 @@ def main():
         block = bytes([0x40, 6]) + b"x-bomb" + vlen + value
         block += bytes([0xbe]) * 100        # index 62: the field above
         out = [frame(1, 0x5, 1, GET + block)]
+    elif mode == "fields":
+        # literals without indexing, new names: x-f000: 1, x-f001: 1, ...
+        block = b"".join(bytes([0, 6]) + b"x-f%03d" % i + bytes([1]) + b"1"
+                         for i in range(200))
+        out = [frame(1, 0x5, 1, GET + block)]
+    elif mode == "data":
+        out = [frame(1, 0x4, 1, GET)] + [frame(0, 0, 1)] * 5000
     elif mode == "rapid":
         for i in range(5000):
             sid = 1 + 2 * i
@@ -98,8 +108,9 @@ def main():
             except (socket.timeout, ssl.SSLWantWriteError):
                 pass
             except OSError:
-                result = "closed"
-                break
+                # The server stopped reading us: what did it say first?
+                sent = len(data)
+                continue
             if mode == "ping":
                 continue
         try:
@@ -124,7 +135,7 @@ def main():
             if t == 7:
                 print("goaway", struct.unpack(">I", p[4:8])[0])
                 return
-            if t == 1 and mode == "bomb" and sid == 1:
+            if t == 1 and mode in ("bomb", "fields") and sid == 1:
                 print("status headers")
                 return
     if mode == "ping" and result == "open":

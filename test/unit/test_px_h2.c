@@ -84,6 +84,8 @@ struct origin {
 	int		 requests;
 	uint32_t	 rst_seen;
 	bool		 got_rst;
+	bool		 got_goaway;
+	uint32_t	 goaway_code;
 	int32_t		 goaway_after;	/* GOAWAY after this many requests */
 	bool		 connect_protocol;
 };
@@ -451,6 +453,10 @@ origin_frame(nghttp2_session *s, const nghttp2_frame *f, void *u)
 	if (f->hd.type == NGHTTP2_RST_STREAM) {
 		o->got_rst = true;
 		o->rst_seen = f->rst_stream.error_code;
+	}
+	if (f->hd.type == NGHTTP2_GOAWAY) {
+		o->got_goaway = true;
+		o->goaway_code = f->goaway.error_code;
 	}
 	if ((os = ostream_get(o, f->hd.stream_id, false)) == NULL)
 		return 0;
@@ -894,6 +900,33 @@ test_h2_goaway_from_server(void **state)
 	rig_free(&r);
 }
 
+/* The other way: a client's GOAWAY reaches the origin with its code, and
+ * an error code is the connection's recorded reason. */
+static void
+test_h2_goaway_from_client(void **state)
+{
+	struct rig r;
+
+	(void)state;
+	rig_init(&r, 0, false, NULL);
+	app_request(&r.app, "GET", "/hang", NULL, 0, false);
+	pump(&r);
+	assert_int_equal(r.org.requests, 1);
+	assert_int_equal(nghttp2_submit_goaway(r.app.s, NGHTTP2_FLAG_NONE, 0,
+	    NGHTTP2_ENHANCE_YOUR_CALM, NULL, 0), 0);
+	pump(&r);
+	assert_true(r.org.got_goaway);
+	assert_int_equal(r.org.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+	assert_non_null(h2_error(r.h2));
+	assert_non_null(strstr(h2_error(r.h2),
+	    "client sent GOAWAY: ENHANCE_YOUR_CALM"));
+	rig_free(&r);
+	/* The stream it left open is recorded with that reason. */
+	assert_int_equal(r.rec.n, 1);
+	assert_non_null(strstr(r.rec.error[0],
+	    "client sent GOAWAY: ENHANCE_YOUR_CALM"));
+}
+
 static void
 test_h2_slow_reader_bounded(void **state)
 {
@@ -1160,7 +1193,9 @@ test_h2_ping_flood(void **state)
 	print_message("ping flood: %s\n", h2_error(r.h2));
 	/* Nothing more is read from it. */
 	assert_false(h2_want_read(r.h2, H2_CLIENT));
+	/* It is told why, although nghttp2's session is spent. */
 	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	h2_get_stats(r.h2, &st);
 	assert_true(st.mem_peak < 1024 * 1024);
 	rig_free(&r);
@@ -1170,7 +1205,9 @@ static void
 test_h2_settings_and_empty_data_flood(void **state)
 {
 	static uint8_t buf[1 << 16];
+	const uint8_t *out;
 	struct rig r;
+	uint32_t code = 0;
 	size_t n;
 	int i, rv = 0;
 
@@ -1182,11 +1219,13 @@ test_h2_settings_and_empty_data_flood(void **state)
 	for (i = 0; i < 3000 && rv == 0; i++) {
 		n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0);
 		rv = h2_feed(r.h2, H2_CLIENT, buf, n, r.now);
-		(void)raw_drain(&r, NULL);
+		(void)raw_drain(&r, &code);
 	}
 	assert_int_equal(rv, -1);
 	assert_true(i <= H2_DEFAULT_CTRL_BURST + 2);
 	assert_non_null(strstr(h2_error(r.h2), "flooded"));
+	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	rig_free(&r);
 
 	/* Empty DATA frames on an open stream. */
@@ -1200,10 +1239,35 @@ test_h2_settings_and_empty_data_flood(void **state)
 	}
 	assert_int_equal(rv, -1);
 	assert_non_null(strstr(h2_error(r.h2), "flooded"));
+	code = 0;
+	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	rig_free(&r);
 	/* The open request was recorded with the reason. */
 	assert_int_equal(r.rec.n, 1);
 	assert_non_null(strstr(r.rec.error[0], "flooded"));
+
+	/* Before the origin's SETTINGS came (ours to the client wait for
+	 * them), the client still gets a SETTINGS frame first, then the
+	 * GOAWAY. */
+	rig_init(&r, 0, false, NULL);
+	memcpy(buf, H2_PREFACE, H2_PREFACE_LEN);
+	n = H2_PREFACE_LEN + frame(buf + H2_PREFACE_LEN, 0, NGHTTP2_SETTINGS,
+	    0, 0);
+	assert_int_equal(h2_feed(r.h2, H2_CLIENT, buf, n, r.now), 0);
+	for (i = 0, rv = 0; i < 3000 && rv == 0; i++) {
+		n = frame(buf, 0, NGHTTP2_SETTINGS, 0, 0);
+		rv = h2_feed(r.h2, H2_CLIENT, buf, n, r.now);
+	}
+	assert_int_equal(rv, -1);
+	n = h2_output(r.h2, H2_CLIENT, &out);
+	assert_int_equal(n, 9 + 17);
+	assert_int_equal(out[3], NGHTTP2_SETTINGS);
+	assert_int_equal(out[2], 0);
+	assert_int_equal(out[9 + 3], NGHTTP2_GOAWAY);
+	assert_int_equal(out[9 + 16], NGHTTP2_ENHANCE_YOUR_CALM);
+	h2_output_done(r.h2, H2_CLIENT, n, r.now);
+	rig_free(&r);
 }
 
 static void
@@ -1212,6 +1276,7 @@ test_h2_continuation_flood(void **state)
 	static uint8_t buf[4096];
 	static const uint8_t hb[] = { 0x82, 0x87, 0x84 };
 	struct rig r;
+	uint32_t code = 0;
 	size_t n;
 	int i;
 
@@ -1232,6 +1297,9 @@ test_h2_continuation_flood(void **state)
 	assert_int_equal(h2_feed(r.h2, H2_CLIENT, buf, n, r.now), -1);
 	print_message("continuation flood: %s\n", h2_error(r.h2));
 	assert_int_equal(r.org.requests, 0);
+	/* A GOAWAY says so, written by hand: nghttp2's session is spent. */
+	(void)raw_drain(&r, &code);
+	assert_int_equal(code, NGHTTP2_ENHANCE_YOUR_CALM);
 	rig_free(&r);
 }
 
@@ -1305,7 +1373,9 @@ test_h2_rapid_reset(void **state)
 	    h2_error(r.h2) ? h2_error(r.h2) : "-");
 	assert_true(i < 1200);
 	assert_non_null(h2_error(r.h2));
-	assert_true(code != 0);
+	/* The reason names the attack, not just nghttp2's GOAWAY code. */
+	assert_non_null(strstr(h2_error(r.h2), "rapid reset"));
+	assert_int_equal(code, NGHTTP2_INTERNAL_ERROR);
 	/* Few requests ever reached the origin. */
 	assert_true(r.org.requests < 1200);
 	rig_free(&r);
@@ -1948,6 +2018,7 @@ main(void)
 		cmocka_unit_test(test_h2_rst_from_client),
 		cmocka_unit_test(test_h2_rst_from_server),
 		cmocka_unit_test(test_h2_goaway_from_server),
+		cmocka_unit_test(test_h2_goaway_from_client),
 		cmocka_unit_test(test_h2_slow_reader_bounded),
 		cmocka_unit_test(test_h2_stalled_stream_reaped),
 		cmocka_unit_test(test_h2_grpc),

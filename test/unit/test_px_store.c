@@ -329,6 +329,16 @@ http2_exchange_trailers_grpc(void **state)
 	h.http_version = NULL;
 	h.version_minor = 1;
 	assert_true(store_http_add(st, row, &h) > 0);
+	/* CONNECT: a tunnel's host:port is its URL; an extended CONNECT
+	 * (RFC 8441, a websocket over h2) has a scheme and a path. */
+	h.http_version = "HTTP/2.0";
+	h.method = "CONNECT";
+	h.seq = 3;
+	h.target = "grpc.test:443";
+	assert_true(store_http_add(st, row, &h) > 0);
+	h.seq = 4;
+	h.target = "/chat";
+	assert_true(store_http_add(st, row, &h) > 0);
 	store_close(st);
 
 	db = reader();
@@ -346,6 +356,10 @@ http2_exchange_trailers_grpc(void **state)
 	    " WHERE seq = 1"), 1);
 	assert_int_equal(q_int(db, "SELECT grpc IS NULL AND resp_trailers IS NULL"
 	    " AND req_trailers IS NULL FROM http_exchanges WHERE seq = 2"), 1);
+	assert_string_equal(q_text(db, "SELECT url FROM http_exchanges"
+	    " WHERE seq = 3"), "grpc.test:443");
+	assert_string_equal(q_text(db, "SELECT url FROM http_exchanges"
+	    " WHERE seq = 4"), "https://grpc.test/chat");
 	sqlite3_close(db);
 }
 
