@@ -595,6 +595,18 @@ quic_initial_free(struct quic_initial *qi)
 	qi->have_keys = false;
 }
 
+void
+quic_initial_shed(struct quic_initial *qi)
+{
+	if (qi->state != QUIC_OK && qi->state != QUIC_MALFORMED)
+		return;		/* still reassembling: it needs them */
+	free(qi->crypto);
+	free(qi->have);
+	qi->crypto = qi->have = NULL;
+	mbedtls_platform_zeroize(&qi->keys, sizeof(qi->keys));
+	qi->have_keys = false;
+}
+
 enum quic_result
 quic_initial_feed(struct quic_initial *qi, const uint8_t *dgram, size_t len)
 {

@@ -139,6 +139,10 @@ void	 quic_initial_init(struct quic_initial *qi);
 enum quic_result quic_initial_feed(struct quic_initial *qi,
 	    const uint8_t *dgram, size_t len);
 void	 quic_initial_free(struct quic_initial *qi);
+/* Once the verdict is final (QUIC_OK or QUIC_MALFORMED): free the CRYPTO
+ * reassembly buffers and wipe the keys, keeping the parsed hello; later
+ * feeds return the same verdict as before.  Before that, does nothing. */
+void	 quic_initial_shed(struct quic_initial *qi);
 const char *quic_error_str(enum quic_error err);
 
 /* Initial keys for one side (RFC 9001 §5.2; RFC 9369 §3.3). */

@@ -55,6 +55,13 @@ qgate_free(struct qgate *g)
 	quic_initial_free(&g->qi);
 }
 
+void
+qgate_shed(struct qgate *g)
+{
+	if (qgate_hello_final(g))
+		quic_initial_shed(&g->qi);
+}
+
 static void
 feed(struct qgate *g, const uint8_t *d, size_t len)
 {

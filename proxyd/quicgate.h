@@ -96,6 +96,10 @@ size_t	 qgate_reply(const struct qgate *, uint8_t *out, size_t cap);
 bool	 qgate_is_quic(const struct qgate *);
 /* The Initials were read to the end: the hello is whole or never will be. */
 bool	 qgate_hello_final(const struct qgate *);
+/* Once the hello is final: free what reading it took (the 16 KiB CRYPTO
+ * reassembly buffer, its bitmap, the keys) for the rest of a passed flow;
+ * what the recorder reads (SNI, ALPN, reasons) stays. */
+void	 qgate_shed(struct qgate *);
 /* "" when unknown (the hello was never whole). */
 const char *qgate_sni(const struct qgate *);
 const char *qgate_alpn_offer(const struct qgate *);

@@ -154,6 +154,7 @@ rflow_quic_datagram(struct rflow *f, const uint8_t *d, size_t n)
 			f->quic_done = 1;
 			r->stats.quic_passed++;
 			log_verdict(f);
+			qgate_shed(f->quic);
 		}
 		return 0;
 	case QGATE_HOLD:
@@ -166,6 +167,7 @@ rflow_quic_datagram(struct rflow *f, const uint8_t *d, size_t n)
 		r->stats.quic_passed++;
 		log_verdict(f);
 		release(f);
+		qgate_shed(f->quic);
 		return 1;
 	case QGATE_REFUSE:
 	default:

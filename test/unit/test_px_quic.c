@@ -166,8 +166,18 @@ open_vector(const uint8_t *pkt, size_t len, uint32_t version)
 	/* sticky: later datagrams change nothing */
 	assert_int_equal(quic_initial_feed(&qi, (const uint8_t *)"x", 1), QUIC_OK);
 	assert_string_equal(qi.hello.sni, "example.com");
+	/* shed: the reassembly buffers and keys go, the hello stays */
+	assert_non_null(qi.crypto);
+	quic_initial_shed(&qi);
+	assert_null(qi.crypto);
+	assert_null(qi.have);
+	assert_false(qi.have_keys);
+	assert_memory_equal(qi.hello.hello, RFC_HELLO, RFC_HELLO_LEN);
+	assert_string_equal(qi.hello.sni, "example.com");
+	assert_int_equal(quic_initial_feed(&qi, pkt, len), QUIC_OK);
 	quic_initial_free(&qi);
 }
+
 
 static void
 test_open_v1_client_initial(void **state)
@@ -267,6 +277,31 @@ split_over_datagrams(uint32_t v)
 	assert_int_equal(qi.npackets, 3);
 	assert_int_equal(qi.ndatagrams, 3);
 	assert_int_equal(qi.largest_pn, 2);
+	assert_rfc_hello(&qi);
+	quic_initial_free(&qi);
+}
+
+/* Before the verdict, shedding would lose the hello's first bytes: it
+ * does nothing, and the hello still completes. */
+static void
+test_shed_waits_for_the_verdict(void **state)
+{
+	uint8_t f[600], d[1500];
+	size_t fn, dn;
+	struct quic_initial qi;
+
+	(void)state;
+	quic_initial_init(&qi);
+	fn = crypto_frame(f, sizeof(f), RFC_HELLO, 0, 100);
+	dn = client_initial(QUIC_VERSION_1, NULL, 0, 0, f, fn, 1200, d,
+	    sizeof(d));
+	assert_int_equal(quic_initial_feed(&qi, d, dn), QUIC_NEED_MORE);
+	quic_initial_shed(&qi);
+	assert_non_null(qi.crypto);
+	fn = crypto_frame(f, sizeof(f), RFC_HELLO, 100, RFC_HELLO_LEN - 100);
+	dn = client_initial(QUIC_VERSION_1, NULL, 0, 1, f, fn, 1200, d,
+	    sizeof(d));
+	assert_int_equal(quic_initial_feed(&qi, d, dn), QUIC_OK);
 	assert_rfc_hello(&qi);
 	quic_initial_free(&qi);
 }
@@ -726,6 +761,7 @@ main(void)
 		cmocka_unit_test(test_keys_v2_rfc9369_a1),
 		cmocka_unit_test(test_open_v1_client_initial),
 		cmocka_unit_test(test_open_v2_client_initial),
+		cmocka_unit_test(test_shed_waits_for_the_verdict),
 		cmocka_unit_test(test_build_matches_rfc_vectors),
 		cmocka_unit_test(test_server_initial_is_not_a_client_hello),
 		cmocka_unit_test(test_split_over_three_datagrams_out_of_order),

@@ -246,6 +246,12 @@ test_pass_forwards_and_records(void **state)
 	assert_string_equal(qgate_alpn_offer(&g), "alpn");
 	assert_string_equal(qgate_pass_reason(&g), "--quic pass");
 	assert_true(qgate_is_quic(&g));
+	/* what reading the hello took is freed; what the recorder reads stays */
+	qgate_shed(&g);
+	assert_null(g.qi.crypto);
+	assert_string_equal(qgate_sni(&g), "example.com");
+	assert_string_equal(qgate_alpn_offer(&g), "alpn");
+	assert_string_equal(qgate_pass_reason(&g), "--quic pass");
 	/* short-header traffic later on: forwarded, nothing to parse */
 	assert_int_equal(qgate_datagram(&g, (const uint8_t *)"\x41xyz", 4),
 	    QGATE_FORWARD);
