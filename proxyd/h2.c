@@ -233,11 +233,16 @@ leg_failed(struct h2 *c, enum h2_leg leg, ssize_t rv)
 	else
 		h2_fail_conn(c, "%s broke HTTP/2: %s", h2_leg_name[leg],
 		    nghttp2_strerror((int)rv));
-	/* Floods (ours, or nghttp2's own counts) get ENHANCE_YOUR_CALM. */
-	code = rv == NGHTTP2_ERR_FLOODED ||
+	/* Floods (ours, or nghttp2's own counts) get ENHANCE_YOUR_CALM; our
+	 * own memory limits are our failure, not the peer's protocol error. */
+	if (rv == NGHTTP2_ERR_FLOODED ||
 	    rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
-	    strstr(c->error, "flooded") != NULL ? NGHTTP2_ENHANCE_YOUR_CALM :
-	    NGHTTP2_PROTOCOL_ERROR;
+	    strstr(c->error, "flooded") != NULL)
+		code = NGHTTP2_ENHANCE_YOUR_CALM;
+	else if (c->mem.refused || c->mem.nomem || rv == NGHTTP2_ERR_NOMEM)
+		code = NGHTTP2_INTERNAL_ERROR;
+	else
+		code = NGHTTP2_PROTOCOL_ERROR;
 	goaway_by_hand(c, leg, code);
 	/* (The other leg's GOAWAY is its session's own.) */
 	h2_fail_both(c, leg, code);
@@ -340,6 +345,10 @@ fill(struct h2 *c, enum h2_leg to)
 				    "per-connection memory cap (%zu bytes)",
 				    h2_leg_name[to], c->cfg.mem_limit);
 			l->failed = true;
+			/* Best effort: the output ends on a frame boundary
+			 * (what failed was not added), and 17 bytes may still
+			 * fit where a whole frame did not. */
+			goaway_by_hand(c, to, NGHTTP2_INTERNAL_ERROR);
 			h2_fail_both(c, to, NGHTTP2_INTERNAL_ERROR);
 			return;
 		}

@@ -1421,6 +1421,11 @@ test_h2_memory_budget(void **state)
 		h2_get_stats(r.h2, &st);
 		assert_true(st.mem_peak <= cfg.mem_limit);
 	}
+	/* the client hears why: our limit, not its protocol error */
+	assert_non_null(h2_error(r.h2));
+	assert_non_null(strstr(h2_error(r.h2), "per-connection memory cap"));
+	assert_true(r.app.goaway);
+	assert_int_equal(r.app.goaway_code, NGHTTP2_INTERNAL_ERROR);
 	rig_free(&r);
 }
 
