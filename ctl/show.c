@@ -49,6 +49,11 @@ show_flow(void *ctx, const struct sr_flow *f)
 		term_str(stdout, f->cgroup, NULL);
 	}
 	putchar('\n');
+	if (f->exe && f->exe[0]) {
+		printf("executable ");
+		term_str(stdout, f->exe, NULL);
+		putchar('\n');
+	}
 	fmt_time(t, sizeof(t), f->start_us, true);
 	printf("started    %s", t);
 	if (f->end_us < 0)

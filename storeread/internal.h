@@ -32,6 +32,7 @@ struct sr_store {
 	bool		 has_host_re;
 	bool		 own_txn;	/* list.c's read transaction is open */
 	bool		 has_h2;	/* http_exchanges has trailers, grpc */
+	bool		 has_exe;	/* flows has exe (schema 6) */
 };
 
 /* sr_errmsg's text: printf-style, or SQLite's last error when fmt is NULL. */

@@ -173,6 +173,7 @@ flow_json(FILE *out, const struct sr_flow *f, bool first_bytes)
 	kaddr(out, "dst", f->dst_addr, f->dst_port);
 	fprintf(out, ",\"pid\":%" PRId64, f->pid);
 	kstr(out, "process", f->process);
+	kstr(out, "exe", f->exe);
 	kint(out, "uid", f->uid);
 	kint(out, "gid", f->gid);
 	kstr(out, "cgroup", f->cgroup);

@@ -85,6 +85,13 @@ const char sr_flow_cols[] =
     " f.server_cert_verified, f.passthrough_reason, f.first_up,"
     " f.first_down, f.done_serial";
 
+/* Columns a store may lack, by its version (6: flows.exe). */
+static const char *
+flow_cols_tail(const struct sr_store *st)
+{
+	return st->has_exe ? ", f.exe" : ", NULL";
+}
+
 void
 sr_read_flow(sqlite3_stmt *s, int c, struct sr_flow *f)
 {
@@ -134,6 +141,7 @@ sr_read_flow(sqlite3_stmt *s, int c, struct sr_flow *f)
 	f->first_down = sqlite3_column_blob(s, c + 40);
 	f->first_down_len = (size_t)sqlite3_column_bytes(s, c + 40);
 	f->done_serial = sr_col_int(s, c + 41);
+	f->exe = sr_col_text(s, c + 42);
 }
 
 /*
@@ -142,7 +150,7 @@ sr_read_flow(sqlite3_stmt *s, int c, struct sr_flow *f)
  * else its rcode; a flow's its end reason.
  */
 #define ENTRY_NCOLS	30
-#define ENTRY_SQL(COLS, FROM)	"SELECT " COLS ", %s FROM " FROM
+#define ENTRY_SQL(COLS, FROM)	"SELECT " COLS ", %s%s FROM " FROM
 
 
 static const char http_entry_cols[] =
@@ -224,22 +232,23 @@ sr_stmt(struct sr_store *st, enum sr_stmt id)
 		    SR_H2_COLS : SR_NO_H2_COLS);
 		snprintf(sql, sizeof(sql), ENTRY_SQL("%s",
 		    "http_exchanges h JOIN flows f ON f.id = h.flow_id"
-		    " WHERE h.id = ?1"), cols, sr_flow_cols);
+		    " WHERE h.id = ?1"), cols, sr_flow_cols, flow_cols_tail(st));
 		break;
 	}
 	case SR_Q_DNS_ENTRY:
 		snprintf(sql, sizeof(sql), ENTRY_SQL("%s",
 		    "dns d JOIN flows f ON f.id = d.flow_id"
 		    " WHERE d.id = ?1"), dns_entry_cols,
-		    sr_flow_cols);
+		    sr_flow_cols, flow_cols_tail(st));
 		break;
 	case SR_Q_FLOW_ENTRY:
 		snprintf(sql, sizeof(sql), ENTRY_SQL("%s",
-		    "flows f WHERE f.id = ?1"), flow_entry_cols, sr_flow_cols);
+		    "flows f WHERE f.id = ?1"), flow_entry_cols, sr_flow_cols,
+		    flow_cols_tail(st));
 		break;
 	case SR_Q_FLOW:
-		snprintf(sql, sizeof(sql), "SELECT %s FROM flows f WHERE"
-		    " f.id = ?1", sr_flow_cols);
+		snprintf(sql, sizeof(sql), "SELECT %s%s FROM flows f WHERE"
+		    " f.id = ?1", sr_flow_cols, flow_cols_tail(st));
 		break;
 	case SR_Q_HEADERS:
 		/* Header lists are [[name, value], …]; anything else is skipped. */
@@ -434,6 +443,7 @@ sr_open_file(const char *path, char *err, size_t errlen,
 		    st->version, STORE_SCHEMA_VERSION);
 		return NULL;
 	}
+	st->has_exe = has_column(st->db, "flows", "exe");
 	st->has_h2 = has_column(st->db, "http_exchanges", "grpc") &&
 	    has_column(st->db, "http_exchanges", "req_trailers") &&
 	    has_column(st->db, "http_exchanges", "resp_trailers");

@@ -105,6 +105,8 @@ struct sr_flow {
 	int		 src_port, dst_port;
 	int64_t		 pid, uid, gid;	/* pid 0: no process known */
 	const char	*process, *cgroup;
+	const char	*exe;		/* the executable's path; NULL unknown
+					   (the flow source did not say) */
 	int64_t		 start_us, end_us;	/* end_us -1: running */
 	int64_t		 connect_us, tls_handshake_us;	/* durations */
 	int64_t		 bytes_up, bytes_down;	/* from / to the app */

@@ -61,6 +61,9 @@ realtime_us(void)
  * 2: a DNS query and its answer; 3: a raw TCP flow; 4: wget, HTTP 404,
  * two hours ago; 5: still running.
  */
+/* flow 3's executable path (NewFlow.owner.exe, schema 6) */
+static char nc_exe[] = "/usr/bin/nc.openbsd";
+
 static void
 build_fixture(void)
 {
@@ -160,6 +163,7 @@ build_fixture(void)
 	assert_int_equal(store_flow_end(st, row, &rec, &dns), 0);
 
 	flowfix_record(&rec, 3, FLOW_TCP, "nc", 300, "192.0.2.9", 7000, t + 300000);
+	rec.meta.exe = nc_exe;	/* as the macOS extension tells it */
 	row = store_flow_begin(st, &rec);
 	rec.bytes_from_app = 10;
 	rec.bytes_to_app = 2048;
@@ -171,6 +175,7 @@ build_fixture(void)
 	rec.tcp_stats = (struct flow_tcp_stats){ .packets_from_app = 14,
 		.packets_to_app = 12, .retransmits = 3, .rtt_us = 875 };
 	assert_int_equal(store_flow_end(st, row, &rec, &raw), 0);
+	rec.meta.exe = NULL;
 
 	flowfix_record(&rec, 4, FLOW_TCP, "wget", 400, "192.0.2.10", 80,
 	    t_now - 2 * 3600 * 1000000LL);
@@ -553,8 +558,11 @@ show_dns_and_raw_flows(void **state)
 	assert_non_null(strstr(out, "datagrams  0 up, 0 down"));
 	assert_null(strstr(out, "\ntcp "));
 
+	assert_null(strstr(out, "executable"));	/* flow 2 has none */
+
 	assert_int_equal(RUN(ctl_show, "show", "3"), 0);
 	assert_non_null(strstr(out, "protocol   raw"));
+	assert_non_null(strstr(out, "\nexecutable /usr/bin/nc.openbsd\n"));
 	assert_non_null(strstr(out, "bytes      10 up, 2048 down"));
 	/* The source's TCP figures, on a line of their own. */
 	assert_non_null(strstr(out, "\ntcp        14 packets up, 12 down, "
@@ -781,6 +789,10 @@ http2_grpc_exchange_everywhere(void **state)
 	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process", "curl"),
 	    0);
 	assert_non_null(strstr(out, "\"http_version\":\"HTTP/1.1\""));
+	/* The executable's path where the flow source gave it, null where not. */
+	assert_non_null(strstr(out, "\"exe\":null"));
+	assert_int_equal(RUN(ctl_flows, "flows", "--json", "--process", "nc"), 0);
+	assert_non_null(strstr(out, "\"exe\":\"/usr/bin/nc.openbsd\""));
 	assert_int_equal(RUN(ctl_show, "show", "6.1"), 0);
 	assert_non_null(strstr(out, "POST https://grpc.test/pkg.Svc/Get HTTP/2.0\n"));
 	assert_non_null(strstr(out, "HTTP/2.0 200 \n"));

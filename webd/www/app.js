@@ -467,6 +467,7 @@ function renderDetail(d, id) {
 	kv(dl, 'protocol', f.protocol || 'not detected');
 	kv(dl, 'process', (f.process || '?') + ' (pid ' + f.pid + ', uid ' + f.uid +
 	    ', gid ' + f.gid + ')');
+	kv(dl, 'executable', f.exe);
 	kv(dl, 'cgroup', f.cgroup);
 	kv(dl, 'started', f.start);
 	kv(dl, 'connect', fmtDur(f.connect_us));
