@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __APPLE__
+#include <sys/sysctl.h>
+#endif
 
 #include "errmsg.h"
 
@@ -132,13 +135,49 @@ out:
 
 void
 rd_fill_daemon(Lc__DaemonStatus *ds, const char *name, int running,
-    uint32_t pid, const char *version, int (*effective_uid)(pid_t, uint32_t *))
+    uint32_t pid, const char *version)
 {
 	lc__daemon_status__init(ds);
 	ds->name = (char *)(uintptr_t)name;
 	ds->running = running;
 	ds->pid = pid;
 	ds->software_version = (char *)(uintptr_t)(version ? version : "");
-	if (running && pid > 0 && effective_uid)
-		ds->uid_known = effective_uid((pid_t)pid, &ds->uid) == 0;
+	if (running && pid > 0)
+		ds->uid_known = rd_effective_uid((pid_t)pid, &ds->uid) == 0;
+}
+
+/*
+ * A process's effective uid now: the daemons drop to their users after they
+ * connect, so the peer credentials taken at connect would say root.
+ */
+int
+rd_effective_uid(pid_t pid, uint32_t *uid)
+{
+#ifdef __APPLE__
+	int mib[4] = { CTL_KERN, KERN_PROC, KERN_PROC_PID, (int)pid };
+	struct kinfo_proc kp;
+	size_t len = sizeof(kp);
+
+	memset(&kp, 0, sizeof(kp));
+	if (sysctl(mib, 4, &kp, &len, NULL, 0) == -1 || len == 0)
+		return -1;
+	*uid = (uint32_t)kp.kp_eproc.e_ucred.cr_uid;
+	return 0;
+#else
+	char path[64], line[256];
+	unsigned r, e;
+	FILE *f;
+	int found = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (found == -1 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
+			*uid = e;
+			found = 0;
+		}
+	fclose(f);
+	return found;
+#endif
 }

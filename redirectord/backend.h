@@ -50,8 +50,6 @@ struct rd_backend {
 	void	(*shutdown)(void);
 	/* 1 if uid is a localcap service user (refused on ctl.sock). */
 	int	(*service_uid)(uid_t);
-	/* A process's effective uid now; 0, or -1 when unknown. */
-	int	(*effective_uid)(pid_t, uint32_t *);
 	/* The control requests; 0, or -1 with a one-line reason in err. */
 	int	(*attach)(const char *spec, char *err, size_t errlen,
 		    uint32_t *err_offset);
@@ -70,10 +68,12 @@ struct rd_backend {
 extern const struct rd_backend rd_backend_linux;
 extern const struct rd_backend rd_backend_macos;
 
-/* A status row; its uid from effective_uid (may be NULL) when running. */
+/* A process's effective uid now (/proc, or sysctl on macOS): 0 or -1. */
+int	rd_effective_uid(pid_t pid, uint32_t *uid);
+
+/* A status row; its uid from rd_effective_uid when running with a pid. */
 void	rd_fill_daemon(Lc__DaemonStatus *, const char *name, int running,
-	    uint32_t pid, const char *version,
-	    int (*effective_uid)(pid_t, uint32_t *));
+	    uint32_t pid, const char *version);
 
 /*
  * The active spec as a list of written items, ", "-free and comma-joined.

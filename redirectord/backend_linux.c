@@ -84,30 +84,6 @@ linux_option(int c, const char *arg)
 }
 
 /*
- * A process's effective uid from /proc: the daemons drop to their users
- * after they connect, so SO_PEERCRED (taken at connect) would say root.
- */
-static int
-effective_uid(pid_t pid, uint32_t *uid)
-{
-	char path[64], line[256];
-	unsigned r, e;
-	FILE *f;
-	int found = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	while (found == -1 && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
-			*uid = e;
-			found = 0;
-		}
-	fclose(f);
-	return found;
-}
-
-/*
  * netstackd's and proxyd's users are refused on ctl.sock whatever their
  * groups: code running inside either must not reach capture.
  */
@@ -118,11 +94,11 @@ service_uid(uid_t uid)
 
 	if (rd.netstack_user_set && uid == rd.netstack_uid)
 		return 1;
-	if (rd.netstack && effective_uid(ipc_cred(rd.netstack)->pid, &u) == 0 &&
+	if (rd.netstack && rd_effective_uid(ipc_cred(rd.netstack)->pid, &u) == 0 &&
 	    u == uid && u != 0)
 		return 1;
 	if (rd.netstack && rd.proxyd_connected && rd.proxyd_pid &&
-	    effective_uid((pid_t)rd.proxyd_pid, &u) == 0 && u == uid && u != 0)
+	    rd_effective_uid((pid_t)rd.proxyd_pid, &u) == 0 && u == uid && u != 0)
 		return 1;
 	return 0;
 }
@@ -178,7 +154,7 @@ linux_status(Lc__StatusReply *st, Lc__DaemonStatus ds[RD_STATUS_ROWS],
 	}
 	rd_fill_daemon(&ds[1], "netstackd", have_ns,
 	    have_ns ? (uint32_t)ipc_cred(rd.netstack)->pid : 0,
-	    have_ns ? ipc_peer_version(rd.netstack) : NULL, effective_uid);
+	    have_ns ? ipc_peer_version(rd.netstack) : NULL);
 	if (have_ns) {
 		ds[1].n_counters = rd.ns_status.counters.n;
 		ds[1].counters = msg_counters_to_pb(&rd.ns_status.counters,
@@ -186,8 +162,7 @@ linux_status(Lc__StatusReply *st, Lc__DaemonStatus ds[RD_STATUS_ROWS],
 	}
 	rd_fill_daemon(&ds[2], "proxyd", have_ns && rd.proxyd_connected,
 	    have_ns && rd.proxyd_connected ? rd.proxyd_pid : 0,
-	    have_ns && rd.proxyd_connected ? rd.ns_status.proxyd_version : NULL,
-	    effective_uid);
+	    have_ns && rd.proxyd_connected ? rd.ns_status.proxyd_version : NULL);
 	if (have_ns && rd.proxyd_connected) {
 		const struct msg_counters *pc = &rd.ns_status.proxyd_counters;
 		size_t i;
@@ -550,7 +525,6 @@ const struct rd_backend rd_backend_linux = {
 	.confine = linux_confine,
 	.shutdown = linux_shutdown,
 	.service_uid = service_uid,
-	.effective_uid = effective_uid,
 	.attach = linux_attach,
 	.detach = linux_detach,
 	.written_spec = linux_written_spec,

@@ -34,9 +34,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#ifdef __APPLE__
-#include <sys/sysctl.h>
-#endif
 
 #include "errmsg.h"
 #include "log.h"
@@ -288,39 +285,6 @@ macos_written_spec(char *buf, size_t len, uint32_t *runs)
 	*runs = 0;
 }
 
-/* A process's effective uid now (the daemons drop privileges late). */
-static int
-effective_uid(pid_t pid, uint32_t *uid)
-{
-#ifdef __APPLE__
-	int mib[4] = { CTL_KERN, KERN_PROC, KERN_PROC_PID, (int)pid };
-	struct kinfo_proc kp;
-	size_t len = sizeof(kp);
-
-	memset(&kp, 0, sizeof(kp));
-	if (sysctl(mib, 4, &kp, &len, NULL, 0) == -1 || len == 0)
-		return -1;
-	*uid = (uint32_t)kp.kp_eproc.e_ucred.cr_uid;
-	return 0;
-#else
-	char path[64], line[256];
-	unsigned r, e;
-	FILE *f;
-	int found = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (found == -1 && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
-			*uid = e;
-			found = 0;
-		}
-	fclose(f);
-	return found;
-#endif
-}
-
 /* proxyd's user (_localcap) never reaches capture. */
 static int
 service_uid(uid_t uid)
@@ -365,7 +329,7 @@ macos_status(Lc__StatusReply *st, Lc__DaemonStatus ds[RD_STATUS_ROWS],
 	ds[0].n_counters = 2;
 	ds[0].counters = counter_ptrs;
 	/* The extension's pid is the system's to know, not ours. */
-	rd_fill_daemon(&ds[1], "extension", mb.proxy_connected, 0, NULL, NULL);
+	rd_fill_daemon(&ds[1], "extension", mb.proxy_connected, 0, NULL);
 	dsp[1] = &ds[1];
 	st->n_daemons = 2;
 	st->spec = mb.spec;
@@ -470,7 +434,6 @@ const struct rd_backend rd_backend_macos = {
 	.confine = macos_confine,
 	.shutdown = macos_shutdown,
 	.service_uid = service_uid,
-	.effective_uid = effective_uid,
 	.attach = macos_attach,
 	.detach = macos_detach,
 	.written_spec = macos_written_spec,

@@ -113,7 +113,7 @@ ctl_status(Lc__StatusReply *st, Lc__DaemonStatus ds[RD_STATUS_ROWS],
 {
 	lc__status_reply__init(st);
 	rd_fill_daemon(&ds[0], "redirectord", 1, (uint32_t)getpid(),
-	    LOCALCAP_VERSION, be->effective_uid);
+	    LOCALCAP_VERSION);
 	ds[0].uptime_s = (uint64_t)(ev_now(rd.d.loop) - rd.d.started);
 	dsp[0] = &ds[0];
 	st->n_daemons = 1;

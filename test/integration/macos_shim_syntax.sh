@@ -68,7 +68,7 @@ csyntax() {
 	    -I"$top" -I"$top/common" -I"$top/$BUILD/gen" "$@"
 }
 for f in common/ipc_darwin.c common/plat_posix.c common/sandbox_posix.c ctl/ca.c \
-    redirectord/backend_macos.c; do
+    redirectord/backend.c redirectord/backend_macos.c; do
 	check "clang -fsyntax-only -D__APPLE__ $f" csyntax "$top/$f"
 done
 sed 's/LOCAL_PEERPID/LOCAL_PEER_PID/' "$top/common/ipc_darwin.c" >"$T/ipc_darwin.c"
